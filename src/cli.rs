@@ -1,0 +1,233 @@
+//! The command line: argument definitions (clap) and the offline commands.
+//!
+//! `main.rs` only sets up logging and configuration and calls [`execute`]. The offline commands
+//! (`ask`, `random`, `topics`, `check`, `next-posts`) print to stdout and report problems on
+//! stderr; every failure maps to exit code 2 so scripts can tell "bad input or data" from success.
+
+use std::io::Write;
+
+use clap::{Args, Parser, Subcommand};
+use serde::Serialize;
+
+use crate::library::{Insight, Library};
+use crate::schedule::{format_rfc3339_z, WeeklySchedule};
+use crate::search::Answer;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "insight-bot",
+    version,
+    about = "A Discord bot that answers leadership questions with the most relevant insight and posts an insight of the week.",
+    long_about = "A Discord bot that answers leadership questions with the most relevant insight and posts an insight of the week.\n\nWith no command it runs the bot (`run`). The other commands work offline on the collection at INSIGHTS_PATH (default: data/)."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the Discord bot (needs DISCORD_TOKEN; see README).
+    Run,
+    /// Answer a question with the most relevant insight.
+    Ask(AskArgs),
+    /// Print a random insight.
+    Random(RandomArgs),
+    /// List the topics and how many insights each has.
+    Topics,
+    /// Validate the collection and print a summary.
+    Check,
+    /// Print the next weekly post instants (UTC) for a schedule.
+    NextPosts(NextPostsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct AskArgs {
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// How many insights to show, best first.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=25))]
+    pub top: u16,
+    /// The question, in your own words.
+    #[arg(required = true, num_args = 1.., value_name = "QUESTION")]
+    pub question: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct RandomArgs {
+    /// Pick from this topic only (see `insight-bot topics`).
+    #[arg(long)]
+    pub topic: Option<String>,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct NextPostsArgs {
+    /// Weekday: mon, tue, ... or monday, tuesday, ...
+    #[arg(long, default_value = "mon")]
+    pub day: String,
+    /// Local time, 24-hour HH:MM.
+    #[arg(long, default_value = "09:00")]
+    pub time: String,
+    /// IANA time zone, e.g. Europe/London.
+    #[arg(long, default_value = "UTC")]
+    pub timezone: String,
+    /// Start from this instant (RFC 3339, e.g. 2026-03-01T00:00:00Z); default: now.
+    #[arg(long)]
+    pub from: Option<String>,
+    /// How many instants to print.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    pub count: u16,
+}
+
+/// An error for the user: printed on stderr, exit code 2.
+#[derive(Debug)]
+pub struct CliError(pub String);
+
+impl std::fmt::Display for CliError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl<E: std::error::Error> From<E> for CliError {
+    fn from(e: E) -> Self {
+        CliError(e.to_string())
+    }
+}
+
+#[derive(Serialize)]
+struct JsonMatch<'a> {
+    id: &'a str,
+    title: &'a str,
+    text: &'a str,
+    score: f32,
+}
+
+#[derive(Serialize)]
+struct JsonAnswer<'a> {
+    question: &'a str,
+    matches: Vec<JsonMatch<'a>>,
+    no_close_match: bool,
+}
+
+/// The `ask --json` object: `{"question", "matches": [{id, title, text, score}], "no_close_match"}`.
+pub fn answer_json(answer: &Answer<'_>) -> String {
+    let json = JsonAnswer {
+        question: &answer.question,
+        matches: answer
+            .matches
+            .iter()
+            .map(|m| JsonMatch {
+                id: &m.insight.id,
+                title: &m.insight.title,
+                text: &m.insight.text,
+                // Rounded so the output is readable and stable across platforms' float printing.
+                score: (m.score * 1000.0).round() / 1000.0,
+            })
+            .collect(),
+        no_close_match: answer.no_close_match,
+    };
+    serde_json::to_string(&json).expect("plain strings and numbers always serialize")
+}
+
+fn write_insight(out: &mut impl Write, insight: &Insight) -> std::io::Result<()> {
+    writeln!(out, "{}  [{}]", insight.title, insight.id)?;
+    writeln!(out)?;
+    writeln!(out, "{}", insight.text)?;
+    writeln!(out)?;
+    writeln!(out, "  -- {}", insight.source)?;
+    writeln!(out, "  topics: {}", insight.topics.join(", "))
+}
+
+pub fn ask(library: &Library, args: &AskArgs, out: &mut impl Write) -> Result<(), CliError> {
+    let question = args.question.join(" ");
+    let answer = library.ask(&question, args.top as usize)?;
+    if args.json {
+        writeln!(out, "{}", answer_json(&answer))?;
+        return Ok(());
+    }
+    if answer.no_close_match {
+        writeln!(
+            out,
+            "No close match for {:?} in the collection.\nTry other words, or see `insight-bot topics` and `insight-bot random --topic TOPIC`.",
+            answer.question
+        )?;
+        return Ok(());
+    }
+    for (rank, m) in answer.matches.iter().enumerate() {
+        if answer.matches.len() > 1 {
+            writeln!(out, "#{} (score {:.2})", rank + 1, m.score)?;
+        }
+        write_insight(out, m.insight)?;
+        if rank + 1 < answer.matches.len() {
+            writeln!(out)?;
+        }
+    }
+    Ok(())
+}
+
+pub fn random(library: &Library, args: &RandomArgs, out: &mut impl Write) -> Result<(), CliError> {
+    let mut rng = rand::thread_rng();
+    let topic = args.topic.as_deref().map(str::trim);
+    let insight = library.random(topic, None, &mut rng).ok_or_else(|| {
+        let known: Vec<&str> = library.topics().map(|(t, _)| t).collect();
+        CliError(format!(
+            "unknown topic {:?}; the topics are: {}",
+            topic.unwrap_or_default(),
+            known.join(", ")
+        ))
+    })?;
+    if args.json {
+        let json = serde_json::json!({
+            "id": insight.id, "title": insight.title, "text": insight.text,
+            "topics": insight.topics, "source": insight.source.to_string(),
+        });
+        writeln!(out, "{json}")?;
+    } else {
+        write_insight(out, insight)?;
+    }
+    Ok(())
+}
+
+pub fn topics(library: &Library, out: &mut impl Write) -> Result<(), CliError> {
+    for (topic, count) in library.topics() {
+        writeln!(out, "{topic}\t{count}")?;
+    }
+    Ok(())
+}
+
+pub fn check(library: &Library, path: &str, out: &mut impl Write) -> Result<(), CliError> {
+    let asks: usize = library.insights().iter().map(|i| i.asks.len()).sum();
+    writeln!(
+        out,
+        "{path}: OK: {} insights, {} topics, {asks} asks",
+        library.len(),
+        library.topics().count()
+    )?;
+    for insight in library.insights() {
+        writeln!(out, "  {:<28} {}", insight.id, insight.title)?;
+    }
+    Ok(())
+}
+
+pub fn next_posts(args: &NextPostsArgs, out: &mut impl Write) -> Result<(), CliError> {
+    let schedule = WeeklySchedule::parse(&args.day, &args.time, &args.timezone)?;
+    let from = match &args.from {
+        None => chrono::Utc::now(),
+        Some(text) => chrono::DateTime::parse_from_rfc3339(text.trim())
+            .map_err(|e| {
+                CliError(format!(
+                    "--from {text:?} is not an RFC 3339 instant ({e}); for example 2026-03-01T00:00:00Z"
+                ))
+            })?
+            .with_timezone(&chrono::Utc),
+    };
+    for slot in schedule.next_slots(from, args.count as usize) {
+        writeln!(out, "{}", format_rfc3339_z(slot.at))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,495 @@
+//! The insight collection: loading, validation, look-up and random picks.
+//!
+//! A collection is one TOML file or a directory of them (see "Adding insights" in the README).
+//! Loading is all-or-nothing: every file is parsed and every entry validated, all problems are
+//! collected and reported as `file:line: reason`, and only a collection with no problem at all is
+//! returned. A half-loaded collection would silently hide insights (or serve a broken one to
+//! Discord), which is worse than refusing to start.
+//!
+//! The limits mirror Discord's embed limits, so that any insight that loads can be posted as is.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use rand::seq::SliceRandom;
+use rand::Rng;
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::search::{Answer, AskError, SearchIndex};
+
+/// Discord: an embed description holds at most 4096 characters.
+pub const MAX_TEXT_CHARS: usize = 4096;
+/// Discord: an embed title holds at most 256 characters.
+pub const MAX_TITLE_CHARS: usize = 256;
+/// Ids travel inside button custom ids (at most 100 characters with our prefix), so keep them short.
+pub const MAX_ID_CHARS: usize = 64;
+/// Discord: an embed footer holds at most 2048 characters; the source is shown there.
+pub const MAX_SOURCE_CHARS: usize = 1024;
+
+/// Where an insight comes from, shown in the embed footer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Source {
+    pub title: String,
+    pub publisher: String,
+    pub url: Option<String>,
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} | {}", self.title, self.publisher)
+    }
+}
+
+/// One insight, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Insight {
+    /// A lowercase slug, unique across the collection: `tour-of-duty`.
+    pub id: String,
+    /// A short headline a person would click.
+    pub title: String,
+    /// The insight itself, verbatim from its source.
+    pub text: String,
+    /// Lowercase tags, e.g. `delegation`, `career`.
+    pub topics: Vec<String>,
+    /// Questions and situations, in people's own words, that this insight answers.
+    pub asks: Vec<String>,
+    pub source: Source,
+}
+
+/// One problem found while loading: the file, the 1-based line, and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub file: PathBuf,
+    pub line: usize,
+    pub reason: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}: {}", self.file.display(), self.line, self.reason)
+    }
+}
+
+/// Why a collection could not be loaded: every problem found, one per line when displayed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoadError {
+    pub problems: Vec<Problem>,
+}
+
+impl fmt::Display for LoadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, problem) in self.problems.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{problem}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for LoadError {}
+
+/// The loaded collection and its search index.
+#[derive(Debug)]
+pub struct Library {
+    insights: Vec<Insight>,
+    by_id: HashMap<String, usize>,
+    /// Topic -> indices of its insights; a BTreeMap so listings are alphabetical.
+    topics: BTreeMap<String, Vec<usize>>,
+    index: SearchIndex,
+}
+
+// ---- the file format, as parsed before validation ----
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    #[serde(default)]
+    insight: Vec<Spanned<RawInsight>>,
+}
+
+// Every field is optional here so that a missing one is reported by our validation with the
+// entry's line and a plain sentence, rather than by serde's generic message.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawInsight {
+    id: Option<Spanned<String>>,
+    title: Option<Spanned<String>>,
+    text: Option<Spanned<String>>,
+    topics: Option<Spanned<Vec<String>>>,
+    asks: Option<Spanned<Vec<String>>>,
+    source: Option<Spanned<RawSource>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSource {
+    title: Option<String>,
+    publisher: Option<String>,
+    url: Option<String>,
+}
+
+/// Maps byte offsets of one file to 1-based line numbers.
+struct LineIndex {
+    starts: Vec<usize>,
+}
+
+impl LineIndex {
+    fn new(text: &str) -> Self {
+        let starts = std::iter::once(0)
+            .chain(text.match_indices('\n').map(|(i, _)| i + 1))
+            .collect();
+        LineIndex { starts }
+    }
+
+    fn line(&self, offset: usize) -> usize {
+        self.starts.partition_point(|&start| start <= offset).max(1)
+    }
+}
+
+/// Collects problems for one file.
+struct FileCheck<'a> {
+    file: &'a Path,
+    lines: LineIndex,
+    problems: Vec<Problem>,
+}
+
+impl FileCheck<'_> {
+    fn report(&mut self, span: Range<usize>, reason: impl Into<String>) {
+        self.problems.push(Problem {
+            file: self.file.to_path_buf(),
+            line: self.lines.line(span.start),
+            reason: reason.into(),
+        });
+    }
+}
+
+/// True for a lowercase slug: `a-z`, `0-9`, single hyphens between words.
+pub fn is_slug(s: &str) -> bool {
+    !s.is_empty()
+        && s.split('-').all(|part| {
+            !part.is_empty()
+                && part
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        })
+}
+
+fn char_count(s: &str) -> usize {
+    s.chars().count()
+}
+
+impl Library {
+    /// Loads a collection from a `.toml` file, or from every `*.toml` file of a directory
+    /// (sorted by name, so ids and errors come out in a stable order).
+    pub fn load(path: &Path) -> Result<Library, LoadError> {
+        let single = |reason: String| LoadError {
+            problems: vec![Problem {
+                file: path.to_path_buf(),
+                line: 1,
+                reason,
+            }],
+        };
+        let metadata = std::fs::metadata(path).map_err(|e| single(format!("cannot read: {e}")))?;
+        let files: Vec<PathBuf> = if metadata.is_dir() {
+            let entries =
+                std::fs::read_dir(path).map_err(|e| single(format!("cannot list: {e}")))?;
+            let mut files = Vec::new();
+            for entry in entries {
+                let entry = entry.map_err(|e| single(format!("cannot list: {e}")))?;
+                let p = entry.path();
+                if p.extension().is_some_and(|ext| ext == "toml") && p.is_file() {
+                    files.push(p);
+                }
+            }
+            files.sort();
+            if files.is_empty() {
+                return Err(single(
+                    "no *.toml files in this directory: the collection is empty".into(),
+                ));
+            }
+            files
+        } else {
+            vec![path.to_path_buf()]
+        };
+        let mut sources = Vec::with_capacity(files.len());
+        for file in files {
+            match std::fs::read_to_string(&file) {
+                Ok(text) => sources.push((file, text)),
+                Err(e) => {
+                    return Err(LoadError {
+                        problems: vec![Problem {
+                            file,
+                            line: 1,
+                            reason: format!("cannot read: {e}"),
+                        }],
+                    })
+                }
+            }
+        }
+        Library::from_sources(&sources)
+    }
+
+    /// Parses and validates collections given as (file name, TOML text) pairs.
+    pub fn from_sources(sources: &[(PathBuf, String)]) -> Result<Library, LoadError> {
+        let mut insights = Vec::new();
+        let mut problems = Vec::new();
+        // id -> (file, line) of its first definition, so a duplicate names both places.
+        let mut first_seen: HashMap<String, (PathBuf, usize)> = HashMap::new();
+        for (file, text) in sources {
+            let mut check = FileCheck {
+                file,
+                lines: LineIndex::new(text),
+                problems: Vec::new(),
+            };
+            match toml::from_str::<RawFile>(text) {
+                Err(e) => {
+                    let span = e.span().unwrap_or(0..0);
+                    check.report(span, format!("invalid TOML: {}", e.message().trim()));
+                }
+                Ok(raw) => {
+                    for entry in raw.insight {
+                        let Some((insight, id_span)) = validate(entry, &mut check) else {
+                            continue;
+                        };
+                        let line = check.lines.line(id_span.start);
+                        if let Some((other_file, other_line)) = first_seen.get(&insight.id) {
+                            let reason = format!(
+                                "duplicate id {:?}: already defined at {}:{}",
+                                insight.id,
+                                other_file.display(),
+                                other_line
+                            );
+                            check.report(id_span, reason);
+                            continue;
+                        }
+                        first_seen.insert(insight.id.clone(), (file.clone(), line));
+                        insights.push(insight);
+                    }
+                }
+            }
+            problems.append(&mut check.problems);
+        }
+        if insights.is_empty() && problems.is_empty() {
+            problems.push(Problem {
+                file: sources.first().map(|(f, _)| f.clone()).unwrap_or_default(),
+                line: 1,
+                reason: "the collection is empty: add at least one [[insight]]".into(),
+            });
+        }
+        if !problems.is_empty() {
+            return Err(LoadError { problems });
+        }
+        Ok(Library::from_insights(insights))
+    }
+
+    /// Builds the look-up tables and the search index for already validated insights.
+    fn from_insights(insights: Vec<Insight>) -> Library {
+        let mut by_id = HashMap::with_capacity(insights.len());
+        let mut topics: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+        for (i, insight) in insights.iter().enumerate() {
+            by_id.insert(insight.id.clone(), i);
+            for topic in &insight.topics {
+                topics.entry(topic.clone()).or_default().push(i);
+            }
+        }
+        let index = SearchIndex::build(&insights);
+        Library {
+            insights,
+            by_id,
+            topics,
+            index,
+        }
+    }
+
+    /// All insights, in load order.
+    pub fn insights(&self) -> &[Insight] {
+        &self.insights
+    }
+
+    pub fn len(&self) -> usize {
+        self.insights.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.insights.is_empty()
+    }
+
+    pub fn get(&self, id: &str) -> Option<&Insight> {
+        self.by_id.get(id).map(|&i| &self.insights[i])
+    }
+
+    /// Topics with how many insights carry each, alphabetically.
+    pub fn topics(&self) -> impl Iterator<Item = (&str, usize)> {
+        self.topics.iter().map(|(t, v)| (t.as_str(), v.len()))
+    }
+
+    pub fn has_topic(&self, topic: &str) -> bool {
+        self.topics.contains_key(topic)
+    }
+
+    /// A random insight, from `topic` when given, preferring one other than `avoid` (so "another
+    /// one" never shows the same insight twice in a row when there is a choice).
+    /// `None` when the topic is unknown.
+    pub fn random<R: Rng + ?Sized>(
+        &self,
+        topic: Option<&str>,
+        avoid: Option<&str>,
+        rng: &mut R,
+    ) -> Option<&Insight> {
+        let pool: Vec<usize> = match topic {
+            Some(t) => self.topics.get(t)?.clone(),
+            None => (0..self.insights.len()).collect(),
+        };
+        let preferred: Vec<usize> = pool
+            .iter()
+            .copied()
+            .filter(|&i| Some(self.insights[i].id.as_str()) != avoid)
+            .collect();
+        let choice = if preferred.is_empty() {
+            pool.choose(rng)
+        } else {
+            preferred.choose(rng)
+        };
+        choice.map(|&i| &self.insights[i])
+    }
+
+    /// Ranks the collection for a question: the one code path behind `ask`, `/advice` and DMs.
+    pub fn ask(&self, question: &str, limit: usize) -> Result<Answer<'_>, AskError> {
+        self.index.ask(&self.insights, question, limit)
+    }
+}
+
+/// Validates one raw entry, reporting every problem; returns the insight and the span of its id
+/// only when the entry is whole.
+fn validate(
+    entry: Spanned<RawInsight>,
+    check: &mut FileCheck<'_>,
+) -> Option<(Insight, Range<usize>)> {
+    let entry_span = entry.span();
+    let raw = entry.into_inner();
+    let before = check.problems.len();
+    let id_span = raw.id.as_ref().map_or(entry_span.clone(), |id| id.span());
+
+    let mut text_field = |field: Option<Spanned<String>>, name: &str, max: usize| {
+        let Some(value) = field else {
+            check.report(
+                entry_span.clone(),
+                format!("[[insight]] is missing the `{name}` field"),
+            );
+            return String::new();
+        };
+        let span = value.span();
+        let value = value.into_inner();
+        if value.trim().is_empty() {
+            check.report(span, format!("`{name}` is empty"));
+        } else if char_count(&value) > max {
+            check.report(
+                span,
+                format!(
+                    "`{name}` is {} characters long; the limit is {max} (Discord's embed limit)",
+                    char_count(&value)
+                ),
+            );
+        }
+        value.trim().to_string()
+    };
+    let id = text_field(raw.id, "id", MAX_ID_CHARS);
+    let title = text_field(raw.title, "title", MAX_TITLE_CHARS);
+    let text = text_field(raw.text, "text", MAX_TEXT_CHARS);
+
+    let mut list_field = |field: Option<Spanned<Vec<String>>>, name: &str, slugs: bool| {
+        let Some(value) = field else {
+            check.report(
+                entry_span.clone(),
+                format!("[[insight]] is missing the `{name}` field"),
+            );
+            return Vec::new();
+        };
+        let span = value.span();
+        let items = value.into_inner();
+        if items.is_empty() {
+            check.report(span.clone(), format!("`{name}` is empty: give at least one"));
+        }
+        for item in &items {
+            if item.trim().is_empty() {
+                check.report(span.clone(), format!("`{name}` has an empty entry"));
+            } else if slugs && !is_slug(item) {
+                check.report(
+                    span.clone(),
+                    format!("topic {item:?} is not a lowercase tag (a-z, 0-9 and hyphens, e.g. \"career-ladder\")"),
+                );
+            } else if char_count(item) > 100 {
+                check.report(
+                    span.clone(),
+                    format!("`{name}` has an entry over 100 characters"),
+                );
+            }
+        }
+        items.into_iter().map(|s| s.trim().to_string()).collect()
+    };
+    let topics = list_field(raw.topics, "topics", true);
+    let asks = list_field(raw.asks, "asks", false);
+
+    let source = match raw.source {
+        None => {
+            check.report(
+                entry_span.clone(),
+                "[[insight]] is missing the `source` field (source = { title = \"...\", publisher = \"...\" })",
+            );
+            None
+        }
+        Some(source) => {
+            let span = source.span();
+            let source = source.into_inner();
+            let mut part = |value: Option<String>, name: &str| match value {
+                Some(v) if !v.trim().is_empty() => {
+                    if char_count(&v) > MAX_SOURCE_CHARS {
+                        check.report(
+                            span.clone(),
+                            format!("`source.{name}` is over {MAX_SOURCE_CHARS} characters"),
+                        );
+                    }
+                    v.trim().to_string()
+                }
+                _ => {
+                    check.report(
+                        span.clone(),
+                        format!("`source.{name}` is missing or empty"),
+                    );
+                    String::new()
+                }
+            };
+            let title = part(source.title, "title");
+            let publisher = part(source.publisher, "publisher");
+            Some(Source {
+                title,
+                publisher,
+                url: source.url.filter(|u| !u.trim().is_empty()),
+            })
+        }
+    };
+
+    if !id.is_empty() && !is_slug(&id) {
+        check.report(
+            entry_span.clone(),
+            format!("id {id:?} is not a lowercase slug (a-z, 0-9 and single hyphens, e.g. \"tour-of-duty\")"),
+        );
+    }
+    if check.problems.len() > before {
+        return None;
+    }
+    let insight = Insight {
+        id,
+        title,
+        text,
+        topics,
+        asks,
+        source: source?,
+    };
+    Some((insight, id_span))
+}

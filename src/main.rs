@@ -1,0 +1,79 @@
+//! The `insight-bot` binary: parse the command line, set up logging and configuration, and hand
+//! over to the library. Every error ends here, printed on stderr, with exit code 2.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use clap::Parser;
+use insight_bot::cli::{self, Cli, CliError, Command};
+use insight_bot::config::Config;
+use insight_bot::library::Library;
+use tracing_subscriber::EnvFilter;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match execute(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn init_tracing() -> Result<(), CliError> {
+    // Logs go to stderr so that stdout stays clean for `ask --json` and friends.
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(spec) if !spec.trim().is_empty() => EnvFilter::try_new(&spec).map_err(|e| {
+            CliError(format!(
+                "RUST_LOG: {spec:?} is not a log filter ({e}); use e.g. info or insight_bot=debug"
+            ))
+        })?,
+        _ => EnvFilter::new("info"),
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    Ok(())
+}
+
+fn load_library(config: &Config) -> Result<Library, CliError> {
+    Library::load(&config.insights_path).map_err(|e| {
+        CliError(format!(
+            "cannot load the insight collection (INSIGHTS_PATH={}):\n{e}",
+            config.insights_path.display()
+        ))
+    })
+}
+
+fn execute(cli: Cli) -> Result<ExitCode, CliError> {
+    // A missing .env is normal; a broken one is reported. Variables already set win.
+    if let Err(e) = dotenvy::dotenv() {
+        if !e.not_found() {
+            return Err(CliError(format!(".env: {e}")));
+        }
+    }
+    init_tracing()?;
+    let config = Config::from_env()?;
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    match cli.command.unwrap_or(Command::Run) {
+        Command::Run => {
+            return Err(CliError(
+                "the Discord bot is not built yet: only the offline commands (ask, random, topics, check) work in this version".into(),
+            ))
+        }
+        Command::Ask(args) => cli::ask(&load_library(&config)?, &args, &mut out)?,
+        Command::Random(args) => cli::random(&load_library(&config)?, &args, &mut out)?,
+        Command::Topics => cli::topics(&load_library(&config)?, &mut out)?,
+        Command::Check => cli::check(
+            &load_library(&config)?,
+            &config.insights_path.display().to_string(),
+            &mut out,
+        )?,
+        Command::NextPosts(args) => cli::next_posts(&args, &mut out)?,
+    }
+    out.flush()?;
+    Ok(ExitCode::SUCCESS)
+}
