@@ -493,3 +493,198 @@ fn validate(
     };
     Some((insight, id_span))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+[[insight]]
+id = "first-one"
+title = "A title"
+text = "Some text about delegation."
+topics = ["delegation"]
+asks = ["How do I delegate?"]
+source = { title = "A page", publisher = "RiffOn" }
+"#;
+
+    fn load(files: &[(&str, &str)]) -> Result<Library, LoadError> {
+        let sources: Vec<(PathBuf, String)> = files
+            .iter()
+            .map(|(name, text)| (PathBuf::from(name), text.to_string()))
+            .collect();
+        Library::from_sources(&sources)
+    }
+
+    fn problems(files: &[(&str, &str)]) -> Vec<String> {
+        load(files)
+            .expect_err("should not load")
+            .problems
+            .iter()
+            .map(ToString::to_string)
+            .collect()
+    }
+
+    fn with(field: &str, replacement: &str) -> String {
+        let line = GOOD
+            .lines()
+            .find(|l| l.starts_with(&format!("{field} =")))
+            .unwrap();
+        GOOD.replace(line, replacement)
+    }
+
+    #[test]
+    fn a_good_file_loads() {
+        let library = load(&[("a.toml", GOOD)]).unwrap();
+        assert_eq!(library.len(), 1);
+        let insight = library.get("first-one").unwrap();
+        assert_eq!(insight.source.to_string(), "A page | RiffOn");
+        assert_eq!(library.topics().collect::<Vec<_>>(), vec![("delegation", 1)]);
+    }
+
+    #[test]
+    fn the_shipped_collection_loads_with_all_eleven_ids() {
+        let library = Library::load(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/data")))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let ids: Vec<&str> = library.insights().iter().map(|i| i.id.as_str()).collect();
+        assert_eq!(
+            ids,
+            [
+                "tour-of-duty",
+                "management-vs-authority",
+                "cross-functional",
+                "managing-managers",
+                "unowned-work",
+                "trust-and-delegate",
+                "ai-back-to-ic",
+                "lateral-move",
+                "founder-roles",
+                "manager-to-director",
+                "fix-the-system"
+            ]
+        );
+    }
+
+    #[test]
+    fn invalid_toml_reports_file_and_line() {
+        let text = format!("{GOOD}\n[[insight]]\nid = \"broken\ntitle = \"x\"\n");
+        let p = problems(&[("bad.toml", &text)]);
+        assert_eq!(p.len(), 1);
+        assert!(p[0].starts_with("bad.toml:11: invalid TOML"), "{p:?}");
+    }
+
+    #[test]
+    fn a_missing_field_is_named_with_the_entry_line() {
+        let text = GOOD.replace("title = \"A title\"\n", "");
+        assert_eq!(
+            problems(&[("a.toml", &text)]),
+            ["a.toml:2: [[insight]] is missing the `title` field"]
+        );
+    }
+
+    #[test]
+    fn empty_fields_are_refused() {
+        for (field, replacement, expected) in [
+            ("text", "text = \"   \"", "a.toml:5: `text` is empty"),
+            ("topics", "topics = []", "a.toml:6: `topics` is empty: give at least one"),
+            ("asks", "asks = [\"\"]", "a.toml:7: `asks` has an empty entry"),
+            (
+                "source",
+                "source = { title = \"A page\", publisher = \"\" }",
+                "a.toml:8: `source.publisher` is missing or empty",
+            ),
+        ] {
+            assert_eq!(problems(&[("a.toml", &with(field, replacement))]), [expected]);
+        }
+    }
+
+    #[test]
+    fn ids_must_be_lowercase_slugs() {
+        for bad in ["Tour", "tour_of_duty", "-tour", "tour--duty", "tour of duty", "tour-"] {
+            let text = with("id", &format!("id = {bad:?}"));
+            let p = problems(&[("a.toml", &text)]);
+            assert!(p[0].contains("not a lowercase slug"), "{bad}: {p:?}");
+        }
+        assert!(is_slug("ai-back-to-ic2"));
+    }
+
+    #[test]
+    fn duplicate_ids_are_refused_also_across_files() {
+        let p = problems(&[("a.toml", GOOD), ("b.toml", GOOD)]);
+        assert_eq!(
+            p,
+            ["b.toml:3: duplicate id \"first-one\": already defined at a.toml:3"]
+        );
+        let twice = format!("{GOOD}{GOOD}");
+        assert_eq!(problems(&[("a.toml", &twice)]).len(), 1);
+    }
+
+    #[test]
+    fn discord_limits_are_enforced() {
+        let long_text = with("text", &format!("text = \"{}\"", "x".repeat(4097)));
+        assert!(problems(&[("a.toml", &long_text)])[0].contains("`text` is 4097 characters long; the limit is 4096"));
+        let at_limit = with("text", &format!("text = \"{}\"", "é".repeat(4096)));
+        assert!(load(&[("a.toml", &at_limit)]).is_ok(), "4096 characters (not bytes) fit");
+        let long_title = with("title", &format!("title = \"{}\"", "t".repeat(257)));
+        assert!(problems(&[("a.toml", &long_title)])[0].contains("`title` is 257 characters long"));
+    }
+
+    #[test]
+    fn unknown_fields_are_refused() {
+        let text = GOOD.replace("asks =", "aks = [\"typo\"]\nasks =");
+        let p = problems(&[("a.toml", &text)]);
+        assert_eq!(p.len(), 1);
+        assert!(p[0].starts_with("a.toml:7: invalid TOML: unknown field `aks`"), "{p:?}");
+        let top = format!("insights = 1\n{GOOD}");
+        assert!(problems(&[("a.toml", &top)])[0].contains("unknown field `insights`"));
+    }
+
+    #[test]
+    fn an_empty_collection_is_refused() {
+        assert_eq!(
+            problems(&[("a.toml", "# nothing yet\n")]),
+            ["a.toml:1: the collection is empty: add at least one [[insight]]"]
+        );
+    }
+
+    #[test]
+    fn all_problems_are_reported_and_nothing_half_loads() {
+        let bad = with("id", "id = \"Bad Id\"");
+        let p = problems(&[("a.toml", GOOD), ("b.toml", &bad)]);
+        assert_eq!(p.len(), 1, "{p:?}");
+    }
+
+    #[test]
+    fn a_directory_loads_every_toml_file_in_name_order() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("b.toml"), GOOD).unwrap();
+        std::fs::write(
+            dir.path().join("a.toml"),
+            GOOD.replace("first-one", "second-one"),
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("notes.txt"), "ignored").unwrap();
+        let library = Library::load(dir.path()).unwrap();
+        let ids: Vec<&str> = library.insights().iter().map(|i| i.id.as_str()).collect();
+        assert_eq!(ids, ["second-one", "first-one"]);
+        let empty = tempfile::tempdir().unwrap();
+        let err = Library::load(empty.path()).unwrap_err().to_string();
+        assert!(err.contains("no *.toml files"), "{err}");
+        let missing = Library::load(&dir.path().join("nope")).unwrap_err().to_string();
+        assert!(missing.contains("nope:1: cannot read"), "{missing}");
+    }
+
+    #[test]
+    fn random_respects_topic_and_avoids_the_previous_pick() {
+        let two = format!("{GOOD}{}", GOOD.replace("first-one", "second-one"));
+        let library = load(&[("a.toml", &two)]).unwrap();
+        let mut rng = rand::thread_rng();
+        for _ in 0..20 {
+            let pick = library.random(Some("delegation"), Some("first-one"), &mut rng).unwrap();
+            assert_eq!(pick.id, "second-one");
+        }
+        assert!(library.random(Some("nope"), None, &mut rng).is_none());
+        let one = load(&[("a.toml", GOOD)]).unwrap();
+        assert_eq!(one.random(None, Some("first-one"), &mut rng).unwrap().id, "first-one");
+    }
+}

@@ -44,7 +44,7 @@ const ASK_WEIGHT: f32 = 1.0;
 
 /// A concept term stands for a family of words, so a match through it is weaker evidence of
 /// relevance than the same word.
-const CONCEPT_QUERY_WEIGHT: f32 = 0.6;
+const CONCEPT_QUERY_WEIGHT: f32 = 0.8;
 
 /// Questions longer than this are analysed on their first part only: nobody's question needs
 /// more, and it bounds the work a single message can cause.
@@ -86,11 +86,18 @@ pub struct Evidence {
     pub strong: Vec<String>,
     /// Other words of the collection found in the question (stems), everyday words excluded.
     pub weak: Vec<String>,
+    /// Words that are neither everyday English nor known to the collection (stems).
+    pub unknown: Vec<String>,
 }
 
 impl Evidence {
+    /// On topic: one strong or two weak words, and the question is not mostly about something
+    /// else. The second rule is what keeps "how do I delegate DNS to Cloudflare?" or "which
+    /// package manager for node?" from being answered with leadership advice: one domain word
+    /// among three or more words the collection has never seen is a homonym, not a question.
     pub fn is_on_topic(&self) -> bool {
-        !self.strong.is_empty() || self.weak.len() >= 2
+        let known = self.strong.len() + self.weak.len();
+        (!self.strong.is_empty() || self.weak.len() >= 2) && 2 * known >= self.unknown.len()
     }
 }
 
@@ -372,6 +379,7 @@ impl SearchIndex {
             }
         }
 
+        tracing::debug!(?evidence, on_topic = evidence.is_on_topic(), "question analysed");
         let matches = if evidence.is_on_topic() && limit > 0 {
             self.rank(insights, &query, limit)
         } else {
@@ -389,6 +397,7 @@ impl SearchIndex {
         let mut evidence = Evidence::default();
         let mut strong = HashSet::new();
         let mut weak = HashSet::new();
+        let mut unknown = HashSet::new();
         for info in cache.values() {
             if info.stop || info.everyday {
                 continue;
@@ -397,13 +406,15 @@ impl SearchIndex {
                 strong.insert(info.stem.clone());
             } else if self.known_stems.contains(&info.stem) {
                 weak.insert(info.stem.clone());
+            } else {
+                unknown.insert(info.stem.clone());
             }
         }
         // A phrase of the vocabulary ("let go", "tour of duty") is specific even when its words
         // are everyday ones.
         let single_word_concepts: HashSet<usize> = cache
             .values()
-            .filter(|i| !i.stop)
+            .filter(|i| !i.stop && !i.everyday)
             .flat_map(|i| i.concepts.iter().copied())
             .collect();
         for &concept in &analysed.concepts {
@@ -415,6 +426,8 @@ impl SearchIndex {
         evidence.strong.sort();
         evidence.weak = weak.into_iter().collect();
         evidence.weak.sort();
+        evidence.unknown = unknown.into_iter().collect();
+        evidence.unknown.sort();
         evidence
     }
 
@@ -458,5 +471,110 @@ impl SearchIndex {
                 score: scores[d as usize],
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::library::Library;
+    use proptest::prelude::*;
+    use std::path::Path;
+    use std::sync::OnceLock;
+
+    fn shipped() -> &'static Library {
+        static LIBRARY: OnceLock<Library> = OnceLock::new();
+        LIBRARY.get_or_init(|| {
+            Library::load(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/data"))).unwrap()
+        })
+    }
+
+    fn best(question: &str) -> Option<String> {
+        let answer = shipped().ask(question, 3).unwrap();
+        answer.best().map(|m| m.insight.id.clone())
+    }
+
+    #[test]
+    fn empty_and_blank_questions_are_an_error() {
+        for q in ["", "   ", "\n\t "] {
+            assert_eq!(shipped().ask(q, 3).unwrap_err(), AskError::Empty);
+        }
+    }
+
+    #[test]
+    fn punctuation_numbers_and_foreign_scripts_get_no_close_match() {
+        for q in ["?!?", "...", "2+2", "🙂🙂", "今日は何曜日ですか", "¿Qué hora es?"] {
+            let answer = shipped().ask(q, 3).unwrap();
+            assert!(answer.no_close_match, "{q}: {answer:?}");
+            assert!(answer.matches.is_empty());
+        }
+    }
+
+    #[test]
+    fn related_words_reach_an_insight_that_shares_none_of_them() {
+        // None of these words is in the trust-and-delegate text; the vocabulary relates them.
+        assert_eq!(best("I micromanage everyone").as_deref(), Some("trust-and-delegate"));
+        // "CEO" is not in the founder insight at all.
+        assert_eq!(best("being a CEO is lonely").as_deref(), Some("founder-roles"));
+    }
+
+    #[test]
+    fn a_single_everyday_word_is_not_enough() {
+        for q in ["good", "what time is it", "best pizza near me", "fix my bike"] {
+            assert!(shipped().ask(q, 3).unwrap().no_close_match, "{q}");
+        }
+    }
+
+    #[test]
+    fn a_domain_word_among_many_unknown_ones_is_a_homonym() {
+        let answer = shipped()
+            .ask("how do I delegate DNS for a subdomain to cloudflare", 3)
+            .unwrap();
+        assert!(answer.no_close_match, "{:?}", answer.evidence);
+        assert!(!shipped().ask("How do I delegate?", 3).unwrap().no_close_match);
+    }
+
+    #[test]
+    fn ranking_is_ordered_stable_and_limited() {
+        let a = shipped().ask("manager", 25).unwrap();
+        assert!(a.matches.len() > 3);
+        assert!(a.matches.windows(2).all(|w| {
+            w[0].score > w[1].score || (w[0].score == w[1].score && w[0].insight.id < w[1].insight.id)
+        }));
+        let again = shipped().ask("manager", 25).unwrap();
+        assert_eq!(a, again);
+        assert_eq!(shipped().ask("manager", 2).unwrap().matches.len(), 2);
+        assert_eq!(
+            shipped().ask("manager", 2).unwrap().matches[..],
+            a.matches[..2]
+        );
+    }
+
+    #[test]
+    fn very_long_questions_are_answered() {
+        let long = "How do I stop micromanaging my team? ".repeat(300);
+        assert!(long.chars().count() > 10_000);
+        assert_eq!(best(&long).as_deref(), Some("trust-and-delegate"));
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+        #[test]
+        fn any_text_gets_an_answer_or_a_clear_error(question in "\\PC{0,300}") {
+            match shipped().ask(&question, 3) {
+                Err(AskError::Empty) => prop_assert!(question.trim().is_empty()),
+                Ok(answer) => {
+                    prop_assert_eq!(answer.no_close_match, answer.matches.is_empty());
+                    prop_assert!(answer.matches.len() <= 3);
+                    prop_assert!(answer.matches.iter().all(|m| m.score.is_finite() && m.score > 0.0));
+                }
+            }
+        }
+
+        #[test]
+        fn any_bytes_as_utf8_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..12_000)) {
+            let question = String::from_utf8_lossy(&bytes);
+            let _ = shipped().ask(&question, 5);
+        }
     }
 }

@@ -17,7 +17,8 @@ pub const CONCEPTS: &[(&str, &[&str])] = &[
         "promotion",
         &[
             "promotion", "promoted", "promote", "title", "career ladder", "next level",
-            "advancement", "progression", "seniority", "level up", "step up",
+            "advancement", "progression", "seniority", "level up", "step up", "promo", "promos",
+            "climb the ladder", "climbing the ladder", "get ahead", "position",
         ],
     ),
     (
@@ -31,6 +32,7 @@ pub const CONCEPTS: &[(&str, &[&str])] = &[
             "micromanaging", "micromanager", "micromanagement", "hand off", "handoff", "empower",
             "empowerment", "bottleneck", "get out of their way", "rewrite", "rewriting",
             "checking their work", "do everything myself", "doing everything myself",
+            "in the weeds", "control freak", "hand over", "let them",
         ],
     ),
     (
@@ -38,13 +40,14 @@ pub const CONCEPTS: &[(&str, &[&str])] = &[
         &[
             "director", "vp", "vice president", "executive", "exec", "strategic", "strategy",
             "head of", "c-level", "senior leadership", "leadership team", "big picture",
+            "department", "departments", "division", "org-wide", "tactical", "tactics",
         ],
     ),
     (
         "founder",
         &[
             "founder", "cofounder", "co-founder", "ceo", "startup", "start-up", "entrepreneur",
-            "my company", "our company", "scale-up", "small company",
+            "scale-up", "company grew", "company grows", "company is growing",
         ],
     ),
     (
@@ -59,7 +62,7 @@ pub const CONCEPTS: &[(&str, &[&str])] = &[
         "individual-contributor",
         &[
             "ic", "individual contributor", "hands-on", "engineer", "developer", "programmer",
-            "coder", "coding", "staff engineer", "principal engineer", "maker", "specialist",
+            "coder", "coding", "staff engineer", "principal engineer", "maker", "stay technical",
             "technical work", "write code", "writing code",
         ],
     ),
@@ -67,7 +70,7 @@ pub const CONCEPTS: &[(&str, &[&str])] = &[
         "authority",
         &[
             "authority", "influence", "decision", "decisions", "decide", "decision-making",
-            "power", "clout", "a say",
+            "power", "clout", "a say", "listened to", "get heard", "a voice", "have reports",
         ],
     ),
     (
@@ -75,7 +78,9 @@ pub const CONCEPTS: &[(&str, &[&str])] = &[
         &[
             "own", "owner", "ownership", "unowned", "responsible", "responsibility",
             "accountable", "accountability", "nobody owns", "no one owns", "initiative",
-            "proactive", "proactively", "take charge",
+            "proactive", "proactively", "take charge", "falling through the cracks",
+            "fall through the cracks", "dropped the ball", "nobody is responsible",
+            "create a role", "create a job", "new role", "carve out", "doesn't exist yet",
         ],
     ),
     (
@@ -89,7 +94,8 @@ pub const CONCEPTS: &[(&str, &[&str])] = &[
         "cross-functional",
         &[
             "cross-functional", "operations", "marketing", "sales", "finance", "holistic",
-            "department", "departments", "generalist", "business side", "the business",
+            "other departments", "generalist", "business side", "the business", "specialist",
+            "specialize", "specialized", "well-rounded", "broad", "breadth", "dabble",
             "other functions", "other teams",
         ],
     ),
@@ -97,15 +103,18 @@ pub const CONCEPTS: &[(&str, &[&str])] = &[
         "system",
         &[
             "system", "systems", "root cause", "recurring", "same mistakes", "same problems",
-            "keeps happening", "keep happening", "firefighting", "firefight", "process",
-            "patching", "symptoms",
+            "keeps happening", "keep happening", "firefighting", "firefight",
+            "patching", "symptoms", "keep showing up", "keeps showing up", "again and again",
+            "every sprint",
         ],
     ),
     (
         "enabler",
         &[
             "enabler", "manager of managers", "managing managers", "second-line", "skip-level",
-            "personal output", "leverage", "multiplier", "force multiplier",
+            "personal output", "leverage", "multiplier", "force multiplier", "lead leads",
+            "leading leads", "mindset", "identity", "useless", "my impact", "my output",
+            "gets done", "get done", "do it myself", "do the work myself", "do the task myself",
         ],
     ),
     (
@@ -119,14 +128,15 @@ pub const CONCEPTS: &[(&str, &[&str])] = &[
         "lateral",
         &[
             "lateral", "sideways", "down-level", "downlevel", "down-leveled", "step down",
-            "demotion", "demote", "pay cut", "lower level",
+            "demotion", "demote", "pay cut", "lower level", "walk away", "walked away",
+            "turn down", "turned down", "stop chasing",
         ],
     ),
     (
         "freedom",
         &[
             "freedom", "autonomy", "my time", "passion", "passionate", "deep technical",
-            "flexibility", "independence",
+            "flexibility", "independence", "enjoy", "love",
         ],
     ),
     ("culture", &["culture", "values", "morale", "culture builder"]),
@@ -134,7 +144,7 @@ pub const CONCEPTS: &[(&str, &[&str])] = &[
         "quality",
         &[
             "bug", "bugs", "bad code", "code quality", "quality", "defect", "incident",
-            "outage", "mistake", "mistakes", "errors",
+            "outage", "mistake", "mistakes", "errors", "prod", "production issues",
         ],
     ),
     ("scale", &["scale", "scaling", "grow", "growing", "grew", "growth", "hypergrowth"]),
@@ -168,5 +178,6 @@ pub const EVERYDAY_WORDS: &[&str] = &[
     "what", "when", "where", "which", "while", "who", "why", "will", "with", "without", "word",
     "work", "world", "would", "year", "years", "yes", "yet", "return", "power", "level", "way",
     "process", "system", "own", "grow", "growth", "decide", "decision",
-    "mistake", "mistakes", "errors", "quality",
+    "mistake", "mistakes", "errors", "quality", "code", "someone", "everyone", "everybody",
+    "somebody", "anybody", "nobody", "stuff", "guys", "folks", "okay", "ok", "lol", "pls",
 ];

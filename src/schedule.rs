@@ -1,0 +1,914 @@
+//! Weekly schedule math: "Mondays at 09:00 in Europe/London" -> the UTC instants of the posts.
+//!
+//! A server's admin thinks in wall-clock time, the poster sleeps until UTC instants, and the store
+//! must never post twice for the same week. This module is the single place that converts between
+//! them, so the DST rules live here and nowhere else:
+//! - the post keeps its wall-clock time, so its UTC instant moves when the clocks change;
+//! - a wall-clock time skipped by a spring-forward posts at the instant the clocks jump;
+//! - a wall-clock time repeated by a fall-back posts once, at its first occurrence;
+//! - every ISO week of the *local* calendar has exactly one [`Slot`], named by its [`WeekKey`],
+//!   which is what the post log records to make "never twice, never skipped" checkable.
+//!
+//! It is pure (no clock, no I/O): callers pass "now", which keeps every rule testable.
+
+use std::fmt;
+
+use chrono::{DateTime, Datelike, Days, LocalResult, NaiveDate, NaiveDateTime, NaiveTime};
+use chrono::{Offset, SecondsFormat, TimeDelta, TimeZone, Timelike, Utc, Weekday};
+use chrono_tz::Tz;
+
+/// Why user input could not become a schedule. Each message names the bad input and shows a valid
+/// example, because it is shown verbatim to the admin who typed it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ScheduleError {
+    #[error("invalid day {0:?}: use a weekday name, for example mon or monday")]
+    InvalidDay(String),
+    #[error("invalid time {0:?}: use 24-hour HH:MM, for example 09:00")]
+    InvalidTime(String),
+    #[error(
+        "unknown time zone {0:?}: use an IANA zone name, for example Europe/London or America/New_York"
+    )]
+    UnknownZone(String),
+}
+
+/// An ISO week of the local calendar (`2026-W48`): the identity of one weekly post.
+///
+/// Field order matters: the derived `Ord` compares the ISO year first, then the week.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct WeekKey {
+    /// ISO week-numbering year, which differs from the calendar year around New Year
+    /// (Monday 2025-12-29 is in 2026-W01).
+    pub year: i32,
+    /// 1..=52 or 53.
+    pub week: u32,
+}
+
+impl WeekKey {
+    /// The ISO week that contains `date`.
+    pub fn from_date(date: NaiveDate) -> Self {
+        let iso = date.iso_week();
+        WeekKey {
+            year: iso.year(),
+            week: iso.week(),
+        }
+    }
+
+    /// Parse the `Display` form, `2026-W48` (a one-digit week such as `2026-W8` is accepted).
+    /// Returns `None` for anything else, including week 53 of a year that has only 52.
+    pub fn parse(s: &str) -> Option<Self> {
+        let (year, week) = s.trim().rsplit_once("-W")?;
+        if week.is_empty() || week.len() > 2 || !week.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        let key = WeekKey {
+            year: year.parse().ok()?,
+            week: week.parse().ok()?,
+        };
+        key.monday().map(|_| key)
+    }
+
+    /// Human label for messages and embeds: `Week 48 · 2026`.
+    pub fn label(&self) -> String {
+        format!("Week {} · {}", self.week, self.year)
+    }
+
+    /// The Monday that starts this week, or `None` if the week does not exist.
+    pub fn monday(&self) -> Option<NaiveDate> {
+        NaiveDate::from_isoywd_opt(self.year, self.week, Weekday::Mon)
+    }
+
+    /// The week after this one (handles 52- and 53-week years).
+    pub fn next(&self) -> Option<Self> {
+        let monday = self.monday()?.checked_add_days(Days::new(7))?;
+        Some(WeekKey::from_date(monday))
+    }
+}
+
+impl fmt::Display for WeekKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}-W{:02}", self.year, self.week)
+    }
+}
+
+/// One weekly post: which week it belongs to and when (UTC) it is due.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Slot {
+    pub week: WeekKey,
+    pub at: DateTime<Utc>,
+}
+
+/// "Every `weekday` at `time` in `zone`".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WeeklySchedule {
+    pub weekday: Weekday,
+    pub time: NaiveTime,
+    pub zone: Tz,
+}
+
+impl WeeklySchedule {
+    pub fn new(weekday: Weekday, time: NaiveTime, zone: Tz) -> Self {
+        WeeklySchedule {
+            weekday,
+            time,
+            zone,
+        }
+    }
+
+    /// Parse the three values an admin types (see [`parse_weekday`], [`parse_time`],
+    /// [`parse_zone`]); the first invalid one is reported.
+    pub fn parse(day: &str, time: &str, zone: &str) -> Result<Self, ScheduleError> {
+        Ok(WeeklySchedule::new(
+            parse_weekday(day)?,
+            parse_time(time)?,
+            parse_zone(zone)?,
+        ))
+    }
+
+    /// The slot of ISO week `week`, or `None` if that week does not exist.
+    pub fn slot_in_week(&self, week: WeekKey) -> Option<Slot> {
+        NaiveDate::from_isoywd_opt(week.year, week.week, self.weekday).map(|d| self.slot_on(d))
+    }
+
+    /// The first slot whose instant is `>= from` (inclusive, so a poster that wakes exactly on
+    /// time still sees the slot it woke up for).
+    pub fn next_slot_at_or_after(&self, from: DateTime<Utc>) -> Slot {
+        // Start one local week early: a slot scheduled on an earlier local date can resolve to
+        // exactly `from` when a spring-forward gap spans midnight (Samoa skipped a whole day).
+        // The loop then moves forward, normally at most twice.
+        let mut day = self.local_date(from) - Days::new(7);
+        loop {
+            let slot = self.slot_in_week_of(day);
+            if slot.at >= from {
+                return slot;
+            }
+            day = day + Days::new(7);
+        }
+    }
+
+    /// The latest slot whose instant is `<= now`: the one a restarted poster must still post if
+    /// the log does not have it yet.
+    pub fn latest_slot_at_or_before(&self, now: DateTime<Utc>) -> Slot {
+        // Start one local week late: during a fall-back, `now` can be the *second* occurrence of a
+        // wall-clock time while a slot with a later wall-clock time (even on the next local date,
+        // if the repeated hour spans midnight) already happened at its first occurrence.
+        let mut day = self.local_date(now) + Days::new(7);
+        loop {
+            let slot = self.slot_in_week_of(day);
+            if slot.at <= now {
+                return slot;
+            }
+            day = day - Days::new(7);
+        }
+    }
+
+    /// The next `count` slots at or after `from`, in order, one per consecutive ISO week.
+    pub fn next_slots(&self, from: DateTime<Utc>, count: usize) -> Vec<Slot> {
+        let first = self.next_slot_at_or_after(from);
+        let Some(mut date) =
+            NaiveDate::from_isoywd_opt(first.week.year, first.week.week, self.weekday)
+        else {
+            return vec![first; count.min(1)];
+        };
+        let mut slots = Vec::with_capacity(count);
+        for _ in 0..count {
+            slots.push(self.slot_on(date));
+            date = date + Days::new(7);
+        }
+        slots
+    }
+
+    fn local_date(&self, at: DateTime<Utc>) -> NaiveDate {
+        at.with_timezone(&self.zone).date_naive()
+    }
+
+    /// The slot of the ISO week that contains `any_day`.
+    fn slot_in_week_of(&self, any_day: NaiveDate) -> Slot {
+        let monday = any_day - Days::new(u64::from(any_day.weekday().num_days_from_monday()));
+        self.slot_on(monday + Days::new(u64::from(self.weekday.num_days_from_monday())))
+    }
+
+    /// The slot scheduled on local `date`. Its week is the week of the *scheduled* date, even in
+    /// the (Samoa-only) case where a gap pushes the instant onto the next local day: the key names
+    /// the week the admin meant, and stays consecutive.
+    fn slot_on(&self, date: NaiveDate) -> Slot {
+        Slot {
+            week: WeekKey::from_date(date),
+            at: resolve_local(self.zone, date.and_time(self.time)),
+        }
+    }
+}
+
+impl fmt::Display for WeeklySchedule {
+    /// `Monday 09:00 Europe/London`, the form shown back to admins.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} {:02}:{:02} {}",
+            weekday_name(self.weekday),
+            self.time.hour(),
+            self.time.minute(),
+            self.zone.name()
+        )
+    }
+}
+
+/// The English name of a weekday (`Monday`); chrono's `Display` gives only `Mon`.
+pub fn weekday_name(day: Weekday) -> &'static str {
+    match day {
+        Weekday::Mon => "Monday",
+        Weekday::Tue => "Tuesday",
+        Weekday::Wed => "Wednesday",
+        Weekday::Thu => "Thursday",
+        Weekday::Fri => "Friday",
+        Weekday::Sat => "Saturday",
+        Weekday::Sun => "Sunday",
+    }
+}
+
+/// A weekday from its English name, full or three letters, any case (`mon`, `Monday`, `SUN`).
+/// Other abbreviations (`tues`, `thurs`) are refused rather than guessed, so a typo is reported
+/// instead of silently scheduling the wrong day.
+pub fn parse_weekday(s: &str) -> Result<Weekday, ScheduleError> {
+    let lower = s.trim().to_ascii_lowercase();
+    const DAYS: [Weekday; 7] = [
+        Weekday::Mon,
+        Weekday::Tue,
+        Weekday::Wed,
+        Weekday::Thu,
+        Weekday::Fri,
+        Weekday::Sat,
+        Weekday::Sun,
+    ];
+    DAYS.into_iter()
+        .find(|&d| {
+            let full = weekday_name(d).to_ascii_lowercase();
+            lower == full || lower == full[..3]
+        })
+        .ok_or_else(|| ScheduleError::InvalidDay(s.to_string()))
+}
+
+/// A 24-hour `HH:MM` (or `H:MM`) time. `24:00`, seconds, and `am`/`pm` are refused: one accepted
+/// shape keeps "9:00" from meaning different things to different admins.
+pub fn parse_time(s: &str) -> Result<NaiveTime, ScheduleError> {
+    let bad = || ScheduleError::InvalidTime(s.to_string());
+    let (h, m) = s.trim().split_once(':').ok_or_else(bad)?;
+    let digits = |t: &str| !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit());
+    if !digits(h) || h.len() > 2 || !digits(m) || m.len() != 2 {
+        return Err(bad());
+    }
+    let (hour, minute) = (h.parse().map_err(|_| bad())?, m.parse().map_err(|_| bad())?);
+    NaiveTime::from_hms_opt(hour, minute, 0).ok_or_else(bad)
+}
+
+/// An IANA zone name (`Europe/London`), matched case-insensitively (`europe/london`).
+///
+/// chrono-tz's own case-insensitive lookup sits behind a cargo feature that pulls in a build-time
+/// dependency; a linear scan of ~600 names on the rare `/weekly set` call costs nothing.
+pub fn parse_zone(s: &str) -> Result<Tz, ScheduleError> {
+    let name = s.trim();
+    name.parse::<Tz>()
+        .ok()
+        .or_else(|| {
+            chrono_tz::TZ_VARIANTS
+                .iter()
+                .copied()
+                .find(|tz| tz.name().eq_ignore_ascii_case(name))
+        })
+        .ok_or_else(|| ScheduleError::UnknownZone(s.to_string()))
+}
+
+/// `2026-03-08T07:00:00Z`: whole seconds and a `Z`, the form `next-posts` prints one per line.
+pub fn format_rfc3339_z(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+/// The UTC instant of wall-clock time `local` in `zone`, applying the module's DST rules: the
+/// first occurrence of a repeated time, the end of the gap for a skipped one.
+fn resolve_local(zone: Tz, local: NaiveDateTime) -> DateTime<Utc> {
+    match zone.from_local_datetime(&local) {
+        LocalResult::Single(t) => t.with_timezone(&Utc),
+        LocalResult::Ambiguous(a, b) => a.min(b).with_timezone(&Utc),
+        LocalResult::None => gap_end(zone, local),
+    }
+}
+
+/// For a wall-clock time inside a spring-forward gap: the instant the gap ends, i.e. the instant
+/// whose wall-clock time is the first one that exists after `local`.
+///
+/// chrono-tz does not expose its transition table, so find the end of the gap by probing: step a
+/// minute at a time to the first wall-clock minute that exists, then bisect the last minute to the
+/// second. Stepping (rather than assuming a one-hour gap) handles Lord Howe's 30 minutes and
+/// Samoa's skipped day alike; bisecting handles historical offsets that are not whole minutes.
+fn gap_end(zone: Tz, local: NaiveDateTime) -> DateTime<Utc> {
+    let exists = |t: NaiveDateTime| zone.from_local_datetime(&t).earliest();
+    // Gaps start on a whole second, so dropping the fraction keeps us inside the gap and lets the
+    // bisection land exactly on the gap's end.
+    let mut missing = local.with_nanosecond(0).unwrap_or(local);
+    // The longest gap in the tz database is one day; three days of probing is a generous bound.
+    for _ in 0..3 * 24 * 60 {
+        let probe = missing + TimeDelta::minutes(1);
+        if exists(probe).is_none() {
+            missing = probe;
+            continue;
+        }
+        let mut present = probe;
+        while present - missing > TimeDelta::seconds(1) {
+            let mid = missing + (present - missing) / 2;
+            if exists(mid).is_some() {
+                present = mid;
+            } else {
+                missing = mid;
+            }
+        }
+        if let Some(t) = exists(present) {
+            return t.with_timezone(&Utc);
+        }
+    }
+    // Unreachable with real tz data; rather than panic in the poster, read `local` with the offset
+    // in force around it, which lands within the gap's length of the right instant.
+    let offset = zone.offset_from_utc_datetime(&local).fix();
+    Utc.from_utc_datetime(&(local - TimeDelta::seconds(offset.local_minus_utc().into())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono_tz::America::New_York;
+    use chrono_tz::Asia::Kolkata;
+    use chrono_tz::Australia::Lord_Howe;
+    use chrono_tz::Europe::London;
+    use proptest::prelude::*;
+
+    fn utc(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    fn hm(h: u32, m: u32) -> NaiveTime {
+        NaiveTime::from_hms_opt(h, m, 0).unwrap()
+    }
+
+    /// The instants (as RFC 3339 strings) of `n` slots starting at or after `from`.
+    fn instants(s: &WeeklySchedule, from: &str, n: usize) -> Vec<String> {
+        s.next_slots(utc(from), n)
+            .into_iter()
+            .map(|slot| format_rfc3339_z(slot.at))
+            .collect()
+    }
+
+    // ---- parsing ----
+
+    #[test]
+    fn parses_day_names_in_any_case_and_length() {
+        for s in ["mon", "Mon", "MONDAY", "monday", " Monday "] {
+            assert_eq!(parse_weekday(s), Ok(Weekday::Mon), "{s:?}");
+        }
+        assert_eq!(parse_weekday("sun"), Ok(Weekday::Sun));
+        assert_eq!(parse_weekday("Thursday"), Ok(Weekday::Thu));
+    }
+
+    #[test]
+    fn rejects_bad_days_with_an_example() {
+        for s in ["", "mo", "tues", "lundi", "monday2", "7"] {
+            let err = parse_weekday(s).unwrap_err();
+            assert_eq!(err, ScheduleError::InvalidDay(s.to_string()));
+            assert!(err.to_string().contains("for example mon"), "{err}");
+        }
+    }
+
+    #[test]
+    fn parses_24_hour_times() {
+        assert_eq!(parse_time("09:00"), Ok(hm(9, 0)));
+        assert_eq!(parse_time("9:05"), Ok(hm(9, 5)));
+        assert_eq!(parse_time("00:00"), Ok(hm(0, 0)));
+        assert_eq!(parse_time("23:59"), Ok(hm(23, 59)));
+    }
+
+    #[test]
+    fn rejects_bad_times_with_an_example() {
+        for s in [
+            "24:00", "25:00", "9am", "", "12:60", "9:5", "09:00:00", "-1:00", "+9:00", "9 :00",
+            "123:00",
+        ] {
+            assert_eq!(
+                parse_time(s),
+                Err(ScheduleError::InvalidTime(s.to_string())),
+                "{s:?}"
+            );
+        }
+        assert_eq!(
+            parse_time("25:00").unwrap_err().to_string(),
+            r#"invalid time "25:00": use 24-hour HH:MM, for example 09:00"#
+        );
+    }
+
+    #[test]
+    fn parses_zones_case_insensitively_and_rejects_unknown_ones() {
+        assert_eq!(parse_zone("Europe/London"), Ok(London));
+        assert_eq!(parse_zone("america/new_york"), Ok(New_York));
+        assert_eq!(parse_zone("UTC"), Ok(Tz::UTC));
+        let err = parse_zone("Mars/Olympus").unwrap_err();
+        assert_eq!(err, ScheduleError::UnknownZone("Mars/Olympus".into()));
+        assert!(
+            err.to_string().contains("for example Europe/London"),
+            "{err}"
+        );
+        assert!(parse_zone("").is_err());
+    }
+
+    #[test]
+    fn schedule_parse_reports_the_first_bad_field() {
+        assert_eq!(
+            WeeklySchedule::parse("mon", "9:00", "europe/london"),
+            Ok(WeeklySchedule::new(Weekday::Mon, hm(9, 0), London))
+        );
+        assert!(matches!(
+            WeeklySchedule::parse("someday", "9am", "Mars/Olympus"),
+            Err(ScheduleError::InvalidDay(_))
+        ));
+        assert!(matches!(
+            WeeklySchedule::parse("fri", "9am", "Mars/Olympus"),
+            Err(ScheduleError::InvalidTime(_))
+        ));
+        assert!(matches!(
+            WeeklySchedule::parse("fri", "09:00", "Mars/Olympus"),
+            Err(ScheduleError::UnknownZone(_))
+        ));
+    }
+
+    #[test]
+    fn schedule_displays_as_typed_back_to_admins() {
+        let s = WeeklySchedule::parse("MON", "9:05", "europe/london").unwrap();
+        assert_eq!(s.to_string(), "Monday 09:05 Europe/London");
+    }
+
+    // ---- week keys ----
+
+    #[test]
+    fn week_key_display_parse_and_label() {
+        let k = WeekKey {
+            year: 2026,
+            week: 48,
+        };
+        assert_eq!(k.to_string(), "2026-W48");
+        assert_eq!(k.label(), "Week 48 · 2026");
+        assert_eq!(WeekKey::parse("2026-W48"), Some(k));
+        assert_eq!(
+            WeekKey {
+                year: 2026,
+                week: 3
+            }
+            .to_string(),
+            "2026-W03"
+        );
+        assert_eq!(
+            WeekKey::parse("2026-W3"),
+            Some(WeekKey {
+                year: 2026,
+                week: 3
+            })
+        );
+        // 2026 has 53 ISO weeks (it starts on a Thursday), 2025 has 52.
+        assert!(WeekKey::parse("2026-W53").is_some());
+        for bad in [
+            "2025-W53",
+            "2026-W00",
+            "2026-48",
+            "2026-W",
+            "W48",
+            "2026-W4x",
+            "2026-W123",
+        ] {
+            assert_eq!(WeekKey::parse(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn week_keys_order_by_year_then_week_and_step_over_new_year() {
+        let w52 = WeekKey {
+            year: 2025,
+            week: 52,
+        };
+        let w01 = WeekKey {
+            year: 2026,
+            week: 1,
+        };
+        assert!(w52 < w01);
+        assert_eq!(w52.next(), Some(w01));
+        // 2026 has 53 weeks, so W53 comes before 2027-W01.
+        assert_eq!(
+            WeekKey {
+                year: 2026,
+                week: 52
+            }
+            .next(),
+            Some(WeekKey {
+                year: 2026,
+                week: 53
+            })
+        );
+        assert_eq!(
+            WeekKey {
+                year: 2026,
+                week: 53
+            }
+            .next(),
+            Some(WeekKey {
+                year: 2027,
+                week: 1
+            })
+        );
+    }
+
+    #[test]
+    fn week_key_is_the_iso_week_of_the_local_date() {
+        // Monday 2025-12-29 belongs to ISO week 2026-W01 (the week holding 2026's first Thursday).
+        let s = WeeklySchedule::new(Weekday::Mon, hm(9, 0), Tz::UTC);
+        let slot = s.next_slot_at_or_after(utc("2025-12-28T00:00:00Z"));
+        assert_eq!(format_rfc3339_z(slot.at), "2025-12-29T09:00:00Z");
+        assert_eq!(slot.week.to_string(), "2026-W01");
+
+        // Monday 02:00 in Kolkata (+05:30) is Sunday 20:30 UTC: the UTC date is in W01, but the
+        // post belongs to the local Monday 2026-01-05, which is W02.
+        let s = WeeklySchedule::new(Weekday::Mon, hm(2, 0), Kolkata);
+        let slot = s.next_slot_at_or_after(utc("2026-01-04T00:00:00Z"));
+        assert_eq!(format_rfc3339_z(slot.at), "2026-01-04T20:30:00Z");
+        assert_eq!(slot.week.to_string(), "2026-W02");
+    }
+
+    #[test]
+    fn slot_in_week_finds_the_week_of_a_key() {
+        let s = WeeklySchedule::new(Weekday::Wed, hm(12, 0), London);
+        // 2026-W48 runs Mon 23 Nov .. Sun 29 Nov; Wednesday is the 25th, GMT.
+        let slot = s
+            .slot_in_week(WeekKey {
+                year: 2026,
+                week: 48,
+            })
+            .unwrap();
+        assert_eq!(format_rfc3339_z(slot.at), "2026-11-25T12:00:00Z");
+        assert_eq!(
+            s.slot_in_week(WeekKey {
+                year: 2025,
+                week: 53
+            }),
+            None
+        );
+    }
+
+    #[test]
+    fn formats_rfc3339_with_whole_seconds_and_z() {
+        let at = utc("2026-03-08T07:00:00.250+00:00");
+        assert_eq!(format_rfc3339_z(at), "2026-03-08T07:00:00Z");
+    }
+
+    // ---- DST: Europe/London (last Sunday of March 01:00 UTC, last Sunday of October 01:00 UTC) ----
+
+    #[test]
+    fn london_keeps_9am_local_across_both_changes() {
+        let s = WeeklySchedule::new(Weekday::Mon, hm(9, 0), London);
+        // Mon 23 Mar 2026 is GMT (+0): 09:00Z. Clocks go forward Sun 29 Mar. Mon 30 Mar is BST
+        // (+1): 09:00 - 1h = 08:00Z.
+        assert_eq!(
+            instants(&s, "2026-03-20T00:00:00Z", 2),
+            ["2026-03-23T09:00:00Z", "2026-03-30T08:00:00Z"]
+        );
+        // Mon 19 Oct is BST: 08:00Z. Clocks go back Sun 25 Oct. Mon 26 Oct is GMT: 09:00Z.
+        assert_eq!(
+            instants(&s, "2026-10-15T00:00:00Z", 2),
+            ["2026-10-19T08:00:00Z", "2026-10-26T09:00:00Z"]
+        );
+        // A Sunday post on the change day itself, after the 01:00Z jump: 09:00 BST = 08:00Z.
+        let sunday = WeeklySchedule::new(Weekday::Sun, hm(9, 0), London);
+        assert_eq!(
+            instants(&sunday, "2026-03-21T00:00:00Z", 2),
+            ["2026-03-22T09:00:00Z", "2026-03-29T08:00:00Z"]
+        );
+    }
+
+    #[test]
+    fn london_skipped_and_repeated_times() {
+        // Sun 29 Mar 2026: 01:00 GMT jumps to 02:00 BST, so 01:30 does not exist; the gap ends
+        // at 02:00 BST = 01:00Z. The week before is 01:30 GMT, the week after 01:30 BST = 00:30Z.
+        let s = WeeklySchedule::new(Weekday::Sun, hm(1, 30), London);
+        assert_eq!(
+            instants(&s, "2026-03-21T00:00:00Z", 3),
+            [
+                "2026-03-22T01:30:00Z",
+                "2026-03-29T01:00:00Z",
+                "2026-04-05T00:30:00Z"
+            ]
+        );
+        // Sun 25 Oct 2026: 02:00 BST goes back to 01:00 GMT, so 01:30 happens twice: first at
+        // 01:30 BST = 00:30Z (chosen), then at 01:30 GMT = 01:30Z (not a second post).
+        assert_eq!(
+            instants(&s, "2026-10-17T00:00:00Z", 3),
+            [
+                "2026-10-18T00:30:00Z",
+                "2026-10-25T00:30:00Z",
+                "2026-11-01T01:30:00Z"
+            ]
+        );
+    }
+
+    // ---- DST: America/New_York (2nd Sunday of March, 1st Sunday of November, at 02:00 local) ----
+
+    #[test]
+    fn new_york_keeps_9am_local_across_both_changes() {
+        let s = WeeklySchedule::new(Weekday::Mon, hm(9, 0), New_York);
+        // Mon 2 Mar 2026 EST (-5): 14:00Z; Mon 9 Mar EDT (-4): 13:00Z.
+        assert_eq!(
+            instants(&s, "2026-03-01T00:00:00Z", 2),
+            ["2026-03-02T14:00:00Z", "2026-03-09T13:00:00Z"]
+        );
+        // Mon 26 Oct EDT: 13:00Z; Mon 2 Nov EST: 14:00Z.
+        assert_eq!(
+            instants(&s, "2026-10-25T00:00:00Z", 2),
+            ["2026-10-26T13:00:00Z", "2026-11-02T14:00:00Z"]
+        );
+    }
+
+    #[test]
+    fn new_york_nonexistent_time_posts_when_the_clocks_jump() {
+        // Sun 8 Mar 2026: 02:00 EST jumps to 03:00 EDT. 02:30 posts at 03:00 EDT = 07:00Z.
+        // Neighbours: 1 Mar 02:30 EST = 07:30Z; 15 Mar 02:30 EDT = 06:30Z.
+        let s = WeeklySchedule::new(Weekday::Sun, hm(2, 30), New_York);
+        assert_eq!(
+            instants(&s, "2026-03-01T00:00:00Z", 3),
+            [
+                "2026-03-01T07:30:00Z",
+                "2026-03-08T07:00:00Z",
+                "2026-03-15T06:30:00Z"
+            ]
+        );
+        // Every time in the gap, including its first second and a time with seconds, maps to the
+        // gap's end; 03:00 itself exists and is the same instant.
+        for (h, m, sec) in [(2, 0, 0), (2, 30, 45), (2, 59, 59), (3, 0, 0)] {
+            let t = NaiveTime::from_hms_opt(h, m, sec).unwrap();
+            let s = WeeklySchedule::new(Weekday::Sun, t, New_York);
+            let slot = s.next_slot_at_or_after(utc("2026-03-08T00:00:00Z"));
+            assert_eq!(format_rfc3339_z(slot.at), "2026-03-08T07:00:00Z", "{t}");
+        }
+    }
+
+    #[test]
+    fn new_york_repeated_time_posts_once_at_the_first_occurrence() {
+        // Sun 1 Nov 2026: 02:00 EDT goes back to 01:00 EST; 01:30 happens at 05:30Z (EDT) and
+        // again at 06:30Z (EST). The slot is 05:30Z, and it is the only one in 2026-W44.
+        let s = WeeklySchedule::new(Weekday::Sun, hm(1, 30), New_York);
+        let slots = s.next_slots(utc("2026-10-24T00:00:00Z"), 3);
+        let got: Vec<_> = slots.iter().map(|x| format_rfc3339_z(x.at)).collect();
+        assert_eq!(
+            got,
+            [
+                "2026-10-25T05:30:00Z",
+                "2026-11-01T05:30:00Z",
+                "2026-11-08T06:30:00Z"
+            ]
+        );
+        assert_eq!(slots[1].week.to_string(), "2026-W44");
+        // At the second occurrence (06:30Z) the latest slot is still the first one, and the next
+        // one is a week later: no second post for W44.
+        let second = utc("2026-11-01T06:30:00Z");
+        assert_eq!(s.latest_slot_at_or_before(second), slots[1]);
+        assert_eq!(s.next_slot_at_or_after(second), slots[2]);
+    }
+
+    // ---- DST: Australia/Lord_Howe (30-minute shift; 1st Sunday of April / October, 02:00) ----
+
+    #[test]
+    fn lord_howe_half_hour_gap_ends_at_0230() {
+        // Sun 4 Oct 2026: 02:00 LHST (+10:30) jumps to 02:30 LHDT (+11). 02:15 posts at 02:30
+        // +11 = 15:30Z on the 3rd. Neighbours: 27 Sep 02:15 +10:30 = 26 Sep 15:45Z;
+        // 11 Oct 02:15 +11 = 10 Oct 15:15Z.
+        let s = WeeklySchedule::new(Weekday::Sun, hm(2, 15), Lord_Howe);
+        assert_eq!(
+            instants(&s, "2026-09-20T00:00:00Z", 3),
+            [
+                "2026-09-26T15:45:00Z",
+                "2026-10-03T15:30:00Z",
+                "2026-10-10T15:15:00Z"
+            ]
+        );
+        // A one-hour assumption would give 03:15 +11 = 16:15Z; the gap is only 30 minutes.
+        for (h, m) in [(2, 0), (2, 29)] {
+            let s = WeeklySchedule::new(Weekday::Sun, hm(h, m), Lord_Howe);
+            let slot = s.next_slot_at_or_after(utc("2026-10-03T00:00:00Z"));
+            assert_eq!(format_rfc3339_z(slot.at), "2026-10-03T15:30:00Z", "{h}:{m}");
+        }
+    }
+
+    #[test]
+    fn lord_howe_repeated_half_hour_uses_the_first_occurrence() {
+        // Sun 5 Apr 2026: 02:00 LHDT (+11) goes back to 01:30 LHST (+10:30). 01:45 happens at
+        // 01:45 +11 = 14:45Z (chosen) and at 01:45 +10:30 = 15:15Z. Week before: +11 = 14:45Z;
+        // week after: +10:30 = 15:15Z.
+        let s = WeeklySchedule::new(Weekday::Sun, hm(1, 45), Lord_Howe);
+        assert_eq!(
+            instants(&s, "2026-03-25T00:00:00Z", 3),
+            [
+                "2026-03-28T14:45:00Z",
+                "2026-04-04T14:45:00Z",
+                "2026-04-11T15:15:00Z"
+            ]
+        );
+    }
+
+    #[test]
+    fn lord_howe_9am_moves_by_half_an_hour() {
+        // Mon 28 Sep 2026 09:00 +10:30 = 27 Sep 22:30Z; Mon 5 Oct 09:00 +11 = 4 Oct 22:00Z.
+        let s = WeeklySchedule::new(Weekday::Mon, hm(9, 0), Lord_Howe);
+        assert_eq!(
+            instants(&s, "2026-09-25T00:00:00Z", 2),
+            ["2026-09-27T22:30:00Z", "2026-10-04T22:00:00Z"]
+        );
+    }
+
+    // ---- Asia/Kolkata: no DST, +05:30 all year ----
+
+    #[test]
+    fn kolkata_is_a_fixed_half_hour_offset() {
+        // 09:00 +05:30 = 03:30Z, in March and in November alike.
+        let s = WeeklySchedule::new(Weekday::Mon, hm(9, 0), Kolkata);
+        assert_eq!(
+            instants(&s, "2026-03-01T00:00:00Z", 2),
+            ["2026-03-02T03:30:00Z", "2026-03-09T03:30:00Z"]
+        );
+        assert_eq!(
+            instants(&s, "2026-10-25T00:00:00Z", 2),
+            ["2026-10-26T03:30:00Z", "2026-11-02T03:30:00Z"]
+        );
+    }
+
+    #[test]
+    fn samoa_skipped_day_still_gets_its_week() {
+        // Pacific/Apia skipped Friday 30 Dec 2011 (-10 -> +14 at 2011-12-30T10:00Z). A Friday
+        // 09:00 post that week goes out when the gap ends (Sat 31 Dec 00:00 +14 = 30 Dec 10:00Z)
+        // and keeps its week key, W52; the weeks around it are untouched.
+        // 23 Dec 09:00 -10 = 19:00Z; 6 Jan 09:00 +14 = 5 Jan 19:00Z.
+        let s = WeeklySchedule::new(Weekday::Fri, hm(9, 0), chrono_tz::Pacific::Apia);
+        let slots = s.next_slots(utc("2011-12-20T00:00:00Z"), 3);
+        let got: Vec<_> = slots.iter().map(|x| format_rfc3339_z(x.at)).collect();
+        assert_eq!(
+            got,
+            [
+                "2011-12-23T19:00:00Z",
+                "2011-12-30T10:00:00Z",
+                "2012-01-05T19:00:00Z"
+            ]
+        );
+        let weeks: Vec<_> = slots.iter().map(|x| x.week.to_string()).collect();
+        assert_eq!(weeks, ["2011-W51", "2011-W52", "2012-W01"]);
+    }
+
+    // ---- bounds ----
+
+    #[test]
+    fn next_and_latest_are_inclusive_and_bracket_now() {
+        let s = WeeklySchedule::new(Weekday::Sun, hm(2, 30), New_York);
+        let gap_slot = s.next_slot_at_or_after(utc("2026-03-08T00:00:00Z"));
+        assert_eq!(gap_slot.at, utc("2026-03-08T07:00:00Z"));
+        assert_eq!(s.next_slot_at_or_after(gap_slot.at), gap_slot);
+        assert_eq!(s.latest_slot_at_or_before(gap_slot.at), gap_slot);
+        let just_before = gap_slot.at - TimeDelta::seconds(1);
+        assert_eq!(
+            s.latest_slot_at_or_before(just_before).at,
+            utc("2026-03-01T07:30:00Z")
+        );
+        assert_eq!(
+            s.next_slot_at_or_after(gap_slot.at + TimeDelta::seconds(1))
+                .at,
+            utc("2026-03-15T06:30:00Z")
+        );
+    }
+
+    #[test]
+    fn next_slots_of_zero_is_empty() {
+        let s = WeeklySchedule::new(Weekday::Sun, hm(2, 30), New_York);
+        assert!(s.next_slots(utc("2026-03-08T00:00:00Z"), 0).is_empty());
+    }
+
+    // ---- properties ----
+
+    const ZONES: [Tz; 5] = [London, New_York, Lord_Howe, Kolkata, Tz::UTC];
+
+    fn weekday() -> impl Strategy<Value = Weekday> {
+        (0u8..7).prop_map(|n| Weekday::try_from(n).unwrap())
+    }
+
+    /// Times biased towards the small hours, where every DST change in `ZONES` happens.
+    fn time() -> impl Strategy<Value = NaiveTime> {
+        prop_oneof![
+            (0u32..24, 0u32..60).prop_map(|(h, m)| hm(h, m)),
+            (0u32..4, 0u32..60).prop_map(|(h, m)| hm(h, m)),
+        ]
+    }
+
+    /// Instants between 1995 and 2035.
+    fn instant() -> impl Strategy<Value = DateTime<Utc>> {
+        (788_918_400i64..2_051_222_400).prop_map(|s| DateTime::from_timestamp(s, 0).unwrap())
+    }
+
+    fn schedule() -> impl Strategy<Value = WeeklySchedule> {
+        (weekday(), time(), proptest::sample::select(ZONES.to_vec()))
+            .prop_map(|(d, t, z)| WeeklySchedule::new(d, t, z))
+    }
+
+    /// Checks a slot against the rules using chrono-tz directly (not `resolve_local`): the right
+    /// local date, and the right instant for a normal, repeated or skipped wall-clock time.
+    fn check_slot(s: &WeeklySchedule, slot: &Slot) -> Result<(), TestCaseError> {
+        let date = NaiveDate::from_isoywd_opt(slot.week.year, slot.week.week, s.weekday)
+            .expect("slot week exists");
+        let wanted = date.and_time(s.time);
+        let local = slot.at.with_timezone(&s.zone).naive_local();
+        match s.zone.from_local_datetime(&wanted) {
+            LocalResult::Single(t) => prop_assert_eq!(slot.at, t.with_timezone(&Utc)),
+            LocalResult::Ambiguous(a, b) => {
+                prop_assert_eq!(slot.at, a.min(b).with_timezone(&Utc))
+            }
+            LocalResult::None => {
+                // The instant the gap ends: the offset changes exactly here, the wall clock just
+                // before was earlier than wanted, and here it is later.
+                let before = slot.at - TimeDelta::seconds(1);
+                let off = |t: DateTime<Utc>| s.zone.offset_from_utc_datetime(&t.naive_utc()).fix();
+                prop_assert_ne!(off(before), off(slot.at));
+                prop_assert!(before.with_timezone(&s.zone).naive_local() < wanted);
+                prop_assert!(local > wanted);
+                prop_assert!(local - wanted <= TimeDelta::hours(2));
+            }
+        }
+        prop_assert_eq!(WeekKey::from_date(local.date()), slot.week);
+        Ok(())
+    }
+
+    proptest! {
+        #[test]
+        fn one_slot_per_iso_week(s in schedule(), year in 1996i32..2034) {
+            let from = Utc.with_ymd_and_hms(year - 1, 12, 1, 0, 0, 0).unwrap();
+            let slots = s.next_slots(from, 64);
+            for pair in slots.windows(2) {
+                prop_assert_eq!(pair[0].week.next(), Some(pair[1].week));
+                let gap = pair[1].at - pair[0].at;
+                prop_assert!(gap >= TimeDelta::days(5) && gap <= TimeDelta::days(9), "{gap}");
+            }
+            for slot in &slots {
+                check_slot(&s, slot)?;
+            }
+            let weeks_in_year = if NaiveDate::from_isoywd_opt(year, 53, Weekday::Mon).is_some() { 53 } else { 52 };
+            let weeks: Vec<u32> =
+                slots.iter().filter(|x| x.week.year == year).map(|x| x.week.week).collect();
+            prop_assert_eq!(weeks, (1..=weeks_in_year).collect::<Vec<_>>());
+        }
+
+        #[test]
+        fn slots_are_found_from_their_own_instant(s in schedule(), from in instant()) {
+            let slots = s.next_slots(from, 3);
+            prop_assert!(slots[0].at >= from);
+            prop_assert!(s.latest_slot_at_or_before(from).at <= from);
+            for (i, slot) in slots.iter().enumerate() {
+                prop_assert_eq!(s.next_slot_at_or_after(slot.at), *slot);
+                prop_assert_eq!(s.latest_slot_at_or_before(slot.at), *slot);
+                if i + 1 < slots.len() {
+                    prop_assert_eq!(
+                        s.next_slot_at_or_after(slot.at + TimeDelta::seconds(1)),
+                        slots[i + 1]
+                    );
+                }
+                if i > 0 {
+                    prop_assert_eq!(
+                        s.latest_slot_at_or_before(slot.at - TimeDelta::seconds(1)),
+                        slots[i - 1]
+                    );
+                }
+            }
+        }
+
+        #[test]
+        fn latest_and_next_bracket_now(s in schedule(), now in instant()) {
+            let latest = s.latest_slot_at_or_before(now);
+            let next = s.next_slot_at_or_after(now);
+            prop_assert!(latest.at <= now && now <= next.at);
+            if latest.at == now {
+                prop_assert_eq!(next, latest);
+            } else {
+                prop_assert_eq!(latest.week.next(), Some(next.week));
+            }
+            check_slot(&s, &latest)?;
+            check_slot(&s, &next)?;
+        }
+    }
+
+    /// Exhaustive rather than random: every quarter hour of the small hours of every Sunday in
+    /// 2020..2030, in every test zone, obeys the rules. This is where the gaps and repeats are.
+    #[test]
+    fn every_small_hours_sunday_slot_obeys_the_rules() {
+        for zone in ZONES {
+            for minutes in (0..4 * 60).step_by(15) {
+                let s = WeeklySchedule::new(Weekday::Sun, hm(minutes / 60, minutes % 60), zone);
+                let slots = s.next_slots(utc("2020-01-01T00:00:00Z"), 53 * 10);
+                for slot in &slots {
+                    check_slot(&s, slot).unwrap_or_else(|e| panic!("{s} {slot:?}: {e}"));
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,199 @@
+//! The command line as a person uses it: every command run as a process on the shipped
+//! collection or on a broken one, checking stdout, stderr and the exit code.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/data");
+
+fn run_with(insights: &str, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_insight-bot"))
+        .args(args)
+        .env("INSIGHTS_PATH", insights)
+        .env_remove("RUST_LOG")
+        .env_remove("DISCORD_TOKEN")
+        // Run from a directory with no .env, so a developer's own file cannot change the result.
+        .current_dir(env!("CARGO_TARGET_TMPDIR"))
+        .output()
+        .expect("run insight-bot")
+}
+
+fn run(args: &[&str]) -> Output {
+    run_with(DATA, args)
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn ask_prints_the_best_insight_readably() {
+    let o = run(&["ask", "How", "do", "I", "stop", "micromanaging?"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(out.starts_with("Learn to trust and delegate  [trust-and-delegate]"), "{out}");
+    assert!(out.contains("learning to trust and delegate"), "{out}");
+    assert!(out.contains("RiffOn"), "{out}");
+}
+
+#[test]
+fn ask_json_is_exactly_one_object_with_the_documented_shape() {
+    let o = run(&["ask", "--json", "--top", "3", "How do I delegate effectively?"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert_eq!(out.trim().lines().count(), 1, "{out}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let obj = v.as_object().unwrap();
+    let mut keys: Vec<&str> = obj.keys().map(String::as_str).collect();
+    keys.sort();
+    assert_eq!(keys, ["matches", "no_close_match", "question"]);
+    assert_eq!(v["question"], "How do I delegate effectively?");
+    assert_eq!(v["no_close_match"], false);
+    let matches = v["matches"].as_array().unwrap();
+    assert_eq!(matches.len(), 3);
+    for m in matches {
+        let mut keys: Vec<&str> = m.as_object().unwrap().keys().map(String::as_str).collect();
+        keys.sort();
+        assert_eq!(keys, ["id", "score", "text", "title"]);
+        assert!(m["score"].as_f64().unwrap() > 0.0);
+    }
+    let scores: Vec<f64> = matches.iter().map(|m| m["score"].as_f64().unwrap()).collect();
+    assert!(scores.windows(2).all(|w| w[0] >= w[1]), "{scores:?}");
+}
+
+#[test]
+fn ask_json_off_topic_has_no_matches() {
+    let o = run(&["ask", "--json", "Recommend a movie for tonight"]);
+    assert!(o.status.success());
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v["no_close_match"], true);
+    assert_eq!(v["matches"], serde_json::json!([]));
+    let text = run(&["ask", "Recommend a movie for tonight"]);
+    assert!(stdout(&text).starts_with("No close match"), "{}", stdout(&text));
+}
+
+#[test]
+fn an_empty_question_is_an_error_with_exit_2() {
+    for args in [&["ask", ""][..], &["ask", "   "][..], &["ask", "--json", " "][..]] {
+        let o = run(args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}");
+        assert!(stderr(&o).contains("the question is empty"), "{}", stderr(&o));
+        assert!(stdout(&o).is_empty());
+    }
+    // No question at all is a usage error from clap, also exit 2.
+    assert_eq!(run(&["ask"]).status.code(), Some(2));
+    assert_eq!(run(&["ask", "--top", "0", "x"]).status.code(), Some(2));
+}
+
+#[test]
+fn random_topics_and_check() {
+    let o = run(&["random", "--topic", "ai", "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v["id"], "ai-back-to-ic");
+
+    let o = run(&["random", "--topic", "cooking"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("unknown topic \"cooking\""), "{}", stderr(&o));
+
+    let o = run(&["topics"]);
+    let out = stdout(&o);
+    assert!(out.lines().any(|l| l == "career\t5"), "{out}");
+    assert!(out.lines().any(|l| l == "delegation\t2"), "{out}");
+
+    let o = run(&["check"]);
+    assert!(o.status.success());
+    assert!(stdout(&o).contains("OK: 11 insights"), "{}", stdout(&o));
+}
+
+#[test]
+fn broken_data_stops_with_file_line_and_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("mine.toml");
+    std::fs::write(
+        &file,
+        "[[insight]]\nid = \"Not A Slug\"\ntitle = \"t\"\ntext = \"x\"\ntopics = [\"a\"]\nasks = [\"q\"]\nsource = { title = \"s\", publisher = \"p\" }\n",
+    )
+    .unwrap();
+    for cmd in [&["check"][..], &["ask", "anything"][..], &["topics"][..]] {
+        let o = run_with(dir.path().to_str().unwrap(), cmd);
+        assert_eq!(o.status.code(), Some(2), "{cmd:?}");
+        let err = stderr(&o);
+        let expected = format!("{}:1: id \"Not A Slug\" is not a lowercase slug", file.display());
+        assert!(err.contains(&expected), "{err}");
+        assert!(!err.contains("panicked"), "{err}");
+    }
+    let missing = run_with("/nonexistent/insights", &["check"]);
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(stderr(&missing).contains("/nonexistent/insights:1: cannot read"));
+}
+
+#[test]
+fn bad_configuration_names_the_variable() {
+    let o = Command::new(env!("CARGO_BIN_EXE_insight-bot"))
+        .args(["check"])
+        .env("INSIGHTS_PATH", DATA)
+        .env("DISCORD_GUILD_ID", "my server")
+        .current_dir(env!("CARGO_TARGET_TMPDIR"))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("DISCORD_GUILD_ID"), "{}", stderr(&o));
+    let o = Command::new(env!("CARGO_BIN_EXE_insight-bot"))
+        .args(["check"])
+        .env("INSIGHTS_PATH", DATA)
+        .env("RUST_LOG", "[[[")
+        .current_dir(env!("CARGO_TARGET_TMPDIR"))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("RUST_LOG"), "{}", stderr(&o));
+}
+
+#[test]
+fn every_command_has_help() {
+    for cmd in ["ask", "random", "topics", "check", "run", "next-posts"] {
+        let o = run(&[cmd, "--help"]);
+        assert!(o.status.success(), "{cmd}");
+        assert!(stdout(&o).contains("Usage: insight-bot"), "{cmd}");
+    }
+    let o = run(&["--help"]);
+    assert!(stdout(&o).contains("ask"));
+}
+
+#[test]
+fn next_posts_prints_utc_instants_across_dst() {
+    // New York's spring-forward Sunday 2026-03-08: 02:30 does not exist, the post goes out at
+    // 03:00 EDT = 07:00Z; the week after, 02:30 EDT = 06:30Z.
+    let o = run(&[
+        "next-posts", "--day", "sun", "--time", "02:30", "--timezone", "America/New_York",
+        "--from", "2026-03-01T08:00:00Z", "--count", "3",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        stdout(&o),
+        "2026-03-08T07:00:00Z\n2026-03-15T06:30:00Z\n2026-03-22T06:30:00Z\n"
+    );
+    for bad in [
+        &["next-posts", "--time", "25:00"][..],
+        &["next-posts", "--timezone", "Mars/Olympus"][..],
+        &["next-posts", "--day", "someday"][..],
+        &["next-posts", "--from", "yesterday"][..],
+    ] {
+        let o = run(bad);
+        assert_eq!(o.status.code(), Some(2), "{bad:?}");
+        assert!(stderr(&o).contains("for example"), "{}", stderr(&o));
+    }
+}
+
+#[test]
+fn the_shipped_example_env_lists_every_variable() {
+    let example = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(".env.example")).unwrap();
+    for var in ["DISCORD_TOKEN", "INSIGHTS_PATH", "DATABASE_URL", "DISCORD_GUILD_ID", "DISCORD_API_BASE", "RUST_LOG"] {
+        assert!(example.lines().any(|l| l.starts_with(&format!("{var}="))), "{var} missing from .env.example");
+    }
+}
