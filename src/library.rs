@@ -413,7 +413,10 @@ fn validate(
         let span = value.span();
         let items = value.into_inner();
         if items.is_empty() {
-            check.report(span.clone(), format!("`{name}` is empty: give at least one"));
+            check.report(
+                span.clone(),
+                format!("`{name}` is empty: give at least one"),
+            );
         }
         for item in &items {
             if item.trim().is_empty() {
@@ -457,10 +460,7 @@ fn validate(
                     v.trim().to_string()
                 }
                 _ => {
-                    check.report(
-                        span.clone(),
-                        format!("`source.{name}` is missing or empty"),
-                    );
+                    check.report(span.clone(), format!("`source.{name}` is missing or empty"));
                     String::new()
                 }
             };
@@ -539,7 +539,10 @@ source = { title = "A page", publisher = "RiffOn" }
         assert_eq!(library.len(), 1);
         let insight = library.get("first-one").unwrap();
         assert_eq!(insight.source.to_string(), "A page | RiffOn");
-        assert_eq!(library.topics().collect::<Vec<_>>(), vec![("delegation", 1)]);
+        assert_eq!(
+            library.topics().collect::<Vec<_>>(),
+            vec![("delegation", 1)]
+        );
     }
 
     #[test]
@@ -586,21 +589,39 @@ source = { title = "A page", publisher = "RiffOn" }
     fn empty_fields_are_refused() {
         for (field, replacement, expected) in [
             ("text", "text = \"   \"", "a.toml:5: `text` is empty"),
-            ("topics", "topics = []", "a.toml:6: `topics` is empty: give at least one"),
-            ("asks", "asks = [\"\"]", "a.toml:7: `asks` has an empty entry"),
+            (
+                "topics",
+                "topics = []",
+                "a.toml:6: `topics` is empty: give at least one",
+            ),
+            (
+                "asks",
+                "asks = [\"\"]",
+                "a.toml:7: `asks` has an empty entry",
+            ),
             (
                 "source",
                 "source = { title = \"A page\", publisher = \"\" }",
                 "a.toml:8: `source.publisher` is missing or empty",
             ),
         ] {
-            assert_eq!(problems(&[("a.toml", &with(field, replacement))]), [expected]);
+            assert_eq!(
+                problems(&[("a.toml", &with(field, replacement))]),
+                [expected]
+            );
         }
     }
 
     #[test]
     fn ids_must_be_lowercase_slugs() {
-        for bad in ["Tour", "tour_of_duty", "-tour", "tour--duty", "tour of duty", "tour-"] {
+        for bad in [
+            "Tour",
+            "tour_of_duty",
+            "-tour",
+            "tour--duty",
+            "tour of duty",
+            "tour-",
+        ] {
             let text = with("id", &format!("id = {bad:?}"));
             let p = problems(&[("a.toml", &text)]);
             assert!(p[0].contains("not a lowercase slug"), "{bad}: {p:?}");
@@ -622,9 +643,13 @@ source = { title = "A page", publisher = "RiffOn" }
     #[test]
     fn discord_limits_are_enforced() {
         let long_text = with("text", &format!("text = \"{}\"", "x".repeat(4097)));
-        assert!(problems(&[("a.toml", &long_text)])[0].contains("`text` is 4097 characters long; the limit is 4096"));
+        assert!(problems(&[("a.toml", &long_text)])[0]
+            .contains("`text` is 4097 characters long; the limit is 4096"));
         let at_limit = with("text", &format!("text = \"{}\"", "é".repeat(4096)));
-        assert!(load(&[("a.toml", &at_limit)]).is_ok(), "4096 characters (not bytes) fit");
+        assert!(
+            load(&[("a.toml", &at_limit)]).is_ok(),
+            "4096 characters (not bytes) fit"
+        );
         let long_title = with("title", &format!("title = \"{}\"", "t".repeat(257)));
         assert!(problems(&[("a.toml", &long_title)])[0].contains("`title` is 257 characters long"));
     }
@@ -634,7 +659,10 @@ source = { title = "A page", publisher = "RiffOn" }
         let text = GOOD.replace("asks =", "aks = [\"typo\"]\nasks =");
         let p = problems(&[("a.toml", &text)]);
         assert_eq!(p.len(), 1);
-        assert!(p[0].starts_with("a.toml:7: invalid TOML: unknown field `aks`"), "{p:?}");
+        assert!(
+            p[0].starts_with("a.toml:7: invalid TOML: unknown field `aks`"),
+            "{p:?}"
+        );
         let top = format!("insights = 1\n{GOOD}");
         assert!(problems(&[("a.toml", &top)])[0].contains("unknown field `insights`"));
     }
@@ -670,7 +698,9 @@ source = { title = "A page", publisher = "RiffOn" }
         let empty = tempfile::tempdir().unwrap();
         let err = Library::load(empty.path()).unwrap_err().to_string();
         assert!(err.contains("no *.toml files"), "{err}");
-        let missing = Library::load(&dir.path().join("nope")).unwrap_err().to_string();
+        let missing = Library::load(&dir.path().join("nope"))
+            .unwrap_err()
+            .to_string();
         assert!(missing.contains("nope:1: cannot read"), "{missing}");
     }
 
@@ -680,11 +710,16 @@ source = { title = "A page", publisher = "RiffOn" }
         let library = load(&[("a.toml", &two)]).unwrap();
         let mut rng = rand::thread_rng();
         for _ in 0..20 {
-            let pick = library.random(Some("delegation"), Some("first-one"), &mut rng).unwrap();
+            let pick = library
+                .random(Some("delegation"), Some("first-one"), &mut rng)
+                .unwrap();
             assert_eq!(pick.id, "second-one");
         }
         assert!(library.random(Some("nope"), None, &mut rng).is_none());
         let one = load(&[("a.toml", GOOD)]).unwrap();
-        assert_eq!(one.random(None, Some("first-one"), &mut rng).unwrap().id, "first-one");
+        assert_eq!(
+            one.random(None, Some("first-one"), &mut rng).unwrap().id,
+            "first-one"
+        );
     }
 }

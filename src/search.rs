@@ -53,7 +53,9 @@ pub const MAX_ANALYSED_CHARS: usize = 4000;
 /// Why a question could not be ranked at all.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AskError {
-    #[error("the question is empty: type a question, for example \"How do I stop micromanaging?\"")]
+    #[error(
+        "the question is empty: type a question, for example \"How do I stop micromanaging?\""
+    )]
     Empty,
 }
 
@@ -274,7 +276,12 @@ impl SearchIndex {
             let mut length = 0.0;
             let mut add = |analysed: Analysed, weight: f32, weights: &mut HashMap<TermId, f32>| {
                 let concept_names = analysed.concepts.iter().map(|&c| concept_terms[c].as_str());
-                for term in analysed.stems.iter().map(String::as_str).chain(concept_names) {
+                for term in analysed
+                    .stems
+                    .iter()
+                    .map(String::as_str)
+                    .chain(concept_names)
+                {
                     let next_id = terms.len() as TermId;
                     let id = match terms.get(term) {
                         Some(&id) => id,
@@ -365,12 +372,13 @@ impl SearchIndex {
         // important for it.
         let mut query: Vec<(TermId, f32)> = Vec::new();
         let mut seen = HashSet::new();
-        let concept_names: Vec<String> = analysed.concepts.iter().map(|&c| concept_term(c)).collect();
-        let weighted = analysed
-            .stems
-            .iter()
-            .map(|s| (s.as_str(), 1.0))
-            .chain(concept_names.iter().map(|c| (c.as_str(), CONCEPT_QUERY_WEIGHT)));
+        let concept_names: Vec<String> =
+            analysed.concepts.iter().map(|&c| concept_term(c)).collect();
+        let weighted = analysed.stems.iter().map(|s| (s.as_str(), 1.0)).chain(
+            concept_names
+                .iter()
+                .map(|c| (c.as_str(), CONCEPT_QUERY_WEIGHT)),
+        );
         for (term, weight) in weighted {
             if let Some(&id) = self.terms.get(term) {
                 if seen.insert(id) {
@@ -379,7 +387,11 @@ impl SearchIndex {
             }
         }
 
-        tracing::debug!(?evidence, on_topic = evidence.is_on_topic(), "question analysed");
+        tracing::debug!(
+            ?evidence,
+            on_topic = evidence.is_on_topic(),
+            "question analysed"
+        );
         let matches = if evidence.is_on_topic() && limit > 0 {
             self.rank(insights, &query, limit)
         } else {
@@ -503,7 +515,14 @@ mod tests {
 
     #[test]
     fn punctuation_numbers_and_foreign_scripts_get_no_close_match() {
-        for q in ["?!?", "...", "2+2", "🙂🙂", "今日は何曜日ですか", "¿Qué hora es?"] {
+        for q in [
+            "?!?",
+            "...",
+            "2+2",
+            "🙂🙂",
+            "今日は何曜日ですか",
+            "¿Qué hora es?",
+        ] {
             let answer = shipped().ask(q, 3).unwrap();
             assert!(answer.no_close_match, "{q}: {answer:?}");
             assert!(answer.matches.is_empty());
@@ -513,14 +532,25 @@ mod tests {
     #[test]
     fn related_words_reach_an_insight_that_shares_none_of_them() {
         // None of these words is in the trust-and-delegate text; the vocabulary relates them.
-        assert_eq!(best("I micromanage everyone").as_deref(), Some("trust-and-delegate"));
+        assert_eq!(
+            best("I micromanage everyone").as_deref(),
+            Some("trust-and-delegate")
+        );
         // "CEO" is not in the founder insight at all.
-        assert_eq!(best("being a CEO is lonely").as_deref(), Some("founder-roles"));
+        assert_eq!(
+            best("being a CEO is lonely").as_deref(),
+            Some("founder-roles")
+        );
     }
 
     #[test]
     fn a_single_everyday_word_is_not_enough() {
-        for q in ["good", "what time is it", "best pizza near me", "fix my bike"] {
+        for q in [
+            "good",
+            "what time is it",
+            "best pizza near me",
+            "fix my bike",
+        ] {
             assert!(shipped().ask(q, 3).unwrap().no_close_match, "{q}");
         }
     }
@@ -531,7 +561,12 @@ mod tests {
             .ask("how do I delegate DNS for a subdomain to cloudflare", 3)
             .unwrap();
         assert!(answer.no_close_match, "{:?}", answer.evidence);
-        assert!(!shipped().ask("How do I delegate?", 3).unwrap().no_close_match);
+        assert!(
+            !shipped()
+                .ask("How do I delegate?", 3)
+                .unwrap()
+                .no_close_match
+        );
     }
 
     #[test]
@@ -539,7 +574,8 @@ mod tests {
         let a = shipped().ask("manager", 25).unwrap();
         assert!(a.matches.len() > 3);
         assert!(a.matches.windows(2).all(|w| {
-            w[0].score > w[1].score || (w[0].score == w[1].score && w[0].insight.id < w[1].insight.id)
+            w[0].score > w[1].score
+                || (w[0].score == w[1].score && w[0].insight.id < w[1].insight.id)
         }));
         let again = shipped().ask("manager", 25).unwrap();
         assert_eq!(a, again);

@@ -35,14 +35,23 @@ fn ask_prints_the_best_insight_readably() {
     let o = run(&["ask", "How", "do", "I", "stop", "micromanaging?"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let out = stdout(&o);
-    assert!(out.starts_with("Learn to trust and delegate  [trust-and-delegate]"), "{out}");
+    assert!(
+        out.starts_with("Learn to trust and delegate  [trust-and-delegate]"),
+        "{out}"
+    );
     assert!(out.contains("learning to trust and delegate"), "{out}");
     assert!(out.contains("RiffOn"), "{out}");
 }
 
 #[test]
 fn ask_json_is_exactly_one_object_with_the_documented_shape() {
-    let o = run(&["ask", "--json", "--top", "3", "How do I delegate effectively?"]);
+    let o = run(&[
+        "ask",
+        "--json",
+        "--top",
+        "3",
+        "How do I delegate effectively?",
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let out = stdout(&o);
     assert_eq!(out.trim().lines().count(), 1, "{out}");
@@ -61,7 +70,10 @@ fn ask_json_is_exactly_one_object_with_the_documented_shape() {
         assert_eq!(keys, ["id", "score", "text", "title"]);
         assert!(m["score"].as_f64().unwrap() > 0.0);
     }
-    let scores: Vec<f64> = matches.iter().map(|m| m["score"].as_f64().unwrap()).collect();
+    let scores: Vec<f64> = matches
+        .iter()
+        .map(|m| m["score"].as_f64().unwrap())
+        .collect();
     assert!(scores.windows(2).all(|w| w[0] >= w[1]), "{scores:?}");
 }
 
@@ -73,15 +85,27 @@ fn ask_json_off_topic_has_no_matches() {
     assert_eq!(v["no_close_match"], true);
     assert_eq!(v["matches"], serde_json::json!([]));
     let text = run(&["ask", "Recommend a movie for tonight"]);
-    assert!(stdout(&text).starts_with("No close match"), "{}", stdout(&text));
+    assert!(
+        stdout(&text).starts_with("No close match"),
+        "{}",
+        stdout(&text)
+    );
 }
 
 #[test]
 fn an_empty_question_is_an_error_with_exit_2() {
-    for args in [&["ask", ""][..], &["ask", "   "][..], &["ask", "--json", " "][..]] {
+    for args in [
+        &["ask", ""][..],
+        &["ask", "   "][..],
+        &["ask", "--json", " "][..],
+    ] {
         let o = run(args);
         assert_eq!(o.status.code(), Some(2), "{args:?}");
-        assert!(stderr(&o).contains("the question is empty"), "{}", stderr(&o));
+        assert!(
+            stderr(&o).contains("the question is empty"),
+            "{}",
+            stderr(&o)
+        );
         assert!(stdout(&o).is_empty());
     }
     // No question at all is a usage error from clap, also exit 2.
@@ -98,7 +122,11 @@ fn random_topics_and_check() {
 
     let o = run(&["random", "--topic", "cooking"]);
     assert_eq!(o.status.code(), Some(2));
-    assert!(stderr(&o).contains("unknown topic \"cooking\""), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("unknown topic \"cooking\""),
+        "{}",
+        stderr(&o)
+    );
 
     let o = run(&["topics"]);
     let out = stdout(&o);
@@ -123,7 +151,10 @@ fn broken_data_stops_with_file_line_and_reason() {
         let o = run_with(dir.path().to_str().unwrap(), cmd);
         assert_eq!(o.status.code(), Some(2), "{cmd:?}");
         let err = stderr(&o);
-        let expected = format!("{}:1: id \"Not A Slug\" is not a lowercase slug", file.display());
+        let expected = format!(
+            "{}:1: id \"Not A Slug\" is not a lowercase slug",
+            file.display()
+        );
         assert!(err.contains(&expected), "{err}");
         assert!(!err.contains("panicked"), "{err}");
     }
@@ -170,8 +201,17 @@ fn next_posts_prints_utc_instants_across_dst() {
     // New York's spring-forward Sunday 2026-03-08: 02:30 does not exist, the post goes out at
     // 03:00 EDT = 07:00Z; the week after, 02:30 EDT = 06:30Z.
     let o = run(&[
-        "next-posts", "--day", "sun", "--time", "02:30", "--timezone", "America/New_York",
-        "--from", "2026-03-01T08:00:00Z", "--count", "3",
+        "next-posts",
+        "--day",
+        "sun",
+        "--time",
+        "02:30",
+        "--timezone",
+        "America/New_York",
+        "--from",
+        "2026-03-01T08:00:00Z",
+        "--count",
+        "3",
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(
@@ -192,8 +232,20 @@ fn next_posts_prints_utc_instants_across_dst() {
 
 #[test]
 fn the_shipped_example_env_lists_every_variable() {
-    let example = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(".env.example")).unwrap();
-    for var in ["DISCORD_TOKEN", "INSIGHTS_PATH", "DATABASE_URL", "DISCORD_GUILD_ID", "DISCORD_API_BASE", "RUST_LOG"] {
-        assert!(example.lines().any(|l| l.starts_with(&format!("{var}="))), "{var} missing from .env.example");
+    let example =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(".env.example"))
+            .unwrap();
+    for var in [
+        "DISCORD_TOKEN",
+        "INSIGHTS_PATH",
+        "DATABASE_URL",
+        "DISCORD_GUILD_ID",
+        "DISCORD_API_BASE",
+        "RUST_LOG",
+    ] {
+        assert!(
+            example.lines().any(|l| l.starts_with(&format!("{var}="))),
+            "{var} missing from .env.example"
+        );
     }
 }

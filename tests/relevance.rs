@@ -44,7 +44,10 @@ fn read_tsv(path: &Path) -> Vec<Line> {
 fn ask(question: &str) -> serde_json::Value {
     let output = Command::new(env!("CARGO_BIN_EXE_insight-bot"))
         .args(["ask", "--json", "--top", "3", question])
-        .env("INSIGHTS_PATH", concat!(env!("CARGO_MANIFEST_DIR"), "/data"))
+        .env(
+            "INSIGHTS_PATH",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/data"),
+        )
         .env_remove("RUST_LOG")
         .output()
         .expect("run insight-bot");
@@ -89,8 +92,10 @@ fn score(lines: &[Line]) -> Score {
             if no_close_match {
                 s.off_topic_refused += 1;
             } else {
-                s.failures
-                    .push(format!("off-topic answered: {:?} -> {ids:?}", line.question));
+                s.failures.push(format!(
+                    "off-topic answered: {:?} -> {ids:?}",
+                    line.question
+                ));
             }
             continue;
         }
@@ -131,9 +136,15 @@ fn dev_questions_meet_the_targets() {
         s.off_topic_refused,
         s.off_topic
     );
-    assert!(percent(s.top1, s.on_topic) >= 90.0, "top-1 under 90%:\n{report}");
+    assert!(
+        percent(s.top1, s.on_topic) >= 90.0,
+        "top-1 under 90%:\n{report}"
+    );
     assert_eq!(s.top3, s.on_topic, "top-3 must be 100%:\n{report}");
-    assert!(s.off_topic > 0, "the dev set should contain off-topic lines");
+    assert!(
+        s.off_topic > 0,
+        "the dev set should contain off-topic lines"
+    );
     assert_eq!(s.off_topic_refused, s.off_topic, "{report}");
 }
 
@@ -156,5 +167,8 @@ fn blind_questions_stay_at_their_measured_level() {
     );
     assert!(percent(s.top1, s.on_topic) >= 85.0, "{report}");
     assert!(percent(s.top3, s.on_topic) >= 97.0, "{report}");
-    assert!(percent(s.off_topic_refused, s.off_topic) >= 70.0, "{report}");
+    assert!(
+        percent(s.off_topic_refused, s.off_topic) >= 70.0,
+        "{report}"
+    );
 }
