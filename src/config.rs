@@ -26,6 +26,12 @@ pub struct ConfigError {
 pub struct Token(String);
 
 impl Token {
+    /// Checks the shape of a bot token (three dot-separated base64url parts); a `Bot ` prefix is
+    /// accepted and dropped. The error never contains the value.
+    pub fn parse(token: &str) -> Result<Token, ConfigError> {
+        parse_token(token)
+    }
+
     /// The secret itself, for the one place that hands it to Discord's client.
     pub fn expose(&self) -> &str {
         &self.0

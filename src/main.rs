@@ -4,7 +4,10 @@
 use std::io::Write;
 use std::process::ExitCode;
 
+use std::sync::Arc;
+
 use clap::Parser;
+use insight_bot::bot::{self, BotError, BotSettings};
 use insight_bot::cli::{self, Cli, CliError, Command};
 use insight_bot::config::Config;
 use insight_bot::library::Library;
@@ -47,6 +50,31 @@ fn load_library(config: &Config) -> Result<Library, CliError> {
     })
 }
 
+fn run_bot(config: Config) -> Result<(), CliError> {
+    let token = config
+        .discord_token
+        .clone()
+        .ok_or_else(|| CliError(BotError::MissingToken.to_string()))?;
+    let library = load_library(&config)?;
+    tracing::info!(
+        insights = library.len(),
+        path = %config.insights_path.display(),
+        "loaded the insight collection"
+    );
+    let settings = BotSettings {
+        token,
+        library: Arc::new(library),
+        guild_id: config.guild_id,
+        api_base: config.api_base.clone(),
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(bot::run(settings))?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
 fn execute(cli: Cli) -> Result<ExitCode, CliError> {
     // A missing .env is normal; a broken one is reported. Variables already set win.
     if let Err(e) = dotenvy::dotenv() {
@@ -59,11 +87,7 @@ fn execute(cli: Cli) -> Result<ExitCode, CliError> {
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     match cli.command.unwrap_or(Command::Run) {
-        Command::Run => {
-            return Err(CliError(
-                "the Discord bot is not built yet: only the offline commands (ask, random, topics, check) work in this version".into(),
-            ))
-        }
+        Command::Run => run_bot(config)?,
         Command::Ask(args) => cli::ask(&load_library(&config)?, &args, &mut out)?,
         Command::Random(args) => cli::random(&load_library(&config)?, &args, &mut out)?,
         Command::Topics => cli::topics(&load_library(&config)?, &mut out)?,

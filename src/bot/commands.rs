@@ -1,0 +1,195 @@
+//! The everyday slash commands — `/advice`, `/insight`, `/topics`, `/help` — and the "Another one"
+//! button of `/insight`.
+//!
+//! Each command is a thin call into the core (`Library::ask`, `Library::random`) and a reply built
+//! by [`super::render`]. All are usable in servers and in DMs with the bot. None does I/O beyond
+//! its reply, so all answer well inside Discord's 3 seconds without deferring.
+
+use std::time::Instant;
+
+use poise::serenity_prelude as serenity;
+use serenity::{
+    AutocompleteChoice, ComponentInteraction, CreateAutocompleteResponse,
+    CreateInteractionResponse, CreateInteractionResponseMessage,
+};
+
+use super::render::{self, no_pings};
+use super::{Context, Data, Error};
+use crate::search::AskError;
+
+/// The example shown whenever someone needs to know what to type.
+const ADVICE_EXAMPLE: &str = "/advice question: How do I stop micromanaging my team?";
+
+/// An ephemeral reply with plain text: errors and hints only the invoking user sees.
+pub fn ephemeral(text: impl Into<String>) -> poise::CreateReply {
+    poise::CreateReply::default()
+        .content(render::truncate(&text.into(), render::MAX_CONTENT))
+        .ephemeral(true)
+        .allowed_mentions(no_pings())
+}
+
+/// The shared per-user cooldown of questions (slash commands and DMs count alike).
+/// `Err(text)` is the polite message to send instead of an answer.
+pub fn check_cooldown(data: &Data, user: serenity::UserId) -> Result<(), String> {
+    let mut cooldown = data.cooldown.lock().unwrap_or_else(|e| e.into_inner());
+    cooldown.check(user.get(), Instant::now()).map_err(|wait| {
+        format!(
+            "Slow down a little — you can ask again in {} s.",
+            wait.as_secs()
+        )
+    })
+}
+
+/// Answers `question` the way `/advice` and DMs do; `Err` is a message for the user.
+pub fn answer_question(data: &Data, question: &str) -> Result<render::Reply, String> {
+    let answer = data.library.ask(question, 3).map_err(|e| match e {
+        AskError::Empty => format!("Type a question after the command, for example `{ADVICE_EXAMPLE}`"),
+    })?;
+    let fallback = if answer.no_close_match {
+        data.library.random(None, None, &mut rand::thread_rng())
+    } else {
+        None
+    };
+    Ok(render::answer(&answer, fallback))
+}
+
+/// Ask for advice: the most relevant insight for your question.
+#[poise::command(
+    slash_command,
+    install_context = "Guild",
+    interaction_context = "Guild|BotDm"
+)]
+pub async fn advice(
+    ctx: Context<'_>,
+    #[description = "Your question or situation, in your own words"]
+    #[max_length = 1000]
+    question: String,
+    #[description = "Only you see the answer (default: false)"] private: Option<bool>,
+) -> Result<(), Error> {
+    if let Err(slow_down) = check_cooldown(ctx.data(), ctx.author().id) {
+        ctx.send(ephemeral(slow_down)).await?;
+        return Ok(());
+    }
+    let reply = match answer_question(ctx.data(), &question) {
+        Ok(reply) => reply.to_poise(private.unwrap_or(false)),
+        Err(hint) => ephemeral(hint),
+    };
+    ctx.send(reply).await?;
+    Ok(())
+}
+
+/// Topics matching what has been typed: prefix matches first, at most 25 (Discord's limit).
+async fn autocomplete_topic(ctx: Context<'_>, partial: &str) -> CreateAutocompleteResponse {
+    let typed = partial.trim().to_lowercase();
+    let mut topics: Vec<(bool, &str, usize)> = ctx
+        .data()
+        .library
+        .topics()
+        .filter(|(topic, _)| topic.contains(&typed))
+        .map(|(topic, count)| (!topic.starts_with(&typed), topic, count))
+        .collect();
+    topics.sort();
+    let choices = topics
+        .into_iter()
+        .take(25)
+        .map(|(_, topic, count)| {
+            let name = render::truncate(&format!("{topic} ({count})"), 100);
+            AutocompleteChoice::new(name, render::truncate(topic, 100))
+        })
+        .collect();
+    CreateAutocompleteResponse::new().set_choices(choices)
+}
+
+/// A random insight, from a topic if you like, with a button for another one.
+#[poise::command(
+    slash_command,
+    install_context = "Guild",
+    interaction_context = "Guild|BotDm"
+)]
+pub async fn insight(
+    ctx: Context<'_>,
+    #[description = "Pick a topic (optional)"]
+    #[autocomplete = "autocomplete_topic"]
+    topic: Option<String>,
+) -> Result<(), Error> {
+    let library = &ctx.data().library;
+    let topic = topic
+        .map(|t| t.trim().to_lowercase())
+        .filter(|t| !t.is_empty());
+    let picked = library
+        .random(topic.as_deref(), None, &mut rand::thread_rng())
+        .map(|insight| render::random_insight(insight, topic.as_deref()));
+    let reply = match (picked, &topic) {
+        (Some(reply), _) => reply.to_poise(false),
+        (None, topic) => {
+            let examples: Vec<&str> = library.topics().map(|(t, _)| t).take(5).collect();
+            ephemeral(format!(
+                "I have no topic called \"{}\". Pick one from the list as you type, for example `/insight topic:{}`, or see `/topics`.",
+                render::escape(&render::truncate(topic.as_deref().unwrap_or_default(), 100)),
+                examples.first().copied().unwrap_or("career"),
+            ))
+        }
+    };
+    ctx.send(reply).await?;
+    Ok(())
+}
+
+/// The topics and how many insights each has.
+#[poise::command(
+    slash_command,
+    install_context = "Guild",
+    interaction_context = "Guild|BotDm"
+)]
+pub async fn topics(ctx: Context<'_>) -> Result<(), Error> {
+    ctx.send(render::topics(&ctx.data().library).to_poise(false))
+        .await?;
+    Ok(())
+}
+
+/// What this bot does and how to use it.
+#[poise::command(
+    slash_command,
+    install_context = "Guild",
+    interaction_context = "Guild|BotDm"
+)]
+pub async fn help(ctx: Context<'_>) -> Result<(), Error> {
+    ctx.send(render::help(&ctx.data().library).to_poise(true))
+        .await?;
+    Ok(())
+}
+
+/// The "Another one" button: replaces the shown insight with a different one from the same topic.
+/// Buttons outlive restarts and collection changes, so an unknown id or topic still gets an answer.
+pub async fn another_one(
+    ctx: &serenity::Context,
+    interaction: &ComponentInteraction,
+    data: &Data,
+) -> Result<(), Error> {
+    let response = match render::parse_another(&interaction.data.custom_id) {
+        Some((topic, shown)) => {
+            let topic = topic.filter(|t| data.library.has_topic(t));
+            let picked = data
+                .library
+                .random(topic, Some(shown), &mut rand::thread_rng())
+                .map(|insight| render::random_insight(insight, topic));
+            match picked {
+                Some(reply) => {
+                    CreateInteractionResponse::UpdateMessage(reply.to_interaction_message())
+                }
+                None => expired_button(),
+            }
+        }
+        None => expired_button(),
+    };
+    interaction.create_response(&ctx.http, response).await?;
+    Ok(())
+}
+
+fn expired_button() -> CreateInteractionResponse {
+    CreateInteractionResponse::Message(
+        CreateInteractionResponseMessage::new()
+            .content("This button is no longer active. Try `/insight` for a new one.")
+            .ephemeral(true)
+            .allowed_mentions(no_pings()),
+    )
+}

@@ -1,0 +1,401 @@
+//! The Discord adapter: the only part of the crate that knows Discord.
+//!
+//! This file builds the client (serenity 0.12) and the command framework (poise 0.7), starts it,
+//! and shuts it down cleanly. The pieces:
+//! - [`commands`]: `/advice`, `/insight`, `/topics`, `/help` and the "Another one" button;
+//! - [`dm`]: questions sent in direct messages;
+//! - [`render`]: core results -> embeds and messages, with Discord's limits and no pings.
+//!
+//! Where poise is in the way we use serenity directly, in three places: DMs and button clicks are
+//! handled in poise's event handler as raw events (poise only dispatches commands), and the
+//! framework is wrapped in [`TrackedFramework`] so shutdown can wait for in-flight replies
+//! (poise has no such hook).
+//!
+//! Start-up order matters: the token is checked with one REST call before connecting, so a bad
+//! token is a clear error rather than a gateway close; commands are registered in poise's `setup`,
+//! which runs once (poise ignores later READY events), so a gateway reconnect never re-registers.
+
+pub mod commands;
+pub mod dm;
+pub mod render;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use poise::serenity_prelude as serenity;
+use serenity::{FullEvent, GatewayIntents, Interaction};
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+
+use crate::config::Token;
+use crate::cooldown::Cooldown;
+use crate::library::Library;
+
+pub type Error = Box<dyn std::error::Error + Send + Sync>;
+pub type Context<'a> = poise::Context<'a, Data, Error>;
+
+/// Questions per user per minute, across `/advice` and DMs.
+pub const QUESTIONS_PER_MINUTE: usize = 5;
+/// How long shutdown waits for replies already being worked on.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// State shared by every command and event handler.
+pub struct Data {
+    pub library: Arc<Library>,
+    pub cooldown: Mutex<Cooldown>,
+}
+
+/// What the bot needs to start.
+pub struct BotSettings {
+    pub token: Token,
+    pub library: Arc<Library>,
+    /// Register commands in this server only (instant), instead of globally.
+    pub guild_id: Option<u64>,
+    /// Send REST calls (and ask for the gateway URL) here instead of discord.com.
+    pub api_base: Option<String>,
+}
+
+/// Why the bot could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum BotError {
+    #[error("DISCORD_TOKEN is not set. Create a bot in the Discord Developer Portal (https://discord.com/developers/applications > your application > Bot > Reset Token) and put DISCORD_TOKEN=<token> in .env or the environment.")]
+    MissingToken,
+    #[error("DISCORD_TOKEN was rejected by Discord (401 Unauthorized). Reset the token in the Discord Developer Portal (your application > Bot > Reset Token) and update DISCORD_TOKEN.")]
+    RejectedToken,
+    #[error("cannot reach Discord at {base}: {reason}")]
+    Unreachable { base: String, reason: String },
+    #[error("the Discord client stopped: {0}")]
+    Client(String),
+}
+
+/// Counts event handlers in progress, so shutdown can let them finish.
+#[derive(Default)]
+pub struct InFlight {
+    count: AtomicUsize,
+    idle: Notify,
+}
+
+struct InFlightGuard(Arc<InFlight>);
+
+impl Drop for InFlightGuard {
+    fn drop(&mut self) {
+        if self.0.count.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.idle.notify_waiters();
+        }
+    }
+}
+
+impl InFlight {
+    fn enter(self: &Arc<Self>) -> InFlightGuard {
+        self.count.fetch_add(1, Ordering::AcqRel);
+        InFlightGuard(Arc::clone(self))
+    }
+
+    /// Waits until nothing is in flight, at most `limit`; true when idle.
+    pub async fn wait_idle(&self, limit: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let notified = self.idle.notified();
+            if self.count.load(Ordering::Acquire) == 0 {
+                return true;
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return self.count.load(Ordering::Acquire) == 0;
+            }
+        }
+    }
+}
+
+/// poise's framework, counted: every event's handling (commands, DMs, buttons) holds a guard.
+struct TrackedFramework {
+    inner: poise::Framework<Data, Error>,
+    in_flight: Arc<InFlight>,
+}
+
+#[serenity::async_trait]
+impl serenity::Framework for TrackedFramework {
+    async fn init(&mut self, client: &serenity::Client) {
+        self.inner.init(client).await;
+    }
+
+    async fn dispatch(&self, ctx: serenity::Context, event: FullEvent) {
+        let _guard = self.in_flight.enter();
+        self.inner.dispatch(ctx, event).await;
+    }
+}
+
+/// The REST client: straight to Discord with serenity's rate limiter, or through
+/// `DISCORD_API_BASE` with the limiter off (serenity ignores the proxy while its limiter is on;
+/// a shared proxy such as twilight-http-proxy does the rate limiting instead).
+pub fn build_http(token: &Token, api_base: Option<&str>) -> serenity::Http {
+    let builder = serenity::HttpBuilder::new(token.expose());
+    match api_base {
+        Some(base) => builder.proxy(base).ratelimiter_disabled(true).build(),
+        None => builder.build(),
+    }
+}
+
+/// Every slash command the bot registers.
+pub fn all_commands() -> Vec<poise::Command<Data, Error>> {
+    vec![
+        commands::advice(),
+        commands::insight(),
+        commands::topics(),
+        commands::help(),
+    ]
+}
+
+async fn on_event(
+    ctx: &serenity::Context,
+    event: &FullEvent,
+    data: &Data,
+) -> Result<(), Error> {
+    match event {
+        FullEvent::Message { new_message } => dm::handle_message(ctx, new_message, data).await,
+        FullEvent::InteractionCreate {
+            interaction: Interaction::Component(component),
+        } => commands::another_one(ctx, component, data).await,
+        FullEvent::Ready { data_about_bot } => {
+            tracing::info!(
+                user = %data_about_bot.user.name,
+                guilds = data_about_bot.guilds.len(),
+                "connected to the Discord gateway"
+            );
+            Ok(())
+        }
+        FullEvent::Resume { .. } => {
+            tracing::info!("gateway session resumed");
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}
+
+/// One place for every error: log it with context, tell the user in an ephemeral message what
+/// to do, never crash.
+async fn on_error(error: poise::FrameworkError<'_, Data, Error>) {
+    use poise::FrameworkError as E;
+    match error {
+        E::Command { error, ctx, .. } => {
+            tracing::error!(command = %ctx.command().qualified_name, user = %ctx.author().id, "command failed: {error}");
+            let _ = ctx
+                .send(commands::ephemeral(
+                    "Sorry, something went wrong while answering. Please try again in a moment.",
+                ))
+                .await;
+        }
+        E::ArgumentParse {
+            error, input, ctx, ..
+        } => {
+            tracing::info!(command = %ctx.command().qualified_name, ?input, "bad option: {error}");
+            let usage = format!("/{}", ctx.command().qualified_name);
+            let _ = ctx
+                .send(commands::ephemeral(format!(
+                    "I could not read one of the options ({error}). Type `{usage}` and pick the options from Discord's list."
+                )))
+                .await;
+        }
+        E::MissingUserPermissions {
+            missing_permissions,
+            ctx,
+            ..
+        } => {
+            let needed = missing_permissions
+                .map(|p| p.to_string())
+                .unwrap_or_else(|| "Manage Server".into());
+            let _ = ctx
+                .send(commands::ephemeral(format!(
+                    "You need the {needed} permission in this server to use `/{}`.",
+                    ctx.command().qualified_name
+                )))
+                .await;
+        }
+        E::GuildOnly { ctx, .. } => {
+            let _ = ctx
+                .send(commands::ephemeral(format!(
+                    "`/{}` works in a server, not in DMs.",
+                    ctx.command().qualified_name
+                )))
+                .await;
+        }
+        E::EventHandler { error, event, .. } => {
+            tracing::error!(event = event.snake_case_name(), "event handler failed: {error}");
+        }
+        E::Setup { error, .. } => {
+            tracing::error!("start-up failed: {error}");
+        }
+        other => {
+            if let Err(e) = poise::builtins::on_error(other).await {
+                tracing::error!("error while handling an error: {e}");
+            }
+        }
+    }
+}
+
+fn framework(settings: &BotSettings) -> poise::Framework<Data, Error> {
+    let library = Arc::clone(&settings.library);
+    let guild_id = settings.guild_id;
+    poise::Framework::builder()
+        .options(poise::FrameworkOptions {
+            commands: all_commands(),
+            on_error: |error| Box::pin(on_error(error)),
+            event_handler: |framework, event| {
+                Box::pin(on_event(framework.serenity_context, event, framework.user_data))
+            },
+            allowed_mentions: Some(render::no_pings()),
+            ..Default::default()
+        })
+        .setup(move |ctx, _ready, framework| {
+            Box::pin(async move {
+                register_commands(ctx, &framework.options().commands, guild_id).await;
+                Ok(Data {
+                    library,
+                    cooldown: Mutex::new(Cooldown::new(
+                        QUESTIONS_PER_MINUTE,
+                        Duration::from_secs(60),
+                    )),
+                })
+            })
+        })
+        .build()
+}
+
+/// Registers the commands globally, or in one server when `guild_id` is set. A failure is logged
+/// and start-up goes on: commands registered earlier keep working, and DMs need no registration.
+/// (Failing `setup` instead would leave poise waiting for it forever, answering nothing.)
+async fn register_commands(
+    ctx: &serenity::Context,
+    commands: &[poise::Command<Data, Error>],
+    guild_id: Option<u64>,
+) {
+    let names: Vec<String> = commands.iter().map(|c| format!("/{}", c.name)).collect();
+    let result = match guild_id {
+        Some(id) => {
+            poise::builtins::register_in_guild(ctx, commands, serenity::GuildId::new(id)).await
+        }
+        None => poise::builtins::register_globally(ctx, commands).await,
+    };
+    let scope = match guild_id {
+        Some(id) => format!("in server {id} (DISCORD_GUILD_ID)"),
+        None => "globally".to_string(),
+    };
+    match result {
+        Ok(()) => tracing::info!(commands = %names.join(" "), "registered {} slash commands {scope}", names.len()),
+        Err(e) => tracing::error!(commands = %names.join(" "), "could not register slash commands {scope}: {e}"),
+    }
+}
+
+/// A running bot: stop it with [`RunningBot::shutdown`].
+pub struct RunningBot {
+    shard_manager: Arc<serenity::ShardManager>,
+    client_task: JoinHandle<Result<(), serenity::Error>>,
+    in_flight: Arc<InFlight>,
+}
+
+/// Checks the token, connects, and returns once the client is started (not yet ready).
+pub async fn start(settings: BotSettings) -> Result<RunningBot, BotError> {
+    let http = build_http(&settings.token, settings.api_base.as_deref());
+    let base = settings
+        .api_base
+        .clone()
+        .unwrap_or_else(|| "https://discord.com".into());
+    match http.get_current_user().await {
+        Ok(user) => tracing::info!(bot = %user.name, id = %user.id, "token accepted"),
+        Err(serenity::Error::Http(e)) if e.status_code() == Some(serenity::StatusCode::UNAUTHORIZED) => {
+            return Err(BotError::RejectedToken)
+        }
+        Err(e) => {
+            return Err(BotError::Unreachable {
+                base,
+                reason: e.to_string(),
+            })
+        }
+    }
+    let in_flight = Arc::new(InFlight::default());
+    let tracked = TrackedFramework {
+        inner: framework(&settings),
+        in_flight: Arc::clone(&in_flight),
+    };
+    // Guilds for server commands, DIRECT_MESSAGES for questions in DMs; both unprivileged
+    // (DM content arrives without the privileged MESSAGE_CONTENT intent).
+    let intents = GatewayIntents::GUILDS | GatewayIntents::DIRECT_MESSAGES;
+    let mut client = serenity::ClientBuilder::new_with_http(http, intents)
+        .framework(tracked)
+        .await
+        .map_err(|e| BotError::Client(e.to_string()))?;
+    let shard_manager = Arc::clone(&client.shard_manager);
+    let client_task = tokio::spawn(async move { client.start().await });
+    Ok(RunningBot {
+        shard_manager,
+        client_task,
+        in_flight,
+    })
+}
+
+impl RunningBot {
+    /// Closes the gateway connection, lets replies in progress finish (up to a grace period) and
+    /// waits for the client to stop.
+    pub async fn shutdown(self) -> Result<(), BotError> {
+        self.shard_manager.shutdown_all().await;
+        if !self.in_flight.wait_idle(SHUTDOWN_GRACE).await {
+            tracing::warn!("shutting down with replies still in progress");
+        }
+        match self.client_task.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(BotError::Client(e.to_string())),
+            Err(e) => Err(BotError::Client(e.to_string())),
+        }
+    }
+
+    /// Runs until SIGINT/SIGTERM (then shuts down cleanly) or until the client stops by itself.
+    pub async fn run_until_signal(mut self) -> Result<(), BotError> {
+        tokio::select! {
+            signal = shutdown_signal() => {
+                tracing::info!("{signal}: shutting down");
+                self.shutdown().await
+            }
+            result = &mut self.client_task => {
+                let result = match result {
+                    Ok(Ok(())) => Ok(()),
+                    Ok(Err(serenity::Error::Gateway(serenity::GatewayError::InvalidAuthentication))) => Err(BotError::RejectedToken),
+                    Ok(Err(e)) => Err(BotError::Client(e.to_string())),
+                    Err(e) => Err(BotError::Client(e.to_string())),
+                };
+                result
+            }
+        }
+    }
+}
+
+async fn shutdown_signal() -> &'static str {
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+                return "SIGINT";
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => "SIGINT",
+            _ = term.recv() => "SIGTERM",
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+        "Ctrl-C"
+    }
+}
+
+/// `insight-bot run`: start the bot and run it until a signal.
+pub async fn run(settings: BotSettings) -> Result<(), BotError> {
+    tracing::info!(
+        insights = settings.library.len(),
+        api_base = settings.api_base.as_deref().unwrap_or("https://discord.com"),
+        "starting the Discord bot"
+    );
+    start(settings).await?.run_until_signal().await
+}

@@ -1,0 +1,307 @@
+//! Core results -> Discord messages: embeds, buttons, and the safety rules for anything sent.
+//!
+//! Every message the bot builds comes from here, so the rules live in one place:
+//! - allowed mentions parse nothing ([`no_pings`]), on every message and reply;
+//! - user text echoed back is escaped ([`escape`]: markdown neutralised, `@` broken with a
+//!   zero-width space so `@everyone` reads as text even where a client ignores allowed mentions)
+//!   and truncated ([`truncate`]) so no message breaks Discord's limits (content 2000, embed title
+//!   256, description 4096, field 1024, footer 2048, 6000 across a message's embeds).
+//!
+//! A reply is described as [`Reply`] (content + embeds + buttons), and turned into the builder each
+//! way of sending needs (interaction reply, component update, channel message).
+
+use poise::serenity_prelude as serenity;
+use serenity::{
+    ButtonStyle, CreateActionRow, CreateAllowedMentions, CreateButton, CreateEmbed,
+    CreateEmbedFooter, CreateInteractionResponseMessage, CreateMessage,
+};
+
+use crate::library::{Insight, Library};
+use crate::search::Answer;
+
+pub const MAX_CONTENT: usize = 2000;
+pub const MAX_EMBED_TITLE: usize = 256;
+pub const MAX_EMBED_DESCRIPTION: usize = 4096;
+pub const MAX_FIELD_VALUE: usize = 1024;
+/// Our own cap for the footer (Discord allows 2048): with the title and description at their
+/// limits and the related field, it keeps a message under the 6000-character total.
+pub const MAX_FOOTER: usize = 512;
+/// How much of a question is echoed back: enough to recognise it, short enough to read.
+pub const MAX_ECHOED_QUESTION: usize = 200;
+/// Discord: a custom id holds at most 100 characters.
+pub const MAX_CUSTOM_ID: usize = 100;
+
+/// Embed accent colour (a calm blue).
+const COLOUR: u32 = 0x3b82f6;
+
+/// The prefix of the "Another one" button's custom id: `another:<topic>:<shown id>`.
+pub const ANOTHER_PREFIX: &str = "another:";
+
+/// Allowed mentions that parse nothing: no `@everyone`, roles, users or replied user is pinged.
+pub fn no_pings() -> CreateAllowedMentions {
+    CreateAllowedMentions::new()
+        .empty_users()
+        .empty_roles()
+        .replied_user(false)
+}
+
+/// Cuts `text` to at most `max` characters (not bytes), ending with "…" when cut.
+pub fn truncate(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_string();
+    }
+    let mut out: String = text.chars().take(max.saturating_sub(1)).collect();
+    out.push('…');
+    out
+}
+
+/// Makes user text inert: markdown characters are escaped and every `@` is followed by a
+/// zero-width space, so nothing typed can format, mention or ping.
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            '\\' | '*' | '_' | '~' | '`' | '|' | '>' | '#' | '[' | ']' | '<' => {
+                out.push('\\');
+                out.push(c);
+            }
+            '@' => out.push_str("@\u{200B}"),
+            // Newlines would let a question break out of the quote it is shown in.
+            '\n' | '\r' => out.push(' '),
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+/// A question as shown back to its author: one line, escaped, truncated.
+pub fn echo_question(question: &str) -> String {
+    let one_line = question.split_whitespace().collect::<Vec<_>>().join(" ");
+    escape(&truncate(&one_line, MAX_ECHOED_QUESTION))
+}
+
+/// What to send: content, embeds, and optionally the "Another one" button.
+#[derive(Debug, Clone, Default)]
+pub struct Reply {
+    pub content: Option<String>,
+    pub embeds: Vec<CreateEmbed>,
+    pub buttons: Vec<CreateButton>,
+}
+
+impl Reply {
+    fn components(&self) -> Vec<CreateActionRow> {
+        if self.buttons.is_empty() {
+            Vec::new()
+        } else {
+            vec![CreateActionRow::Buttons(self.buttons.clone())]
+        }
+    }
+
+    /// As a slash-command reply (poise), optionally ephemeral.
+    pub fn to_poise(&self, ephemeral: bool) -> poise::CreateReply {
+        let mut reply = poise::CreateReply::default()
+            .ephemeral(ephemeral)
+            .allowed_mentions(no_pings())
+            .components(self.components());
+        if let Some(content) = &self.content {
+            reply = reply.content(truncate(content, MAX_CONTENT));
+        }
+        for embed in &self.embeds {
+            reply = reply.embed(embed.clone());
+        }
+        reply
+    }
+
+    /// As an interaction response message (component updates).
+    pub fn to_interaction_message(&self) -> CreateInteractionResponseMessage {
+        let mut message = CreateInteractionResponseMessage::new()
+            .allowed_mentions(no_pings())
+            .embeds(self.embeds.clone())
+            .components(self.components());
+        if let Some(content) = &self.content {
+            message = message.content(truncate(content, MAX_CONTENT));
+        }
+        message
+    }
+
+    /// As a channel message (DM answers, weekly posts).
+    pub fn to_message(&self) -> CreateMessage {
+        let mut message = CreateMessage::new()
+            .allowed_mentions(no_pings())
+            .embeds(self.embeds.clone())
+            .components(self.components());
+        if let Some(content) = &self.content {
+            message = message.content(truncate(content, MAX_CONTENT));
+        }
+        message
+    }
+}
+
+/// An insight as an embed: its title, its full text, its source in the footer.
+pub fn insight_embed(insight: &Insight) -> CreateEmbed {
+    CreateEmbed::new()
+        .title(truncate(&insight.title, MAX_EMBED_TITLE))
+        .description(truncate(&insight.text, MAX_EMBED_DESCRIPTION))
+        .footer(CreateEmbedFooter::new(truncate(
+            &insight.source.to_string(),
+            MAX_FOOTER,
+        )))
+        .colour(COLOUR)
+}
+
+/// The "Another one" button for an insight shown from `topic` (or the whole collection).
+pub fn another_button(topic: Option<&str>, shown: &Insight) -> CreateButton {
+    let mut id = format!("{ANOTHER_PREFIX}{}:{}", topic.unwrap_or(""), shown.id);
+    if id.chars().count() > MAX_CUSTOM_ID {
+        // Ids are at most 64 characters; a very long topic is dropped rather than cut, so the
+        // button still works (on the whole collection).
+        id = format!("{ANOTHER_PREFIX}:{}", shown.id);
+    }
+    CreateButton::new(id)
+        .label("Another one")
+        .style(ButtonStyle::Secondary)
+}
+
+/// Parses an "Another one" custom id into (topic, shown id).
+pub fn parse_another(custom_id: &str) -> Option<(Option<&str>, &str)> {
+    let rest = custom_id.strip_prefix(ANOTHER_PREFIX)?;
+    let (topic, shown) = rest.split_once(':')?;
+    Some(((!topic.is_empty()).then_some(topic), shown))
+}
+
+/// The answer to a question (`/advice` and DMs). With a match: the best insight as an embed and
+/// up to two related insights by title. Without: says so in plain words ("no close match") and
+/// offers `fallback`, a random insight, labelled as such.
+pub fn answer(answer: &Answer<'_>, fallback: Option<&Insight>) -> Reply {
+    let question = echo_question(&answer.question);
+    match answer.matches.split_first() {
+        Some((best, related)) => {
+            let mut embed = insight_embed(best.insight);
+            if !related.is_empty() {
+                let list = related
+                    .iter()
+                    .take(2)
+                    .map(|m| format!("• {}", m.insight.title))
+                    .collect::<Vec<_>>()
+                    .join("\n");
+                embed = embed.field("Related", truncate(&list, MAX_FIELD_VALUE), false);
+            }
+            Reply {
+                content: Some(format!("> {question}")),
+                embeds: vec![embed],
+                buttons: Vec::new(),
+            }
+        }
+        None => {
+            let mut content = format!(
+                "> {question}\nNo close match for that in my collection. Try other words, or `/topics` to see what I know about."
+            );
+            let mut embeds = Vec::new();
+            if let Some(insight) = fallback {
+                content.push_str("\nHere is a random insight instead:");
+                embeds.push(insight_embed(insight).author(serenity::CreateEmbedAuthor::new(
+                    "Random insight (no close match)",
+                )));
+            }
+            Reply {
+                content: Some(content),
+                embeds,
+                buttons: Vec::new(),
+            }
+        }
+    }
+}
+
+/// A random insight (`/insight` and "Another one"), with the button to get a different one.
+pub fn random_insight(insight: &Insight, topic: Option<&str>) -> Reply {
+    let label = match topic {
+        Some(t) => format!("Random insight on {t}"),
+        None => "Random insight".to_string(),
+    };
+    Reply {
+        content: None,
+        embeds: vec![insight_embed(insight).author(serenity::CreateEmbedAuthor::new(label))],
+        buttons: vec![another_button(topic, insight)],
+    }
+}
+
+/// The topics and how many insights each has.
+pub fn topics(library: &Library) -> Reply {
+    let lines: Vec<String> = library
+        .topics()
+        .map(|(topic, count)| {
+            let noun = if count == 1 { "insight" } else { "insights" };
+            format!("`{topic}` — {count} {noun}")
+        })
+        .collect();
+    let embed = CreateEmbed::new()
+        .title("Topics")
+        .description(truncate(&lines.join("\n"), MAX_EMBED_DESCRIPTION))
+        .footer(CreateEmbedFooter::new(format!(
+            "{} insights in all · /insight topic:<name> for one at random",
+            library.len()
+        )))
+        .colour(COLOUR);
+    Reply {
+        content: None,
+        embeds: vec![embed],
+        buttons: Vec::new(),
+    }
+}
+
+/// What the bot does and every way in.
+pub fn help(library: &Library) -> Reply {
+    let description = format!(
+        "I answer leadership questions with the most relevant insight from a collection of {} short insights on management, careers and moving between individual-contributor and management roles.\n\n\
+**Ask a question**\n`/advice question:<your question>` — the best insight and two related ones. Add `private:true` to see the answer alone.\n\n\
+**Browse**\n`/insight` — a random insight (pick a `topic:` to narrow it), with an *Another one* button.\n`/topics` — the topics and how many insights each has.\n\n\
+**Direct messages**\nWrite me a question in a DM, in your own words, and I answer the same way. Send `help` for this message.\n\n\
+**Insight of the week**\nServer admins (Manage Server) can have me post one insight a week: `/weekly set channel:<#channel> day:<weekday> time:<HH:MM> timezone:<zone>`, then `/weekly show`, `/weekly post-now` or `/weekly off`.",
+        library.len()
+    );
+    Reply {
+        content: None,
+        embeds: vec![CreateEmbed::new()
+            .title("insight-bot — help")
+            .description(description)
+            .colour(COLOUR)],
+        buttons: Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn truncate_counts_characters_and_marks_the_cut() {
+        assert_eq!(truncate("hello", 5), "hello");
+        assert_eq!(truncate("hello!", 5), "hell…");
+        assert_eq!(truncate(&"é".repeat(10), 4).chars().count(), 4);
+    }
+
+    #[test]
+    fn escape_breaks_mentions_and_markdown() {
+        let out = escape("@everyone <@123> **bold** `x`\nnext");
+        assert!(!out.contains("@everyone"));
+        assert!(out.contains("@\u{200B}everyone"));
+        assert!(!out.contains("<@"));
+        assert!(!out.contains('\n'));
+        assert!(out.contains("\\*\\*bold\\*\\*"));
+    }
+
+    #[test]
+    fn echoed_questions_are_short_single_lines() {
+        let long = "why ".repeat(2000);
+        let shown = echo_question(&long);
+        assert!(shown.chars().count() <= MAX_ECHOED_QUESTION);
+        assert!(shown.ends_with('…'));
+    }
+
+    #[test]
+    fn another_ids_round_trip_and_fit() {
+        assert_eq!(parse_another("another:ai:ai-back-to-ic"), Some((Some("ai"), "ai-back-to-ic")));
+        assert_eq!(parse_another("another::x"), Some((None, "x")));
+        assert_eq!(parse_another("other:x"), None);
+    }
+}

@@ -1,0 +1,1103 @@
+//! Self-tests of the end-to-end test support (`tests/support/`): the payload helpers deserialize
+//! into serenity's models (serenity silently drops a dispatch that does not), the OpenAPI
+//! validator accepts good bodies and rejects bad ones (with only the permission-string deviation
+//! relaxed), the fake's REST answers are accepted by serenity's `Http`, faults are injected as
+//! asked, and the real serenity + poise client runs against the fake: READY, command
+//! registration, slash commands, options, autocomplete, DMs, a gateway close with RESUME, and a
+//! failed callback that does not stop the next interaction.
+
+mod support;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use poise::serenity_prelude as serenity;
+use serde_json::{json, Value};
+use serenity::model::application::{
+    CommandDataOptionValue, Interaction, InteractionContext, ResolvedValue,
+};
+use support::payloads::{self, *};
+use support::{FakeDiscord, OpenApiSpec, WAIT};
+
+// -------------------------------------------------------------------------------------------
+// Payload helpers deserialize into serenity's models
+
+fn interaction(v: &Value) -> Interaction {
+    serde_json::from_value(v.clone()).unwrap_or_else(|e| panic!("not an Interaction: {e}\n{v:#}"))
+}
+
+fn dispatch_ok(event: &str, data: &Value) {
+    if let Err(e) = support::check_dispatch(event, data) {
+        panic!("{event} would be dropped by serenity: {e}\n{data:#}");
+    }
+}
+
+#[test]
+fn guild_slash_command_deserializes_with_member_permissions() {
+    let v = slash_command("ping", vec![])
+        .member_permissions(MEMBER_PERMISSIONS | MANAGE_GUILD)
+        .build();
+    dispatch_ok("INTERACTION_CREATE", &v);
+    let Interaction::Command(c) = interaction(&v) else {
+        panic!("not a command")
+    };
+    assert_eq!(c.data.name, "ping");
+    assert_eq!(c.guild_id.map(|g| g.get()), Some(GUILD_ID));
+    assert_eq!(c.channel_id.get(), GENERAL_CHANNEL_ID);
+    let member = c.member.as_ref().expect("member");
+    assert_eq!(member.user.id.get(), USER_ID);
+    assert_eq!(
+        c.user.id.get(),
+        USER_ID,
+        "serenity copies member.user into user"
+    );
+    assert!(member.permissions.expect("permissions").manage_guild());
+    assert!(c.app_permissions.expect("app permissions").send_messages());
+    assert_eq!(c.context, Some(InteractionContext::Guild));
+    assert_ne!(
+        slash_command("ping", vec![]).build()["id"],
+        v["id"],
+        "each build gets a fresh id"
+    );
+}
+
+#[test]
+fn dm_slash_commands_deserialize_with_user_and_context() {
+    let v = slash_command("ping", vec![]).in_dm(alice()).build();
+    dispatch_ok("INTERACTION_CREATE", &v);
+    let Interaction::Command(c) = interaction(&v) else {
+        panic!("not a command")
+    };
+    assert!(c.guild_id.is_none() && c.member.is_none());
+    assert_eq!(c.user.id.get(), USER_ID);
+    assert_eq!(c.channel_id.get(), DM_CHANNEL_ID);
+    assert_eq!(c.context, Some(InteractionContext::BotDm));
+
+    let v = slash_command("ping", vec![])
+        .in_private_channel(42, alice())
+        .build();
+    let Interaction::Command(c) = interaction(&v) else {
+        panic!("not a command")
+    };
+    assert_eq!(c.context, Some(InteractionContext::PrivateChannel));
+    assert_eq!(c.channel_id.get(), 42);
+}
+
+#[test]
+fn options_subcommands_and_groups_deserialize_and_resolve() {
+    let v = slash_command(
+        "weekly",
+        vec![opt_subcommand(
+            "set",
+            vec![
+                opt_channel("channel", WEEKLY_CHANNEL_ID),
+                opt_string("day", "monday"),
+                opt_bool("enabled", true),
+                opt_int("hour", 9),
+            ],
+        )],
+    )
+    .by_admin()
+    .build();
+    dispatch_ok("INTERACTION_CREATE", &v);
+    let Interaction::Command(c) = interaction(&v) else {
+        panic!("not a command")
+    };
+    assert!(c
+        .member
+        .as_ref()
+        .unwrap()
+        .permissions
+        .unwrap()
+        .administrator());
+    let options = c.data.options();
+    let ResolvedValue::SubCommand(sub) = &options[0].value else {
+        panic!("{options:?}")
+    };
+    assert_eq!(options[0].name, "set");
+    let ResolvedValue::Channel(channel) = &sub[0].value else {
+        panic!("channel unresolved: {sub:?}")
+    };
+    assert_eq!(channel.id.get(), WEEKLY_CHANNEL_ID);
+    assert_eq!(channel.name.as_deref(), Some("weekly"));
+    assert!(matches!(sub[1].value, ResolvedValue::String("monday")));
+    assert!(matches!(sub[2].value, ResolvedValue::Boolean(true)));
+    assert!(matches!(sub[3].value, ResolvedValue::Integer(9)));
+
+    let v = slash_command(
+        "admin",
+        vec![opt_group("weekly", vec![opt_subcommand("clear", vec![])])],
+    )
+    .build();
+    dispatch_ok("INTERACTION_CREATE", &v);
+    let Interaction::Command(c) = interaction(&v) else {
+        panic!("not a command")
+    };
+    let CommandDataOptionValue::SubCommandGroup(subs) = &c.data.options[0].value else {
+        panic!()
+    };
+    assert_eq!(subs[0].name, "clear");
+}
+
+#[test]
+fn autocomplete_deserializes_with_the_focused_option() {
+    let v = autocomplete(
+        "advice",
+        vec![opt_focused("topic", "dele"), opt_bool("public", false)],
+    )
+    .build();
+    dispatch_ok("INTERACTION_CREATE", &v);
+    let Interaction::Autocomplete(c) = interaction(&v) else {
+        panic!("not autocomplete")
+    };
+    let focused = c.data.autocomplete().expect("focused option");
+    assert_eq!((focused.name, focused.value), ("topic", "dele"));
+}
+
+#[test]
+fn button_click_deserializes_with_its_message() {
+    let msg = payloads::message(
+        next_snowflake(),
+        GENERAL_CHANNEL_ID,
+        Some(GUILD_ID),
+        bot_user(),
+        "an insight",
+    );
+    let v = button_click("another", msg).build();
+    dispatch_ok("INTERACTION_CREATE", &v);
+    let Interaction::Component(c) = interaction(&v) else {
+        panic!("not a component")
+    };
+    assert_eq!(c.data.custom_id, "another");
+    assert_eq!(c.message.content, "an insight");
+    assert!(c.message.author.bot);
+    let v = button_click(
+        "x",
+        payloads::message(1, DM_CHANNEL_ID, None, bot_user(), ""),
+    )
+    .in_dm(alice())
+    .build();
+    let Interaction::Component(c) = interaction(&v) else {
+        panic!("not a component")
+    };
+    assert_eq!(c.user.id.get(), USER_ID);
+}
+
+#[test]
+fn messages_deserialize_dm_and_guild() {
+    let v = dm_message_create("how do I delegate?", alice());
+    dispatch_ok("MESSAGE_CREATE", &v);
+    let m: serenity::Message = serde_json::from_value(v).unwrap();
+    assert!(m.guild_id.is_none() && !m.author.bot);
+    assert_eq!(m.channel_id.get(), DM_CHANNEL_ID);
+    assert_eq!(m.content, "how do I delegate?");
+
+    let v = dm_message_create("beep", user(77, "other-bot", true));
+    dispatch_ok("MESSAGE_CREATE", &v);
+    let m: serenity::Message = serde_json::from_value(v).unwrap();
+    assert!(m.author.bot);
+
+    let v = guild_message_create(GENERAL_CHANNEL_ID, GUILD_ID, "hello", alice());
+    dispatch_ok("MESSAGE_CREATE", &v);
+    let m: serenity::Message = serde_json::from_value(v).unwrap();
+    assert_eq!(m.guild_id.map(|g| g.get()), Some(GUILD_ID));
+}
+
+#[test]
+fn guild_create_and_ready_deserialize() {
+    let guild = TestGuild::default();
+    let v = guild.guild_create();
+    dispatch_ok("GUILD_CREATE", &v);
+    let g: serenity::model::event::GuildCreateEvent = serde_json::from_value(v).unwrap();
+    assert_eq!(g.guild.channels.len(), 2);
+    assert_eq!(g.guild.roles.len(), 2);
+    assert_eq!(g.guild.members.len(), 4);
+    let weekly = &g.guild.channels[&serenity::ChannelId::new(WEEKLY_CHANNEL_ID)];
+    assert_eq!(weekly.guild_id.get(), GUILD_ID);
+
+    let v = payloads::ready("s", "ws://127.0.0.1:1/gateway", &[GUILD_ID], Some([0, 1]));
+    dispatch_ok("READY", &v);
+    let r: serenity::Ready = serde_json::from_value(v).unwrap();
+    assert_eq!(r.application.id.get(), APP_ID);
+    assert!(r.user.bot);
+    assert_eq!(r.guilds.len(), 1);
+}
+
+#[test]
+fn rest_objects_deserialize() {
+    use serenity::model::prelude::*;
+    let app: CurrentApplicationInfo = serde_json::from_value(application()).unwrap();
+    assert_eq!(app.owner.expect("owner").id.get(), OWNER_ID);
+    let me: CurrentUser = serde_json::from_value(bot_user()).unwrap();
+    assert_eq!(me.id.get(), BOT_USER_ID);
+    let guild = TestGuild::default();
+    let g: PartialGuild = serde_json::from_value(guild.rest_guild()).unwrap();
+    assert_eq!(g.owner_id.get(), OWNER_ID);
+    let roles: Vec<Role> = serde_json::from_value(json!(guild.roles)).unwrap();
+    assert!(roles[1].permissions.administrator());
+    let m: Member = serde_json::from_value(guild.member(ADMIN_USER_ID).unwrap()).unwrap();
+    assert_eq!(m.roles, vec![RoleId::new(ADMIN_ROLE_ID)]);
+    let channel = with_overwrite(
+        guild.channel(WEEKLY_CHANNEL_ID).unwrap(),
+        EVERYONE_ROLE_ID,
+        0,
+        0,
+        SEND_MESSAGES,
+    );
+    let Channel::Guild(c) = serde_json::from_value(channel).unwrap() else {
+        panic!("not a guild channel")
+    };
+    assert!(c.permission_overwrites[0].deny.send_messages());
+    let Channel::Private(dm) = serde_json::from_value(dm_channel(DM_CHANNEL_ID, alice())).unwrap()
+    else {
+        panic!("not a DM channel")
+    };
+    assert_eq!(dm.recipient.id.get(), USER_ID);
+}
+
+#[test]
+fn check_dispatch_rejects_what_serenity_would_drop() {
+    let mut v = slash_command("ping", vec![]).build();
+    v.as_object_mut().unwrap().remove("attachment_size_limit");
+    let e = support::check_dispatch("INTERACTION_CREATE", &v).unwrap_err();
+    assert!(e.contains("attachment_size_limit"), "{e}");
+    assert!(support::check_dispatch("INTERACTION_CRAETE", &json!({})).is_err());
+}
+
+// -------------------------------------------------------------------------------------------
+// The OpenAPI validator
+
+fn spec() -> Option<Arc<OpenApiSpec>> {
+    let spec = OpenApiSpec::from_env();
+    if spec.is_none() {
+        eprintln!("note: no OpenAPI spec, validator tests skipped");
+    }
+    spec
+}
+
+const MESSAGES: &str = "/api/v10/channels/1100000000000000110/messages";
+const COMMANDS: &str = "/api/v10/applications/1100000000000000001/commands";
+
+#[test]
+fn openapi_accepts_a_good_message_body() {
+    let Some(spec) = spec() else { return };
+    let body = json!({
+        "content": "Delegate outcomes, not tasks.",
+        "embeds": [{
+            "title": "Insight #3",
+            "description": "Give the whole problem away.",
+            "color": 0x5865F2,
+            "url": "https://example.com/insights/3",
+            "timestamp": "2024-01-01T09:00:00.000Z",
+            "footer": {"text": "insight-bot"},
+            "fields": [{"name": "Topic", "value": "delegation", "inline": true}],
+        }],
+        "allowed_mentions": {"parse": []},
+        "nonce": "123",
+    });
+    assert_eq!(
+        spec.check("POST", MESSAGES, Some(&body)),
+        Ok("POST /channels/{channel_id}/messages".into())
+    );
+}
+
+#[test]
+fn openapi_accepts_what_serenity_builders_send() {
+    let Some(spec) = spec() else { return };
+    let embed = serenity::CreateEmbed::new()
+        .title("t")
+        .description("d")
+        .field("n", "v", false);
+    let message = serenity::CreateMessage::new()
+        .content("hi")
+        .embed(embed.clone())
+        .allowed_mentions(serenity::CreateAllowedMentions::new());
+    spec.check(
+        "POST",
+        MESSAGES,
+        Some(&serde_json::to_value(&message).unwrap()),
+    )
+    .unwrap();
+    let reply = serenity::CreateInteractionResponse::Message(
+        serenity::CreateInteractionResponseMessage::new()
+            .content("pong")
+            .embed(embed)
+            .ephemeral(true),
+    );
+    let callback = "/api/v10/interactions/1/tok/callback";
+    spec.check(
+        "POST",
+        callback,
+        Some(&serde_json::to_value(&reply).unwrap()),
+    )
+    .unwrap();
+    let choices = serenity::CreateInteractionResponse::Autocomplete(
+        serenity::CreateAutocompleteResponse::new().add_string_choice("delegation", "delegation"),
+    );
+    spec.check(
+        "POST",
+        callback,
+        Some(&serde_json::to_value(&choices).unwrap()),
+    )
+    .unwrap();
+    let command = serenity::CreateCommand::new("weekly")
+        .description("Weekly insight")
+        .default_member_permissions(serenity::Permissions::MANAGE_GUILD);
+    let body = serde_json::to_value(vec![command]).unwrap();
+    assert_eq!(
+        body[0]["default_member_permissions"], "32",
+        "serenity sends a digit string"
+    );
+    spec.check("PUT", COMMANDS, Some(&body)).unwrap();
+}
+
+#[test]
+fn openapi_rejects_bad_bodies() {
+    let Some(spec) = spec() else { return };
+    for bad in [
+        json!({"content": 5}),
+        json!({"embeds": [{"title": 7}]}),
+        json!({"allowed_mentions": {"parse": ["everybody"]}}),
+        json!({"embeds": [{"url": "not a url"}]}),
+        json!(["not", "an", "object"]),
+    ] {
+        let err = spec
+            .check("POST", MESSAGES, Some(&bad))
+            .expect_err(&bad.to_string());
+        assert!(
+            err.contains("POST /channels/{channel_id}/messages"),
+            "{err}"
+        );
+    }
+    let bad_callback = json!({"type": 4, "data": {"content": 5}});
+    assert!(spec
+        .check(
+            "POST",
+            "/api/v10/interactions/1/t/callback",
+            Some(&bad_callback)
+        )
+        .is_err());
+    assert!(spec
+        .check("POST", "/api/v10/no/such/route", Some(&json!({})))
+        .is_err());
+    assert!(
+        spec.check("PUT", COMMANDS, None).is_err(),
+        "the body is required"
+    );
+}
+
+#[test]
+fn openapi_accepts_permission_digit_strings_only() {
+    let Some(spec) = spec() else { return };
+    let command = |perms: Value| json!([{"name": "weekly", "description": "d", "default_member_permissions": perms}]);
+    spec.check("PUT", COMMANDS, Some(&command(json!("32"))))
+        .unwrap();
+    spec.check("PUT", COMMANDS, Some(&command(json!(32))))
+        .unwrap();
+    spec.check("PUT", COMMANDS, Some(&command(Value::Null)))
+        .unwrap();
+    for bad in [
+        json!("abc"),
+        json!(""),
+        json!("-1"),
+        json!("3 2"),
+        json!(true),
+    ] {
+        assert!(
+            spec.check("PUT", COMMANDS, Some(&command(bad.clone())))
+                .is_err(),
+            "{bad} accepted"
+        );
+    }
+    // Nothing else is relaxed: a digit string where the spec wants an integer is still wrong.
+    assert!(spec
+        .check("POST", MESSAGES, Some(&json!({"flags": "64"})))
+        .is_err());
+}
+
+#[test]
+fn openapi_prefers_literal_path_segments() {
+    let Some(spec) = spec() else { return };
+    let op = spec.operation_name("PATCH", "/api/v10/webhooks/1/tok/messages/@original");
+    assert_eq!(
+        op.as_deref(),
+        Some("PATCH /webhooks/{webhook_id}/{webhook_token}/messages/@original")
+    );
+    let op = spec.operation_name("GET", "/api/v10/channels/5/messages?&limit=3");
+    assert_eq!(op.as_deref(), Some("GET /channels/{channel_id}/messages"));
+}
+
+// -------------------------------------------------------------------------------------------
+// The fake's REST side, driven by serenity's Http
+
+fn multi_thread() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rest_answers_are_accepted_by_serenity() {
+    use serenity::model::prelude::*;
+    let fake = FakeDiscord::start().await;
+    let http = fake.http();
+    assert_eq!(http.get_gateway().await.unwrap().url, fake.ws_url());
+    assert_eq!(http.get_bot_gateway().await.unwrap().shards, 1);
+    assert_eq!(
+        http.get_current_application_info().await.unwrap().id.get(),
+        APP_ID
+    );
+    assert!(http.get_current_user().await.unwrap().bot);
+    let Channel::Guild(general) = http
+        .get_channel(ChannelId::new(GENERAL_CHANNEL_ID))
+        .await
+        .unwrap()
+    else {
+        panic!("guild channel expected")
+    };
+    assert_eq!(general.guild_id.get(), GUILD_ID);
+    assert!(matches!(
+        http.get_channel(ChannelId::new(DM_CHANNEL_ID))
+            .await
+            .unwrap(),
+        Channel::Private(_)
+    ));
+    assert_eq!(
+        http.get_guild(GuildId::new(GUILD_ID)).await.unwrap().name,
+        "Test Guild"
+    );
+    assert_eq!(
+        http.get_guild_roles(GuildId::new(GUILD_ID))
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+    let ada = http
+        .get_member(GuildId::new(GUILD_ID), UserId::new(ADMIN_USER_ID))
+        .await
+        .unwrap();
+    assert_eq!(ada.roles, vec![RoleId::new(ADMIN_ROLE_ID)]);
+
+    // Commands are echoed with ids and listed afterwards.
+    let commands = vec![serenity::CreateCommand::new("ping").description("Ping")];
+    let echoed = http.create_global_commands(&commands).await.unwrap();
+    assert_eq!(echoed[0].name, "ping");
+    assert_eq!(fake.registered_commands(None).len(), 1);
+    let echoed = GuildId::new(GUILD_ID)
+        .set_commands(&http, commands)
+        .await
+        .unwrap();
+    assert_eq!(echoed[0].guild_id.map(|g| g.get()), Some(GUILD_ID));
+
+    // Messages: posted ones come back newest first, after the configured ones.
+    let old = payloads::message(
+        next_snowflake(),
+        WEEKLY_CHANNEL_ID,
+        Some(GUILD_ID),
+        alice(),
+        "older",
+    );
+    fake.add_message(old);
+    let weekly = ChannelId::new(WEEKLY_CHANNEL_ID);
+    let embed = serenity::CreateEmbed::new()
+        .title("Insight")
+        .description("text");
+    let sent = weekly
+        .send_message(
+            &http,
+            serenity::CreateMessage::new()
+                .content("first")
+                .embed(embed)
+                .nonce(Nonce::String("n1".into())),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (sent.content.as_str(), sent.embeds[0].title.as_deref()),
+        ("first", Some("Insight"))
+    );
+    assert!(sent.author.bot);
+    weekly.say(&http, "second").await.unwrap();
+    let history = http.get_messages(weekly, None, Some(2)).await.unwrap();
+    let contents: Vec<_> = history.iter().map(|m| m.content.as_str()).collect();
+    assert_eq!(contents, ["second", "first"]);
+    let all = http.get_messages(weekly, None, Some(50)).await.unwrap();
+    assert_eq!(all.len(), 3);
+    let req = fake
+        .wait_for_request("GET messages", WAIT, |r| {
+            r.is("GET", "/channels/") && r.path.ends_with("/messages")
+        })
+        .await;
+    assert_eq!(
+        req.query.as_deref(),
+        Some("&limit=2"),
+        "serenity's query style"
+    );
+    assert_eq!(req.query_param("limit").as_deref(), Some("2"));
+
+    // A multipart message is recorded (and validated) through its payload_json. Serenity numbers
+    // new attachments with integer ids (`"id": 0`, as Discord's own upload example does) while
+    // the spec types them as snowflake strings: a spec deviation deliberately NOT relaxed, so it
+    // is reported as a problem. The bot sends no files; this pins the behaviour down.
+    let file = serenity::CreateAttachment::bytes(b"hello".as_slice(), "hello.txt");
+    weekly
+        .send_files(
+            &http,
+            [file],
+            serenity::CreateMessage::new().content("with a file"),
+        )
+        .await
+        .unwrap();
+    let problems = fake.take_body_problems();
+    if fake.validates_bodies() {
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(problems[0].contains("at /attachments/0/id"), "{problems:?}");
+    }
+    let req = fake
+        .wait_for_request("the multipart POST", WAIT, |r| {
+            r.body_text().contains("with a file")
+        })
+        .await;
+    assert!(req
+        .content_type
+        .as_deref()
+        .unwrap()
+        .starts_with("multipart/form-data"));
+    assert_eq!(req.json()["attachments"][0]["filename"], "hello.txt");
+
+    // Anything else: recorded, 404 with a Discord error body.
+    let err = http
+        .get_guild_webhooks(GuildId::new(GUILD_ID))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("Unknown"), "{err}");
+    assert_eq!(fake.unhandled_requests().len(), 1);
+
+    // Requests are recorded with their time and the operation of the spec.
+    let requests = fake.requests();
+    assert!(requests
+        .windows(2)
+        .all(|w| w[0].received_at <= w[1].received_at));
+    if fake.validates_bodies() {
+        let post = requests
+            .iter()
+            .find(|r| r.is("POST", "/channels/"))
+            .unwrap();
+        assert_eq!(
+            post.operation.as_deref(),
+            Some("POST /channels/{channel_id}/messages")
+        );
+    }
+    fake.assert_all_bodies_valid();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn faults_are_injected_as_asked() {
+    let fake = FakeDiscord::start().await;
+    let http = fake.http();
+    let general = serenity::ChannelId::new(GENERAL_CHANNEL_ID);
+
+    fake.fail_next("POST", "/channels/", 1, 500);
+    let err = general.say(&http, "a").await.unwrap_err();
+    assert!(err.to_string().contains("500"), "{err}");
+    general
+        .say(&http, "b")
+        .await
+        .expect("only the next one fails");
+
+    fake.fail_next("*", "/channels/", 2, 403);
+    for _ in 0..2 {
+        let serenity::Error::Http(serenity::HttpError::UnsuccessfulRequest(e)) =
+            general.say(&http, "c").await.unwrap_err()
+        else {
+            panic!("expected an HTTP error")
+        };
+        assert_eq!(
+            (
+                e.status_code.as_u16(),
+                e.error.code,
+                e.error.message.as_str()
+            ),
+            (403, 50013, "Missing Permissions")
+        );
+    }
+
+    fake.delete_channel(WEEKLY_CHANNEL_ID);
+    let err = serenity::ChannelId::new(WEEKLY_CHANNEL_ID)
+        .say(&http, "gone")
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("Unknown Channel"), "{err}");
+
+    fake.delay_next("POST", "/channels/", 1, Duration::from_millis(300));
+    let started = Instant::now();
+    general.say(&http, "slow").await.unwrap();
+    assert!(started.elapsed() >= Duration::from_millis(300));
+
+    // 429: retry_after in the body and in the headers (checked on the raw response).
+    fake.rate_limit_next("GET", "/channels/", 1, Duration::from_millis(1500));
+    let raw = raw_get(
+        fake.addr(),
+        &format!("/api/v10/channels/{GENERAL_CHANNEL_ID}"),
+    )
+    .await;
+    assert!(raw.starts_with("HTTP/1.1 429"), "{raw}");
+    let lower = raw.to_ascii_lowercase();
+    assert!(lower.contains("retry-after: 2\r\n"), "{raw}");
+    assert!(
+        lower.contains("x-ratelimit-reset-after: 1.500\r\n"),
+        "{raw}"
+    );
+    assert!(raw.contains("\"retry_after\":1.5"), "{raw}");
+    let statuses: Vec<u16> = fake.requests().iter().map(|r| r.status).collect();
+    assert_eq!(statuses, [500, 200, 403, 403, 404, 200, 429]);
+}
+
+/// A bare HTTP/1.1 GET, to see response headers serenity's `Http` does not expose.
+async fn raw_get(addr: std::net::SocketAddr, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    response
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_bodies_are_recorded() {
+    let fake = FakeDiscord::start().await;
+    let http = fake.http();
+    let general = serenity::ChannelId::new(GENERAL_CHANNEL_ID);
+    // Over Discord's 2000-character limit: a problem whether or not the spec is loaded.
+    // (serenity's `say` refuses it before sending, so the raw body goes through `Http`.)
+    let err = too_long(&fake).await.unwrap_err();
+    assert!(err.to_string().contains("Invalid Form Body"), "{err}");
+    let problems = fake.take_body_problems();
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert!(
+        problems[0].contains("2001 characters (max 2000)"),
+        "{problems:?}"
+    );
+    if fake.validates_bodies() {
+        let _ = http
+            .send_message(general, vec![], &json!({"content": 5}))
+            .await;
+        let problems = fake.take_body_problems();
+        assert!(
+            problems[0].contains("POST /channels/{channel_id}/messages"),
+            "{problems:?}"
+        );
+    }
+    fake.assert_all_bodies_valid();
+}
+
+/// Posts a 2001-character message, one over Discord's limit.
+async fn too_long(fake: &FakeDiscord) -> serenity::Result<serenity::Message> {
+    let body = json!({"content": "x".repeat(2001)});
+    let general = serenity::ChannelId::new(GENERAL_CHANNEL_ID);
+    fake.http().send_message(general, vec![], &body).await
+}
+
+#[test]
+#[should_panic(expected = "request bodies the real Discord would reject")]
+fn dropping_the_fake_fails_on_unreported_invalid_bodies() {
+    multi_thread().block_on(async {
+        let fake = FakeDiscord::start().await;
+        let _ = too_long(&fake).await;
+        // No assertion here: dropping `fake` must fail the test.
+    });
+}
+
+#[test]
+#[should_panic(expected = "request bodies the real Discord would reject")]
+fn waits_fail_fast_on_invalid_bodies() {
+    multi_thread().block_on(async {
+        let fake = FakeDiscord::start().await;
+        let _ = too_long(&fake).await;
+        fake.wait_for_request(
+            "something that never comes",
+            Duration::from_secs(30),
+            |_| false,
+        )
+        .await;
+    });
+}
+
+#[test]
+#[should_panic(expected = "the reply to nothing never arrived")]
+fn wait_timeouts_say_what_never_arrived() {
+    multi_thread().block_on(async {
+        let fake = FakeDiscord::start().await;
+        fake.wait_for_request("the reply to nothing", Duration::from_millis(100), |_| true)
+            .await;
+    });
+}
+
+// -------------------------------------------------------------------------------------------
+// The real serenity + poise client against the fake
+
+type Error = Box<dyn std::error::Error + Send + Sync>;
+type Ctx<'a> = poise::Context<'a, (), Error>;
+
+/// Replies pong.
+#[poise::command(slash_command)]
+async fn ping(ctx: Ctx<'_>) -> Result<(), Error> {
+    ctx.send(poise::CreateReply::default().content("pong"))
+        .await?;
+    Ok(())
+}
+
+/// Weekly insight settings.
+#[poise::command(slash_command, subcommands("set"))]
+async fn weekly(_ctx: Ctx<'_>) -> Result<(), Error> {
+    Ok(())
+}
+
+/// Choose the channel.
+#[poise::command(slash_command)]
+async fn set(
+    ctx: Ctx<'_>,
+    #[description = "Where to post"] channel: serenity::GuildChannel,
+    #[description = "On or off"] enabled: Option<bool>,
+) -> Result<(), Error> {
+    ctx.say(format!("weekly: #{} enabled={enabled:?}", channel.name))
+        .await?;
+    Ok(())
+}
+
+async fn topics(_ctx: Ctx<'_>, partial: &str) -> serenity::CreateAutocompleteResponse {
+    let choices = ["delegation", "feedback", "hiring"]
+        .into_iter()
+        .filter(|t| t.starts_with(partial))
+        .map(serenity::AutocompleteChoice::from)
+        .collect();
+    serenity::CreateAutocompleteResponse::new().set_choices(choices)
+}
+
+/// Advice on a topic.
+#[poise::command(slash_command)]
+async fn advice(
+    ctx: Ctx<'_>,
+    #[description = "Topic"]
+    #[autocomplete = "topics"]
+    topic: String,
+) -> Result<(), Error> {
+    ctx.say(format!("advice on {topic}")).await?;
+    Ok(())
+}
+
+async fn on_event(
+    framework: poise::FrameworkContext<'_, (), Error>,
+    event: &serenity::FullEvent,
+) -> Result<(), Error> {
+    if let serenity::FullEvent::Message { new_message } = event {
+        if new_message.guild_id.is_none() && !new_message.author.bot {
+            let reply = format!("you asked: {}", new_message.content);
+            new_message
+                .channel_id
+                .say(framework.serenity_context, reply)
+                .await?;
+        }
+    }
+    Ok(())
+}
+
+/// Starts a poise bot (ping, weekly set, advice, DM echo) on the fake and waits until its
+/// commands are registered, which is when poise starts handling events.
+async fn start_bot(fake: &FakeDiscord) -> tokio::task::JoinHandle<()> {
+    let framework = poise::Framework::builder()
+        .options(poise::FrameworkOptions {
+            commands: vec![ping(), weekly(), advice()],
+            event_handler: |framework, event| Box::pin(on_event(framework, event)),
+            ..Default::default()
+        })
+        .setup(|ctx, _ready, framework| {
+            Box::pin(async move {
+                poise::builtins::register_globally(ctx, &framework.options().commands).await?;
+                Ok(())
+            })
+        })
+        .build();
+    let http = serenity::HttpBuilder::new(support::TOKEN)
+        .proxy(fake.base_url())
+        .ratelimiter_disabled(true)
+        .build();
+    let intents = serenity::GatewayIntents::non_privileged();
+    let mut client = serenity::ClientBuilder::new_with_http(http, intents)
+        .framework(framework)
+        .await
+        .expect("build the serenity client");
+    let task = tokio::spawn(async move {
+        client
+            .start()
+            .await
+            .expect("the serenity client stopped with an error");
+    });
+    fake.wait_for_ready(WAIT).await;
+    fake.wait_for_request("poise's GET /oauth2/applications/@me", WAIT, |r| {
+        r.is("GET", "/oauth2/applications/@me")
+    })
+    .await;
+    fake.wait_for_request("the global command registration PUT", WAIT, |r| {
+        r.is("PUT", &format!("/applications/{APP_ID}/commands")) && r.status == 200
+    })
+    .await;
+    task
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serenity_client_identifies_registers_and_answers_a_slash_command() {
+    let fake = FakeDiscord::start().await;
+    let _bot = start_bot(&fake).await;
+    let stats = fake.gateway_stats();
+    assert_eq!(
+        (stats.connections, stats.identifies, stats.resumes),
+        (1, 1, 0)
+    );
+    let identify = &fake.identify_payloads()[0];
+    // serenity sends the token with its "Bot " prefix.
+    assert_eq!(identify["token"], format!("Bot {}", support::TOKEN));
+    assert_eq!(
+        identify["intents"],
+        serenity::GatewayIntents::non_privileged().bits()
+    );
+
+    let put = fake
+        .wait_for_request("the PUT", WAIT, |r| r.is("PUT", "/applications/"))
+        .await;
+    let names: Vec<&str> = put
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c["name"].as_str())
+        .collect();
+    assert_eq!(names, ["ping", "weekly", "advice"]);
+    assert_eq!(
+        put.json()[1]["options"][0]["options"][0]["type"],
+        7,
+        "weekly set channel:"
+    );
+
+    let interaction = slash_command("ping", vec![]).build();
+    fake.dispatch("INTERACTION_CREATE", interaction.clone())
+        .await;
+    let callback = fake.wait_for_callback(&interaction, WAIT).await;
+    assert_eq!(callback.status, 204, "{}", callback.describe());
+    assert_eq!(callback.json()["type"], 4);
+    assert_eq!(callback.json()["data"]["content"], "pong");
+    if fake.validates_bodies() {
+        assert!(
+            callback.problem.is_none() && callback.operation.is_some(),
+            "{callback:?}"
+        );
+    }
+    assert_eq!(
+        fake.original_response(&interaction).unwrap()["content"],
+        "pong"
+    );
+    assert_eq!(
+        fake.channel_messages(GENERAL_CHANNEL_ID)[0]["content"],
+        "pong"
+    );
+
+    // Heartbeats arrive (one interval after IDENTIFY) and are acknowledged.
+    fake.wait_for_gateway("a heartbeat", WAIT, |s| s.heartbeats >= 1)
+        .await;
+    fake.assert_all_bodies_valid();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serenity_client_handles_options_autocomplete_and_dms() {
+    let fake = FakeDiscord::start().await;
+    let _bot = start_bot(&fake).await;
+
+    let set = slash_command(
+        "weekly",
+        vec![opt_subcommand(
+            "set",
+            vec![
+                opt_channel("channel", WEEKLY_CHANNEL_ID),
+                opt_bool("enabled", true),
+            ],
+        )],
+    )
+    .by_admin()
+    .build();
+    fake.dispatch("INTERACTION_CREATE", set.clone()).await;
+    let callback = fake.wait_for_callback(&set, WAIT).await;
+    assert_eq!(
+        callback.json()["data"]["content"],
+        "weekly: #weekly enabled=Some(true)"
+    );
+
+    let complete = autocomplete("advice", vec![opt_focused("topic", "de")]).build();
+    fake.dispatch("INTERACTION_CREATE", complete.clone()).await;
+    let callback = fake.wait_for_callback(&complete, WAIT).await;
+    assert_eq!(callback.json()["type"], 8);
+    assert_eq!(
+        callback.json()["data"]["choices"],
+        json!([{"name": "delegation", "value": "delegation"}])
+    );
+
+    let in_dm = slash_command("ping", vec![]).in_dm(alice()).build();
+    fake.dispatch("INTERACTION_CREATE", in_dm.clone()).await;
+    assert_eq!(
+        fake.wait_for_callback(&in_dm, WAIT).await.json()["data"]["content"],
+        "pong"
+    );
+
+    let mark = fake.mark();
+    fake.dispatch(
+        "MESSAGE_CREATE",
+        dm_message_create("how do I delegate?", alice()),
+    )
+    .await;
+    let reply = fake
+        .wait_for_channel_message_since(mark, DM_CHANNEL_ID, WAIT)
+        .await;
+    assert_eq!(reply.json()["content"], "you asked: how do I delegate?");
+
+    let mark = fake.mark();
+    fake.dispatch(
+        "MESSAGE_CREATE",
+        dm_message_create("beep", user(77, "other-bot", true)),
+    )
+    .await;
+    fake.assert_no_request_since(
+        mark,
+        "reply to a bot's DM",
+        Duration::from_millis(500),
+        |r| r.is("POST", "/channels/"),
+    )
+    .await;
+    fake.assert_all_bodies_valid();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serenity_client_resumes_after_a_gateway_close() {
+    let fake = FakeDiscord::start().await;
+    let _bot = start_bot(&fake).await;
+    let first = slash_command("ping", vec![]).build();
+    fake.dispatch("INTERACTION_CREATE", first.clone()).await;
+    fake.wait_for_callback(&first, WAIT).await;
+
+    fake.close_gateway(4000);
+    let stats = fake
+        .wait_for_gateway("a RESUME (or a new IDENTIFY) after close 4000", WAIT, |s| {
+            s.resumed >= 1 || s.identifies >= 2
+        })
+        .await;
+    assert_eq!(
+        (stats.connections, stats.resumed, stats.identifies),
+        (2, 1, 1),
+        "serenity resumes"
+    );
+    fake.wait_for_ready(WAIT).await;
+
+    let second = slash_command("ping", vec![]).build();
+    fake.dispatch("INTERACTION_CREATE", second.clone()).await;
+    let callback = fake.wait_for_callback(&second, WAIT).await;
+    assert_eq!(callback.json()["data"]["content"], "pong");
+    fake.assert_all_bodies_valid();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_callback_does_not_stop_the_next_interaction() {
+    let fake = FakeDiscord::start().await;
+    let _bot = start_bot(&fake).await;
+    fake.fail_next("POST", "/interactions/", 1, 500);
+    let failed = slash_command("ping", vec![]).build();
+    fake.dispatch("INTERACTION_CREATE", failed.clone()).await;
+    assert_eq!(fake.wait_for_callback(&failed, WAIT).await.status, 500);
+
+    let next = slash_command("ping", vec![]).build();
+    fake.dispatch("INTERACTION_CREATE", next.clone()).await;
+    let callback = fake.wait_for_callback(&next, WAIT).await;
+    assert_eq!(callback.status, 204);
+    assert_eq!(callback.json()["data"]["content"], "pong");
+    fake.assert_all_bodies_valid();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn interaction_rules_are_enforced() {
+    let fake = FakeDiscord::builder()
+        .interaction_deadline(Some(Duration::from_millis(1500)))
+        .start()
+        .await;
+    let http = fake.http();
+    let _bot = start_bot(&fake).await;
+    // The bot answers in time; a second answer is refused as on Discord.
+    let i = slash_command("ping", vec![]).build();
+    fake.dispatch("INTERACTION_CREATE", i.clone()).await;
+    fake.wait_for_callback(&i, WAIT).await;
+    let response = serenity::CreateInteractionResponse::Message(
+        serenity::CreateInteractionResponseMessage::new().content("again"),
+    );
+    let id = serenity::InteractionId::new(i["id"].as_str().unwrap().parse().unwrap());
+    let token = i["token"].as_str().unwrap();
+    let err = http
+        .create_interaction_response(id, token, &response, vec![])
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("already been acknowledged"),
+        "{err}"
+    );
+    // An edit of the original and a follow-up work after the callback.
+    let edit = serenity::EditInteractionResponse::new().content("pong, edited");
+    http.edit_original_interaction_response(token, &edit, vec![])
+        .await
+        .unwrap();
+    assert_eq!(
+        fake.original_response(&i).unwrap()["content"],
+        "pong, edited"
+    );
+    let follow = serenity::CreateInteractionResponseFollowup::new()
+        .content("more")
+        .ephemeral(true);
+    http.create_followup_message(token, &follow, vec![])
+        .await
+        .unwrap();
+    assert_eq!(fake.followups(&i)[0]["content"], "more");
+    assert_eq!(
+        fake.channel_messages(GENERAL_CHANNEL_ID).len(),
+        1,
+        "ephemeral follow-ups are not in history"
+    );
+    // Unknown interactions and late answers are refused.
+    let err = http
+        .create_interaction_response(id, "wrong-token", &response, vec![])
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("Unknown interaction"), "{err}");
+    let unanswered = slash_command("no-such-command", vec![]).build();
+    fake.dispatch("INTERACTION_CREATE", unanswered.clone())
+        .await;
+    tokio::time::sleep(Duration::from_millis(1600)).await;
+    let late_id = serenity::InteractionId::new(unanswered["id"].as_str().unwrap().parse().unwrap());
+    let err = http
+        .create_interaction_response(
+            late_id,
+            unanswered["token"].as_str().unwrap(),
+            &response,
+            vec![],
+        )
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("Unknown interaction"), "{err}");
+    let late = fake.wait_for_callback(&unanswered, WAIT).await;
+    assert!(
+        late.note
+            .as_deref()
+            .unwrap_or_default()
+            .contains("past Discord's"),
+        "{}",
+        late.describe()
+    );
+    fake.assert_all_bodies_valid();
+}

@@ -1,0 +1,1814 @@
+//! An in-process fake Discord for the end-to-end tests: Discord's REST API (`/api/v10/...`) and
+//! the gateway websocket (`/gateway`) on one 127.0.0.1 port, driven by the test.
+//!
+//! The real serenity client is pointed at it with [`FakeDiscord::http`] (an `HttpBuilder` with
+//! `.proxy(base_url)` and `.ratelimiter_disabled(true)`; with the rate limiter on serenity ignores
+//! the proxy) and `ClientBuilder::new_with_http`. The fake then:
+//! - answers what serenity and poise call at startup (`GET /gateway`, which must never fail or
+//!   serenity silently falls back to the real gateway; `GET /oauth2/applications/@me`; the bulk
+//!   command registration `PUT`), the interaction callback and webhook routes, channel messages,
+//!   channels, guilds, roles and members from a small configurable world, and anything else with
+//!   a recorded 404 `{"message":"Unknown","code":0}`;
+//! - speaks the gateway: HELLO, IDENTIFY -> READY (+ GUILD_CREATE for each configured guild),
+//!   heartbeat ACKs, RESUME -> RESUMED, and delivers the dispatches the test sends with
+//!   [`FakeDiscord::dispatch`], after checking that serenity can deserialize them (serenity drops
+//!   a dispatch it cannot parse without a word);
+//! - records every request and lets the test wait for one, with a timeout whose panic says what
+//!   never arrived and lists what did;
+//! - injects faults: status codes, 429s with `retry_after`, slow responses, gateway closes;
+//! - enforces a few Discord rules the bot must respect (an interaction is answered once, within
+//!   3 s; message and embed length limits);
+//! - validates every request body against Discord's OpenAPI spec (see `openapi.rs`). A body that
+//!   fails is a *problem*: every `wait_*` panics on a new problem, and so does dropping the fake
+//!   at the end of a test, so a bad body cannot pass unnoticed.
+//!
+//! State lives behind one std `Mutex` (never held across an `.await`); a `watch` channel counts
+//! changes so waiters wake on each new request or gateway event.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::extract::ws::{CloseFrame, Message as WsMessage, WebSocket, WebSocketUpgrade};
+use axum::extract::State as AxumState;
+use axum::http::header::CONTENT_TYPE;
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use serde_json::{json, Value};
+use tokio::sync::{mpsc, watch};
+
+use super::openapi::OpenApiSpec;
+use super::payloads::{self, TestGuild, APP_ID};
+
+/// The bot token the fake's clients use (the fake does not check it).
+pub const TOKEN: &str = "fake-bot-token";
+/// A default timeout for waits: generous for a debug build on 2 busy cores, short enough that a
+/// missing reply fails the test quickly.
+pub const WAIT: Duration = Duration::from_secs(5);
+/// Discord's deadline for the first response to an interaction.
+pub const INTERACTION_DEADLINE: Duration = Duration::from_secs(3);
+
+// ---------------------------------------------------------------------------------------------
+// Public records
+
+/// One REST request as the fake received it, and how it answered.
+#[derive(Clone, Debug)]
+pub struct RecordedRequest {
+    /// Position in the fake's request log (see [`FakeDiscord::mark`]).
+    pub index: usize,
+    pub method: String,
+    /// The path as received, e.g. `/api/v10/channels/1/messages`.
+    pub path: String,
+    /// The raw query string; serenity writes `?&limit=5`, see [`Self::query_param`].
+    pub query: Option<String>,
+    /// The JSON body (for multipart requests, the `payload_json` part).
+    pub body: Option<Value>,
+    pub content_type: Option<String>,
+    pub received_at: Instant,
+    /// Time since the fake started.
+    pub since_start: Duration,
+    /// The status the fake answered with.
+    pub status: u16,
+    /// The OpenAPI operation matched, e.g. `POST /channels/{channel_id}/messages`.
+    pub operation: Option<String>,
+    /// Why this body is invalid (OpenAPI schema or Discord limits), if it is.
+    pub problem: Option<String>,
+    /// Why the fake answered as it did, when that was not the normal answer (fault injected,
+    /// unknown interaction, deadline passed...).
+    pub note: Option<String>,
+    /// True when no route of the fake handled it (answered 404 Unknown).
+    pub unhandled: bool,
+}
+
+impl RecordedRequest {
+    /// True when the method matches (`"*"` for any) and the path starts with `path_prefix`
+    /// (given with or without the `/api/v10` prefix).
+    pub fn is(&self, method: &str, path_prefix: &str) -> bool {
+        (method == "*" || self.method.eq_ignore_ascii_case(method))
+            && self.path.starts_with(&full_path(path_prefix))
+    }
+
+    /// The JSON body, or `Value::Null` when there was none.
+    pub fn json(&self) -> &Value {
+        static NULL: Value = Value::Null;
+        self.body.as_ref().unwrap_or(&NULL)
+    }
+
+    /// The JSON body as text ("" when none), for `contains` checks.
+    pub fn body_text(&self) -> String {
+        self.body.as_ref().map(Value::to_string).unwrap_or_default()
+    }
+
+    /// A query parameter's value (`limit` in `?&limit=5`).
+    pub fn query_param(&self, name: &str) -> Option<String> {
+        query_param(self.query.as_deref(), name)
+    }
+
+    /// One line: index, time, method, path, status, notes.
+    pub fn describe(&self) -> String {
+        let mut line = format!(
+            "#{} +{:.3}s {} {}{} -> {}",
+            self.index,
+            self.since_start.as_secs_f64(),
+            self.method,
+            self.path,
+            self.query
+                .as_deref()
+                .map(|q| format!("?{q}"))
+                .unwrap_or_default(),
+            self.status
+        );
+        if let Some(note) = &self.note {
+            line += &format!(" ({note})");
+        }
+        if self.problem.is_some() {
+            line += " [INVALID BODY]";
+        }
+        line
+    }
+}
+
+/// Counters of the gateway side.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct GatewayStats {
+    /// Websocket connections accepted.
+    pub connections: u32,
+    pub identifies: u32,
+    pub resumes: u32,
+    /// RESUMEs answered with RESUMED (the session id matched).
+    pub resumed: u32,
+    pub heartbeats: u32,
+    /// Dispatches sent by the test (READY, RESUMED and GUILD_CREATE not counted).
+    pub dispatches: u32,
+    /// A connection has finished IDENTIFY or RESUME and not been closed since.
+    pub session_live: bool,
+    /// The last sequence number sent.
+    pub seq: u64,
+}
+
+/// What an injected fault does to a matching response.
+#[derive(Clone, Copy, Debug)]
+pub enum FaultKind {
+    /// Answer with this status and a Discord-style error body instead of handling the request.
+    Status(u16),
+    /// Answer 429 with `retry_after` in the JSON body and the rate-limit headers.
+    RateLimited { retry_after: Duration, global: bool },
+    /// Handle the request normally but answer only after this delay.
+    Delay(Duration),
+}
+
+// ---------------------------------------------------------------------------------------------
+// Internal state
+
+struct Fault {
+    method: String,
+    prefix: String,
+    remaining: usize,
+    kind: FaultKind,
+}
+
+enum Outgoing {
+    Text(String),
+    Close(u16),
+}
+
+struct Conn {
+    id: u32,
+    tx: mpsc::UnboundedSender<Outgoing>,
+    live: bool,
+}
+
+#[derive(Default)]
+struct Gateway {
+    stats: GatewayStats,
+    session_id: Option<String>,
+    conn: Option<Conn>,
+    identify_payloads: Vec<Value>,
+    stop_heartbeat_acks: bool,
+}
+
+struct InteractionRecord {
+    id: String,
+    kind: u64,
+    channel_id: u64,
+    /// The message a component interaction is attached to.
+    message: Option<Value>,
+    dispatched_at: Instant,
+    /// The callback type once acknowledged.
+    response_type: Option<u64>,
+    original: Option<u64>,
+    followups: Vec<u64>,
+}
+
+#[derive(Default)]
+struct World {
+    channels: HashMap<u64, Value>,
+    deleted_channels: HashSet<u64>,
+    guilds: BTreeMap<u64, TestGuild>,
+    /// Every message: configured by the test, or created by the bot (ephemeral ones included,
+    /// but not listed in channel history).
+    messages: BTreeMap<u64, Value>,
+    /// Registered commands: `None` for global, `Some(guild)` for guild-scoped.
+    commands: HashMap<Option<u64>, Vec<Value>>,
+    interactions: HashMap<String, InteractionRecord>,
+}
+
+impl World {
+    fn channel(&self, channel_id: u64) -> Option<Value> {
+        if self.deleted_channels.contains(&channel_id) {
+            return None;
+        }
+        self.channels
+            .get(&channel_id)
+            .cloned()
+            .or_else(|| self.guilds.values().find_map(|g| g.channel(channel_id)))
+    }
+
+    fn channel_guild(&self, channel_id: u64) -> Option<u64> {
+        self.channel(channel_id)
+            .and_then(|c| snowflake(&c["guild_id"]))
+    }
+
+    fn bot_message(&mut self, channel_id: u64, body: &Value, webhook: bool) -> Value {
+        let message_id = payloads::next_snowflake();
+        let mut m = payloads::message(message_id, channel_id, None, payloads::bot_user(), "");
+        apply_message_edit(&mut m, body);
+        for key in ["nonce", "tts", "message_reference"] {
+            if let Some(v) = body.get(key).filter(|v| !v.is_null()) {
+                m[key] = v.clone();
+            }
+        }
+        if body.get("message_reference").is_some_and(|r| !r.is_null()) {
+            m["type"] = json!(19);
+        }
+        if webhook {
+            m["webhook_id"] = json!(APP_ID.to_string());
+            m["application_id"] = json!(APP_ID.to_string());
+        }
+        self.messages.insert(message_id, m.clone());
+        m
+    }
+
+    fn history(&self, channel_id: u64) -> Vec<Value> {
+        self.messages
+            .values()
+            .rev()
+            .filter(|m| snowflake(&m["channel_id"]) == Some(channel_id))
+            .filter(|m| m["flags"].as_u64().unwrap_or(0) & EPHEMERAL == 0)
+            .cloned()
+            .collect()
+    }
+}
+
+struct State {
+    requests: Vec<RecordedRequest>,
+    /// Invalid bodies, in arrival order; `problems_reported` of them already made a test panic.
+    problems: Vec<String>,
+    problems_reported: usize,
+    faults: Vec<Fault>,
+    gateway: Gateway,
+    world: World,
+}
+
+struct Inner {
+    state: Mutex<State>,
+    changes: watch::Sender<u64>,
+    started: Instant,
+    ws_url: String,
+    spec: Option<Arc<OpenApiSpec>>,
+    heartbeat_interval: Duration,
+    interaction_deadline: Option<Duration>,
+}
+
+impl Inner {
+    /// Locks the state; a panic elsewhere while it was held does not make it unusable.
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Wakes every waiter.
+    fn bump(&self) {
+        self.changes.send_modify(|n| *n += 1);
+    }
+}
+
+const EPHEMERAL: u64 = 1 << 6;
+const LOADING: u64 = 1 << 7;
+
+// ---------------------------------------------------------------------------------------------
+// The fake
+
+/// Configures a [`FakeDiscord`] before it starts.
+#[derive(Debug)]
+pub struct FakeDiscordBuilder {
+    heartbeat_interval: Duration,
+    guilds: Vec<TestGuild>,
+    interaction_deadline: Option<Duration>,
+    spec: Option<Option<Arc<OpenApiSpec>>>,
+}
+
+impl FakeDiscordBuilder {
+    /// HELLO's `heartbeat_interval` (default 1000 ms; serenity heartbeats one interval after
+    /// IDENTIFY).
+    pub fn heartbeat_interval(mut self, interval: Duration) -> Self {
+        self.heartbeat_interval = interval;
+        self
+    }
+
+    /// The guilds the bot is in: listed in READY, each followed by its GUILD_CREATE, and served
+    /// by the REST routes. Default: the standard [`TestGuild`].
+    pub fn guilds(mut self, guilds: Vec<TestGuild>) -> Self {
+        self.guilds = guilds;
+        self
+    }
+
+    /// How long after the dispatch an interaction callback is still accepted (default 3 s, as on
+    /// Discord; `None` for no limit).
+    pub fn interaction_deadline(mut self, deadline: Option<Duration>) -> Self {
+        self.interaction_deadline = deadline;
+        self
+    }
+
+    /// Validates bodies with this spec (`None`: no validation) instead of the one named by the
+    /// environment (see [`OpenApiSpec::from_env`]).
+    pub fn spec(mut self, spec: Option<Arc<OpenApiSpec>>) -> Self {
+        self.spec = Some(spec);
+        self
+    }
+
+    /// Binds 127.0.0.1 on a free port and serves REST and gateway there.
+    pub async fn start(self) -> FakeDiscord {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind the fake Discord to 127.0.0.1");
+        let addr = listener.local_addr().expect("local address");
+        let mut world = World::default();
+        let dm = payloads::dm_channel(payloads::DM_CHANNEL_ID, payloads::alice());
+        world.channels.insert(payloads::DM_CHANNEL_ID, dm);
+        for guild in self.guilds {
+            world.guilds.insert(guild.id, guild);
+        }
+        let inner = Arc::new(Inner {
+            state: Mutex::new(State {
+                requests: Vec::new(),
+                problems: Vec::new(),
+                problems_reported: 0,
+                faults: Vec::new(),
+                gateway: Gateway::default(),
+                world,
+            }),
+            changes: watch::channel(0).0,
+            started: Instant::now(),
+            ws_url: format!("ws://{addr}/gateway"),
+            spec: self.spec.unwrap_or_else(OpenApiSpec::from_env),
+            heartbeat_interval: self.heartbeat_interval,
+            interaction_deadline: self.interaction_deadline,
+        });
+        let app = Router::new()
+            .route("/gateway", get(gateway_upgrade))
+            .fallback(rest)
+            .with_state(inner.clone());
+        let server = tokio::spawn(async move {
+            axum::serve(listener, app)
+                .await
+                .expect("the fake Discord's server failed");
+        });
+        FakeDiscord {
+            inner,
+            addr,
+            server,
+        }
+    }
+}
+
+/// The fake Discord. Dropping it stops the server, and panics if a request body was invalid and
+/// no wait or assertion has reported it yet.
+pub struct FakeDiscord {
+    inner: Arc<Inner>,
+    addr: SocketAddr,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl std::fmt::Debug for FakeDiscord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FakeDiscord")
+            .field("addr", &self.addr)
+            .finish()
+    }
+}
+
+impl FakeDiscord {
+    /// A fake with the defaults (see [`FakeDiscordBuilder`]).
+    pub async fn start() -> FakeDiscord {
+        Self::builder().start().await
+    }
+
+    pub fn builder() -> FakeDiscordBuilder {
+        FakeDiscordBuilder {
+            heartbeat_interval: Duration::from_millis(1000),
+            guilds: vec![TestGuild::default()],
+            interaction_deadline: Some(INTERACTION_DEADLINE),
+            spec: None,
+        }
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://127.0.0.1:PORT`: the value for serenity's `HttpBuilder::proxy` (and the bot's
+    /// `DISCORD_API_BASE`).
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// `ws://127.0.0.1:PORT/gateway`, what `GET /gateway` answers.
+    pub fn ws_url(&self) -> String {
+        self.inner.ws_url.clone()
+    }
+
+    /// A serenity `Http` that talks to this fake (proxy + rate limiter off, application id set).
+    pub fn http(&self) -> serenity::http::Http {
+        serenity::http::HttpBuilder::new(TOKEN)
+            .proxy(self.base_url())
+            .ratelimiter_disabled(true)
+            .application_id(serenity::model::id::ApplicationId::new(APP_ID))
+            .build()
+    }
+
+    /// Whether bodies are validated against the OpenAPI spec.
+    pub fn validates_bodies(&self) -> bool {
+        self.inner.spec.is_some()
+    }
+
+    // -- gateway ------------------------------------------------------------------------------
+
+    /// Sends a dispatch (`op` 0) with the next sequence number over the live gateway session and
+    /// returns that number. Waits (up to [`WAIT`]) for a live session, e.g. while the bot
+    /// resumes after [`close_gateway`](Self::close_gateway).
+    ///
+    /// # Panics
+    /// When serenity could not deserialize the dispatch (it would drop it silently), or no
+    /// session became live in time.
+    pub async fn dispatch(&self, event: &str, data: Value) -> u64 {
+        if let Err(e) = check_dispatch(event, &data) {
+            panic!("fake Discord: refusing to dispatch {event}: {e}\n  data: {data}");
+        }
+        let what = format!("a live gateway session to dispatch {event} to");
+        self.wait_state(&what, WAIT, |st| {
+            let gw = &mut st.gateway;
+            let conn = gw.conn.as_ref().filter(|c| c.live)?;
+            let seq = gw.stats.seq + 1;
+            let frame = json!({"op": 0, "s": seq, "t": event, "d": data.clone()});
+            if conn.tx.send(Outgoing::Text(frame.to_string())).is_err() {
+                return None;
+            }
+            gw.stats.seq = seq;
+            gw.stats.dispatches += 1;
+            if event == "INTERACTION_CREATE" {
+                st.world.interactions.insert(
+                    data["token"].as_str().unwrap_or_default().to_string(),
+                    InteractionRecord {
+                        id: data["id"].as_str().unwrap_or_default().to_string(),
+                        kind: data["type"].as_u64().unwrap_or(0),
+                        channel_id: snowflake(&data["channel_id"]).unwrap_or(0),
+                        message: data.get("message").cloned(),
+                        dispatched_at: Instant::now(),
+                        response_type: None,
+                        original: None,
+                        followups: Vec::new(),
+                    },
+                );
+            }
+            if event == "MESSAGE_CREATE" {
+                if let Some(id) = snowflake(&data["id"]) {
+                    st.world.messages.insert(id, data.clone());
+                }
+            }
+            Some(seq)
+        })
+        .await
+    }
+
+    /// Closes the gateway connection with `code` (4000 "unknown error": the bot must RESUME).
+    /// The session stays resumable. No-op when no connection is open.
+    pub fn close_gateway(&self, code: u16) {
+        let conn = self.inner.lock().gateway.conn.take();
+        if let Some(conn) = conn {
+            let _ = conn.tx.send(Outgoing::Close(code));
+        }
+        self.inner.bump();
+    }
+
+    /// Stops (or resumes) acknowledging heartbeats: serenity then treats the connection as a
+    /// zombie and reconnects.
+    pub fn stop_heartbeat_acks(&self, stop: bool) {
+        self.inner.lock().gateway.stop_heartbeat_acks = stop;
+    }
+
+    pub fn gateway_stats(&self) -> GatewayStats {
+        self.inner.lock().gateway.stats
+    }
+
+    /// The `d` of every IDENTIFY received (intents, shard, properties...).
+    pub fn identify_payloads(&self) -> Vec<Value> {
+        self.inner.lock().gateway.identify_payloads.clone()
+    }
+
+    /// Waits until a gateway session is live (IDENTIFY answered with READY, or RESUME with
+    /// RESUMED, and not closed since).
+    pub async fn wait_for_ready(&self, timeout: Duration) -> GatewayStats {
+        self.wait_for_gateway("the bot to IDENTIFY or RESUME", timeout, |s| s.session_live)
+            .await
+    }
+
+    /// Waits until `pred` holds for the gateway counters.
+    pub async fn wait_for_gateway(
+        &self,
+        what: &str,
+        timeout: Duration,
+        pred: impl Fn(&GatewayStats) -> bool,
+    ) -> GatewayStats {
+        self.wait_state(what, timeout, |st| {
+            let stats = st.gateway.stats;
+            pred(&stats).then_some(stats)
+        })
+        .await
+    }
+
+    // -- faults ---------------------------------------------------------------------------------
+
+    /// Answers the next `times` requests matching `method` (`"*"` for any) and `path_prefix`
+    /// (with or without `/api/v10`) with `status` and a Discord-style error body.
+    pub fn fail_next(&self, method: &str, path_prefix: &str, times: usize, status: u16) {
+        self.add_fault(method, path_prefix, times, FaultKind::Status(status));
+    }
+
+    /// Answers the next `times` matching requests with 429 and `retry_after`.
+    pub fn rate_limit_next(
+        &self,
+        method: &str,
+        path_prefix: &str,
+        times: usize,
+        retry_after: Duration,
+    ) {
+        let kind = FaultKind::RateLimited {
+            retry_after,
+            global: false,
+        };
+        self.add_fault(method, path_prefix, times, kind);
+    }
+
+    /// Delays the answers to the next `times` matching requests (`usize::MAX`: all of them).
+    pub fn delay_next(&self, method: &str, path_prefix: &str, times: usize, delay: Duration) {
+        self.add_fault(method, path_prefix, times, FaultKind::Delay(delay));
+    }
+
+    /// Adds a fault; faults are tried in the order added, the first match with uses left wins.
+    pub fn add_fault(&self, method: &str, path_prefix: &str, times: usize, kind: FaultKind) {
+        self.inner.lock().faults.push(Fault {
+            method: method.to_string(),
+            prefix: full_path(path_prefix),
+            remaining: times,
+            kind,
+        });
+    }
+
+    /// Removes every fault not used up yet.
+    pub fn clear_faults(&self) {
+        self.inner.lock().faults.clear();
+    }
+
+    // -- the world ------------------------------------------------------------------------------
+
+    /// Adds or replaces a guild (REST data only; dispatch its GUILD_CREATE yourself if the bot
+    /// should hear of it).
+    pub fn install_guild(&self, guild: TestGuild) {
+        self.inner.lock().world.guilds.insert(guild.id, guild);
+    }
+
+    /// Adds or replaces a channel object (`GET /channels/{id}`); guild channels of installed
+    /// guilds are known already.
+    pub fn add_channel(&self, channel: Value) {
+        let id = snowflake(&channel["id"]).expect("channel id");
+        let mut st = self.inner.lock();
+        st.world.deleted_channels.remove(&id);
+        st.world.channels.insert(id, channel);
+    }
+
+    /// From now on the channel answers 404 Unknown Channel (10003), as a deleted one does.
+    pub fn delete_channel(&self, channel_id: u64) {
+        self.inner.lock().world.deleted_channels.insert(channel_id);
+    }
+
+    /// Adds a member to an installed guild.
+    pub fn add_member(&self, guild_id: u64, member: Value) {
+        let mut st = self.inner.lock();
+        let guild = st
+            .world
+            .guilds
+            .get_mut(&guild_id)
+            .expect("add_member: guild not installed");
+        guild.members.push(member);
+    }
+
+    /// Adds a message to its channel's history (`GET /channels/{id}/messages`).
+    pub fn add_message(&self, message: Value) {
+        let id = snowflake(&message["id"]).expect("message id");
+        assert!(
+            snowflake(&message["channel_id"]).is_some(),
+            "message without channel_id"
+        );
+        self.inner.lock().world.messages.insert(id, message);
+    }
+
+    /// A channel's history as the fake serves it: configured and bot-posted messages, newest
+    /// first (ephemeral replies excluded).
+    pub fn channel_messages(&self, channel_id: u64) -> Vec<Value> {
+        self.inner.lock().world.history(channel_id)
+    }
+
+    /// The registered commands, global (`None`) or of a guild, as the fake echoed them.
+    pub fn registered_commands(&self, guild_id: Option<u64>) -> Vec<Value> {
+        self.inner
+            .lock()
+            .world
+            .commands
+            .get(&guild_id)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// The current original response of a dispatched interaction (after edits), if any.
+    pub fn original_response(&self, interaction: &Value) -> Option<Value> {
+        let st = self.inner.lock();
+        let rec = st.world.interactions.get(interaction["token"].as_str()?)?;
+        st.world.messages.get(&rec.original?).cloned()
+    }
+
+    /// The follow-up messages of a dispatched interaction, oldest first.
+    pub fn followups(&self, interaction: &Value) -> Vec<Value> {
+        let st = self.inner.lock();
+        let Some(rec) = interaction["token"]
+            .as_str()
+            .and_then(|t| st.world.interactions.get(t))
+        else {
+            return Vec::new();
+        };
+        rec.followups
+            .iter()
+            .filter_map(|id| st.world.messages.get(id).cloned())
+            .collect()
+    }
+
+    // -- requests -------------------------------------------------------------------------------
+
+    /// Every request so far.
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        self.inner.lock().requests.clone()
+    }
+
+    /// The requests for which `pred` holds.
+    pub fn requests_matching(
+        &self,
+        pred: impl Fn(&RecordedRequest) -> bool,
+    ) -> Vec<RecordedRequest> {
+        self.inner
+            .lock()
+            .requests
+            .iter()
+            .filter(|r| pred(r))
+            .cloned()
+            .collect()
+    }
+
+    /// Requests no route handled (answered 404 Unknown).
+    pub fn unhandled_requests(&self) -> Vec<RecordedRequest> {
+        self.requests_matching(|r| r.unhandled)
+    }
+
+    /// The number of requests so far: pass it to the `*_since` waits to look only at later ones.
+    pub fn mark(&self) -> usize {
+        self.inner.lock().requests.len()
+    }
+
+    /// Waits for a request (any so far, or a later one) for which `pred` holds.
+    ///
+    /// # Panics
+    /// After `timeout`, saying "`what`" never arrived and listing what did; or at once when a
+    /// request body failed validation.
+    pub async fn wait_for_request(
+        &self,
+        what: &str,
+        timeout: Duration,
+        pred: impl Fn(&RecordedRequest) -> bool,
+    ) -> RecordedRequest {
+        self.wait_for_request_since(0, what, timeout, pred).await
+    }
+
+    /// Like [`wait_for_request`](Self::wait_for_request), among requests from index `mark` on.
+    pub async fn wait_for_request_since(
+        &self,
+        mark: usize,
+        what: &str,
+        timeout: Duration,
+        pred: impl Fn(&RecordedRequest) -> bool,
+    ) -> RecordedRequest {
+        self.wait_state(what, timeout, |st| {
+            st.requests.iter().skip(mark).find(|r| pred(r)).cloned()
+        })
+        .await
+    }
+
+    /// Waits for the bot's callback to `interaction` (`POST /interactions/{id}/{token}/callback`).
+    pub async fn wait_for_callback(
+        &self,
+        interaction: &Value,
+        timeout: Duration,
+    ) -> RecordedRequest {
+        let path = payloads::callback_path(interaction);
+        let what = format!(
+            "the callback for interaction {} (POST {path})",
+            interaction["data"]["name"]
+                .as_str()
+                .or(interaction["data"]["custom_id"].as_str())
+                .unwrap_or("?")
+        );
+        self.wait_for_request(&what, timeout, |r| r.method == "POST" && r.path == path)
+            .await
+    }
+
+    /// Waits for a message the bot posts to a channel (`POST /channels/{id}/messages`) from
+    /// index `mark` on.
+    pub async fn wait_for_channel_message_since(
+        &self,
+        mark: usize,
+        channel_id: u64,
+        timeout: Duration,
+    ) -> RecordedRequest {
+        let path = format!("/api/v10/channels/{channel_id}/messages");
+        let what = format!("a message posted to channel {channel_id} (POST {path})");
+        self.wait_for_request_since(mark, &what, timeout, |r| {
+            r.method == "POST" && r.path == path
+        })
+        .await
+    }
+
+    /// Asserts that no request from index `mark` on satisfies `pred` within `window` (e.g. "the
+    /// bot does not answer another bot's DM").
+    pub async fn assert_no_request_since(
+        &self,
+        mark: usize,
+        what: &str,
+        window: Duration,
+        pred: impl Fn(&RecordedRequest) -> bool,
+    ) {
+        tokio::time::sleep(window).await;
+        let found = self.requests().into_iter().skip(mark).find(|r| pred(r));
+        self.check_problems();
+        if let Some(r) = found {
+            panic!(
+                "fake Discord: expected no {what}, but got {}\n  body: {}",
+                r.describe(),
+                r.body_text()
+            );
+        }
+    }
+
+    // -- body problems ----------------------------------------------------------------------------
+
+    /// Every invalid request body so far (OpenAPI schema or Discord limits), described.
+    pub fn body_problems(&self) -> Vec<String> {
+        self.inner.lock().problems.clone()
+    }
+
+    /// Returns the problems so far and forgets them: for a test that sends an invalid body on
+    /// purpose.
+    pub fn take_body_problems(&self) -> Vec<String> {
+        let mut st = self.inner.lock();
+        st.problems_reported = 0;
+        std::mem::take(&mut st.problems)
+    }
+
+    /// Panics if any request body so far was invalid. Called by every wait and on drop, so a
+    /// test cannot forget it; call it at the end of a test to fail with a clear message early.
+    pub fn assert_all_bodies_valid(&self) {
+        let problems = self.body_problems();
+        if !problems.is_empty() {
+            self.inner.lock().problems_reported = problems.len();
+            panic!("{}", problems_report(&problems));
+        }
+    }
+
+    /// Panics on problems no earlier check has reported.
+    fn check_problems(&self) {
+        let new: Vec<String> = {
+            let mut st = self.inner.lock();
+            let new = st.problems[st.problems_reported..].to_vec();
+            st.problems_reported = st.problems.len();
+            new
+        };
+        if !new.is_empty() {
+            panic!("{}", problems_report(&new));
+        }
+    }
+
+    // -- waiting --------------------------------------------------------------------------------
+
+    /// Runs `check` on the state after every change until it returns `Some`, failing fast on
+    /// new body problems and with a report after `timeout`.
+    async fn wait_state<T>(
+        &self,
+        what: &str,
+        timeout: Duration,
+        mut check: impl FnMut(&mut State) -> Option<T>,
+    ) -> T {
+        let mut changes = self.inner.changes.subscribe();
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            changes.borrow_and_update();
+            self.check_problems();
+            let found = check(&mut self.inner.lock());
+            if let Some(found) = found {
+                self.inner.bump();
+                return found;
+            }
+            if tokio::time::timeout_at(deadline, changes.changed())
+                .await
+                .is_err()
+            {
+                panic!("{}", self.timeout_report(what, timeout));
+            }
+        }
+    }
+
+    fn timeout_report(&self, what: &str, timeout: Duration) -> String {
+        let st = self.inner.lock();
+        let mut report = format!(
+            "fake Discord: timed out after {timeout:?}: {what} never arrived.\n  gateway: {:?}\n  {} requests received:",
+            st.gateway.stats,
+            st.requests.len()
+        );
+        let skip = st.requests.len().saturating_sub(40);
+        if skip > 0 {
+            report += &format!("\n    ... {skip} earlier ones");
+        }
+        for r in &st.requests[skip..] {
+            report += &format!("\n    {}", r.describe());
+        }
+        report
+    }
+}
+
+impl Drop for FakeDiscord {
+    fn drop(&mut self) {
+        self.server.abort();
+        if std::thread::panicking() {
+            return;
+        }
+        let st = self.inner.lock();
+        let new = st.problems[st.problems_reported..].to_vec();
+        drop(st);
+        if !new.is_empty() {
+            panic!("{}", problems_report(&new));
+        }
+    }
+}
+
+fn problems_report(problems: &[String]) -> String {
+    format!(
+        "fake Discord: {} request bodies the real Discord would reject:\n  {}",
+        problems.len(),
+        problems.join("\n  ")
+    )
+}
+
+/// Checks that serenity turns this dispatch into a known event: serenity drops one it cannot
+/// deserialize (or whose name it does not know) without telling the bot or the test. A known
+/// event whose data does not parse becomes `Event::Unknown` too, so for the events the tests send
+/// the data is parsed once more on its own to say which field is wrong.
+pub fn check_dispatch(event: &str, data: &Value) -> Result<(), String> {
+    use serenity::model::event::{
+        Event, GatewayEvent, GuildCreateEvent, InteractionCreateEvent, MessageCreateEvent,
+        ReadyEvent,
+    };
+    fn detail<T: serde::de::DeserializeOwned>(data: &Value) -> String {
+        match serde_json::from_value::<T>(data.clone()) {
+            Ok(_) => "serenity cannot parse it".to_string(),
+            Err(e) => format!("serenity cannot parse its data: {e}"),
+        }
+    }
+    let frame = json!({"op": 0, "s": 1, "t": event, "d": data});
+    match serde_json::from_value::<GatewayEvent>(frame) {
+        Ok(GatewayEvent::Dispatch(_, Event::Unknown(_))) => Err(match event {
+            "INTERACTION_CREATE" => detail::<InteractionCreateEvent>(data),
+            "MESSAGE_CREATE" => detail::<MessageCreateEvent>(data),
+            "GUILD_CREATE" => detail::<GuildCreateEvent>(data),
+            "READY" => detail::<ReadyEvent>(data),
+            _ => format!("serenity does not know the event {event:?} or cannot parse its data"),
+        }),
+        Ok(GatewayEvent::Dispatch(..)) => Ok(()),
+        Ok(other) => Err(format!("not a dispatch: {other:?}")),
+        Err(e) => Err(format!("serenity cannot deserialize it: {e}")),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Gateway
+
+async fn gateway_upgrade(
+    ws: WebSocketUpgrade,
+    AxumState(inner): AxumState<Arc<Inner>>,
+) -> Response {
+    ws.on_upgrade(move |socket| gateway_session(inner, socket))
+}
+
+async fn gateway_session(inner: Arc<Inner>, mut socket: WebSocket) {
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let conn_id = {
+        let mut st = inner.lock();
+        st.gateway.stats.connections += 1;
+        st.gateway.stats.session_live = false;
+        let id = st.gateway.stats.connections;
+        st.gateway.conn = Some(Conn {
+            id,
+            tx: tx.clone(),
+            live: false,
+        });
+        id
+    };
+    inner.bump();
+    let interval = inner.heartbeat_interval.as_millis() as u64;
+    let hello = json!({"op": 10, "s": null, "t": null, "d": {"heartbeat_interval": interval}});
+    if socket
+        .send(WsMessage::Text(hello.to_string()))
+        .await
+        .is_ok()
+    {
+        loop {
+            tokio::select! {
+                incoming = socket.recv() => match incoming {
+                    Some(Ok(WsMessage::Text(text))) => on_gateway_message(&inner, conn_id, &tx, &text),
+                    Some(Ok(WsMessage::Close(_))) | Some(Err(_)) | None => break,
+                    Some(Ok(_)) => {}
+                },
+                outgoing = rx.recv() => match outgoing {
+                    Some(Outgoing::Text(text)) => {
+                        if socket.send(WsMessage::Text(text)).await.is_err() {
+                            break;
+                        }
+                    }
+                    Some(Outgoing::Close(code)) => {
+                        let frame = CloseFrame { code, reason: "closed by the test".into() };
+                        let _ = socket.send(WsMessage::Close(Some(frame))).await;
+                        break;
+                    }
+                    None => break,
+                },
+            }
+        }
+    }
+    {
+        let mut st = inner.lock();
+        if st.gateway.conn.as_ref().is_some_and(|c| c.id == conn_id) {
+            st.gateway.conn = None;
+            st.gateway.stats.session_live = false;
+        }
+    }
+    inner.bump();
+}
+
+fn on_gateway_message(
+    inner: &Inner,
+    conn_id: u32,
+    tx: &mpsc::UnboundedSender<Outgoing>,
+    text: &str,
+) {
+    let Ok(msg) = serde_json::from_str::<Value>(text) else {
+        return;
+    };
+    let send = |v: Value| {
+        let _ = tx.send(Outgoing::Text(v.to_string()));
+    };
+    let mut guard = inner.lock();
+    let st = &mut *guard;
+    let gw = &mut st.gateway;
+    let is_current = gw.conn.as_ref().is_some_and(|c| c.id == conn_id);
+    match msg["op"].as_u64() {
+        Some(1) => {
+            gw.stats.heartbeats += 1;
+            if !gw.stop_heartbeat_acks {
+                send(json!({"op": 11, "s": null, "t": null, "d": null}));
+            }
+        }
+        Some(2) => {
+            gw.stats.identifies += 1;
+            gw.identify_payloads.push(msg["d"].clone());
+            let session_id = format!("fake-session-{}", gw.stats.identifies);
+            gw.session_id = Some(session_id.clone());
+            gw.stats.seq = 1;
+            let shard = msg["d"]["shard"]
+                .as_array()
+                .and_then(|s| Some([s.first()?.as_u64()? as u32, s.get(1)?.as_u64()? as u32]));
+            let guild_ids: Vec<u64> = st.world.guilds.keys().copied().collect();
+            let ready = payloads::ready(&session_id, &inner.ws_url, &guild_ids, shard);
+            send(json!({"op": 0, "s": 1, "t": "READY", "d": ready}));
+            for guild in st.world.guilds.values() {
+                gw.stats.seq += 1;
+                send(
+                    json!({"op": 0, "s": gw.stats.seq, "t": "GUILD_CREATE", "d": guild.guild_create()}),
+                );
+            }
+            if is_current {
+                gw.conn.as_mut().unwrap().live = true;
+                gw.stats.session_live = true;
+            }
+        }
+        Some(6) => {
+            gw.stats.resumes += 1;
+            let wanted = msg["d"]["session_id"].as_str();
+            if wanted.is_some() && wanted == gw.session_id.as_deref() {
+                gw.stats.resumed += 1;
+                gw.stats.seq += 1;
+                send(json!({"op": 0, "s": gw.stats.seq, "t": "RESUMED", "d": {}}));
+                if is_current {
+                    gw.conn.as_mut().unwrap().live = true;
+                    gw.stats.session_live = true;
+                }
+            } else {
+                // Invalid session, not resumable: the bot must IDENTIFY again.
+                send(json!({"op": 9, "s": null, "t": null, "d": false}));
+            }
+        }
+        _ => {}
+    }
+    drop(guard);
+    inner.bump();
+}
+
+// ---------------------------------------------------------------------------------------------
+// REST
+
+struct Reply {
+    status: u16,
+    body: Option<Value>,
+    headers: Vec<(&'static str, String)>,
+    note: Option<String>,
+    unhandled: bool,
+}
+
+impl Reply {
+    fn json(status: u16, body: Value) -> Self {
+        Self {
+            status,
+            body: Some(body),
+            headers: Vec::new(),
+            note: None,
+            unhandled: false,
+        }
+    }
+
+    fn ok(body: Value) -> Self {
+        Self::json(200, body)
+    }
+
+    fn no_content() -> Self {
+        Self {
+            status: 204,
+            body: None,
+            headers: Vec::new(),
+            note: None,
+            unhandled: false,
+        }
+    }
+
+    /// A Discord-style error: `{"message": ..., "code": ...}`.
+    fn error(status: u16, code: u32, message: &str) -> Self {
+        Self::json(status, json!({"message": message, "code": code}))
+    }
+
+    fn note(mut self, note: impl Into<String>) -> Self {
+        self.note = Some(note.into());
+        self
+    }
+
+    fn unknown() -> Self {
+        let mut r = Self::error(404, 0, "Unknown");
+        r.unhandled = true;
+        r
+    }
+
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.status).expect("valid status");
+        let mut response = match self.body {
+            Some(body) => (
+                status,
+                [(CONTENT_TYPE, "application/json")],
+                body.to_string(),
+            )
+                .into_response(),
+            None => status.into_response(),
+        };
+        for (name, value) in self.headers {
+            response.headers_mut().insert(
+                HeaderName::from_static(name),
+                HeaderValue::from_str(&value).expect("header value"),
+            );
+        }
+        response
+    }
+}
+
+/// The standard error for an injected status.
+fn injected_error(status: u16) -> Reply {
+    match status {
+        400 => Reply::error(400, 50035, "Invalid Form Body"),
+        401 => Reply::error(401, 0, "401: Unauthorized"),
+        403 => Reply::error(403, 50013, "Missing Permissions"),
+        404 => Reply::error(404, 10003, "Unknown Channel"),
+        s if s >= 500 => Reply::error(s, 0, &format!("{s}: Internal Server Error")),
+        s => Reply::error(s, 0, &format!("{s}: Error")),
+    }
+}
+
+fn rate_limited(retry_after: Duration, global: bool) -> Reply {
+    let secs = retry_after.as_secs_f64();
+    let mut r = Reply::json(
+        429,
+        json!({"message": "You are being rate limited.", "retry_after": secs, "global": global, "code": 0}),
+    );
+    r.headers = vec![
+        ("retry-after", format!("{}", secs.ceil() as u64)),
+        ("x-ratelimit-limit", "5".into()),
+        ("x-ratelimit-remaining", "0".into()),
+        ("x-ratelimit-reset-after", format!("{secs:.3}")),
+        ("x-ratelimit-bucket", "fake-bucket".into()),
+        (
+            "x-ratelimit-scope",
+            if global { "global" } else { "user" }.into(),
+        ),
+    ];
+    if global {
+        r.headers.push(("x-ratelimit-global", "true".into()));
+    }
+    r
+}
+
+async fn rest(
+    AxumState(inner): AxumState<Arc<Inner>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    raw: Bytes,
+) -> Response {
+    let received_at = Instant::now();
+    let method = method.as_str().to_string();
+    let path = uri.path().to_string();
+    let query = uri.query().map(str::to_owned);
+    let content_type = headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let (body, mut problem) = parse_body(content_type.as_deref(), &raw);
+    let mut operation = None;
+    if let Some(spec) = &inner.spec {
+        let has_body = body.is_some() || !raw.is_empty();
+        if has_body || matches!(method.as_str(), "POST" | "PUT" | "PATCH") {
+            match spec.check(&method, &path, body.as_ref()) {
+                Ok(op) => operation = Some(op),
+                Err(e) => problem = problem.or(Some(e)),
+            }
+        } else {
+            operation = spec.operation_name(&method, &path);
+        }
+    }
+    let mut delay = None;
+    let reply = {
+        let mut st = inner.lock();
+        let st = &mut *st;
+        // Never on `GET /gateway`: when that fails serenity silently connects to the real gateway.
+        let fault = st.faults.iter_mut().find(|f| {
+            !path.starts_with("/api/v10/gateway")
+                && f.remaining > 0
+                && (f.method == "*" || f.method.eq_ignore_ascii_case(&method))
+                && path.starts_with(&f.prefix)
+        });
+        let fault = fault.map(|f| {
+            f.remaining -= 1;
+            f.kind
+        });
+        let reply = match fault {
+            Some(FaultKind::Status(status)) => {
+                injected_error(status).note(format!("injected {status}"))
+            }
+            Some(FaultKind::RateLimited {
+                retry_after,
+                global,
+            }) => rate_limited(retry_after, global)
+                .note(format!("injected 429, retry_after {retry_after:?}")),
+            Some(FaultKind::Delay(d)) => {
+                delay = Some(d);
+                let limits = discord_limits(&method, &path, body.as_ref());
+                match limits {
+                    Some(limit_problem) => {
+                        problem = problem.or(Some(limit_problem));
+                        Reply::error(400, 50035, "Invalid Form Body")
+                    }
+                    None => route(
+                        &inner,
+                        &mut st.world,
+                        &method,
+                        &path,
+                        query.as_deref(),
+                        body.as_ref(),
+                    ),
+                }
+                .note(format!("delayed {d:?}"))
+            }
+            None => match discord_limits(&method, &path, body.as_ref()) {
+                Some(limit_problem) => {
+                    problem = problem.or(Some(limit_problem));
+                    Reply::error(400, 50035, "Invalid Form Body").note("over a Discord limit")
+                }
+                None => route(
+                    &inner,
+                    &mut st.world,
+                    &method,
+                    &path,
+                    query.as_deref(),
+                    body.as_ref(),
+                ),
+            },
+        };
+        let index = st.requests.len();
+        if let Some(p) = &problem {
+            st.problems
+                .push(format!("request #{index} {method} {path}: {p}"));
+        }
+        st.requests.push(RecordedRequest {
+            index,
+            method: method.clone(),
+            path: path.clone(),
+            query,
+            body,
+            content_type,
+            received_at,
+            since_start: received_at - inner.started,
+            status: reply.status,
+            operation,
+            problem,
+            note: reply.note.clone(),
+            unhandled: reply.unhandled,
+        });
+        reply
+    };
+    inner.bump();
+    if let Some(d) = delay {
+        tokio::time::sleep(d).await;
+    }
+    reply.into_response()
+}
+
+/// The JSON body (or a multipart request's `payload_json`), and a problem if it is not JSON.
+fn parse_body(content_type: Option<&str>, raw: &[u8]) -> (Option<Value>, Option<String>) {
+    if raw.is_empty() {
+        return (None, None);
+    }
+    let ct = content_type.unwrap_or_default();
+    if ct.starts_with("multipart/form-data") {
+        return match payload_json(ct, raw) {
+            Some(v) => (Some(v), None),
+            None => (
+                None,
+                Some("multipart body without a JSON payload_json part".into()),
+            ),
+        };
+    }
+    match serde_json::from_slice(raw) {
+        Ok(v) => (Some(v), None),
+        Err(e) => (
+            None,
+            Some(format!("body is not JSON ({e}); content-type {ct:?}")),
+        ),
+    }
+}
+
+fn payload_json(content_type: &str, raw: &[u8]) -> Option<Value> {
+    let boundary = content_type
+        .split(';')
+        .find_map(|p| p.trim().strip_prefix("boundary="))?
+        .trim_matches('"');
+    let text = String::from_utf8_lossy(raw);
+    text.split(&format!("--{boundary}")).find_map(|part| {
+        let (head, content) = part.split_once("\r\n\r\n")?;
+        if !head.contains("name=\"payload_json\"") {
+            return None;
+        }
+        serde_json::from_str(content.strip_suffix("\r\n").unwrap_or(content)).ok()
+    })
+}
+
+/// Discord's message limits that the OpenAPI schema does not carry (it allows 4000 characters of
+/// content for users with Nitro; bots get 2000).
+fn discord_limits(method: &str, path: &str, body: Option<&Value>) -> Option<String> {
+    let body = body?;
+    let rel = path.strip_prefix("/api/v10").unwrap_or(path);
+    let message = if rel.starts_with("/interactions/") {
+        &body["data"]
+    } else if (rel.starts_with("/channels/") && rel.contains("/messages"))
+        || rel.starts_with("/webhooks/")
+    {
+        body
+    } else {
+        return None;
+    };
+    if !matches!(method, "POST" | "PATCH") || !message.is_object() {
+        return None;
+    }
+    let mut problems = Vec::new();
+    let chars = |v: &Value| v.as_str().map_or(0, |s| s.chars().count());
+    let content = chars(&message["content"]);
+    if content > 2000 {
+        problems.push(format!("content is {content} characters (max 2000)"));
+    }
+    if let Some(embeds) = message["embeds"].as_array() {
+        if embeds.len() > 10 {
+            problems.push(format!("{} embeds (max 10)", embeds.len()));
+        }
+        let mut total = 0;
+        for (i, e) in embeds.iter().enumerate() {
+            let fields = e["fields"]
+                .as_array()
+                .map(Vec::as_slice)
+                .unwrap_or_default();
+            if fields.len() > 25 {
+                problems.push(format!("embeds[{i}] has {} fields (max 25)", fields.len()));
+            }
+            let mut texts = vec![
+                ("title", &e["title"], 256),
+                ("description", &e["description"], 4096),
+                ("footer.text", &e["footer"]["text"], 2048),
+                ("author.name", &e["author"]["name"], 256),
+            ];
+            for f in fields {
+                texts.push(("fields[].name", &f["name"], 256));
+                texts.push(("fields[].value", &f["value"], 1024));
+            }
+            for (what, v, max) in texts {
+                let n = chars(v);
+                total += n;
+                if n > max {
+                    problems.push(format!("embeds[{i}].{what} is {n} characters (max {max})"));
+                }
+            }
+        }
+        if total > 6000 {
+            problems.push(format!("embeds total {total} characters (max 6000)"));
+        }
+    }
+    (!problems.is_empty())
+        .then(|| format!("over Discord's message limits: {}", problems.join("; ")))
+}
+
+fn route(
+    inner: &Inner,
+    world: &mut World,
+    method: &str,
+    path: &str,
+    query: Option<&str>,
+    body: Option<&Value>,
+) -> Reply {
+    let Some(rel) = path.strip_prefix("/api/v10/") else {
+        return Reply::unknown();
+    };
+    let segments: Vec<&str> = rel.trim_end_matches('/').split('/').collect();
+    let empty = json!({});
+    let body_or_empty = body.unwrap_or(&empty);
+    let app = APP_ID.to_string();
+    match (method, segments.as_slice()) {
+        ("GET", ["gateway"]) => Reply::ok(json!({"url": inner.ws_url})),
+        ("GET", ["gateway", "bot"]) => Reply::ok(json!({
+            "url": inner.ws_url,
+            "shards": 1,
+            "session_start_limit": {"total": 1000, "remaining": 999, "reset_after": 0, "max_concurrency": 1},
+        })),
+        ("GET", ["oauth2", "applications", "@me"]) | ("GET", ["applications", "@me"]) => {
+            Reply::ok(payloads::application())
+        }
+        ("GET", ["users", "@me"]) => Reply::ok(payloads::bot_user()),
+        ("GET", ["users", "@me", "guilds"]) => Reply::ok(Value::Array(
+            world
+                .guilds
+                .values()
+                .map(|g| json!({"id": g.id.to_string(), "name": g.name, "icon": null, "owner": false, "permissions": "0", "features": []}))
+                .collect(),
+        )),
+        ("GET", ["users", user_id]) => {
+            let known = [payloads::alice(), payloads::ada(), payloads::bot_user()];
+            match known.into_iter().find(|u| u["id"] == *user_id) {
+                Some(u) => Reply::ok(u),
+                None => Reply::error(404, 10013, "Unknown User"),
+            }
+        }
+        ("POST", ["users", "@me", "channels"]) => {
+            // Opening a DM: the DM channel with alice is known; others are made up.
+            let recipient = body_or_empty["recipient_id"].as_str().unwrap_or_default().to_string();
+            if recipient == payloads::USER_ID.to_string() {
+                Reply::ok(world.channel(payloads::DM_CHANNEL_ID).expect("DM channel"))
+            } else {
+                let id = payloads::next_snowflake();
+                let user = payloads::user(recipient.parse().unwrap_or(0), "someone", false);
+                let channel = payloads::dm_channel(id, user);
+                world.channels.insert(id, channel.clone());
+                Reply::ok(channel)
+            }
+        }
+
+        // Application commands.
+        (_, ["applications", a, ..]) if *a != app.as_str() => {
+            Reply::error(404, 10002, "Unknown Application")
+        }
+        (_, ["applications", _, "commands", ..]) => {
+            commands_route(world, None, method, &segments[3..], body)
+        }
+        (_, ["applications", _, "guilds", guild, "commands", ..]) => match guild.parse::<u64>() {
+            Ok(guild_id) => commands_route(world, Some(guild_id), method, &segments[5..], body),
+            Err(_) => Reply::error(404, 10004, "Unknown Guild"),
+        },
+
+        // Interactions and their webhooks.
+        ("POST", ["interactions", interaction_id, token, "callback"]) => {
+            interaction_callback(inner, world, interaction_id, token, body_or_empty)
+        }
+        (_, ["webhooks", a, token, rest @ ..]) if *a == app.as_str() => {
+            webhook_route(world, method, token, rest, body_or_empty)
+        }
+
+        // Channels and messages.
+        (_, ["channels", channel, rest @ ..]) => {
+            let Ok(channel_id) = channel.parse::<u64>() else {
+                return Reply::error(404, 10003, "Unknown Channel");
+            };
+            channel_route(world, method, channel_id, rest, query, body_or_empty)
+        }
+
+        // Guilds.
+        ("GET", ["guilds", guild, rest @ ..]) => {
+            let Some(g) = guild.parse::<u64>().ok().and_then(|id| world.guilds.get(&id)) else {
+                return Reply::error(404, 10004, "Unknown Guild");
+            };
+            match rest {
+                [] => Reply::ok(g.rest_guild()),
+                ["roles"] => Reply::ok(json!(g.roles)),
+                ["channels"] => Reply::ok(json!(g.channels)),
+                ["members", user] => match user.parse().ok().and_then(|u| g.member(u)) {
+                    Some(m) => Reply::ok(m),
+                    None => Reply::error(404, 10007, "Unknown Member"),
+                },
+                _ => Reply::unknown(),
+            }
+        }
+        _ => Reply::unknown(),
+    }
+}
+
+fn commands_route(
+    world: &mut World,
+    guild: Option<u64>,
+    method: &str,
+    rest: &[&str],
+    body: Option<&Value>,
+) -> Reply {
+    let registered = world.commands.entry(guild).or_default();
+    match (method, rest) {
+        ("GET", []) => Reply::ok(json!(registered)),
+        ("PUT", []) => {
+            let Some(list) = body.and_then(Value::as_array) else {
+                return Reply::error(400, 50035, "Invalid Form Body")
+                    .note("PUT commands needs an array");
+            };
+            let old = std::mem::take(registered);
+            *registered = list
+                .iter()
+                .map(|c| {
+                    let id = old
+                        .iter()
+                        .find(|o| o["name"] == c["name"])
+                        .map(|o| o["id"].clone());
+                    registered_command(c, guild, id)
+                })
+                .collect();
+            Reply::ok(json!(registered))
+        }
+        ("POST", []) => {
+            let Some(c) = body.filter(|b| b.is_object()) else {
+                return Reply::error(400, 50035, "Invalid Form Body");
+            };
+            let existing = registered.iter().position(|o| o["name"] == c["name"]);
+            let command =
+                registered_command(c, guild, existing.map(|i| registered[i]["id"].clone()));
+            match existing {
+                Some(i) => registered[i] = command.clone(),
+                None => registered.push(command.clone()),
+            }
+            Reply::json(if existing.is_some() { 200 } else { 201 }, command)
+        }
+        (_, [command_id]) => {
+            let Some(i) = registered.iter().position(|o| o["id"] == *command_id) else {
+                return Reply::error(404, 10063, "Unknown application command");
+            };
+            match method {
+                "GET" => Reply::ok(registered[i].clone()),
+                "DELETE" => {
+                    registered.remove(i);
+                    Reply::no_content()
+                }
+                "PATCH" => {
+                    let mut c = registered[i].clone();
+                    if let (Some(c), Some(patch)) =
+                        (c.as_object_mut(), body.and_then(Value::as_object))
+                    {
+                        c.extend(patch.clone());
+                    }
+                    registered[i] =
+                        registered_command(&c, guild, Some(registered[i]["id"].clone()));
+                    Reply::ok(registered[i].clone())
+                }
+                _ => Reply::unknown(),
+            }
+        }
+        _ => Reply::unknown(),
+    }
+}
+
+/// The command object Discord answers a registration with.
+fn registered_command(request: &Value, guild: Option<u64>, id: Option<Value>) -> Value {
+    let mut c = request.clone();
+    let o = c.as_object_mut().expect("command object");
+    o.insert(
+        "id".into(),
+        id.unwrap_or_else(|| json!(payloads::next_snowflake().to_string())),
+    );
+    o.insert("application_id".into(), json!(APP_ID.to_string()));
+    o.insert(
+        "version".into(),
+        json!(payloads::next_snowflake().to_string()),
+    );
+    o.entry("type").or_insert(json!(1));
+    o.entry("description").or_insert(json!(""));
+    if let Some(g) = guild {
+        o.insert("guild_id".into(), json!(g.to_string()));
+    }
+    // Responses carry permissions as strings.
+    if let Some(p) = o.get("default_member_permissions").and_then(Value::as_u64) {
+        o.insert("default_member_permissions".into(), json!(p.to_string()));
+    }
+    c
+}
+
+fn interaction_callback(
+    inner: &Inner,
+    world: &mut World,
+    interaction_id: &str,
+    token: &str,
+    body: &Value,
+) -> Reply {
+    let unknown = Reply::error(404, 10062, "Unknown interaction");
+    let Some(rec) = world
+        .interactions
+        .get(token)
+        .filter(|r| r.id == interaction_id)
+    else {
+        return unknown.note("no INTERACTION_CREATE with this id and token was dispatched");
+    };
+    let age = rec.dispatched_at.elapsed();
+    if let Some(deadline) = inner.interaction_deadline {
+        if age > deadline && rec.response_type.is_none() {
+            return unknown.note(format!(
+                "first callback {age:.2?} after the dispatch, past Discord's {deadline:?}"
+            ));
+        }
+    }
+    if rec.response_type.is_some() {
+        return Reply::error(400, 40060, "Interaction has already been acknowledged.")
+            .note("second callback");
+    }
+    let (kind, channel_id, component_message) = (rec.kind, rec.channel_id, rec.message.clone());
+    let data = body
+        .get("data")
+        .filter(|d| d.is_object())
+        .cloned()
+        .unwrap_or(json!({}));
+    let response_type = body["type"].as_u64().unwrap_or(0);
+    let original = match response_type {
+        1 => None,
+        4 if kind != 4 => Some(world.bot_message(channel_id, &data, true)),
+        5 if kind != 4 => {
+            let flags = data["flags"].as_u64().unwrap_or(0) | LOADING;
+            Some(world.bot_message(channel_id, &json!({"content": "", "flags": flags}), true))
+        }
+        6 | 7 if kind == 3 => {
+            let mut message = component_message.unwrap_or(json!({}));
+            if response_type == 7 {
+                apply_message_edit(&mut message, &data);
+                message["edited_timestamp"] = json!(payloads::now_timestamp());
+            }
+            if let Some(id) = snowflake(&message["id"]) {
+                world.messages.insert(id, message.clone());
+            }
+            Some(message)
+        }
+        8 if kind == 4 => None,
+        9 if kind != 4 => None,
+        other => {
+            return Reply::error(400, 50035, "Invalid Form Body").note(format!(
+                "callback type {other} is not valid for interaction type {kind}"
+            ));
+        }
+    };
+    let rec = world.interactions.get_mut(token).expect("looked up above");
+    rec.response_type = Some(response_type);
+    rec.original = original.and_then(|m| snowflake(&m["id"]));
+    Reply::no_content()
+}
+
+fn webhook_route(
+    world: &mut World,
+    method: &str,
+    token: &str,
+    rest: &[&str],
+    body: &Value,
+) -> Reply {
+    let Some(rec) = world.interactions.get(token) else {
+        return Reply::error(404, 10015, "Unknown Webhook").note("no interaction with this token");
+    };
+    if rec.response_type.is_none() {
+        return Reply::error(404, 10015, "Unknown Webhook")
+            .note("the interaction was not acknowledged yet");
+    }
+    let (original, followups, channel_id) = (rec.original, rec.followups.clone(), rec.channel_id);
+    match (method, rest) {
+        ("POST", []) => {
+            let message = world.bot_message(channel_id, body, true);
+            let id = snowflake(&message["id"]).expect("id");
+            world
+                .interactions
+                .get_mut(token)
+                .expect("exists")
+                .followups
+                .push(id);
+            Reply::ok(message)
+        }
+        (_, ["messages", which]) => {
+            let id = if *which == "@original" {
+                original
+            } else {
+                which.parse().ok().filter(|id| followups.contains(id))
+            };
+            let Some(id) = id.filter(|id| world.messages.contains_key(id)) else {
+                return Reply::error(404, 10008, "Unknown Message");
+            };
+            match method {
+                "GET" => Reply::ok(world.messages[&id].clone()),
+                "PATCH" => {
+                    let message = world.messages.get_mut(&id).expect("exists");
+                    let flags = message["flags"].as_u64().unwrap_or(0);
+                    message["flags"] = json!(flags & !LOADING);
+                    apply_message_edit(message, body);
+                    message["edited_timestamp"] = json!(payloads::now_timestamp());
+                    Reply::ok(message.clone())
+                }
+                "DELETE" => {
+                    world.messages.remove(&id);
+                    Reply::no_content()
+                }
+                _ => Reply::unknown(),
+            }
+        }
+        _ => Reply::unknown(),
+    }
+}
+
+fn channel_route(
+    world: &mut World,
+    method: &str,
+    channel_id: u64,
+    rest: &[&str],
+    query: Option<&str>,
+    body: &Value,
+) -> Reply {
+    let unknown_channel = Reply::error(404, 10003, "Unknown Channel");
+    if world.deleted_channels.contains(&channel_id) {
+        return unknown_channel.note("channel deleted by the test");
+    }
+    match (method, rest) {
+        ("GET", []) => match world.channel(channel_id) {
+            Some(c) => Reply::ok(c),
+            None => unknown_channel,
+        },
+        ("POST", ["typing"]) => Reply::no_content(),
+        ("POST", ["messages"]) => Reply::ok(world.bot_message(channel_id, body, false)),
+        ("GET", ["messages"]) => {
+            let limit = query_param(query, "limit")
+                .and_then(|l| l.parse().ok())
+                .unwrap_or(50usize)
+                .clamp(1, 100);
+            let before = query_param(query, "before").and_then(|b| b.parse::<u64>().ok());
+            let after = query_param(query, "after").and_then(|a| a.parse::<u64>().ok());
+            let list: Vec<Value> = world
+                .history(channel_id)
+                .into_iter()
+                .filter(|m| {
+                    let id = snowflake(&m["id"]).unwrap_or(0);
+                    before.is_none_or(|b| id < b) && after.is_none_or(|a| id > a)
+                })
+                .take(limit)
+                .collect();
+            Reply::ok(Value::Array(list))
+        }
+        (_, ["messages", message]) => {
+            let Some(id) = message.parse::<u64>().ok().filter(|id| {
+                world
+                    .messages
+                    .get(id)
+                    .is_some_and(|m| snowflake(&m["channel_id"]) == Some(channel_id))
+            }) else {
+                return Reply::error(404, 10008, "Unknown Message");
+            };
+            let by_bot =
+                snowflake(&world.messages[&id]["author"]["id"]) == Some(payloads::BOT_USER_ID);
+            match method {
+                "GET" => Reply::ok(world.messages[&id].clone()),
+                "PATCH" if !by_bot => {
+                    Reply::error(403, 50005, "Cannot edit a message authored by another user")
+                }
+                "PATCH" => {
+                    let m = world.messages.get_mut(&id).expect("exists");
+                    apply_message_edit(m, body);
+                    m["edited_timestamp"] = json!(payloads::now_timestamp());
+                    Reply::ok(m.clone())
+                }
+                "DELETE" => {
+                    world.messages.remove(&id);
+                    Reply::no_content()
+                }
+                _ => Reply::unknown(),
+            }
+        }
+        _ => Reply::unknown(),
+    }
+}
+
+/// Copies the message fields of a create/edit body onto a message object.
+fn apply_message_edit(message: &mut Value, body: &Value) {
+    for key in ["content", "components", "flags"] {
+        if let Some(v) = body.get(key).filter(|v| !v.is_null()) {
+            message[key] = v.clone();
+        }
+    }
+    if let Some(embeds) = body.get("embeds").and_then(Value::as_array) {
+        let embeds: Vec<Value> = embeds
+            .iter()
+            .map(|e| {
+                let mut e = e.clone();
+                if let Some(o) = e.as_object_mut() {
+                    o.entry("type").or_insert(json!("rich"));
+                }
+                e
+            })
+            .collect();
+        message["embeds"] = Value::Array(embeds);
+    }
+}
+
+/// `/channels/1` and `/api/v10/channels/1` both mean `/api/v10/channels/1`.
+fn full_path(path: &str) -> String {
+    if path.starts_with("/api/") {
+        path.to_string()
+    } else {
+        format!("/api/v10{path}")
+    }
+}
+
+fn query_param(query: Option<&str>, name: &str) -> Option<String> {
+    query?
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.to_string())
+}
+
+/// A snowflake written as a JSON string (or number).
+fn snowflake(v: &Value) -> Option<u64> {
+    match v {
+        Value::String(s) => s.parse().ok(),
+        Value::Number(n) => n.as_u64(),
+        _ => None,
+    }
+}

@@ -1,0 +1,311 @@
+//! Checks REST request bodies against Discord's official OpenAPI 3.1 description.
+//!
+//! The fake Discord hands every body the bot sends to [`OpenApiSpec::check`], which finds the
+//! operation by method and path template (`POST /channels/{channel_id}/messages`; the spec's paths
+//! are relative to `/api/v10`) and validates the body with the `jsonschema` crate against that
+//! operation's JSON request-body schema (JSON Schema 2020-12). The spec is read from the file named
+//! by `DISCORD_OPENAPI_SPEC`, else from `$CARGO_MANIFEST_DIR/../shared/discord-api-spec/openapi.json`
+//! when that exists; it is never copied into the repository. It is loaded once per test binary and
+//! each operation's validator is compiled on first use, then cached.
+//!
+//! One known deviation of the spec from Discord is handled, and only that one: see
+//! [`permission_strings_to_integers`].
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use serde_json::{json, Value};
+
+/// The variable naming the spec file; `.ci/run` sets it.
+pub const SPEC_ENV: &str = "DISCORD_OPENAPI_SPEC";
+
+/// Fields that the spec types as integer permission bitfields in request bodies, while Discord
+/// documents (and serenity sends) them as strings of decimal digits.
+const PERMISSION_FIELDS: [&str; 4] = ["default_member_permissions", "permissions", "allow", "deny"];
+
+/// One operation of the spec: a method on a path template, with its request-body schema.
+#[derive(Debug)]
+struct Operation {
+    method: String,
+    template: String,
+    segments: Vec<String>,
+    /// The `application/json` request-body schema, if the operation takes a body.
+    body_schema: Option<Value>,
+    body_required: bool,
+}
+
+impl Operation {
+    /// `Some(number of literal segments)` when `segments` fits this template.
+    fn fit(&self, segments: &[&str]) -> Option<usize> {
+        if self.segments.len() != segments.len() {
+            return None;
+        }
+        let mut literals = 0;
+        for (want, got) in self.segments.iter().zip(segments) {
+            if want.starts_with('{') && want.ends_with('}') {
+                if got.is_empty() {
+                    return None;
+                }
+            } else if want == got {
+                literals += 1;
+            } else {
+                return None;
+            }
+        }
+        Some(literals)
+    }
+
+    fn name(&self) -> String {
+        format!("{} {}", self.method, self.template)
+    }
+}
+
+/// Discord's OpenAPI description, ready to validate request bodies.
+pub struct OpenApiSpec {
+    path: PathBuf,
+    /// `components` of the spec: every `$ref` in a request schema points into it.
+    components: Value,
+    operations: Vec<Operation>,
+    /// Compiled validators by operation name, built on first use.
+    validators: Mutex<HashMap<String, Arc<jsonschema::Validator>>>,
+}
+
+impl std::fmt::Debug for OpenApiSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OpenApiSpec")
+            .field("path", &self.path)
+            .field("operations", &self.operations.len())
+            .finish()
+    }
+}
+
+impl OpenApiSpec {
+    /// Reads and indexes the spec at `path`.
+    pub fn load(path: &Path) -> Result<Self, String> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read: {e}"))?;
+        let doc: Value = serde_json::from_str(&text).map_err(|e| format!("not JSON: {e}"))?;
+        Self::from_document(path, doc)
+    }
+
+    fn from_document(path: &Path, mut doc: Value) -> Result<Self, String> {
+        let paths = doc
+            .get("paths")
+            .and_then(Value::as_object)
+            .ok_or("no `paths` object: not an OpenAPI document")?;
+        let mut operations = Vec::new();
+        for (template, item) in paths {
+            let Some(item) = item.as_object() else {
+                continue;
+            };
+            for (method, op) in item {
+                if !["get", "put", "post", "patch", "delete"].contains(&method.as_str()) {
+                    continue;
+                }
+                let body = op.get("requestBody");
+                operations.push(Operation {
+                    method: method.to_ascii_uppercase(),
+                    template: template.clone(),
+                    segments: template
+                        .trim_matches('/')
+                        .split('/')
+                        .map(str::to_owned)
+                        .collect(),
+                    body_schema: body
+                        .and_then(|b| b.pointer("/content/application~1json/schema"))
+                        .cloned(),
+                    body_required: body
+                        .and_then(|b| b.get("required"))
+                        .and_then(Value::as_bool)
+                        .unwrap_or(false),
+                });
+            }
+        }
+        if operations.is_empty() {
+            return Err("no operations under `paths`".into());
+        }
+        let components = doc
+            .get_mut("components")
+            .map(Value::take)
+            .ok_or("no `components` object")?;
+        Ok(Self {
+            path: path.to_owned(),
+            components,
+            operations,
+            validators: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The file this spec was read from.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The spec named by the environment, loaded once per test binary, or `None` (after a one-line
+    /// note on stderr) when validation is off.
+    ///
+    /// # Panics
+    /// When `DISCORD_OPENAPI_SPEC` (or the default file, when it exists) cannot be read or parsed:
+    /// a CI run that asked for validation must not silently run without it.
+    pub fn from_env() -> Option<Arc<OpenApiSpec>> {
+        static SPEC: OnceLock<Option<Arc<OpenApiSpec>>> = OnceLock::new();
+        SPEC.get_or_init(|| {
+            let (path, origin) = match std::env::var_os(SPEC_ENV) {
+                Some(p) if !p.is_empty() => (PathBuf::from(p), SPEC_ENV),
+                _ => {
+                    let default = Path::new(env!("CARGO_MANIFEST_DIR"))
+                        .join("../shared/discord-api-spec/openapi.json");
+                    if !default.exists() {
+                        eprintln!(
+                            "note: {SPEC_ENV} is unset and {} does not exist: request bodies \
+                             sent to the fake Discord are NOT validated against the OpenAPI spec",
+                            default.display()
+                        );
+                        return None;
+                    }
+                    (default, "the default spec path")
+                }
+            };
+            match OpenApiSpec::load(&path) {
+                Ok(spec) => Some(Arc::new(spec)),
+                Err(e) => panic!("OpenAPI spec {} (from {origin}): {e}", path.display()),
+            }
+        })
+        .clone()
+    }
+
+    /// The operation for `method` and `path` (with or without the `/api/v10` prefix and query),
+    /// preferring the template with the most literal segments (`.../messages/@original` over
+    /// `.../messages/{message_id}`).
+    fn operation(&self, method: &str, path: &str) -> Option<&Operation> {
+        let path = path.split('?').next().unwrap_or_default();
+        let path = path.strip_prefix("/api/v10").unwrap_or(path);
+        let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+        self.operations
+            .iter()
+            .filter(|op| op.method.eq_ignore_ascii_case(method))
+            .filter_map(|op| op.fit(&segments).map(|literals| (literals, op)))
+            .max_by_key(|(literals, _)| *literals)
+            .map(|(_, op)| op)
+    }
+
+    /// The operation name (`"POST /channels/{channel_id}/messages"`) for a request, if the spec
+    /// has one.
+    pub fn operation_name(&self, method: &str, path: &str) -> Option<String> {
+        self.operation(method, path).map(Operation::name)
+    }
+
+    /// Validates one request body. `Ok` carries the operation name; `Err` says what is wrong,
+    /// naming the operation and each failing location.
+    pub fn check(&self, method: &str, path: &str, body: Option<&Value>) -> Result<String, String> {
+        let Some(op) = self.operation(method, path) else {
+            return Err(format!(
+                "{method} {path}: no such operation in the OpenAPI spec"
+            ));
+        };
+        let name = op.name();
+        let Some(body) = body else {
+            return if op.body_required {
+                Err(format!(
+                    "{name}: the spec requires a request body and none was sent"
+                ))
+            } else {
+                Ok(name)
+            };
+        };
+        if op.body_schema.is_none() {
+            // Operations without a JSON body schema (e.g. reactions) have nothing to check.
+            return Ok(name);
+        }
+        let validator = self.validator(op)?;
+        let mut instance = body.clone();
+        permission_strings_to_integers(&mut instance);
+        let errors: Vec<String> = validator
+            .iter_errors(&instance)
+            .take(8)
+            .map(|e| {
+                let at = e.instance_path.to_string();
+                let at = if at.is_empty() { "/".to_string() } else { at };
+                format!("at {at}: {e} (schema {})", e.schema_path)
+            })
+            .collect();
+        if errors.is_empty() {
+            Ok(name)
+        } else {
+            Err(format!(
+                "{name}: body does not match the OpenAPI request schema:\n    {}\n  body: {}",
+                errors.join("\n    "),
+                truncate(&body.to_string(), 1500)
+            ))
+        }
+    }
+
+    fn validator(&self, op: &Operation) -> Result<Arc<jsonschema::Validator>, String> {
+        let name = op.name();
+        if let Some(v) = self.validators.lock().unwrap().get(&name) {
+            return Ok(v.clone());
+        }
+        // The operation's schema becomes a document whose `components` are the spec's, so the
+        // spec's `#/components/schemas/...` references resolve unchanged.
+        let schema = json!({
+            "$schema": "https://json-schema.org/draft/2020-12/schema",
+            "$ref": "#/$defs/request_body",
+            "$defs": { "request_body": op.body_schema.clone().unwrap_or(Value::Bool(true)) },
+            "components": self.components.clone(),
+        });
+        let validator = jsonschema::options()
+            .with_draft(jsonschema::Draft::Draft202012)
+            // `format` is only an annotation by default in 2020-12; Discord does reject a
+            // malformed URL or timestamp, so check the formats the validator knows (`uri`,
+            // `date-time`); unknown ones such as `snowflake` or `int32` are ignored.
+            .should_validate_formats(true)
+            .build(&schema)
+            .map_err(|e| format!("{name}: cannot compile the request schema from the spec: {e}"))?;
+        let validator = Arc::new(validator);
+        self.validators
+            .lock()
+            .unwrap()
+            .insert(name, validator.clone());
+        Ok(validator)
+    }
+}
+
+/// KNOWN SPEC DEVIATION, the only one accepted: Discord's OpenAPI file types the permission
+/// bitfields `default_member_permissions`, `permissions`, `allow` and `deny` in request bodies as
+/// integers, but Discord documents them as strings (a bitfield can exceed 2^53) and serenity
+/// sends strings of decimal digits. So, in a copy of the body used only for validation, such a
+/// field whose value is a non-empty string of ASCII digits (that fits a u64) becomes that integer;
+/// any other value (`"abc"`, `"-1"`, `""`) is left as it is and still fails the integer schema.
+/// Nothing else is rewritten or relaxed.
+pub fn permission_strings_to_integers(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            for (key, field) in map.iter_mut() {
+                if PERMISSION_FIELDS.contains(&key.as_str()) {
+                    if let Value::String(s) = field {
+                        if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
+                            if let Ok(n) = s.parse::<u64>() {
+                                *field = Value::from(n);
+                                continue;
+                            }
+                        }
+                    }
+                }
+                permission_strings_to_integers(field);
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(permission_strings_to_integers),
+        _ => {}
+    }
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}... ({} bytes)", &s[..end], s.len())
+}
