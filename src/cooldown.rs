@@ -46,7 +46,9 @@ impl Cooldown {
         if times.len() >= self.limit {
             let oldest = times[0];
             let wait = window.saturating_sub(now.saturating_duration_since(oldest));
-            return Err(Duration::from_secs(wait.as_secs_f64().ceil().max(1.0) as u64));
+            return Err(Duration::from_secs(
+                wait.as_secs_f64().ceil().max(1.0) as u64
+            ));
         }
         times.push_back(now);
         Ok(())

@@ -9,8 +9,11 @@ use std::sync::Arc;
 use clap::Parser;
 use insight_bot::bot::{self, BotError, BotSettings};
 use insight_bot::cli::{self, Cli, CliError, Command};
+use insight_bot::clock::SystemClock;
 use insight_bot::config::Config;
 use insight_bot::library::Library;
+use insight_bot::poster::PosterOptions;
+use insight_bot::store::Store;
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
@@ -61,11 +64,18 @@ fn run_bot(config: Config) -> Result<(), CliError> {
         path = %config.insights_path.display(),
         "loaded the insight collection"
     );
+    // Opened before connecting: a corrupt or unreadable database stops start-up here.
+    let store =
+        Store::open(&config.database_path).map_err(|e| CliError(format!("DATABASE_URL: {e}")))?;
+    tracing::info!(path = %config.database_path.display(), "opened the state database");
     let settings = BotSettings {
         token,
         library: Arc::new(library),
         guild_id: config.guild_id,
         api_base: config.api_base.clone(),
+        store: Arc::new(store),
+        clock: Arc::new(SystemClock),
+        poster_options: PosterOptions::default(),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -43,7 +43,9 @@ pub fn check_cooldown(data: &Data, user: serenity::UserId) -> Result<(), String>
 /// Answers `question` the way `/advice` and DMs do; `Err` is a message for the user.
 pub fn answer_question(data: &Data, question: &str) -> Result<render::Reply, String> {
     let answer = data.library.ask(question, 3).map_err(|e| match e {
-        AskError::Empty => format!("Type a question after the command, for example `{ADVICE_EXAMPLE}`"),
+        AskError::Empty => {
+            format!("Type a question after the command, for example `{ADVICE_EXAMPLE}`")
+        }
     })?;
     let fallback = if answer.no_close_match {
         data.library.random(None, None, &mut rand::thread_rng())

@@ -16,7 +16,10 @@ use super::{Data, Error};
 
 /// Words that ask for the help text instead of an answer.
 fn is_help_request(text: &str) -> bool {
-    let word = text.trim().trim_start_matches(['/', '!']).trim_end_matches(['?', '!', '.']);
+    let word = text
+        .trim()
+        .trim_start_matches(['/', '!'])
+        .trim_end_matches(['?', '!', '.']);
     ["help", "hi", "hello", "hey", "start"]
         .iter()
         .any(|w| word.eq_ignore_ascii_case(w))

@@ -4,7 +4,8 @@
 //! and shuts it down cleanly. The pieces:
 //! - [`commands`]: `/advice`, `/insight`, `/topics`, `/help` and the "Another one" button;
 //! - [`dm`]: questions sent in direct messages;
-//! - [`render`]: core results -> embeds and messages, with Discord's limits and no pings.
+//! - [`render`]: core results -> embeds and messages, with Discord's limits and no pings;
+//! - [`weekly`]: the `/weekly` commands and the publisher the core weekly poster sends through.
 //!
 //! Where poise is in the way we use serenity directly, in three places: DMs and button clicks are
 //! handled in poise's event handler as raw events (poise only dispatches commands), and the
@@ -18,6 +19,7 @@
 pub mod commands;
 pub mod dm;
 pub mod render;
+pub mod weekly;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -28,9 +30,12 @@ use serenity::{FullEvent, GatewayIntents, Interaction};
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
+use crate::clock::Clock;
 use crate::config::Token;
 use crate::cooldown::Cooldown;
 use crate::library::Library;
+use crate::poster::{Poster, PosterOptions};
+use crate::store::Store;
 
 pub type Error = Box<dyn std::error::Error + Send + Sync>;
 pub type Context<'a> = poise::Context<'a, Data, Error>;
@@ -44,6 +49,8 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 pub struct Data {
     pub library: Arc<Library>,
     pub cooldown: Mutex<Cooldown>,
+    pub store: Arc<Store>,
+    pub poster: Arc<Poster>,
 }
 
 /// What the bot needs to start.
@@ -54,6 +61,12 @@ pub struct BotSettings {
     pub guild_id: Option<u64>,
     /// Send REST calls (and ask for the gateway URL) here instead of discord.com.
     pub api_base: Option<String>,
+    /// Server settings, rotations and the post log (opened before start, so a broken database
+    /// stops start-up before anything connects).
+    pub store: Arc<Store>,
+    /// Wall-clock time for the weekly poster (tests pass a manual clock).
+    pub clock: Arc<dyn Clock>,
+    pub poster_options: PosterOptions,
 }
 
 /// Why the bot could not start or stopped with an error.
@@ -143,14 +156,11 @@ pub fn all_commands() -> Vec<poise::Command<Data, Error>> {
         commands::insight(),
         commands::topics(),
         commands::help(),
+        weekly::weekly(),
     ]
 }
 
-async fn on_event(
-    ctx: &serenity::Context,
-    event: &FullEvent,
-    data: &Data,
-) -> Result<(), Error> {
+async fn on_event(ctx: &serenity::Context, event: &FullEvent, data: &Data) -> Result<(), Error> {
     match event {
         FullEvent::Message { new_message } => dm::handle_message(ctx, new_message, data).await,
         FullEvent::InteractionCreate {
@@ -220,7 +230,10 @@ async fn on_error(error: poise::FrameworkError<'_, Data, Error>) {
                 .await;
         }
         E::EventHandler { error, event, .. } => {
-            tracing::error!(event = event.snake_case_name(), "event handler failed: {error}");
+            tracing::error!(
+                event = event.snake_case_name(),
+                "event handler failed: {error}"
+            );
         }
         E::Setup { error, .. } => {
             tracing::error!("start-up failed: {error}");
@@ -233,15 +246,20 @@ async fn on_error(error: poise::FrameworkError<'_, Data, Error>) {
     }
 }
 
-fn framework(settings: &BotSettings) -> poise::Framework<Data, Error> {
+fn framework(settings: &BotSettings, poster: Arc<Poster>) -> poise::Framework<Data, Error> {
     let library = Arc::clone(&settings.library);
+    let store = Arc::clone(&settings.store);
     let guild_id = settings.guild_id;
     poise::Framework::builder()
         .options(poise::FrameworkOptions {
             commands: all_commands(),
             on_error: |error| Box::pin(on_error(error)),
             event_handler: |framework, event| {
-                Box::pin(on_event(framework.serenity_context, event, framework.user_data))
+                Box::pin(on_event(
+                    framework.serenity_context,
+                    event,
+                    framework.user_data,
+                ))
             },
             allowed_mentions: Some(render::no_pings()),
             ..Default::default()
@@ -255,6 +273,8 @@ fn framework(settings: &BotSettings) -> poise::Framework<Data, Error> {
                         QUESTIONS_PER_MINUTE,
                         Duration::from_secs(60),
                     )),
+                    store,
+                    poster,
                 })
             })
         })
@@ -281,8 +301,12 @@ async fn register_commands(
         None => "globally".to_string(),
     };
     match result {
-        Ok(()) => tracing::info!(commands = %names.join(" "), "registered {} slash commands {scope}", names.len()),
-        Err(e) => tracing::error!(commands = %names.join(" "), "could not register slash commands {scope}: {e}"),
+        Ok(()) => {
+            tracing::info!(commands = %names.join(" "), "registered {} slash commands {scope}", names.len())
+        }
+        Err(e) => {
+            tracing::error!(commands = %names.join(" "), "could not register slash commands {scope}: {e}")
+        }
     }
 }
 
@@ -291,6 +315,9 @@ pub struct RunningBot {
     shard_manager: Arc<serenity::ShardManager>,
     client_task: JoinHandle<Result<(), serenity::Error>>,
     in_flight: Arc<InFlight>,
+    poster_task: JoinHandle<()>,
+    stop_poster: Arc<Notify>,
+    poster: Arc<Poster>,
 }
 
 /// Checks the token, connects, and returns once the client is started (not yet ready).
@@ -300,9 +327,14 @@ pub async fn start(settings: BotSettings) -> Result<RunningBot, BotError> {
         .api_base
         .clone()
         .unwrap_or_else(|| "https://discord.com".into());
-    match http.get_current_user().await {
-        Ok(user) => tracing::info!(bot = %user.name, id = %user.id, "token accepted"),
-        Err(serenity::Error::Http(e)) if e.status_code() == Some(serenity::StatusCode::UNAUTHORIZED) => {
+    let bot_user = match http.get_current_user().await {
+        Ok(user) => {
+            tracing::info!(bot = %user.name, id = %user.id, "token accepted");
+            user
+        }
+        Err(serenity::Error::Http(e))
+            if e.status_code() == Some(serenity::StatusCode::UNAUTHORIZED) =>
+        {
             return Err(BotError::RejectedToken)
         }
         Err(e) => {
@@ -311,10 +343,23 @@ pub async fn start(settings: BotSettings) -> Result<RunningBot, BotError> {
                 reason: e.to_string(),
             })
         }
-    }
+    };
+    let publisher = weekly::DiscordPublisher::new(
+        &settings.token,
+        settings.api_base.as_deref(),
+        bot_user.id.get(),
+    )
+    .map_err(|e| BotError::Client(e.to_string()))?;
+    let poster = Arc::new(Poster::new(
+        Arc::clone(&settings.store),
+        Arc::clone(&settings.library),
+        Arc::new(publisher),
+        Arc::clone(&settings.clock),
+        settings.poster_options.clone(),
+    ));
     let in_flight = Arc::new(InFlight::default());
     let tracked = TrackedFramework {
-        inner: framework(&settings),
+        inner: framework(&settings, Arc::clone(&poster)),
         in_flight: Arc::clone(&in_flight),
     };
     // Guilds for server commands, DIRECT_MESSAGES for questions in DMs; both unprivileged
@@ -326,17 +371,35 @@ pub async fn start(settings: BotSettings) -> Result<RunningBot, BotError> {
         .map_err(|e| BotError::Client(e.to_string()))?;
     let shard_manager = Arc::clone(&client.shard_manager);
     let client_task = tokio::spawn(async move { client.start().await });
+    // The weekly poster is started here, once, not from READY (which fires again after every
+    // reconnect). It needs only REST, so it runs even while the gateway reconnects.
+    let stop_poster = Arc::new(Notify::new());
+    let poster_task = tokio::spawn(Arc::clone(&poster).run(Arc::clone(&stop_poster)));
     Ok(RunningBot {
         shard_manager,
         client_task,
         in_flight,
+        poster_task,
+        stop_poster,
+        poster,
     })
 }
 
 impl RunningBot {
+    /// The weekly poster (tests drive and inspect it).
+    pub fn poster(&self) -> &Arc<Poster> {
+        &self.poster
+    }
+
     /// Closes the gateway connection, lets replies in progress finish (up to a grace period) and
     /// waits for the client to stop.
     pub async fn shutdown(self) -> Result<(), BotError> {
+        // notify_one stores a permit, so the poster stops even if it is mid-pass right now; a
+        // pass in progress finishes its sends first.
+        self.stop_poster.notify_one();
+        if let Err(e) = self.poster_task.await {
+            tracing::error!("the weekly poster ended abnormally: {e}");
+        }
         self.shard_manager.shutdown_all().await;
         if !self.in_flight.wait_idle(SHUTDOWN_GRACE).await {
             tracing::warn!("shutting down with replies still in progress");
@@ -355,15 +418,14 @@ impl RunningBot {
                 tracing::info!("{signal}: shutting down");
                 self.shutdown().await
             }
-            result = &mut self.client_task => {
-                let result = match result {
-                    Ok(Ok(())) => Ok(()),
-                    Ok(Err(serenity::Error::Gateway(serenity::GatewayError::InvalidAuthentication))) => Err(BotError::RejectedToken),
-                    Ok(Err(e)) => Err(BotError::Client(e.to_string())),
-                    Err(e) => Err(BotError::Client(e.to_string())),
-                };
-                result
-            }
+            result = &mut self.client_task => match result {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(serenity::Error::Gateway(serenity::GatewayError::InvalidAuthentication))) => {
+                    Err(BotError::RejectedToken)
+                }
+                Ok(Err(e)) => Err(BotError::Client(e.to_string())),
+                Err(e) => Err(BotError::Client(e.to_string())),
+            },
         }
     }
 }
@@ -371,13 +433,14 @@ impl RunningBot {
 async fn shutdown_signal() -> &'static str {
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-                return "SIGINT";
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = tokio::signal::ctrl_c().await;
+                    return "SIGINT";
+                }
+            };
         tokio::select! {
             _ = tokio::signal::ctrl_c() => "SIGINT",
             _ = term.recv() => "SIGTERM",
@@ -394,7 +457,10 @@ async fn shutdown_signal() -> &'static str {
 pub async fn run(settings: BotSettings) -> Result<(), BotError> {
     tracing::info!(
         insights = settings.library.len(),
-        api_base = settings.api_base.as_deref().unwrap_or("https://discord.com"),
+        api_base = settings
+            .api_base
+            .as_deref()
+            .unwrap_or("https://discord.com"),
         "starting the Discord bot"
     );
     start(settings).await?.run_until_signal().await

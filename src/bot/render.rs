@@ -17,6 +17,7 @@ use serenity::{
 };
 
 use crate::library::{Insight, Library};
+use crate::schedule::WeekKey;
 use crate::search::Answer;
 
 pub const MAX_CONTENT: usize = 2000;
@@ -199,9 +200,11 @@ pub fn answer(answer: &Answer<'_>, fallback: Option<&Insight>) -> Reply {
             let mut embeds = Vec::new();
             if let Some(insight) = fallback {
                 content.push_str("\nHere is a random insight instead:");
-                embeds.push(insight_embed(insight).author(serenity::CreateEmbedAuthor::new(
-                    "Random insight (no close match)",
-                )));
+                embeds.push(
+                    insight_embed(insight).author(serenity::CreateEmbedAuthor::new(
+                        "Random insight (no close match)",
+                    )),
+                );
             }
             Reply {
                 content: Some(content),
@@ -222,6 +225,34 @@ pub fn random_insight(insight: &Insight, topic: Option<&str>) -> Reply {
         content: None,
         embeds: vec![insight_embed(insight).author(serenity::CreateEmbedAuthor::new(label))],
         buttons: vec![another_button(topic, insight)],
+    }
+}
+
+/// The title of every weekly post; with the week label in the footer it identifies the bot's own
+/// post of a slot when an unconfirmed send is checked after a restart.
+pub const WEEKLY_TITLE: &str = "Leadership insight of the week";
+
+/// The insight of the week: fixed title, the insight's headline as author line, its full text,
+/// its source, and the ISO week ("Week 48 · 2026") in the footer.
+pub fn weekly_post(insight: &Insight, week: WeekKey) -> Reply {
+    let embed = CreateEmbed::new()
+        .title(WEEKLY_TITLE)
+        .author(serenity::CreateEmbedAuthor::new(truncate(
+            &insight.title,
+            MAX_EMBED_TITLE,
+        )))
+        .description(truncate(&insight.text, MAX_EMBED_DESCRIPTION))
+        .field(
+            "Source",
+            truncate(&insight.source.to_string(), MAX_FOOTER),
+            false,
+        )
+        .footer(CreateEmbedFooter::new(week.label()))
+        .colour(COLOUR);
+    Reply {
+        content: None,
+        embeds: vec![embed],
+        buttons: Vec::new(),
     }
 }
 
@@ -300,7 +331,10 @@ mod tests {
 
     #[test]
     fn another_ids_round_trip_and_fit() {
-        assert_eq!(parse_another("another:ai:ai-back-to-ic"), Some((Some("ai"), "ai-back-to-ic")));
+        assert_eq!(
+            parse_another("another:ai:ai-back-to-ic"),
+            Some((Some("ai"), "ai-back-to-ic"))
+        );
         assert_eq!(parse_another("another::x"), Some((None, "x")));
         assert_eq!(parse_another("other:x"), None);
     }

@@ -1,0 +1,609 @@
+//! The weekly poster's rules, tested on the core with a recording publisher and a manual clock:
+//! a post at its instant and not before, exactly one per server and week across restarts,
+//! catch-up after downtime (the latest slot only), retries, rate limits, a paused schedule on
+//! 403/404, `post-now` against the schedule, DST, and one server's trouble never delaying
+//! another's. The same poster runs against the fake Discord in `tests/weekly_e2e.rs`.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use insight_bot::clock::{Clock, ManualClock};
+use insight_bot::library::Library;
+use insight_bot::poster::{
+    Delivery, OutgoingPost, Poster, PosterOptions, PublishError, PublishFuture, Publisher,
+};
+use insight_bot::schedule::{WeekKey, WeeklySchedule};
+use insight_bot::store::{PostSource, Store};
+use tokio::sync::Notify;
+
+const WAIT: Duration = Duration::from_secs(5);
+
+fn at(text: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(text)
+        .unwrap_or_else(|e| panic!("{text}: {e}"))
+        .with_timezone(&Utc)
+}
+
+fn library() -> Arc<Library> {
+    Arc::new(
+        Library::load(std::path::Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/data"
+        )))
+        .unwrap(),
+    )
+}
+
+/// Records sends, keeps each channel's messages for `find_post`, and fails on cue.
+#[derive(Default)]
+struct RecordingPublisher {
+    sent: Mutex<Vec<(OutgoingPost, DateTime<Utc>)>>,
+    channels: Mutex<HashMap<u64, Vec<(u64, WeekKey)>>>,
+    /// Per guild: errors to return on the next sends, in order.
+    script: Mutex<HashMap<u64, VecDeque<PublishError>>>,
+    /// Per guild: how long a send takes.
+    slow: Mutex<HashMap<u64, Duration>>,
+    calls: AtomicUsize,
+    lookups: AtomicUsize,
+    next_id: AtomicU64,
+    clock: Mutex<Option<Arc<ManualClock>>>,
+    sent_signal: Notify,
+}
+
+impl RecordingPublisher {
+    fn fail_next(&self, guild: u64, errors: Vec<PublishError>) {
+        self.script.lock().unwrap().insert(guild, errors.into());
+    }
+
+    fn posts(&self) -> Vec<OutgoingPost> {
+        self.sent
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(p, _)| p.clone())
+            .collect()
+    }
+
+    fn posts_for(&self, guild: u64) -> Vec<OutgoingPost> {
+        self.posts()
+            .into_iter()
+            .filter(|p| p.guild_id == guild)
+            .collect()
+    }
+
+    /// Pretends an earlier run of the bot already posted this (the message exists in the channel).
+    fn add_existing(&self, channel: u64, week: WeekKey) -> u64 {
+        let id = 900_000 + self.next_id.fetch_add(1, Ordering::SeqCst);
+        self.channels
+            .lock()
+            .unwrap()
+            .entry(channel)
+            .or_default()
+            .push((id, week));
+        id
+    }
+
+    async fn wait_for_posts(&self, count: usize) {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let notified = self.sent_signal.notified();
+            if self.sent.lock().unwrap().len() >= count {
+                return;
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                panic!(
+                    "expected {count} posts within {WAIT:?}, got {}",
+                    self.sent.lock().unwrap().len()
+                );
+            }
+        }
+    }
+}
+
+impl Publisher for RecordingPublisher {
+    fn send<'a>(&'a self, post: &'a OutgoingPost) -> PublishFuture<'a, u64> {
+        Box::pin(async move {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            let delay = self.slow.lock().unwrap().get(&post.guild_id).copied();
+            if let Some(delay) = delay {
+                tokio::time::sleep(delay).await;
+            }
+            let scripted = self
+                .script
+                .lock()
+                .unwrap()
+                .get_mut(&post.guild_id)
+                .and_then(VecDeque::pop_front);
+            if let Some(error) = scripted {
+                return Err(error);
+            }
+            let id = 1 + self.next_id.fetch_add(1, Ordering::SeqCst);
+            let now = self
+                .clock
+                .lock()
+                .unwrap()
+                .as_ref()
+                .map(|c| c.now())
+                .unwrap_or_else(Utc::now);
+            self.sent.lock().unwrap().push((post.clone(), now));
+            self.channels
+                .lock()
+                .unwrap()
+                .entry(post.channel_id)
+                .or_default()
+                .push((id, post.week));
+            self.sent_signal.notify_waiters();
+            Ok(id)
+        })
+    }
+
+    fn find_post<'a>(&'a self, channel_id: u64, week: WeekKey) -> PublishFuture<'a, Option<u64>> {
+        Box::pin(async move {
+            self.lookups.fetch_add(1, Ordering::SeqCst);
+            Ok(self
+                .channels
+                .lock()
+                .unwrap()
+                .get(&channel_id)
+                .and_then(|msgs| msgs.iter().find(|(_, w)| *w == week).map(|(id, _)| *id)))
+        })
+    }
+}
+
+struct Setup {
+    _dir: tempfile::TempDir,
+    path: std::path::PathBuf,
+    store: Arc<Store>,
+    clock: Arc<ManualClock>,
+    publisher: Arc<RecordingPublisher>,
+    poster: Arc<Poster>,
+}
+
+fn options() -> PosterOptions {
+    PosterOptions {
+        first_backoff: Duration::from_millis(20),
+        ..PosterOptions::default()
+    }
+}
+
+fn setup(start: &str) -> Setup {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    let store = Arc::new(Store::open(&path).unwrap());
+    let clock = Arc::new(ManualClock::new(at(start)));
+    let publisher = Arc::new(RecordingPublisher::default());
+    *publisher.clock.lock().unwrap() = Some(Arc::clone(&clock));
+    let poster = Arc::new(Poster::new(
+        Arc::clone(&store),
+        library(),
+        publisher.clone(),
+        clock.clone(),
+        options(),
+    ));
+    Setup {
+        _dir: dir,
+        path,
+        store,
+        clock,
+        publisher,
+        poster,
+    }
+}
+
+impl Setup {
+    /// A new poster on the same database, as after a restart of the bot.
+    fn restart(&mut self) {
+        self.store = Arc::new(Store::open(&self.path).unwrap());
+        self.poster = Arc::new(Poster::new(
+            Arc::clone(&self.store),
+            library(),
+            self.publisher.clone(),
+            self.clock.clone(),
+            options(),
+        ));
+    }
+
+    fn set(&self, guild: u64, channel: u64, day: &str, time: &str, zone: &str) {
+        let schedule = WeeklySchedule::parse(day, time, zone).unwrap();
+        self.store
+            .set_weekly(guild, channel, &schedule, self.clock.now())
+            .unwrap();
+    }
+
+    fn spawn(&self) -> (tokio::task::JoinHandle<()>, Arc<Notify>) {
+        let stop = Arc::new(Notify::new());
+        let task = tokio::spawn(Arc::clone(&self.poster).run(Arc::clone(&stop)));
+        (task, stop)
+    }
+}
+
+/// Lets the poster task run whatever became due.
+async fn settle() {
+    tokio::time::sleep(Duration::from_millis(100)).await;
+}
+
+#[tokio::test]
+async fn posts_at_the_scheduled_instant_and_not_before() {
+    // Sunday 22 November 2026; London is on GMT, so Monday 09:00 local is 09:00Z.
+    let s = setup("2026-11-22T12:00:00Z");
+    s.set(1, 10, "mon", "09:00", "Europe/London");
+    let (task, stop) = s.spawn();
+    settle().await;
+    s.clock.set(at("2026-11-23T08:59:59Z"));
+    settle().await;
+    assert!(s.publisher.posts().is_empty(), "posted before its instant");
+    s.clock.set(at("2026-11-23T09:00:00Z"));
+    s.publisher.wait_for_posts(1).await;
+    let (post, sent_at) = s.publisher.sent.lock().unwrap()[0].clone();
+    assert_eq!(
+        sent_at,
+        at("2026-11-23T09:00:00Z"),
+        "sent at the instant, not on a poll"
+    );
+    assert_eq!((post.guild_id, post.channel_id), (1, 10));
+    assert_eq!(post.week.to_string(), "2026-W48");
+    let record = s.store.post(1, post.week).unwrap().unwrap();
+    assert!(record.is_confirmed());
+    assert_eq!(record.insight_id, post.insight.id);
+    assert_eq!(record.nonce, post.nonce);
+    // An hour later, and after a READY-style wake: still one post.
+    s.clock.set(at("2026-11-23T10:00:00Z"));
+    s.poster.wake();
+    settle().await;
+    assert_eq!(s.publisher.posts().len(), 1);
+    // The next week posts again.
+    s.clock.set(at("2026-11-30T09:00:00Z"));
+    s.publisher.wait_for_posts(2).await;
+    assert_eq!(s.publisher.posts()[1].week.to_string(), "2026-W49");
+    stop.notify_one();
+    tokio::time::timeout(WAIT, task)
+        .await
+        .expect("the poster did not stop")
+        .unwrap();
+}
+
+#[tokio::test]
+async fn every_week_of_a_year_posts_exactly_once_without_repeating_early() {
+    let s = setup("2026-01-01T00:00:00Z");
+    s.set(1, 10, "fri", "17:30", "America/New_York");
+    let mut weeks = Vec::new();
+    for _ in 0..53 {
+        let next = s.poster.tick().await.unwrap().expect("a next slot");
+        s.clock.set(next);
+        s.poster.tick().await.unwrap();
+        // A second pass at the same instant must not post again.
+        s.poster.tick().await.unwrap();
+        weeks.push(s.publisher.posts().len());
+    }
+    let posts = s.publisher.posts();
+    assert_eq!(posts.len(), 53);
+    let mut keys: Vec<WeekKey> = posts.iter().map(|p| p.week).collect();
+    keys.dedup();
+    assert_eq!(keys.len(), 53, "one post per week");
+    // The collection has 11 insights: every window of 11 consecutive posts shows each once.
+    for window in posts.chunks(11).filter(|c| c.len() == 11) {
+        let mut ids: Vec<&str> = window.iter().map(|p| p.insight.id.as_str()).collect();
+        ids.sort();
+        ids.dedup();
+        assert_eq!(ids.len(), 11, "a repeat within a cycle");
+    }
+    assert!(posts.windows(2).all(|w| w[0].insight.id != w[1].insight.id));
+}
+
+#[tokio::test]
+async fn dst_keeps_the_local_time() {
+    // London moves to BST on Sunday 29 March 2026: a Monday 09:00 post goes from 09:00Z to 08:00Z.
+    let s = setup("2026-03-20T00:00:00Z");
+    s.set(1, 10, "mon", "09:00", "Europe/London");
+    let mut instants = Vec::new();
+    for _ in 0..2 {
+        let next = s.poster.tick().await.unwrap().unwrap();
+        s.clock.set(next);
+        s.poster.tick().await.unwrap();
+        instants.push(s.publisher.sent.lock().unwrap().last().unwrap().1);
+    }
+    assert_eq!(
+        instants,
+        [at("2026-03-23T09:00:00Z"), at("2026-03-30T08:00:00Z")]
+    );
+}
+
+#[tokio::test]
+async fn down_across_the_slot_catches_up_once_with_the_latest_week_only() {
+    let mut s = setup("2026-11-01T12:00:00Z");
+    s.set(1, 10, "mon", "09:00", "UTC");
+    // The bot is down from Sunday 1 November until Wednesday 18 November: the slots of 2, 9 and
+    // 16 November pass unseen. On return only the latest (W47, 16 November) is posted.
+    s.clock.set(at("2026-11-18T15:00:00Z"));
+    s.restart();
+    let (task, stop) = s.spawn();
+    s.publisher.wait_for_posts(1).await;
+    settle().await;
+    let posts = s.publisher.posts();
+    assert_eq!(posts.len(), 1, "one catch-up post, never a burst");
+    assert_eq!(posts[0].week.to_string(), "2026-W47");
+    // Another restart the same week: nothing more.
+    stop.notify_one();
+    task.await.unwrap();
+    s.restart();
+    s.poster.tick().await.unwrap();
+    assert_eq!(s.publisher.posts().len(), 1);
+}
+
+#[tokio::test]
+async fn setting_a_schedule_after_this_weeks_slot_waits_for_next_week() {
+    let s = setup("2026-11-24T12:00:00Z"); // a Tuesday
+    s.set(1, 10, "mon", "09:00", "UTC");
+    let next = s.poster.tick().await.unwrap().unwrap();
+    assert!(
+        s.publisher.posts().is_empty(),
+        "no surprise post for yesterday's slot"
+    );
+    assert_eq!(next, at("2026-11-30T09:00:00Z"));
+}
+
+#[tokio::test]
+async fn a_restart_after_an_unconfirmed_send_does_not_post_twice() {
+    let mut s = setup("2026-11-22T12:00:00Z");
+    s.set(1, 10, "mon", "09:00", "UTC");
+    s.clock.set(at("2026-11-23T09:00:00Z"));
+    // The previous run claimed the slot, started the send (attempts = 1), Discord took the
+    // message, and the process died before recording its id.
+    let week = WeekKey {
+        year: 2026,
+        week: 48,
+    };
+    let ids: Vec<&str> = vec!["tour-of-duty"];
+    let claim = s
+        .store
+        .claim(
+            1,
+            week,
+            10,
+            &ids,
+            PostSource::Schedule,
+            &mut rand::thread_rng(),
+            s.clock.now(),
+        )
+        .unwrap()
+        .unwrap();
+    s.store
+        .record_attempt(1, week, s.clock.now(), None, None)
+        .unwrap();
+    let existing = s.publisher.add_existing(10, week);
+    s.restart();
+    s.poster.tick().await.unwrap();
+    assert_eq!(s.publisher.calls.load(Ordering::SeqCst), 0, "sent again");
+    assert_eq!(s.publisher.lookups.load(Ordering::SeqCst), 1);
+    let record = s.store.post(1, week).unwrap().unwrap();
+    assert_eq!(record.message_id, Some(existing));
+    assert_eq!(record.nonce, claim.record().nonce);
+}
+
+#[tokio::test]
+async fn a_restart_after_a_send_that_never_arrived_posts_once_with_the_same_insight() {
+    let mut s = setup("2026-11-23T09:00:00Z");
+    s.set(1, 10, "mon", "09:00", "UTC");
+    let week = WeekKey {
+        year: 2026,
+        week: 48,
+    };
+    let claim = s
+        .store
+        .claim(
+            1,
+            week,
+            10,
+            &["fix-the-system"],
+            PostSource::Schedule,
+            &mut rand::thread_rng(),
+            s.clock.now(),
+        )
+        .unwrap()
+        .unwrap();
+    s.store
+        .record_attempt(1, week, s.clock.now(), None, None)
+        .unwrap();
+    s.restart();
+    s.poster.tick().await.unwrap();
+    s.poster.tick().await.unwrap();
+    let posts = s.publisher.posts();
+    assert_eq!(posts.len(), 1);
+    assert_eq!(posts[0].insight.id, "fix-the-system");
+    assert_eq!(
+        posts[0].nonce,
+        claim.record().nonce,
+        "a resend carries the same nonce"
+    );
+    assert!(s.store.post(1, week).unwrap().unwrap().is_confirmed());
+}
+
+#[tokio::test]
+async fn a_server_error_then_success_posts_once() {
+    let s = setup("2026-11-23T09:00:00Z");
+    s.set(1, 10, "mon", "09:00", "UTC");
+    s.publisher.fail_next(
+        1,
+        vec![PublishError::Transient("Discord answered 500".into())],
+    );
+    // The schedule was set at the slot's instant, so this week's slot is due now.
+    s.poster.tick().await.unwrap();
+    assert_eq!(s.publisher.posts().len(), 1);
+    assert_eq!(s.publisher.calls.load(Ordering::SeqCst), 2);
+    let record = s
+        .store
+        .post(
+            1,
+            WeekKey {
+                year: 2026,
+                week: 48,
+            },
+        )
+        .unwrap()
+        .unwrap();
+    assert_eq!(record.attempts, 2);
+    assert!(record.is_confirmed());
+}
+
+#[tokio::test]
+async fn persistent_errors_are_retried_on_a_later_wake() {
+    let s = setup("2026-11-23T09:00:00Z");
+    s.set(1, 10, "mon", "09:00", "UTC");
+    let errors = (0..3)
+        .map(|_| PublishError::Transient("timeout".into()))
+        .collect();
+    s.publisher.fail_next(1, errors);
+    let next = s.poster.tick().await.unwrap().unwrap();
+    assert!(s.publisher.posts().is_empty());
+    assert_eq!(
+        next,
+        at("2026-11-23T09:05:00Z"),
+        "retry after PosterOptions::retry_later"
+    );
+    let record = s
+        .store
+        .post(
+            1,
+            WeekKey {
+                year: 2026,
+                week: 48,
+            },
+        )
+        .unwrap()
+        .unwrap();
+    assert_eq!(record.last_error.as_deref(), Some("timeout"));
+    // Not before the retry time...
+    s.poster.tick().await.unwrap();
+    assert_eq!(s.publisher.calls.load(Ordering::SeqCst), 3);
+    // ...then it goes out, checking the channel first in case a timeout had delivered it.
+    s.clock.set(next);
+    s.poster.tick().await.unwrap();
+    assert_eq!(s.publisher.posts().len(), 1);
+    assert_eq!(s.publisher.lookups.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn a_rate_limit_waits_retry_after_and_is_not_a_failure() {
+    let s = setup("2026-11-23T09:00:00Z");
+    s.set(1, 10, "mon", "09:00", "UTC");
+    let waits = (0..4)
+        .map(|_| PublishError::RateLimited(Duration::from_millis(150)))
+        .collect();
+    s.publisher.fail_next(1, waits);
+    let started = std::time::Instant::now();
+    s.poster.tick().await.unwrap();
+    assert!(
+        started.elapsed() >= Duration::from_millis(600),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        s.publisher.posts().len(),
+        1,
+        "four 429s are not three failures"
+    );
+}
+
+#[tokio::test]
+async fn forbidden_pauses_the_server_and_no_request_follows() {
+    let s = setup("2026-11-23T09:00:00Z");
+    s.set(1, 10, "mon", "09:00", "UTC");
+    s.publisher.fail_next(
+        1,
+        vec![PublishError::Forbidden(
+            "Discord answered 403 Forbidden: Missing Access".into(),
+        )],
+    );
+    s.poster.tick().await.unwrap();
+    let settings = s.store.weekly(1).unwrap().unwrap();
+    let failure = settings.failure.expect("marked failing");
+    assert!(failure.reason.contains("403"), "{}", failure.reason);
+    assert_eq!(s.publisher.calls.load(Ordering::SeqCst), 1);
+    // Weeks go by: not one more request to that channel.
+    for week in 1..4 {
+        s.clock
+            .set(at("2026-11-23T09:00:00Z") + chrono::Duration::weeks(week));
+        s.poster.tick().await.unwrap();
+    }
+    assert_eq!(s.publisher.calls.load(Ordering::SeqCst), 1);
+    assert_eq!(s.publisher.lookups.load(Ordering::SeqCst), 0);
+    // An admin fixes it with /weekly set: the failure clears and posting resumes next slot.
+    s.set(1, 11, "mon", "09:00", "UTC");
+    assert!(s.store.weekly(1).unwrap().unwrap().failure.is_none());
+    s.clock.set(at("2026-12-21T09:00:00Z"));
+    s.poster.tick().await.unwrap();
+    assert_eq!(s.publisher.posts_for(1).len(), 1);
+    assert_eq!(s.publisher.posts_for(1)[0].channel_id, 11);
+}
+
+#[tokio::test]
+async fn post_now_takes_this_weeks_slot_and_the_schedule_skips_it() {
+    let s = setup("2026-11-24T12:00:00Z"); // Tuesday of W48; the schedule is Friday 09:00
+    s.set(1, 10, "fri", "09:00", "UTC");
+    let first = s.poster.post_now(1).await.unwrap().unwrap();
+    assert!(matches!(first, Delivery::Posted(_)), "{first:?}");
+    let second = s.poster.post_now(1).await.unwrap().unwrap();
+    assert!(matches!(second, Delivery::AlreadyPosted(_)), "{second:?}");
+    s.clock.set(at("2026-11-27T09:00:00Z"));
+    s.poster.tick().await.unwrap();
+    assert_eq!(
+        s.publisher.posts().len(),
+        1,
+        "Friday's slot of the same week was taken by post-now"
+    );
+    s.clock.set(at("2026-12-04T09:00:00Z"));
+    s.poster.tick().await.unwrap();
+    let posts = s.publisher.posts();
+    assert_eq!(posts.len(), 2);
+    assert_eq!(posts[1].week.to_string(), "2026-W49");
+    assert_ne!(
+        posts[0].insight.id, posts[1].insight.id,
+        "post-now advanced the rotation"
+    );
+    assert_eq!(
+        s.store.post(1, posts[0].week).unwrap().unwrap().source,
+        PostSource::PostNow
+    );
+}
+
+#[tokio::test]
+async fn one_servers_trouble_does_not_delay_another() {
+    let s = setup("2026-11-23T09:00:00Z");
+    s.set(1, 10, "mon", "09:00", "UTC");
+    s.set(2, 20, "mon", "09:00", "UTC");
+    s.publisher
+        .slow
+        .lock()
+        .unwrap()
+        .insert(1, Duration::from_secs(2));
+    let poster = Arc::clone(&s.poster);
+    let pass = tokio::spawn(async move { poster.tick().await });
+    let started = std::time::Instant::now();
+    s.publisher.wait_for_posts(1).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "the slow server held up the other"
+    );
+    assert_eq!(s.publisher.posts()[0].guild_id, 2);
+    pass.await.unwrap().unwrap();
+    assert_eq!(s.publisher.posts().len(), 2);
+}
+
+#[tokio::test]
+async fn turning_it_off_stops_posts() {
+    let s = setup("2026-11-22T12:00:00Z");
+    s.set(1, 10, "mon", "09:00", "UTC");
+    assert!(s.store.disable_weekly(1, s.clock.now()).unwrap());
+    s.clock.set(at("2026-11-23T09:00:00Z"));
+    s.poster.tick().await.unwrap();
+    assert!(s.publisher.posts().is_empty());
+    assert_eq!(
+        s.poster.post_now(1).await.unwrap(),
+        None,
+        "post-now refuses when off"
+    );
+    assert!(s.publisher.posts().is_empty());
+}
