@@ -1,0 +1,153 @@
+//! The weekly poster at scale: 10,000 servers whose posts fall in the same minute.
+//!
+//! Measures the time from the poster waking until every post has been handed to the publisher
+//! (claim in SQLite with the rotation step, render, send, confirm), and the heap that pass needs.
+//! The publisher here answers at once: Discord's rate limits and network time are left aside (in
+//! production they, not the poster, bound how fast 10,000 posts go out: Discord allows about 50
+//! requests a second per bot). Also measured: an idle pass over the same 10,000 schedules, which
+//! is what every wake costs when nothing is due.
+//!
+//! Run with `cargo bench --bench scheduler`. Figures are printed; there is no timing assertion.
+
+#[path = "common/counting_alloc.rs"]
+mod counting_alloc;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use chrono::{DateTime, Utc};
+use counting_alloc::{measure, mib, CountingAlloc};
+use insight_bot::clock::ManualClock;
+use insight_bot::library::Library;
+use insight_bot::poster::{OutgoingPost, Poster, PosterOptions, PublishFuture, Publisher};
+use insight_bot::schedule::{WeekKey, WeeklySchedule};
+use insight_bot::store::Store;
+
+#[global_allocator]
+static GLOBAL: CountingAlloc = CountingAlloc;
+
+const SERVERS: u64 = 10_000;
+
+/// Hands posts over instantly and counts them.
+#[derive(Default)]
+struct InstantPublisher {
+    sent: AtomicU64,
+}
+
+impl Publisher for InstantPublisher {
+    fn send<'a>(&'a self, _post: &'a OutgoingPost) -> PublishFuture<'a, u64> {
+        Box::pin(async move { Ok(self.sent.fetch_add(1, Ordering::Relaxed) + 1) })
+    }
+
+    fn find_post<'a>(&'a self, _channel: u64, _week: WeekKey) -> PublishFuture<'a, Option<u64>> {
+        Box::pin(async move { Ok(None) })
+    }
+}
+
+fn at(text: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(text)
+        .unwrap()
+        .with_timezone(&Utc)
+}
+
+fn main() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bench.db");
+    let store = Arc::new(Store::open(&path).unwrap());
+    let library = Arc::new(
+        Library::load(std::path::Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/data"
+        )))
+        .unwrap(),
+    );
+    // Every server posts Monday 09:00 local in a zone at UTC+0 in November, so all 10,000 slots
+    // fall in the same minute.
+    let zones = [
+        "UTC",
+        "Europe/London",
+        "Europe/Lisbon",
+        "Atlantic/Reykjavik",
+        "Africa/Accra",
+    ];
+    let set_at = at("2026-11-22T12:00:00Z");
+    let started = Instant::now();
+    for guild in 1..=SERVERS {
+        let zone = zones[(guild % zones.len() as u64) as usize];
+        let schedule = WeeklySchedule::parse("mon", "09:00", zone).unwrap();
+        store
+            .set_weekly(guild, 1_000_000 + guild, &schedule, set_at)
+            .unwrap();
+    }
+    let setup = started.elapsed();
+
+    let clock = Arc::new(ManualClock::new(at("2026-11-23T09:00:00Z")));
+    let publisher = Arc::new(InstantPublisher::default());
+    let poster = Arc::new(Poster::new(
+        Arc::clone(&store),
+        Arc::clone(&library),
+        publisher.clone(),
+        clock.clone(),
+        PosterOptions::default(),
+    ));
+
+    let ((elapsed, next), heap) = measure(|| {
+        runtime.block_on(async {
+            let started = Instant::now();
+            let next = poster.tick().await.unwrap();
+            (started.elapsed(), next)
+        })
+    });
+    let sent = publisher.sent.load(Ordering::Relaxed);
+    assert_eq!(sent, SERVERS, "every server posted once");
+    assert_eq!(next, Some(at("2026-11-30T09:00:00Z")));
+
+    // An idle wake: nothing due, every schedule's next slot computed.
+    clock.set(at("2026-11-23T09:01:00Z"));
+    let mut idle = Vec::new();
+    for _ in 0..5 {
+        let started = Instant::now();
+        runtime.block_on(poster.tick()).unwrap();
+        idle.push(started.elapsed());
+    }
+    idle.sort();
+    assert_eq!(
+        publisher.sent.load(Ordering::Relaxed),
+        SERVERS,
+        "an idle pass posted"
+    );
+
+    let db_bytes = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0)
+        + std::fs::metadata(path.with_extension("db-wal"))
+            .map(|m| m.len())
+            .unwrap_or(0);
+    println!("scheduler: {SERVERS} servers due in the same minute");
+    println!(
+        "  setting up {SERVERS} schedules (one transaction each): {:.2} s",
+        setup.as_secs_f64()
+    );
+    println!(
+        "  all {sent} posts handed to the publisher in {:.2} s ({:.0} posts/s, {:.0} µs each)",
+        elapsed.as_secs_f64(),
+        sent as f64 / elapsed.as_secs_f64(),
+        elapsed.as_micros() as f64 / sent as f64,
+    );
+    println!(
+        "  heap during that pass: peak {:.1} MiB, retained {:.1} MiB",
+        mib(heap.peak),
+        mib(heap.retained)
+    );
+    println!(
+        "  idle pass over {SERVERS} schedules (nothing due): median {:.1} ms",
+        idle[2].as_secs_f64() * 1000.0
+    );
+    println!(
+        "  database on disk: {:.1} MiB",
+        db_bytes as f64 / (1024.0 * 1024.0)
+    );
+}
