@@ -2,9 +2,10 @@
 //! into serenity's models (serenity silently drops a dispatch that does not), the OpenAPI
 //! validator accepts good bodies and rejects bad ones (with only the permission-string deviation
 //! relaxed), the fake's REST answers are accepted by serenity's `Http`, faults are injected as
-//! asked, and the real serenity + poise client runs against the fake: READY, command
-//! registration, slash commands, options, autocomplete, DMs, a gateway close with RESUME, and a
-//! failed callback that does not stop the next interaction.
+//! asked, an unknown token is refused (401 on REST, close 4004 on IDENTIFY), and the real
+//! serenity + poise client runs against the fake: READY, command registration, slash commands,
+//! options, autocomplete, DMs, a gateway close with RESUME, and a failed callback that does not
+//! stop the next interaction.
 
 mod support;
 
@@ -1099,5 +1100,42 @@ async fn interaction_rules_are_enforced() {
         "{}",
         late.describe()
     );
+    fake.assert_all_bodies_valid();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_token_is_refused_on_rest_and_gateway() {
+    let fake = FakeDiscord::start().await;
+    let http = serenity::HttpBuilder::new(support::REJECTED_TOKEN)
+        .proxy(fake.base_url())
+        .ratelimiter_disabled(true)
+        .build();
+    let err = http.get_current_user().await.unwrap_err();
+    assert!(err.to_string().contains("401"), "{err}");
+    let refused = fake
+        .wait_for_request("GET /users/@me", WAIT, |r| r.is("GET", "/users/@me"))
+        .await;
+    assert_eq!(
+        refused.authorization.as_deref(),
+        Some(format!("Bot {}", support::REJECTED_TOKEN).as_str())
+    );
+    // `GET /gateway` needs no token (and must never fail); IDENTIFY is closed with 4004.
+    let intents = serenity::GatewayIntents::non_privileged();
+    let mut client = serenity::ClientBuilder::new_with_http(http, intents)
+        .await
+        .expect("build the serenity client");
+    let result = tokio::time::timeout(WAIT, client.start())
+        .await
+        .expect("the client with a wrong token did not stop within WAIT");
+    assert!(
+        matches!(
+            result,
+            Err(serenity::Error::Gateway(
+                serenity::GatewayError::InvalidAuthentication
+            ))
+        ),
+        "{result:?}"
+    );
+    assert!(!fake.gateway_stats().session_live);
     fake.assert_all_bodies_valid();
 }

@@ -316,7 +316,10 @@ mod tests {
         let out = escape("@everyone <@123> **bold** `x`\nnext");
         assert!(!out.contains("@everyone"));
         assert!(out.contains("@\u{200B}everyone"));
-        assert!(!out.contains("<@"));
+        // `<@123>` is no longer mention syntax (the `<` is escaped, the `@` followed by a
+        // zero-width space), while Discord still shows the plain text `<@123>`.
+        assert!(!out.contains("<@1"), "{out}");
+        assert!(out.contains("\\<@\u{200B}123\\>"), "{out}");
         assert!(!out.contains('\n'));
         assert!(out.contains("\\*\\*bold\\*\\*"));
     }

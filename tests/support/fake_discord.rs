@@ -13,8 +13,12 @@
 //!   heartbeat ACKs, RESUME -> RESUMED, and delivers the dispatches the test sends with
 //!   [`FakeDiscord::dispatch`], after checking that serenity can deserialize them (serenity drops
 //!   a dispatch it cannot parse without a word);
+//! - checks the token ([`TOKEN`]): a REST call with another one answers 401, an IDENTIFY with
+//!   another one is closed with 4004, as on Discord;
 //! - records every request and lets the test wait for one, with a timeout whose panic says what
 //!   never arrived and lists what did;
+//! - times each interaction, from its frame written to the gateway socket to its callback
+//!   received ([`FakeDiscord::interaction_timing`]), for latency measurements;
 //! - injects faults: status codes, 429s with `retry_after`, slow responses, gateway closes;
 //! - enforces a few Discord rules the bot must respect (an interaction is answered once, within
 //!   3 s; message and embed length limits);
@@ -33,7 +37,7 @@ use std::time::{Duration, Instant};
 use axum::body::Bytes;
 use axum::extract::ws::{CloseFrame, Message as WsMessage, WebSocket, WebSocketUpgrade};
 use axum::extract::State as AxumState;
-use axum::http::header::CONTENT_TYPE;
+use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -44,8 +48,13 @@ use tokio::sync::{mpsc, watch};
 use super::openapi::OpenApiSpec;
 use super::payloads::{self, TestGuild, APP_ID};
 
-/// The bot token the fake's clients use (the fake does not check it).
-pub const TOKEN: &str = "fake-bot-token";
+/// The bot token the fake accepts (as `Authorization: Bot test.fake.token` on REST and as
+/// IDENTIFY's `token`). It has the three dot-separated parts `insight_bot::config::Token::parse`
+/// wants. Any other token is rejected as Discord does: 401 on REST (see [`REJECTED_TOKEN`]) and a
+/// gateway close 4004.
+pub const TOKEN: &str = "test.fake.token";
+/// A well-shaped token the fake does not know: every REST call with it answers 401.
+pub const REJECTED_TOKEN: &str = "wrong.fake.token";
 /// A default timeout for waits: generous for a debug build on 2 busy cores, short enough that a
 /// missing reply fails the test quickly.
 pub const WAIT: Duration = Duration::from_secs(5);
@@ -67,6 +76,8 @@ pub struct RecordedRequest {
     pub query: Option<String>,
     /// The JSON body (for multipart requests, the `payload_json` part).
     pub body: Option<Value>,
+    /// The `Authorization` header as sent (`Bot test.fake.token`), if any.
+    pub authorization: Option<String>,
     pub content_type: Option<String>,
     pub received_at: Instant,
     /// Time since the fake started.
@@ -150,6 +161,26 @@ pub struct GatewayStats {
     pub seq: u64,
 }
 
+/// When an interaction went out and when its answer came back (see
+/// [`FakeDiscord::interaction_timing`]).
+#[derive(Clone, Copy, Debug)]
+pub struct InteractionTiming {
+    /// The INTERACTION_CREATE frame had been written to the gateway socket.
+    pub dispatch_sent: Option<Instant>,
+    /// The accepted callback request was received (its body read).
+    pub callback_received: Option<Instant>,
+}
+
+impl InteractionTiming {
+    /// Dispatch written -> callback received.
+    pub fn latency(&self) -> Option<Duration> {
+        Some(
+            self.callback_received?
+                .saturating_duration_since(self.dispatch_sent?),
+        )
+    }
+}
+
 /// What an injected fault does to a matching response.
 #[derive(Clone, Copy, Debug)]
 pub enum FaultKind {
@@ -172,7 +203,9 @@ struct Fault {
 }
 
 enum Outgoing {
-    Text(String),
+    /// A frame; for an INTERACTION_CREATE dispatch, with the interaction's token so the time it
+    /// was written to the socket is recorded (see [`FakeDiscord::interaction_timing`]).
+    Text(String, Option<String>),
     Close(u16),
 }
 
@@ -198,6 +231,10 @@ struct InteractionRecord {
     /// The message a component interaction is attached to.
     message: Option<Value>,
     dispatched_at: Instant,
+    /// When the dispatch's frame had been written to the gateway socket.
+    sent_at: Option<Instant>,
+    /// When the accepted callback (the first one not refused) was received.
+    answered_at: Option<Instant>,
     /// The callback type once acknowledged.
     response_type: Option<u64>,
     original: Option<u64>,
@@ -375,7 +412,10 @@ impl FakeDiscordBuilder {
             .fallback(rest)
             .with_state(inner.clone());
         let server = tokio::spawn(async move {
+            // No Nagle delay on the fake's side: a gateway frame or a response goes out at once,
+            // as from Discord, so measured latencies are the bot's.
             axum::serve(listener, app)
+                .tcp_nodelay(true)
                 .await
                 .expect("the fake Discord's server failed");
         });
@@ -461,37 +501,34 @@ impl FakeDiscord {
             panic!("fake Discord: refusing to dispatch {event}: {e}\n  data: {data}");
         }
         let what = format!("a live gateway session to dispatch {event} to");
+        let text = data.to_string();
+        self.wait_state(&what, WAIT, |st| send_dispatch(st, event, &data, &text))
+            .await
+    }
+
+    /// Sends many dispatches of one kind back to back, under one lock, after checking them all
+    /// (see [`dispatch`](Self::dispatch)): a burst that the test's own work does not slow down.
+    /// Returns their sequence numbers.
+    pub async fn dispatch_all(&self, event: &str, data: &[Value]) -> Vec<u64> {
+        for d in data {
+            if let Err(e) = check_dispatch(event, d) {
+                panic!("fake Discord: refusing to dispatch {event}: {e}\n  data: {d}");
+            }
+        }
+        // Serialized before taking the lock, which the fake's REST side needs too.
+        let texts: Vec<String> = data.iter().map(Value::to_string).collect();
+        let what = format!(
+            "a live gateway session to dispatch {} {event} to",
+            data.len()
+        );
         self.wait_state(&what, WAIT, |st| {
-            let gw = &mut st.gateway;
-            let conn = gw.conn.as_ref().filter(|c| c.live)?;
-            let seq = gw.stats.seq + 1;
-            let frame = json!({"op": 0, "s": seq, "t": event, "d": data.clone()});
-            if conn.tx.send(Outgoing::Text(frame.to_string())).is_err() {
-                return None;
-            }
-            gw.stats.seq = seq;
-            gw.stats.dispatches += 1;
-            if event == "INTERACTION_CREATE" {
-                st.world.interactions.insert(
-                    data["token"].as_str().unwrap_or_default().to_string(),
-                    InteractionRecord {
-                        id: data["id"].as_str().unwrap_or_default().to_string(),
-                        kind: data["type"].as_u64().unwrap_or(0),
-                        channel_id: snowflake(&data["channel_id"]).unwrap_or(0),
-                        message: data.get("message").cloned(),
-                        dispatched_at: Instant::now(),
-                        response_type: None,
-                        original: None,
-                        followups: Vec::new(),
-                    },
-                );
-            }
-            if event == "MESSAGE_CREATE" {
-                if let Some(id) = snowflake(&data["id"]) {
-                    st.world.messages.insert(id, data.clone());
-                }
-            }
-            Some(seq)
+            let live = st.gateway.conn.as_ref().is_some_and(|c| c.live);
+            live.then(|| {
+                data.iter()
+                    .zip(&texts)
+                    .filter_map(|(d, text)| send_dispatch(st, event, d, text))
+                    .collect()
+            })
         })
         .await
     }
@@ -744,6 +781,42 @@ impl FakeDiscord {
             .await
     }
 
+    /// Waits until every one of `interactions` has an accepted callback (for a burst of many;
+    /// cheaper than one [`wait_for_callback`](Self::wait_for_callback) each).
+    pub async fn wait_for_callbacks(&self, interactions: &[Value], timeout: Duration) {
+        let tokens: Vec<&str> = interactions
+            .iter()
+            .map(|i| i["token"].as_str().expect("interaction token"))
+            .collect();
+        let mut next = 0;
+        let what = format!("accepted callbacks for all {} interactions", tokens.len());
+        self.wait_state(&what, timeout, |st| {
+            while next < tokens.len()
+                && st
+                    .world
+                    .interactions
+                    .get(tokens[next])
+                    .is_some_and(|r| r.answered_at.is_some())
+            {
+                next += 1;
+            }
+            (next == tokens.len()).then_some(())
+        })
+        .await
+    }
+
+    /// When a dispatched interaction's frame was written to the gateway socket and when its
+    /// accepted callback was received (both `None` until they happen); `None` for an interaction
+    /// never dispatched. For latency measurements that leave the test's own waiting out.
+    pub fn interaction_timing(&self, interaction: &Value) -> Option<InteractionTiming> {
+        let st = self.inner.lock();
+        let rec = st.world.interactions.get(interaction["token"].as_str()?)?;
+        Some(InteractionTiming {
+            dispatch_sent: rec.sent_at,
+            callback_received: rec.answered_at,
+        })
+    }
+
     /// Waits for a message the bot posts to a channel (`POST /channels/{id}/messages`) from
     /// index `mark` on.
     pub async fn wait_for_channel_message_since(
@@ -889,6 +962,46 @@ fn problems_report(problems: &[String]) -> String {
     )
 }
 
+/// Queues one dispatch on the live gateway connection and records it (an interaction, so its
+/// callback is accepted; a message, so it can be fetched). `None` when no session is live.
+/// `text` is `data` serialized.
+fn send_dispatch(st: &mut State, event: &str, data: &Value, text: &str) -> Option<u64> {
+    let gw = &mut st.gateway;
+    let conn = gw.conn.as_ref().filter(|c| c.live)?;
+    let seq = gw.stats.seq + 1;
+    let frame = format!(r#"{{"op":0,"s":{seq},"t":{},"d":{text}}}"#, json!(event));
+    let token = (event == "INTERACTION_CREATE")
+        .then(|| data["token"].as_str().unwrap_or_default().to_string());
+    if conn.tx.send(Outgoing::Text(frame, token)).is_err() {
+        return None;
+    }
+    gw.stats.seq = seq;
+    gw.stats.dispatches += 1;
+    if event == "INTERACTION_CREATE" {
+        st.world.interactions.insert(
+            data["token"].as_str().unwrap_or_default().to_string(),
+            InteractionRecord {
+                id: data["id"].as_str().unwrap_or_default().to_string(),
+                kind: data["type"].as_u64().unwrap_or(0),
+                channel_id: snowflake(&data["channel_id"]).unwrap_or(0),
+                message: data.get("message").cloned(),
+                dispatched_at: Instant::now(),
+                sent_at: None,
+                answered_at: None,
+                response_type: None,
+                original: None,
+                followups: Vec::new(),
+            },
+        );
+    }
+    if event == "MESSAGE_CREATE" {
+        if let Some(id) = snowflake(&data["id"]) {
+            st.world.messages.insert(id, data.clone());
+        }
+    }
+    Some(seq)
+}
+
 /// Checks that serenity turns this dispatch into a known event: serenity drops one it cannot
 /// deserialize (or whose name it does not know) without telling the bot or the test. A known
 /// event whose data does not parse becomes `Event::Unknown` too, so for the events the tests send
@@ -959,9 +1072,15 @@ async fn gateway_session(inner: Arc<Inner>, mut socket: WebSocket) {
                     Some(Ok(_)) => {}
                 },
                 outgoing = rx.recv() => match outgoing {
-                    Some(Outgoing::Text(text)) => {
+                    Some(Outgoing::Text(text, token)) => {
                         if socket.send(WsMessage::Text(text)).await.is_err() {
                             break;
+                        }
+                        if let Some(token) = token {
+                            let sent_at = Instant::now();
+                            if let Some(rec) = inner.lock().world.interactions.get_mut(&token) {
+                                rec.sent_at = Some(sent_at);
+                            }
                         }
                     }
                     Some(Outgoing::Close(code)) => {
@@ -994,7 +1113,7 @@ fn on_gateway_message(
         return;
     };
     let send = |v: Value| {
-        let _ = tx.send(Outgoing::Text(v.to_string()));
+        let _ = tx.send(Outgoing::Text(v.to_string(), None));
     };
     let mut guard = inner.lock();
     let st = &mut *guard;
@@ -1010,6 +1129,13 @@ fn on_gateway_message(
         Some(2) => {
             gw.stats.identifies += 1;
             gw.identify_payloads.push(msg["d"].clone());
+            if msg["d"]["token"].as_str() != Some(&format!("Bot {TOKEN}")) {
+                // Discord: 4004 "Authentication failed".
+                let _ = tx.send(Outgoing::Close(4004));
+                drop(guard);
+                inner.bump();
+                return;
+            }
             let session_id = format!("fake-session-{}", gw.stats.identifies);
             gw.session_id = Some(session_id.clone());
             gw.stats.seq = 1;
@@ -1175,6 +1301,17 @@ async fn rest(
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
+    let authorization = headers
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    // Discord answers 401 to any call with an unknown token. `GET /gateway` is exempt (it needs
+    // no token, and when it fails serenity silently connects to the real gateway); a request
+    // without the header (the self-test's raw HTTP) is let through.
+    let token_rejected = path != "/api/v10/gateway"
+        && authorization
+            .as_deref()
+            .is_some_and(|a| a != format!("Bot {TOKEN}"));
     let (body, mut problem) = parse_body(content_type.as_deref(), &raw);
     let mut operation = None;
     if let Some(spec) = &inner.spec {
@@ -1194,7 +1331,8 @@ async fn rest(
         let st = &mut *st;
         // Never on `GET /gateway`: when that fails serenity silently connects to the real gateway.
         let fault = st.faults.iter_mut().find(|f| {
-            !path.starts_with("/api/v10/gateway")
+            !token_rejected
+                && !path.starts_with("/api/v10/gateway")
                 && f.remaining > 0
                 && (f.method == "*" || f.method.eq_ignore_ascii_case(&method))
                 && path.starts_with(&f.prefix)
@@ -1204,6 +1342,9 @@ async fn rest(
             f.kind
         });
         let reply = match fault {
+            _ if token_rejected => {
+                Reply::error(401, 0, "401: Unauthorized").note("not the fake's token")
+            }
             Some(FaultKind::Status(status)) => {
                 injected_error(status).note(format!("injected {status}"))
             }
@@ -1223,6 +1364,7 @@ async fn rest(
                     None => route(
                         &inner,
                         &mut st.world,
+                        received_at,
                         &method,
                         &path,
                         query.as_deref(),
@@ -1239,6 +1381,7 @@ async fn rest(
                 None => route(
                     &inner,
                     &mut st.world,
+                    received_at,
                     &method,
                     &path,
                     query.as_deref(),
@@ -1257,6 +1400,7 @@ async fn rest(
             path: path.clone(),
             query,
             body,
+            authorization,
             content_type,
             received_at,
             since_start: received_at - inner.started,
@@ -1379,6 +1523,7 @@ fn discord_limits(method: &str, path: &str, body: Option<&Value>) -> Option<Stri
 fn route(
     inner: &Inner,
     world: &mut World,
+    received_at: Instant,
     method: &str,
     path: &str,
     query: Option<&str>,
@@ -1444,7 +1589,7 @@ fn route(
 
         // Interactions and their webhooks.
         ("POST", ["interactions", interaction_id, token, "callback"]) => {
-            interaction_callback(inner, world, interaction_id, token, body_or_empty)
+            interaction_callback(inner, world, received_at, interaction_id, token, body_or_empty)
         }
         (_, ["webhooks", a, token, rest @ ..]) if *a == app.as_str() => {
             webhook_route(world, method, token, rest, body_or_empty)
@@ -1575,6 +1720,7 @@ fn registered_command(request: &Value, guild: Option<u64>, id: Option<Value>) ->
 fn interaction_callback(
     inner: &Inner,
     world: &mut World,
+    received_at: Instant,
     interaction_id: &str,
     token: &str,
     body: &Value,
@@ -1634,6 +1780,7 @@ fn interaction_callback(
     };
     let rec = world.interactions.get_mut(token).expect("looked up above");
     rec.response_type = Some(response_type);
+    rec.answered_at = Some(received_at);
     rec.original = original.and_then(|m| snowflake(&m["id"]));
     Reply::no_content()
 }

@@ -5,14 +5,19 @@
 //! Each test file that needs it declares `mod support;` and typically does:
 //! ```ignore
 //! let fake = support::FakeDiscord::start().await;
-//! // build the bot with fake.http() / fake.base_url(), start it, then:
-//! fake.wait_for_ready(support::WAIT).await;
-//! let interaction = support::payloads::slash_command("ping", vec![]).build();
+//! // start insight-bot on it (waits for READY and the command registration):
+//! let bot = support::bot::start_bot(&fake).await;
+//! // (or build any serenity client with fake.http() / fake.base_url(), start it, then
+//! // fake.wait_for_ready(support::WAIT).await)
+//! let interaction = support::payloads::slash_command("help", vec![]).build();
 //! fake.dispatch("INTERACTION_CREATE", interaction.clone()).await;
 //! let reply = fake.wait_for_callback(&interaction, support::WAIT).await;
+//! support::bot::stop_bot(&fake, bot).await; // clean shutdown + every body valid
 //! ```
 //!
-//! - `fake_discord`: the fake server, request log, waits, fault injection.
+//! - `fake_discord`: the fake server, request log, waits, fault injection, interaction timings.
+//! - `bot`: starting and stopping the real insight-bot on the fake; the interactions its tests
+//!   send.
 //! - `payloads`: dispatch and REST payloads, tested to deserialize into serenity's models.
 //! - `openapi`: request-body validation against Discord's OpenAPI spec.
 
@@ -20,6 +25,7 @@
 // warn about the helpers it happens not to call.
 #![allow(dead_code)]
 
+pub mod bot;
 pub mod fake_discord;
 pub mod openapi;
 pub mod payloads;
@@ -27,8 +33,8 @@ pub mod payloads;
 // Short paths for the names most tests use; a test crate that uses none of them must not warn.
 #[allow(unused_imports)]
 pub use fake_discord::{
-    check_dispatch, FakeDiscord, FakeDiscordBuilder, FaultKind, GatewayStats, RecordedRequest,
-    TOKEN, WAIT,
+    check_dispatch, FakeDiscord, FakeDiscordBuilder, FaultKind, GatewayStats, InteractionTiming,
+    RecordedRequest, REJECTED_TOKEN, TOKEN, WAIT,
 };
 #[allow(unused_imports)]
 pub use openapi::OpenApiSpec;

@@ -1,0 +1,181 @@
+//! How fast the bot answers `/advice`, end to end through the gateway and REST, against the
+//! in-process fake Discord of the end-to-end tests (`tests/support/`).
+//!
+//! One fake and one bot (`insight_bot::bot::start`, the shipped collection in `data/`) are
+//! started once; then `/advice` INTERACTION_CREATE dispatches are sent:
+//! 1. **sequentially** (the next one when the previous callback has arrived), for latency;
+//! 2. as a **burst** of all of them at once, for throughput (and latency under load).
+//!
+//! Latency is measured by the fake, from the moment the dispatch's frame has been written to the
+//! gateway socket until the bot's `POST /interactions/{id}/{token}/callback` has been received
+//! (its body read): the bot's work (gateway parse, poise dispatch, search, render, HTTP request),
+//! not the benchmark's own waiting. Every interaction comes from a different user, so the
+//! per-user cooldown never answers instead of the search.
+//!
+//! The fake's OpenAPI body validation is OFF here (`FakeDiscordBuilder::spec(None)`): it would
+//! measure the validator, not the bot. Discord's 3-second interaction deadline is off too, so a
+//! slow burst is measured rather than refused. The fake, the bot and this driver share one
+//! process and its tokio runtime (2 worker threads), so the figures include the fake's own cost of
+//! serving and recording each request: they are an upper bound for the bot.
+//!
+//! Run: `cargo bench --bench interactions` (release). `BENCH_INTERACTIONS=N` changes the count
+//! (default 2000). The goal is a sequential p99 under 5 ms.
+
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use support::bot::{advice, start_bot, stop_bot};
+use support::FakeDiscord;
+
+/// Questions people ask, on-topic and one off-topic, taken in turn.
+const QUESTIONS: [&str; 8] = [
+    "How do I stop micromanaging?",
+    "How do I delegate effectively?",
+    "Should I become a manager or stay an engineer?",
+    "How do I get promoted to senior?",
+    "My team keeps making the same mistakes, what should I change?",
+    "How do I learn AI as an engineering leader?",
+    "What changes when you go from manager to director?",
+    "Recommend a movie for tonight",
+];
+const GOAL_P99: Duration = Duration::from_millis(5);
+const WARM_UP: usize = 100;
+
+fn main() {
+    let n: usize = std::env::var("BENCH_INTERACTIONS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2000);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    runtime.block_on(run(n));
+}
+
+fn interactions(count: usize, offset: usize) -> Vec<Value> {
+    (0..count)
+        .map(|i| advice(QUESTIONS[(i + offset) % QUESTIONS.len()], None).build())
+        .collect()
+}
+
+/// Latency of each interaction (dispatch written -> callback received).
+fn latencies(fake: &FakeDiscord, sent: &[Value]) -> Vec<Duration> {
+    sent.iter()
+        .map(|i| {
+            fake.interaction_timing(i)
+                .and_then(|t| t.latency())
+                .expect("every interaction was sent and answered")
+        })
+        .collect()
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.3} ms", d.as_secs_f64() * 1e3)
+}
+
+/// p50 / p99 / max of `values` (sorted here).
+fn summary(values: &mut [Duration]) -> (Duration, Duration, Duration) {
+    values.sort();
+    let at =
+        |q: f64| values[((values.len() as f64 * q).ceil() as usize).clamp(1, values.len()) - 1];
+    (at(0.50), at(0.99), values[values.len() - 1])
+}
+
+async fn run(n: usize) {
+    let fake = FakeDiscord::builder()
+        .spec(None)
+        .interaction_deadline(None)
+        .start()
+        .await;
+    assert!(
+        !fake.validates_bodies(),
+        "OpenAPI validation must be off in the benchmark"
+    );
+    let bot = start_bot(&fake).await;
+    let collection = support::bot::library().len();
+    println!("interactions: /advice on the shipped collection ({collection} insights), fake Discord on 127.0.0.1, OpenAPI validation off");
+
+    // Warm-up: connections, allocator, caches.
+    let warm = interactions(WARM_UP, 0);
+    for i in &warm {
+        fake.dispatch("INTERACTION_CREATE", i.clone()).await;
+        fake.wait_for_callbacks(std::slice::from_ref(i), Duration::from_secs(10))
+            .await;
+    }
+
+    // 1. Sequential.
+    let sequential = interactions(n, 0);
+    let started = Instant::now();
+    for i in &sequential {
+        fake.dispatch("INTERACTION_CREATE", i.clone()).await;
+        fake.wait_for_callbacks(std::slice::from_ref(i), Duration::from_secs(10))
+            .await;
+    }
+    let elapsed = started.elapsed();
+    let mut lat = latencies(&fake, &sequential);
+    let (p50, p99, max) = summary(&mut lat);
+    println!(
+        "sequential: {n} interactions in {:.2} s = {:.0} answered/s (one at a time, incl. the driver's own waiting)",
+        elapsed.as_secs_f64(),
+        n as f64 / elapsed.as_secs_f64()
+    );
+    println!(
+        "sequential latency: p50 {}  p99 {}  max {}",
+        ms(p50),
+        ms(p99),
+        ms(max)
+    );
+
+    // 2. Burst: all at once.
+    let burst = interactions(n, 3);
+    fake.dispatch_all("INTERACTION_CREATE", &burst).await;
+    fake.wait_for_callbacks(&burst, Duration::from_secs(120))
+        .await;
+    let timings: Vec<_> = burst
+        .iter()
+        .map(|i| fake.interaction_timing(i).expect("dispatched"))
+        .collect();
+    let first_sent = timings
+        .iter()
+        .filter_map(|t| t.dispatch_sent)
+        .min()
+        .expect("sent");
+    let last_answer = timings
+        .iter()
+        .filter_map(|t| t.callback_received)
+        .max()
+        .expect("answered");
+    let window = last_answer - first_sent;
+    let mut lat = latencies(&fake, &burst);
+    let (b50, b99, bmax) = summary(&mut lat);
+    println!(
+        "burst: {n} interactions answered in {:.3} s = {:.0} answered/s",
+        window.as_secs_f64(),
+        n as f64 / window.as_secs_f64()
+    );
+    println!(
+        "burst latency (incl. queueing): p50 {}  p99 {}  max {}",
+        ms(b50),
+        ms(b99),
+        ms(bmax)
+    );
+
+    let failed = fake.requests_matching(|r| r.is("POST", "/interactions/") && r.status != 204);
+    assert!(
+        failed.is_empty(),
+        "{} callbacks were refused, e.g. {}",
+        failed.len(),
+        failed[0].describe()
+    );
+    println!(
+        "goal: sequential p99 < {} -> {}",
+        ms(GOAL_P99),
+        if p99 < GOAL_P99 { "met" } else { "MISSED" }
+    );
+    stop_bot(&fake, bot).await;
+}

@@ -1,0 +1,170 @@
+//! End-to-end tests of questions sent to the bot in direct messages: the fake Discord dispatches
+//! MESSAGE_CREATE events in a DM channel and the tests assert on the `POST
+//! /channels/{dm}/messages` the bot makes: the same answer as `/advice`, the help text, silence
+//! towards bots (itself included) and server messages, and the per-user cooldown of questions that
+//! DMs share with `/advice`. Every test ends with the fake's check that all bodies were valid.
+
+mod support;
+
+use serde_json::Value;
+use support::bot::*;
+use support::payloads::*;
+use support::{FakeDiscord, RecordedRequest, WAIT};
+
+/// Sends `content` as a DM from `author` in `channel_id` and returns the bot's reply there.
+async fn dm(fake: &FakeDiscord, channel_id: u64, author: Value, content: &str) -> RecordedRequest {
+    let mark = fake.mark();
+    let data = message(next_snowflake(), channel_id, None, author, content);
+    fake.dispatch("MESSAGE_CREATE", data).await;
+    let reply = fake
+        .wait_for_channel_message_since(mark, channel_id, WAIT)
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.describe());
+    assert_no_pings(reply.json());
+    reply
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dm_question_gets_the_same_answer_as_advice() {
+    let fake = FakeDiscord::start().await;
+    let bot = start_bot(&fake).await;
+    let question = "How do I delegate effectively?";
+    let lib = library();
+    let expected = lib.ask(question, 3).expect("a question");
+    let best = expected
+        .matches
+        .first()
+        .expect("an on-topic question")
+        .insight;
+
+    let reply = dm(&fake, DM_CHANNEL_ID, alice(), question).await;
+    let body = reply.json();
+    let embeds = body["embeds"].as_array().expect("embeds");
+    assert_eq!(embeds.len(), 1, "{body:#}");
+    assert_eq!(embeds[0]["title"], best.title.as_str());
+    assert_eq!(embeds[0]["description"], best.text.as_str());
+    assert!(embeds[0]["footer"]["text"]
+        .as_str()
+        .unwrap_or_default()
+        .contains("RiffOn"));
+    assert_eq!(embeds[0]["fields"][0]["name"], "Related", "{body:#}");
+    assert!(body["content"]
+        .as_str()
+        .unwrap_or_default()
+        .contains(question));
+
+    // The same embed as the slash command's.
+    let callback = ask(&fake, &advice(question, None).build()).await;
+    let slash = callback_message(&callback, 4);
+    assert_eq!(body["embeds"], slash["embeds"]);
+    assert_eq!(body["content"], slash["content"]);
+    stop_bot(&fake, bot).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn help_in_a_dm_names_the_slash_commands() {
+    let fake = FakeDiscord::start().await;
+    let bot = start_bot(&fake).await;
+    for text in ["help", "Hello!"] {
+        let reply = dm(&fake, DM_CHANNEL_ID, alice(), text).await;
+        let help = reply.json()["embeds"][0]["description"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        for command in ["/advice", "/insight", "/topics"] {
+            assert!(help.contains(command), "{text:?}: no {command} in {help}");
+        }
+    }
+    stop_bot(&fake, bot).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_from_bots_and_servers_get_no_answer() {
+    let fake = FakeDiscord::start().await;
+    let bot = start_bot(&fake).await;
+    let mark = fake.mark();
+    let question = "How do I delegate effectively?";
+    let another_bot = user(1_300_000_000_000_000_077, "other-bot", true);
+    for author in [another_bot, bot_user()] {
+        fake.dispatch("MESSAGE_CREATE", dm_message_create(question, author))
+            .await;
+    }
+    // A message in a server channel (the bot has no GUILD_MESSAGES intent, but if one arrives).
+    let in_server = guild_message_create(GENERAL_CHANNEL_ID, GUILD_ID, question, alice());
+    fake.dispatch("MESSAGE_CREATE", in_server).await;
+    fake.assert_no_request_since(
+        mark,
+        "request after messages from bots and in a server",
+        QUIET,
+        |_| true,
+    )
+    .await;
+
+    // The bot is listening: a person's DM right after is answered.
+    dm(&fake, DM_CHANNEL_ID, alice(), question).await;
+    stop_bot(&fake, bot).await;
+}
+
+/// The number in "... again in N s".
+fn wait_seconds(text: &str) -> Option<u64> {
+    let rest = &text[text.find("again in ")? + "again in ".len()..];
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    rest[digits.len()..]
+        .starts_with(" s")
+        .then(|| digits.parse().ok())?
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sixth_question_in_a_minute_is_asked_to_slow_down_while_others_are_answered() {
+    let fake = FakeDiscord::start().await;
+    let bot = start_bot(&fake).await;
+    assert_eq!(QUESTIONS_PER_MINUTE, 5, "this test counts five answers");
+    let questions = [
+        "How do I delegate effectively?",
+        "How do I stop micromanaging?",
+        "Should I become a manager?",
+        "How do I get promoted?",
+        "How do I learn about AI as a leader?",
+    ];
+    for q in questions {
+        let reply = dm(&fake, DM_CHANNEL_ID, alice(), q).await;
+        assert_eq!(
+            reply.json()["embeds"].as_array().map(Vec::len),
+            Some(1),
+            "{q:?} is answered: {}",
+            reply.body_text()
+        );
+    }
+    let reply = dm(&fake, DM_CHANNEL_ID, alice(), "And how do I hire well?").await;
+    let text = reply.json()["content"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(text.to_lowercase().contains("slow down"), "{text}");
+    let seconds = wait_seconds(&text).unwrap_or_else(|| panic!("no \"again in N s\": {text}"));
+    assert!((1..=60).contains(&seconds), "{text}");
+    assert!(
+        reply.json()["embeds"].as_array().is_none_or(Vec::is_empty),
+        "no answer with the slow-down: {}",
+        reply.body_text()
+    );
+
+    // The limit is per user: someone else, in their own DM, is answered.
+    let bob_dm = 1_300_000_000_000_000_300;
+    let bob = user(1_300_000_000_000_000_301, "bob", false);
+    let reply = dm(&fake, bob_dm, bob, "How do I delegate effectively?").await;
+    assert_eq!(reply.json()["embeds"].as_array().map(Vec::len), Some(1));
+
+    // And it is shared with /advice: alice's slash command is refused too, privately.
+    let interaction = slash_command("advice", vec![opt_string("question", "How do I delegate?")])
+        .in_dm(alice())
+        .build();
+    let message = callback_message(&ask(&fake, &interaction).await, 4);
+    assert!(is_ephemeral(&message), "{message:#}");
+    let text = message["content"].as_str().unwrap_or_default();
+    assert!(
+        text.to_lowercase().contains("slow down") && wait_seconds(text).is_some(),
+        "{text}"
+    );
+    stop_bot(&fake, bot).await;
+}
