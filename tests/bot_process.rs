@@ -1,0 +1,211 @@
+//! `insight-bot run` as a process, the way an operator runs it: it connects to the fake Discord
+//! through `DISCORD_API_BASE`, registers its commands, answers, and on SIGTERM or SIGINT shuts
+//! down cleanly with exit code 0. A missing token is exit 2 with a message naming `DISCORD_TOKEN`,
+//! and at the most verbose log level the token never appears in anything the process prints.
+
+mod support;
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use support::payloads::{self, APP_ID};
+use support::{FakeDiscord, TOKEN, WAIT};
+
+fn spawn_bot(fake: &FakeDiscord, dir: &std::path::Path) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_insight-bot"))
+        .arg("run")
+        .current_dir(dir)
+        .env("DISCORD_TOKEN", TOKEN)
+        .env("DISCORD_API_BASE", fake.base_url())
+        .env(
+            "DATABASE_URL",
+            format!("sqlite://{}", dir.join("state.db").display()),
+        )
+        .env(
+            "INSIGHTS_PATH",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/data"),
+        )
+        .env_remove("DISCORD_GUILD_ID")
+        // Everything, serenity's and reqwest's debug output included: the token must not show.
+        .env("RUST_LOG", "debug")
+        .stdout(log_file(dir, "stdout.log"))
+        .stderr(log_file(dir, "stderr.log"))
+        .spawn()
+        .expect("start insight-bot run")
+}
+
+/// Output goes to files, not pipes: at debug level the bot writes more than a pipe buffers, and
+/// a full pipe would block it.
+fn log_file(dir: &std::path::Path, name: &str) -> Stdio {
+    Stdio::from(std::fs::File::create(dir.join(name)).expect("create a log file"))
+}
+
+/// Waits for the process to exit (polling, so the test's runtime keeps serving the fake).
+async fn wait_exit(child: &mut Child, what: &str) -> std::process::ExitStatus {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(status) = child.try_wait().expect("poll the child") {
+            return status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("insight-bot did not exit after {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn output(dir: &std::path::Path) -> String {
+    let read = |name: &str| std::fs::read_to_string(dir.join(name)).unwrap_or_default();
+    format!("{}{}", read("stdout.log"), read("stderr.log"))
+}
+
+async fn runs_answers_and_stops_on(signal: &str) {
+    let fake = FakeDiscord::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = spawn_bot(&fake, dir.path());
+    fake.wait_for_request("the command registration PUT", WAIT * 4, |r| {
+        r.is("PUT", &format!("/applications/{APP_ID}/commands")) && r.status == 200
+    })
+    .await;
+    let interaction = payloads::slash_command(
+        "advice",
+        vec![payloads::opt_string(
+            "question",
+            "How do I delegate effectively?",
+        )],
+    )
+    .build();
+    fake.dispatch("INTERACTION_CREATE", interaction.clone())
+        .await;
+    let reply = fake.wait_for_callback(&interaction, WAIT).await;
+    assert!(
+        reply.body_text().contains("trust and delegate"),
+        "{}",
+        reply.body_text()
+    );
+
+    let status = Command::new("kill")
+        .args([format!("-{signal}"), child.id().to_string()])
+        .status()
+        .expect("run kill");
+    assert!(status.success());
+    let status = wait_exit(&mut child, signal).await;
+    let printed = output(dir.path());
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "exit status after {signal}:\n{printed}"
+    );
+    assert!(
+        printed.contains(&format!("SIG{signal}: shutting down")),
+        "{printed}"
+    );
+    assert!(
+        printed.contains("loaded the insight collection"),
+        "{printed}"
+    );
+    assert!(
+        printed.contains("registered 5 slash commands globally"),
+        "{printed}"
+    );
+    assert!(
+        !printed.contains(TOKEN),
+        "the token was printed:\n{printed}"
+    );
+    assert!(
+        dir.path().join("state.db").exists(),
+        "the state database was created"
+    );
+    fake.assert_all_bodies_valid();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_shuts_down_cleanly_and_the_token_is_never_printed() {
+    runs_answers_and_stops_on("TERM").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigint_shuts_down_cleanly() {
+    runs_answers_and_stops_on("INT").await;
+}
+
+#[test]
+fn a_missing_token_is_exit_2_naming_the_variable() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_insight-bot"))
+        .current_dir(dir.path())
+        .env_remove("DISCORD_TOKEN")
+        .env(
+            "INSIGHTS_PATH",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/data"),
+        )
+        .env("DISCORD_API_BASE", "http://127.0.0.1:9")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("DISCORD_TOKEN is not set"), "{err}");
+    assert!(err.contains("discord.com/developers/applications"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rejected_token_is_exit_2_and_not_echoed() {
+    let fake = FakeDiscord::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let wrong = "wrong.secret.tokenvalue";
+    let mut child = Command::new(env!("CARGO_BIN_EXE_insight-bot"))
+        .current_dir(dir.path())
+        .env("DISCORD_TOKEN", wrong)
+        .env("DISCORD_API_BASE", fake.base_url())
+        .env(
+            "DATABASE_URL",
+            format!("sqlite://{}", dir.path().join("s.db").display()),
+        )
+        .env(
+            "INSIGHTS_PATH",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/data"),
+        )
+        .env("RUST_LOG", "debug")
+        .stdout(log_file(dir.path(), "stdout.log"))
+        .stderr(log_file(dir.path(), "stderr.log"))
+        .spawn()
+        .unwrap();
+    let status = wait_exit(&mut child, "a rejected token").await;
+    let printed = output(dir.path());
+    assert_eq!(status.code(), Some(2), "{printed}");
+    assert!(printed.contains("DISCORD_TOKEN was rejected"), "{printed}");
+    assert!(
+        !printed.contains("secret"),
+        "the token was printed:\n{printed}"
+    );
+}
+
+#[test]
+fn a_corrupt_database_stops_start_up_and_is_left_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("state.db");
+    std::fs::write(&db, b"this is not a database, but someone's notes").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_insight-bot"))
+        .current_dir(dir.path())
+        .env("DISCORD_TOKEN", TOKEN)
+        .env("DATABASE_URL", format!("sqlite://{}", db.display()))
+        .env(
+            "INSIGHTS_PATH",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/data"),
+        )
+        .env("DISCORD_API_BASE", "http://127.0.0.1:9")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("DATABASE_URL") && err.contains("state.db"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read(&db).unwrap(),
+        b"this is not a database, but someone's notes",
+        "the file was changed"
+    );
+}
