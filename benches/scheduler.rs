@@ -40,7 +40,12 @@ impl Publisher for InstantPublisher {
         Box::pin(async move { Ok(self.sent.fetch_add(1, Ordering::Relaxed) + 1) })
     }
 
-    fn find_post<'a>(&'a self, _channel: u64, _week: WeekKey) -> PublishFuture<'a, Option<u64>> {
+    fn find_post<'a>(
+        &'a self,
+        _channel: u64,
+        _week: WeekKey,
+        _since: DateTime<Utc>,
+    ) -> PublishFuture<'a, Option<u64>> {
         Box::pin(async move { Ok(None) })
     }
 }

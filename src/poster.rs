@@ -72,8 +72,14 @@ pub enum PublishError {
 pub trait Publisher: Send + Sync + 'static {
     /// Sends the post; the message id on success.
     fn send<'a>(&'a self, post: &'a OutgoingPost) -> PublishFuture<'a, u64>;
-    /// Looks in the channel's recent messages for the bot's own post of `week`; its id if found.
-    fn find_post<'a>(&'a self, channel_id: u64, week: WeekKey) -> PublishFuture<'a, Option<u64>>;
+    /// Looks in the channel for the bot's own post of `week` among the messages sent since
+    /// `since` (the claim: the post cannot be older); its id if found.
+    fn find_post<'a>(
+        &'a self,
+        channel_id: u64,
+        week: WeekKey,
+        since: DateTime<Utc>,
+    ) -> PublishFuture<'a, Option<u64>>;
 }
 
 /// Tuning; the defaults are production values, tests shorten the waits.
@@ -89,6 +95,9 @@ pub struct PosterOptions {
     pub concurrency: usize,
     /// The longest wait for a 429 before giving the slot back to a later wake.
     pub max_rate_limit_wait: Duration,
+    /// 429s accepted in a row for one post before giving it back to a later wake: each 429 counts
+    /// towards Discord's invalid-request limit, so a run of them must end.
+    pub max_rate_limits_per_wake: u32,
 }
 
 impl Default for PosterOptions {
@@ -99,6 +108,7 @@ impl Default for PosterOptions {
             retry_later: Duration::from_secs(300),
             concurrency: 16,
             max_rate_limit_wait: Duration::from_secs(60),
+            max_rate_limits_per_wake: 5,
         }
     }
 }
@@ -365,7 +375,10 @@ impl Poster {
         if record.attempts > 0 {
             // Tried before and never confirmed: it may have gone out (a crash after the send, a
             // timeout after Discord accepted it). Look before sending again.
-            match self.publisher.find_post(record.channel_id, week).await {
+            let lookup = self
+                .publisher
+                .find_post(record.channel_id, week, record.claimed_at);
+            match lookup.await {
                 Ok(Some(message_id)) => {
                     tracing::info!(guild, %week, message_id, "weekly post found already sent; confirmed without sending again");
                     self.store
@@ -397,6 +410,7 @@ impl Poster {
         };
         let mut backoff = self.options.first_backoff;
         let mut failures = 0;
+        let mut rate_limits = 0;
         let mut last_error = String::new();
         while failures < self.options.attempts_per_wake {
             self.store
@@ -410,8 +424,12 @@ impl Poster {
                 }
                 Err(PublishError::Forbidden(reason)) => return self.pause(record, reason),
                 Err(PublishError::RateLimited(wait)) => {
-                    if wait > self.options.max_rate_limit_wait {
-                        last_error = format!("rate limited for {wait:?}");
+                    rate_limits += 1;
+                    if wait > self.options.max_rate_limit_wait
+                        || rate_limits > self.options.max_rate_limits_per_wake
+                    {
+                        last_error =
+                            format!("rate limited ({rate_limits} times, last for {wait:?})");
                         break;
                     }
                     tracing::warn!(guild, %week, ?wait, "rate limited; waiting as Discord asks");

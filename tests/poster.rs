@@ -140,7 +140,12 @@ impl Publisher for RecordingPublisher {
         })
     }
 
-    fn find_post<'a>(&'a self, channel_id: u64, week: WeekKey) -> PublishFuture<'a, Option<u64>> {
+    fn find_post<'a>(
+        &'a self,
+        channel_id: u64,
+        week: WeekKey,
+        _since: DateTime<Utc>,
+    ) -> PublishFuture<'a, Option<u64>> {
         Box::pin(async move {
             self.lookups.fetch_add(1, Ordering::SeqCst);
             Ok(self
@@ -504,6 +509,24 @@ async fn a_rate_limit_waits_retry_after_and_is_not_a_failure() {
         s.publisher.posts().len(),
         1,
         "four 429s are not three failures"
+    );
+}
+
+#[tokio::test]
+async fn a_run_of_rate_limits_ends_and_waits_for_a_later_wake() {
+    let s = setup("2026-11-23T09:00:00Z");
+    s.set(1, 10, "mon", "09:00", "UTC");
+    let waits = (0..50)
+        .map(|_| PublishError::RateLimited(Duration::from_millis(1)))
+        .collect();
+    s.publisher.fail_next(1, waits);
+    let next = s.poster.tick().await.unwrap().unwrap();
+    let limit = PosterOptions::default().max_rate_limits_per_wake as usize;
+    assert_eq!(s.publisher.calls.load(Ordering::SeqCst), limit + 1);
+    assert_eq!(next, at("2026-11-23T09:05:00Z"));
+    assert!(
+        s.store.weekly(1).unwrap().unwrap().failure.is_none(),
+        "429 is not a failure"
     );
 }
 

@@ -211,8 +211,9 @@ async fn on_error(error: poise::FrameworkError<'_, Data, Error>) {
             ctx,
             ..
         } => {
+            // serenity names it "Manage Guild"; Discord's interface says "Manage Server".
             let needed = missing_permissions
-                .map(|p| p.to_string())
+                .map(|p| p.to_string().replace("Manage Guild", "Manage Server"))
                 .unwrap_or_else(|| "Manage Server".into());
             let _ = ctx
                 .send(commands::ephemeral(format!(

@@ -334,6 +334,13 @@ pub async fn post_now(ctx: Context<'_>) -> Result<(), Error> {
     Ok(())
 }
 
+/// The smallest snowflake of an instant: Discord ids carry their creation time (milliseconds
+/// since 2015-01-01) in the bits above 22.
+fn snowflake_at(at: chrono::DateTime<Utc>) -> u64 {
+    const DISCORD_EPOCH_MS: i64 = 1_420_070_400_000;
+    ((at.timestamp_millis() - DISCORD_EPOCH_MS).max(0) as u64) << 22
+}
+
 /// Sends weekly posts to Discord's REST API (or `DISCORD_API_BASE`).
 pub struct DiscordPublisher {
     client: reqwest::Client,
@@ -411,9 +418,21 @@ impl Publisher for DiscordPublisher {
         })
     }
 
-    fn find_post<'a>(&'a self, channel_id: u64, week: WeekKey) -> PublishFuture<'a, Option<u64>> {
+    fn find_post<'a>(
+        &'a self,
+        channel_id: u64,
+        week: WeekKey,
+        since: chrono::DateTime<Utc>,
+    ) -> PublishFuture<'a, Option<u64>> {
         Box::pin(async move {
-            let url = format!("{}/channels/{channel_id}/messages?limit=50", self.base);
+            // Messages after the claim (a minute earlier, for clock skew), oldest first as
+            // Discord pages `after`: the post, if it went out, is among the first sent after the
+            // claim, so a busy channel cannot push it out of the page the way "latest 50" could.
+            let after = snowflake_at(since - chrono::Duration::minutes(1));
+            let url = format!(
+                "{}/channels/{channel_id}/messages?after={after}&limit=100",
+                self.base
+            );
             let body = self.call(self.client.get(url)).await?;
             let label = week.label();
             let bot = self.bot_user_id.to_string();

@@ -1868,15 +1868,21 @@ fn channel_route(
                 .clamp(1, 100);
             let before = query_param(query, "before").and_then(|b| b.parse::<u64>().ok());
             let after = query_param(query, "after").and_then(|a| a.parse::<u64>().ok());
-            let list: Vec<Value> = world
+            let mut list: Vec<Value> = world
                 .history(channel_id)
                 .into_iter()
                 .filter(|m| {
                     let id = snowflake(&m["id"]).unwrap_or(0);
                     before.is_none_or(|b| id < b) && after.is_none_or(|a| id > a)
                 })
-                .take(limit)
                 .collect();
+            // Like Discord: a page `after` an id holds the messages right after it (the oldest
+            // ones); otherwise the newest. Either way newest first.
+            if after.is_some() && before.is_none() {
+                list = list.split_off(list.len().saturating_sub(limit));
+            } else {
+                list.truncate(limit);
+            }
             Reply::ok(Value::Array(list))
         }
         (_, ["messages", message]) => {

@@ -1,0 +1,741 @@
+//! Search benchmarks (criterion): question latency, load + index time, TOML parsing share, peak
+//! memory, and the `bm25` crate over the same documents.
+//!
+//! Run: `cargo bench --bench search` (add `-- --warm-up-time 1 --measurement-time 3` for a
+//! quicker run). Groups (criterion ids are `group/bench`; on disk the `/` of a group becomes `_`,
+//! e.g. `target/criterion/ask_100k/micromanaging/new/estimates.json`):
+//!
+//! - `ask/shipped`: `Library::ask` on the shipped collection (`data/`). Goal: p50 < 20 µs.
+//! - `ask/100k`: `Library::ask` on 100,000 generated insights. Goal: p50 < 1 ms.
+//! - `load_index/100k`: `Library::from_sources` (parse + validate + index) of the generated
+//!   collection (goal < 1 s), and `SearchIndex::build` alone on the validated insights.
+//! - `toml_parse/100k`: the TOML parsing alone, both into `toml::Value` and into a mirror of the
+//!   loader's typed, span-keeping structs (what `from_sources` really does), so the README can
+//!   split load time into parsing and validation + indexing.
+//! - `bm25_crate/index_100k`, `bm25_crate/query_100k`: the `bm25` crate's `SearchEngine` over the
+//!   same 100,000 insights (title + text + asks as one document), same questions.
+//!
+//! Peak and retained heap of load + index (and of the bm25 engine) are measured once with a
+//! counting global allocator and printed to stderr, labelled `memory:`. Counting is switched on
+//! only around those measurements, so timings carry no instrumentation cost.
+//!
+//! The generated collection is deterministic (fixed seed): a ~20,000-word vocabulary made of the
+//! real words of the shipped insights (most frequent first) followed by pronounceable
+//! pseudo-words, word ranks drawn with P(rank r) ∝ 1/r^1.07, realistic field lengths, written as
+//! 100 TOML files of 1,000 insights in the format of `data/insights.toml`.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::OnceCell;
+use std::collections::{HashMap, HashSet};
+use std::fmt::Write as _;
+use std::hint::black_box;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicIsize, Ordering};
+use std::time::{Duration, Instant};
+
+use bm25::{Language, SearchEngine, SearchEngineBuilder};
+use criterion::{Criterion, SamplingMode};
+use insight_bot::library::Library;
+use insight_bot::search::SearchIndex;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde::Deserialize;
+use toml::Spanned;
+
+// ---------------------------------------------------------------------------------------------
+// Counting allocator
+// ---------------------------------------------------------------------------------------------
+
+/// Wraps the system allocator; while `COUNTING` is on, tracks live bytes and their peak.
+struct CountingAlloc;
+
+static COUNTING: AtomicBool = AtomicBool::new(false);
+/// Live bytes allocated since counting was switched on (frees of older blocks can make it < 0).
+static CURRENT: AtomicIsize = AtomicIsize::new(0);
+static PEAK: AtomicIsize = AtomicIsize::new(0);
+
+#[global_allocator]
+static GLOBAL: CountingAlloc = CountingAlloc;
+
+#[inline]
+fn grew(bytes: usize) {
+    if COUNTING.load(Ordering::Relaxed) {
+        let now = CURRENT.fetch_add(bytes as isize, Ordering::Relaxed) + bytes as isize;
+        PEAK.fetch_max(now, Ordering::Relaxed);
+    }
+}
+
+#[inline]
+fn shrank(bytes: usize) {
+    if COUNTING.load(Ordering::Relaxed) {
+        CURRENT.fetch_sub(bytes as isize, Ordering::Relaxed);
+    }
+}
+
+unsafe impl GlobalAlloc for CountingAlloc {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let p = System.alloc(layout);
+        if !p.is_null() {
+            grew(layout.size());
+        }
+        p
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        let p = System.alloc_zeroed(layout);
+        if !p.is_null() {
+            grew(layout.size());
+        }
+        p
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        System.dealloc(ptr, layout);
+        shrank(layout.size());
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        let p = System.realloc(ptr, layout, new_size);
+        if !p.is_null() {
+            if new_size >= layout.size() {
+                grew(new_size - layout.size());
+            } else {
+                shrank(layout.size() - new_size);
+            }
+        }
+        p
+    }
+}
+
+/// Runs `f` with allocation counting on; returns its value, the peak heap growth during the call
+/// and the heap growth still live when it returned (bytes, relative to the start).
+fn measure_heap<T>(f: impl FnOnce() -> T) -> (T, isize, isize) {
+    COUNTING.store(false, Ordering::SeqCst);
+    CURRENT.store(0, Ordering::SeqCst);
+    PEAK.store(0, Ordering::SeqCst);
+    COUNTING.store(true, Ordering::SeqCst);
+    let value = f();
+    COUNTING.store(false, Ordering::SeqCst);
+    let peak = PEAK.load(Ordering::SeqCst);
+    let retained = CURRENT.load(Ordering::SeqCst);
+    (value, peak, retained)
+}
+
+fn mib(bytes: impl Into<f64>) -> f64 {
+    bytes.into() / (1024.0 * 1024.0)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Questions
+// ---------------------------------------------------------------------------------------------
+
+/// (bench name, question). The last one is off topic: it must get "no close match", fast.
+const QUESTIONS: &[(&str, &str)] = &[
+    ("micromanaging", "How do I stop micromanaging?"),
+    ("director_day", "What does a director actually do all day?"),
+    (
+        "startup_50_people",
+        "my startup grew to 50 people and I feel lost",
+    ),
+    (
+        "back_to_ic",
+        "Can I go back to being an engineer after managing a team?",
+    ),
+    ("off_topic_movie", "Recommend a movie for tonight"),
+];
+
+/// How many matches a question asks for (the bot shows the best and offers a couple more).
+const LIMIT: usize = 3;
+
+// ---------------------------------------------------------------------------------------------
+// The generated collection
+// ---------------------------------------------------------------------------------------------
+
+const SEED: u64 = 0x1d5e_b07_2024;
+const GENERATED: usize = 100_000;
+const FILES: usize = 100;
+const VOCABULARY: usize = 20_000;
+const ZIPF_EXPONENT: f64 = 1.07;
+const TOPICS: usize = 300;
+
+/// Samples ranks 0..n with P(rank r) ∝ 1/(r+1)^s, by binary search in the cumulative weights.
+struct Zipf {
+    cumulative: Vec<f64>,
+}
+
+impl Zipf {
+    fn new(n: usize, s: f64) -> Zipf {
+        let mut total = 0.0;
+        let cumulative = (1..=n)
+            .map(|r| {
+                total += 1.0 / (r as f64).powf(s);
+                total
+            })
+            .collect();
+        Zipf { cumulative }
+    }
+
+    fn sample(&self, rng: &mut StdRng) -> usize {
+        let total = *self.cumulative.last().unwrap();
+        let u = rng.gen::<f64>() * total;
+        self.cumulative
+            .partition_point(|&c| c < u)
+            .min(self.cumulative.len() - 1)
+    }
+}
+
+struct GenInsight {
+    id: String,
+    title: String,
+    text: String,
+    topics: Vec<String>,
+    asks: Vec<String>,
+    source_title: String,
+    publisher: String,
+}
+
+struct Corpus {
+    insights: Vec<GenInsight>,
+    /// The collection as TOML files, as `Library::load` would read them from a directory.
+    sources: Vec<(PathBuf, String)>,
+    toml_bytes: usize,
+}
+
+fn shipped() -> Library {
+    Library::load(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/data")))
+        .unwrap_or_else(|e| panic!("the shipped collection does not load:\n{e}"))
+}
+
+/// The real words of the shipped insights (titles, texts, asks), most frequent first.
+fn real_words(library: &Library) -> Vec<String> {
+    let mut counts: HashMap<String, usize> = HashMap::new();
+    for insight in library.insights() {
+        let fields = [&insight.title, &insight.text]
+            .into_iter()
+            .chain(insight.asks.iter());
+        for field in fields {
+            for word in field.split(|c: char| !(c.is_alphanumeric() || c == '\'')) {
+                let word = word.trim_matches('\'').to_lowercase();
+                if !word.is_empty() {
+                    *counts.entry(word).or_default() += 1;
+                }
+            }
+        }
+    }
+    let mut words: Vec<(String, usize)> = counts.into_iter().collect();
+    words.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    words.into_iter().map(|(w, _)| w).collect()
+}
+
+/// A pronounceable pseudo-word of `syllables` syllables (a range), lowercase ASCII.
+fn pseudo_word(rng: &mut StdRng, syllables: std::ops::RangeInclusive<usize>) -> String {
+    let syllables = rng.gen_range(syllables);
+    const ONSETS: &[&str] = &[
+        "b", "c", "d", "f", "g", "h", "j", "k", "l", "m", "n", "p", "r", "s", "t", "v", "w", "z",
+        "br", "cr", "dr", "fl", "gr", "pl", "pr", "st", "tr", "ch", "sh", "th", "",
+    ];
+    const VOWELS: &[&str] = &[
+        "a", "e", "i", "o", "u", "a", "e", "o", "ai", "ea", "ou", "io",
+    ];
+    const CODAS: &[&str] = &[
+        "", "", "", "", "n", "r", "s", "l", "t", "m", "nd", "st", "ck", "rt",
+    ];
+    let mut word = String::new();
+    for _ in 0..syllables {
+        word.push_str(ONSETS[rng.gen_range(0..ONSETS.len())]);
+        word.push_str(VOWELS[rng.gen_range(0..VOWELS.len())]);
+        word.push_str(CODAS[rng.gen_range(0..CODAS.len())]);
+    }
+    word
+}
+
+fn capitalised(word: &str) -> String {
+    let mut chars = word.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}
+
+struct Generator {
+    rng: StdRng,
+    vocabulary: Vec<String>,
+    words: Zipf,
+    topics: Vec<String>,
+    topic_ranks: Zipf,
+    publishers: Vec<String>,
+}
+
+impl Generator {
+    fn new(shipped: &Library) -> Generator {
+        let mut rng = StdRng::seed_from_u64(SEED);
+        let mut vocabulary = real_words(shipped);
+        let mut seen: HashSet<String> = vocabulary.iter().cloned().collect();
+        // Zipf's law of abbreviation: the more frequent pseudo-words are the shorter ones.
+        while vocabulary.len() < VOCABULARY {
+            let syllables = match vocabulary.len() {
+                n if n < 2_000 => 1..=2,
+                n if n < 10_000 => 2..=3,
+                _ => 2..=4,
+            };
+            let word = pseudo_word(&mut rng, syllables);
+            if word.len() >= 2 && seen.insert(word.clone()) {
+                vocabulary.push(word);
+            }
+        }
+
+        // Topics: the shipped ones (most used first), then one- and two-word generated slugs.
+        let mut shipped_topics: Vec<(&str, usize)> = shipped.topics().collect();
+        shipped_topics.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));
+        let mut topics: Vec<String> = shipped_topics.iter().map(|(t, _)| t.to_string()).collect();
+        let mut seen_topics: HashSet<String> = topics.iter().cloned().collect();
+        while topics.len() < TOPICS {
+            let mut slug = pseudo_word(&mut rng, 2..=3);
+            if rng.gen_bool(0.3) {
+                slug.push('-');
+                slug.push_str(&pseudo_word(&mut rng, 1..=3));
+            }
+            if seen_topics.insert(slug.clone()) {
+                topics.push(slug);
+            }
+        }
+        let publishers = (0..40)
+            .map(|_| {
+                let words = rng.gen_range(1..=2);
+                (0..words)
+                    .map(|_| capitalised(&pseudo_word(&mut rng, 2..=3)))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .collect();
+        Generator {
+            rng,
+            vocabulary,
+            words: Zipf::new(VOCABULARY, ZIPF_EXPONENT),
+            topic_ranks: Zipf::new(TOPICS, 1.0),
+            topics,
+            publishers,
+        }
+    }
+
+    fn word(&mut self) -> &str {
+        let rank = self.words.sample(&mut self.rng);
+        &self.vocabulary[rank]
+    }
+
+    /// `n` words, sentence case, no final punctuation; occasional commas.
+    fn phrase(&mut self, n: usize) -> String {
+        let mut out = String::new();
+        for i in 0..n {
+            let comma = i > 0 && i + 1 < n && self.rng.gen_bool(0.06);
+            let word = self.word().to_string();
+            if i == 0 {
+                out.push_str(&capitalised(&word));
+            } else {
+                out.push(' ');
+                out.push_str(&word);
+            }
+            if comma {
+                out.push(',');
+            }
+        }
+        out
+    }
+
+    /// About `n` words of prose in sentences of 6 to 16 words.
+    fn prose(&mut self, n: usize) -> String {
+        let mut out = String::new();
+        let mut left = n;
+        while left > 0 {
+            let mut len = self.rng.gen_range(6..=16).min(left);
+            if left - len < 4 {
+                len = left;
+            }
+            if !out.is_empty() {
+                out.push(' ');
+            }
+            out.push_str(&self.phrase(len));
+            out.push('.');
+            left -= len;
+        }
+        out
+    }
+
+    fn ask(&mut self) -> String {
+        let n = self.rng.gen_range(6..=12);
+        let mut ask = self.phrase(n);
+        // The loader refuses asks over 100 characters: drop trailing words until it fits.
+        while ask.chars().count() > 99 {
+            match ask.rfind(' ') {
+                Some(cut) => ask.truncate(cut),
+                None => break,
+            }
+        }
+        let ask = ask.trim_end_matches(',').to_string();
+        if self.rng.gen_bool(0.7) {
+            ask + "?"
+        } else {
+            ask
+        }
+    }
+
+    fn insight(&mut self, i: usize) -> GenInsight {
+        let title_words = self.rng.gen_range(5..=9);
+        let title = self.phrase(title_words);
+        let text_words = self.rng.gen_range(40..=70);
+        let text = self.prose(text_words);
+        let topic_count = self.rng.gen_range(2..=4);
+        let mut topics: Vec<String> = Vec::with_capacity(topic_count);
+        while topics.len() < topic_count {
+            let topic = &self.topics[self.topic_ranks.sample(&mut self.rng)];
+            if !topics.contains(topic) {
+                topics.push(topic.clone());
+            }
+        }
+        let ask_count = self.rng.gen_range(3..=8);
+        let asks = (0..ask_count).map(|_| self.ask()).collect();
+        let source_words = self.rng.gen_range(3..=8);
+        let source_title = self.phrase(source_words);
+        let publisher = self.publishers[self.rng.gen_range(0..self.publishers.len())].clone();
+        GenInsight {
+            id: format!("gen-{i:06}"),
+            title,
+            text,
+            topics,
+            asks,
+            source_title,
+            publisher,
+        }
+    }
+}
+
+/// A TOML basic string.
+fn push_toml_str(out: &mut String, s: &str) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if c.is_control() => {
+                let _ = write!(out, "\\u{:04X}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+/// One `[[insight]]` entry, in the layout of `data/insights.toml`.
+fn push_toml_insight(out: &mut String, insight: &GenInsight) {
+    out.push_str("[[insight]]\nid = ");
+    push_toml_str(out, &insight.id);
+    out.push_str("\ntitle = ");
+    push_toml_str(out, &insight.title);
+    out.push_str("\ntext = ");
+    push_toml_str(out, &insight.text);
+    out.push_str("\ntopics = [");
+    for (i, topic) in insight.topics.iter().enumerate() {
+        if i > 0 {
+            out.push_str(", ");
+        }
+        push_toml_str(out, topic);
+    }
+    out.push_str("]\nasks = [\n");
+    for ask in &insight.asks {
+        out.push_str("    ");
+        push_toml_str(out, ask);
+        out.push_str(",\n");
+    }
+    out.push_str("]\nsource = { title = ");
+    push_toml_str(out, &insight.source_title);
+    out.push_str(", publisher = ");
+    push_toml_str(out, &insight.publisher);
+    out.push_str(" }\n\n");
+}
+
+fn generate(shipped: &Library) -> Corpus {
+    let started = Instant::now();
+    let mut generator = Generator::new(shipped);
+    let insights: Vec<GenInsight> = (0..GENERATED).map(|i| generator.insight(i)).collect();
+    let per_file = GENERATED.div_ceil(FILES);
+    let sources: Vec<(PathBuf, String)> = insights
+        .chunks(per_file)
+        .enumerate()
+        .map(|(f, chunk)| {
+            let mut text = String::with_capacity(chunk.len() * 1100);
+            text.push_str("# Generated by benches/search.rs: not real insights.\n\n");
+            for insight in chunk {
+                push_toml_insight(&mut text, insight);
+            }
+            (PathBuf::from(format!("generated/gen-{f:03}.toml")), text)
+        })
+        .collect();
+    let toml_bytes = sources.iter().map(|(_, t)| t.len()).sum();
+    let words: usize = insights
+        .iter()
+        .map(|i| {
+            [&i.title, &i.text]
+                .into_iter()
+                .chain(&i.asks)
+                .map(|f| f.split_whitespace().count())
+                .sum::<usize>()
+        })
+        .sum();
+    eprintln!(
+        "generated {GENERATED} insights in {FILES} TOML files ({:.1} MiB of TOML, {:.1} words per \
+         insight in title + text + asks, vocabulary {VOCABULARY} words of which {} real) in {:.2?}",
+        mib(toml_bytes as f64),
+        words as f64 / GENERATED as f64,
+        real_words(shipped).len(),
+        started.elapsed()
+    );
+    Corpus {
+        insights,
+        sources,
+        toml_bytes,
+    }
+}
+
+/// The text the `bm25` crate indexes for one insight: title, text and asks.
+fn bm25_document(insight: &GenInsight) -> String {
+    let mut doc = String::with_capacity(insight.text.len() * 3);
+    doc.push_str(&insight.title);
+    doc.push('\n');
+    doc.push_str(&insight.text);
+    for ask in &insight.asks {
+        doc.push('\n');
+        doc.push_str(ask);
+    }
+    doc
+}
+
+fn build_bm25(documents: &[String]) -> SearchEngine<u32> {
+    SearchEngineBuilder::<u32>::with_corpus(Language::English, documents.iter().cloned()).build()
+}
+
+// ---------------------------------------------------------------------------------------------
+// The loader's file format, mirrored (the loader's own structs are private), so that parsing can
+// be timed apart from validation and indexing.
+// ---------------------------------------------------------------------------------------------
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct RawFile {
+    #[serde(default)]
+    insight: Vec<Spanned<RawInsight>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct RawInsight {
+    id: Option<Spanned<String>>,
+    title: Option<Spanned<String>>,
+    text: Option<Spanned<String>>,
+    topics: Option<Spanned<Vec<String>>>,
+    asks: Option<Spanned<Vec<String>>>,
+    source: Option<Spanned<RawSource>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct RawSource {
+    title: Option<String>,
+    publisher: Option<String>,
+    url: Option<String>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Benchmarks
+// ---------------------------------------------------------------------------------------------
+
+/// Prints, once per question, what the answer was, so a run shows the benches measure real work.
+fn describe_answer(label: &str, library: &Library, question: &str) {
+    let answer = library.ask(question, LIMIT).unwrap();
+    eprintln!(
+        "{label}: {question:?} -> {} (no_close_match: {}, evidence strong {:?} weak {} unknown {})",
+        answer
+            .matches
+            .iter()
+            .map(|m| format!("{} {:.2}", m.insight.id, m.score))
+            .collect::<Vec<_>>()
+            .join(", "),
+        answer.no_close_match,
+        answer.evidence.strong,
+        answer.evidence.weak.len(),
+        answer.evidence.unknown.len(),
+    );
+}
+
+fn main() {
+    let mut c = Criterion::default().configure_from_args();
+
+    // Built on first use, so that a filtered run (`cargo bench --bench search -- ask/shipped`)
+    // does not generate or index 100,000 insights.
+    let shipped_library = OnceCell::new();
+    let shipped = || shipped_library.get_or_init(shipped);
+    let corpus_cell = OnceCell::new();
+    let corpus = || corpus_cell.get_or_init(|| generate(shipped()));
+    let library_cell = OnceCell::new();
+    let library_100k = || {
+        library_cell.get_or_init(|| {
+            let corpus = corpus();
+            let started = Instant::now();
+            let (library, peak, retained) =
+                measure_heap(|| Library::from_sources(&corpus.sources).unwrap());
+            let elapsed = started.elapsed();
+            eprintln!(
+                "memory: load+index {} insights: peak heap {:.1} MiB, retained {:.1} MiB \
+                 (heap growth during Library::from_sources, not counting the {:.1} MiB of TOML \
+                 text it reads; one untimed-by-criterion load took {elapsed:.2?})",
+                library.len(),
+                mib(peak as f64),
+                mib(retained as f64),
+                mib(corpus.toml_bytes as f64),
+            );
+            library
+        })
+    };
+    let documents_cell = OnceCell::new();
+    let bm25_documents =
+        || documents_cell.get_or_init(|| corpus().insights.iter().map(bm25_document).collect());
+    let engine_cell = OnceCell::new();
+    let bm25_engine = || {
+        engine_cell.get_or_init(|| {
+            let documents: &Vec<String> = bm25_documents();
+            let started = Instant::now();
+            let (engine, peak, retained) = measure_heap(|| build_bm25(documents));
+            eprintln!(
+                "memory: bm25 crate SearchEngine over {} insights: peak heap {:.1} MiB, retained \
+                 {:.1} MiB (not counting the {:.1} MiB of input documents; build took {:.2?})",
+                documents.len(),
+                mib(peak as f64),
+                mib(retained as f64),
+                mib(documents.iter().map(String::len).sum::<usize>() as f64),
+                started.elapsed(),
+            );
+            engine
+        })
+    };
+
+    // ---- ask on the shipped collection ----
+    {
+        let mut group = c.benchmark_group("ask/shipped");
+        for &(name, question) in QUESTIONS {
+            let mut described = false;
+            group.bench_function(name, |b| {
+                let library = shipped();
+                if !std::mem::replace(&mut described, true) {
+                    describe_answer("ask/shipped", library, question);
+                }
+                b.iter(|| library.ask(black_box(question), LIMIT).unwrap())
+            });
+        }
+        group.finish();
+    }
+
+    // ---- ask on 100,000 generated insights ----
+    {
+        let mut group = c.benchmark_group("ask/100k");
+        for &(name, question) in QUESTIONS {
+            let mut described = false;
+            group.bench_function(name, |b| {
+                let library = library_100k();
+                if !std::mem::replace(&mut described, true) {
+                    describe_answer("ask/100k", library, question);
+                }
+                b.iter(|| library.ask(black_box(question), LIMIT).unwrap())
+            });
+        }
+        group.finish();
+    }
+
+    // ---- load + index of 100,000 generated insights ----
+    {
+        let mut group = c.benchmark_group("load_index/100k");
+        group.sample_size(10);
+        group.sampling_mode(SamplingMode::Flat);
+        group.warm_up_time(Duration::from_secs(1));
+        group.bench_function("from_sources", |b| {
+            let corpus = corpus();
+            // The memory figures, measured once, outside the timed runs.
+            library_100k();
+            b.iter_with_large_drop(|| Library::from_sources(black_box(&corpus.sources)).unwrap())
+        });
+        group.bench_function("search_index_build", |b| {
+            let library = library_100k();
+            b.iter_with_large_drop(|| SearchIndex::build(black_box(library.insights())))
+        });
+        group.finish();
+    }
+
+    // ---- TOML parsing alone ----
+    {
+        let mut group = c.benchmark_group("toml_parse/100k");
+        group.sample_size(10);
+        group.sampling_mode(SamplingMode::Flat);
+        group.warm_up_time(Duration::from_secs(1));
+        group.bench_function("value", |b| {
+            let corpus = corpus();
+            b.iter_with_large_drop(|| {
+                corpus
+                    .sources
+                    .iter()
+                    .map(|(_, text)| toml::from_str::<toml::Value>(black_box(text)).unwrap())
+                    .collect::<Vec<_>>()
+            })
+        });
+        group.bench_function("typed_spanned", |b| {
+            let corpus = corpus();
+            b.iter_with_large_drop(|| {
+                corpus
+                    .sources
+                    .iter()
+                    .map(|(_, text)| toml::from_str::<RawFile>(black_box(text)).unwrap())
+                    .collect::<Vec<_>>()
+            })
+        });
+        group.finish();
+    }
+
+    // ---- the bm25 crate over the same 100,000 insights ----
+    {
+        let mut group = c.benchmark_group("bm25_crate/index_100k");
+        group.sample_size(10);
+        group.sampling_mode(SamplingMode::Flat);
+        group.warm_up_time(Duration::from_secs(1));
+        group.bench_function("search_engine_build", |b| {
+            let documents = bm25_documents();
+            // The memory figures, measured once, outside the timed runs.
+            bm25_engine();
+            b.iter_with_large_drop(|| build_bm25(black_box(documents)))
+        });
+        group.finish();
+    }
+    {
+        let mut group = c.benchmark_group("bm25_crate/query_100k");
+        for &(name, question) in QUESTIONS {
+            let mut described = false;
+            group.bench_function(name, |b| {
+                let engine = bm25_engine();
+                if !std::mem::replace(&mut described, true) {
+                    let all = engine.search(question, None);
+                    eprintln!(
+                        "bm25_crate/query_100k: {question:?} -> {} documents scored, top {:?}",
+                        all.len(),
+                        all.iter()
+                            .take(LIMIT)
+                            .map(|r| (r.document.id, r.score))
+                            .collect::<Vec<_>>()
+                    );
+                }
+                b.iter(|| engine.search(black_box(question), LIMIT))
+            });
+        }
+        group.finish();
+    }
+
+    c.final_summary();
+}

@@ -1,0 +1,1065 @@
+//! End-to-end tests of the insight of the week: the real bot (`insight_bot::bot::start`) runs
+//! against the fake Discord (`tests/support`) with a `ManualClock`, an admin drives it with
+//! `/weekly set|show|off|post-now` INTERACTION_CREATE dispatches, the test moves the clock by
+//! hand, and each test asserts on what reaches Discord: the ephemeral replies, and the weekly
+//! post itself (`POST /channels/{id}/messages`, sent by the `DiscordPublisher` with a nonce and
+//! `enforce_nonce`). The poster's rules (exactly one post per server and week, catch-up after
+//! downtime, resolving an unconfirmed send, pausing on 403) are unit-tested on the core with a
+//! fake publisher in `tests/poster.rs`; here the same promises are checked through the real
+//! adapter and HTTP: restarts on the same SQLite file, a 500, a 403, a gateway RESUME. Every
+//! test uses its own fake, clock and temporary database, waits with timeouts that say what never
+//! arrived, and ends by asserting that every request body was valid against Discord's OpenAPI
+//! spec (when `DISCORD_OPENAPI_SPEC` is set) and Discord's limits.
+//!
+//! The test week is ISO week 48 of 2026: Monday 23 November, when Europe/London is on GMT, so the
+//! schedule "Monday 09:00 Europe/London" posts at 2026-11-23T09:00:00Z.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use insight_bot::bot::{self, BotSettings, RunningBot};
+use insight_bot::clock::{Clock, ManualClock};
+use insight_bot::config::Token;
+use insight_bot::library::{Insight, Library};
+use insight_bot::poster::PosterOptions;
+use insight_bot::schedule::{WeekKey, WeeklySchedule};
+use insight_bot::store::{Claim, PostRecord, PostSource, Store, WeeklySettings};
+use serde_json::{json, Value};
+use support::payloads::{
+    self, opt_channel, opt_string, opt_subcommand, slash_command, InteractionBuilder,
+    ADMIN_ROLE_ID, APP_ID, BOT_USER_ID, EMBED_LINKS, EVERYONE_ROLE_ID, GUILD_ID, MANAGE_GUILD,
+    MEMBER_PERMISSIONS, SEND_MESSAGES, WEEKLY_CHANNEL_ID,
+};
+use support::{FakeDiscord, RecordedRequest, TOKEN, WAIT};
+use tempfile::TempDir;
+
+// ---------------------------------------------------------------------------------------------
+// The test world
+
+/// The weekly post's embed title, as people see it.
+const WEEKLY_TITLE: &str = "Leadership insight of the week";
+/// How soon the post must follow the clock reaching its slot.
+const PROMPT: Duration = Duration::from_secs(2);
+/// How long "nothing happens" is watched for.
+const QUIET: Duration = Duration::from_secs(1);
+/// The ephemeral bit of message flags.
+const EPHEMERAL: u64 = 1 << 6;
+
+/// Sunday noon, the day before the slot: where most tests start.
+const SUNDAY_NOON: &str = "2026-11-22T12:00:00Z";
+/// Monday 2026-11-23 09:00 in Europe/London (GMT): the slot of ISO week 48.
+const SLOT: &str = "2026-11-23T09:00:00Z";
+const WEEK: WeekKey = WeekKey {
+    year: 2026,
+    week: 48,
+};
+
+fn at(rfc3339: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(rfc3339)
+        .unwrap_or_else(|e| panic!("bad instant {rfc3339}: {e}"))
+        .with_timezone(&Utc)
+}
+
+fn minutes(n: i64) -> chrono::Duration {
+    chrono::Duration::minutes(n)
+}
+
+/// "Mondays at 09:00 in Europe/London".
+fn monday_9_london() -> WeeklySchedule {
+    WeeklySchedule::parse("monday", "09:00", "Europe/London").expect("a valid schedule")
+}
+
+/// The shipped collection (`data/`), loaded once.
+fn library() -> Arc<Library> {
+    static LIBRARY: OnceLock<Arc<Library>> = OnceLock::new();
+    LIBRARY
+        .get_or_init(|| {
+            let path = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/data"));
+            Arc::new(Library::load(path).unwrap_or_else(|e| panic!("load {path:?}: {e}")))
+        })
+        .clone()
+}
+
+/// The insight whose full text is `text`.
+fn insight_with_text(text: &str) -> Insight {
+    library()
+        .insights()
+        .iter()
+        .find(|i| i.text == text)
+        .unwrap_or_else(|| panic!("the post's description is no insight's full text: {text:?}"))
+        .clone()
+}
+
+/// Fast retries, so a 500 costs milliseconds.
+fn fast_options() -> PosterOptions {
+    PosterOptions {
+        first_backoff: Duration::from_millis(20),
+        retry_later: Duration::from_secs(60),
+        ..Default::default()
+    }
+}
+
+/// The week label of the footer: "Week 48 · 2026".
+fn week_label(week: WeekKey) -> String {
+    format!("Week {} · {}", week.week, week.year)
+}
+
+// ---------------------------------------------------------------------------------------------
+// The harness: one fake, one manual clock, one database file, the bot started and restarted on
+// them.
+
+struct Harness {
+    fake: FakeDiscord,
+    clock: Arc<ManualClock>,
+    db: PathBuf,
+    store: Arc<Store>,
+    bot: Option<RunningBot>,
+    _dir: TempDir,
+}
+
+impl Harness {
+    /// A fake Discord, a clock at `now` and a fresh database; the bot is not started.
+    async fn new(now: &str) -> Harness {
+        let fake = FakeDiscord::start().await;
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let db = dir.path().join("insight-bot.db");
+        let store = Arc::new(Store::open(&db).unwrap_or_else(|e| panic!("open {db:?}: {e}")));
+        Harness {
+            fake,
+            clock: Arc::new(ManualClock::new(at(now))),
+            db,
+            store,
+            bot: None,
+            _dir: dir,
+        }
+    }
+
+    /// `new` and `start`.
+    async fn started(now: &str) -> Harness {
+        let mut h = Harness::new(now).await;
+        h.start().await;
+        h
+    }
+
+    /// Starts the bot on the current database file and waits until it has identified and
+    /// registered its commands (poise handles no interaction before that).
+    async fn start(&mut self) {
+        assert!(self.bot.is_none(), "the bot is running already");
+        let mark = self.fake.mark();
+        let identifies = self.fake.gateway_stats().identifies;
+        let settings = BotSettings {
+            token: Token::parse(TOKEN).expect("the fake's token parses"),
+            library: library(),
+            guild_id: None,
+            api_base: Some(self.fake.base_url()),
+            store: Arc::clone(&self.store),
+            clock: Arc::clone(&self.clock) as Arc<dyn Clock>,
+            poster_options: fast_options(),
+        };
+        let bot = match tokio::time::timeout(WAIT, bot::start(settings)).await {
+            Ok(Ok(bot)) => bot,
+            Ok(Err(e)) => panic!("the bot did not start: {e}"),
+            Err(_) => panic!("insight_bot::bot::start did not return within {WAIT:?}"),
+        };
+        self.bot = Some(bot);
+        self.fake
+            .wait_for_gateway("the bot's IDENTIFY answered with READY", WAIT, |s| {
+                s.identifies > identifies && s.session_live
+            })
+            .await;
+        let route = format!("/applications/{APP_ID}/commands");
+        self.fake
+            .wait_for_request_since(
+                mark,
+                &format!("the command registration (PUT {route}) answered 200"),
+                WAIT,
+                |r| r.is("PUT", &route) && r.status == 200,
+            )
+            .await;
+    }
+
+    /// Shuts the bot down cleanly (within [`WAIT`]).
+    async fn stop(&mut self) {
+        let bot = self.bot.take().expect("the bot is running");
+        match tokio::time::timeout(WAIT, bot.shutdown()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => panic!("RunningBot::shutdown returned an error: {e}"),
+            Err(_) => panic!("RunningBot::shutdown did not return within {WAIT:?}"),
+        }
+    }
+
+    /// A process restart: stop, open the same database file again, start.
+    async fn restart(&mut self) {
+        self.stop().await;
+        self.store =
+            Arc::new(Store::open(&self.db).unwrap_or_else(|e| panic!("reopen {:?}: {e}", self.db)));
+        self.start().await;
+    }
+
+    /// Stops the bot and checks every request body it sent.
+    async fn finish(mut self) {
+        if self.bot.is_some() {
+            self.stop().await;
+        }
+        self.fake.assert_all_bodies_valid();
+    }
+
+    fn bot(&self) -> &RunningBot {
+        self.bot.as_ref().expect("the bot is running")
+    }
+
+    /// One pass of the running bot's poster, run to completion: after it, whatever was due has
+    /// been sent (a barrier before checking that nothing was).
+    async fn poster_pass(&self) {
+        tokio::time::timeout(WAIT, self.bot().poster().tick())
+            .await
+            .unwrap_or_else(|_| panic!("a weekly poster pass did not finish within {WAIT:?}"))
+            .unwrap_or_else(|e| panic!("the weekly poster could not read the store: {e}"));
+    }
+
+    // -- interactions -----------------------------------------------------------------------
+
+    /// Dispatches `interaction` and returns the text of the bot's (only) reply, after checking
+    /// that it is ephemeral and pings nobody. A deferred reply (callback type 5) is followed to
+    /// the follow-up message that completes it.
+    async fn reply(&self, interaction: &Value) -> String {
+        let mark = self.fake.mark();
+        self.fake
+            .dispatch("INTERACTION_CREATE", interaction.clone())
+            .await;
+        let callback = self.fake.wait_for_callback(interaction, WAIT).await;
+        let body = callback.json();
+        assert_eq!(
+            callback.status,
+            204,
+            "the callback was refused: {}\n  body: {}",
+            callback.describe(),
+            callback.body_text()
+        );
+        let data = &body["data"];
+        assert_ne!(
+            data["flags"].as_u64().unwrap_or(0) & EPHEMERAL,
+            0,
+            "the /weekly reply must be ephemeral: {body:#}"
+        );
+        let message = match body["type"].as_u64() {
+            Some(4) => data.clone(),
+            Some(5) => {
+                let token = interaction["token"].as_str().expect("token");
+                let webhook = format!("/webhooks/{APP_ID}/{token}");
+                self.fake
+                    .wait_for_request_since(
+                        mark,
+                        &format!("the reply completing the deferred interaction ({webhook})"),
+                        WAIT,
+                        |r| r.is("*", &webhook) && r.method != "GET",
+                    )
+                    .await
+                    .json()
+                    .clone()
+            }
+            other => panic!("unexpected callback type {other:?}: {body:#}"),
+        };
+        assert_eq!(
+            message["allowed_mentions"]["parse"],
+            json!([]),
+            "a reply must ping nobody: {message:#}"
+        );
+        message["content"]
+            .as_str()
+            .unwrap_or_else(|| panic!("the reply has no text: {message:#}"))
+            .to_string()
+    }
+
+    /// `/weekly <sub> <options>` by the admin (Manage Server), answered; its text.
+    async fn weekly(&self, sub: &str, options: Vec<Value>) -> String {
+        self.reply(&weekly(sub, options).build()).await
+    }
+
+    /// The value Discord sends for `day:<name>` of `/weekly set` (poise registers the days as
+    /// integer choices), read from the registered command.
+    fn day(&self, name: &str) -> Value {
+        let commands = self.fake.registered_commands(None);
+        let choices = weekly_command(&commands)["options"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|o| o["name"] == "set")
+            .and_then(|set| set["options"].as_array())
+            .into_iter()
+            .flatten()
+            .find(|o| o["name"] == "day")
+            .unwrap_or_else(|| panic!("/weekly set has no day option: {commands:#?}"))["choices"]
+            .clone();
+        let choice = choices
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|c| c["name"] == name)
+            .unwrap_or_else(|| panic!("day:{name} is not a choice: {choices}"))
+            .clone();
+        let mut option = json!({"name": "day", "type": 4});
+        option["value"] = choice["value"].clone();
+        option
+    }
+
+    /// `/weekly set channel:#weekly day:Monday time:09:00 timezone:Europe/London`; its text.
+    async fn set_monday_9_london(&self) -> String {
+        let options = vec![
+            opt_channel("channel", WEEKLY_CHANNEL_ID),
+            self.day("Monday"),
+            opt_string("time", "09:00"),
+            opt_string("timezone", "Europe/London"),
+        ];
+        self.weekly("set", options).await
+    }
+
+    // -- the weekly channel -----------------------------------------------------------------
+
+    /// The weekly posts (`POST /channels/{weekly}/messages`) from `mark` on.
+    fn posts_since(&self, mark: usize) -> Vec<RecordedRequest> {
+        self.fake
+            .requests()
+            .into_iter()
+            .skip(mark)
+            .filter(is_weekly_post)
+            .collect()
+    }
+
+    /// Waits (briefly: the poster must be prompt) for the `n`th weekly post from `mark` on.
+    async fn wait_for_post(&self, mark: usize, n: usize, why: &str) -> RecordedRequest {
+        let mut from = mark;
+        let mut found = None;
+        for i in 1..=n {
+            let what = format!(
+                "weekly post #{i} (POST /channels/{WEEKLY_CHANNEL_ID}/messages) {why}, within {PROMPT:?}"
+            );
+            let post = self
+                .fake
+                .wait_for_request_since(from, &what, PROMPT, is_weekly_post)
+                .await;
+            from = post.index + 1;
+            found = Some(post);
+        }
+        found.expect("n >= 1")
+    }
+
+    /// Asserts that no weekly post arrives from `mark` on, watching for [`QUIET`].
+    async fn assert_no_post_since(&self, mark: usize, why: &str) {
+        self.fake
+            .assert_no_request_since(
+                mark,
+                &format!("weekly post to #weekly {why}"),
+                QUIET,
+                is_weekly_post,
+            )
+            .await;
+    }
+
+    /// The messages in #weekly whose embed is a weekly post (as the fake stores them).
+    fn weekly_messages(&self) -> Vec<Value> {
+        self.fake
+            .channel_messages(WEEKLY_CHANNEL_ID)
+            .into_iter()
+            .filter(|m| {
+                m["embeds"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|e| e["title"] == WEEKLY_TITLE)
+            })
+            .collect()
+    }
+
+    // -- the store ----------------------------------------------------------------------------
+
+    fn settings(&self) -> Option<WeeklySettings> {
+        self.store
+            .weekly(GUILD_ID)
+            .unwrap_or_else(|e| panic!("read the weekly settings: {e}"))
+    }
+
+    fn post(&self, week: WeekKey) -> Option<PostRecord> {
+        self.store
+            .post(GUILD_ID, week)
+            .unwrap_or_else(|e| panic!("read the post of {week}: {e}"))
+    }
+
+    /// Waits until the post of `week` is confirmed in the store; its record.
+    async fn wait_for_confirmed(&self, week: WeekKey, why: &str) -> PostRecord {
+        let mut record = None;
+        wait_until(
+            &format!("the post of {week} confirmed in the store {why}"),
+            || {
+                record = self.post(week).filter(PostRecord::is_confirmed);
+                record.is_some()
+            },
+        )
+        .await;
+        record.expect("checked above")
+    }
+}
+
+/// Polls `done` every 10 ms until it holds; panics after [`WAIT`] saying `what` never happened.
+async fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !done() {
+        if start.elapsed() > WAIT {
+            panic!("timed out after {WAIT:?}: {what} never happened");
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+fn is_weekly_post(r: &RecordedRequest) -> bool {
+    r.method == "POST" && r.path == format!("/api/v10/channels/{WEEKLY_CHANNEL_ID}/messages")
+}
+
+/// `/weekly <sub>` by ada, the admin (Manage Server), in #general.
+fn weekly(sub: &str, options: Vec<Value>) -> InteractionBuilder {
+    slash_command("weekly", vec![opt_subcommand(sub, options)]).by_admin()
+}
+
+/// The registered `/weekly` command.
+fn weekly_command(commands: &[Value]) -> &Value {
+    commands
+        .iter()
+        .find(|c| c["name"] == "weekly")
+        .unwrap_or_else(|| panic!("/weekly is not registered: {commands:#?}"))
+}
+
+/// Checks a weekly post's body: the fixed title, an insight's full text, the week's footer, no
+/// pings, a nonce Discord accepts with `enforce_nonce`. Returns the insight.
+fn check_post_body(post: &RecordedRequest, week: WeekKey) -> Insight {
+    let body = post.json();
+    let embeds = body["embeds"].as_array().map(Vec::as_slice).unwrap_or(&[]);
+    assert_eq!(embeds.len(), 1, "the weekly post has one embed: {body:#}");
+    let embed = &embeds[0];
+    assert_eq!(embed["title"], WEEKLY_TITLE, "{body:#}");
+    let insight = insight_with_text(embed["description"].as_str().unwrap_or_default());
+    assert_eq!(embed["footer"]["text"], week_label(week), "{body:#}");
+    assert_eq!(
+        body["allowed_mentions"]["parse"],
+        json!([]),
+        "the weekly post must ping nobody: {body:#}"
+    );
+    let nonce = body["nonce"]
+        .as_str()
+        .unwrap_or_else(|| panic!("the weekly post needs a string nonce: {body:#}"));
+    assert!(
+        !nonce.is_empty() && nonce.chars().count() <= 25,
+        "Discord takes nonces of at most 25 characters: {nonce:?}"
+    );
+    assert_eq!(body["enforce_nonce"], true, "{body:#}");
+    insight
+}
+
+/// A message the bot posted in an earlier run: its weekly post of `week` in #weekly.
+fn earlier_weekly_post(week: WeekKey, nonce: &str) -> (u64, Value) {
+    let id = payloads::next_snowflake();
+    let mut message = payloads::message(
+        id,
+        WEEKLY_CHANNEL_ID,
+        Some(GUILD_ID),
+        payloads::bot_user(),
+        "",
+    );
+    let library = library();
+    let insight = &library.insights()[0];
+    message["embeds"] = json!([{
+        "type": "rich",
+        "title": WEEKLY_TITLE,
+        "description": insight.text,
+        "footer": {"text": week_label(week)},
+    }]);
+    message["nonce"] = json!(nonce);
+    (id, message)
+}
+
+/// The schedule as an earlier run stored it: Monday 09:00 London in #weekly, active since
+/// `since`.
+fn store_schedule(store: &Store, since: &str) {
+    store
+        .set_weekly(GUILD_ID, WEEKLY_CHANNEL_ID, &monday_9_london(), at(since))
+        .unwrap_or_else(|e| panic!("set the schedule: {e}"));
+}
+
+/// A claim of `week` whose send was started (`record_attempt` with no error) but never
+/// confirmed: what a crash between the send and its confirmation leaves.
+fn store_started_send(store: &Store, week: WeekKey, now: &str) -> PostRecord {
+    let library = library();
+    let ids: Vec<&str> = library.insights().iter().map(|i| i.id.as_str()).collect();
+    let claim = store
+        .claim(
+            GUILD_ID,
+            week,
+            WEEKLY_CHANNEL_ID,
+            &ids,
+            PostSource::Schedule,
+            &mut rand::thread_rng(),
+            at(now),
+        )
+        .unwrap_or_else(|e| panic!("claim {week}: {e}"));
+    assert!(matches!(claim, Some(Claim::Claimed(_))), "{claim:?}");
+    store
+        .record_attempt(GUILD_ID, week, at(now), None, None)
+        .unwrap_or_else(|e| panic!("record the attempt: {e}"))
+}
+
+// ---------------------------------------------------------------------------------------------
+// 1. Set up, then the post at the slot
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn set_confirms_the_schedule_and_the_slot_posts_exactly_once() {
+    let h = Harness::started(SUNDAY_NOON).await;
+
+    let text = h.set_monday_9_london().await;
+    let slot = at(SLOT);
+    for part in [
+        "Monday at 09:00".to_string(),
+        "Europe/London".to_string(),
+        format!("<#{WEEKLY_CHANNEL_ID}>"),
+        // The next post, in the server's zone and as a Discord timestamp.
+        "Monday 23 November 2026, 09:00 GMT".to_string(),
+        format!("<t:{}:F>", slot.timestamp()),
+    ] {
+        assert!(
+            text.contains(&part),
+            "the confirmation should contain {part:?}: {text}"
+        );
+    }
+    let settings = h.settings().expect("the schedule is stored");
+    assert_eq!(
+        (settings.channel_id, settings.schedule, settings.enabled),
+        (WEEKLY_CHANNEL_ID, monday_9_london(), true)
+    );
+
+    let mark = h.fake.mark();
+    h.clock.set(slot);
+    let post = h
+        .wait_for_post(mark, 1, "when the clock reaches Monday 09:00 London")
+        .await;
+    assert_eq!(post.status, 200, "{}", post.describe());
+    let insight = check_post_body(&post, WEEK);
+    let record = h.wait_for_confirmed(WEEK, "after the post").await;
+    assert_eq!(
+        record.insight_id, insight.id,
+        "the claimed insight is posted"
+    );
+    assert_eq!(post.json()["nonce"], record.nonce.as_str());
+    let messages = h.weekly_messages();
+    assert_eq!(messages.len(), 1, "{messages:#?}");
+    assert_eq!(
+        record.message_id.map(|id| id.to_string()).as_deref(),
+        messages[0]["id"].as_str(),
+        "the store confirms the message Discord created"
+    );
+
+    // Minutes later: still exactly one.
+    h.clock.advance(minutes(5));
+    h.poster_pass().await;
+    h.assert_no_post_since(post.index + 1, "after the week's post")
+        .await;
+    assert_eq!(h.posts_since(mark).len(), 1);
+    h.finish().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// 2. Invalid input
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_time_or_zone_is_refused_with_an_example_and_nothing_is_stored() {
+    let h = Harness::started(SUNDAY_NOON).await;
+    for (time, zone, bad, example) in [
+        ("25:00", "Europe/London", "25:00", "09:00"),
+        ("9am", "Europe/London", "9am", "09:00"),
+        ("09:00", "Mars/Olympus", "Mars/Olympus", "Europe/London"),
+    ] {
+        let options = vec![
+            opt_channel("channel", WEEKLY_CHANNEL_ID),
+            h.day("Monday"),
+            opt_string("time", time),
+            opt_string("timezone", zone),
+        ];
+        let text = h.weekly("set", options).await;
+        assert!(
+            text.contains(bad) && text.contains(example),
+            "time:{time} timezone:{zone} should be refused naming {bad:?} with an example \
+             ({example:?}): {text}"
+        );
+        assert!(!text.contains("Done"), "{text}");
+        assert!(h.settings().is_none(), "nothing may be stored for {bad:?}");
+    }
+    let shown = h.weekly("show", vec![]).await;
+    assert!(
+        shown.contains("No weekly post is set up"),
+        "/weekly show after refused input: {shown}"
+    );
+    h.finish().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// 3. Permissions
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn set_names_exactly_the_permissions_the_bot_lacks_in_the_channel() {
+    let h = Harness::started(SUNDAY_NOON).await;
+    let channel = || payloads::guild_text_channel(WEEKLY_CHANNEL_ID, GUILD_ID, "weekly");
+
+    // A member overwrite for the bot denies both.
+    h.fake.add_channel(payloads::with_overwrite(
+        channel(),
+        BOT_USER_ID,
+        1,
+        0,
+        SEND_MESSAGES | EMBED_LINKS,
+    ));
+    let text = h.set_monday_9_london().await;
+    assert!(
+        text.contains("Send Messages") && text.contains("Embed Links"),
+        "the reply should name Send Messages and Embed Links: {text}"
+    );
+    assert!(!text.contains("View Channel"), "{text}");
+    assert!(h.settings().is_none(), "nothing may be stored");
+
+    // The @everyone role (the bot's only role) may not embed links: only that is missing.
+    h.fake.add_channel(payloads::with_overwrite(
+        channel(),
+        EVERYONE_ROLE_ID,
+        0,
+        0,
+        EMBED_LINKS,
+    ));
+    let text = h.set_monday_9_london().await;
+    assert!(text.contains("Embed Links"), "{text}");
+    assert!(
+        !text.contains("Send Messages") && !text.contains("View Channel"),
+        "only Embed Links is missing: {text}"
+    );
+    assert!(h.settings().is_none(), "nothing may be stored");
+
+    // An admin role overwrite does not concern the bot: set works.
+    h.fake.add_channel(payloads::with_overwrite(
+        channel(),
+        ADMIN_ROLE_ID,
+        0,
+        0,
+        SEND_MESSAGES,
+    ));
+    let text = h.set_monday_9_london().await;
+    assert!(text.contains("Done"), "{text}");
+    assert!(h.settings().is_some());
+    h.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn weekly_needs_manage_server_and_is_registered_for_servers_only() {
+    let h = Harness::started(SUNDAY_NOON).await;
+
+    let commands = h.fake.registered_commands(None);
+    let command = weekly_command(&commands);
+    assert_eq!(
+        command["default_member_permissions"],
+        MANAGE_GUILD.to_string(),
+        "/weekly is hidden from members without Manage Server: {command:#}"
+    );
+    assert_eq!(command["contexts"], json!([0]), "guild only: {command:#}");
+
+    // alice has the ordinary member permissions, without Manage Server.
+    assert_eq!(MEMBER_PERMISSIONS & MANAGE_GUILD, 0);
+    let options = vec![
+        opt_channel("channel", WEEKLY_CHANNEL_ID),
+        h.day("Monday"),
+        opt_string("time", "09:00"),
+        opt_string("timezone", "Europe/London"),
+    ];
+    let by_member = slash_command("weekly", vec![opt_subcommand("set", options)])
+        .member_permissions(MEMBER_PERMISSIONS)
+        .build();
+    let text = h.reply(&by_member).await;
+    assert!(
+        text.contains("Manage Server") && !text.contains("Manage Guild"),
+        "the refusal should name the Manage Server permission: {text}"
+    );
+    assert!(!text.contains("Done"), "{text}");
+    assert!(h.settings().is_none(), "nothing may be stored");
+    h.finish().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// 4. A restart after a send that was started but never confirmed
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_with_an_unconfirmed_send_that_reached_the_channel_does_not_post_again() {
+    let mut h = Harness::new("2026-11-23T09:20:00Z").await;
+    store_schedule(&h.store, "2026-11-20T10:00:00Z");
+    let claim = store_started_send(&h.store, WEEK, "2026-11-23T09:00:00Z");
+    // What the channel holds: last week's post, someone quoting the title, and this week's post
+    // that the earlier run sent but never confirmed.
+    let (_, last_week) = earlier_weekly_post(
+        WeekKey {
+            year: 2026,
+            week: 47,
+        },
+        "older",
+    );
+    h.fake.add_message(last_week);
+    let (sent_id, sent) = earlier_weekly_post(WEEK, &claim.nonce);
+    h.fake.add_message(sent);
+    let mut quote = payloads::message(
+        payloads::next_snowflake(),
+        WEEKLY_CHANNEL_ID,
+        Some(GUILD_ID),
+        payloads::alice(),
+        "",
+    );
+    quote["embeds"] =
+        json!([{"type": "rich", "title": WEEKLY_TITLE, "footer": {"text": week_label(WEEK)}}]);
+    h.fake.add_message(quote);
+
+    h.start().await;
+    let record = h
+        .wait_for_confirmed(WEEK, "from the message found in #weekly")
+        .await;
+    assert_eq!(
+        record.message_id,
+        Some(sent_id),
+        "the bot's own post of this week is the one confirmed"
+    );
+    let read = h
+        .fake
+        .requests_matching(|r| r.is("GET", &format!("/channels/{WEEKLY_CHANNEL_ID}/messages")));
+    assert!(
+        !read.is_empty(),
+        "the bot should have read #weekly's recent messages"
+    );
+    h.assert_no_post_since(0, "when this week's post is already in the channel")
+        .await;
+    h.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_with_an_unconfirmed_send_that_never_arrived_posts_once_with_the_same_nonce() {
+    let mut h = Harness::new("2026-11-23T09:20:00Z").await;
+    store_schedule(&h.store, "2026-11-20T10:00:00Z");
+    let claim = store_started_send(&h.store, WEEK, "2026-11-23T09:00:00Z");
+
+    h.start().await;
+    let post = h
+        .wait_for_post(0, 1, "for the claim an earlier run never got out")
+        .await;
+    let insight = check_post_body(&post, WEEK);
+    assert_eq!(insight.id, claim.insight_id, "the claimed insight is sent");
+    assert_eq!(
+        post.json()["nonce"],
+        claim.nonce.as_str(),
+        "the claim's nonce"
+    );
+    let record = h.wait_for_confirmed(WEEK, "after the resend").await;
+    assert!(record.message_id.is_some());
+    h.poster_pass().await;
+    h.assert_no_post_since(post.index + 1, "after the resend")
+        .await;
+    assert_eq!(h.weekly_messages().len(), 1);
+    h.finish().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// 5. Down across the slot
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn down_across_the_slot_catches_up_once_and_a_restart_does_not_post_again() {
+    // The schedule was set on Friday; the bot was down from before the slot until the afternoon.
+    let mut h = Harness::new("2026-11-23T15:00:00Z").await;
+    store_schedule(&h.store, "2026-11-20T10:00:00Z");
+
+    h.start().await;
+    let post = h.wait_for_post(0, 1, "catching up this week's slot").await;
+    check_post_body(&post, WEEK);
+    h.wait_for_confirmed(WEEK, "after the catch-up post").await;
+
+    h.clock.advance(minutes(60));
+    h.restart().await;
+    h.poster_pass().await;
+    h.assert_no_post_since(post.index + 1, "after a restart in the same week")
+        .await;
+    assert_eq!(h.posts_since(0).len(), 1);
+    assert_eq!(h.weekly_messages().len(), 1);
+    h.finish().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// 6. A server error, then success
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_500_then_success_posts_exactly_one_message() {
+    let h = Harness::started(SUNDAY_NOON).await;
+    h.set_monday_9_london().await;
+    h.fake.fail_next(
+        "POST",
+        &format!("/channels/{WEEKLY_CHANNEL_ID}/messages"),
+        1,
+        500,
+    );
+
+    let mark = h.fake.mark();
+    h.clock.set(at(SLOT));
+    let first = h.wait_for_post(mark, 1, "at the slot").await;
+    let second = h.wait_for_post(mark, 2, "retrying after the 500").await;
+    assert_eq!((first.status, second.status), (500, 200));
+    assert_eq!(
+        first.json()["nonce"],
+        second.json()["nonce"],
+        "a retry of the same post carries the same nonce"
+    );
+    assert_eq!(
+        first.json(),
+        second.json(),
+        "the retry resends the same post"
+    );
+    check_post_body(&second, WEEK);
+    let record = h.wait_for_confirmed(WEEK, "after the retry").await;
+    let messages = h.weekly_messages();
+    assert_eq!(messages.len(), 1, "{messages:#?}");
+    assert_eq!(
+        record.message_id.map(|id| id.to_string()).as_deref(),
+        messages[0]["id"].as_str()
+    );
+    h.poster_pass().await;
+    h.assert_no_post_since(second.index + 1, "after the successful retry")
+        .await;
+    h.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_429_waits_retry_after_then_posts_once_without_pausing() {
+    let h = Harness::started(SUNDAY_NOON).await;
+    h.set_monday_9_london().await;
+    let retry_after = Duration::from_millis(300);
+    h.fake.rate_limit_next(
+        "POST",
+        &format!("/channels/{WEEKLY_CHANNEL_ID}/messages"),
+        1,
+        retry_after,
+    );
+
+    let mark = h.fake.mark();
+    h.clock.set(at(SLOT));
+    let limited = h.wait_for_post(mark, 1, "at the slot").await;
+    let post = h
+        .wait_for_post(mark, 2, "after the 429's retry_after")
+        .await;
+    assert_eq!((limited.status, post.status), (429, 200));
+    let waited = post.received_at - limited.received_at;
+    assert!(
+        waited >= retry_after,
+        "the resend came {waited:?} after the 429, before its retry_after {retry_after:?}"
+    );
+    assert_eq!(limited.json()["nonce"], post.json()["nonce"]);
+    check_post_body(&post, WEEK);
+    h.wait_for_confirmed(WEEK, "after the rate-limited post")
+        .await;
+    assert!(
+        h.settings().is_some_and(|s| s.failure.is_none()),
+        "a 429 is not a channel failure"
+    );
+    assert_eq!(h.weekly_messages().len(), 1);
+    h.finish().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// 7. A 403 pauses the schedule
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_403_pauses_the_schedule_until_set_again() {
+    let h = Harness::started(SUNDAY_NOON).await;
+    h.set_monday_9_london().await;
+    // The bot lost its permission in #weekly: every post there is refused.
+    h.fake.fail_next(
+        "POST",
+        &format!("/channels/{WEEKLY_CHANNEL_ID}/messages"),
+        usize::MAX,
+        403,
+    );
+
+    let mark = h.fake.mark();
+    h.clock.set(at(SLOT));
+    let refused = h.wait_for_post(mark, 1, "at the slot").await;
+    assert_eq!(refused.status, 403, "{}", refused.describe());
+    wait_until("the schedule marked failing in the store", || {
+        h.settings().is_some_and(|s| s.failure.is_some())
+    })
+    .await;
+    let failure = h.settings().and_then(|s| s.failure).expect("failing");
+    assert!(failure.reason.contains("403"), "{failure:?}");
+    assert!(
+        h.post(WEEK).is_none(),
+        "the refused week is not logged as posted"
+    );
+
+    let shown = h.weekly("show", vec![]).await;
+    assert!(
+        shown.contains("Paused") && shown.contains("Missing Permissions"),
+        "/weekly show should show the failure: {shown}"
+    );
+    let refused_now = h.weekly("post-now", vec![]).await;
+    assert!(
+        refused_now.contains("paused"),
+        "post-now while paused: {refused_now}"
+    );
+
+    // A week and two weeks later: not a single request to that channel.
+    let quiet_from = h.fake.mark();
+    for weeks in [1, 2] {
+        h.clock
+            .set(at(SLOT) + chrono::Duration::weeks(weeks) + minutes(1));
+        h.poster_pass().await;
+    }
+    h.fake
+        .assert_no_request_since(
+            quiet_from,
+            "request to the refusing channel while paused",
+            QUIET,
+            |r| r.path.contains(&format!("/channels/{WEEKLY_CHANNEL_ID}")),
+        )
+        .await;
+
+    // Fixed, and set again: the failure is cleared and the next slot posts.
+    h.fake.clear_faults();
+    let text = h.set_monday_9_london().await;
+    assert!(text.contains("Done"), "{text}");
+    let settings = h.settings().expect("set");
+    assert!(settings.failure.is_none(), "{settings:?}");
+    let shown = h.weekly("show", vec![]).await;
+    assert!(!shown.contains("Paused"), "{shown}");
+    let mark = h.fake.mark();
+    let next_slot = at(SLOT) + chrono::Duration::weeks(3);
+    h.clock.set(next_slot);
+    let post = h
+        .wait_for_post(mark, 1, "at the first slot after /weekly set")
+        .await;
+    assert_eq!(post.status, 200);
+    check_post_body(
+        &post,
+        WeekKey {
+            year: 2026,
+            week: 51,
+        },
+    );
+    h.finish().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// 8. Post now
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn post_now_posts_once_and_takes_the_weeks_slot() {
+    // Monday 07:00, two hours before the slot.
+    let h = Harness::started("2026-11-23T07:00:00Z").await;
+    h.set_monday_9_london().await;
+
+    let mark = h.fake.mark();
+    let text = h.weekly("post-now", vec![]).await;
+    let posts = h.posts_since(mark);
+    assert_eq!(posts.len(), 1, "post-now sends one post");
+    check_post_body(&posts[0], WEEK);
+    let messages = h.weekly_messages();
+    assert_eq!(messages.len(), 1);
+    let link = format!(
+        "https://discord.com/channels/{GUILD_ID}/{WEEKLY_CHANNEL_ID}/{}",
+        messages[0]["id"].as_str().expect("message id")
+    );
+    assert!(text.contains(&link), "the reply should link {link}: {text}");
+    let record = h.post(WEEK).expect("logged");
+    assert_eq!(record.source, PostSource::PostNow);
+    assert!(record.is_confirmed());
+
+    let again = h.weekly("post-now", vec![]).await;
+    assert!(
+        again.contains("already posted"),
+        "a second post-now the same week is refused: {again}"
+    );
+    assert_eq!(h.posts_since(mark).len(), 1);
+
+    // The week's scheduled slot posts nothing.
+    h.clock.set(at(SLOT));
+    h.poster_pass().await;
+    h.clock.advance(minutes(5));
+    h.assert_no_post_since(
+        posts[0].index + 1,
+        "at the slot of a week posted with post-now",
+    )
+    .await;
+    h.finish().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// 9. Off, and show with nothing set
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn off_stops_the_post_and_show_says_how_to_set_it_up() {
+    let h = Harness::started(SUNDAY_NOON).await;
+    let shown = h.weekly("show", vec![]).await;
+    assert!(
+        shown.contains("No weekly post is set up") && shown.contains("/weekly set"),
+        "/weekly show with nothing set should say how to set it: {shown}"
+    );
+
+    h.set_monday_9_london().await;
+    let text = h.weekly("off", vec![]).await;
+    assert!(text.contains("off"), "{text}");
+    assert!(!h.settings().expect("kept").enabled);
+    let shown = h.weekly("show", vec![]).await;
+    assert!(shown.contains("off"), "/weekly show when off: {shown}");
+
+    let mark = h.fake.mark();
+    h.clock.set(at(SLOT));
+    h.poster_pass().await;
+    h.clock.advance(minutes(5));
+    h.assert_no_post_since(mark, "at the slot after /weekly off")
+        .await;
+    assert!(h.post(WEEK).is_none());
+    h.finish().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// 10. A gateway reconnect
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_resume_does_not_cause_a_second_post() {
+    let h = Harness::started(SUNDAY_NOON).await;
+    h.set_monday_9_london().await;
+
+    // A reconnect before the slot, then the slot: one post.
+    h.fake.close_gateway(4000);
+    h.fake
+        .wait_for_gateway("the bot to RESUME after close 4000", WAIT, |s| {
+            s.resumed >= 1 && s.session_live
+        })
+        .await;
+    let mark = h.fake.mark();
+    h.clock.set(at(SLOT));
+    let post = h.wait_for_post(mark, 1, "at the slot after a RESUME").await;
+    check_post_body(&post, WEEK);
+    h.wait_for_confirmed(WEEK, "after the post").await;
+
+    // A reconnect after the post: nothing more.
+    h.fake.close_gateway(4000);
+    h.fake
+        .wait_for_gateway("the bot to RESUME a second time", WAIT, |s| {
+            s.resumed >= 2 && s.session_live
+        })
+        .await;
+    h.clock.advance(minutes(5));
+    h.assert_no_post_since(post.index + 1, "after a RESUME in the posted week")
+        .await;
+    assert_eq!(h.posts_since(0).len(), 1);
+    assert_eq!(h.weekly_messages().len(), 1);
+    let stats = h.fake.gateway_stats();
+    assert_eq!(stats.identifies, 1, "resumed, not re-identified: {stats:?}");
+    h.finish().await;
+}
