@@ -15,7 +15,8 @@
 //!   missed weeks are not posted: one late post, never a burst.
 //!
 //! Failures: 5xx and timeouts are retried with backoff, then left for a later wake (the claim keeps
-//! its insight and nonce); a 429 waits `retry_after`; 403/404 (channel deleted, permission lost)
+//! its insight and nonce) until a newer slot of the same server is due, which replaces it; a 429
+//! waits `retry_after` (a bounded number of times); 403/404 (channel deleted, permission lost)
 //! pauses that server's schedule with the reason recorded, so no further requests go there until an
 //! admin runs `/weekly set` again (Discord bans IPs that make too many invalid requests). Posts
 //! for different servers run concurrently (bounded), so one server's trouble never delays another.
@@ -26,7 +27,7 @@
 //! change. The Discord specifics sit behind [`Publisher`], so this module is tested and
 //! benchmarked without Discord.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -228,9 +229,21 @@ impl Poster {
         };
         let mut due = Vec::new();
         let mut retries = Vec::new();
-        let active_ids: HashSet<u64> = active.iter().map(|s| s.guild_id).collect();
+        // Each active server's latest slot week: an unconfirmed claim older than it is stale.
+        let latest_weeks: HashMap<u64, WeekKey> = active
+            .iter()
+            .map(|s| (s.guild_id, s.schedule.latest_slot_at_or_before(now).week))
+            .collect();
         for record in unconfirmed {
-            if !active_ids.contains(&record.guild_id) {
+            let Some(&latest_week) = latest_weeks.get(&record.guild_id) else {
+                continue;
+            };
+            if record.week < latest_week && record.attempts > 0 {
+                // A newer slot has come while this one kept failing: the catch-up rule posts only
+                // the latest slot, so this one is given up (it was tried, and may even have gone
+                // out; the next slot posts normally).
+                tracing::warn!(guild = record.guild_id, week = %record.week, "giving up an unsent weekly post: a newer week's slot is due");
+                self.store.release_claim(record.guild_id, record.week)?;
                 continue;
             }
             match record.retry_at {

@@ -513,6 +513,25 @@ async fn a_rate_limit_waits_retry_after_and_is_not_a_failure() {
 }
 
 #[tokio::test]
+async fn a_post_still_failing_when_the_next_week_comes_is_given_up_for_the_new_one() {
+    let s = setup("2026-11-23T09:00:00Z");
+    s.set(1, 10, "mon", "09:00", "UTC");
+    let errors = (0..3)
+        .map(|_| PublishError::Transient("Discord answered 503".into()))
+        .collect();
+    s.publisher.fail_next(1, errors);
+    s.poster.tick().await.unwrap();
+    assert!(s.publisher.posts().is_empty());
+    // A week later the old slot is still unsent: only the new week posts.
+    s.clock.set(at("2026-11-30T09:00:00Z"));
+    s.poster.tick().await.unwrap();
+    let posts = s.publisher.posts();
+    assert_eq!(posts.len(), 1, "one post, not a backlog");
+    assert_eq!(posts[0].week.to_string(), "2026-W49");
+    assert!(s.store.unconfirmed_posts().unwrap().is_empty());
+}
+
+#[tokio::test]
 async fn a_run_of_rate_limits_ends_and_waits_for_a_later_wake() {
     let s = setup("2026-11-23T09:00:00Z");
     s.set(1, 10, "mon", "09:00", "UTC");
