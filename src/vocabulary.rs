@@ -64,6 +64,9 @@ pub const CONCEPTS: &[(&str, &[&str])] = &[
             "empowerment",
             "bottleneck",
             "get out of their way",
+            "get out of the way",
+            "out of the way",
+            "step aside",
             "rewrite",
             "rewriting",
             "checking their work",
@@ -273,6 +276,9 @@ pub const CONCEPTS: &[(&str, &[&str])] = &[
             "multiplier",
             "force multiplier",
             "lead leads",
+            "other team leads",
+            "other leads",
+            "managing leads",
             "leading leads",
             "mindset",
             "identity",
@@ -381,6 +387,10 @@ pub const CONCEPTS: &[(&str, &[&str])] = &[
             "talent",
             "talented",
         ],
+    ),
+    (
+        "leadership",
+        &["leader", "leaders", "leadership", "leading people"],
     ),
 ];
 

@@ -8,6 +8,9 @@
 //!   share a word with the domain ("how do I delegate DNS to Cloudflare?"). It guards against
 //!   tuning that only fits the dev set; its floors sit just under what was measured when it was
 //!   written (see the README), so a regression fails here.
+//! - `tests/data/holdout_questions.tsv`: 65 questions in the dev set's plain style, written the same
+//!   way by another hand after the ranking was tuned, to measure how it generalises (first
+//!   measurement, before any change: top-1 52/55, top-3 53/55, off-topic 10/10).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -148,14 +151,13 @@ fn dev_questions_meet_the_targets() {
     assert_eq!(s.off_topic_refused, s.off_topic, "{report}");
 }
 
-#[test]
-fn blind_questions_stay_at_their_measured_level() {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/blind_questions.tsv");
-    let lines = read_tsv(&path);
-    let s = score(&lines);
+/// Scores a question set and checks it against floors (percentages).
+fn assert_floors(file: &str, top1: f64, top3: f64, off_topic: f64) {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(file);
+    let s = score(&read_tsv(&path));
     let report = s.failures.join("\n");
     println!(
-        "blind: top-1 {}/{} ({:.0}%), top-3 {}/{} ({:.0}%), off-topic refused {}/{}\n{report}",
+        "{file}: top-1 {}/{} ({:.0}%), top-3 {}/{} ({:.0}%), off-topic refused {}/{}\n{report}",
         s.top1,
         s.on_topic,
         percent(s.top1, s.on_topic),
@@ -165,10 +167,26 @@ fn blind_questions_stay_at_their_measured_level() {
         s.off_topic_refused,
         s.off_topic
     );
-    assert!(percent(s.top1, s.on_topic) >= 85.0, "{report}");
-    assert!(percent(s.top3, s.on_topic) >= 97.0, "{report}");
     assert!(
-        percent(s.off_topic_refused, s.off_topic) >= 70.0,
-        "{report}"
+        percent(s.top1, s.on_topic) >= top1,
+        "{file}: top-1\n{report}"
     );
+    assert!(
+        percent(s.top3, s.on_topic) >= top3,
+        "{file}: top-3\n{report}"
+    );
+    assert!(
+        percent(s.off_topic_refused, s.off_topic) >= off_topic,
+        "{file}: off-topic\n{report}"
+    );
+}
+
+#[test]
+fn blind_questions_stay_at_their_measured_level() {
+    assert_floors("tests/data/blind_questions.tsv", 85.0, 97.0, 70.0);
+}
+
+#[test]
+fn holdout_questions_stay_at_their_measured_level() {
+    assert_floors("tests/data/holdout_questions.tsv", 90.0, 96.0, 90.0);
 }
