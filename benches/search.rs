@@ -24,16 +24,18 @@
 //! pseudo-words, word ranks drawn with P(rank r) ∝ 1/r^1.07, realistic field lengths, written as
 //! 100 TOML files of 1,000 insights in the format of `data/insights.toml`.
 
-use std::alloc::{GlobalAlloc, Layout, System};
+#[path = "common/counting_alloc.rs"]
+mod counting_alloc;
+
 use std::cell::OnceCell;
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicIsize, Ordering};
 use std::time::{Duration, Instant};
 
 use bm25::{Language, SearchEngine, SearchEngineBuilder};
+use counting_alloc::CountingAlloc;
 use criterion::{Criterion, SamplingMode};
 use insight_bot::library::Library;
 use insight_bot::search::SearchIndex;
@@ -42,87 +44,18 @@ use rand::{Rng, SeedableRng};
 use serde::Deserialize;
 use toml::Spanned;
 
-// ---------------------------------------------------------------------------------------------
-// Counting allocator
-// ---------------------------------------------------------------------------------------------
-
-/// Wraps the system allocator; while `COUNTING` is on, tracks live bytes and their peak.
-struct CountingAlloc;
-
-static COUNTING: AtomicBool = AtomicBool::new(false);
-/// Live bytes allocated since counting was switched on (frees of older blocks can make it < 0).
-static CURRENT: AtomicIsize = AtomicIsize::new(0);
-static PEAK: AtomicIsize = AtomicIsize::new(0);
-
 #[global_allocator]
 static GLOBAL: CountingAlloc = CountingAlloc;
-
-#[inline]
-fn grew(bytes: usize) {
-    if COUNTING.load(Ordering::Relaxed) {
-        let now = CURRENT.fetch_add(bytes as isize, Ordering::Relaxed) + bytes as isize;
-        PEAK.fetch_max(now, Ordering::Relaxed);
-    }
-}
-
-#[inline]
-fn shrank(bytes: usize) {
-    if COUNTING.load(Ordering::Relaxed) {
-        CURRENT.fetch_sub(bytes as isize, Ordering::Relaxed);
-    }
-}
-
-unsafe impl GlobalAlloc for CountingAlloc {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let p = System.alloc(layout);
-        if !p.is_null() {
-            grew(layout.size());
-        }
-        p
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        let p = System.alloc_zeroed(layout);
-        if !p.is_null() {
-            grew(layout.size());
-        }
-        p
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        System.dealloc(ptr, layout);
-        shrank(layout.size());
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        let p = System.realloc(ptr, layout, new_size);
-        if !p.is_null() {
-            if new_size >= layout.size() {
-                grew(new_size - layout.size());
-            } else {
-                shrank(layout.size() - new_size);
-            }
-        }
-        p
-    }
-}
 
 /// Runs `f` with allocation counting on; returns its value, the peak heap growth during the call
 /// and the heap growth still live when it returned (bytes, relative to the start).
 fn measure_heap<T>(f: impl FnOnce() -> T) -> (T, isize, isize) {
-    COUNTING.store(false, Ordering::SeqCst);
-    CURRENT.store(0, Ordering::SeqCst);
-    PEAK.store(0, Ordering::SeqCst);
-    COUNTING.store(true, Ordering::SeqCst);
-    let value = f();
-    COUNTING.store(false, Ordering::SeqCst);
-    let peak = PEAK.load(Ordering::SeqCst);
-    let retained = CURRENT.load(Ordering::SeqCst);
-    (value, peak, retained)
+    let (value, used) = counting_alloc::measure(f);
+    (value, used.peak, used.retained)
 }
 
-fn mib(bytes: impl Into<f64>) -> f64 {
-    bytes.into() / (1024.0 * 1024.0)
+fn mib(bytes: f64) -> f64 {
+    counting_alloc::mib(bytes as isize)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -151,7 +84,7 @@ const LIMIT: usize = 3;
 // The generated collection
 // ---------------------------------------------------------------------------------------------
 
-const SEED: u64 = 0x1d5e_b07_2024;
+const SEED: u64 = 0x01d5_eb07_2024;
 const GENERATED: usize = 100_000;
 const FILES: usize = 100;
 const VOCABULARY: usize = 20_000;

@@ -152,20 +152,64 @@ impl LineIndex {
 }
 
 /// Collects problems for one file.
-struct FileCheck<'a> {
-    file: &'a Path,
+struct FileCheck {
+    file: PathBuf,
     lines: LineIndex,
     problems: Vec<Problem>,
 }
 
-impl FileCheck<'_> {
+impl FileCheck {
     fn report(&mut self, span: Range<usize>, reason: impl Into<String>) {
         self.problems.push(Problem {
-            file: self.file.to_path_buf(),
+            file: self.file.clone(),
             line: self.lines.line(span.start),
             reason: reason.into(),
         });
     }
+}
+
+/// Parses and validates one file: its whole insights (with the span of each id) and its problems.
+fn check_file(file: &Path, text: &str) -> (Vec<(Insight, Range<usize>)>, FileCheck) {
+    let mut check = FileCheck {
+        file: file.to_path_buf(),
+        lines: LineIndex::new(text),
+        problems: Vec::new(),
+    };
+    let mut insights = Vec::new();
+    match toml::from_str::<RawFile>(text) {
+        Err(e) => {
+            let span = e.span().unwrap_or(0..0);
+            check.report(span, format!("invalid TOML: {}", e.message().trim()));
+        }
+        Ok(raw) => {
+            for entry in raw.insight {
+                insights.extend(validate(entry, &mut check));
+            }
+        }
+    }
+    (insights, check)
+}
+
+/// `items.iter().map(f)`, spread over the machine's cores in contiguous chunks, in order.
+fn parallel_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(items.len());
+    if threads <= 1 {
+        return items.iter().map(f).collect();
+    }
+    let chunk = items.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let f = &f;
+        let handles: Vec<_> = items
+            .chunks(chunk)
+            .map(|part| scope.spawn(move || part.iter().map(f).collect::<Vec<R>>()))
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+            .collect()
+    })
 }
 
 /// True for a lowercase slug: `a-z`, `0-9`, single hyphens between words.
@@ -235,42 +279,30 @@ impl Library {
     }
 
     /// Parses and validates collections given as (file name, TOML text) pairs.
+    ///
+    /// Files are parsed and validated in parallel (TOML parsing is most of the cost of a large
+    /// collection), then merged in order, which is where duplicate ids are found.
     pub fn from_sources(sources: &[(PathBuf, String)]) -> Result<Library, LoadError> {
+        let checked = parallel_map(sources, |(file, text)| check_file(file, text));
         let mut insights = Vec::new();
         let mut problems = Vec::new();
         // id -> (file, line) of its first definition, so a duplicate names both places.
         let mut first_seen: HashMap<String, (PathBuf, usize)> = HashMap::new();
-        for (file, text) in sources {
-            let mut check = FileCheck {
-                file,
-                lines: LineIndex::new(text),
-                problems: Vec::new(),
-            };
-            match toml::from_str::<RawFile>(text) {
-                Err(e) => {
-                    let span = e.span().unwrap_or(0..0);
-                    check.report(span, format!("invalid TOML: {}", e.message().trim()));
+        for ((file, _), (entries, mut check)) in sources.iter().zip(checked) {
+            for (insight, id_span) in entries {
+                let line = check.lines.line(id_span.start);
+                if let Some((other_file, other_line)) = first_seen.get(&insight.id) {
+                    let reason = format!(
+                        "duplicate id {:?}: already defined at {}:{}",
+                        insight.id,
+                        other_file.display(),
+                        other_line
+                    );
+                    check.report(id_span, reason);
+                    continue;
                 }
-                Ok(raw) => {
-                    for entry in raw.insight {
-                        let Some((insight, id_span)) = validate(entry, &mut check) else {
-                            continue;
-                        };
-                        let line = check.lines.line(id_span.start);
-                        if let Some((other_file, other_line)) = first_seen.get(&insight.id) {
-                            let reason = format!(
-                                "duplicate id {:?}: already defined at {}:{}",
-                                insight.id,
-                                other_file.display(),
-                                other_line
-                            );
-                            check.report(id_span, reason);
-                            continue;
-                        }
-                        first_seen.insert(insight.id.clone(), (file.clone(), line));
-                        insights.push(insight);
-                    }
-                }
+                first_seen.insert(insight.id.clone(), (file.clone(), line));
+                insights.push(insight);
             }
             problems.append(&mut check.problems);
         }
@@ -366,10 +398,7 @@ impl Library {
 
 /// Validates one raw entry, reporting every problem; returns the insight and the span of its id
 /// only when the entry is whole.
-fn validate(
-    entry: Spanned<RawInsight>,
-    check: &mut FileCheck<'_>,
-) -> Option<(Insight, Range<usize>)> {
+fn validate(entry: Spanned<RawInsight>, check: &mut FileCheck) -> Option<(Insight, Range<usize>)> {
     let entry_span = entry.span();
     let raw = entry.into_inner();
     let before = check.problems.len();

@@ -1,31 +1,35 @@
 //! Relevance ranking: which insight answers a person's question, and whether any does.
 //!
-//! Text analysis: Unicode words (`unicode-segmentation`), folded to ASCII (`deunicode`) and
-//! lowercased, NLTK English stop words dropped (`stop-words`), Snowball English stems
-//! (`rust-stemmers`). On top of that a small domain vocabulary ([`crate::vocabulary`]) adds a
-//! *concept* term wherever one of its related words or phrases appears ("let go", "micromanage"
-//! and "delegate" all add `~delegate`), in insights and questions alike. That is how a question
-//! that shares no word with an insight still finds it.
+//! Text analysis: text is folded to ASCII (`deunicode`, so "résumé" meets "resume" and every
+//! script has a form) and lowercased, split into words (runs of letters and digits; an apostrophe
+//! inside a word keeps it whole), NLTK English stop words are dropped (`stop-words`), and words are
+//! stemmed with Snowball English (`rust-stemmers`). On top of that a small domain vocabulary
+//! ([`crate::vocabulary`]) adds a *concept* term wherever one of its related words or phrases
+//! appears ("let go", "micromanage" and "delegate" all add `~delegate`), in insights and questions
+//! alike. That is how a question that shares no word with an insight still finds it.
 //!
 //! Ranking: BM25 (k1 = 1.2, b = 0.75) over one weighted document per insight, where a word counts
 //! more in the title and topics than in the long text, and the curated `asks` count as much as the
-//! text. Scoring walks an inverted index with a dense accumulator, so a question touches only the
-//! insights that share a term with it. The `bm25` crate was measured against this in
-//! `benches/search.rs` (its scorer collects candidates into a hash set and scans each document's
-//! terms linearly, and it has no field weights or concept terms); see the README for the figures.
+//! text. The index is an inverted index of term ids whose postings hold each insight's finished
+//! BM25 term-frequency part, so answering a question is one multiply-add per posting of its terms.
+//! The `bm25` crate was measured against this in `benches/search.rs`: its scorer collects
+//! candidates in a hash set and scans each document's terms linearly, and it has no field weights
+//! or concept terms; ours answers 6-22x faster at 100,000 insights (figures in the README).
 //! Equal scores are ordered by id, so answers are stable.
+//!
+//! Indexing analyses each distinct word once (stem, stop word, concepts) and keeps the result by
+//! word, so a collection of 100,000 insights costs a hash look-up per word, not a stemmer call.
 //!
 //! "No close match" is decided separately from the score, because a BM25 score cannot tell a
 //! stray common word ("best", "time") from a weak but real question. A question is on topic when
 //! it contains at least one *strong* word (a word of the domain vocabulary or one of the
 //! collection's topics) or at least two distinct *weak* words (other words of the collection that
-//! are not everyday English). See [`Evidence`].
+//! are not everyday English), and its meaningful words are not mostly unknown. See [`Evidence`].
 
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 
 use rust_stemmers::{Algorithm, Stemmer};
-use unicode_segmentation::UnicodeSegmentation;
 
 use crate::library::Insight;
 use crate::vocabulary::{CONCEPTS, EVERYDAY_WORDS, KEPT_STOP_WORDS};
@@ -84,7 +88,7 @@ impl<'a> Answer<'a> {
 /// What the question contained that ties it to the collection; the basis of "no close match".
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Evidence {
-    /// Domain-vocabulary words and topics found in the question (stems).
+    /// Domain-vocabulary words and topics found in the question (stems; `~name` for a phrase).
     pub strong: Vec<String>,
     /// Other words of the collection found in the question (stems), everyday words excluded.
     pub weak: Vec<String>,
@@ -105,28 +109,76 @@ impl Evidence {
 
 type TermId = u32;
 
-/// What analysis knows about one distinct lowercase word.
+/// Folds to ASCII and lowercases: after this every text is plain ASCII.
+fn normalise(text: &str) -> String {
+    let folded: Cow<str> = deunicode::deunicode_with_tofu_cow(text, " ");
+    let mut lower = folded.into_owned();
+    lower.make_ascii_lowercase();
+    lower
+}
+
+/// The words of a normalised (ASCII, lowercase) text: runs of letters and digits, with an
+/// apostrophe between two of them kept inside the word ("don't", but "engineers'" -> "engineers").
+fn words(text: &str) -> impl Iterator<Item = &str> {
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    std::iter::from_fn(move || {
+        while i < bytes.len() && !bytes[i].is_ascii_alphanumeric() {
+            i += 1;
+        }
+        if i >= bytes.len() {
+            return None;
+        }
+        let start = i;
+        loop {
+            while i < bytes.len() && bytes[i].is_ascii_alphanumeric() {
+                i += 1;
+            }
+            let joined =
+                i + 1 < bytes.len() && bytes[i] == b'\'' && bytes[i + 1].is_ascii_alphanumeric();
+            if !joined {
+                break;
+            }
+            i += 1;
+        }
+        Some(&text[start..i])
+    })
+}
+
+/// What analysis knows about one distinct word.
 #[derive(Debug, Clone)]
 struct WordInfo {
-    stem: String,
+    /// The stem's term id; `None` only for a question's word whose stem the collection lacks.
+    stem: Option<TermId>,
     stop: bool,
     everyday: bool,
-    /// Concepts this single word triggers.
-    concepts: Vec<usize>,
+    /// Concepts this single word triggers (their term ids).
+    concepts: Vec<TermId>,
     /// Whether some vocabulary phrase starts with this word's stem.
     starts_phrase: bool,
 }
 
-/// Text analysis shared by indexing and questions.
-#[derive(Debug)]
-struct Analyzer {
-    stemmer: StemmerBox,
-    stop_words: HashSet<String>,
-    everyday: HashSet<String>,
-    /// stem -> concepts triggered by that single stem.
-    single: HashMap<String, Vec<usize>>,
-    /// first stem -> (stems of the whole phrase, concept).
-    phrases: HashMap<String, Vec<(Vec<String>, usize)>>,
+/// Term ids and names. Stems are stored as themselves, concepts as `~name`.
+#[derive(Debug, Default)]
+struct Dictionary {
+    ids: HashMap<String, TermId>,
+    names: Vec<String>,
+}
+
+impl Dictionary {
+    fn intern(&mut self, term: &str) -> TermId {
+        if let Some(&id) = self.ids.get(term) {
+            return id;
+        }
+        let id = self.names.len() as TermId;
+        self.ids.insert(term.to_string(), id);
+        self.names.push(term.to_string());
+        id
+    }
+
+    fn get(&self, term: &str) -> Option<TermId> {
+        self.ids.get(term).copied()
+    }
 }
 
 /// `rust_stemmers::Stemmer` is not `Debug`; this wrapper is, so the index can be.
@@ -138,43 +190,50 @@ impl std::fmt::Debug for StemmerBox {
     }
 }
 
-/// The analysed form of one text: stems (stop words removed) and concept hits.
-#[derive(Debug, Default)]
-struct Analysed {
-    stems: Vec<String>,
-    concepts: Vec<usize>,
-}
-
-fn normalise(text: &str) -> String {
-    let folded: Cow<str> = deunicode::deunicode_with_tofu_cow(text, " ");
-    folded.to_lowercase()
+/// Text analysis shared by indexing and questions: stemmer, stop words, everyday words, the
+/// vocabulary's single words and phrases (as term ids), and every word seen while indexing.
+#[derive(Debug)]
+struct Analyzer {
+    stemmer: StemmerBox,
+    stop_words: HashSet<String>,
+    everyday_stems: HashSet<String>,
+    everyday_words: HashSet<&'static str>,
+    /// stem id -> concept term ids triggered by that single stem.
+    single: HashMap<TermId, Vec<TermId>>,
+    /// first stem id -> (stem ids of the whole phrase, concept term id).
+    phrases: HashMap<TermId, Vec<(Vec<TermId>, TermId)>>,
+    /// Every word seen while indexing, analysed once.
+    known_words: HashMap<Box<str>, WordInfo>,
 }
 
 impl Analyzer {
-    fn new() -> Self {
+    fn new(dictionary: &mut Dictionary) -> Self {
         let stemmer = Stemmer::create(Algorithm::English);
         let stop_words: HashSet<String> = stop_words::get(stop_words::LANGUAGE::English)
             .iter()
             .map(|w| normalise(w))
             .filter(|w| !KEPT_STOP_WORDS.contains(&w.as_str()))
             .collect();
-        let stem = |w: &str| stemmer.stem(&normalise(w)).into_owned();
-        let everyday = EVERYDAY_WORDS.iter().map(|w| stem(w)).collect();
-        let mut single: HashMap<String, Vec<usize>> = HashMap::new();
-        let mut phrases: HashMap<String, Vec<(Vec<String>, usize)>> = HashMap::new();
-        for (concept, (_, members)) in CONCEPTS.iter().enumerate() {
+        let everyday_stems = EVERYDAY_WORDS
+            .iter()
+            .map(|w| stemmer.stem(&normalise(w)).into_owned())
+            .collect();
+        let mut single: HashMap<TermId, Vec<TermId>> = HashMap::new();
+        let mut phrases: HashMap<TermId, Vec<(Vec<TermId>, TermId)>> = HashMap::new();
+        for (name, members) in CONCEPTS {
+            let concept = dictionary.intern(&format!("~{name}"));
             for member in *members {
-                let words: Vec<String> = normalise(member)
-                    .unicode_words()
-                    .map(|w| stemmer.stem(w).into_owned())
+                let normalised = normalise(member);
+                let stems: Vec<TermId> = words(&normalised)
+                    .map(|w| dictionary.intern(&stemmer.stem(w)))
                     .collect();
-                match words.as_slice() {
+                match stems.as_slice() {
                     [] => {}
-                    [one] => single.entry(one.clone()).or_default().push(concept),
+                    [one] => single.entry(*one).or_default().push(concept),
                     [first, ..] => phrases
-                        .entry(first.clone())
+                        .entry(*first)
                         .or_default()
-                        .push((words.clone(), concept)),
+                        .push((stems.clone(), concept)),
                 }
             }
         }
@@ -185,54 +244,59 @@ impl Analyzer {
         Analyzer {
             stemmer: StemmerBox(stemmer),
             stop_words,
-            everyday,
+            everyday_stems,
+            everyday_words: EVERYDAY_WORDS.iter().copied().collect(),
             single,
             phrases,
+            known_words: HashMap::new(),
         }
     }
 
-    fn word_info(&self, word: &str) -> WordInfo {
-        let stem = self.stemmer.0.stem(word).into_owned();
+    /// Analyses one word. `stem_id` maps its stem to a term id: interning while indexing, a
+    /// read-only look-up for questions (which must not change the index).
+    fn word_info(&self, word: &str, stem_id: impl FnOnce(&str) -> Option<TermId>) -> WordInfo {
+        let stem_text = self.stemmer.0.stem(word);
+        let stem = stem_id(&stem_text);
         WordInfo {
             stop: self.stop_words.contains(word),
-            everyday: self.everyday.contains(&stem) || EVERYDAY_WORDS.contains(&word),
-            concepts: self.single.get(&stem).cloned().unwrap_or_default(),
-            starts_phrase: self.phrases.contains_key(&stem),
+            everyday: self.everyday_stems.contains(stem_text.as_ref())
+                || self.everyday_words.contains(word),
+            concepts: stem
+                .and_then(|s| self.single.get(&s).cloned())
+                .unwrap_or_default(),
+            starts_phrase: stem.is_some_and(|s| self.phrases.contains_key(&s)),
             stem,
         }
     }
 
-    /// Analyses a text, memoising per-word work in `cache` (collections repeat words a lot).
-    fn analyse(&self, text: &str, cache: &mut HashMap<String, WordInfo>) -> Analysed {
-        let lower = normalise(text);
-        let words: Vec<&str> = lower.unicode_words().collect();
-        let mut out = Analysed::default();
-        for &word in &words {
-            if !cache.contains_key(word) {
-                cache.insert(word.to_string(), self.word_info(word));
-            }
-        }
-        for (i, &word) in words.iter().enumerate() {
-            let info = &cache[word];
+    /// Calls `emit(term, is_concept)` for every term of a text, given its words' analyses in
+    /// order: each non-stop word's stem, the concepts of its single words, and the concepts of
+    /// the vocabulary phrases it contains (matched with stop words kept: "hand off").
+    fn terms(&self, text_words: &[&WordInfo], mut emit: impl FnMut(TermId, bool)) {
+        for (i, info) in text_words.iter().enumerate() {
             if info.starts_phrase {
-                for (phrase, concept) in &self.phrases[&info.stem] {
-                    let fits = phrase.len() <= words.len() - i
+                let first = info.stem.unwrap_or(TermId::MAX);
+                for (phrase, concept) in &self.phrases[&first] {
+                    let fits = phrase.len() <= text_words.len() - i
                         && phrase
                             .iter()
-                            .zip(&words[i..])
-                            .all(|(stem, w)| cache[*w].stem == *stem);
+                            .zip(&text_words[i..])
+                            .all(|(stem, w)| w.stem == Some(*stem));
                     if fits {
-                        out.concepts.push(*concept);
+                        emit(*concept, true);
                     }
                 }
             }
             if info.stop {
                 continue;
             }
-            out.concepts.extend_from_slice(&info.concepts);
-            out.stems.push(info.stem.clone());
+            if let Some(stem) = info.stem {
+                emit(stem, false);
+            }
+            for &concept in &info.concepts {
+                emit(concept, true);
+            }
         }
-        out
     }
 }
 
@@ -240,111 +304,92 @@ impl Analyzer {
 #[derive(Debug)]
 pub struct SearchIndex {
     analyzer: Analyzer,
-    /// term -> id; stems are stored as is, concepts as `~name`.
-    terms: HashMap<String, TermId>,
-    /// term id -> (insight index, weighted term frequency), by insight index.
+    dictionary: Dictionary,
+    /// term id -> (insight index, BM25 term-frequency part), by insight index.
     postings: Vec<Vec<(u32, f32)>>,
-    /// insight index -> weighted document length.
-    doc_len: Vec<f32>,
-    avg_doc_len: f32,
-    /// Stems that count as strong evidence: the collection's topics (vocabulary words are known
-    /// to the analyzer already).
-    topic_stems: HashSet<String>,
-    /// Every stem that occurs in the collection.
-    known_stems: HashSet<String>,
-}
-
-fn concept_term(concept: usize) -> String {
-    format!("~{}", CONCEPTS[concept].0)
+    documents: usize,
+    /// Stems of the collection's topics: strong evidence.
+    topic_stems: HashSet<TermId>,
 }
 
 impl SearchIndex {
     /// Analyses and indexes every insight.
     pub fn build(insights: &[Insight]) -> SearchIndex {
-        let analyzer = Analyzer::new();
-        let mut cache: HashMap<String, WordInfo> = HashMap::new();
-        let mut terms: HashMap<String, TermId> = HashMap::new();
+        let mut dictionary = Dictionary::default();
+        let mut analyzer = Analyzer::new(&mut dictionary);
         let mut postings: Vec<Vec<(u32, f32)>> = Vec::new();
         let mut doc_len = Vec::with_capacity(insights.len());
         let mut topic_stems = HashSet::new();
-        let mut known_stems = HashSet::new();
-        let concept_terms: Vec<String> = (0..CONCEPTS.len()).map(concept_term).collect();
-        let mut weights: HashMap<TermId, f32> = HashMap::new();
+        let mut known_words = std::mem::take(&mut analyzer.known_words);
 
         for (doc, insight) in insights.iter().enumerate() {
-            weights.clear();
+            let doc = doc as u32;
             let mut length = 0.0;
-            let mut add = |analysed: Analysed, weight: f32, weights: &mut HashMap<TermId, f32>| {
-                let concept_names = analysed.concepts.iter().map(|&c| concept_terms[c].as_str());
-                for term in analysed
-                    .stems
-                    .iter()
-                    .map(String::as_str)
-                    .chain(concept_names)
-                {
-                    let next_id = terms.len() as TermId;
-                    let id = match terms.get(term) {
-                        Some(&id) => id,
-                        None => {
-                            terms.insert(term.to_string(), next_id);
-                            postings.push(Vec::new());
-                            next_id
+            // (text, weight, is a topic); a topic's hyphens separate words ("new-manager").
+            let topic_texts: Vec<String> =
+                insight.topics.iter().map(|t| t.replace('-', " ")).collect();
+            let fields = [
+                (insight.title.as_str(), TITLE_WEIGHT, false),
+                (insight.text.as_str(), TEXT_WEIGHT, false),
+            ]
+            .into_iter()
+            .chain(insight.asks.iter().map(|a| (a.as_str(), ASK_WEIGHT, false)))
+            .chain(topic_texts.iter().map(|t| (t.as_str(), TOPIC_WEIGHT, true)));
+            for (text, weight, is_topic) in fields {
+                let normalised = normalise(text);
+                for word in words(&normalised) {
+                    if !known_words.contains_key(word) {
+                        let info = analyzer.word_info(word, |stem| Some(dictionary.intern(stem)));
+                        known_words.insert(word.into(), info);
+                    }
+                }
+                let infos: Vec<&WordInfo> = words(&normalised).map(|w| &known_words[w]).collect();
+                if is_topic {
+                    for info in &infos {
+                        if !info.stop && !info.everyday {
+                            topic_stems.extend(info.stem);
                         }
-                    };
-                    *weights.entry(id).or_insert(0.0) += weight;
+                    }
+                }
+                analyzer.terms(&infos, |term, _| {
+                    let term = term as usize;
+                    if term >= postings.len() {
+                        postings.resize_with(term + 1, Vec::new);
+                    }
+                    let list = &mut postings[term];
+                    match list.last_mut() {
+                        // Documents are indexed in order, so a document's postings are always
+                        // the last of each list: no per-document map is needed.
+                        Some((last, tf)) if *last == doc => *tf += weight,
+                        _ => list.push((doc, weight)),
+                    }
                     length += weight;
-                }
-                for stem in analysed.stems {
-                    if !known_stems.contains(&stem) {
-                        known_stems.insert(stem);
-                    }
-                }
-            };
-            add(
-                analyzer.analyse(&insight.title, &mut cache),
-                TITLE_WEIGHT,
-                &mut weights,
-            );
-            add(
-                analyzer.analyse(&insight.text, &mut cache),
-                TEXT_WEIGHT,
-                &mut weights,
-            );
-            for ask in &insight.asks {
-                add(analyzer.analyse(ask, &mut cache), ASK_WEIGHT, &mut weights);
-            }
-            for topic in &insight.topics {
-                let analysed = analyzer.analyse(&topic.replace('-', " "), &mut cache);
-                for stem in &analysed.stems {
-                    if !analyzer.everyday.contains(stem) {
-                        topic_stems.insert(stem.clone());
-                    }
-                }
-                add(analysed, TOPIC_WEIGHT, &mut weights);
-            }
-            for (&term, &weight) in &weights {
-                postings[term as usize].push((doc as u32, weight));
+                });
             }
             doc_len.push(length);
         }
-        // Postings were filled in insight order, but within one insight from a hash map: sort
-        // so that accumulation order (and so float rounding) is the same on every run.
-        for list in &mut postings {
-            list.sort_unstable_by_key(|&(doc, _)| doc);
-        }
-        let avg_doc_len = if doc_len.is_empty() {
+        postings.resize_with(dictionary.names.len(), Vec::new);
+        analyzer.known_words = known_words;
+
+        // Turn term frequencies into BM25's term-frequency part now that lengths are known.
+        let avg = if doc_len.is_empty() {
             1.0
         } else {
             (doc_len.iter().sum::<f32>() / doc_len.len() as f32).max(f32::EPSILON)
         };
+        for list in &mut postings {
+            for (doc, tf) in list.iter_mut() {
+                let norm = K1 * (1.0 - B + B * doc_len[*doc as usize] / avg);
+                *tf = *tf * (K1 + 1.0) / (*tf + norm);
+            }
+            list.shrink_to_fit();
+        }
         SearchIndex {
             analyzer,
-            terms,
+            dictionary,
             postings,
-            doc_len,
-            avg_doc_len,
+            documents: insights.len(),
             topic_stems,
-            known_stems,
         }
     }
 
@@ -364,28 +409,39 @@ impl SearchIndex {
             Some((cut, _)) => &trimmed[..cut],
             None => trimmed,
         };
-        let mut cache = HashMap::new();
-        let analysed = self.analyzer.analyse(analysed_part, &mut cache);
-        let evidence = self.evidence(&analysed, &cache);
+        let normalised = normalise(analysed_part);
+        // Words the collection never had are analysed here, without touching the index.
+        let mut unseen: HashMap<&str, WordInfo> = HashMap::new();
+        for word in words(&normalised) {
+            if !self.analyzer.known_words.contains_key(word) && !unseen.contains_key(word) {
+                let info = self
+                    .analyzer
+                    .word_info(word, |stem| self.dictionary.get(stem));
+                unseen.insert(word, info);
+            }
+        }
+        let infos: Vec<(&str, &WordInfo)> = words(&normalised)
+            .map(|w| {
+                let info = self
+                    .analyzer
+                    .known_words
+                    .get(w)
+                    .unwrap_or_else(|| &unseen[w]);
+                (w, info)
+            })
+            .collect();
+        let evidence = self.evidence(&infos);
 
         // Distinct query terms with their weights; a word repeated in a question is not more
         // important for it.
         let mut query: Vec<(TermId, f32)> = Vec::new();
-        let mut seen = HashSet::new();
-        let concept_names: Vec<String> =
-            analysed.concepts.iter().map(|&c| concept_term(c)).collect();
-        let weighted = analysed.stems.iter().map(|s| (s.as_str(), 1.0)).chain(
-            concept_names
-                .iter()
-                .map(|c| (c.as_str(), CONCEPT_QUERY_WEIGHT)),
-        );
-        for (term, weight) in weighted {
-            if let Some(&id) = self.terms.get(term) {
-                if seen.insert(id) {
-                    query.push((id, weight));
-                }
+        let word_infos: Vec<&WordInfo> = infos.iter().map(|(_, i)| *i).collect();
+        self.analyzer.terms(&word_infos, |term, concept| {
+            if !query.iter().any(|(t, _)| *t == term) {
+                let weight = if concept { CONCEPT_QUERY_WEIGHT } else { 1.0 };
+                query.push((term, weight));
             }
-        }
+        });
 
         tracing::debug!(
             ?evidence,
@@ -405,42 +461,53 @@ impl SearchIndex {
         })
     }
 
-    fn evidence(&self, analysed: &Analysed, cache: &HashMap<String, WordInfo>) -> Evidence {
-        let mut evidence = Evidence::default();
+    fn name(&self, term: TermId) -> String {
+        self.dictionary.names[term as usize].clone()
+    }
+
+    fn evidence(&self, words: &[(&str, &WordInfo)]) -> Evidence {
         let mut strong = HashSet::new();
         let mut weak = HashSet::new();
         let mut unknown = HashSet::new();
-        for info in cache.values() {
+        // Concepts reached through a single non-everyday word; a phrase's concept beyond those is
+        // strong evidence on its own ("let go", "tour of duty"), even when its words are everyday.
+        let mut single_word_concepts = HashSet::new();
+        for (word, info) in words {
             if info.stop || info.everyday {
                 continue;
             }
-            if !info.concepts.is_empty() || self.topic_stems.contains(&info.stem) {
-                strong.insert(info.stem.clone());
-            } else if self.known_stems.contains(&info.stem) {
-                weak.insert(info.stem.clone());
-            } else {
-                unknown.insert(info.stem.clone());
+            single_word_concepts.extend(info.concepts.iter().copied());
+            match info.stem {
+                Some(stem) if !info.concepts.is_empty() || self.topic_stems.contains(&stem) => {
+                    strong.insert(self.name(stem));
+                }
+                Some(stem) if !self.postings[stem as usize].is_empty() => {
+                    weak.insert(self.name(stem));
+                }
+                Some(stem) => {
+                    unknown.insert(self.name(stem));
+                }
+                None => {
+                    unknown.insert(self.analyzer.stemmer.0.stem(word).into_owned());
+                }
             }
         }
-        // A phrase of the vocabulary ("let go", "tour of duty") is specific even when its words
-        // are everyday ones.
-        let single_word_concepts: HashSet<usize> = cache
-            .values()
-            .filter(|i| !i.stop && !i.everyday)
-            .flat_map(|i| i.concepts.iter().copied())
-            .collect();
-        for &concept in &analysed.concepts {
-            if !single_word_concepts.contains(&concept) {
-                strong.insert(concept_term(concept));
+        let infos: Vec<&WordInfo> = words.iter().map(|(_, i)| *i).collect();
+        self.analyzer.terms(&infos, |term, concept| {
+            if concept && !single_word_concepts.contains(&term) {
+                strong.insert(self.name(term));
             }
+        });
+        let sorted = |set: HashSet<String>| {
+            let mut v: Vec<String> = set.into_iter().collect();
+            v.sort();
+            v
+        };
+        Evidence {
+            strong: sorted(strong),
+            weak: sorted(weak),
+            unknown: sorted(unknown),
         }
-        evidence.strong = strong.into_iter().collect();
-        evidence.strong.sort();
-        evidence.weak = weak.into_iter().collect();
-        evidence.weak.sort();
-        evidence.unknown = unknown.into_iter().collect();
-        evidence.unknown.sort();
-        evidence
     }
 
     fn rank<'a>(
@@ -449,21 +516,38 @@ impl SearchIndex {
         query: &[(TermId, f32)],
         limit: usize,
     ) -> Vec<Match<'a>> {
-        let n = self.doc_len.len() as f32;
-        let mut scores = vec![0f32; self.doc_len.len()];
+        let n = self.documents as f32;
+        let mut scores = vec![0f32; self.documents];
+        let touched_total: usize = query
+            .iter()
+            .map(|&(t, _)| self.postings[t as usize].len())
+            .sum();
+        // Few postings: remember which insights were touched. Many: scan them all at the end,
+        // which is cheaper than tracking.
+        let sparse = touched_total * 4 < self.documents;
         let mut touched: Vec<u32> = Vec::new();
         for &(term, query_weight) in query {
             let list = &self.postings[term as usize];
             let df = list.len() as f32;
-            let idf = (1.0 + (n - df + 0.5) / (df + 0.5)).ln();
-            for &(doc, tf) in list {
-                let norm = K1 * (1.0 - B + B * self.doc_len[doc as usize] / self.avg_doc_len);
-                let slot = &mut scores[doc as usize];
-                if *slot == 0.0 {
-                    touched.push(doc);
+            let weight = query_weight * (1.0 + (n - df + 0.5) / (df + 0.5)).ln();
+            if sparse {
+                for &(doc, part) in list {
+                    let slot = &mut scores[doc as usize];
+                    if *slot == 0.0 {
+                        touched.push(doc);
+                    }
+                    *slot += weight * part;
                 }
-                *slot += query_weight * idf * tf * (K1 + 1.0) / (tf + norm);
+            } else {
+                for &(doc, part) in list {
+                    scores[doc as usize] += weight * part;
+                }
             }
+        }
+        if !sparse {
+            touched = (0..self.documents as u32)
+                .filter(|&d| scores[d as usize] > 0.0)
+                .collect();
         }
         let better = |a: &u32, b: &u32| {
             scores[*b as usize]
