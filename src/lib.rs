@@ -23,7 +23,7 @@ pub mod library;
 pub mod poster;
 
 pub mod rotation;
+pub mod schedule;
 pub mod search;
 pub mod store;
 pub mod vocabulary;
-pub mod schedule;

@@ -29,6 +29,8 @@
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 
+use rustc_hash::{FxHashMap, FxHashSet};
+
 use rust_stemmers::{Algorithm, Stemmer};
 
 use crate::library::Insight;
@@ -161,7 +163,7 @@ struct WordInfo {
 /// Term ids and names. Stems are stored as themselves, concepts as `~name`.
 #[derive(Debug, Default)]
 struct Dictionary {
-    ids: HashMap<String, TermId>,
+    ids: FxHashMap<String, TermId>,
     names: Vec<String>,
 }
 
@@ -199,11 +201,14 @@ struct Analyzer {
     everyday_stems: HashSet<String>,
     everyday_words: HashSet<&'static str>,
     /// stem id -> concept term ids triggered by that single stem.
-    single: HashMap<TermId, Vec<TermId>>,
+    single: FxHashMap<TermId, Vec<TermId>>,
     /// first stem id -> (stem ids of the whole phrase, concept term id).
-    phrases: HashMap<TermId, Vec<(Vec<TermId>, TermId)>>,
-    /// Every word seen while indexing, analysed once.
-    known_words: HashMap<Box<str>, WordInfo>,
+    phrases: FxHashMap<TermId, Vec<(Vec<TermId>, TermId)>>,
+    /// Every word seen while indexing, analysed once: word -> index in `word_infos`. (FxHash:
+    /// these maps are built from the collection and only looked up with people's text, so the
+    /// hash-flooding defence of the std hasher buys nothing and costs a third of indexing.)
+    known_words: FxHashMap<Box<str>, u32>,
+    word_infos: Vec<WordInfo>,
 }
 
 impl Analyzer {
@@ -218,8 +223,8 @@ impl Analyzer {
             .iter()
             .map(|w| stemmer.stem(&normalise(w)).into_owned())
             .collect();
-        let mut single: HashMap<TermId, Vec<TermId>> = HashMap::new();
-        let mut phrases: HashMap<TermId, Vec<(Vec<TermId>, TermId)>> = HashMap::new();
+        let mut single: FxHashMap<TermId, Vec<TermId>> = FxHashMap::default();
+        let mut phrases: FxHashMap<TermId, Vec<(Vec<TermId>, TermId)>> = FxHashMap::default();
         for (name, members) in CONCEPTS {
             let concept = dictionary.intern(&format!("~{name}"));
             for member in *members {
@@ -248,7 +253,8 @@ impl Analyzer {
             everyday_words: EVERYDAY_WORDS.iter().copied().collect(),
             single,
             phrases,
-            known_words: HashMap::new(),
+            known_words: FxHashMap::default(),
+            word_infos: Vec::new(),
         }
     }
 
@@ -309,7 +315,7 @@ pub struct SearchIndex {
     postings: Vec<Vec<(u32, f32)>>,
     documents: usize,
     /// Stems of the collection's topics: strong evidence.
-    topic_stems: HashSet<TermId>,
+    topic_stems: FxHashSet<TermId>,
 }
 
 impl SearchIndex {
@@ -319,8 +325,10 @@ impl SearchIndex {
         let mut analyzer = Analyzer::new(&mut dictionary);
         let mut postings: Vec<Vec<(u32, f32)>> = Vec::new();
         let mut doc_len = Vec::with_capacity(insights.len());
-        let mut topic_stems = HashSet::new();
+        let mut topic_stems = FxHashSet::default();
         let mut known_words = std::mem::take(&mut analyzer.known_words);
+        let mut word_infos = std::mem::take(&mut analyzer.word_infos);
+        let mut field_words: Vec<u32> = Vec::new();
 
         for (doc, insight) in insights.iter().enumerate() {
             let doc = doc as u32;
@@ -337,13 +345,25 @@ impl SearchIndex {
             .chain(topic_texts.iter().map(|t| (t.as_str(), TOPIC_WEIGHT, true)));
             for (text, weight, is_topic) in fields {
                 let normalised = normalise(text);
+                field_words.clear();
                 for word in words(&normalised) {
-                    if !known_words.contains_key(word) {
-                        let info = analyzer.word_info(word, |stem| Some(dictionary.intern(stem)));
-                        known_words.insert(word.into(), info);
-                    }
+                    let index = match known_words.get(word) {
+                        Some(&index) => index,
+                        None => {
+                            let info =
+                                analyzer.word_info(word, |stem| Some(dictionary.intern(stem)));
+                            let index = word_infos.len() as u32;
+                            word_infos.push(info);
+                            known_words.insert(word.into(), index);
+                            index
+                        }
+                    };
+                    field_words.push(index);
                 }
-                let infos: Vec<&WordInfo> = words(&normalised).map(|w| &known_words[w]).collect();
+                // New words may have added terms: make room once, not per posting.
+                postings.resize_with(dictionary.names.len(), Vec::new);
+                let infos: Vec<&WordInfo> =
+                    field_words.iter().map(|&i| &word_infos[i as usize]).collect();
                 if is_topic {
                     for info in &infos {
                         if !info.stop && !info.everyday {
@@ -352,11 +372,7 @@ impl SearchIndex {
                     }
                 }
                 analyzer.terms(&infos, |term, _| {
-                    let term = term as usize;
-                    if term >= postings.len() {
-                        postings.resize_with(term + 1, Vec::new);
-                    }
-                    let list = &mut postings[term];
+                    let list = &mut postings[term as usize];
                     match list.last_mut() {
                         // Documents are indexed in order, so a document's postings are always
                         // the last of each list: no per-document map is needed.
@@ -370,6 +386,7 @@ impl SearchIndex {
         }
         postings.resize_with(dictionary.names.len(), Vec::new);
         analyzer.known_words = known_words;
+        analyzer.word_infos = word_infos;
 
         // Turn term frequencies into BM25's term-frequency part now that lengths are known.
         let avg = if doc_len.is_empty() {
@@ -422,11 +439,10 @@ impl SearchIndex {
         }
         let infos: Vec<(&str, &WordInfo)> = words(&normalised)
             .map(|w| {
-                let info = self
-                    .analyzer
-                    .known_words
-                    .get(w)
-                    .unwrap_or_else(|| &unseen[w]);
+                let info = match self.analyzer.known_words.get(w) {
+                    Some(&index) => &self.analyzer.word_infos[index as usize],
+                    None => &unseen[w],
+                };
                 (w, info)
             })
             .collect();
@@ -516,6 +532,9 @@ impl SearchIndex {
         query: &[(TermId, f32)],
         limit: usize,
     ) -> Vec<Match<'a>> {
+        if limit == 0 {
+            return Vec::new();
+        }
         let n = self.documents as f32;
         let mut scores = vec![0f32; self.documents];
         let touched_total: usize = query
@@ -544,24 +563,31 @@ impl SearchIndex {
                 }
             }
         }
-        if !sparse {
-            touched = (0..self.documents as u32)
-                .filter(|&d| scores[d as usize] > 0.0)
-                .collect();
-        }
-        let better = |a: &u32, b: &u32| {
-            scores[*b as usize]
-                .total_cmp(&scores[*a as usize])
-                .then_with(|| insights[*a as usize].id.cmp(&insights[*b as usize].id))
+        // The best `limit`, kept sorted in one pass: most insights fail the first comparison
+        // against the current last place, so this is far cheaper than sorting or selecting
+        // among everything touched. Ties on score go to the smaller id, so answers are stable.
+        let better = |a: u32, b: u32| {
+            let (sa, sb) = (scores[a as usize], scores[b as usize]);
+            sa > sb || (sa == sb && insights[a as usize].id < insights[b as usize].id)
         };
-        touched.retain(|&d| scores[d as usize] > 0.0);
-        if touched.len() > limit {
-            touched.select_nth_unstable_by(limit - 1, better);
-            touched.truncate(limit);
+        let mut top: Vec<u32> = Vec::with_capacity(limit + 1);
+        let mut consider = |doc: u32| {
+            if scores[doc as usize] <= 0.0 {
+                return;
+            }
+            if top.len() == limit && !better(doc, top[limit - 1]) {
+                return;
+            }
+            let at = top.partition_point(|&other| better(other, doc));
+            top.insert(at, doc);
+            top.truncate(limit);
+        };
+        if sparse {
+            touched.into_iter().for_each(&mut consider);
+        } else {
+            (0..self.documents as u32).for_each(&mut consider);
         }
-        touched.sort_unstable_by(better);
-        touched
-            .into_iter()
+        top.into_iter()
             .map(|d| Match {
                 insight: &insights[d as usize],
                 score: scores[d as usize],
