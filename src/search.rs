@@ -362,8 +362,10 @@ impl SearchIndex {
                 }
                 // New words may have added terms: make room once, not per posting.
                 postings.resize_with(dictionary.names.len(), Vec::new);
-                let infos: Vec<&WordInfo> =
-                    field_words.iter().map(|&i| &word_infos[i as usize]).collect();
+                let infos: Vec<&WordInfo> = field_words
+                    .iter()
+                    .map(|&i| &word_infos[i as usize])
+                    .collect();
                 if is_topic {
                     for info in &infos {
                         if !info.stop && !info.everyday {
