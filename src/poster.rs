@@ -253,11 +253,15 @@ impl Poster {
         }
         let retrying: HashSet<(u64, WeekKey)> =
             retries.iter().map(|r| (r.guild_id, r.week)).collect();
+        let claimed = match latest_weeks.values().min() {
+            Some(&oldest) => self.store.claimed_slots_since(oldest)?,
+            None => HashSet::new(),
+        };
         for settings in active {
             let latest = settings.schedule.latest_slot_at_or_before(now);
             if latest.at >= settings.active_since
                 && !retrying.contains(&(settings.guild_id, latest.week))
-                && self.store.post(settings.guild_id, latest.week)?.is_none()
+                && !claimed.contains(&(settings.guild_id, latest.week))
             {
                 due.push(Due {
                     settings: settings.clone(),

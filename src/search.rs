@@ -313,6 +313,8 @@ pub struct SearchIndex {
     dictionary: Dictionary,
     /// term id -> (insight index, BM25 term-frequency part), by insight index.
     postings: Vec<Vec<(u32, f32)>>,
+    /// term id -> its largest BM25 term-frequency part (for pruning, see `rank`).
+    max_part: Vec<f32>,
     documents: usize,
     /// Stems of the collection's topics: strong evidence.
     topic_stems: FxHashSet<TermId>,
@@ -396,17 +398,22 @@ impl SearchIndex {
         } else {
             (doc_len.iter().sum::<f32>() / doc_len.len() as f32).max(f32::EPSILON)
         };
+        let mut max_part = Vec::with_capacity(postings.len());
         for list in &mut postings {
+            let mut max = 0f32;
             for (doc, tf) in list.iter_mut() {
                 let norm = K1 * (1.0 - B + B * doc_len[*doc as usize] / avg);
                 *tf = *tf * (K1 + 1.0) / (*tf + norm);
+                max = max.max(*tf);
             }
+            max_part.push(max);
             list.shrink_to_fit();
         }
         SearchIndex {
             analyzer,
             dictionary,
             postings,
+            max_part,
             documents: insights.len(),
             topic_stems,
         }
@@ -479,6 +486,42 @@ impl SearchIndex {
         })
     }
 
+    /// Every insight's full score, best first: the reference the pruned `rank` must equal.
+    #[cfg(test)]
+    fn rank_exhaustive(&self, query: &[(TermId, f32)]) -> Vec<(u32, f32)> {
+        let n = self.documents as f32;
+        let mut terms: Vec<(TermId, f32, f32)> = query
+            .iter()
+            .map(|&(t, qw)| {
+                let df = self.postings[t as usize].len() as f32;
+                let w = qw * (1.0 + (n - df + 0.5) / (df + 0.5)).ln();
+                (t, w, w * self.max_part[t as usize])
+            })
+            .filter(|&(t, _, _)| !self.postings[t as usize].is_empty())
+            .collect();
+        // Same order of additions as `rank`, so the floats are identical.
+        terms.sort_by(|a, b| b.2.total_cmp(&a.2));
+        let mut scores = vec![0f32; self.documents];
+        for (t, w, _) in terms {
+            for &(doc, part) in &self.postings[t as usize] {
+                scores[doc as usize] += w * part;
+            }
+        }
+        let mut all: Vec<(u32, f32)> = (0..self.documents as u32)
+            .map(|d| (d, scores[d as usize]))
+            .filter(|&(_, s)| s > 0.0)
+            .collect();
+        all.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        all
+    }
+
+    /// The `limit`-th best score among `touched` (which holds at least `limit` insights).
+    fn kth_best(&self, scores: &[f32], touched: &[u32], limit: usize) -> f32 {
+        let mut values: Vec<f32> = touched.iter().map(|&d| scores[d as usize]).collect();
+        let (_, kth, _) = values.select_nth_unstable_by(limit - 1, |a, b| b.total_cmp(a));
+        *kth
+    }
+
     fn name(&self, term: TermId) -> String {
         self.dictionary.names[term as usize].clone()
     }
@@ -538,30 +581,68 @@ impl SearchIndex {
             return Vec::new();
         }
         let n = self.documents as f32;
-        let mut scores = vec![0f32; self.documents];
-        let touched_total: usize = query
+        // (postings, weight, the most this term can add to any insight), most first.
+        let mut terms: Vec<(&[(u32, f32)], f32, f32)> = query
             .iter()
-            .map(|&(t, _)| self.postings[t as usize].len())
-            .sum();
-        // Few postings: remember which insights were touched. Many: scan them all at the end,
-        // which is cheaper than tracking.
-        let sparse = touched_total * 4 < self.documents;
+            .map(|&(term, query_weight)| {
+                let list = self.postings[term as usize].as_slice();
+                let df = list.len() as f32;
+                let weight = query_weight * (1.0 + (n - df + 0.5) / (df + 0.5)).ln();
+                (list, weight, weight * self.max_part[term as usize])
+            })
+            .filter(|(list, _, _)| !list.is_empty())
+            .collect();
+        terms.sort_by(|a, b| b.2.total_cmp(&a.2));
+        // What all the terms from i on could still add to an insight.
+        let mut rest = vec![0f32; terms.len() + 1];
+        for i in (0..terms.len()).rev() {
+            rest[i] = rest[i + 1] + terms[i].2;
+        }
+
+        // Term at a time, rare (high-scoring) terms first. Once what the remaining terms could
+        // add is less than the current `limit`-th best score, no insight untouched so far can
+        // reach the top, so the remaining (common, long) lists are not walked: their scores are
+        // looked up only for the insights that can still make it. Exact, not approximate.
+        let mut scores = vec![0f32; self.documents];
         let mut touched: Vec<u32> = Vec::new();
-        for &(term, query_weight) in query {
-            let list = &self.postings[term as usize];
-            let df = list.len() as f32;
-            let weight = query_weight * (1.0 + (n - df + 0.5) / (df + 0.5)).ln();
-            if sparse {
-                for &(doc, part) in list {
-                    let slot = &mut scores[doc as usize];
-                    if *slot == 0.0 {
-                        touched.push(doc);
-                    }
-                    *slot += weight * part;
-                }
-            } else {
+        let mut walked = terms.len();
+        // Once most insights are touched, tracking which ones costs more than scanning them all.
+        let mut touched_all = false;
+        for (i, &(list, weight, _)) in terms.iter().enumerate() {
+            // The `limit`-th best score is at most what the walked terms can add (rest[0] -
+            // rest[i]), so it is only worth computing once the remaining terms could add less.
+            let worth_checking =
+                !touched_all && touched.len() >= limit && rest[i] < rest[0] - rest[i];
+            if worth_checking && rest[i] < self.kth_best(&scores, &touched, limit) {
+                walked = i;
+                break;
+            }
+            if touched_all {
                 for &(doc, part) in list {
                     scores[doc as usize] += weight * part;
+                }
+                continue;
+            }
+            for &(doc, part) in list {
+                let slot = &mut scores[doc as usize];
+                if *slot == 0.0 {
+                    touched.push(doc);
+                }
+                *slot += weight * part;
+            }
+            if touched.len() > self.documents / 8 {
+                touched_all = true;
+                touched = Vec::new();
+            }
+        }
+        if walked < terms.len() {
+            let threshold = self.kth_best(&scores, &touched, limit);
+            touched.retain(|&doc| scores[doc as usize] + rest[walked] >= threshold);
+            for &(list, weight, _) in &terms[walked..] {
+                for &doc in &touched {
+                    if let Ok(at) = list.binary_search_by_key(&doc, |&(d, _)| d) {
+                        scores[doc as usize] += weight * list[at].1;
+                    }
                 }
             }
         }
@@ -584,10 +665,10 @@ impl SearchIndex {
             top.insert(at, doc);
             top.truncate(limit);
         };
-        if sparse {
-            touched.into_iter().for_each(&mut consider);
-        } else {
+        if touched_all {
             (0..self.documents as u32).for_each(&mut consider);
+        } else {
+            touched.into_iter().for_each(&mut consider);
         }
         top.into_iter()
             .map(|d| Match {
@@ -600,6 +681,7 @@ impl SearchIndex {
 
 #[cfg(test)]
 mod tests {
+    use super::words as words_of;
     use super::*;
     use crate::library::Library;
     use proptest::prelude::*;
@@ -703,6 +785,74 @@ mod tests {
         let long = "How do I stop micromanaging my team? ".repeat(300);
         assert!(long.chars().count() > 10_000);
         assert_eq!(best(&long).as_deref(), Some("trust-and-delegate"));
+    }
+
+    /// A collection of `size` insights over a small skewed vocabulary, so that some words are in
+    /// almost every insight and others in few: the case pruning is for.
+    fn synthetic(size: usize, seed: u64) -> Vec<Insight> {
+        use rand::{Rng, SeedableRng};
+        let vocabulary: Vec<String> = (0..60).map(|i| format!("w{i}x")).collect();
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        let mut text = |len: usize| {
+            (0..len)
+                .map(|_| {
+                    // Squaring a uniform draw favours low indices: a skewed vocabulary.
+                    let u: f64 = rng.gen();
+                    vocabulary[((u * u) * vocabulary.len() as f64) as usize].as_str()
+                })
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        (0..size)
+            .map(|i| Insight {
+                id: format!("i{i:04}"),
+                title: text(4),
+                text: text(30),
+                topics: vec!["t".into()],
+                asks: vec![text(6), text(6)],
+                source: crate::library::Source {
+                    title: "s".into(),
+                    publisher: "p".into(),
+                    url: None,
+                },
+            })
+            .collect()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+        #[test]
+        fn pruned_ranking_equals_exhaustive_ranking(
+            seed in 0u64..50,
+            words in proptest::collection::vec(0usize..60, 1..8),
+            limit in 1usize..6,
+        ) {
+            let insights = synthetic(300, seed);
+            let index = SearchIndex::build(&insights);
+            let question: Vec<String> = words.iter().map(|w| format!("w{w}x")).collect();
+            let normalised = normalise(&question.join(" "));
+            let infos: Vec<&WordInfo> = words_of(&normalised)
+                .map(|w| &index.analyzer.word_infos[index.analyzer.known_words[w] as usize])
+                .collect();
+            let mut query: Vec<(TermId, f32)> = Vec::new();
+            index.analyzer.terms(&infos, |t, _| {
+                if !query.iter().any(|(q, _)| *q == t) {
+                    query.push((t, 1.0));
+                }
+            });
+            let pruned: Vec<(String, f32)> = index
+                .rank(&insights, &query, limit)
+                .into_iter()
+                .map(|m| (m.insight.id.clone(), m.score))
+                .collect();
+            let exhaustive: Vec<(String, f32)> = index
+                .rank_exhaustive(&query)
+                .into_iter()
+                .take(limit)
+                .map(|(d, s)| (insights[d as usize].id.clone(), s))
+                .collect();
+            prop_assert_eq!(pruned, exhaustive);
+        }
     }
 
     proptest! {

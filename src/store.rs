@@ -600,6 +600,33 @@ impl Store {
 
     /// Every claim without a message id, all servers, oldest week first: what start-up recovery
     /// must resolve. A row that no longer parses is logged and skipped.
+    /// Every (server, week) that has a post (claimed or confirmed) in `week` or later: what the
+    /// poster checks its due slots against, in one query instead of one per server.
+    pub fn claimed_slots_since(
+        &self,
+        week: WeekKey,
+    ) -> Result<std::collections::HashSet<(u64, WeekKey)>, StoreError> {
+        let rows = self.read(|conn| {
+            query_all(
+                conn,
+                "SELECT guild_id, iso_year, iso_week FROM post_log \
+                 WHERE (iso_year, iso_week) >= (?1, ?2)",
+                rusqlite::params![week.year, week.week],
+                |row| {
+                    Ok((
+                        row.get::<_, i64>(0)?,
+                        row.get::<_, i32>(1)?,
+                        row.get::<_, u32>(2)?,
+                    ))
+                },
+            )
+        })?;
+        Ok(rows
+            .into_iter()
+            .map(|(guild, year, week)| (guild as u64, WeekKey { year, week }))
+            .collect())
+    }
+
     pub fn unconfirmed_posts(&self) -> Result<Vec<PostRecord>, StoreError> {
         let sql = format!(
             "SELECT {POST_COLUMNS} FROM post_log WHERE message_id IS NULL \
