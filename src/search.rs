@@ -111,6 +111,9 @@ impl Evidence {
 
 type TermId = u32;
 
+/// One term's postings: (insight index, BM25 term-frequency part), by insight index.
+type Postings = [(u32, f32)];
+
 /// Folds to ASCII and lowercases: after this every text is plain ASCII.
 fn normalise(text: &str) -> String {
     let folded: Cow<str> = deunicode::deunicode_with_tofu_cow(text, " ");
@@ -582,7 +585,7 @@ impl SearchIndex {
         }
         let n = self.documents as f32;
         // (postings, weight, the most this term can add to any insight), most first.
-        let mut terms: Vec<(&[(u32, f32)], f32, f32)> = query
+        let mut terms: Vec<(&Postings, f32, f32)> = query
             .iter()
             .map(|&(term, query_weight)| {
                 let list = self.postings[term as usize].as_slice();
