@@ -230,12 +230,12 @@ impl Poster {
         let mut due = Vec::new();
         let mut retries = Vec::new();
         // Each active server's latest slot week: an unconfirmed claim older than it is stale.
-        let latest_weeks: HashMap<u64, WeekKey> = active
+        let latest_slots: HashMap<u64, Slot> = active
             .iter()
-            .map(|s| (s.guild_id, s.schedule.latest_slot_at_or_before(now).week))
+            .map(|s| (s.guild_id, s.schedule.latest_slot_at_or_before(now)))
             .collect();
         for record in unconfirmed {
-            let Some(&latest_week) = latest_weeks.get(&record.guild_id) else {
+            let Some(latest_week) = latest_slots.get(&record.guild_id).map(|slot| slot.week) else {
                 continue;
             };
             if record.week < latest_week && record.attempts > 0 {
@@ -253,12 +253,12 @@ impl Poster {
         }
         let retrying: HashSet<(u64, WeekKey)> =
             retries.iter().map(|r| (r.guild_id, r.week)).collect();
-        let claimed = match latest_weeks.values().min() {
-            Some(&oldest) => self.store.claimed_slots_since(oldest)?,
+        let claimed = match latest_slots.values().map(|slot| slot.week).min() {
+            Some(oldest) => self.store.claimed_slots_since(oldest)?,
             None => HashSet::new(),
         };
         for settings in active {
-            let latest = settings.schedule.latest_slot_at_or_before(now);
+            let latest = latest_slots[&settings.guild_id];
             if latest.at >= settings.active_since
                 && !retrying.contains(&(settings.guild_id, latest.week))
                 && !claimed.contains(&(settings.guild_id, latest.week))
