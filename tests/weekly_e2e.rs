@@ -16,19 +16,20 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, OnceLock};
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use insight_bot::bot::{self, BotSettings, RunningBot};
 use insight_bot::clock::{Clock, ManualClock};
 use insight_bot::config::Token;
-use insight_bot::library::{Insight, Library};
+use insight_bot::library::Insight;
 use insight_bot::poster::PosterOptions;
 use insight_bot::schedule::{WeekKey, WeeklySchedule};
 use insight_bot::store::{Claim, PostRecord, PostSource, Store, WeeklySettings};
 use serde_json::{json, Value};
+use support::bot::library;
 use support::payloads::{
     self, opt_channel, opt_string, opt_subcommand, slash_command, InteractionBuilder,
     ADMIN_ROLE_ID, APP_ID, BOT_USER_ID, EMBED_LINKS, EVERYONE_ROLE_ID, GUILD_ID, MANAGE_GUILD,
@@ -71,17 +72,6 @@ fn minutes(n: i64) -> chrono::Duration {
 /// "Mondays at 09:00 in Europe/London".
 fn monday_9_london() -> WeeklySchedule {
     WeeklySchedule::parse("monday", "09:00", "Europe/London").expect("a valid schedule")
-}
-
-/// The shipped collection (`data/`), loaded once.
-fn library() -> Arc<Library> {
-    static LIBRARY: OnceLock<Arc<Library>> = OnceLock::new();
-    LIBRARY
-        .get_or_init(|| {
-            let path = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/data"));
-            Arc::new(Library::load(path).unwrap_or_else(|e| panic!("load {path:?}: {e}")))
-        })
-        .clone()
 }
 
 /// The insight whose full text is `text`.
