@@ -334,6 +334,7 @@ impl SearchIndex {
         let mut known_words = std::mem::take(&mut analyzer.known_words);
         let mut word_infos = std::mem::take(&mut analyzer.word_infos);
         let mut field_words: Vec<u32> = Vec::new();
+        let mut doc_terms: Vec<(TermId, f32)> = Vec::new();
 
         for (doc, insight) in insights.iter().enumerate() {
             let doc = doc as u32;
@@ -379,16 +380,29 @@ impl SearchIndex {
                     }
                 }
                 analyzer.terms(&infos, |term, _| {
-                    let list = &mut postings[term as usize];
-                    match list.last_mut() {
-                        // Documents are indexed in order, so a document's postings are always
-                        // the last of each list: no per-document map is needed.
-                        Some((last, tf)) if *last == doc => *tf += weight,
-                        _ => list.push((doc, weight)),
-                    }
+                    doc_terms.push((term, weight));
                     length += weight;
                 });
             }
+            // Merged per insight, then appended once per distinct term: appending only writes
+            // to a list's end, where checking its last entry for this insight was a cache miss
+            // per word (a quarter of indexing time at 100,000 insights).
+            doc_terms.sort_unstable_by_key(|&(term, _)| term);
+            let mut pending: Option<(TermId, f32)> = None;
+            for &(term, weight) in &doc_terms {
+                match &mut pending {
+                    Some((t, w)) if *t == term => *w += weight,
+                    _ => {
+                        if let Some((t, w)) = pending.replace((term, weight)) {
+                            postings[t as usize].push((doc, w));
+                        }
+                    }
+                }
+            }
+            if let Some((t, w)) = pending {
+                postings[t as usize].push((doc, w));
+            }
+            doc_terms.clear();
             doc_len.push(length);
         }
         postings.resize_with(dictionary.names.len(), Vec::new);
