@@ -319,6 +319,23 @@ impl Store {
     /// insight-bot's (or empty), not from a newer version, and pass `PRAGMA quick_check`.
     /// Otherwise the error names the file and it is left byte-for-byte unchanged.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
+        // Two processes opening a new file at once can meet SQLITE_BUSY where SQLite does not
+        // wait by itself (switching to WAL, or a lock upgrade it refuses to avoid deadlock): the
+        // whole open is retried for up to BUSY_TIMEOUT, then the error is reported.
+        let started = std::time::Instant::now();
+        loop {
+            match Store::open_once(path) {
+                Err(StoreError::Open { source, .. })
+                    if is_busy(&source) && started.elapsed() < BUSY_TIMEOUT =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                result => return result,
+            }
+        }
+    }
+
+    fn open_once(path: &Path) -> Result<Store, StoreError> {
         let path = path.to_path_buf();
         let exists = check_header(&path)?;
         let mut flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
@@ -753,6 +770,12 @@ fn check_header(path: &Path) -> Result<bool, StoreError> {
 
 /// Read-only checks of a freshly opened file: ours (or empty), not newer, structurally sound.
 fn inspect(conn: &Connection, path: &Path) -> Result<(), StoreError> {
+    // One read transaction, so the marks and the table count come from the same snapshot: a
+    // process migrating the same new file cannot commit between them.
+    let snapshot = conn
+        .unchecked_transaction()
+        .map_err(|e| classify(path, e))?;
+    let conn: &Connection = &snapshot;
     let int = |sql: &str| -> Result<i64, StoreError> {
         conn.query_row(sql, [], |r| r.get(0))
             .map_err(|e| classify(path, e))
@@ -791,7 +814,7 @@ fn inspect(conn: &Connection, path: &Path) -> Result<(), StoreError> {
             detail: format!("integrity check: {}", problems.join("; ")),
         });
     }
-    Ok(())
+    snapshot.commit().map_err(|e| classify(path, e))
 }
 
 /// Applies the migrations the file lacks, each in its own IMMEDIATE transaction that re-reads
@@ -851,6 +874,14 @@ fn is_corruption(e: &rusqlite::Error) -> bool {
 }
 
 /// An error while opening: damage is `Corrupt`, anything else `Open`.
+/// SQLite said another connection holds a lock it needs.
+fn is_busy(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked)
+    )
+}
+
 fn classify(path: &Path, e: rusqlite::Error) -> StoreError {
     if is_corruption(&e) {
         StoreError::Corrupt {
@@ -1774,18 +1805,43 @@ mod tests {
                 std::thread::spawn(move || {
                     // Both open the new file at once too: it must be migrated once.
                     barrier.wait();
-                    let store = Store::open(&path).unwrap();
+                    let store = Store::open(&path);
                     let mut rng = StdRng::seed_from_u64(100 + n);
+                    // Errors are collected, not unwrapped here: a racer that stopped early
+                    // would leave the other waiting at the barrier forever.
                     (1..=WEEKS)
                         .map(|w| {
                             barrier.wait();
-                            claim_week(&store, &mut rng, &ids, w).unwrap()
+                            match &store {
+                                Ok(store) => store
+                                    .claim(
+                                        GUILD,
+                                        week(w),
+                                        CHANNEL,
+                                        &refs(&ids),
+                                        PostSource::Schedule,
+                                        &mut rng,
+                                        utc("2026-03-02T09:00:00Z"),
+                                    )
+                                    .map_err(|e| format!("week {w}: {e}"))
+                                    .and_then(|c| c.ok_or(format!("week {w}: nothing claimed"))),
+                                Err(e) => Err(format!("open: {e}")),
+                            }
                         })
                         .collect::<Vec<_>>()
                 })
             })
             .collect();
-        let results: Vec<Vec<Claim>> = racers.into_iter().map(|t| t.join().unwrap()).collect();
+        let results: Vec<Vec<Claim>> = racers
+            .into_iter()
+            .map(|t| {
+                t.join()
+                    .unwrap()
+                    .into_iter()
+                    .collect::<Result<Vec<Claim>, String>>()
+                    .unwrap_or_else(|e| panic!("{e}"))
+            })
+            .collect();
         let mut firsts = Vec::new();
         assert_eq!((results[0].len(), results[1].len()), (22, 22));
         for (w, (a, b)) in (1..).zip(results[0].iter().zip(&results[1])) {
