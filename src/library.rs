@@ -598,6 +598,25 @@ source = { title = "A page", publisher = "RiffOn" }
     }
 
     #[test]
+    fn the_shipped_texts_are_the_seed_page_verbatim() {
+        let seed_path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../shared/seed/000_810378633ead5158.txt"
+        );
+        let seed = std::fs::read_to_string(seed_path)
+            .unwrap_or_else(|e| panic!("the seed page {seed_path}: {e}"));
+        let library = Library::load(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/data")))
+            .unwrap_or_else(|e| panic!("{e}"));
+        for insight in library.insights() {
+            assert!(
+                seed.lines().any(|line| line.trim() == insight.text),
+                "{} is not a paragraph of the seed page verbatim",
+                insight.id
+            );
+        }
+    }
+
+    #[test]
     fn invalid_toml_reports_file_and_line() {
         let text = format!("{GOOD}\n[[insight]]\nid = \"broken\ntitle = \"x\"\n");
         let p = problems(&[("bad.toml", &text)]);
