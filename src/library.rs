@@ -373,9 +373,13 @@ impl Library {
         avoid: Option<&str>,
         rng: &mut R,
     ) -> Option<&Insight> {
-        let pool: Vec<usize> = match topic {
-            Some(t) => self.topics.get(t)?.clone(),
-            None => (0..self.insights.len()).collect(),
+        let everything: Vec<usize>;
+        let pool: &[usize] = match topic {
+            Some(t) => self.topics.get(t)?,
+            None => {
+                everything = (0..self.insights.len()).collect();
+                &everything
+            }
         };
         let preferred: Vec<usize> = pool
             .iter()

@@ -472,18 +472,21 @@ impl SearchIndex {
                 (w, info)
             })
             .collect();
-        let evidence = self.evidence(&infos);
+        let word_infos: Vec<&WordInfo> = infos.iter().map(|(_, i)| *i).collect();
+        let mut terms: Vec<(TermId, bool)> = Vec::new();
+        self.analyzer
+            .terms(&word_infos, |term, concept| terms.push((term, concept)));
+        let evidence = self.evidence(&infos, &terms);
 
         // Distinct query terms with their weights; a word repeated in a question is not more
         // important for it.
         let mut query: Vec<(TermId, f32)> = Vec::new();
-        let word_infos: Vec<&WordInfo> = infos.iter().map(|(_, i)| *i).collect();
-        self.analyzer.terms(&word_infos, |term, concept| {
+        for &(term, concept) in &terms {
             if !query.iter().any(|(t, _)| *t == term) {
                 let weight = if concept { CONCEPT_QUERY_WEIGHT } else { 1.0 };
                 query.push((term, weight));
             }
-        });
+        }
 
         tracing::debug!(
             ?evidence,
@@ -503,25 +506,32 @@ impl SearchIndex {
         })
     }
 
+    /// The query's terms that occur in the collection as (postings, BM25 weight = query weight
+    /// x idf, the most the term can add to any insight), the highest bound first.
+    fn weighted_terms(&self, query: &[(TermId, f32)]) -> Vec<(&Postings, f32, f32)> {
+        let n = self.documents as f32;
+        let mut terms: Vec<(&Postings, f32, f32)> = query
+            .iter()
+            .map(|&(term, query_weight)| {
+                let list = self.postings[term as usize].as_slice();
+                let df = list.len() as f32;
+                let weight = query_weight * (1.0 + (n - df + 0.5) / (df + 0.5)).ln();
+                (list, weight, weight * self.max_part[term as usize])
+            })
+            .filter(|(list, _, _)| !list.is_empty())
+            .collect();
+        terms.sort_by(|a, b| b.2.total_cmp(&a.2));
+        terms
+    }
+
     /// Every insight's full score, best first: the reference the pruned `rank` must equal.
     #[cfg(test)]
     fn rank_exhaustive(&self, query: &[(TermId, f32)]) -> Vec<(u32, f32)> {
-        let n = self.documents as f32;
-        let mut terms: Vec<(TermId, f32, f32)> = query
-            .iter()
-            .map(|&(t, qw)| {
-                let df = self.postings[t as usize].len() as f32;
-                let w = qw * (1.0 + (n - df + 0.5) / (df + 0.5)).ln();
-                (t, w, w * self.max_part[t as usize])
-            })
-            .filter(|&(t, _, _)| !self.postings[t as usize].is_empty())
-            .collect();
-        // Same order of additions as `rank`, so the floats are identical.
-        terms.sort_by(|a, b| b.2.total_cmp(&a.2));
+        // Same terms in the same order as `rank`, so the float additions are identical.
         let mut scores = vec![0f32; self.documents];
-        for (t, w, _) in terms {
-            for &(doc, part) in &self.postings[t as usize] {
-                scores[doc as usize] += w * part;
+        for (list, weight, _) in self.weighted_terms(query) {
+            for &(doc, part) in list {
+                scores[doc as usize] += weight * part;
             }
         }
         let mut all: Vec<(u32, f32)> = (0..self.documents as u32)
@@ -533,7 +543,7 @@ impl SearchIndex {
     }
 
     /// The `limit`-th best score among `touched` (which holds at least `limit` insights).
-    fn kth_best(&self, scores: &[f32], touched: &[u32], limit: usize) -> f32 {
+    fn kth_best(scores: &[f32], touched: &[u32], limit: usize) -> f32 {
         let mut values: Vec<f32> = touched.iter().map(|&d| scores[d as usize]).collect();
         let (_, kth, _) = values.select_nth_unstable_by(limit - 1, |a, b| b.total_cmp(a));
         *kth
@@ -543,7 +553,8 @@ impl SearchIndex {
         self.dictionary.names[term as usize].clone()
     }
 
-    fn evidence(&self, words: &[(&str, &WordInfo)]) -> Evidence {
+    /// `terms` are the question's terms as `Analyzer::terms` emits them (is_concept flagged).
+    fn evidence(&self, words: &[(&str, &WordInfo)], terms: &[(TermId, bool)]) -> Evidence {
         let mut strong = HashSet::new();
         let mut weak = HashSet::new();
         let mut unknown = HashSet::new();
@@ -570,12 +581,11 @@ impl SearchIndex {
                 }
             }
         }
-        let infos: Vec<&WordInfo> = words.iter().map(|(_, i)| *i).collect();
-        self.analyzer.terms(&infos, |term, concept| {
+        for &(term, concept) in terms {
             if concept && !single_word_concepts.contains(&term) {
                 strong.insert(self.name(term));
             }
-        });
+        }
         let sorted = |set: HashSet<String>| {
             let mut v: Vec<String> = set.into_iter().collect();
             v.sort();
@@ -597,19 +607,7 @@ impl SearchIndex {
         if limit == 0 {
             return Vec::new();
         }
-        let n = self.documents as f32;
-        // (postings, weight, the most this term can add to any insight), most first.
-        let mut terms: Vec<(&Postings, f32, f32)> = query
-            .iter()
-            .map(|&(term, query_weight)| {
-                let list = self.postings[term as usize].as_slice();
-                let df = list.len() as f32;
-                let weight = query_weight * (1.0 + (n - df + 0.5) / (df + 0.5)).ln();
-                (list, weight, weight * self.max_part[term as usize])
-            })
-            .filter(|(list, _, _)| !list.is_empty())
-            .collect();
-        terms.sort_by(|a, b| b.2.total_cmp(&a.2));
+        let terms = self.weighted_terms(query);
         // What all the terms from i on could still add to an insight.
         let mut rest = vec![0f32; terms.len() + 1];
         for i in (0..terms.len()).rev() {
@@ -630,7 +628,7 @@ impl SearchIndex {
             // rest[i]), so it is only worth computing once the remaining terms could add less.
             let worth_checking =
                 !touched_all && touched.len() >= limit && rest[i] < rest[0] - rest[i];
-            if worth_checking && rest[i] < self.kth_best(&scores, &touched, limit) {
+            if worth_checking && rest[i] < Self::kth_best(&scores, &touched, limit) {
                 walked = i;
                 break;
             }
@@ -653,7 +651,7 @@ impl SearchIndex {
             }
         }
         if walked < terms.len() {
-            let threshold = self.kth_best(&scores, &touched, limit);
+            let threshold = Self::kth_best(&scores, &touched, limit);
             touched.retain(|&doc| scores[doc as usize] + rest[walked] >= threshold);
             for &(list, weight, _) in &terms[walked..] {
                 for &doc in &touched {

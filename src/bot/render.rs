@@ -98,14 +98,19 @@ impl Reply {
         }
     }
 
+    /// The content, cut to Discord's limit.
+    fn content(&self) -> Option<String> {
+        self.content.as_deref().map(|c| truncate(c, MAX_CONTENT))
+    }
+
     /// As a slash-command reply (poise), optionally ephemeral.
     pub fn to_poise(&self, ephemeral: bool) -> poise::CreateReply {
         let mut reply = poise::CreateReply::default()
             .ephemeral(ephemeral)
             .allowed_mentions(no_pings())
             .components(self.components());
-        if let Some(content) = &self.content {
-            reply = reply.content(truncate(content, MAX_CONTENT));
+        if let Some(content) = self.content() {
+            reply = reply.content(content);
         }
         for embed in &self.embeds {
             reply = reply.embed(embed.clone());
@@ -119,8 +124,8 @@ impl Reply {
             .allowed_mentions(no_pings())
             .embeds(self.embeds.clone())
             .components(self.components());
-        if let Some(content) = &self.content {
-            message = message.content(truncate(content, MAX_CONTENT));
+        if let Some(content) = self.content() {
+            message = message.content(content);
         }
         message
     }
@@ -131,8 +136,8 @@ impl Reply {
             .allowed_mentions(no_pings())
             .embeds(self.embeds.clone())
             .components(self.components());
-        if let Some(content) = &self.content {
-            message = message.content(truncate(content, MAX_CONTENT));
+        if let Some(content) = self.content() {
+            message = message.content(content);
         }
         message
     }

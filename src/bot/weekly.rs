@@ -302,8 +302,8 @@ pub async fn post_now(ctx: Context<'_>) -> Result<(), Error> {
         return Ok(());
     };
     let data = ctx.data();
-    match data.store.weekly(guild_id.get())? {
-        Some(s) if s.enabled && s.failure.is_none() => {}
+    let channel_id = match data.store.weekly(guild_id.get())? {
+        Some(s) if s.enabled && s.failure.is_none() => s.channel_id,
         Some(s) if s.failure.is_some() => {
             ctx.send(ephemeral("The weekly post is paused because of a channel problem (see `/weekly show`). Fix it with `/weekly set` first.")).await?;
             return Ok(());
@@ -315,11 +315,11 @@ pub async fn post_now(ctx: Context<'_>) -> Result<(), Error> {
             .await?;
             return Ok(());
         }
-    }
+    };
     // Sending can take a few seconds with retries: answer Discord within its 3 s first.
     ctx.defer_ephemeral().await?;
     let text = match data.poster.post_now(guild_id.get()).await? {
-        Some(Delivery::Posted(message_id)) => format!("Posted this week's insight: https://discord.com/channels/{guild_id}/{}/{message_id}. This week's scheduled post is skipped; the next one follows the schedule.", data.store.weekly(guild_id.get())?.map(|s| s.channel_id).unwrap_or_default()),
+        Some(Delivery::Posted(message_id)) => format!("Posted this week's insight: https://discord.com/channels/{guild_id}/{channel_id}/{message_id}. This week's scheduled post is skipped; the next one follows the schedule."),
         Some(Delivery::AlreadyPosted(record)) => format!(
             "This week's insight ({}) is already posted{}. One post a week: the next one follows the schedule (`/weekly show`).",
             record.week.label(),
