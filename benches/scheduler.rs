@@ -18,11 +18,11 @@ use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 use counting_alloc::{measure, mib, CountingAlloc};
-use insight_bot::clock::ManualClock;
-use insight_bot::library::Library;
-use insight_bot::poster::{OutgoingPost, Poster, PosterOptions, PublishFuture, Publisher};
-use insight_bot::schedule::{WeekKey, WeeklySchedule};
+use insight_bot::insights::Library;
 use insight_bot::store::Store;
+use insight_bot::weekly::clock::ManualClock;
+use insight_bot::weekly::poster::{OutgoingPost, Poster, PosterOptions, PublishFuture, Publisher};
+use insight_bot::weekly::schedule::{WeekKey, WeeklySchedule};
 
 #[global_allocator]
 static GLOBAL: CountingAlloc = CountingAlloc;

@@ -9,9 +9,9 @@ use std::io::Write;
 use clap::{Args, Parser, Subcommand};
 use serde::Serialize;
 
-use crate::library::{Insight, Library};
-use crate::schedule::{format_rfc3339_z, WeeklySchedule};
-use crate::search::Answer;
+use crate::insights::search::Answer;
+use crate::insights::{Insight, Library};
+use crate::weekly::schedule::{format_rfc3339_z, WeeklySchedule};
 
 #[derive(Debug, Parser)]
 #[command(

@@ -9,11 +9,11 @@ use std::sync::Arc;
 use clap::Parser;
 use insight_bot::bot::{self, BotError, BotSettings};
 use insight_bot::cli::{self, Cli, CliError, Command};
-use insight_bot::clock::SystemClock;
 use insight_bot::config::Config;
-use insight_bot::library::Library;
-use insight_bot::poster::PosterOptions;
+use insight_bot::insights::Library;
 use insight_bot::store::Store;
+use insight_bot::weekly::clock::SystemClock;
+use insight_bot::weekly::poster::PosterOptions;
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {

@@ -70,7 +70,7 @@ fn embed_chars(message: &Value) -> usize {
 }
 
 /// The insight a shown embed is, by its title.
-fn insight_titled(title: &Value) -> insight_bot::library::Insight {
+fn insight_titled(title: &Value) -> insight_bot::insights::Insight {
     library()
         .insights()
         .iter()

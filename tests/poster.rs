@@ -10,13 +10,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use insight_bot::clock::{Clock, ManualClock};
-use insight_bot::library::Library;
-use insight_bot::poster::{
+use insight_bot::insights::Library;
+use insight_bot::store::{PostSource, Store};
+use insight_bot::weekly::clock::{Clock, ManualClock};
+use insight_bot::weekly::poster::{
     Delivery, OutgoingPost, Poster, PosterOptions, PublishError, PublishFuture, Publisher,
 };
-use insight_bot::schedule::{WeekKey, WeeklySchedule};
-use insight_bot::store::{PostSource, Store};
+use insight_bot::weekly::schedule::{WeekKey, WeeklySchedule};
 use tokio::sync::Notify;
 
 const WAIT: Duration = Duration::from_secs(5);

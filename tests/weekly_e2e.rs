@@ -22,12 +22,12 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use insight_bot::bot::{self, BotSettings, RunningBot};
-use insight_bot::clock::{Clock, ManualClock};
 use insight_bot::config::Token;
-use insight_bot::library::Insight;
-use insight_bot::poster::PosterOptions;
-use insight_bot::schedule::{WeekKey, WeeklySchedule};
+use insight_bot::insights::Insight;
 use insight_bot::store::{Claim, PostRecord, PostSource, Store, WeeklySettings};
+use insight_bot::weekly::clock::{Clock, ManualClock};
+use insight_bot::weekly::poster::PosterOptions;
+use insight_bot::weekly::schedule::{WeekKey, WeeklySchedule};
 use serde_json::{json, Value};
 use support::bot::library;
 use support::payloads::{

@@ -15,7 +15,7 @@ use serenity::{
 
 use super::render::{self, no_pings};
 use super::{Context, Data, Error};
-use crate::search::AskError;
+use crate::insights::search::AskError;
 
 /// The example shown whenever someone needs to know what to type.
 const ADVICE_EXAMPLE: &str = "/advice question: How do I stop micromanaging my team?";

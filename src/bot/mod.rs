@@ -30,12 +30,12 @@ use serenity::{FullEvent, GatewayIntents, Interaction};
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
-use crate::clock::Clock;
 use crate::config::Token;
 use crate::cooldown::Cooldown;
-use crate::library::Library;
-use crate::poster::{Poster, PosterOptions};
+use crate::insights::Library;
 use crate::store::Store;
+use crate::weekly::clock::Clock;
+use crate::weekly::poster::{Poster, PosterOptions};
 
 pub type Error = Box<dyn std::error::Error + Send + Sync>;
 pub type Context<'a> = poise::Context<'a, Data, Error>;

@@ -16,9 +16,9 @@ use serenity::{
     CreateEmbedFooter, CreateInteractionResponseMessage, CreateMessage,
 };
 
-use crate::library::{Insight, Library};
-use crate::schedule::WeekKey;
-use crate::search::Answer;
+use crate::insights::search::Answer;
+use crate::insights::{Insight, Library};
+use crate::weekly::schedule::WeekKey;
 
 pub const MAX_CONTENT: usize = 2000;
 pub const MAX_EMBED_TITLE: usize = 256;

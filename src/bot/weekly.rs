@@ -1,5 +1,5 @@
 //! The insight of the week on Discord: the `/weekly` commands and the [`DiscordPublisher`] that
-//! the core [`Poster`](crate::poster::Poster) sends through.
+//! the core [`Poster`](crate::weekly::poster::Poster) sends through.
 //!
 //! `/weekly` is server-only and needs Manage Server twice over: `default_member_permissions`
 //! hides it from other members in Discord's UI, and poise's `required_permissions` checks the
@@ -21,8 +21,8 @@ use super::commands::ephemeral;
 use super::render::{self, WEEKLY_TITLE};
 use super::{Context, Error};
 use crate::config::Token;
-use crate::poster::{Delivery, OutgoingPost, PublishError, PublishFuture, Publisher};
-use crate::schedule::{
+use crate::weekly::poster::{Delivery, OutgoingPost, PublishError, PublishFuture, Publisher};
+use crate::weekly::schedule::{
     format_rfc3339_z, parse_time, parse_zone, weekday_name, WeekKey, WeeklySchedule,
 };
 

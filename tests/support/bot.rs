@@ -15,11 +15,11 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use insight_bot::bot::{start, BotError, BotSettings, RunningBot};
-use insight_bot::clock::SystemClock;
 use insight_bot::config::Token;
-use insight_bot::library::Library;
-use insight_bot::poster::PosterOptions;
+use insight_bot::insights::Library;
 use insight_bot::store::Store;
+use insight_bot::weekly::clock::SystemClock;
+use insight_bot::weekly::poster::PosterOptions;
 use serde_json::Value;
 use tempfile::TempDir;
 

@@ -18,46 +18,10 @@ use rand::Rng;
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::search::{Answer, AskError, SearchIndex};
-
-/// Discord: an embed description holds at most 4096 characters.
-pub const MAX_TEXT_CHARS: usize = 4096;
-/// Discord: an embed title holds at most 256 characters.
-pub const MAX_TITLE_CHARS: usize = 256;
-/// Ids travel inside button custom ids (at most 100 characters with our prefix), so keep them short.
-pub const MAX_ID_CHARS: usize = 64;
-/// Discord: an embed footer holds at most 2048 characters; the source is shown there.
-pub const MAX_SOURCE_CHARS: usize = 1024;
-
-/// Where an insight comes from, shown in the embed footer.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Source {
-    pub title: String,
-    pub publisher: String,
-    pub url: Option<String>,
-}
-
-impl fmt::Display for Source {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} | {}", self.title, self.publisher)
-    }
-}
-
-/// One insight, validated.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Insight {
-    /// A lowercase slug, unique across the collection: `tour-of-duty`.
-    pub id: String,
-    /// A short headline a person would click.
-    pub title: String,
-    /// The insight itself, verbatim from its source.
-    pub text: String,
-    /// Lowercase tags, e.g. `delegation`, `career`.
-    pub topics: Vec<String>,
-    /// Questions and situations, in people's own words, that this insight answers.
-    pub asks: Vec<String>,
-    pub source: Source,
-}
+use super::search::{Answer, AskError, SearchIndex};
+use super::{
+    is_slug, Insight, Source, MAX_ID_CHARS, MAX_SOURCE_CHARS, MAX_TEXT_CHARS, MAX_TITLE_CHARS,
+};
 
 /// One problem found while loading: the file, the 1-based line, and what is wrong.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -210,17 +174,6 @@ fn parallel_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Ve
             .flat_map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
             .collect()
     })
-}
-
-/// True for a lowercase slug: `a-z`, `0-9`, single hyphens between words.
-pub fn is_slug(s: &str) -> bool {
-    !s.is_empty()
-        && s.split('-').all(|part| {
-            !part.is_empty()
-                && part
-                    .bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
-        })
 }
 
 fn char_count(s: &str) -> usize {

@@ -64,11 +64,11 @@ use chrono::{DateTime, SecondsFormat, Timelike, Utc, Weekday};
 use rusqlite::{params, Connection, ErrorCode, OpenFlags, OptionalExtension, Row, Transaction};
 use rusqlite::{Params, TransactionBehavior};
 
-use crate::rotation::RotationState;
-use crate::schedule::{WeekKey, WeeklySchedule};
+use crate::weekly::rotation::RotationState;
+use crate::weekly::schedule::{WeekKey, WeeklySchedule};
 
 /// The schema migrations, in order: `MIGRATIONS[i]` takes `user_version` from `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[include_str!("../migrations/0001_init.sql")];
+const MIGRATIONS: &[&str] = &[include_str!("../../migrations/0001_init.sql")];
 
 /// The newest schema version this build knows.
 const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

@@ -37,10 +37,10 @@ use chrono::{DateTime, Utc};
 use tokio::sync::{Notify, Semaphore};
 use tokio::task::JoinSet;
 
-use crate::clock::Clock;
-use crate::library::{Insight, Library};
-use crate::schedule::{Slot, WeekKey};
+use crate::insights::{Insight, Library};
 use crate::store::{Claim, PostRecord, PostSource, Store, WeeklySettings};
+use crate::weekly::clock::Clock;
+use crate::weekly::schedule::{Slot, WeekKey};
 
 pub type PublishFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, PublishError>> + Send + 'a>>;
 

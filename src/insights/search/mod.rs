@@ -26,6 +26,8 @@
 //! collection's topics) or at least two distinct *weak* words (other words of the collection that
 //! are not everyday English), and its meaningful words are not mostly unknown. See [`Evidence`].
 
+pub mod vocabulary;
+
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 
@@ -33,8 +35,8 @@ use rustc_hash::{FxHashMap, FxHashSet};
 
 use rust_stemmers::{Algorithm, Stemmer};
 
-use crate::library::Insight;
-use crate::vocabulary::{CONCEPTS, EVERYDAY_WORDS, KEPT_STOP_WORDS};
+use crate::insights::Insight;
+use vocabulary::{CONCEPTS, EVERYDAY_WORDS, KEPT_STOP_WORDS};
 
 /// BM25 term-frequency saturation.
 const K1: f32 = 1.2;
@@ -698,7 +700,7 @@ impl SearchIndex {
 mod tests {
     use super::words as words_of;
     use super::*;
-    use crate::library::Library;
+    use crate::insights::Library;
     use proptest::prelude::*;
     use std::path::Path;
     use std::sync::OnceLock;
@@ -825,7 +827,7 @@ mod tests {
                 text: text(30),
                 topics: vec!["t".into()],
                 asks: vec![text(6), text(6)],
-                source: crate::library::Source {
+                source: crate::insights::Source {
                     title: "s".into(),
                     publisher: "p".into(),
                     url: None,
