@@ -12,7 +12,7 @@
 //! not the benchmark's own waiting. Every interaction comes from a different user, so the
 //! per-user cooldown never answers instead of the search.
 //!
-//! The fake's OpenAPI body validation is OFF here (`FakeDiscordBuilder::spec(None)`): it would
+//! The fake's OpenAPI body validation is OFF here (`FakeDiscordBuilder::without_body_validation`): it would
 //! measure the validator, not the bot. Discord's 3-second interaction deadline is off too, so a
 //! slow burst is measured rather than refused. The fake, the bot and this driver share one
 //! process and its tokio runtime (2 worker threads), so the figures include the fake's own cost of
@@ -88,7 +88,7 @@ fn summary(values: &mut [Duration]) -> (Duration, Duration, Duration) {
 
 async fn run(n: usize) {
     let fake = FakeDiscord::builder()
-        .spec(None)
+        .without_body_validation()
         .interaction_deadline(None)
         .start()
         .await;

@@ -64,13 +64,7 @@ fn main() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("bench.db");
     let store = Arc::new(Store::open(&path).unwrap());
-    let library = Arc::new(
-        Library::load(std::path::Path::new(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/data"
-        )))
-        .unwrap(),
-    );
+    let library = Arc::new(Library::builtin().unwrap());
     // Every server posts Monday 09:00 local in a zone at UTC+0 in November, so all 10,000 slots
     // fall in the same minute.
     let zones = [

@@ -31,7 +31,7 @@ use std::cell::OnceCell;
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 use std::hint::black_box;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use bm25::{Language, SearchEngine, SearchEngineBuilder};
@@ -135,8 +135,7 @@ struct Corpus {
 }
 
 fn shipped() -> Library {
-    Library::load(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/data")))
-        .unwrap_or_else(|e| panic!("the shipped collection does not load:\n{e}"))
+    Library::builtin().unwrap_or_else(|e| panic!("the shipped collection does not load:\n{e}"))
 }
 
 /// The real words of the shipped insights (titles, texts, asks), most frequent first.

@@ -18,7 +18,7 @@ use crate::weekly::schedule::{format_rfc3339_z, WeeklySchedule};
     name = "insight-bot",
     version,
     about = "A Discord bot that answers leadership questions with the most relevant insight and posts an insight of the week.",
-    long_about = "A Discord bot that answers leadership questions with the most relevant insight and posts an insight of the week.\n\nWith no command it runs the bot (`run`). The other commands work offline on the collection at INSIGHTS_PATH (default: data/)."
+    long_about = "A Discord bot that answers leadership questions with the most relevant insight and posts an insight of the week.\n\nWith no command it runs the bot (`run`). The other commands work offline on the built-in collection, plus the files at INSIGHTS_PATH when it is set."
 )]
 pub struct Cli {
     #[command(subcommand)]

@@ -8,8 +8,6 @@
 use std::fmt;
 use std::path::PathBuf;
 
-/// The default collection: the shipped `data/` directory.
-pub const DEFAULT_INSIGHTS_PATH: &str = "data";
 /// The default state database, created next to where the bot runs.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://insight-bot.db";
 
@@ -55,8 +53,12 @@ impl fmt::Display for Token {
 pub struct Config {
     /// `DISCORD_TOKEN`: needed only by `run`.
     pub discord_token: Option<Token>,
-    /// `INSIGHTS_PATH`: a `.toml` file or a directory of them.
-    pub insights_path: PathBuf,
+    /// `INSIGHTS_PATH`: the operator's own collection, a `.toml` file or a directory of them,
+    /// added to the built-in one. `None`: the built-in collection alone.
+    pub insights_path: Option<PathBuf>,
+    /// `INSIGHTS_BUILTIN` (default on): serve the collection built into the binary. Off, only
+    /// `INSIGHTS_PATH` is served.
+    pub builtin_insights: bool,
     /// `DATABASE_URL`: the SQLite file, as `sqlite://path`.
     pub database_path: PathBuf,
     /// `DISCORD_GUILD_ID`: register commands in this server only (instant; for development).
@@ -79,9 +81,20 @@ impl Config {
             None => None,
             Some(token) => Some(parse_token(&token)?),
         };
-        let insights_path = PathBuf::from(
-            get("INSIGHTS_PATH").unwrap_or_else(|| DEFAULT_INSIGHTS_PATH.to_string()),
-        );
+        let insights_path = get("INSIGHTS_PATH").map(PathBuf::from);
+        let builtin_insights = match get("INSIGHTS_BUILTIN") {
+            None => true,
+            Some(value) => parse_switch(&value).ok_or_else(|| ConfigError {
+                variable: "INSIGHTS_BUILTIN",
+                reason: format!("{value:?} is not on or off: use on (the default: serve the built-in collection, plus INSIGHTS_PATH) or off (serve INSIGHTS_PATH alone)"),
+            })?,
+        };
+        if !builtin_insights && insights_path.is_none() {
+            return Err(ConfigError {
+                variable: "INSIGHTS_BUILTIN",
+                reason: "is off, but INSIGHTS_PATH is not set: there would be no insights; set INSIGHTS_PATH to your collection, or turn INSIGHTS_BUILTIN on".into(),
+            });
+        }
         let database_path = parse_database_url(
             &get("DATABASE_URL").unwrap_or_else(|| DEFAULT_DATABASE_URL.to_string()),
         )?;
@@ -101,6 +114,7 @@ impl Config {
         Ok(Config {
             discord_token,
             insights_path,
+            builtin_insights,
             database_path,
             guild_id,
             api_base,
@@ -148,6 +162,15 @@ fn parse_database_url(url: &str) -> Result<PathBuf, ConfigError> {
     Ok(PathBuf::from(path))
 }
 
+/// `on`/`off` and their usual spellings.
+fn parse_switch(value: &str) -> Option<bool> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "on" | "true" | "yes" | "1" => Some(true),
+        "off" | "false" | "no" | "0" => Some(false),
+        _ => None,
+    }
+}
+
 fn parse_snowflake(text: &str) -> Option<u64> {
     let text = text.trim();
     if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
@@ -158,21 +181,42 @@ fn parse_snowflake(text: &str) -> Option<u64> {
 
 fn parse_api_base(base: &str) -> Result<String, ConfigError> {
     let base = base.trim().trim_end_matches('/');
-    let rest = base
-        .strip_prefix("http://")
-        .or_else(|| base.strip_prefix("https://"));
-    match rest {
-        Some(host) if !host.is_empty() && !host.contains(char::is_whitespace) => {
-            // Accept the base with or without the API path; serenity adds `/api/v10` itself.
-            Ok(base.trim_end_matches("/api/v10").to_string())
+    let error = |reason: String| ConfigError {
+        variable: "DISCORD_API_BASE",
+        reason,
+    };
+    let url = reqwest::Url::parse(base).map_err(|e| {
+        error(format!(
+            "{base:?} is not a URL ({e}): use the proxy's base, for example http://127.0.0.1:3000"
+        ))
+    })?;
+    let host = url
+        .host()
+        .ok_or_else(|| error(format!("{base:?} names no host")))?;
+    match url.scheme() {
+        "https" => {}
+        // Every REST call carries the bot token: in clear text only to this machine, where
+        // nobody on the network can read it (a proxy on the same host, or a test's fake Discord).
+        "http" => {
+            let loopback = match host {
+                url::Host::Domain(name) => name.eq_ignore_ascii_case("localhost"),
+                url::Host::Ipv4(ip) => ip.is_loopback(),
+                url::Host::Ipv6(ip) => ip.is_loopback(),
+            };
+            if !loopback {
+                return Err(error(format!(
+                    "{base:?} is plain http to another machine, which would send the bot token in clear text: use https://, or http:// only to this machine (127.0.0.1, ::1 or localhost)"
+                )));
+            }
         }
-        _ => Err(ConfigError {
-            variable: "DISCORD_API_BASE",
-            reason: format!(
-                "{base:?} is not an http(s) URL: use the proxy's base, for example http://127.0.0.1:3000"
-            ),
-        }),
+        other => {
+            return Err(error(format!(
+                "{base:?} is not an http(s) URL (scheme {other:?}): use the proxy's base, for example http://127.0.0.1:3000"
+            )))
+        }
     }
+    // Accept the base with or without the API path; serenity adds `/api/v10` itself.
+    Ok(base.trim_end_matches("/api/v10").to_string())
 }
 
 #[cfg(test)]
@@ -193,7 +237,8 @@ mod tests {
     #[test]
     fn defaults_apply_when_nothing_is_set() {
         let c = config(&[]).unwrap();
-        assert_eq!(c.insights_path, PathBuf::from("data"));
+        assert_eq!(c.insights_path, None);
+        assert!(c.builtin_insights);
         assert_eq!(c.database_path, PathBuf::from("insight-bot.db"));
         assert_eq!(c.discord_token, None);
         assert_eq!(c.guild_id, None);
@@ -215,6 +260,12 @@ mod tests {
             ("DATABASE_URL", "postgres://x"),
             ("DATABASE_URL", "sqlite://"),
             ("DISCORD_API_BASE", "localhost:3000"),
+            ("DISCORD_API_BASE", "http://proxy.internal:3000"),
+            ("DISCORD_API_BASE", "http://10.0.0.5:3000"),
+            ("DISCORD_API_BASE", "http://[2001:db8::1]:3000"),
+            ("DISCORD_API_BASE", "ftp://127.0.0.1"),
+            ("INSIGHTS_BUILTIN", "maybe"),
+            ("INSIGHTS_BUILTIN", "off"),
             ("DISCORD_TOKEN", "not a token"),
         ] {
             let err = config(&[(name, value)]).unwrap_err();
@@ -224,14 +275,35 @@ mod tests {
     }
 
     #[test]
+    fn plain_http_is_accepted_for_this_machine_only() {
+        for base in [
+            "http://127.0.0.1:3000",
+            "http://127.8.9.10",
+            "http://localhost:3000",
+            "http://[::1]:3000",
+            "https://proxy.internal",
+            "https://10.0.0.5:8443",
+        ] {
+            let c = config(&[("DISCORD_API_BASE", base)]).unwrap_or_else(|e| panic!("{base}: {e}"));
+            assert_eq!(c.api_base.as_deref(), Some(base));
+        }
+        let err = config(&[("DISCORD_API_BASE", "http://proxy.internal:3000")]).unwrap_err();
+        assert!(err.to_string().contains("clear text"), "{err}");
+    }
+
+    #[test]
     fn values_are_parsed() {
         let c = config(&[
             ("DISCORD_GUILD_ID", "123456789012345678"),
             ("DATABASE_URL", "sqlite:///tmp/x.db?mode=rwc"),
             ("DISCORD_API_BASE", "http://127.0.0.1:3000/api/v10/"),
             ("DISCORD_TOKEN", FAKE_TOKEN),
+            ("INSIGHTS_PATH", "/srv/insights"),
+            ("INSIGHTS_BUILTIN", "off"),
         ])
         .unwrap();
+        assert_eq!(c.insights_path, Some(PathBuf::from("/srv/insights")));
+        assert!(!c.builtin_insights);
         assert_eq!(c.guild_id, Some(123456789012345678));
         assert_eq!(c.database_path, PathBuf::from("/tmp/x.db"));
         assert_eq!(c.api_base.as_deref(), Some("http://127.0.0.1:3000"));

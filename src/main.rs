@@ -10,6 +10,7 @@ use clap::Parser;
 use insight_bot::bot::{self, BotError, BotSettings};
 use insight_bot::cli::{self, Cli, CliError, Command};
 use insight_bot::config::Config;
+use insight_bot::insights::library::LoadError;
 use insight_bot::insights::Library;
 use insight_bot::store::Store;
 use insight_bot::weekly::clock::SystemClock;
@@ -45,12 +46,29 @@ fn init_tracing() -> Result<(), CliError> {
 }
 
 fn load_library(config: &Config) -> Result<Library, CliError> {
-    Library::load(&config.insights_path).map_err(|e| {
-        CliError(format!(
-            "cannot load the insight collection (INSIGHTS_PATH={}):\n{e}",
-            config.insights_path.display()
-        ))
-    })
+    Library::load_collection(config.builtin_insights, config.insights_path.as_deref()).map_err(
+        |e| match e {
+            LoadError::Path { .. } => CliError(format!("INSIGHTS_PATH: {e}")),
+            LoadError::Invalid { .. } => {
+                CliError(format!("cannot load the insight collection:\n{e}"))
+            }
+        },
+    )
+}
+
+/// Where the collection comes from, for logs and `check`.
+fn collection_origin(config: &Config) -> String {
+    let builtin = format!(
+        "the built-in collection ({})",
+        insight_bot::insights::library::BUILTIN_NAME
+    );
+    match (&config.insights_path, config.builtin_insights) {
+        (None, _) => builtin,
+        (Some(path), true) => format!("{builtin} + INSIGHTS_PATH={}", path.display()),
+        (Some(path), false) => {
+            format!("INSIGHTS_PATH={} (built-in collection off)", path.display())
+        }
+    }
 }
 
 fn run_bot(config: Config) -> Result<(), CliError> {
@@ -61,7 +79,7 @@ fn run_bot(config: Config) -> Result<(), CliError> {
     let library = load_library(&config)?;
     tracing::info!(
         insights = library.len(),
-        path = %config.insights_path.display(),
+        from = %collection_origin(&config),
         "loaded the insight collection"
     );
     // Opened before connecting: a corrupt or unreadable database stops start-up here.
@@ -103,7 +121,7 @@ fn execute(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Topics => cli::topics(&load_library(&config)?, &mut out)?,
         Command::Check => cli::check(
             &load_library(&config)?,
-            &config.insights_path.display().to_string(),
+            &collection_origin(&config),
             &mut out,
         )?,
         Command::NextPosts(args) => cli::next_posts(&args, &mut out)?,

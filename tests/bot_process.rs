@@ -21,10 +21,7 @@ fn spawn_bot(fake: &FakeDiscord, dir: &std::path::Path) -> Child {
             "DATABASE_URL",
             format!("sqlite://{}", dir.join("state.db").display()),
         )
-        .env(
-            "INSIGHTS_PATH",
-            concat!(env!("CARGO_MANIFEST_DIR"), "/data"),
-        )
+        .env_remove("INSIGHTS_PATH")
         .env_remove("DISCORD_GUILD_ID")
         // Everything, serenity's and reqwest's debug output included: the token must not show.
         .env("RUST_LOG", "debug")
@@ -136,10 +133,7 @@ fn a_missing_token_is_exit_2_naming_the_variable() {
     let out = Command::new(env!("CARGO_BIN_EXE_insight-bot"))
         .current_dir(dir.path())
         .env_remove("DISCORD_TOKEN")
-        .env(
-            "INSIGHTS_PATH",
-            concat!(env!("CARGO_MANIFEST_DIR"), "/data"),
-        )
+        .env_remove("INSIGHTS_PATH")
         .env("DISCORD_API_BASE", "http://127.0.0.1:9")
         .output()
         .unwrap();
@@ -162,10 +156,7 @@ async fn a_rejected_token_is_exit_2_and_not_echoed() {
             "DATABASE_URL",
             format!("sqlite://{}", dir.path().join("s.db").display()),
         )
-        .env(
-            "INSIGHTS_PATH",
-            concat!(env!("CARGO_MANIFEST_DIR"), "/data"),
-        )
+        .env_remove("INSIGHTS_PATH")
         .env("RUST_LOG", "debug")
         .stdout(log_file(dir.path(), "stdout.log"))
         .stderr(log_file(dir.path(), "stderr.log"))
@@ -190,10 +181,7 @@ fn a_corrupt_database_stops_start_up_and_is_left_alone() {
         .current_dir(dir.path())
         .env("DISCORD_TOKEN", TOKEN)
         .env("DATABASE_URL", format!("sqlite://{}", db.display()))
-        .env(
-            "INSIGHTS_PATH",
-            concat!(env!("CARGO_MANIFEST_DIR"), "/data"),
-        )
+        .env_remove("INSIGHTS_PATH")
         .env("DISCORD_API_BASE", "http://127.0.0.1:9")
         .output()
         .unwrap();

@@ -1,25 +1,34 @@
-//! The command line as a person uses it: every command run as a process on the shipped
-//! collection or on a broken one, checking stdout, stderr and the exit code.
+//! The command line as a person uses it: every command run as a process, from an empty
+//! directory (as an installed binary runs), on the built-in collection or on a broken one,
+//! checking stdout, stderr and the exit code.
 
 use std::path::Path;
 use std::process::{Command, Output};
 
-const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/data");
-
-fn run_with(insights: &str, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_insight-bot"))
+/// The binary, run from a fresh empty directory (no `data/`, no `.env`: a developer's own
+/// `.env` cannot change the result), with `INSIGHTS_PATH` set only when given.
+fn run_in(binary: &Path, insights: Option<&str>, args: &[&str]) -> Output {
+    let cwd = tempfile::tempdir().expect("a temporary directory");
+    let mut command = Command::new(binary);
+    command
         .args(args)
-        .env("INSIGHTS_PATH", insights)
+        .env_remove("INSIGHTS_PATH")
+        .env_remove("INSIGHTS_BUILTIN")
         .env_remove("RUST_LOG")
         .env_remove("DISCORD_TOKEN")
-        // Run from a directory with no .env, so a developer's own file cannot change the result.
-        .current_dir(env!("CARGO_TARGET_TMPDIR"))
-        .output()
-        .expect("run insight-bot")
+        .current_dir(cwd.path());
+    if let Some(path) = insights {
+        command.env("INSIGHTS_PATH", path);
+    }
+    command.output().expect("run insight-bot")
+}
+
+fn run_with(insights: Option<&str>, args: &[&str]) -> Output {
+    run_in(Path::new(env!("CARGO_BIN_EXE_insight-bot")), insights, args)
 }
 
 fn run(args: &[&str]) -> Output {
-    run_with(DATA, args)
+    run_with(None, args)
 }
 
 fn stdout(o: &Output) -> String {
@@ -135,7 +144,55 @@ fn random_topics_and_check() {
 
     let o = run(&["check"]);
     assert!(o.status.success());
+    assert!(
+        stdout(&o).starts_with(
+            "the built-in collection (data/insights.toml (built in)): OK: 11 insights"
+        ),
+        "{}",
+        stdout(&o)
+    );
+}
+
+#[test]
+fn an_installed_binary_answers_from_any_directory() {
+    // What `cargo install --path .` leaves: the binary alone, away from the repository.
+    let bin = tempfile::tempdir().unwrap();
+    let installed = bin.path().join("insight-bot");
+    std::fs::copy(env!("CARGO_BIN_EXE_insight-bot"), &installed).unwrap();
+    let o = run_in(&installed, None, &["ask", "How do I stop micromanaging?"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stdout(&o).starts_with("Learn to trust and delegate"),
+        "{}",
+        stdout(&o)
+    );
+    let o = run_in(&installed, None, &["check"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("built-in collection"), "{}", stdout(&o));
     assert!(stdout(&o).contains("OK: 11 insights"), "{}", stdout(&o));
+}
+
+#[test]
+fn insights_path_adds_to_the_builtin_collection_or_replaces_it() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("ours.toml"),
+        "[[insight]]\nid = \"our-own\"\ntitle = \"Run a blameless retro\"\ntext = \"Ask what in the process let the incident happen.\"\ntopics = [\"retros\"]\nasks = [\"How do we run a postmortem?\"]\nsource = { title = \"Our wiki\", publisher = \"Us\" }\n",
+    )
+    .unwrap();
+    let path = dir.path().to_str().unwrap();
+    let o = run_with(Some(path), &["check"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("OK: 12 insights"), "{}", stdout(&o));
+    let o = Command::new(env!("CARGO_BIN_EXE_insight-bot"))
+        .args(["check"])
+        .env("INSIGHTS_PATH", path)
+        .env("INSIGHTS_BUILTIN", "off")
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("OK: 1 insights"), "{}", stdout(&o));
 }
 
 #[test]
@@ -148,7 +205,7 @@ fn broken_data_stops_with_file_line_and_reason() {
     )
     .unwrap();
     for cmd in [&["check"][..], &["ask", "anything"][..], &["topics"][..]] {
-        let o = run_with(dir.path().to_str().unwrap(), cmd);
+        let o = run_with(Some(dir.path().to_str().unwrap()), cmd);
         assert_eq!(o.status.code(), Some(2), "{cmd:?}");
         let err = stderr(&o);
         let expected = format!(
@@ -158,16 +215,25 @@ fn broken_data_stops_with_file_line_and_reason() {
         assert!(err.contains(&expected), "{err}");
         assert!(!err.contains("panicked"), "{err}");
     }
-    let missing = run_with("/nonexistent/insights", &["check"]);
+    // The path itself is unreadable: the variable and the absolute path, not a file:line.
+    let missing = run_with(Some("/nonexistent/insights"), &["check"]);
     assert_eq!(missing.status.code(), Some(2));
-    assert!(stderr(&missing).contains("/nonexistent/insights:1: cannot read"));
+    assert!(
+        stderr(&missing)
+            .contains("INSIGHTS_PATH: /nonexistent/insights: cannot read: No such file"),
+        "{}",
+        stderr(&missing)
+    );
+    let relative = run_with(Some("my-insights"), &["check"]);
+    let err = stderr(&relative);
+    assert!(err.starts_with("error: INSIGHTS_PATH: /"), "{err}");
+    assert!(err.contains("/my-insights: cannot read"), "{err}");
 }
 
 #[test]
 fn bad_configuration_names_the_variable() {
     let o = Command::new(env!("CARGO_BIN_EXE_insight-bot"))
         .args(["check"])
-        .env("INSIGHTS_PATH", DATA)
         .env("DISCORD_GUILD_ID", "my server")
         .current_dir(env!("CARGO_TARGET_TMPDIR"))
         .output()
@@ -176,7 +242,6 @@ fn bad_configuration_names_the_variable() {
     assert!(stderr(&o).contains("DISCORD_GUILD_ID"), "{}", stderr(&o));
     let o = Command::new(env!("CARGO_BIN_EXE_insight-bot"))
         .args(["check"])
-        .env("INSIGHTS_PATH", DATA)
         .env("RUST_LOG", "[[[")
         .current_dir(env!("CARGO_TARGET_TMPDIR"))
         .output()
@@ -238,6 +303,7 @@ fn the_shipped_example_env_lists_every_variable() {
     for var in [
         "DISCORD_TOKEN",
         "INSIGHTS_PATH",
+        "INSIGHTS_BUILTIN",
         "DATABASE_URL",
         "DISCORD_GUILD_ID",
         "DISCORD_API_BASE",

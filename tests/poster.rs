@@ -28,13 +28,7 @@ fn at(text: &str) -> DateTime<Utc> {
 }
 
 fn library() -> Arc<Library> {
-    Arc::new(
-        Library::load(std::path::Path::new(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/data"
-        )))
-        .unwrap(),
-    )
+    Arc::new(Library::builtin().unwrap())
 }
 
 /// Records sends, keeps each channel's messages for `find_post`, and fails on cue.

@@ -37,25 +37,58 @@ impl fmt::Display for Problem {
     }
 }
 
-/// Why a collection could not be loaded: every problem found, one per line when displayed.
+/// Why a collection could not be loaded.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LoadError {
-    pub problems: Vec<Problem>,
+pub enum LoadError {
+    /// The path itself cannot be used (missing, unreadable, a directory without `*.toml`). The
+    /// path is absolute, so the message says exactly where the program looked whatever its
+    /// working directory.
+    Path { path: PathBuf, reason: String },
+    /// Problems inside the files: every one found, each with its file and line.
+    Invalid { problems: Vec<Problem> },
+}
+
+impl LoadError {
+    fn path(path: &Path, reason: impl Into<String>) -> LoadError {
+        LoadError::Path {
+            path: std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf()),
+            reason: reason.into(),
+        }
+    }
+
+    /// The problems inside files (none for a [`LoadError::Path`]).
+    pub fn problems(&self) -> &[Problem] {
+        match self {
+            LoadError::Path { .. } => &[],
+            LoadError::Invalid { problems } => problems,
+        }
+    }
 }
 
 impl fmt::Display for LoadError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, problem) in self.problems.iter().enumerate() {
-            if i > 0 {
-                writeln!(f)?;
+        match self {
+            LoadError::Path { path, reason } => write!(f, "{}: {reason}", path.display()),
+            LoadError::Invalid { problems } => {
+                for (i, problem) in problems.iter().enumerate() {
+                    if i > 0 {
+                        writeln!(f)?;
+                    }
+                    write!(f, "{problem}")?;
+                }
+                Ok(())
             }
-            write!(f, "{problem}")?;
         }
-        Ok(())
     }
 }
 
 impl std::error::Error for LoadError {}
+
+/// The shipped collection, built into the binary so that an installed `insight-bot` answers from
+/// any directory: `data/insights.toml` at compile time.
+pub const BUILTIN_SOURCE: &str = include_str!("../../data/insights.toml");
+/// The name the built-in collection's problems and duplicate ids are reported under.
+pub const BUILTIN_NAME: &str = "data/insights.toml (built in)";
 
 /// The loaded collection and its search index.
 #[derive(Debug)]
@@ -180,55 +213,79 @@ fn char_count(s: &str) -> usize {
     s.chars().count()
 }
 
+fn builtin_source() -> (PathBuf, String) {
+    (PathBuf::from(BUILTIN_NAME), BUILTIN_SOURCE.to_string())
+}
+
+/// The (file, text) pairs at `path`: the file itself, or every `*.toml` file of the directory.
+fn read_sources(path: &Path) -> Result<Vec<(PathBuf, String)>, LoadError> {
+    let metadata =
+        std::fs::metadata(path).map_err(|e| LoadError::path(path, format!("cannot read: {e}")))?;
+    let files: Vec<PathBuf> = if metadata.is_dir() {
+        let cannot_list = |e: std::io::Error| LoadError::path(path, format!("cannot list: {e}"));
+        let mut files = Vec::new();
+        for entry in std::fs::read_dir(path).map_err(cannot_list)? {
+            let p = entry.map_err(cannot_list)?.path();
+            if p.extension().is_some_and(|ext| ext == "toml") && p.is_file() {
+                files.push(p);
+            }
+        }
+        files.sort();
+        if files.is_empty() {
+            return Err(LoadError::path(
+                path,
+                "no *.toml files in this directory: the collection is empty",
+            ));
+        }
+        files
+    } else {
+        vec![path.to_path_buf()]
+    };
+    files
+        .into_iter()
+        .map(|file| match std::fs::read_to_string(&file) {
+            Ok(text) => Ok((file, text)),
+            Err(e) => Err(LoadError::path(&file, format!("cannot read: {e}"))),
+        })
+        .collect()
+}
+
 impl Library {
+    /// The built-in collection alone.
+    pub fn builtin() -> Result<Library, LoadError> {
+        Library::from_sources(&[builtin_source()])
+    }
+
+    /// What the program serves: the built-in collection (when `builtin`), plus the operator's
+    /// files at `extra` (`INSIGHTS_PATH`). An id may not be defined twice, also across the two:
+    /// an operator's file changes the collection by adding to it, never by silently replacing a
+    /// shipped insight (see "Adding insights" in the README).
+    pub fn load_collection(builtin: bool, extra: Option<&Path>) -> Result<Library, LoadError> {
+        let mut sources = Vec::new();
+        if builtin {
+            sources.push(builtin_source());
+        }
+        if let Some(path) = extra {
+            sources.extend(read_sources(path)?);
+        }
+        if sources.is_empty() {
+            return Err(LoadError::Invalid {
+                problems: vec![Problem {
+                    file: PathBuf::from("INSIGHTS_BUILTIN"),
+                    line: 1,
+                    reason: "the built-in collection is off and INSIGHTS_PATH is not set: there \
+                             is nothing to load"
+                        .into(),
+                }],
+            });
+        }
+        Library::from_sources(&sources)
+    }
+
     /// Loads a collection from a `.toml` file, or from every `*.toml` file of a directory
     /// (sorted by name, so ids and errors come out in a stable order).
     pub fn load(path: &Path) -> Result<Library, LoadError> {
-        let single = |reason: String| LoadError {
-            problems: vec![Problem {
-                file: path.to_path_buf(),
-                line: 1,
-                reason,
-            }],
-        };
-        let metadata = std::fs::metadata(path).map_err(|e| single(format!("cannot read: {e}")))?;
-        let files: Vec<PathBuf> = if metadata.is_dir() {
-            let entries =
-                std::fs::read_dir(path).map_err(|e| single(format!("cannot list: {e}")))?;
-            let mut files = Vec::new();
-            for entry in entries {
-                let entry = entry.map_err(|e| single(format!("cannot list: {e}")))?;
-                let p = entry.path();
-                if p.extension().is_some_and(|ext| ext == "toml") && p.is_file() {
-                    files.push(p);
-                }
-            }
-            files.sort();
-            if files.is_empty() {
-                return Err(single(
-                    "no *.toml files in this directory: the collection is empty".into(),
-                ));
-            }
-            files
-        } else {
-            vec![path.to_path_buf()]
-        };
-        let mut sources = Vec::with_capacity(files.len());
-        for file in files {
-            match std::fs::read_to_string(&file) {
-                Ok(text) => sources.push((file, text)),
-                Err(e) => {
-                    return Err(LoadError {
-                        problems: vec![Problem {
-                            file,
-                            line: 1,
-                            reason: format!("cannot read: {e}"),
-                        }],
-                    })
-                }
-            }
-        }
-        Library::from_sources(&sources)
+        Library::from_sources(&read_sources(path)?)
     }
 
     /// Parses and validates collections given as (file name, TOML text) pairs.
@@ -267,7 +324,7 @@ impl Library {
             });
         }
         if !problems.is_empty() {
-            return Err(LoadError { problems });
+            return Err(LoadError::Invalid { problems });
         }
         Ok(Library::from_insights(insights))
     }
@@ -505,7 +562,7 @@ source = { title = "A page", publisher = "RiffOn" }
     fn problems(files: &[(&str, &str)]) -> Vec<String> {
         load(files)
             .expect_err("should not load")
-            .problems
+            .problems()
             .iter()
             .map(ToString::to_string)
             .collect()
@@ -532,9 +589,8 @@ source = { title = "A page", publisher = "RiffOn" }
     }
 
     #[test]
-    fn the_shipped_collection_loads_with_all_eleven_ids() {
-        let library = Library::load(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/data")))
-            .unwrap_or_else(|e| panic!("{e}"));
+    fn the_builtin_collection_loads_with_all_eleven_ids() {
+        let library = Library::builtin().unwrap_or_else(|e| panic!("{e}"));
         let ids: Vec<&str> = library.insights().iter().map(|i| i.id.as_str()).collect();
         assert_eq!(
             ids,
@@ -558,12 +614,11 @@ source = { title = "A page", publisher = "RiffOn" }
     fn the_shipped_texts_are_the_seed_page_verbatim() {
         let seed_path = concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/../shared/seed/000_810378633ead5158.txt"
+            "/tests/data/seed/000_810378633ead5158.txt"
         );
         let seed = std::fs::read_to_string(seed_path)
             .unwrap_or_else(|e| panic!("the seed page {seed_path}: {e}"));
-        let library = Library::load(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/data")))
-            .unwrap_or_else(|e| panic!("{e}"));
+        let library = Library::builtin().unwrap_or_else(|e| panic!("{e}"));
         for insight in library.insights() {
             assert!(
                 seed.lines().any(|line| line.trim() == insight.text),
@@ -571,6 +626,44 @@ source = { title = "A page", publisher = "RiffOn" }
                 insight.id
             );
         }
+    }
+
+    #[test]
+    fn the_builtin_collection_is_the_data_file_and_operator_files_add_to_it() {
+        let on_disk = Library::load(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/data")))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let builtin = Library::builtin().unwrap();
+        assert_eq!(on_disk.insights(), builtin.insights());
+
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("ours.toml"), GOOD).unwrap();
+        let both = Library::load_collection(true, Some(dir.path())).unwrap();
+        assert_eq!(both.len(), builtin.len() + 1);
+        assert!(both.get("first-one").is_some() && both.get("tour-of-duty").is_some());
+        let ours = Library::load_collection(false, Some(dir.path())).unwrap();
+        assert_eq!(ours.len(), 1);
+        assert_eq!(
+            Library::load_collection(true, None).unwrap().insights(),
+            builtin.insights()
+        );
+        let nothing = Library::load_collection(false, None)
+            .unwrap_err()
+            .to_string();
+        assert!(nothing.contains("nothing to load"), "{nothing}");
+
+        // A shipped id defined again by the operator is a duplicate naming both places.
+        std::fs::write(
+            dir.path().join("ours.toml"),
+            GOOD.replace("first-one", "tour-of-duty"),
+        )
+        .unwrap();
+        let err = Library::load_collection(true, Some(dir.path()))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("ours.toml:3: duplicate id \"tour-of-duty\": already defined at data/insights.toml (built in):"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -706,7 +799,14 @@ source = { title = "A page", publisher = "RiffOn" }
         let missing = Library::load(&dir.path().join("nope"))
             .unwrap_err()
             .to_string();
-        assert!(missing.contains("nope:1: cannot read"), "{missing}");
+        assert!(
+            missing.ends_with("nope: cannot read: No such file or directory (os error 2)"),
+            "{missing}"
+        );
+        assert!(
+            Path::new(missing.split(": ").next().unwrap()).is_absolute(),
+            "{missing}"
+        );
     }
 
     #[test]

@@ -9,7 +9,6 @@
 //! Questions are rate-limited per user ([`QUESTIONS_PER_MINUTE`]), so every question helper here
 //! asks as a fresh user: a test that means to hit the limit says so by choosing the user.
 
-use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -29,13 +28,12 @@ pub use insight_bot::bot::QUESTIONS_PER_MINUTE;
 use super::fake_discord::{FakeDiscord, TOKEN, WAIT};
 use super::payloads::{self, InteractionBuilder, APP_ID};
 
-/// The shipped collection (`data/`), loaded once per test binary.
+/// The built-in collection, loaded once per test binary.
 pub fn library() -> Arc<Library> {
     static LIBRARY: OnceLock<Arc<Library>> = OnceLock::new();
     LIBRARY
         .get_or_init(|| {
-            let path = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/data"));
-            Arc::new(Library::load(path).unwrap_or_else(|e| panic!("load {path:?}: {e}")))
+            Arc::new(Library::builtin().unwrap_or_else(|e| panic!("the built-in collection: {e}")))
         })
         .clone()
 }

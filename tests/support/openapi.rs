@@ -3,10 +3,11 @@
 //! The fake Discord hands every body the bot sends to [`OpenApiSpec::check`], which finds the
 //! operation by method and path template (`POST /channels/{channel_id}/messages`; the spec's paths
 //! are relative to `/api/v10`) and validates the body with the `jsonschema` crate against that
-//! operation's JSON request-body schema (JSON Schema 2020-12). The spec is read from the file named
-//! by `DISCORD_OPENAPI_SPEC`, else from `$CARGO_MANIFEST_DIR/../shared/discord-api-spec/openapi.json`
-//! when that exists; it is never copied into the repository. It is loaded once per test binary and
-//! each operation's validator is compiled on first use, then cached.
+//! operation's JSON request-body schema (JSON Schema 2020-12). The spec is the copy kept in
+//! the repository (`tests/data/discord-api-spec/`, MIT), or the file named by
+//! `DISCORD_OPENAPI_SPEC` (a newer copy). Validation is always on: a spec that cannot be read fails
+//! the test that needed it, saying why. It is loaded once per test binary and each operation's
+//! validator is compiled on first use, then cached.
 //!
 //! One known deviation of the spec from Discord is handled, and only that one: see
 //! [`permission_strings_to_integers`].
@@ -17,8 +18,10 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use serde_json::{json, Value};
 
-/// The variable naming the spec file; `.ci/run` sets it.
+/// The variable naming another copy of the spec (a newer one, say) to validate against.
 pub const SPEC_ENV: &str = "DISCORD_OPENAPI_SPEC";
+/// The copy kept in the repository (with its MIT licence), relative to the crate root.
+pub const DEFAULT_SPEC: &str = "tests/data/discord-api-spec/openapi.json";
 
 /// Fields that the spec types as integer permission bitfields in request bodies, while Discord
 /// documents (and serenity sends) them as strings of decimal digits.
@@ -141,34 +144,28 @@ impl OpenApiSpec {
         &self.path
     }
 
-    /// The spec named by the environment, loaded once per test binary, or `None` (after a one-line
-    /// note on stderr) when validation is off.
+    /// The spec: `DISCORD_OPENAPI_SPEC` when set, else the repository's copy; loaded once per
+    /// test binary.
     ///
     /// # Panics
-    /// When `DISCORD_OPENAPI_SPEC` (or the default file, when it exists) cannot be read or parsed:
-    /// a CI run that asked for validation must not silently run without it.
-    pub fn from_env() -> Option<Arc<OpenApiSpec>> {
-        static SPEC: OnceLock<Option<Arc<OpenApiSpec>>> = OnceLock::new();
+    /// When that file cannot be read or parsed: the tests never run without validation.
+    pub fn from_env() -> Arc<OpenApiSpec> {
+        static SPEC: OnceLock<Arc<OpenApiSpec>> = OnceLock::new();
         SPEC.get_or_init(|| {
             let (path, origin) = match std::env::var_os(SPEC_ENV) {
                 Some(p) if !p.is_empty() => (PathBuf::from(p), SPEC_ENV),
-                _ => {
-                    let default = Path::new(env!("CARGO_MANIFEST_DIR"))
-                        .join("../shared/discord-api-spec/openapi.json");
-                    if !default.exists() {
-                        eprintln!(
-                            "note: {SPEC_ENV} is unset and {} does not exist: request bodies \
-                             sent to the fake Discord are NOT validated against the OpenAPI spec",
-                            default.display()
-                        );
-                        return None;
-                    }
-                    (default, "the default spec path")
-                }
+                _ => (
+                    Path::new(env!("CARGO_MANIFEST_DIR")).join(DEFAULT_SPEC),
+                    "the copy in the repository",
+                ),
             };
             match OpenApiSpec::load(&path) {
-                Ok(spec) => Some(Arc::new(spec)),
-                Err(e) => panic!("OpenAPI spec {} (from {origin}): {e}", path.display()),
+                Ok(spec) => Arc::new(spec),
+                Err(e) => panic!(
+                    "OpenAPI spec {} (from {origin}): {e}. The end-to-end tests validate every \
+                     request body against it and never run without it.",
+                    path.display()
+                ),
             }
         })
         .clone()

@@ -702,14 +702,11 @@ mod tests {
     use super::*;
     use crate::insights::Library;
     use proptest::prelude::*;
-    use std::path::Path;
     use std::sync::OnceLock;
 
     fn shipped() -> &'static Library {
         static LIBRARY: OnceLock<Library> = OnceLock::new();
-        LIBRARY.get_or_init(|| {
-            Library::load(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/data"))).unwrap()
-        })
+        LIBRARY.get_or_init(|| Library::builtin().unwrap())
     }
 
     fn best(question: &str) -> Option<String> {
