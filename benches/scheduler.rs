@@ -63,7 +63,7 @@ fn main() {
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("bench.db");
-    let store = Arc::new(Store::open(&path).unwrap());
+    let store = Store::open(&path).unwrap();
     let library = Arc::new(Library::builtin().unwrap());
     // Every server posts Monday 09:00 local in a zone at UTC+0 in November, so all 10,000 slots
     // fall in the same minute.
@@ -80,6 +80,7 @@ fn main() {
         let zone = zones[(guild % zones.len() as u64) as usize];
         let schedule = WeeklySchedule::parse("mon", "09:00", zone).unwrap();
         store
+            .blocking()
             .set_weekly(guild, 1_000_000 + guild, &schedule, set_at)
             .unwrap();
     }
@@ -88,7 +89,7 @@ fn main() {
     let clock = Arc::new(ManualClock::new(at("2026-11-23T09:00:00Z")));
     let publisher = Arc::new(InstantPublisher::default());
     let poster = Arc::new(Poster::new(
-        Arc::clone(&store),
+        store.clone(),
         Arc::clone(&library),
         publisher.clone(),
         clock.clone(),
@@ -99,6 +100,7 @@ fn main() {
         runtime.block_on(async {
             let started = Instant::now();
             let next = poster.tick().await.unwrap();
+            poster.wait_idle().await;
             (started.elapsed(), next)
         })
     });

@@ -91,7 +91,7 @@ fn run_bot(config: Config) -> Result<(), CliError> {
         library: Arc::new(library),
         guild_id: config.guild_id,
         api_base: config.api_base.clone(),
-        store: Arc::new(store),
+        store,
         clock: Arc::new(SystemClock),
         poster_options: PosterOptions::default(),
     };

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use insight_bot::insights::Library;
-use insight_bot::store::{PostSource, Store};
+use insight_bot::store::{Backend, PostSource, Store};
 use insight_bot::weekly::clock::{Clock, ManualClock};
 use insight_bot::weekly::poster::{
     Delivery, OutgoingPost, Poster, PosterOptions, PublishError, PublishFuture, Publisher,
@@ -155,7 +155,7 @@ impl Publisher for RecordingPublisher {
 struct Setup {
     _dir: tempfile::TempDir,
     path: std::path::PathBuf,
-    store: Arc<Store>,
+    store: Store,
     clock: Arc<ManualClock>,
     publisher: Arc<RecordingPublisher>,
     poster: Arc<Poster>,
@@ -171,12 +171,12 @@ fn options() -> PosterOptions {
 fn setup(start: &str) -> Setup {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("state.db");
-    let store = Arc::new(Store::open(&path).unwrap());
+    let store = Store::open(&path).unwrap();
     let clock = Arc::new(ManualClock::new(at(start)));
     let publisher = Arc::new(RecordingPublisher::default());
     *publisher.clock.lock().unwrap() = Some(Arc::clone(&clock));
     let poster = Arc::new(Poster::new(
-        Arc::clone(&store),
+        store.clone(),
         library(),
         publisher.clone(),
         clock.clone(),
@@ -195,9 +195,9 @@ fn setup(start: &str) -> Setup {
 impl Setup {
     /// A new poster on the same database, as after a restart of the bot.
     fn restart(&mut self) {
-        self.store = Arc::new(Store::open(&self.path).unwrap());
+        self.store = Store::open(&self.path).unwrap();
         self.poster = Arc::new(Poster::new(
-            Arc::clone(&self.store),
+            self.store.clone(),
             library(),
             self.publisher.clone(),
             self.clock.clone(),
@@ -205,11 +205,34 @@ impl Setup {
         ));
     }
 
+    /// The database, called directly (the poster is the one under test).
+    fn db(&self) -> &dyn Backend {
+        self.store.blocking()
+    }
+
     fn set(&self, guild: u64, channel: u64, day: &str, time: &str, zone: &str) {
         let schedule = WeeklySchedule::parse(day, time, zone).unwrap();
-        self.store
+        self.db()
             .set_weekly(guild, channel, &schedule, self.clock.now())
             .unwrap();
+    }
+
+    /// One poster pass, run to completion: starts what is due and waits for those deliveries.
+    async fn pass(&self) {
+        self.poster.tick().await.unwrap();
+        tokio::time::timeout(WAIT, self.poster.wait_idle())
+            .await
+            .expect("the deliveries of a pass did not finish");
+    }
+
+    /// When the poster would wake next, after a pass (a pass that finds nothing due).
+    async fn next_wake(&self) -> Option<DateTime<Utc>> {
+        let next = self.poster.tick().await.unwrap();
+        assert!(
+            self.poster.in_flight().is_empty(),
+            "this pass started a delivery"
+        );
+        next
     }
 
     fn spawn(&self) -> (tokio::task::JoinHandle<()>, Arc<Notify>) {
@@ -244,7 +267,10 @@ async fn posts_at_the_scheduled_instant_and_not_before() {
     );
     assert_eq!((post.guild_id, post.channel_id), (1, 10));
     assert_eq!(post.week.to_string(), "2026-W48");
-    let record = s.store.post(1, post.week).unwrap().unwrap();
+    tokio::time::timeout(WAIT, s.poster.wait_idle())
+        .await
+        .unwrap();
+    let record = s.db().post(1, post.week).unwrap().unwrap();
     assert!(record.is_confirmed());
     assert_eq!(record.insight_id, post.insight.id);
     assert_eq!(record.nonce, post.nonce);
@@ -270,11 +296,11 @@ async fn every_week_of_a_year_posts_exactly_once_without_repeating_early() {
     s.set(1, 10, "fri", "17:30", "America/New_York");
     let mut weeks = Vec::new();
     for _ in 0..53 {
-        let next = s.poster.tick().await.unwrap().expect("a next slot");
+        let next = s.next_wake().await.expect("a next slot");
         s.clock.set(next);
-        s.poster.tick().await.unwrap();
+        s.pass().await;
         // A second pass at the same instant must not post again.
-        s.poster.tick().await.unwrap();
+        s.pass().await;
         weeks.push(s.publisher.posts().len());
     }
     let posts = s.publisher.posts();
@@ -299,9 +325,9 @@ async fn dst_keeps_the_local_time() {
     s.set(1, 10, "mon", "09:00", "Europe/London");
     let mut instants = Vec::new();
     for _ in 0..2 {
-        let next = s.poster.tick().await.unwrap().unwrap();
+        let next = s.next_wake().await.unwrap();
         s.clock.set(next);
-        s.poster.tick().await.unwrap();
+        s.pass().await;
         instants.push(s.publisher.sent.lock().unwrap().last().unwrap().1);
     }
     assert_eq!(
@@ -328,7 +354,7 @@ async fn down_across_the_slot_catches_up_once_with_the_latest_week_only() {
     stop.notify_one();
     task.await.unwrap();
     s.restart();
-    s.poster.tick().await.unwrap();
+    s.pass().await;
     assert_eq!(s.publisher.posts().len(), 1);
 }
 
@@ -336,7 +362,7 @@ async fn down_across_the_slot_catches_up_once_with_the_latest_week_only() {
 async fn setting_a_schedule_after_this_weeks_slot_waits_for_next_week() {
     let s = setup("2026-11-24T12:00:00Z"); // a Tuesday
     s.set(1, 10, "mon", "09:00", "UTC");
-    let next = s.poster.tick().await.unwrap().unwrap();
+    let next = s.next_wake().await.unwrap();
     assert!(
         s.publisher.posts().is_empty(),
         "no surprise post for yesterday's slot"
@@ -357,7 +383,7 @@ async fn a_restart_after_an_unconfirmed_send_does_not_post_twice() {
     };
     let ids: Vec<&str> = vec!["tour-of-duty"];
     let claim = s
-        .store
+        .db()
         .claim(
             1,
             week,
@@ -369,15 +395,15 @@ async fn a_restart_after_an_unconfirmed_send_does_not_post_twice() {
         )
         .unwrap()
         .unwrap();
-    s.store
+    s.db()
         .record_attempt(1, week, s.clock.now(), None, None)
         .unwrap();
     let existing = s.publisher.add_existing(10, week);
     s.restart();
-    s.poster.tick().await.unwrap();
+    s.pass().await;
     assert_eq!(s.publisher.calls.load(Ordering::SeqCst), 0, "sent again");
     assert_eq!(s.publisher.lookups.load(Ordering::SeqCst), 1);
-    let record = s.store.post(1, week).unwrap().unwrap();
+    let record = s.db().post(1, week).unwrap().unwrap();
     assert_eq!(record.message_id, Some(existing));
     assert_eq!(record.nonce, claim.record().nonce);
 }
@@ -391,7 +417,7 @@ async fn a_restart_after_a_send_that_never_arrived_posts_once_with_the_same_insi
         week: 48,
     };
     let claim = s
-        .store
+        .db()
         .claim(
             1,
             week,
@@ -403,12 +429,12 @@ async fn a_restart_after_a_send_that_never_arrived_posts_once_with_the_same_insi
         )
         .unwrap()
         .unwrap();
-    s.store
+    s.db()
         .record_attempt(1, week, s.clock.now(), None, None)
         .unwrap();
     s.restart();
-    s.poster.tick().await.unwrap();
-    s.poster.tick().await.unwrap();
+    s.pass().await;
+    s.pass().await;
     let posts = s.publisher.posts();
     assert_eq!(posts.len(), 1);
     assert_eq!(posts[0].insight.id, "fix-the-system");
@@ -417,7 +443,7 @@ async fn a_restart_after_a_send_that_never_arrived_posts_once_with_the_same_insi
         claim.record().nonce,
         "a resend carries the same nonce"
     );
-    assert!(s.store.post(1, week).unwrap().unwrap().is_confirmed());
+    assert!(s.db().post(1, week).unwrap().unwrap().is_confirmed());
 }
 
 #[tokio::test]
@@ -429,11 +455,11 @@ async fn a_server_error_then_success_posts_once() {
         vec![PublishError::Transient("Discord answered 500".into())],
     );
     // The schedule was set at the slot's instant, so this week's slot is due now.
-    s.poster.tick().await.unwrap();
+    s.pass().await;
     assert_eq!(s.publisher.posts().len(), 1);
     assert_eq!(s.publisher.calls.load(Ordering::SeqCst), 2);
     let record = s
-        .store
+        .db()
         .post(
             1,
             WeekKey {
@@ -455,7 +481,8 @@ async fn persistent_errors_are_retried_on_a_later_wake() {
         .map(|_| PublishError::Transient("timeout".into()))
         .collect();
     s.publisher.fail_next(1, errors);
-    let next = s.poster.tick().await.unwrap().unwrap();
+    s.pass().await;
+    let next = s.next_wake().await.unwrap();
     assert!(s.publisher.posts().is_empty());
     assert_eq!(
         next,
@@ -463,7 +490,7 @@ async fn persistent_errors_are_retried_on_a_later_wake() {
         "retry after PosterOptions::retry_later"
     );
     let record = s
-        .store
+        .db()
         .post(
             1,
             WeekKey {
@@ -475,11 +502,11 @@ async fn persistent_errors_are_retried_on_a_later_wake() {
         .unwrap();
     assert_eq!(record.last_error.as_deref(), Some("timeout"));
     // Not before the retry time...
-    s.poster.tick().await.unwrap();
+    s.pass().await;
     assert_eq!(s.publisher.calls.load(Ordering::SeqCst), 3);
     // ...then it goes out, checking the channel first in case a timeout had delivered it.
     s.clock.set(next);
-    s.poster.tick().await.unwrap();
+    s.pass().await;
     assert_eq!(s.publisher.posts().len(), 1);
     assert_eq!(s.publisher.lookups.load(Ordering::SeqCst), 1);
 }
@@ -493,7 +520,7 @@ async fn a_rate_limit_waits_retry_after_and_is_not_a_failure() {
         .collect();
     s.publisher.fail_next(1, waits);
     let started = std::time::Instant::now();
-    s.poster.tick().await.unwrap();
+    s.pass().await;
     assert!(
         started.elapsed() >= Duration::from_millis(600),
         "{:?}",
@@ -514,15 +541,15 @@ async fn a_post_still_failing_when_the_next_week_comes_is_given_up_for_the_new_o
         .map(|_| PublishError::Transient("Discord answered 503".into()))
         .collect();
     s.publisher.fail_next(1, errors);
-    s.poster.tick().await.unwrap();
+    s.pass().await;
     assert!(s.publisher.posts().is_empty());
     // A week later the old slot is still unsent: only the new week posts.
     s.clock.set(at("2026-11-30T09:00:00Z"));
-    s.poster.tick().await.unwrap();
+    s.pass().await;
     let posts = s.publisher.posts();
     assert_eq!(posts.len(), 1, "one post, not a backlog");
     assert_eq!(posts[0].week.to_string(), "2026-W49");
-    assert!(s.store.unconfirmed_posts().unwrap().is_empty());
+    assert!(s.db().unconfirmed_posts().unwrap().is_empty());
 }
 
 #[tokio::test]
@@ -533,12 +560,13 @@ async fn a_run_of_rate_limits_ends_and_waits_for_a_later_wake() {
         .map(|_| PublishError::RateLimited(Duration::from_millis(1)))
         .collect();
     s.publisher.fail_next(1, waits);
-    let next = s.poster.tick().await.unwrap().unwrap();
+    s.pass().await;
+    let next = s.next_wake().await.unwrap();
     let limit = PosterOptions::default().max_rate_limits_per_wake as usize;
     assert_eq!(s.publisher.calls.load(Ordering::SeqCst), limit + 1);
     assert_eq!(next, at("2026-11-23T09:05:00Z"));
     assert!(
-        s.store.weekly(1).unwrap().unwrap().failure.is_none(),
+        s.db().weekly(1).unwrap().unwrap().failure.is_none(),
         "429 is not a failure"
     );
 }
@@ -553,8 +581,8 @@ async fn forbidden_pauses_the_server_and_no_request_follows() {
             "Discord answered 403 Forbidden: Missing Access".into(),
         )],
     );
-    s.poster.tick().await.unwrap();
-    let settings = s.store.weekly(1).unwrap().unwrap();
+    s.pass().await;
+    let settings = s.db().weekly(1).unwrap().unwrap();
     let failure = settings.failure.expect("marked failing");
     assert!(failure.reason.contains("403"), "{}", failure.reason);
     assert_eq!(s.publisher.calls.load(Ordering::SeqCst), 1);
@@ -562,15 +590,15 @@ async fn forbidden_pauses_the_server_and_no_request_follows() {
     for week in 1..4 {
         s.clock
             .set(at("2026-11-23T09:00:00Z") + chrono::Duration::weeks(week));
-        s.poster.tick().await.unwrap();
+        s.pass().await;
     }
     assert_eq!(s.publisher.calls.load(Ordering::SeqCst), 1);
     assert_eq!(s.publisher.lookups.load(Ordering::SeqCst), 0);
     // An admin fixes it with /weekly set: the failure clears and posting resumes next slot.
     s.set(1, 11, "mon", "09:00", "UTC");
-    assert!(s.store.weekly(1).unwrap().unwrap().failure.is_none());
+    assert!(s.db().weekly(1).unwrap().unwrap().failure.is_none());
     s.clock.set(at("2026-12-21T09:00:00Z"));
-    s.poster.tick().await.unwrap();
+    s.pass().await;
     assert_eq!(s.publisher.posts_for(1).len(), 1);
     assert_eq!(s.publisher.posts_for(1)[0].channel_id, 11);
 }
@@ -584,14 +612,14 @@ async fn post_now_takes_this_weeks_slot_and_the_schedule_skips_it() {
     let second = s.poster.post_now(1).await.unwrap().unwrap();
     assert!(matches!(second, Delivery::AlreadyPosted(_)), "{second:?}");
     s.clock.set(at("2026-11-27T09:00:00Z"));
-    s.poster.tick().await.unwrap();
+    s.pass().await;
     assert_eq!(
         s.publisher.posts().len(),
         1,
         "Friday's slot of the same week was taken by post-now"
     );
     s.clock.set(at("2026-12-04T09:00:00Z"));
-    s.poster.tick().await.unwrap();
+    s.pass().await;
     let posts = s.publisher.posts();
     assert_eq!(posts.len(), 2);
     assert_eq!(posts[1].week.to_string(), "2026-W49");
@@ -600,13 +628,13 @@ async fn post_now_takes_this_weeks_slot_and_the_schedule_skips_it() {
         "post-now advanced the rotation"
     );
     assert_eq!(
-        s.store.post(1, posts[0].week).unwrap().unwrap().source,
+        s.db().post(1, posts[0].week).unwrap().unwrap().source,
         PostSource::PostNow
     );
 }
 
 #[tokio::test]
-async fn one_servers_trouble_does_not_delay_another() {
+async fn a_slow_server_does_not_delay_another_and_a_pass_does_not_wait_for_it() {
     let s = setup("2026-11-23T09:00:00Z");
     s.set(1, 10, "mon", "09:00", "UTC");
     s.set(2, 20, "mon", "09:00", "UTC");
@@ -615,26 +643,140 @@ async fn one_servers_trouble_does_not_delay_another() {
         .lock()
         .unwrap()
         .insert(1, Duration::from_secs(2));
-    let poster = Arc::clone(&s.poster);
-    let pass = tokio::spawn(async move { poster.tick().await });
     let started = std::time::Instant::now();
+    s.poster.tick().await.unwrap();
+    assert!(
+        started.elapsed() < Duration::from_millis(500),
+        "the pass waited for a delivery"
+    );
     s.publisher.wait_for_posts(1).await;
     assert!(
         started.elapsed() < Duration::from_secs(1),
         "the slow server held up the other"
     );
     assert_eq!(s.publisher.posts()[0].guild_id, 2);
-    pass.await.unwrap().unwrap();
+    wait_until("server 2's delivery ended", || {
+        s.poster.in_flight().len() == 1
+    })
+    .await;
+    assert_eq!(s.publisher.posts().len(), 1, "server 1 is still sending");
+    tokio::time::timeout(WAIT, s.poster.wait_idle())
+        .await
+        .unwrap();
     assert_eq!(s.publisher.posts().len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_in_a_long_rate_limit_wait_does_not_delay_anothers_slot_and_stops_at_once() {
+    let mut s = setup("2026-11-23T08:59:00Z");
+    s.set(2, 20, "mon", "09:00", "UTC"); // B
+    s.set(3, 30, "mon", "09:01", "UTC"); // C
+    s.publisher
+        .fail_next(2, vec![PublishError::RateLimited(Duration::from_secs(60))]);
+    let (task, stop) = s.spawn();
+    settle().await;
+    // B's post starts at 09:00:40 and Discord asks it to wait 60 s.
+    s.clock.set(at("2026-11-23T09:00:40Z"));
+    wait_until("B's first send", || {
+        s.publisher.calls.load(Ordering::SeqCst) == 1
+    })
+    .await;
+    assert_eq!(s.poster.in_flight().len(), 1, "B is waiting out its 429");
+    // C's slot, 20 s later, posts at its instant while B still waits.
+    s.clock.set(at("2026-11-23T09:01:00Z"));
+    s.publisher.wait_for_posts(1).await;
+    let (post, sent_at) = s.publisher.sent.lock().unwrap()[0].clone();
+    assert_eq!((post.guild_id, sent_at), (3, at("2026-11-23T09:01:00Z")));
+    wait_until("C's delivery ended", || s.poster.in_flight().len() == 1).await;
+    assert_eq!(
+        s.poster.in_flight(),
+        [(2, post.week)],
+        "B is still in its wait, and only B"
+    );
+    // Shutdown does not wait out B's 429: the loop stops and B's delivery is interrupted.
+    let stopping = std::time::Instant::now();
+    stop.notify_one();
+    tokio::time::timeout(WAIT, task)
+        .await
+        .expect("the poster did not stop during a 429 wait")
+        .unwrap();
+    assert!(
+        stopping.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        stopping.elapsed()
+    );
+    assert!(s.poster.in_flight().is_empty());
+    // B keeps its claim, with the attempt that may have reached Discord.
+    let b = s
+        .db()
+        .post(2, post.week)
+        .unwrap()
+        .expect("B's claim is kept");
+    assert_eq!((b.attempts, b.message_id), (1, None));
+    // After a restart B is resolved (its channel checked: the 429 created nothing) and posted
+    // once; C is not posted again.
+    s.restart();
+    s.pass().await;
+    assert_eq!(s.publisher.lookups.load(Ordering::SeqCst), 1);
+    assert_eq!(s.publisher.posts_for(2).len(), 1);
+    assert_eq!(s.publisher.posts_for(3).len(), 1);
+    assert!(s.db().post(2, post.week).unwrap().unwrap().is_confirmed());
+}
+
+#[tokio::test]
+async fn an_old_claim_never_sent_is_given_up_for_the_new_week() {
+    // A claim for W48 whose send never started (a store error after the claim, or a crash):
+    // when W49's slot is due, only W49 posts; the stale claim never goes out beside it.
+    let s = setup("2026-11-23T09:00:00Z");
+    s.set(1, 10, "mon", "09:00", "UTC");
+    let w48 = WeekKey {
+        year: 2026,
+        week: 48,
+    };
+    s.db()
+        .claim(
+            1,
+            w48,
+            10,
+            &["fix-the-system"],
+            PostSource::Schedule,
+            &mut rand::thread_rng(),
+            s.clock.now(),
+        )
+        .unwrap()
+        .unwrap();
+    assert_eq!(s.db().post(1, w48).unwrap().unwrap().attempts, 0);
+    s.clock.set(at("2026-11-30T09:00:00Z"));
+    s.pass().await;
+    let posts = s.publisher.posts();
+    assert_eq!(posts.len(), 1, "{posts:?}");
+    assert_eq!(posts[0].week.to_string(), "2026-W49");
+    assert_eq!(
+        s.db().post(1, w48).unwrap(),
+        None,
+        "the stale claim is released"
+    );
+}
+
+/// Waits (real time, up to [`WAIT`]) until `done` holds.
+async fn wait_until(what: &str, done: impl Fn() -> bool) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !done() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never happened: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
 }
 
 #[tokio::test]
 async fn turning_it_off_stops_posts() {
     let s = setup("2026-11-22T12:00:00Z");
     s.set(1, 10, "mon", "09:00", "UTC");
-    assert!(s.store.disable_weekly(1, s.clock.now()).unwrap());
+    assert!(s.db().disable_weekly(1, s.clock.now()).unwrap());
     s.clock.set(at("2026-11-23T09:00:00Z"));
-    s.poster.tick().await.unwrap();
+    s.pass().await;
     assert!(s.publisher.posts().is_empty());
     assert_eq!(
         s.poster.post_now(1).await.unwrap(),

@@ -106,7 +106,7 @@ struct Harness {
     fake: FakeDiscord,
     clock: Arc<ManualClock>,
     db: PathBuf,
-    store: Arc<Store>,
+    store: Store,
     bot: Option<RunningBot>,
     _dir: TempDir,
 }
@@ -117,7 +117,7 @@ impl Harness {
         let fake = FakeDiscord::start().await;
         let dir = tempfile::tempdir().expect("a temporary directory");
         let db = dir.path().join("insight-bot.db");
-        let store = Arc::new(Store::open(&db).unwrap_or_else(|e| panic!("open {db:?}: {e}")));
+        let store = Store::open(&db).unwrap_or_else(|e| panic!("open {db:?}: {e}"));
         Harness {
             fake,
             clock: Arc::new(ManualClock::new(at(now))),
@@ -146,7 +146,7 @@ impl Harness {
             library: library(),
             guild_id: None,
             api_base: Some(self.fake.base_url()),
-            store: Arc::clone(&self.store),
+            store: self.store.clone(),
             clock: Arc::clone(&self.clock) as Arc<dyn Clock>,
             poster_options: fast_options(),
         };
@@ -185,8 +185,7 @@ impl Harness {
     /// A process restart: stop, open the same database file again, start.
     async fn restart(&mut self) {
         self.stop().await;
-        self.store =
-            Arc::new(Store::open(&self.db).unwrap_or_else(|e| panic!("reopen {:?}: {e}", self.db)));
+        self.store = Store::open(&self.db).unwrap_or_else(|e| panic!("reopen {:?}: {e}", self.db));
         self.start().await;
     }
 
@@ -205,10 +204,15 @@ impl Harness {
     /// One pass of the running bot's poster, run to completion: after it, whatever was due has
     /// been sent (a barrier before checking that nothing was).
     async fn poster_pass(&self) {
-        tokio::time::timeout(WAIT, self.bot().poster().tick())
-            .await
-            .unwrap_or_else(|_| panic!("a weekly poster pass did not finish within {WAIT:?}"))
-            .unwrap_or_else(|e| panic!("the weekly poster could not read the store: {e}"));
+        let poster = self.bot().poster();
+        tokio::time::timeout(WAIT, async {
+            poster.tick().await?;
+            poster.wait_idle().await;
+            Ok::<_, insight_bot::store::StoreError>(())
+        })
+        .await
+        .unwrap_or_else(|_| panic!("a weekly poster pass did not finish within {WAIT:?}"))
+        .unwrap_or_else(|e| panic!("the weekly poster could not read the store: {e}"));
     }
 
     // -- interactions -----------------------------------------------------------------------
@@ -369,12 +373,14 @@ impl Harness {
 
     fn settings(&self) -> Option<WeeklySettings> {
         self.store
+            .blocking()
             .weekly(GUILD_ID)
             .unwrap_or_else(|e| panic!("read the weekly settings: {e}"))
     }
 
     fn post(&self, week: WeekKey) -> Option<PostRecord> {
         self.store
+            .blocking()
             .post(GUILD_ID, week)
             .unwrap_or_else(|e| panic!("read the post of {week}: {e}"))
     }
@@ -474,6 +480,7 @@ fn earlier_weekly_post(week: WeekKey, nonce: &str) -> (u64, Value) {
 /// `since`.
 fn store_schedule(store: &Store, since: &str) {
     store
+        .blocking()
         .set_weekly(GUILD_ID, WEEKLY_CHANNEL_ID, &monday_9_london(), at(since))
         .unwrap_or_else(|e| panic!("set the schedule: {e}"));
 }
@@ -484,6 +491,7 @@ fn store_started_send(store: &Store, week: WeekKey, now: &str) -> PostRecord {
     let library = library();
     let ids: Vec<&str> = library.insights().iter().map(|i| i.id.as_str()).collect();
     let claim = store
+        .blocking()
         .claim(
             GUILD_ID,
             week,
@@ -496,6 +504,7 @@ fn store_started_send(store: &Store, week: WeekKey, now: &str) -> PostRecord {
         .unwrap_or_else(|e| panic!("claim {week}: {e}"));
     assert!(matches!(claim, Some(Claim::Claimed(_))), "{claim:?}");
     store
+        .blocking()
         .record_attempt(GUILD_ID, week, at(now), None, None)
         .unwrap_or_else(|e| panic!("record the attempt: {e}"))
 }

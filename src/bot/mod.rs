@@ -42,14 +42,18 @@ pub type Context<'a> = poise::Context<'a, Data, Error>;
 
 /// Questions per user per minute, across `/advice` and DMs.
 pub const QUESTIONS_PER_MINUTE: usize = 5;
-/// How long shutdown waits for replies already being worked on.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// How long shutdown waits for replies already being worked on. With the poster stopped at once
+/// and the gateway closed, this bounds the whole shutdown under 10 s, inside the time systemd and
+/// container runtimes give between SIGTERM and SIGKILL.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(7);
+/// How long shutdown waits for the client to stop after its shards were told to.
+const CLIENT_STOP_GRACE: Duration = Duration::from_secs(2);
 
 /// State shared by every command and event handler.
 pub struct Data {
     pub library: Arc<Library>,
     pub cooldown: Mutex<Cooldown>,
-    pub store: Arc<Store>,
+    pub store: Store,
     pub poster: Arc<Poster>,
 }
 
@@ -63,7 +67,7 @@ pub struct BotSettings {
     pub api_base: Option<String>,
     /// Server settings, rotations and the post log (opened before start, so a broken database
     /// stops start-up before anything connects).
-    pub store: Arc<Store>,
+    pub store: Store,
     /// Wall-clock time for the weekly poster (tests pass a manual clock).
     pub clock: Arc<dyn Clock>,
     pub poster_options: PosterOptions,
@@ -249,7 +253,7 @@ async fn on_error(error: poise::FrameworkError<'_, Data, Error>) {
 
 fn framework(settings: &BotSettings, poster: Arc<Poster>) -> poise::Framework<Data, Error> {
     let library = Arc::clone(&settings.library);
-    let store = Arc::clone(&settings.store);
+    let store = settings.store.clone();
     let guild_id = settings.guild_id;
     poise::Framework::builder()
         .options(poise::FrameworkOptions {
@@ -349,10 +353,11 @@ pub async fn start(settings: BotSettings) -> Result<RunningBot, BotError> {
         &settings.token,
         settings.api_base.as_deref(),
         bot_user.id.get(),
+        settings.poster_options.request_timeout,
     )
     .map_err(|e| BotError::Client(e.to_string()))?;
     let poster = Arc::new(Poster::new(
-        Arc::clone(&settings.store),
+        settings.store.clone(),
         Arc::clone(&settings.library),
         Arc::new(publisher),
         Arc::clone(&settings.clock),
@@ -392,11 +397,12 @@ impl RunningBot {
         &self.poster
     }
 
-    /// Closes the gateway connection, lets replies in progress finish (up to a grace period) and
-    /// waits for the client to stop.
-    pub async fn shutdown(self) -> Result<(), BotError> {
-        // notify_one stores a permit, so the poster stops even if it is mid-pass right now; a
-        // pass in progress finishes its sends first.
+    /// Stops the weekly poster (deliveries in flight are interrupted; their claims stay and the
+    /// next start resolves them), closes the gateway connection, lets replies in progress finish
+    /// (up to a grace period) and waits for the client to stop. Returns within 10 s whatever is
+    /// in flight.
+    pub async fn shutdown(mut self) -> Result<(), BotError> {
+        // notify_one stores a permit, so the poster stops even if it is mid-pass right now.
         self.stop_poster.notify_one();
         if let Err(e) = self.poster_task.await {
             tracing::error!("the weekly poster ended abnormally: {e}");
@@ -405,10 +411,15 @@ impl RunningBot {
         if !self.in_flight.wait_idle(SHUTDOWN_GRACE).await {
             tracing::warn!("shutting down with replies still in progress");
         }
-        match self.client_task.await {
-            Ok(Ok(())) => Ok(()),
+        match tokio::time::timeout(CLIENT_STOP_GRACE, &mut self.client_task).await {
+            Ok(Ok(Ok(()))) => Ok(()),
+            Ok(Ok(Err(e))) => Err(BotError::Client(e.to_string())),
             Ok(Err(e)) => Err(BotError::Client(e.to_string())),
-            Err(e) => Err(BotError::Client(e.to_string())),
+            Err(_) => {
+                tracing::warn!("the Discord client did not stop in time; leaving it");
+                self.client_task.abort();
+                Ok(())
+            }
         }
     }
 

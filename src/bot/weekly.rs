@@ -10,6 +10,7 @@
 //! 429 into an error without its `retry_after`, and the poster needs the status (403/404 pause a
 //! schedule, 5xx retry, 429 waits) to follow Discord's rules.
 
+use std::future::Future;
 use std::time::Duration;
 
 use chrono::Utc;
@@ -72,6 +73,26 @@ impl Day {
 )]
 pub async fn weekly(_ctx: Context<'_>) -> Result<(), Error> {
     Ok(())
+}
+
+/// How long a command waits for the store before it defers its answer: Discord drops an
+/// interaction that is not acknowledged within 3 s, and a store call can wait seconds for a lock
+/// held by another process. Most calls finish in a millisecond and answer in one request.
+const DEFER_AFTER: Duration = Duration::from_millis(1500);
+
+/// How long `/weekly post-now` waits for its post before saying it keeps trying in the background.
+const POST_NOW_WAIT: Duration = Duration::from_secs(10);
+
+/// Awaits `work`, first deferring the command's (ephemeral) answer if `work` takes longer than
+/// [`DEFER_AFTER`], so the interaction is acknowledged in time whatever the store is doing.
+async fn answer_in_time<T>(ctx: Context<'_>, work: impl Future<Output = T>) -> Result<T, Error> {
+    tokio::pin!(work);
+    tokio::select! {
+        done = &mut work => return Ok(done),
+        _ = tokio::time::sleep(DEFER_AFTER) => {}
+    }
+    ctx.defer_ephemeral().await?;
+    Ok(work.await)
 }
 
 /// IANA zones matching what has been typed, at most 25.
@@ -202,8 +223,10 @@ pub async fn set(
     let schedule = WeeklySchedule::new(weekday, time, zone);
     let data = ctx.data();
     let now = data.poster.clock().now();
+    let (guild, channel_id, stored_schedule) = (guild_id.get(), channel.id.get(), schedule.clone());
     data.store
-        .set_weekly(guild_id.get(), channel.id.get(), &schedule, now)?;
+        .call(move |db| db.set_weekly(guild, channel_id, &stored_schedule, now))
+        .await?;
     data.poster.wake();
     let next = schedule.next_slot_at_or_after(now);
     tracing::info!(guild = %guild_id, channel = %channel.id, %schedule, next = %format_rfc3339_z(next.at), "weekly post set");
@@ -227,7 +250,15 @@ pub async fn show(ctx: Context<'_>) -> Result<(), Error> {
         return Ok(());
     };
     let data = ctx.data();
-    let Some(settings) = data.store.weekly(guild_id.get())? else {
+    let guild = guild_id.get();
+    let stored = answer_in_time(
+        ctx,
+        data.store
+            .call(move |db| Ok((db.weekly(guild)?, db.last_post(guild)?))),
+    )
+    .await??;
+    let (settings, last_post) = stored;
+    let Some(settings) = settings else {
         ctx.send(ephemeral("No weekly post is set up here. Start one with `/weekly set channel:#general day:Monday time:09:00 timezone:Europe/London`.")).await?;
         return Ok(());
     };
@@ -255,7 +286,7 @@ pub async fn show(ctx: Context<'_>) -> Result<(), Error> {
             discord_timestamp(next.at)
         ));
     }
-    match data.store.last_post(guild_id.get())? {
+    match last_post {
         Some(post) => lines.push(format!(
             "**Last post:** {} ({}), https://discord.com/channels/{}/{}/{}",
             post.week.label(),
@@ -277,9 +308,12 @@ pub async fn off(ctx: Context<'_>) -> Result<(), Error> {
         return Ok(());
     };
     let data = ctx.data();
-    let was_on = data
-        .store
-        .disable_weekly(guild_id.get(), data.poster.clock().now())?;
+    let (guild, now) = (guild_id.get(), data.poster.clock().now());
+    let was_on = answer_in_time(
+        ctx,
+        data.store.call(move |db| db.disable_weekly(guild, now)),
+    )
+    .await??;
     data.poster.wake();
     let text = if was_on {
         "The weekly post is off. `/weekly set` turns it back on (the rotation continues where it left off)."
@@ -302,7 +336,9 @@ pub async fn post_now(ctx: Context<'_>) -> Result<(), Error> {
         return Ok(());
     };
     let data = ctx.data();
-    let channel_id = match data.store.weekly(guild_id.get())? {
+    let guild = guild_id.get();
+    let settings = answer_in_time(ctx, data.store.call(move |db| db.weekly(guild))).await??;
+    let channel_id = match settings {
         Some(s) if s.enabled && s.failure.is_none() => s.channel_id,
         Some(s) if s.failure.is_some() => {
             ctx.send(ephemeral("The weekly post is paused because of a channel problem (see `/weekly show`). Fix it with `/weekly set` first.")).await?;
@@ -316,15 +352,21 @@ pub async fn post_now(ctx: Context<'_>) -> Result<(), Error> {
             return Ok(());
         }
     };
-    // Sending can take a few seconds with retries: answer Discord within its 3 s first.
+    // Sending can take a while with retries: answer Discord within its 3 s first.
     ctx.defer_ephemeral().await?;
-    let text = match data.poster.post_now(guild_id.get()).await? {
+    let outcome = tokio::time::timeout(POST_NOW_WAIT, data.poster.post_now(guild_id.get())).await;
+    let Ok(outcome) = outcome else {
+        ctx.send(ephemeral("Discord has not confirmed the post yet. I keep trying in the background; `/weekly show` shows it once it is out.")).await?;
+        return Ok(());
+    };
+    let text = match outcome? {
         Some(Delivery::Posted(message_id)) => format!("Posted this week's insight: https://discord.com/channels/{guild_id}/{channel_id}/{message_id}. This week's scheduled post is skipped; the next one follows the schedule."),
         Some(Delivery::AlreadyPosted(record)) => format!(
             "This week's insight ({}) is already posted{}. One post a week: the next one follows the schedule (`/weekly show`).",
             record.week.label(),
             record.posted_at.map(|at| format!(" {}", discord_timestamp(at))).unwrap_or_default(),
         ),
+        Some(Delivery::InProgress) => "This week's insight is being posted right now; `/weekly show` shows it once it is out.".to_string(),
         Some(Delivery::WillRetry(error)) => format!("Discord did not take the post yet ({}); I will retry in a few minutes.", render::escape(&error)),
         Some(Delivery::Paused(reason)) => format!("I could not post: {}. The weekly post is paused until you fix it and run `/weekly set` again.", render::escape(&reason)),
         Some(Delivery::NothingToPost) => "The insight collection is empty.".to_string(),
@@ -358,13 +400,15 @@ pub struct DiscordPublisher {
 const REQUEST_SPACING: Duration = Duration::from_millis(25);
 
 impl DiscordPublisher {
+    /// `request_timeout` bounds each request (connect, send, answer).
     pub fn new(
         token: &Token,
         api_base: Option<&str>,
         bot_user_id: u64,
+        request_timeout: Duration,
     ) -> Result<Self, reqwest::Error> {
         let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(15))
+            .timeout(request_timeout)
             .user_agent(concat!(
                 "DiscordBot (https://github.com/insight-bot, ",
                 env!("CARGO_PKG_VERSION"),

@@ -6,39 +6,53 @@
 //!   (server, week) primary key makes a second claim impossible, whatever path asks (the schedule,
 //!   `/weekly post-now`, a restart, a READY after a reconnect).
 //! - A claim is confirmed with the message id once Discord accepts the message. A claim that was
-//!   tried but never confirmed (a crash between send and commit, a timeout) is resolved before
-//!   sending again: the channel's recent messages are read for the bot's own post of that week.
-//!   The send itself carries a per-slot nonce with `enforce_nonce`, so an HTTP retry of the same
-//!   slot within Discord's dedup window returns the first message instead of a second one.
+//!   tried but never confirmed (a crash between send and commit, a timeout, an answer lost after
+//!   Discord created the message) is resolved before sending again: the channel's recent messages
+//!   are read for the bot's own post of that week. The send itself carries a per-slot nonce with
+//!   `enforce_nonce`, so an HTTP retry of the same slot within Discord's dedup window returns the
+//!   first message instead of a second one.
 //! - Catch-up rule: when the poster (re)starts or wakes, a server's *latest* slot at or before now
 //!   is posted if it is unclaimed and not older than the schedule itself (`active_since`). Older
-//!   missed weeks are not posted: one late post, never a burst.
+//!   missed weeks are not posted: one late post, never a burst. An unconfirmed claim older than
+//!   the latest slot is given up, whether or not a send was ever tried, so a stale week can never
+//!   go out beside the new one.
 //!
 //! Failures: 5xx and timeouts are retried with backoff, then left for a later wake (the claim keeps
 //! its insight and nonce) until a newer slot of the same server is due, which replaces it; a 429
 //! waits `retry_after` (a bounded number of times); 403/404 (channel deleted, permission lost)
 //! pauses that server's schedule with the reason recorded, so no further requests go there until an
-//! admin runs `/weekly set` again (Discord bans IPs that make too many invalid requests). Posts
-//! for different servers run concurrently (bounded), so one server's trouble never delays another.
+//! admin runs `/weekly set` again (Discord bans IPs that make too many invalid requests).
 //!
-//! Scale: one task, no per-server timer. Each wake reads the active schedules in one query,
-//! computes every server's latest and next slot (microseconds each), posts what is due, and sleeps
+//! **No server can stall another.** The loop never waits for a delivery: each slot is delivered by
+//! its own task, and the loop goes back to sleeping until the next instant anything is due. A set
+//! of in-flight slots keeps a slot from being delivered twice at once (a wake and `post-now`, or
+//! two wakes). A permit limits how many *requests* are in flight at once, and is held only around
+//! the request itself, never during a backoff or a 429 wait, so a server waiting a minute for
+//! Discord holds up nobody. Slots are found on the poster's [`Clock`] (tests move it by hand);
+//! backoffs and 429 waits are Discord's real seconds, on tokio's timer.
+//!
+//! **Shutdown is prompt.** [`Poster::run`] returns as soon as it is told to stop: deliveries in
+//! flight are aborted. An aborted delivery keeps its claim (and, if a send had started, its
+//! attempt count), so the next start resolves it through the channel check and the nonce.
+//!
+//! Scale: one loop, no per-server timer. Each wake reads the active schedules in one query,
+//! computes every server's latest and next slot (microseconds each), starts what is due, and sleeps
 //! until the earliest next slot or retry — or until [`Poster::wake`] is called after a settings
-//! change. The Discord specifics sit behind [`Publisher`], so this module is tested and
-//! benchmarked without Discord.
+//! change or a finished delivery. The Discord specifics sit behind [`Publisher`], so this module
+//! is tested and benchmarked without Discord.
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use tokio::sync::{Notify, Semaphore};
-use tokio::task::JoinSet;
+use tokio::sync::{oneshot, Notify, Semaphore};
+use tokio::task::AbortHandle;
 
 use crate::insights::{Insight, Library};
-use crate::store::{Claim, PostRecord, PostSource, Store, WeeklySettings};
+use crate::store::{Claim, PostRecord, PostSource, Store, StoreError, WeeklySettings};
 use crate::weekly::clock::Clock;
 use crate::weekly::schedule::{Slot, WeekKey};
 
@@ -92,13 +106,17 @@ pub struct PosterOptions {
     pub first_backoff: Duration,
     /// When a claim is left for later, how long until the next wake tries it again.
     pub retry_later: Duration,
-    /// Posts in flight at once.
+    /// Requests (sends and channel reads) in flight at once, across all servers.
     pub concurrency: usize,
     /// The longest wait for a 429 before giving the slot back to a later wake.
     pub max_rate_limit_wait: Duration,
     /// 429s accepted in a row for one post before giving it back to a later wake: each 429 counts
     /// towards Discord's invalid-request limit, so a run of them must end.
     pub max_rate_limits_per_wake: u32,
+    /// How long one request to Discord may take before it counts as failed (the answer may still
+    /// have been lost after Discord created the message: the nonce and the channel check cover
+    /// that). Used by the Discord publisher.
+    pub request_timeout: Duration,
 }
 
 impl Default for PosterOptions {
@@ -110,6 +128,7 @@ impl Default for PosterOptions {
             concurrency: 16,
             max_rate_limit_wait: Duration::from_secs(60),
             max_rate_limits_per_wake: 5,
+            request_timeout: Duration::from_secs(15),
         }
     }
 }
@@ -119,8 +138,10 @@ impl Default for PosterOptions {
 pub enum Delivery {
     /// Posted (or found already posted); the message id.
     Posted(u64),
-    /// The slot already had a post, or someone is posting it right now.
+    /// The slot already had a confirmed post.
     AlreadyPosted(PostRecord),
+    /// Another delivery of the same slot is running right now (a wake and `post-now` met).
+    InProgress,
     /// Not posted yet; it will be retried on a later wake.
     WillRetry(String),
     /// The channel refused (403/404): the schedule is paused with this reason.
@@ -130,44 +151,63 @@ pub enum Delivery {
 }
 
 /// Errors from the store, surfaced to the caller (a command shows them; the task logs them).
-pub type PosterResult<T> = Result<T, crate::store::StoreError>;
+pub type PosterResult<T> = Result<T, StoreError>;
+
+/// A slot: (server, ISO week).
+type SlotKey = (u64, WeekKey);
+
+/// What a delivery task starts from.
+enum Job {
+    /// A due slot, not claimed yet.
+    Claim(WeeklySettings, WeekKey),
+    /// A claimed slot (a retry, a recovery after a restart, or `post-now`'s own claim).
+    Claimed(PostRecord),
+}
 
 pub struct Poster {
-    store: Arc<Store>,
+    store: Store,
     library: Arc<Library>,
     publisher: Arc<dyn Publisher>,
     clock: Arc<dyn Clock>,
     options: PosterOptions,
     wake: Notify,
-    /// Slots being delivered right now, so a wake and a `/weekly post-now` never send the same
-    /// slot twice at once.
-    in_progress: Mutex<HashSet<(u64, WeekKey)>>,
+    /// Limits requests in flight; held only around a request.
+    requests: Semaphore,
+    /// Deliveries running now, by slot, with the handle that aborts each at shutdown.
+    in_flight: Mutex<HashMap<SlotKey, AbortHandle>>,
+    /// Signalled whenever a delivery ends (see [`Poster::wait_idle`]).
+    delivery_ended: Notify,
+    /// Slots whose last delivery ended unresolved with nothing in the store to say when to try
+    /// again (a store error, an empty collection): not before this instant, so a broken database
+    /// is retried every `retry_later`, not in a tight loop.
+    held_back: Mutex<HashMap<SlotKey, DateTime<Utc>>>,
 }
 
-/// Removes a slot from `in_progress` when its delivery ends, however it ends.
-struct InProgress<'a> {
-    set: &'a Mutex<HashSet<(u64, WeekKey)>>,
-    key: (u64, WeekKey),
+/// Removes a slot from the in-flight set when its delivery ends, however it ends (an abort drops
+/// the task's future, and with it this guard).
+struct InFlightSlot {
+    poster: Arc<Poster>,
+    key: SlotKey,
 }
 
-impl Drop for InProgress<'_> {
+impl Drop for InFlightSlot {
     fn drop(&mut self) {
-        self.set
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&self.key);
+        lock(&self.poster.in_flight).remove(&self.key);
+        self.poster.delivery_ended.notify_waiters();
+        // The loop recomputes its next wake: a retry time may have been recorded.
+        self.poster.wake.notify_one();
     }
 }
 
-/// A slot to post now, with why.
-struct Due {
-    settings: WeeklySettings,
-    slot: Slot,
+/// Locks a std mutex, recovering from poisoning: every critical section here is a single map
+/// operation, which cannot leave the map half-changed.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Poster {
     pub fn new(
-        store: Arc<Store>,
+        store: Store,
         library: Arc<Library>,
         publisher: Arc<dyn Publisher>,
         clock: Arc<dyn Clock>,
@@ -178,9 +218,12 @@ impl Poster {
             library,
             publisher,
             clock,
+            requests: Semaphore::new(options.concurrency.max(1)),
             options,
             wake: Notify::new(),
-            in_progress: Mutex::new(HashSet::new()),
+            in_flight: Mutex::new(HashMap::new()),
+            delivery_ended: Notify::new(),
+            held_back: Mutex::new(HashMap::new()),
         }
     }
 
@@ -193,8 +236,24 @@ impl Poster {
         self.clock.as_ref()
     }
 
-    /// Runs until `shutdown` is notified. Start it once (never from READY, which fires again
-    /// after every reconnect).
+    /// The slots being delivered right now.
+    pub fn in_flight(&self) -> Vec<(u64, WeekKey)> {
+        lock(&self.in_flight).keys().copied().collect()
+    }
+
+    /// Waits until no delivery is running.
+    pub async fn wait_idle(&self) {
+        loop {
+            let ended = self.delivery_ended.notified();
+            if lock(&self.in_flight).is_empty() {
+                return;
+            }
+            ended.await;
+        }
+    }
+
+    /// Runs until `shutdown` is notified, then aborts the deliveries in flight and returns. Start
+    /// it once (never from READY, which fires again after every reconnect).
     pub async fn run(self: Arc<Self>, shutdown: Arc<Notify>) {
         tracing::info!("weekly poster started");
         loop {
@@ -214,134 +273,212 @@ impl Poster {
                 _ = shutdown.notified() => break,
             }
         }
+        self.stop_deliveries().await;
         tracing::info!("weekly poster stopped");
     }
 
-    /// One pass: posts every due slot (and retries due unconfirmed claims), then returns the next
-    /// instant anything is due.
+    /// Aborts every delivery in flight and waits for them to end. Their claims stay in the store.
+    pub async fn stop_deliveries(&self) {
+        let aborted: Vec<SlotKey> = {
+            let in_flight = lock(&self.in_flight);
+            in_flight.values().for_each(AbortHandle::abort);
+            in_flight.keys().copied().collect()
+        };
+        for (guild, week) in &aborted {
+            tracing::info!(guild, %week, "weekly post interrupted by shutdown; the next start resolves it");
+        }
+        self.wait_idle().await;
+    }
+
+    /// One pass: starts a delivery for every due slot and every due retry, and returns the next
+    /// instant anything is due. It does not wait for the deliveries ([`Poster::wait_idle`] does).
     pub async fn tick(self: &Arc<Self>) -> PosterResult<Option<DateTime<Utc>>> {
         let now = self.clock.now();
-        let active = self.store.active_weeklies()?;
-        let unconfirmed = self.store.unconfirmed_posts()?;
+        let (active, unconfirmed) = self
+            .store
+            .call(|db| Ok((db.active_weeklies()?, db.unconfirmed_posts()?)))
+            .await?;
+        let busy: HashSet<SlotKey> = lock(&self.in_flight).keys().copied().collect();
+        let held_back = {
+            let mut held = lock(&self.held_back);
+            held.retain(|_, until| *until > now);
+            held.clone()
+        };
         let mut next: Option<DateTime<Utc>> = None;
         let mut earliest = |at: DateTime<Utc>| {
             next = Some(next.map_or(at, |n| n.min(at)));
         };
-        let mut due = Vec::new();
-        let mut retries = Vec::new();
         // Each active server's latest slot week: an unconfirmed claim older than it is stale.
         let latest_slots: HashMap<u64, Slot> = active
             .iter()
             .map(|s| (s.guild_id, s.schedule.latest_slot_at_or_before(now)))
             .collect();
+        let mut jobs = Vec::new();
+        let mut pending: HashSet<SlotKey> = HashSet::new();
+        let mut stale = Vec::new();
         for record in unconfirmed {
+            let key = (record.guild_id, record.week);
+            pending.insert(key);
+            if busy.contains(&key) {
+                continue;
+            }
             let Some(latest_week) = latest_slots.get(&record.guild_id).map(|slot| slot.week) else {
                 continue;
             };
-            if record.week < latest_week && record.attempts > 0 {
-                // A newer slot has come while this one kept failing: the catch-up rule posts only
-                // the latest slot, so this one is given up (it was tried, and may even have gone
-                // out; the next slot posts normally).
-                tracing::warn!(guild = record.guild_id, week = %record.week, "giving up an unsent weekly post: a newer week's slot is due");
-                self.store.release_claim(record.guild_id, record.week)?;
+            if record.week < latest_week {
+                // A newer slot has come while this one was unresolved: the catch-up rule posts
+                // only the latest slot, so this one is given up, whether a send was tried (it may
+                // even have gone out) or not (a claim whose send never started, after a store
+                // error or a crash). The newer slot posts normally.
+                stale.push(key);
                 continue;
             }
-            match record.retry_at {
-                Some(at) if at > now => earliest(at),
-                _ => retries.push(record),
+            match (held_back.get(&key), record.retry_at) {
+                (Some(&until), _) => earliest(until),
+                (None, Some(at)) if at > now => earliest(at),
+                _ => jobs.push(Job::Claimed(record)),
             }
         }
-        let retrying: HashSet<(u64, WeekKey)> =
-            retries.iter().map(|r| (r.guild_id, r.week)).collect();
+        if !stale.is_empty() {
+            for (guild, week) in &stale {
+                tracing::warn!(guild, %week, "giving up an unsent weekly post: a newer week's slot is due");
+            }
+            self.store
+                .call(move |db| {
+                    stale
+                        .iter()
+                        .try_for_each(|&(guild, week)| db.release_claim(guild, week))
+                })
+                .await?;
+        }
         let claimed = match latest_slots.values().map(|slot| slot.week).min() {
-            Some(oldest) => self.store.claimed_slots_since(oldest)?,
+            Some(oldest) => {
+                self.store
+                    .call(move |db| db.claimed_slots_since(oldest))
+                    .await?
+            }
             None => HashSet::new(),
         };
         for settings in active {
             let latest = latest_slots[&settings.guild_id];
+            let key = (settings.guild_id, latest.week);
             if latest.at >= settings.active_since
-                && !retrying.contains(&(settings.guild_id, latest.week))
-                && !claimed.contains(&(settings.guild_id, latest.week))
+                && !pending.contains(&key)
+                && !claimed.contains(&key)
+                && !busy.contains(&key)
             {
-                due.push(Due {
-                    settings: settings.clone(),
-                    slot: latest,
-                });
+                match held_back.get(&key) {
+                    Some(&until) => earliest(until),
+                    None => jobs.push(Job::Claim(settings.clone(), latest.week)),
+                }
             }
             let upcoming = settings
                 .schedule
                 .next_slot_at_or_after(now + chrono::Duration::seconds(1));
             earliest(upcoming.at);
         }
-        if !due.is_empty() || !retries.is_empty() {
-            tracing::info!(due = due.len(), retries = retries.len(), "weekly posts due");
+        if !jobs.is_empty() {
+            tracing::info!(deliveries = jobs.len(), "weekly posts due");
         }
-        // Each slot is its own task (bounded by the semaphore), so a slow or failing server
-        // never holds up another's post.
-        let semaphore = Arc::new(Semaphore::new(self.options.concurrency.max(1)));
-        let mut tasks = JoinSet::new();
-        for record in retries {
-            let (poster, permit) = (Arc::clone(self), Arc::clone(&semaphore));
-            tasks.spawn(async move {
-                let _permit = permit.acquire_owned().await;
-                poster.deliver(record).await
-            });
-        }
-        for item in due {
-            let (poster, permit) = (Arc::clone(self), Arc::clone(&semaphore));
-            tasks.spawn(async move {
-                let _permit = permit.acquire_owned().await;
-                match poster.claim(&item.settings, item.slot.week, PostSource::Schedule) {
-                    Ok(Some(Claim::Claimed(record))) => poster.deliver(record).await,
-                    Ok(Some(Claim::AlreadyClaimed(record))) => Delivery::AlreadyPosted(record),
-                    Ok(None) => Delivery::NothingToPost,
-                    Err(e) => Delivery::WillRetry(e.to_string()),
-                }
-            });
-        }
-        let retry_later = chrono::Duration::from_std(self.options.retry_later).unwrap_or_default();
-        while let Some(result) = tasks.join_next().await {
-            match result {
-                Ok(Delivery::WillRetry(_)) => earliest(self.clock.now() + retry_later),
-                Ok(_) => {}
-                Err(e) => {
-                    tracing::error!("a weekly post task failed: {e}");
-                    earliest(self.clock.now() + retry_later);
-                }
-            }
+        for job in jobs {
+            self.spawn_delivery(job);
         }
         Ok(next)
     }
 
-    fn claim(
+    /// Starts a delivery task for `job` unless its slot is already in flight; the receiver gets
+    /// its outcome.
+    fn spawn_delivery(self: &Arc<Self>, job: Job) -> Option<oneshot::Receiver<Delivery>> {
+        let key = match &job {
+            Job::Claim(settings, week) => (settings.guild_id, *week),
+            Job::Claimed(record) => (record.guild_id, record.week),
+        };
+        let mut in_flight = lock(&self.in_flight);
+        if in_flight.contains_key(&key) {
+            return None;
+        }
+        let (tx, rx) = oneshot::channel();
+        let guard = InFlightSlot {
+            poster: Arc::clone(self),
+            key,
+        };
+        let poster = Arc::clone(self);
+        // The task holds the in-flight map's lock only after this function returns it: the entry
+        // is inserted below, before the task can run to completion and remove it.
+        let task = tokio::spawn(async move {
+            let _guard = guard;
+            let delivery = poster.run_job(job).await;
+            let _ = tx.send(delivery);
+        });
+        in_flight.insert(key, task.abort_handle());
+        Some(rx)
+    }
+
+    async fn run_job(&self, job: Job) -> Delivery {
+        let key = match &job {
+            Job::Claim(settings, week) => (settings.guild_id, *week),
+            Job::Claimed(record) => (record.guild_id, record.week),
+        };
+        let result = match job {
+            Job::Claim(settings, week) => {
+                match self.claim(&settings, week, PostSource::Schedule).await {
+                    Ok(Some(Claim::Claimed(record))) => self.try_deliver(&record).await,
+                    Ok(Some(Claim::AlreadyClaimed(record))) => Ok(Delivery::AlreadyPosted(record)),
+                    Ok(None) => Ok(Delivery::NothingToPost),
+                    Err(e) => Err(e),
+                }
+            }
+            Job::Claimed(record) => self.try_deliver(&record).await,
+        };
+        let retry_later = chrono::Duration::from_std(self.options.retry_later).unwrap_or_default();
+        match result {
+            Ok(Delivery::NothingToPost) => {
+                lock(&self.held_back).insert(key, self.clock.now() + retry_later);
+                Delivery::NothingToPost
+            }
+            Ok(delivery) => {
+                lock(&self.held_back).remove(&key);
+                delivery
+            }
+            Err(e) => {
+                tracing::error!(guild = key.0, week = %key.1, "weekly post: store error: {e}");
+                lock(&self.held_back).insert(key, self.clock.now() + retry_later);
+                Delivery::WillRetry(e.to_string())
+            }
+        }
+    }
+
+    async fn claim(
         &self,
         settings: &WeeklySettings,
         week: WeekKey,
         source: PostSource,
     ) -> PosterResult<Option<Claim>> {
-        let ids: Vec<&str> = self
-            .library
-            .insights()
-            .iter()
-            .map(|i| i.id.as_str())
-            .collect();
-        self.store.claim(
-            settings.guild_id,
-            week,
-            settings.channel_id,
-            &ids,
-            source,
-            &mut rand::thread_rng(),
-            self.clock.now(),
-        )
+        let library = Arc::clone(&self.library);
+        let (guild, channel, now) = (settings.guild_id, settings.channel_id, self.clock.now());
+        self.store
+            .call(move |db| {
+                let ids: Vec<&str> = library.insights().iter().map(|i| i.id.as_str()).collect();
+                db.claim(
+                    guild,
+                    week,
+                    channel,
+                    &ids,
+                    source,
+                    &mut rand::thread_rng(),
+                    now,
+                )
+            })
+            .await
     }
 
     /// `/weekly post-now`: posts this week's insight at once (`None` when the server has no
-    /// active schedule). This week is the ISO week of today
-    /// in the server's zone; its slot is claimed like a scheduled one, so the scheduled post of
-    /// the same week is skipped, and a second `post-now` in the same week is refused.
-    pub async fn post_now(&self, guild_id: u64) -> PosterResult<Option<Delivery>> {
-        let active = self.store.weekly(guild_id)?;
+    /// active schedule). This week is the ISO week of today in the server's zone; its slot is
+    /// claimed like a scheduled one, so the scheduled post of the same week is skipped, and a
+    /// second `post-now` in the same week is refused. The delivery runs as the poster's own task
+    /// (so shutdown stops it like any other); this waits for its outcome.
+    pub async fn post_now(self: &Arc<Self>, guild_id: u64) -> PosterResult<Option<Delivery>> {
+        let active = self.store.call(move |db| db.weekly(guild_id)).await?;
         let Some(settings) = active.filter(|s| s.enabled && s.failure.is_none()) else {
             return Ok(None);
         };
@@ -351,59 +488,47 @@ impl Poster {
             .with_timezone(&settings.schedule.zone)
             .date_naive();
         let week = WeekKey::from_date(today);
-        let delivery = match self.claim(&settings, week, PostSource::PostNow)? {
-            Some(Claim::Claimed(record)) => self.deliver(record).await,
-            Some(Claim::AlreadyClaimed(record)) if !record.is_confirmed() => {
-                self.deliver(record).await
+        let record = match self.claim(&settings, week, PostSource::PostNow).await? {
+            Some(Claim::Claimed(record)) => record,
+            Some(Claim::AlreadyClaimed(record)) if !record.is_confirmed() => record,
+            Some(Claim::AlreadyClaimed(record)) => {
+                return Ok(Some(Delivery::AlreadyPosted(record)))
             }
-            Some(Claim::AlreadyClaimed(record)) => Delivery::AlreadyPosted(record),
-            None => Delivery::NothingToPost,
+            None => return Ok(Some(Delivery::NothingToPost)),
+        };
+        let delivery = match self.spawn_delivery(Job::Claimed(record)) {
+            None => Delivery::InProgress,
+            Some(outcome) => outcome
+                .await
+                .unwrap_or_else(|_| Delivery::WillRetry("interrupted by shutdown".into())),
         };
         self.wake();
         Ok(Some(delivery))
     }
 
     /// Sends one claimed slot, resolving an earlier unconfirmed attempt first.
-    async fn deliver(&self, record: PostRecord) -> Delivery {
-        let key = (record.guild_id, record.week);
-        if !self
-            .in_progress
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(key)
-        {
-            return Delivery::AlreadyPosted(record);
-        }
-        let _in_progress = InProgress {
-            set: &self.in_progress,
-            key,
-        };
-        match self.try_deliver(&record).await {
-            Ok(delivery) => delivery,
-            Err(e) => {
-                tracing::error!(guild = record.guild_id, week = %record.week, "weekly post: store error: {e}");
-                Delivery::WillRetry(e.to_string())
-            }
-        }
-    }
-
     async fn try_deliver(&self, record: &PostRecord) -> PosterResult<Delivery> {
         let (guild, week) = (record.guild_id, record.week);
         if record.attempts > 0 {
             // Tried before and never confirmed: it may have gone out (a crash after the send, a
-            // timeout after Discord accepted it). Look before sending again.
-            let lookup = self
-                .publisher
-                .find_post(record.channel_id, week, record.claimed_at);
-            match lookup.await {
+            // timeout or a lost answer after Discord accepted it). Look before sending again.
+            let lookup = {
+                let _permit = self.requests.acquire().await;
+                self.publisher
+                    .find_post(record.channel_id, week, record.claimed_at)
+                    .await
+            };
+            match lookup {
                 Ok(Some(message_id)) => {
                     tracing::info!(guild, %week, message_id, "weekly post found already sent; confirmed without sending again");
+                    let now = self.clock.now();
                     self.store
-                        .confirm_post(guild, week, message_id, self.clock.now())?;
+                        .call(move |db| db.confirm_post(guild, week, message_id, now))
+                        .await?;
                     return Ok(Delivery::Posted(message_id));
                 }
                 Ok(None) => {}
-                Err(PublishError::Forbidden(reason)) => return self.pause(record, reason),
+                Err(PublishError::Forbidden(reason)) => return self.pause(record, reason).await,
                 // Cannot tell: send anyway; the nonce still guards a recent duplicate.
                 Err(e) => {
                     tracing::warn!(guild, %week, "could not read the channel to check an earlier attempt: {e}")
@@ -430,16 +555,24 @@ impl Poster {
         let mut rate_limits = 0;
         let mut last_error = String::new();
         while failures < self.options.attempts_per_wake {
+            let now = self.clock.now();
             self.store
-                .record_attempt(guild, week, self.clock.now(), None, None)?;
-            match self.publisher.send(&post).await {
+                .call(move |db| db.record_attempt(guild, week, now, None, None))
+                .await?;
+            let sent = {
+                let _permit = self.requests.acquire().await;
+                self.publisher.send(&post).await
+            };
+            match sent {
                 Ok(message_id) => {
+                    let now = self.clock.now();
                     self.store
-                        .confirm_post(guild, week, message_id, self.clock.now())?;
+                        .call(move |db| db.confirm_post(guild, week, message_id, now))
+                        .await?;
                     tracing::info!(guild, channel = record.channel_id, %week, insight = %post.insight.id, message_id, "weekly insight posted");
                     return Ok(Delivery::Posted(message_id));
                 }
-                Err(PublishError::Forbidden(reason)) => return self.pause(record, reason),
+                Err(PublishError::Forbidden(reason)) => return self.pause(record, reason).await,
                 Err(PublishError::RateLimited(wait)) => {
                     rate_limits += 1;
                     if wait > self.options.max_rate_limit_wait
@@ -463,24 +596,27 @@ impl Poster {
                 }
             }
         }
-        let retry_at = self.clock.now()
-            + chrono::Duration::from_std(self.options.retry_later).unwrap_or_default();
-        self.store.record_attempt(
-            guild,
-            week,
-            self.clock.now(),
-            Some(&last_error),
-            Some(retry_at),
-        )?;
+        let now = self.clock.now();
+        let retry_at =
+            now + chrono::Duration::from_std(self.options.retry_later).unwrap_or_default();
+        let error = last_error.clone();
+        self.store
+            .call(move |db| db.record_attempt(guild, week, now, Some(&error), Some(retry_at)))
+            .await?;
         tracing::warn!(guild, %week, %retry_at, "weekly post not sent yet: {last_error}; retrying later");
         Ok(Delivery::WillRetry(last_error))
     }
 
-    fn pause(&self, record: &PostRecord, reason: String) -> PosterResult<Delivery> {
+    async fn pause(&self, record: &PostRecord, reason: String) -> PosterResult<Delivery> {
         tracing::error!(guild = record.guild_id, channel = record.channel_id, week = %record.week, "weekly posts paused for this server: {reason}");
+        let (guild, week, now) = (record.guild_id, record.week, self.clock.now());
+        let stored = reason.clone();
         self.store
-            .mark_failing(record.guild_id, &reason, self.clock.now())?;
-        self.store.release_claim(record.guild_id, record.week)?;
+            .call(move |db| {
+                db.mark_failing(guild, &stored, now)?;
+                db.release_claim(guild, week)
+            })
+            .await?;
         Ok(Delivery::Paused(reason))
     }
 }

@@ -45,11 +45,11 @@ pub struct TestBot {
 }
 
 /// A fresh, empty state database in a temporary directory.
-pub fn fresh_store() -> (Arc<Store>, TempDir) {
+pub fn fresh_store() -> (Store, TempDir) {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let store = Store::open(&dir.path().join("insight-bot.db"))
         .unwrap_or_else(|e| panic!("open a fresh store: {e}"));
-    (Arc::new(store), dir)
+    (store, dir)
 }
 
 /// The settings `insight-bot run` would build, pointed at `fake`, with `token` and `store`.
@@ -57,7 +57,7 @@ pub fn settings(
     fake: &FakeDiscord,
     token: &str,
     guild_id: Option<u64>,
-    store: Arc<Store>,
+    store: Store,
 ) -> BotSettings {
     BotSettings {
         token: Token::parse(token).unwrap_or_else(|e| panic!("token {token:?}: {e}")),
