@@ -223,9 +223,9 @@ pub async fn set(
     let schedule = WeeklySchedule::new(weekday, time, zone);
     let data = ctx.data();
     let now = data.poster.clock().now();
-    let (guild, channel_id, stored_schedule) = (guild_id.get(), channel.id.get(), schedule.clone());
+    let (guild, channel_id) = (guild_id.get(), channel.id.get());
     data.store
-        .call(move |db| db.set_weekly(guild, channel_id, &stored_schedule, now))
+        .call(move |db| db.set_weekly(guild, channel_id, &schedule, now))
         .await?;
     data.poster.wake();
     let next = schedule.next_slot_at_or_after(now);
