@@ -193,16 +193,33 @@ async fn advice_never_pings_and_keeps_long_questions_within_limits() {
     }
     assert_eq!(message["allowed_mentions"]["parse"], json!([]));
 
-    // Discord's client stops at 1000 characters; the API does not. The answer stays in bounds.
-    let sentence = "How do I delegate when I do not trust the team yet? ";
-    let long: String = sentence
-        .repeat(5000 / sentence.len() + 1)
+    // Discord's client sends at most 1000 characters (the option's max_length): one more is
+    // refused before it reaches the bot.
+    let piece = "**how** do I `delegate` _when_ ||I|| ~~do~~ not > trust # the [team] @everyone? ";
+    let longest: String = piece
+        .repeat(1000 / piece.len() + 1)
         .chars()
-        .take(5000)
+        .take(1000)
         .collect();
-    let callback = ask(&fake, &advice(&long, None).build()).await;
+    let too_long = format!("{longest}x");
+    assert!(
+        fake.try_dispatch("INTERACTION_CREATE", advice(&too_long, None).build())
+            .await
+            .is_err(),
+        "Discord's client would not send 1001 characters"
+    );
+    // 1000 characters, nearly all markdown to escape: the echoed line stays within its
+    // 200-character cut after escaping, and the answer within Discord's limits.
+    let callback = ask(&fake, &advice(&longest, None).build()).await;
     let message = public_reply(&callback);
     let content = message["content"].as_str().unwrap_or_default();
+    let echoed = content.lines().next().unwrap_or_default();
+    assert!(
+        echoed.trim_start_matches("> ").chars().count() <= 200,
+        "the echoed question is {} characters: {echoed}",
+        echoed.chars().count()
+    );
+    assert!(!echoed.contains("@everyone"), "{echoed}");
     assert!(
         content.chars().count() <= 2000,
         "{} characters",

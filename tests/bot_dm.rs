@@ -89,9 +89,16 @@ async fn messages_from_bots_and_servers_get_no_answer() {
         fake.dispatch("MESSAGE_CREATE", dm_message_create(question, author))
             .await;
     }
-    // A message in a server channel (the bot has no GUILD_MESSAGES intent, but if one arrives).
+    // A message in a server channel never reaches the bot: it asks for no GUILD_MESSAGES intent
+    // (it needs none), so Discord does not send it.
     let in_server = guild_message_create(GENERAL_CHANNEL_ID, GUILD_ID, question, alice());
-    fake.dispatch("MESSAGE_CREATE", in_server).await;
+    let refused = fake.try_dispatch("MESSAGE_CREATE", in_server).await;
+    assert!(
+        refused
+            .as_ref()
+            .is_err_and(|e| e.contains("GUILD_MESSAGES")),
+        "{refused:?}"
+    );
     fake.assert_no_request_since(
         mark,
         "request after messages from bots and in a server",

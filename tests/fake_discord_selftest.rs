@@ -1064,7 +1064,22 @@ async fn interaction_rules_are_enforced() {
         .await
         .unwrap_err();
     assert!(err.to_string().contains("Unknown interaction"), "{err}");
-    let unanswered = slash_command("no-such-command", vec![]).build();
+    // A command nobody registered is never sent by Discord's client.
+    let unregistered = fake
+        .try_dispatch(
+            "INTERACTION_CREATE",
+            slash_command("no-such-command", vec![]).build(),
+        )
+        .await;
+    assert!(
+        unregistered
+            .as_ref()
+            .is_err_and(|e| e.contains("no command /no-such-command")),
+        "{unregistered:?}"
+    );
+    // A button click this bot does not handle stays unanswered; answering it late is refused.
+    let message = fake.channel_messages(GENERAL_CHANNEL_ID)[0].clone();
+    let unanswered = button_click("nobody-handles-this", message).build();
     fake.dispatch("INTERACTION_CREATE", unanswered.clone())
         .await;
     tokio::time::sleep(Duration::from_millis(1600)).await;
@@ -1126,4 +1141,340 @@ async fn an_unknown_token_is_refused_on_rest_and_gateway() {
     );
     assert!(!fake.gateway_stats().session_live);
     fake.assert_all_bodies_valid();
+}
+
+// -------------------------------------------------------------------------------------------
+// Discord's rules the fake enforces, so no test of the bot can pass on what Discord refuses
+
+/// A message body with a nonce, optionally enforced.
+fn with_nonce(content: &str, nonce: &str, enforce: bool) -> Value {
+    json!({"content": content, "nonce": nonce, "enforce_nonce": enforce})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_repeated_enforced_nonce_returns_the_first_message_and_creates_nothing() {
+    let fake = FakeDiscord::start().await;
+    let http = fake.http();
+    let general = serenity::ChannelId::new(GENERAL_CHANNEL_ID);
+    let weekly = serenity::ChannelId::new(WEEKLY_CHANNEL_ID);
+    let first = http
+        .send_message(general, vec![], &with_nonce("one", "n-1", true))
+        .await
+        .unwrap();
+    let again = http
+        .send_message(general, vec![], &with_nonce("one again", "n-1", true))
+        .await
+        .unwrap();
+    assert_eq!(again.id, first.id, "the first message is answered");
+    assert_eq!(again.content, "one");
+    assert_eq!(fake.channel_messages(GENERAL_CHANNEL_ID).len(), 1);
+    // Not enforced, or another channel: a new message, as on Discord.
+    let unenforced = http
+        .send_message(general, vec![], &with_nonce("two", "n-1", false))
+        .await
+        .unwrap();
+    assert_ne!(unenforced.id, first.id);
+    let elsewhere = http
+        .send_message(weekly, vec![], &with_nonce("three", "n-1", true))
+        .await
+        .unwrap();
+    assert_ne!(elsewhere.id, first.id);
+    assert_eq!(fake.channel_messages(GENERAL_CHANNEL_ID).len(), 2);
+    fake.assert_all_bodies_valid();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn faults_after_handling_create_the_message_and_lose_the_answer() {
+    use support::FaultKind;
+    let fake = FakeDiscord::start().await;
+    let http = fake.http();
+    let general = serenity::ChannelId::new(GENERAL_CHANNEL_ID);
+
+    fake.add_fault("POST", "/channels/", 1, FaultKind::StatusAfterHandling(500));
+    let err = general.say(&http, "created, then 500").await.unwrap_err();
+    assert!(err.to_string().contains("500"), "{err}");
+
+    fake.add_fault("POST", "/channels/", 1, FaultKind::DropAfterHandling);
+    let err = general
+        .say(&http, "created, then dropped")
+        .await
+        .unwrap_err();
+    assert!(!err.to_string().is_empty());
+
+    // An answer later than the client's timeout: the client gives up, the message exists.
+    fake.delay_next("POST", "/channels/", 1, Duration::from_millis(800));
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_millis(200))
+        .build()
+        .unwrap();
+    let url = format!(
+        "{}/api/v10/channels/{GENERAL_CHANNEL_ID}/messages",
+        fake.base_url()
+    );
+    let err = client
+        .post(url)
+        .header("authorization", format!("Bot {}", support::TOKEN))
+        .json(&json!({"content": "created, answered too late"}))
+        .send()
+        .await
+        .unwrap_err();
+    assert!(err.is_timeout(), "{err}");
+    tokio::time::sleep(Duration::from_millis(700)).await;
+
+    let contents: Vec<String> = fake
+        .channel_messages(GENERAL_CHANNEL_ID)
+        .iter()
+        .map(|m| m["content"].as_str().unwrap_or_default().to_string())
+        .collect();
+    for created in [
+        "created, then 500",
+        "created, then dropped",
+        "created, answered too late",
+    ] {
+        assert!(
+            contents.iter().any(|c| c == created),
+            "{created:?} not in {contents:?}"
+        );
+    }
+    fake.assert_all_bodies_valid();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_channels_answer_unknown_channel_on_every_route() {
+    let fake = FakeDiscord::start().await;
+    let http = fake.http();
+    let nowhere = serenity::ChannelId::new(1_100_000_000_000_009_999);
+    let errors = [
+        http.get_channel(nowhere).await.map(|_| ()).unwrap_err(),
+        http.get_messages(nowhere, None, None)
+            .await
+            .map(|_| ())
+            .unwrap_err(),
+        nowhere.say(&http, "hello?").await.map(|_| ()).unwrap_err(),
+    ];
+    for err in errors {
+        let serenity::Error::Http(serenity::HttpError::UnsuccessfulRequest(e)) = err else {
+            panic!("expected an HTTP error, got {err}")
+        };
+        assert_eq!((e.status_code.as_u16(), e.error.code), (404, 10003));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bots_permissions_come_from_roles_and_overwrites() {
+    const BOT_ROLE: u64 = 1_100_000_000_000_000_102;
+    const NO_SEND: u64 = 1_100_000_000_000_000_120;
+    const NO_VIEW: u64 = 1_100_000_000_000_000_121;
+    const ROLE_ALLOWS: u64 = 1_100_000_000_000_000_122;
+    const NO_EMBEDS: u64 = 1_100_000_000_000_000_123;
+    const NO_HISTORY: u64 = 1_100_000_000_000_000_124;
+    let mut guild = TestGuild::default();
+    guild.roles.push(role(BOT_ROLE, "bot", 0, 2));
+    guild
+        .members
+        .retain(|m| m["user"]["id"] != BOT_USER_ID.to_string());
+    guild.members.push(member(bot_user(), &[BOT_ROLE], None));
+    let channel = |id, name| guild_text_channel(id, GUILD_ID, name);
+    guild.channels.extend([
+        with_overwrite(channel(NO_SEND, "no-send"), GUILD_ID, 0, 0, SEND_MESSAGES),
+        with_overwrite(channel(NO_VIEW, "no-view"), GUILD_ID, 0, 0, VIEW_CHANNEL),
+        with_overwrite(
+            with_overwrite(
+                channel(ROLE_ALLOWS, "role-allows"),
+                GUILD_ID,
+                0,
+                0,
+                SEND_MESSAGES,
+            ),
+            BOT_ROLE,
+            0,
+            SEND_MESSAGES,
+            0,
+        ),
+        with_overwrite(
+            channel(NO_EMBEDS, "no-embeds"),
+            BOT_USER_ID,
+            1,
+            0,
+            EMBED_LINKS,
+        ),
+        with_overwrite(
+            channel(NO_HISTORY, "no-history"),
+            GUILD_ID,
+            0,
+            0,
+            READ_MESSAGE_HISTORY,
+        ),
+    ]);
+    let fake = FakeDiscord::builder().guilds(vec![guild]).start().await;
+    let http = fake.http();
+    let code = |r: serenity::Result<serenity::Message>| match r {
+        Ok(_) => (200, 0),
+        Err(serenity::Error::Http(serenity::HttpError::UnsuccessfulRequest(e))) => {
+            (e.status_code.as_u16(), e.error.code)
+        }
+        Err(e) => panic!("{e}"),
+    };
+    let id = serenity::ChannelId::new;
+    let embed = serenity::CreateMessage::new().embed(serenity::CreateEmbed::new().title("t"));
+    assert_eq!(code(id(NO_SEND).say(&http, "x").await), (403, 50013));
+    assert_eq!(code(id(NO_VIEW).say(&http, "x").await), (403, 50001));
+    assert!(
+        http.get_channel(id(NO_VIEW)).await.is_err(),
+        "cannot even see it"
+    );
+    assert!(http.get_channel(id(NO_SEND)).await.is_ok(), "can see it");
+    assert_eq!(
+        code(id(ROLE_ALLOWS).say(&http, "x").await),
+        (200, 0),
+        "the role's allow wins"
+    );
+    assert_eq!(
+        code(id(NO_EMBEDS).say(&http, "text is fine").await),
+        (200, 0)
+    );
+    assert_eq!(
+        code(id(NO_EMBEDS).send_message(&http, embed).await),
+        (403, 50013)
+    );
+    id(NO_HISTORY).say(&http, "posted").await.unwrap();
+    assert!(
+        http.get_messages(id(NO_HISTORY), None, None)
+            .await
+            .unwrap()
+            .is_empty(),
+        "no Read Message History: an empty list"
+    );
+    assert_eq!(
+        http.get_messages(id(ROLE_ALLOWS), None, None)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commands_arrive_only_as_discords_client_would_send_them() {
+    let fake = FakeDiscord::start().await;
+    let _bot = start_bot(&fake).await;
+    let command = json!({
+        "name": "ask", "description": "d", "type": 1,
+        "options": [
+            {"type": 3, "name": "q", "description": "d", "required": true, "min_length": 2, "max_length": 10},
+            {"type": 4, "name": "n", "description": "d", "min_value": 1, "max_value": 5},
+            {"type": 3, "name": "c", "description": "d", "choices": [{"name": "A", "value": "a"}]},
+        ],
+    });
+    fake.http()
+        .create_guild_command(serenity::GuildId::new(GUILD_ID), &command)
+        .await
+        .unwrap();
+    let ask = |options: Vec<Value>| slash_command("ask", options).build();
+    let ok = fake
+        .try_dispatch(
+            "INTERACTION_CREATE",
+            ask(vec![
+                opt_string("q", "ten chars!"),
+                opt_int("n", 5),
+                opt_string("c", "a"),
+            ]),
+        )
+        .await;
+    assert!(ok.is_ok(), "{ok:?}");
+    for (options, expected) in [
+        (vec![opt_string("q", "eleven char")], "max_length is 10"),
+        (vec![opt_string("q", "x")], "min_length is 2"),
+        (vec![opt_int("n", 1)], "required option \"q\" is missing"),
+        (
+            vec![opt_string("q", "ok"), opt_int("n", 6)],
+            "outside the command's range",
+        ),
+        (
+            vec![opt_string("q", "ok"), opt_string("c", "b")],
+            "not one of the command's choices",
+        ),
+        (
+            vec![opt_string("q", "ok"), opt_string("zzz", "b")],
+            "no option \"zzz\"",
+        ),
+        (vec![opt_int("q", 3)], "type 4 given"),
+    ] {
+        let refused = fake
+            .try_dispatch("INTERACTION_CREATE", ask(options.clone()))
+            .await;
+        assert!(
+            refused.as_ref().is_err_and(|e| e.contains(expected)),
+            "{options:?}: expected {expected:?}, got {refused:?}"
+        );
+    }
+    // Subcommands are checked too.
+    let bad = slash_command(
+        "weekly",
+        vec![opt_subcommand("set", vec![opt_bool("enabled", true)])],
+    )
+    .build();
+    let refused = fake.try_dispatch("INTERACTION_CREATE", bad).await;
+    assert!(
+        refused
+            .as_ref()
+            .is_err_and(|e| e.contains("/weekly set: the required option \"channel\"")),
+        "{refused:?}"
+    );
+}
+
+#[test]
+fn messages_need_their_intent_and_content_needs_message_content() {
+    use support::fake_discord::filter_message_by_intents;
+    const GUILD_MESSAGES: u64 = 1 << 9;
+    const DIRECT_MESSAGES: u64 = 1 << 12;
+    const MESSAGE_CONTENT: u64 = 1 << 15;
+    let in_guild = guild_message_create(GENERAL_CHANNEL_ID, GUILD_ID, "hello", alice());
+    let in_dm = dm_message_create("hello", alice());
+
+    let err = filter_message_by_intents(DIRECT_MESSAGES, &mut in_guild.clone()).unwrap_err();
+    assert!(err.contains("GUILD_MESSAGES"), "{err}");
+    let err = filter_message_by_intents(GUILD_MESSAGES, &mut in_dm.clone()).unwrap_err();
+    assert!(err.contains("DIRECT_MESSAGES"), "{err}");
+
+    let mut dm = in_dm.clone();
+    filter_message_by_intents(DIRECT_MESSAGES, &mut dm).unwrap();
+    assert_eq!(
+        dm["content"], "hello",
+        "DMs carry their content without MESSAGE_CONTENT"
+    );
+
+    let mut guild = in_guild.clone();
+    filter_message_by_intents(GUILD_MESSAGES, &mut guild).unwrap();
+    assert_eq!(guild["content"], "", "no MESSAGE_CONTENT: emptied");
+    let mut mentioning = in_guild.clone();
+    mentioning["mentions"] = json!([bot_user()]);
+    filter_message_by_intents(GUILD_MESSAGES, &mut mentioning).unwrap();
+    assert_eq!(
+        mentioning["content"], "hello",
+        "a message mentioning the bot keeps it"
+    );
+    let mut privileged = in_guild.clone();
+    filter_message_by_intents(GUILD_MESSAGES | MESSAGE_CONTENT, &mut privileged).unwrap();
+    assert_eq!(privileged["content"], "hello");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resume_replays_the_dispatches_missed_while_disconnected() {
+    let fake = FakeDiscord::start().await;
+    let _bot = start_bot(&fake).await;
+    let before = fake.gateway_stats();
+    fake.close_gateway(4000);
+    // Sent while the bot is away: kept for the session, not lost.
+    let missed = slash_command("ping", vec![]).build();
+    fake.dispatch("INTERACTION_CREATE", missed.clone()).await;
+    let callback = fake.wait_for_callback(&missed, WAIT).await;
+    assert_eq!(callback.json()["data"]["content"], "pong");
+    let after = fake.gateway_stats();
+    assert_eq!(after.resumed, before.resumed + 1, "{after:?}");
+    assert!(after.replayed >= 1, "{after:?}");
+    assert_eq!(
+        after.identifies, before.identifies,
+        "resumed, not identified again"
+    );
 }

@@ -35,7 +35,7 @@ use support::payloads::{
     ADMIN_ROLE_ID, APP_ID, BOT_USER_ID, EMBED_LINKS, EVERYONE_ROLE_ID, GUILD_ID, MANAGE_GUILD,
     MEMBER_PERMISSIONS, SEND_MESSAGES, WEEKLY_CHANNEL_ID,
 };
-use support::{FakeDiscord, RecordedRequest, TOKEN, WAIT};
+use support::{FakeDiscord, FaultKind, RecordedRequest, TOKEN, WAIT};
 use tempfile::TempDir;
 
 // ---------------------------------------------------------------------------------------------
@@ -84,14 +84,18 @@ fn insight_with_text(text: &str) -> Insight {
         .clone()
 }
 
-/// Fast retries, so a 500 costs milliseconds.
+/// Fast retries, so a 500 costs milliseconds, and a short request timeout, so a test can reach it.
 fn fast_options() -> PosterOptions {
     PosterOptions {
         first_backoff: Duration::from_millis(20),
         retry_later: Duration::from_secs(60),
+        request_timeout: REQUEST_TIMEOUT,
         ..Default::default()
     }
 }
+
+/// The weekly publisher's request timeout in these tests.
+const REQUEST_TIMEOUT: Duration = Duration::from_millis(500);
 
 /// The week label of the footer: "Week 48 · 2026".
 fn week_label(week: WeekKey) -> String {
@@ -832,6 +836,69 @@ async fn a_500_then_success_posts_exactly_one_message() {
     h.assert_no_post_since(second.index + 1, "after the successful retry")
         .await;
     h.finish().await;
+}
+
+/// The slot posts while `fault` hits the first send *after* Discord created the message: the
+/// bot never learns the message id, resends the same post with the same nonce, and Discord (the
+/// fake, as strict) answers with the first message. Exactly one post, confirmed with that id.
+async fn the_answer_is_lost_after_creation_yet_one_post(fault: FaultKind, what: &str) {
+    let h = Harness::started(SUNDAY_NOON).await;
+    h.set_monday_9_london().await;
+    h.fake.add_fault(
+        "POST",
+        &format!("/channels/{WEEKLY_CHANNEL_ID}/messages"),
+        1,
+        fault,
+    );
+    let mark = h.fake.mark();
+    h.clock.set(at(SLOT));
+    let first = h.wait_for_post(mark, 1, "at the slot").await;
+    let second = h.wait_for_post(mark, 2, &format!("after {what}")).await;
+    assert_eq!(first.json(), second.json(), "the same post, the same nonce");
+    assert_eq!(second.status, 200, "{}", second.describe());
+    let record = h.wait_for_confirmed(WEEK, &format!("after {what}")).await;
+    let messages = h.weekly_messages();
+    assert_eq!(
+        messages.len(),
+        1,
+        "exactly one post after {what}: {messages:#?}"
+    );
+    assert_eq!(
+        record.message_id.map(|id| id.to_string()).as_deref(),
+        messages[0]["id"].as_str(),
+        "confirmed with the message Discord created first"
+    );
+    h.poster_pass().await;
+    h.assert_no_post_since(second.index + 1, "once confirmed")
+        .await;
+    h.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_500_after_the_message_was_created_leaves_exactly_one_post() {
+    the_answer_is_lost_after_creation_yet_one_post(
+        FaultKind::StatusAfterHandling(500),
+        "a 500 sent after the message was created",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_dropped_after_the_message_was_created_leaves_exactly_one_post() {
+    the_answer_is_lost_after_creation_yet_one_post(
+        FaultKind::DropAfterHandling,
+        "the connection dropped after the message was created",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_later_than_the_timeout_leaves_exactly_one_post() {
+    the_answer_is_lost_after_creation_yet_one_post(
+        FaultKind::Delay(REQUEST_TIMEOUT * 3),
+        "an answer later than the request timeout",
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

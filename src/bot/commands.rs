@@ -127,7 +127,7 @@ pub async fn insight(
             let examples: Vec<&str> = library.topics().map(|(t, _)| t).take(5).collect();
             ephemeral(format!(
                 "I have no topic called \"{}\". Pick one from the list as you type, for example `/insight topic:{}`, or see `/topics`.",
-                render::escape(&render::truncate(topic.as_deref().unwrap_or_default(), 100)),
+                render::escape_within(topic.as_deref().unwrap_or_default(), 100),
                 examples.first().copied().unwrap_or("career"),
             ))
         }

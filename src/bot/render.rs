@@ -75,10 +75,37 @@ pub fn escape(text: &str) -> String {
     out
 }
 
-/// A question as shown back to its author: one line, escaped, truncated.
+/// Escapes `text` ([`escape`]) and fits the result in `max` characters, ending with "…" when
+/// cut. Escaping comes first and the cut falls between escaped units, so an escape is never split
+/// (a lone `\\` would escape whatever follows it) and the result never exceeds `max`, however
+/// much markdown the text holds.
+pub fn escape_within(text: &str, max: usize) -> String {
+    let escaped = escape(text);
+    if escaped.chars().count() <= max {
+        return escaped;
+    }
+    let budget = max.saturating_sub(1);
+    let mut out = String::with_capacity(max * 2);
+    let mut used = 0;
+    for c in text.chars() {
+        let unit = escape(c.encode_utf8(&mut [0; 4]));
+        let width = unit.chars().count();
+        if used + width > budget {
+            break;
+        }
+        out.push_str(&unit);
+        used += width;
+    }
+    if max > 0 {
+        out.push('…');
+    }
+    out
+}
+
+/// A question as shown back to its author: one line, escaped, within [`MAX_ECHOED_QUESTION`].
 pub fn echo_question(question: &str) -> String {
     let one_line = question.split_whitespace().collect::<Vec<_>>().join(" ");
-    escape(&truncate(&one_line, MAX_ECHOED_QUESTION))
+    escape_within(&one_line, MAX_ECHOED_QUESTION)
 }
 
 /// What to send: content, embeds, and optionally the "Another one" button.
@@ -329,12 +356,40 @@ mod tests {
         assert!(out.contains("\\*\\*bold\\*\\*"));
     }
 
+    proptest::proptest! {
+        #[test]
+        fn escaped_text_fits_its_limit_and_never_splits_an_escape(
+            text in "(\\PC|[*_`~|>#<@\\\\\\[\\]\n]){0,300}",
+            max in 0usize..260,
+        ) {
+            let out = escape_within(&text, max);
+            proptest::prop_assert!(out.chars().count() <= max, "{} > {max}", out.chars().count());
+            let full = escape(&text);
+            if full.chars().count() <= max {
+                proptest::prop_assert_eq!(&out, &full);
+            } else {
+                let kept = out.strip_suffix('…').unwrap_or(&out);
+                proptest::prop_assert!(full.starts_with(kept), "not a prefix of the escaped text");
+                // An even number of trailing backslashes: no escape cut in half.
+                let trailing = kept.chars().rev().take_while(|&c| c == '\\').count();
+                proptest::prop_assert!(trailing % 2 == 0, "{kept:?}");
+            }
+            proptest::prop_assert!(!out.contains("@everyone") && !out.contains("@here"));
+            proptest::prop_assert!(!out.contains('\n'));
+        }
+    }
+
     #[test]
     fn echoed_questions_are_short_single_lines() {
         let long = "why ".repeat(2000);
         let shown = echo_question(&long);
         assert!(shown.chars().count() <= MAX_ECHOED_QUESTION);
         assert!(shown.ends_with('…'));
+        // All markdown: escaping doubles it, and it still fits.
+        let marks = "*_`".repeat(400);
+        let shown = echo_question(&marks);
+        assert!((MAX_ECHOED_QUESTION - 1..=MAX_ECHOED_QUESTION).contains(&shown.chars().count()));
+        assert!(shown.starts_with("\\*\\_\\`"), "{shown}");
     }
 
     #[test]

@@ -155,6 +155,8 @@ pub struct GatewayStats {
     pub heartbeats: u32,
     /// Dispatches sent by the test (READY, RESUMED and GUILD_CREATE not counted).
     pub dispatches: u32,
+    /// Dispatches sent again on a RESUME (missed while the session was disconnected).
+    pub replayed: u32,
     /// A connection has finished IDENTIFY or RESUME and not been closed since.
     pub session_live: bool,
     /// The last sequence number sent.
@@ -188,8 +190,15 @@ pub enum FaultKind {
     Status(u16),
     /// Answer 429 with `retry_after` in the JSON body and the rate-limit headers.
     RateLimited { retry_after: Duration, global: bool },
-    /// Handle the request normally but answer only after this delay.
+    /// Handle the request normally but answer only after this delay: with a delay longer than
+    /// the client's timeout, the message is created and the client never learns it.
     Delay(Duration),
+    /// Handle the request normally (a message *is* created), then answer with this status, as
+    /// when Discord's edge fails after the write: the answer is lost.
+    StatusAfterHandling(u16),
+    /// Handle the request normally (a message *is* created), then drop the connection without a
+    /// complete answer, as a reset connection does.
+    DropAfterHandling,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -222,7 +231,21 @@ struct Gateway {
     conn: Option<Conn>,
     identify_payloads: Vec<Value>,
     stop_heartbeat_acks: bool,
+    /// The intents of the session's IDENTIFY: which dispatches Discord would deliver.
+    intents: u64,
+    /// Every dispatch of the session, by sequence number (with an interaction's token), so a
+    /// RESUME replays what the client missed, as Discord does.
+    history: Vec<(u64, String, Option<String>)>,
 }
+
+/// Gateway intents the fake enforces (Discord's bits).
+const INTENT_GUILD_MESSAGES: u64 = 1 << 9;
+const INTENT_DIRECT_MESSAGES: u64 = 1 << 12;
+const INTENT_MESSAGE_CONTENT: u64 = 1 << 15;
+
+/// How long Discord remembers a message nonce for `enforce_nonce` ("the past few minutes"; the
+/// fake takes the short end so that a test cannot lean on a longer window than Discord keeps).
+const NONCE_WINDOW: Duration = Duration::from_secs(120);
 
 struct InteractionRecord {
     id: String,
@@ -288,6 +311,31 @@ impl World {
         }
         self.messages.insert(message_id, m.clone());
         m
+    }
+
+    /// The bot's permissions in a server channel (`None` for a DM or another private channel).
+    fn bot_permissions(&self, channel: &Value) -> Option<u64> {
+        let guild = self.guilds.get(&snowflake(&channel["guild_id"])?)?;
+        Some(permissions_in(guild, channel, payloads::BOT_USER_ID))
+    }
+
+    /// With `enforce_nonce`, the bot's message in this channel with the same nonce created within
+    /// [`NONCE_WINDOW`], if any: Discord answers it instead of creating another.
+    fn same_nonce(&self, channel_id: u64, body: &Value) -> Option<Value> {
+        if body["enforce_nonce"] != json!(true) {
+            return None;
+        }
+        let nonce = body.get("nonce").filter(|n| !n.is_null())?;
+        let oldest = payloads::snowflake_at(std::time::SystemTime::now() - NONCE_WINDOW);
+        self.messages
+            .range(oldest..)
+            .map(|(_, m)| m)
+            .find(|m| {
+                snowflake(&m["channel_id"]) == Some(channel_id)
+                    && snowflake(&m["author"]["id"]) == Some(payloads::BOT_USER_ID)
+                    && m.get("nonce") == Some(nonce)
+            })
+            .cloned()
     }
 
     fn history(&self, channel_id: u64) -> Vec<Value> {
@@ -489,21 +537,47 @@ impl FakeDiscord {
 
     // -- gateway ------------------------------------------------------------------------------
 
-    /// Sends a dispatch (`op` 0) with the next sequence number over the live gateway session and
-    /// returns that number. Waits (up to [`WAIT`]) for a live session, e.g. while the bot
-    /// resumes after [`close_gateway`](Self::close_gateway).
+    /// Sends a dispatch (`op` 0) with the next sequence number on the gateway session and
+    /// returns that number. Waits (up to [`WAIT`]) for a session to exist. While the session is
+    /// disconnected (the bot resuming after [`close_gateway`](Self::close_gateway)), the dispatch
+    /// is kept and replayed on RESUME, as Discord does.
     ///
     /// # Panics
-    /// When serenity could not deserialize the dispatch (it would drop it silently), or no
-    /// session became live in time.
+    /// When Discord would not send it (see [`try_dispatch`](Self::try_dispatch)), when serenity
+    /// could not deserialize it (it would drop it silently), or when no session began in time.
     pub async fn dispatch(&self, event: &str, data: Value) -> u64 {
+        match self.try_dispatch(event, data).await {
+            Ok(seq) => seq,
+            Err(e) => panic!("fake Discord: refusing to dispatch {event}: {e}"),
+        }
+    }
+
+    /// Like [`dispatch`](Self::dispatch), but `Err` with the reason when Discord would not send
+    /// this dispatch to the bot at all: a MESSAGE_CREATE the session's intents exclude, or an
+    /// application command whose options break the registered command's rules (an unknown
+    /// command or option, a string outside `min_length`/`max_length`, a number outside its
+    /// range, a value not among its choices, a missing required option): Discord's client
+    /// refuses to send those.
+    pub async fn try_dispatch(&self, event: &str, mut data: Value) -> Result<u64, String> {
         if let Err(e) = check_dispatch(event, &data) {
             panic!("fake Discord: refusing to dispatch {event}: {e}\n  data: {data}");
         }
-        let what = format!("a live gateway session to dispatch {event} to");
+        let what = format!("a gateway session to dispatch {event} to");
+        self.wait_state(&what, WAIT, |st| st.gateway.session_id.as_ref().map(|_| ()))
+            .await;
+        {
+            let st = self.inner.lock();
+            if event == "INTERACTION_CREATE" && data["type"] == 2 {
+                check_command_options(&st.world, &data)?;
+            }
+            if event == "MESSAGE_CREATE" {
+                filter_message_by_intents(st.gateway.intents, &mut data)?;
+            }
+        }
         let text = data.to_string();
-        self.wait_state(&what, WAIT, |st| send_dispatch(st, event, &data, &text))
-            .await
+        Ok(self
+            .wait_state(&what, WAIT, |st| send_dispatch(st, event, &data, &text))
+            .await)
     }
 
     /// Sends many dispatches of one kind back to back, under one lock, after checking them all
@@ -962,19 +1036,22 @@ fn problems_report(problems: &[String]) -> String {
     )
 }
 
-/// Queues one dispatch on the live gateway connection and records it (an interaction, so its
-/// callback is accepted; a message, so it can be fetched). `None` when no session is live.
-/// `text` is `data` serialized.
+/// Queues one dispatch on the session and records it (an interaction, so its callback is
+/// accepted; a message, so it can be fetched): written to the live connection at once, or kept for
+/// the RESUME replay while the session is disconnected. `None` when no session exists. `text` is
+/// `data` serialized.
 fn send_dispatch(st: &mut State, event: &str, data: &Value, text: &str) -> Option<u64> {
     let gw = &mut st.gateway;
-    let conn = gw.conn.as_ref().filter(|c| c.live)?;
+    gw.session_id.as_ref()?;
     let seq = gw.stats.seq + 1;
     let frame = format!(r#"{{"op":0,"s":{seq},"t":{},"d":{text}}}"#, json!(event));
     let token = (event == "INTERACTION_CREATE")
         .then(|| data["token"].as_str().unwrap_or_default().to_string());
-    if conn.tx.send(Outgoing::Text(frame, token)).is_err() {
-        return None;
+    if let Some(conn) = gw.conn.as_ref().filter(|c| c.live) {
+        // A connection closing right now drops it; the RESUME replay delivers it then.
+        let _ = conn.tx.send(Outgoing::Text(frame.clone(), token.clone()));
     }
+    gw.history.push((seq, frame, token));
     gw.stats.seq = seq;
     gw.stats.dispatches += 1;
     if event == "INTERACTION_CREATE" {
@@ -998,8 +1075,136 @@ fn send_dispatch(st: &mut State, event: &str, data: &Value, text: &str) -> Optio
         if let Some(id) = snowflake(&data["id"]) {
             st.world.messages.insert(id, data.clone());
         }
+        // A DM implies its channel: Discord knows the DM channel a person writes in.
+        if let Some(channel_id) = snowflake(&data["channel_id"]) {
+            if data["guild_id"].is_null() && st.world.channel(channel_id).is_none() {
+                let dm = payloads::dm_channel(channel_id, data["author"].clone());
+                st.world.channels.insert(channel_id, dm);
+            }
+        }
     }
     Some(seq)
+}
+
+/// Discord delivers MESSAGE_CREATE only with the intent for its kind (GUILD_MESSAGES in a server,
+/// DIRECT_MESSAGES in a DM), and without MESSAGE_CONTENT a server message that does not mention
+/// the bot arrives with its content, embeds, attachments and components emptied.
+pub fn filter_message_by_intents(intents: u64, data: &mut Value) -> Result<(), String> {
+    let in_guild = !data["guild_id"].is_null();
+    let (needed, name) = if in_guild {
+        (INTENT_GUILD_MESSAGES, "GUILD_MESSAGES")
+    } else {
+        (INTENT_DIRECT_MESSAGES, "DIRECT_MESSAGES")
+    };
+    if intents & needed == 0 {
+        return Err(format!(
+            "the session's IDENTIFY has no {name} intent (intents {intents:#x}): Discord would not deliver this message"
+        ));
+    }
+    let mentions_bot = data["mentions"].as_array().is_some_and(|m| {
+        m.iter()
+            .any(|u| snowflake(&u["id"]) == Some(payloads::BOT_USER_ID))
+    });
+    if in_guild && intents & INTENT_MESSAGE_CONTENT == 0 && !mentions_bot {
+        data["content"] = json!("");
+        for key in ["embeds", "attachments", "components"] {
+            data[key] = json!([]);
+        }
+    }
+    Ok(())
+}
+
+/// Checks an application command interaction against the command the bot registered, as
+/// Discord's client does before sending it.
+fn check_command_options(world: &World, interaction: &Value) -> Result<(), String> {
+    let name = interaction["data"]["name"].as_str().unwrap_or_default();
+    let guild = snowflake(&interaction["guild_id"]);
+    let find = |scope: Option<u64>| {
+        world
+            .commands
+            .get(&scope)
+            .and_then(|list| list.iter().find(|c| c["name"] == name))
+    };
+    let command = guild
+        .and_then(|g| find(Some(g)))
+        .or_else(|| find(None))
+        .ok_or_else(|| {
+            format!("no command /{name} is registered (globally or in this server): Discord would not send it")
+        })?;
+    let given = interaction["data"]["options"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let defined = command["options"].as_array().cloned().unwrap_or_default();
+    check_options(&format!("/{name}"), &defined, &given)
+}
+
+fn check_options(path: &str, defined: &[Value], given: &[Value]) -> Result<(), String> {
+    for option in given {
+        let name = option["name"].as_str().unwrap_or_default();
+        let Some(def) = defined.iter().find(|d| d["name"] == name) else {
+            return Err(format!("{path} has no option {name:?}"));
+        };
+        let kind = def["type"].as_u64().unwrap_or(0);
+        if option["type"].as_u64() != Some(kind) {
+            return Err(format!(
+                "{path} {name}: type {} given, the command defines type {kind}",
+                option["type"]
+            ));
+        }
+        let value = &option["value"];
+        let at = format!("{path} {name}");
+        match kind {
+            1 | 2 => {
+                let inner = option["options"].as_array().cloned().unwrap_or_default();
+                let defs = def["options"].as_array().cloned().unwrap_or_default();
+                check_options(&at, &defs, &inner)?;
+            }
+            3 => {
+                let length = value.as_str().map_or(0, |v| v.chars().count()) as u64;
+                if let Some(max) = def["max_length"].as_u64().filter(|&max| length > max) {
+                    return Err(format!("{at}: {length} characters, max_length is {max}"));
+                }
+                let min = def["min_length"].as_u64().unwrap_or(0);
+                if length < min.max(1) {
+                    return Err(format!(
+                        "{at}: {length} characters, min_length is {}",
+                        min.max(1)
+                    ));
+                }
+            }
+            4 | 10 => {
+                let number = value.as_f64().unwrap_or(f64::NAN);
+                let below = def["min_value"].as_f64().is_some_and(|min| number < min);
+                let above = def["max_value"].as_f64().is_some_and(|max| number > max);
+                if below || above || number.is_nan() {
+                    return Err(format!("{at}: {value} is outside the command's range"));
+                }
+            }
+            _ => {}
+        }
+        if let Some(choices) = def["choices"].as_array().filter(|c| !c.is_empty()) {
+            if !choices.iter().any(|c| &c["value"] == value) {
+                return Err(format!("{at}: {value} is not one of the command's choices"));
+            }
+        }
+    }
+    let leaf = !given
+        .iter()
+        .any(|o| matches!(o["type"].as_u64(), Some(1 | 2)));
+    if leaf {
+        for def in defined {
+            let required = def["required"].as_bool().unwrap_or(false);
+            let present = given.iter().any(|o| o["name"] == def["name"]);
+            if required && !present {
+                return Err(format!(
+                    "{path}: the required option {} is missing",
+                    def["name"]
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Checks that serenity turns this dispatch into a known event: serenity drops one it cannot
@@ -1138,6 +1343,8 @@ fn on_gateway_message(
             }
             let session_id = format!("fake-session-{}", gw.stats.identifies);
             gw.session_id = Some(session_id.clone());
+            gw.intents = msg["d"]["intents"].as_u64().unwrap_or(0);
+            gw.history.clear();
             gw.stats.seq = 1;
             let shard = msg["d"]["shard"]
                 .as_array()
@@ -1161,6 +1368,15 @@ fn on_gateway_message(
             let wanted = msg["d"]["session_id"].as_str();
             if wanted.is_some() && wanted == gw.session_id.as_deref() {
                 gw.stats.resumed += 1;
+                // Replay what the client missed (everything after the sequence it last saw),
+                // then RESUMED.
+                let seen = msg["d"]["seq"].as_u64().unwrap_or(0);
+                for (seq, frame, token) in &gw.history {
+                    if *seq > seen {
+                        let _ = tx.send(Outgoing::Text(frame.clone(), token.clone()));
+                        gw.stats.replayed += 1;
+                    }
+                }
                 gw.stats.seq += 1;
                 send(json!({"op": 0, "s": gw.stats.seq, "t": "RESUMED", "d": {}}));
                 if is_current {
@@ -1187,6 +1403,8 @@ struct Reply {
     headers: Vec<(&'static str, String)>,
     note: Option<String>,
     unhandled: bool,
+    /// Break the connection instead of answering (the status is what is recorded).
+    drop_connection: bool,
 }
 
 impl Reply {
@@ -1197,6 +1415,7 @@ impl Reply {
             headers: Vec::new(),
             note: None,
             unhandled: false,
+            drop_connection: false,
         }
     }
 
@@ -1211,6 +1430,7 @@ impl Reply {
             headers: Vec::new(),
             note: None,
             unhandled: false,
+            drop_connection: false,
         }
     }
 
@@ -1231,6 +1451,17 @@ impl Reply {
     }
 
     fn into_response(self) -> Response {
+        if self.drop_connection {
+            // A body that fails before its first byte: hyper aborts the connection, and the
+            // client sees it reset without a complete answer.
+            let broken = futures_util::stream::once(async {
+                Err::<Bytes, std::io::Error>(std::io::Error::new(
+                    std::io::ErrorKind::ConnectionReset,
+                    "dropped by the test",
+                ))
+            });
+            return axum::body::Body::from_stream(broken).into_response();
+        }
         let status = StatusCode::from_u16(self.status).expect("valid status");
         let mut response = match self.body {
             Some(body) => (
@@ -1353,6 +1584,35 @@ async fn rest(
                 global,
             }) => rate_limited(retry_after, global)
                 .note(format!("injected 429, retry_after {retry_after:?}")),
+            Some(kind @ (FaultKind::StatusAfterHandling(_) | FaultKind::DropAfterHandling)) => {
+                let handled = match discord_limits(&method, &path, body.as_ref()) {
+                    Some(limit_problem) => {
+                        problem = problem.or(Some(limit_problem));
+                        Reply::error(400, 50035, "Invalid Form Body")
+                    }
+                    None => route(
+                        &inner,
+                        &mut st.world,
+                        received_at,
+                        &method,
+                        &path,
+                        query.as_deref(),
+                        body.as_ref(),
+                    ),
+                };
+                let handled_as = handled.status;
+                match kind {
+                    FaultKind::StatusAfterHandling(status) => injected_error(status)
+                        .note(format!("handled ({handled_as}), then answered {status}")),
+                    _ => {
+                        let mut reply = Reply::error(499, 0, "connection dropped").note(format!(
+                            "handled ({handled_as}), then dropped the connection"
+                        ));
+                        reply.drop_connection = true;
+                        reply
+                    }
+                }
+            }
             Some(FaultKind::Delay(d)) => {
                 delay = Some(d);
                 let limits = discord_limits(&method, &path, body.as_ref());
@@ -1854,14 +2114,40 @@ fn channel_route(
     if world.deleted_channels.contains(&channel_id) {
         return unknown_channel.note("channel deleted by the test");
     }
+    let Some(channel) = world.channel(channel_id) else {
+        return unknown_channel.note("no such channel in the fake's world");
+    };
+    // In a server channel the bot's permissions there decide, as on Discord; a DM has none.
+    let permissions = world.bot_permissions(&channel);
+    let has = |bit: u64| permissions.is_none_or(|p| p & bit != 0);
+    if !has(payloads::VIEW_CHANNEL) {
+        return Reply::error(403, 50001, "Missing Access")
+            .note("the bot lacks View Channel in this channel");
+    }
     match (method, rest) {
-        ("GET", []) => match world.channel(channel_id) {
-            Some(c) => Reply::ok(c),
-            None => unknown_channel,
-        },
+        ("GET", []) => Reply::ok(channel),
         ("POST", ["typing"]) => Reply::no_content(),
-        ("POST", ["messages"]) => Reply::ok(world.bot_message(channel_id, body, false)),
+        ("POST", ["messages"]) => {
+            if !has(payloads::SEND_MESSAGES) {
+                return Reply::error(403, 50013, "Missing Permissions")
+                    .note("the bot lacks Send Messages in this channel");
+            }
+            let embeds = body["embeds"].as_array().is_some_and(|e| !e.is_empty());
+            if embeds && !has(payloads::EMBED_LINKS) {
+                return Reply::error(403, 50013, "Missing Permissions")
+                    .note("the bot lacks Embed Links in this channel and sent embeds");
+            }
+            if let Some(first) = world.same_nonce(channel_id, body) {
+                return Reply::ok(first)
+                    .note("repeated nonce with enforce_nonce: the first message, nothing created");
+            }
+            Reply::ok(world.bot_message(channel_id, body, false))
+        }
         ("GET", ["messages"]) => {
+            // Discord: without Read Message History the list is simply empty.
+            if !has(payloads::READ_MESSAGE_HISTORY) {
+                return Reply::ok(json!([])).note("no Read Message History: nothing listed");
+            }
             let limit = query_param(query, "limit")
                 .and_then(|l| l.parse().ok())
                 .unwrap_or(50usize)
@@ -1897,6 +2183,9 @@ fn channel_route(
             let by_bot =
                 snowflake(&world.messages[&id]["author"]["id"]) == Some(payloads::BOT_USER_ID);
             match method {
+                "GET" if !has(payloads::READ_MESSAGE_HISTORY) => {
+                    Reply::error(403, 50013, "Missing Permissions")
+                }
                 "GET" => Reply::ok(world.messages[&id].clone()),
                 "PATCH" if !by_bot => {
                     Reply::error(403, 50005, "Cannot edit a message authored by another user")
@@ -1916,6 +2205,71 @@ fn channel_route(
         }
         _ => Reply::unknown(),
     }
+}
+
+/// Discord's permission algorithm for one member in one channel: the @everyone role and the
+/// member's roles, Administrator, then the channel's overwrites (@everyone, the member's roles
+/// together, the member), each as deny-then-allow.
+fn permissions_in(guild: &TestGuild, channel: &Value, user_id: u64) -> u64 {
+    const ALL: u64 = u64::MAX;
+    if guild.owner_id == user_id {
+        return ALL;
+    }
+    let member = guild.member(user_id);
+    let member_roles: Vec<u64> = member
+        .as_ref()
+        .and_then(|m| m["roles"].as_array().cloned())
+        .unwrap_or_default()
+        .iter()
+        .filter_map(snowflake)
+        .collect();
+    let role_permissions = |role_id: u64| {
+        guild
+            .roles
+            .iter()
+            .find(|r| snowflake(&r["id"]) == Some(role_id))
+            .and_then(|r| r["permissions"].as_str()?.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    let mut permissions = role_permissions(guild.id);
+    for &role in &member_roles {
+        permissions |= role_permissions(role);
+    }
+    if permissions & payloads::ADMINISTRATOR != 0 {
+        return ALL;
+    }
+    let overwrites = channel["permission_overwrites"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let bits = |o: &Value, key: &str| {
+        o[key]
+            .as_str()
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    let target = |o: &Value| {
+        (
+            snowflake(&o["id"]).unwrap_or(0),
+            o["type"].as_u64().unwrap_or(0),
+        )
+    };
+    if let Some(everyone) = overwrites.iter().find(|o| target(o) == (guild.id, 0)) {
+        permissions = (permissions & !bits(everyone, "deny")) | bits(everyone, "allow");
+    }
+    let (mut allow, mut deny) = (0, 0);
+    for o in overwrites.iter().filter(|o| {
+        let (id, kind) = target(o);
+        kind == 0 && id != guild.id && member_roles.contains(&id)
+    }) {
+        allow |= bits(o, "allow");
+        deny |= bits(o, "deny");
+    }
+    permissions = (permissions & !deny) | allow;
+    if let Some(own) = overwrites.iter().find(|o| target(o) == (user_id, 1)) {
+        permissions = (permissions & !bits(own, "deny")) | bits(own, "allow");
+    }
+    permissions
 }
 
 /// Copies the message fields of a create/edit body onto a message object.

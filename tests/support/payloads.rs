@@ -70,6 +70,14 @@ pub fn next_snowflake() -> u64 {
     }
 }
 
+/// The smallest snowflake created at `at`.
+pub fn snowflake_at(at: std::time::SystemTime) -> u64 {
+    let ms = at
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    ms.saturating_sub(DISCORD_EPOCH_MS) << 22
+}
+
 /// The creation time encoded in a snowflake, as an RFC 3339 timestamp.
 pub fn snowflake_timestamp(id: u64) -> String {
     let ms = (id >> 22) + DISCORD_EPOCH_MS;
