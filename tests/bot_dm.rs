@@ -122,24 +122,23 @@ fn wait_seconds(text: &str) -> Option<u64> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_sixth_question_in_a_minute_is_asked_to_slow_down_while_others_are_answered() {
+async fn one_reply_budget_covers_every_way_in_and_a_flood_gets_one_notice() {
     let fake = FakeDiscord::start().await;
     let bot = start_bot(&fake).await;
-    assert_eq!(QUESTIONS_PER_MINUTE, 5, "this test counts five answers");
-    let questions = [
+    // Every kind of DM spends the budget: questions, "help", and messages without text.
+    let kinds = [
         "How do I delegate effectively?",
-        "How do I stop micromanaging?",
-        "Should I become a manager?",
+        "help",
+        "",
         "How do I get promoted?",
-        "How do I learn about AI as a leader?",
     ];
-    for q in questions {
-        let reply = dm(&fake, DM_CHANNEL_ID, alice(), q).await;
-        assert_eq!(
-            reply.json()["embeds"].as_array().map(Vec::len),
-            Some(1),
-            "{q:?} is answered: {}",
-            reply.body_text()
+    for i in 0..REPLIES_PER_MINUTE {
+        let content = kinds[i % kinds.len()];
+        let reply = dm(&fake, DM_CHANNEL_ID, alice(), content).await;
+        assert!(
+            !reply.body_text().to_lowercase().contains("slow down"),
+            "reply {} of {REPLIES_PER_MINUTE} to {content:?} was refused",
+            i + 1
         );
     }
     let reply = dm(&fake, DM_CHANNEL_ID, alice(), "And how do I hire well?").await;
@@ -155,6 +154,16 @@ async fn the_sixth_question_in_a_minute_is_asked_to_slow_down_while_others_are_a
         "no answer with the slow-down: {}",
         reply.body_text()
     );
+    // A flood during the same wait gets no more messages: one notice, then silence.
+    let mark = fake.mark();
+    for content in ["help", "hello?", "", "How do I delegate?"] {
+        let data = message(next_snowflake(), DM_CHANNEL_ID, None, alice(), content);
+        fake.dispatch("MESSAGE_CREATE", data).await;
+    }
+    fake.assert_no_request_since(mark, "a reply to a DM flood", QUIET, |r| {
+        r.is("POST", "/channels/")
+    })
+    .await;
 
     // The limit is per user: someone else, in their own DM, is answered.
     let bob_dm = 1_300_000_000_000_000_300;
@@ -162,16 +171,48 @@ async fn the_sixth_question_in_a_minute_is_asked_to_slow_down_while_others_are_a
     let reply = dm(&fake, bob_dm, bob, "How do I delegate effectively?").await;
     assert_eq!(reply.json()["embeds"].as_array().map(Vec::len), Some(1));
 
-    // And it is shared with /advice: alice's slash command is refused too, privately.
-    let interaction = slash_command("advice", vec![opt_string("question", "How do I delegate?")])
-        .in_dm(alice())
-        .build();
-    let message = callback_message(&ask(&fake, &interaction).await, 4);
-    assert!(is_ephemeral(&message), "{message:#}");
-    let text = message["content"].as_str().unwrap_or_default();
-    assert!(
-        text.to_lowercase().contains("slow down") && wait_seconds(text).is_some(),
-        "{text}"
-    );
+    // And it is shared with every command and button: each is refused, privately.
+    let another = slash_command("insight", vec![]).in_dm(alice()).build();
+    let clicks_on = {
+        // A message with an "Another one" button, as /insight leaves it (shown to someone else).
+        let shown = callback_message(
+            &ask(
+                &fake,
+                &slash_command("insight", vec![]).in_dm(carol()).build(),
+            )
+            .await,
+            4,
+        );
+        let mut m = message(next_snowflake(), DM_CHANNEL_ID, None, bot_user(), "");
+        m["components"] = shown["components"].clone();
+        m["embeds"] = shown["embeds"].clone();
+        m
+    };
+    let custom_id = clicks_on["components"][0]["components"][0]["custom_id"]
+        .as_str()
+        .expect("an Another one button")
+        .to_string();
+    let click = button_click(&custom_id, clicks_on).in_dm(alice()).build();
+    for interaction in [
+        slash_command("advice", vec![opt_string("question", "How do I delegate?")])
+            .in_dm(alice())
+            .build(),
+        slash_command("help", vec![]).in_dm(alice()).build(),
+        another,
+        click,
+    ] {
+        let message = callback_message(&ask(&fake, &interaction).await, 4);
+        assert!(is_ephemeral(&message), "{message:#}");
+        let text = message["content"].as_str().unwrap_or_default();
+        assert!(
+            text.to_lowercase().contains("slow down") && wait_seconds(text).is_some(),
+            "{text}"
+        );
+    }
     stop_bot(&fake, bot).await;
+}
+
+/// A third person, for the budget's per-user check.
+fn carol() -> Value {
+    user(1_300_000_000_000_000_302, "carol", false)
 }

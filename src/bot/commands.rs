@@ -28,16 +28,53 @@ pub fn ephemeral(text: impl Into<String>) -> poise::CreateReply {
         .allowed_mentions(no_pings())
 }
 
-/// The shared per-user cooldown of questions (slash commands and DMs count alike).
-/// `Err(text)` is the polite message to send instead of an answer.
-pub fn check_cooldown(data: &Data, user: serenity::UserId) -> Result<(), String> {
+/// The bot refused to reply because the person's budget is spent: what to tell them, and whether
+/// this is the first refusal of the current wait (a DM gets the notice once, not per message).
+pub struct SlowDown {
+    pub text: String,
+    pub first: bool,
+}
+
+/// Spends one reply of `user`'s budget, shared by every way in: slash commands, DMs (questions,
+/// `help`, empty messages) and buttons. `Err` when the budget is spent.
+pub fn spend_budget(data: &Data, user: serenity::UserId) -> Result<(), SlowDown> {
     let mut cooldown = data.cooldown.lock().unwrap_or_else(|e| e.into_inner());
-    cooldown.check(user.get(), Instant::now()).map_err(|wait| {
-        format!(
-            "Slow down a little — you can ask again in {} s.",
-            wait.as_secs()
-        )
-    })
+    cooldown
+        .check(user.get(), Instant::now())
+        .map_err(|refusal| SlowDown {
+            text: format!(
+                "Slow down a little — you can ask again in {} s.",
+                refusal.wait.as_secs()
+            ),
+            first: refusal.first,
+        })
+}
+
+/// Marks an invocation whose reply was already counted (poise runs the global check once per
+/// command of the tree, parent and subcommand).
+struct Counted;
+
+/// poise's global command check: every command invocation spends one reply of the author's
+/// budget (autocomplete does not: it fires on every keystroke and posts nothing). A refused
+/// invocation gets an ephemeral "slow down" (an interaction must be answered; only its author
+/// sees it) and the command does not run.
+pub async fn budget_check(ctx: Context<'_>) -> Result<bool, Error> {
+    if let poise::Context::Application(app) = ctx {
+        if app.interaction_type == poise::CommandInteractionType::Autocomplete {
+            return Ok(true);
+        }
+    }
+    if ctx.invocation_data::<Counted>().await.is_some() {
+        return Ok(true);
+    }
+    ctx.set_invocation_data(Counted).await;
+    match spend_budget(ctx.data(), ctx.author().id) {
+        Ok(()) => Ok(true),
+        Err(slow_down) => {
+            ctx.send(ephemeral(slow_down.text)).await?;
+            Ok(false)
+        }
+    }
 }
 
 /// Answers `question` the way `/advice` and DMs do; `Err` is a message for the user.
@@ -68,10 +105,6 @@ pub async fn advice(
     question: String,
     #[description = "Only you see the answer (default: false)"] private: Option<bool>,
 ) -> Result<(), Error> {
-    if let Err(slow_down) = check_cooldown(ctx.data(), ctx.author().id) {
-        ctx.send(ephemeral(slow_down)).await?;
-        return Ok(());
-    }
     let reply = match answer_question(ctx.data(), &question) {
         Ok(reply) => reply.to_poise(private.unwrap_or(false)),
         Err(hint) => ephemeral(hint),
@@ -167,6 +200,16 @@ pub async fn another_one(
     interaction: &ComponentInteraction,
     data: &Data,
 ) -> Result<(), Error> {
+    if let Err(slow_down) = spend_budget(data, interaction.user.id) {
+        let notice = CreateInteractionResponse::Message(
+            CreateInteractionResponseMessage::new()
+                .content(slow_down.text)
+                .ephemeral(true)
+                .allowed_mentions(no_pings()),
+        );
+        interaction.create_response(&ctx.http, notice).await?;
+        return Ok(());
+    }
     let response = match render::parse_another(&interaction.data.custom_id) {
         Some((topic, shown)) => {
             let topic = topic.filter(|t| data.library.has_topic(t));

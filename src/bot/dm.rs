@@ -10,7 +10,7 @@
 use poise::serenity_prelude as serenity;
 use serenity::{CreateMessage, Message};
 
-use super::commands::{answer_question, check_cooldown};
+use super::commands::{answer_question, spend_budget};
 use super::render::{self, no_pings};
 use super::{Data, Error};
 
@@ -39,13 +39,20 @@ pub async fn handle_message(
     if message.guild_id.is_some() || message.author.bot || message.webhook_id.is_some() {
         return Ok(());
     }
+    // Every DM spends the author's budget, whatever it asks: a flood gets one notice, then
+    // silence until the budget allows a reply again.
+    if let Err(slow_down) = spend_budget(data, message.author.id) {
+        if slow_down.first {
+            let notice = plain(slow_down.text);
+            message.channel_id.send_message(&ctx.http, notice).await?;
+        }
+        return Ok(());
+    }
     let reply = if is_help_request(&message.content) {
         render::help(&data.library).to_message()
     } else if message.content.trim().is_empty() {
         // Attachments, stickers or an embed alone: nothing to answer, but say what works.
         plain("Send me your question as text, for example: *How do I stop micromanaging my team?* — or `help` to see what I can do.".into())
-    } else if let Err(slow_down) = check_cooldown(data, message.author.id) {
-        plain(slow_down)
     } else {
         match answer_question(data, &message.content) {
             Ok(reply) => reply.to_message(),

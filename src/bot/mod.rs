@@ -40,8 +40,9 @@ use crate::weekly::poster::{Poster, PosterOptions};
 pub type Error = Box<dyn std::error::Error + Send + Sync>;
 pub type Context<'a> = poise::Context<'a, Data, Error>;
 
-/// Questions per user per minute, across `/advice` and DMs.
-pub const QUESTIONS_PER_MINUTE: usize = 5;
+/// Replies per person per minute, across every way in: slash commands, DMs and buttons. Enough
+/// for a conversation and a few "Another one" clicks; a flood is cut short (see `cooldown`).
+pub const REPLIES_PER_MINUTE: usize = 8;
 /// How long shutdown waits for replies already being worked on. With the poster stopped at once
 /// and the gateway closed, this bounds the whole shutdown under 10 s, inside the time systemd and
 /// container runtimes give between SIGTERM and SIGKILL.
@@ -52,6 +53,7 @@ const CLIENT_STOP_GRACE: Duration = Duration::from_secs(2);
 /// State shared by every command and event handler.
 pub struct Data {
     pub library: Arc<Library>,
+    /// Every person's reply budget ([`REPLIES_PER_MINUTE`]).
     pub cooldown: Mutex<Cooldown>,
     pub store: Store,
     pub poster: Arc<Poster>,
@@ -234,6 +236,20 @@ async fn on_error(error: poise::FrameworkError<'_, Data, Error>) {
                 )))
                 .await;
         }
+        // A refused check has answered already (the budget's "slow down").
+        E::CommandCheckFailed { error: None, .. } => {}
+        E::CommandCheckFailed {
+            error: Some(error),
+            ctx,
+            ..
+        } => {
+            tracing::error!(command = %ctx.command().qualified_name, "command check failed: {error}");
+            let _ = ctx
+                .send(commands::ephemeral(
+                    "Sorry, something went wrong while answering. Please try again in a moment.",
+                ))
+                .await;
+        }
         E::EventHandler { error, event, .. } => {
             tracing::error!(
                 event = event.snake_case_name(),
@@ -258,6 +274,7 @@ fn framework(settings: &BotSettings, poster: Arc<Poster>) -> poise::Framework<Da
     poise::Framework::builder()
         .options(poise::FrameworkOptions {
             commands: all_commands(),
+            command_check: Some(|ctx| Box::pin(commands::budget_check(ctx))),
             on_error: |error| Box::pin(on_error(error)),
             event_handler: |framework, event| {
                 Box::pin(on_event(
@@ -275,7 +292,7 @@ fn framework(settings: &BotSettings, poster: Arc<Poster>) -> poise::Framework<Da
                 Ok(Data {
                     library,
                     cooldown: Mutex::new(Cooldown::new(
-                        QUESTIONS_PER_MINUTE,
+                        REPLIES_PER_MINUTE,
                         Duration::from_secs(60),
                     )),
                     store,

@@ -6,7 +6,7 @@
 //! registered the commands: poise handles no event before that. [`stop_bot`] shuts it down and
 //! checks that every body it sent was valid.
 //!
-//! Questions are rate-limited per user ([`QUESTIONS_PER_MINUTE`]), so every question helper here
+//! Replies are limited per user ([`REPLIES_PER_MINUTE`]), so every question helper here
 //! asks as a fresh user: a test that means to hit the limit says so by choosing the user.
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -23,7 +23,7 @@ use serde_json::Value;
 use tempfile::TempDir;
 
 #[allow(unused_imports)]
-pub use insight_bot::bot::QUESTIONS_PER_MINUTE;
+pub use insight_bot::bot::REPLIES_PER_MINUTE;
 
 use super::fake_discord::{FakeDiscord, TOKEN, WAIT};
 use super::payloads::{self, InteractionBuilder, APP_ID};
