@@ -1272,7 +1272,7 @@ async fn the_bots_permissions_come_from_roles_and_overwrites() {
     guild.roles.push(role(BOT_ROLE, "bot", 0, 2));
     guild
         .members
-        .retain(|m| m["user"]["id"] != BOT_USER_ID.to_string());
+        .retain(|m| m["user"]["id"].as_str() != Some(BOT_USER_ID.to_string().as_str()));
     guild.members.push(member(bot_user(), &[BOT_ROLE], None));
     let channel = |id, name| guild_text_channel(id, GUILD_ID, name);
     guild.channels.extend([
