@@ -2,12 +2,17 @@
 //! through `DISCORD_API_BASE`, registers its commands, answers, and on SIGTERM or SIGINT shuts
 //! down cleanly with exit code 0. A missing token is exit 2 with a message naming `DISCORD_TOKEN`,
 //! and at the most verbose log level the token never appears in anything the process prints.
+//! The weekly post survives the operator's signals: SIGTERM in the middle of a 60 s 429 wait
+//! exits within 10 s, and a kill -9 between Discord creating the post and the bot recording it
+//! leaves exactly one post after the restart.
 
 mod support;
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use insight_bot::store::Store;
+use insight_bot::weekly::schedule::{WeekKey, WeeklySchedule};
 use support::payloads::{self, APP_ID};
 use support::{FakeDiscord, TOKEN, WAIT};
 
@@ -196,4 +201,144 @@ fn a_corrupt_database_stops_start_up_and_is_left_alone() {
         b"this is not a database, but someone's notes",
         "the file was changed"
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// The weekly post across signals and kills
+
+/// A UTC schedule in #weekly whose latest slot was a minute ago, set two days ago: due the moment
+/// the bot starts. Returns that slot's week.
+fn schedule_due_now(db: &std::path::Path) -> WeekKey {
+    use chrono::{Datelike, Timelike};
+    let store = Store::open(db).expect("open the state database");
+    let now = chrono::Utc::now();
+    let minute_ago = now - chrono::Duration::minutes(1);
+    let time = chrono::NaiveTime::from_hms_opt(minute_ago.hour(), minute_ago.minute(), 0)
+        .expect("a time of day");
+    let schedule = WeeklySchedule::new(minute_ago.weekday(), time, chrono_tz::UTC);
+    store
+        .blocking()
+        .set_weekly(
+            payloads::GUILD_ID,
+            payloads::WEEKLY_CHANNEL_ID,
+            &schedule,
+            now - chrono::Duration::days(2),
+        )
+        .expect("store the schedule");
+    schedule.latest_slot_at_or_before(now).week
+}
+
+fn weekly_route() -> String {
+    format!("/channels/{}/messages", payloads::WEEKLY_CHANNEL_ID)
+}
+
+fn weekly_posts_in_channel(fake: &FakeDiscord) -> usize {
+    fake.channel_messages(payloads::WEEKLY_CHANNEL_ID)
+        .iter()
+        .filter(|m| m["embeds"][0]["title"] == "Leadership insight of the week")
+        .count()
+}
+
+async fn terminate(child: &mut Child, dir: &std::path::Path) -> Duration {
+    let asked = Instant::now();
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("run kill");
+    assert!(status.success());
+    let status = wait_exit(child, "SIGTERM").await;
+    assert_eq!(status.code(), Some(0), "{}", output(dir));
+    asked.elapsed()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_during_a_long_429_wait_exits_promptly_and_the_restart_posts_once() {
+    let fake = FakeDiscord::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let week = schedule_due_now(&dir.path().join("state.db"));
+    fake.rate_limit_next("POST", &weekly_route(), 1, Duration::from_secs(60));
+    let mut child = spawn_bot(&fake, dir.path());
+    fake.wait_for_request("the weekly post, answered 429 for 60 s", WAIT * 4, |r| {
+        r.is("POST", &weekly_route()) && r.status == 429
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let took = terminate(&mut child, dir.path()).await;
+    assert!(
+        took < Duration::from_secs(10),
+        "SIGTERM took {took:?}\n{}",
+        output(dir.path())
+    );
+    assert_eq!(weekly_posts_in_channel(&fake), 0);
+
+    // The restart resolves the interrupted claim (nothing in the channel) and posts once.
+    let mark = fake.mark();
+    let mut child = spawn_bot(&fake, dir.path());
+    fake.wait_for_request_since(mark, "the weekly post after the restart", WAIT * 4, |r| {
+        r.is("POST", &weekly_route()) && r.status == 200
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    terminate(&mut child, dir.path()).await;
+    assert_eq!(weekly_posts_in_channel(&fake), 1, "exactly one post");
+    let store = Store::open(&dir.path().join("state.db")).unwrap();
+    let record = store
+        .blocking()
+        .post(payloads::GUILD_ID, week)
+        .unwrap()
+        .unwrap();
+    assert!(record.is_confirmed(), "{record:?}");
+    fake.assert_all_bodies_valid();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_between_send_and_commit_the_restart_posts_nothing_more() {
+    let fake = FakeDiscord::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let week = schedule_due_now(&dir.path().join("state.db"));
+    // Discord creates the message at once and answers only after 30 s: the bot is killed (-9)
+    // in between, with the message out and its id never recorded.
+    fake.delay_next("POST", &weekly_route(), 1, Duration::from_secs(30));
+    let mut child = spawn_bot(&fake, dir.path());
+    fake.wait_for_request("the weekly post (its answer held back)", WAIT * 4, |r| {
+        r.is("POST", &weekly_route())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    child.kill().expect("kill -9");
+    child.wait().expect("reap the killed bot");
+    assert_eq!(weekly_posts_in_channel(&fake), 1);
+
+    let mark = fake.mark();
+    let mut child = spawn_bot(&fake, dir.path());
+    let lookup = fake
+        .wait_for_request_since(
+            mark,
+            "the restart reading #weekly for its own post",
+            WAIT * 4,
+            |r| r.is("GET", &weekly_route()),
+        )
+        .await;
+    assert_eq!(lookup.status, 200, "{}", lookup.describe());
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    terminate(&mut child, dir.path()).await;
+    assert!(
+        fake.requests_matching(|r| r.index > mark && r.is("POST", &weekly_route()))
+            .is_empty(),
+        "the restart sent the post again"
+    );
+    assert_eq!(weekly_posts_in_channel(&fake), 1, "exactly one post");
+    let store = Store::open(&dir.path().join("state.db")).unwrap();
+    let record = store
+        .blocking()
+        .post(payloads::GUILD_ID, week)
+        .unwrap()
+        .unwrap();
+    let message_id = fake.channel_messages(payloads::WEEKLY_CHANNEL_ID)[0]["id"].clone();
+    assert_eq!(
+        record.message_id.map(|id| id.to_string()),
+        message_id.as_str().map(str::to_string),
+        "confirmed with the message the killed run sent"
+    );
+    fake.assert_all_bodies_valid();
 }

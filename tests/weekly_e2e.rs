@@ -31,7 +31,7 @@ use insight_bot::weekly::schedule::{WeekKey, WeeklySchedule};
 use serde_json::{json, Value};
 use support::bot::library;
 use support::payloads::{
-    self, opt_channel, opt_string, opt_subcommand, slash_command, InteractionBuilder,
+    self, opt_channel, opt_string, opt_subcommand, slash_command, InteractionBuilder, TestGuild,
     ADMIN_ROLE_ID, APP_ID, BOT_USER_ID, EMBED_LINKS, EVERYONE_ROLE_ID, GUILD_ID, MANAGE_GUILD,
     MEMBER_PERMISSIONS, SEND_MESSAGES, WEEKLY_CHANNEL_ID,
 };
@@ -118,7 +118,11 @@ struct Harness {
 impl Harness {
     /// A fake Discord, a clock at `now` and a fresh database; the bot is not started.
     async fn new(now: &str) -> Harness {
-        let fake = FakeDiscord::start().await;
+        Harness::with_fake(now, FakeDiscord::start().await)
+    }
+
+    /// `new` on a given fake (more servers, say).
+    fn with_fake(now: &str, fake: FakeDiscord) -> Harness {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let db = dir.path().join("insight-bot.db");
         let store = Store::open(&db).unwrap_or_else(|e| panic!("open {db:?}: {e}"));
@@ -1127,5 +1131,181 @@ async fn a_gateway_resume_does_not_cause_a_second_post() {
     assert_eq!(h.weekly_messages().len(), 1);
     let stats = h.fake.gateway_stats();
     assert_eq!(stats.identifies, 1, "resumed, not re-identified: {stats:?}");
+    h.finish().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// No server stalls another; shutdown is prompt; the store never blocks the runtime
+
+/// A second server with its own #weekly channel.
+const OTHER_GUILD_ID: u64 = 1_100_000_000_000_000_500;
+const OTHER_WEEKLY_CHANNEL_ID: u64 = 1_100_000_000_000_000_511;
+
+fn other_guild() -> TestGuild {
+    let mut guild = TestGuild::default();
+    guild.id = OTHER_GUILD_ID;
+    guild.name = "Other Guild".into();
+    guild.channels = vec![payloads::guild_text_channel(
+        OTHER_WEEKLY_CHANNEL_ID,
+        OTHER_GUILD_ID,
+        "weekly",
+    )];
+    guild.roles = vec![payloads::role(
+        OTHER_GUILD_ID,
+        "@everyone",
+        MEMBER_PERMISSIONS,
+        0,
+    )];
+    guild
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_in_a_long_429_wait_delays_no_other_server_and_not_the_shutdown() {
+    let fake = FakeDiscord::builder()
+        .guilds(vec![TestGuild::default(), other_guild()])
+        .start()
+        .await;
+    let mut h = Harness::with_fake(SUNDAY_NOON, fake);
+    // B posts Mondays 09:00, C Mondays 09:01 (UTC), both set on Sunday.
+    let db = h.store.blocking();
+    let utc = |time| WeeklySchedule::parse("mon", time, "UTC").unwrap();
+    db.set_weekly(GUILD_ID, WEEKLY_CHANNEL_ID, &utc("09:00"), at(SUNDAY_NOON))
+        .unwrap();
+    db.set_weekly(
+        OTHER_GUILD_ID,
+        OTHER_WEEKLY_CHANNEL_ID,
+        &utc("09:01"),
+        at(SUNDAY_NOON),
+    )
+    .unwrap();
+    let b_posts = format!("/channels/{WEEKLY_CHANNEL_ID}/messages");
+    let c_posts = format!("/channels/{OTHER_WEEKLY_CHANNEL_ID}/messages");
+    h.fake
+        .rate_limit_next("POST", &b_posts, 1, Duration::from_secs(60));
+    h.start().await;
+
+    // B's post starts 40 s late and Discord tells it to wait 60 s.
+    let mark = h.fake.mark();
+    h.clock.set(at("2026-11-23T09:00:40Z"));
+    h.fake
+        .wait_for_request_since(mark, "B's post, answered 429", PROMPT, |r| {
+            r.is("POST", &b_posts) && r.status == 429
+        })
+        .await;
+    // C's slot, 20 s later, posts at once while B waits.
+    h.clock.set(at("2026-11-23T09:01:00Z"));
+    let c = h
+        .fake
+        .wait_for_request_since(mark, "C's post, within moments of its slot", PROMPT, |r| {
+            r.is("POST", &c_posts)
+        })
+        .await;
+    assert_eq!(c.status, 200, "{}", c.describe());
+
+    // Shutdown does not wait out B's 429.
+    let stopping = Instant::now();
+    h.stop().await;
+    h.store = Store::open(&h.db).unwrap();
+    assert!(
+        stopping.elapsed() < Duration::from_secs(10),
+        "shutdown took {:?}",
+        stopping.elapsed()
+    );
+    let b = h
+        .store
+        .blocking()
+        .post(GUILD_ID, WEEK)
+        .unwrap()
+        .expect("B's claim is kept");
+    assert_eq!((b.attempts, b.message_id), (1, None), "{b:?}");
+
+    // After a restart, B's post goes out once and C's is not repeated.
+    let mark = h.fake.mark();
+    h.start().await;
+    h.wait_for_post(mark, 1, "of B after the restart").await;
+    h.wait_for_confirmed(WEEK, "after the restart").await;
+    h.poster_pass().await;
+    let posts_in = |channel: u64| {
+        h.fake
+            .channel_messages(channel)
+            .iter()
+            .filter(|m| m["embeds"][0]["title"] == WEEKLY_TITLE)
+            .count()
+    };
+    assert_eq!(
+        (
+            posts_in(WEEKLY_CHANNEL_ID),
+            posts_in(OTHER_WEEKLY_CHANNEL_ID)
+        ),
+        (1, 1),
+        "exactly one post per server"
+    );
+    h.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_locked_database_never_makes_the_bot_miss_discords_three_seconds() {
+    let h = Harness::started(SUNDAY_NOON).await;
+    h.set_monday_9_london().await;
+    // Another connection (a backup, a second process, an operator's sqlite3 shell) holds the
+    // write lock for 5 s.
+    let locker = rusqlite::Connection::open(&h.db).unwrap();
+    locker
+        .execute_batch("BEGIN IMMEDIATE; UPDATE weekly SET updated_at = updated_at;")
+        .unwrap();
+    let release = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_secs(5));
+        locker.execute_batch("COMMIT;").unwrap();
+    });
+    // A write waits for the lock (on the blocking pool), a read waits behind it on the store's
+    // connection, and a question needs no store at all: each is acknowledged in time.
+    let off = weekly("off", vec![]).build();
+    let show = weekly("show", vec![]).build();
+    let advice = slash_command("advice", vec![opt_string("question", "How do I delegate?")])
+        .in_guild_member(payloads::member(payloads::alice(), &[], None))
+        .build();
+    for interaction in [&off, &show, &advice] {
+        h.fake
+            .dispatch("INTERACTION_CREATE", interaction.clone())
+            .await;
+    }
+    for (interaction, what) in [
+        (&off, "/weekly off"),
+        (&show, "/weekly show"),
+        (&advice, "/advice"),
+    ] {
+        let callback = h.fake.wait_for_callback(interaction, WAIT).await;
+        assert_eq!(callback.status, 204, "{what}: {}", callback.describe());
+        let latency = h
+            .fake
+            .interaction_timing(interaction)
+            .and_then(|t| t.latency())
+            .expect("answered");
+        assert!(
+            latency < Duration::from_secs(3),
+            "{what} answered after {latency:?}"
+        );
+    }
+    release.join().unwrap();
+    // Once the lock is gone, the deferred answers are completed (a follow-up, or an edit of the
+    // deferred original).
+    let answer = |i: &Value| {
+        let followed = h.fake.followups(i).last().cloned();
+        followed
+            .or_else(|| h.fake.original_response(i))
+            .and_then(|m| m["content"].as_str().map(str::to_string))
+            .filter(|c| !c.is_empty())
+    };
+    wait_until(
+        "/weekly off and /weekly show completed after the lock",
+        || answer(&off).is_some() && answer(&show).is_some(),
+    )
+    .await;
+    let off_text = answer(&off).unwrap();
+    assert!(off_text.contains("The weekly post is off"), "{off_text}");
+    assert!(
+        !h.settings().unwrap().enabled,
+        "the write went through once the lock was free"
+    );
     h.finish().await;
 }

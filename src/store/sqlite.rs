@@ -60,8 +60,10 @@ const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 /// `PRAGMA application_id` of an insight-bot database ('iBot'), set by the first migration.
 const APPLICATION_ID: i64 = 0x6942_6F74;
 
-/// How long a write waits for another connection's write lock before failing with "busy".
-const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a write waits for another connection's write lock before failing with "busy". The
+/// wait happens on tokio's blocking pool (see `Store::call`), never on the runtime, so it can be
+/// generous: a backup or another process holding the lock for seconds delays a write, not fails it.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The first 16 bytes of every SQLite database file.
 const SQLITE_HEADER: &[u8; 16] = b"SQLite format 3\0";
