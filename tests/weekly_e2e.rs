@@ -1142,21 +1142,22 @@ const OTHER_GUILD_ID: u64 = 1_100_000_000_000_000_500;
 const OTHER_WEEKLY_CHANNEL_ID: u64 = 1_100_000_000_000_000_511;
 
 fn other_guild() -> TestGuild {
-    let mut guild = TestGuild::default();
-    guild.id = OTHER_GUILD_ID;
-    guild.name = "Other Guild".into();
-    guild.channels = vec![payloads::guild_text_channel(
-        OTHER_WEEKLY_CHANNEL_ID,
-        OTHER_GUILD_ID,
-        "weekly",
-    )];
-    guild.roles = vec![payloads::role(
-        OTHER_GUILD_ID,
-        "@everyone",
-        MEMBER_PERMISSIONS,
-        0,
-    )];
-    guild
+    TestGuild {
+        id: OTHER_GUILD_ID,
+        name: "Other Guild".into(),
+        channels: vec![payloads::guild_text_channel(
+            OTHER_WEEKLY_CHANNEL_ID,
+            OTHER_GUILD_ID,
+            "weekly",
+        )],
+        roles: vec![payloads::role(
+            OTHER_GUILD_ID,
+            "@everyone",
+            MEMBER_PERMISSIONS,
+            0,
+        )],
+        ..TestGuild::default()
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
