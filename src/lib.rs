@@ -7,6 +7,7 @@
 //! - [`weekly`]: the insight of the week: schedule math across DST, the no-repeat rotation, the
 //!   posting task and its injectable clock.
 //! - [`store`]: persistent state: weekly settings, rotation state, the post log (one post a week).
+//! - [`embedding`]: sentence embeddings (all-MiniLM-L6-v2 on candle, CPU) and their disk cache.
 //! - [`cooldown`]: a per-user sliding-window limit on what a user can make the bot send (pure).
 //! - [`bot`]: the Discord adapter (serenity + poise): commands, DMs, rendering, start/shutdown.
 //! - [`config`]: environment and `.env` -> a validated [`config::Config`]; the token never prints.
@@ -16,6 +17,7 @@ pub mod bot;
 pub mod cli;
 pub mod config;
 pub mod cooldown;
+pub mod embedding;
 pub mod insights;
 pub mod store;
 pub mod weekly;

@@ -1,0 +1,318 @@
+//! Sentence embeddings, offline and in-process: `sentence-transformers/all-MiniLM-L6-v2` (BERT,
+//! 6 layers, 384 dimensions) run on candle's CPU tensors, mean-pooled over real tokens and
+//! L2-normalised, so the cosine of two texts is the dot product of their vectors.
+//!
+//! - [`tokenizer`]: BERT's uncased WordPiece tokenizer, written to give exactly the ids of Hugging
+//!   Face `tokenizers` (checked id for id in the tests).
+//! - [`bert`]: the encoder's forward pass.
+//! - [`cache`]: vectors of texts already embedded, kept on disk by model and text, so a process
+//!   that starts cold does not embed its whole collection again.
+//!
+//! Where the model comes from: the files under `models/all-MiniLM-L6-v2/` (f16 weights, 45 MB;
+//! licence and provenance there). The `insight-bot` binary embeds them (`src/main.rs`), so an
+//! installed binary needs nothing beside it; `EMBEDDING_MODEL_PATH` points at another copy of the
+//! folder. Only the binary embeds them: the library takes the files as bytes
+//! ([`Embedder::from_files`]) or reads a folder ([`Embedder::load_dir`]), so the dozen test
+//! binaries that link the library do not each carry 45 MB (measured: 52 MB per test binary and a
+//! target folder of 1.2 GB instead of 105 MB when the library embedded them).
+//!
+//! Embedding is CPU work of milliseconds (a 12-token question ~6 ms, an insight's text ~25 ms on
+//! this 2-core machine): callers on the async runtime run it on the blocking pool.
+
+pub mod bert;
+pub mod cache;
+pub mod tokenizer;
+
+use std::hash::Hasher;
+use std::path::{Path, PathBuf};
+
+use candle_core::{DType, Device};
+use serde::Deserialize;
+
+pub use tokenizer::Tokenizer;
+
+/// Embedding width of all-MiniLM-L6-v2; a model of another width is refused.
+pub const DIM: usize = 384;
+
+/// One embedding: unit length, so a dot product is a cosine.
+pub type Vector = [f32; DIM];
+
+/// The model's folder in the repository, relative to the crate root.
+pub const MODEL_DIR: &str = "models/all-MiniLM-L6-v2";
+
+/// Sentences per forward pass. Inputs are sorted by length before batching, so each batch pads
+/// only to its own longest text. Measured on 2 cores for 32 texts of 10..45 tokens (one thread):
+/// batch 4: 654 ms, 8: 638 ms, 16: 767 ms, 32: 888 ms (padding waste grows faster than gemm
+/// efficiency once a batch has a few hundred token rows). It also bounds the attention scores'
+/// memory, (batch, 12, seq, seq).
+const MAX_BATCH: usize = 8;
+
+/// Why the model could not be loaded or run. Every load error names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum EmbedError {
+    #[error("{}: cannot read: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}: invalid {what}: {reason}", path.display())]
+    Invalid {
+        path: PathBuf,
+        what: &'static str,
+        reason: String,
+    },
+    #[error("{}: tensor `{name}` is missing", path.display())]
+    MissingTensor { path: PathBuf, name: String },
+    #[error("{}: tensor `{name}` has shape {found:?}, expected {expected:?}", path.display())]
+    Shape {
+        path: PathBuf,
+        name: String,
+        expected: Vec<usize>,
+        found: Vec<usize>,
+    },
+    #[error("{}: tensor `{name}` has dtype {dtype:?}, expected f16, bf16 or f32", path.display())]
+    DType {
+        path: PathBuf,
+        name: String,
+        dtype: DType,
+    },
+    #[error("embedding failed: {0}")]
+    Inference(#[from] candle_core::Error),
+}
+
+/// The four files of a model folder, as bytes (read from disk, or embedded in the binary).
+#[derive(Debug, Clone, Copy)]
+pub struct ModelFiles<'a> {
+    pub config: &'a [u8],
+    pub sentence_config: &'a [u8],
+    pub vocab: &'a [u8],
+    pub weights: &'a [u8],
+}
+
+#[derive(Deserialize)]
+struct SentenceBertConfig {
+    max_seq_length: usize,
+}
+
+/// The loaded model. `Send + Sync`: share one behind an `Arc`.
+pub struct Embedder {
+    tokenizer: Tokenizer,
+    model: bert::Bert,
+    device: Device,
+    pad_id: u32,
+    fingerprint: u64,
+}
+
+impl std::fmt::Debug for Embedder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Embedder")
+            .field("fingerprint", &format_args!("{:016x}", self.fingerprint))
+            .finish()
+    }
+}
+
+impl Embedder {
+    /// Loads the model folder at `dir` (`config.json`, `sentence_bert_config.json`, `vocab.txt`,
+    /// `model.safetensors`, f16 or f32 weights, computed in f32).
+    pub fn load_dir(dir: &Path) -> Result<Embedder, EmbedError> {
+        let read = |name: &str| {
+            let path = dir.join(name);
+            std::fs::read(&path).map_err(|source| EmbedError::Read { path, source })
+        };
+        let (config, sentence_config, vocab, weights) = (
+            read("config.json")?,
+            read("sentence_bert_config.json")?,
+            read("vocab.txt")?,
+            read("model.safetensors")?,
+        );
+        let files = ModelFiles {
+            config: &config,
+            sentence_config: &sentence_config,
+            vocab: &vocab,
+            weights: &weights,
+        };
+        Embedder::from_files(files, dir)
+    }
+
+    /// The model in this repository's `models/` folder: for tests and benchmarks, which run where
+    /// the repository is.
+    pub fn load_repository_model() -> Result<Embedder, EmbedError> {
+        Embedder::load_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join(MODEL_DIR))
+    }
+
+    /// Builds the model from the files' bytes; `origin` is the folder they came from, named in
+    /// errors (`<origin>/model.safetensors: ...`).
+    pub fn from_files(files: ModelFiles<'_>, origin: &Path) -> Result<Embedder, EmbedError> {
+        let device = Device::Cpu;
+        let cfg_path = origin.join("config.json");
+        let cfg: bert::BertConfig = parse_json(files.config, &cfg_path, "BERT config")?;
+        cfg.check()
+            .map_err(|reason| invalid(&cfg_path, "BERT config", reason))?;
+        if cfg.hidden_size != DIM {
+            return Err(invalid(
+                &cfg_path,
+                "BERT config",
+                format!(
+                    "hidden_size is {}, insight-bot embeds in {DIM}",
+                    cfg.hidden_size
+                ),
+            ));
+        }
+
+        let st_path = origin.join("sentence_bert_config.json");
+        let st: SentenceBertConfig = parse_json(
+            files.sentence_config,
+            &st_path,
+            "sentence-transformers config",
+        )?;
+        if st.max_seq_length < 2 || st.max_seq_length > cfg.max_position_embeddings {
+            return Err(invalid(
+                &st_path,
+                "sentence-transformers config",
+                format!(
+                    "max_seq_length {} is not in 2..={}",
+                    st.max_seq_length, cfg.max_position_embeddings
+                ),
+            ));
+        }
+
+        let vocab_path = origin.join("vocab.txt");
+        let vocab = std::str::from_utf8(files.vocab)
+            .map_err(|e| invalid(&vocab_path, "vocabulary", e.to_string()))?;
+        let tokenizer = Tokenizer::from_vocab(vocab, st.max_seq_length)
+            .map_err(|r| invalid(&vocab_path, "vocabulary", r))?;
+        if tokenizer.vocab_size() != cfg.vocab_size {
+            return Err(invalid(
+                &vocab_path,
+                "vocabulary",
+                format!(
+                    "{} tokens, but config.json says vocab_size {}",
+                    tokenizer.vocab_size(),
+                    cfg.vocab_size
+                ),
+            ));
+        }
+        let pad_id = tokenizer.token_id("[PAD]").unwrap_or(0);
+
+        let w_path = origin.join("model.safetensors");
+        let map = candle_core::safetensors::load_buffer(files.weights, &device)
+            .map_err(|e| invalid(&w_path, "safetensors file", e.to_string()))?;
+        let model = bert::Bert::new(&cfg, map, DType::F32).map_err(|e| match e {
+            bert::WeightError::Missing(name) => EmbedError::MissingTensor {
+                path: w_path.clone(),
+                name,
+            },
+            bert::WeightError::Shape {
+                name,
+                expected,
+                found,
+            } => EmbedError::Shape {
+                path: w_path.clone(),
+                name,
+                expected,
+                found,
+            },
+            bert::WeightError::DType { name, found } => EmbedError::DType {
+                path: w_path.clone(),
+                name,
+                dtype: found,
+            },
+            bert::WeightError::Candle(e) => invalid(&w_path, "safetensors file", e.to_string()),
+        })?;
+        Ok(Embedder {
+            tokenizer,
+            model,
+            device,
+            pad_id,
+            fingerprint: fingerprint(&files),
+        })
+    }
+
+    pub fn tokenizer(&self) -> &Tokenizer {
+        &self.tokenizer
+    }
+
+    /// Identifies the model's exact files (config, vocabulary and weights), for caches of its
+    /// vectors: another model, or the same one converted differently, gets other cache entries.
+    pub fn fingerprint(&self) -> u64 {
+        self.fingerprint
+    }
+
+    /// Unit-length embeddings of `texts`, in order. Texts longer than the model's 256 word pieces
+    /// are truncated (as sentence-transformers does). An empty slice gives an empty Vec.
+    pub fn embed(&self, texts: &[&str]) -> Result<Vec<Vector>, EmbedError> {
+        let seqs: Vec<Vec<u32>> = texts.iter().map(|t| self.tokenizer.encode(t)).collect();
+        // Longest first, so each batch pads to a similar length; results go back in input order.
+        let mut order: Vec<usize> = (0..seqs.len()).collect();
+        order.sort_by_key(|&i| std::cmp::Reverse(seqs[i].len()));
+        let mut out = vec![[0f32; DIM]; seqs.len()];
+        for chunk in order.chunks(MAX_BATCH) {
+            let batch: Vec<Vec<u32>> = chunk.iter().map(|&i| seqs[i].clone()).collect();
+            let (ids, mask) = bert::batch_tensors(&batch, self.pad_id, &self.device)?;
+            let emb = self.model.embed(&ids, &mask)?.to_vec2::<f32>()?;
+            for (&i, row) in chunk.iter().zip(emb) {
+                out[i].copy_from_slice(&row);
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn embed_one(&self, text: &str) -> Result<Vector, EmbedError> {
+        Ok(self.embed(&[text])?[0])
+    }
+}
+
+/// The dot product of two unit vectors: their cosine.
+pub fn cosine(a: &Vector, b: &Vector) -> f32 {
+    // Four independent sums let the compiler vectorise without reordering a single chain.
+    let mut acc = [0f32; 4];
+    for (x, y) in a.chunks_exact(4).zip(b.chunks_exact(4)) {
+        for k in 0..4 {
+            acc[k] += x[k] * y[k];
+        }
+    }
+    acc.iter().sum()
+}
+
+/// FxHash of the config, the vocabulary, the weights' length and header (tensor names, shapes,
+/// offsets) and one 4 KiB block per MiB of the weights: distinguishes any two real models or
+/// conversions while costing microseconds instead of hashing 45 MB at every start.
+fn fingerprint(files: &ModelFiles<'_>) -> u64 {
+    let mut h = rustc_hash::FxHasher::default();
+    h.write(files.config);
+    h.write(files.sentence_config);
+    h.write(files.vocab);
+    let weights = files.weights;
+    h.write_usize(weights.len());
+    let header = weights
+        .get(..8)
+        .and_then(|b| b.try_into().ok())
+        .map_or(0, u64::from_le_bytes) as usize;
+    h.write(&weights[..weights.len().min(8 + header)]);
+    for start in (0..weights.len()).step_by(1 << 20) {
+        h.write(&weights[start..weights.len().min(start + 4096)]);
+    }
+    h.finish()
+}
+
+fn parse_json<T: serde::de::DeserializeOwned>(
+    bytes: &[u8],
+    path: &Path,
+    what: &'static str,
+) -> Result<T, EmbedError> {
+    serde_json::from_slice(bytes).map_err(|e| invalid(path, what, e.to_string()))
+}
+
+fn invalid(path: &Path, what: &'static str, reason: impl Into<String>) -> EmbedError {
+    EmbedError::Invalid {
+        path: path.to_path_buf(),
+        what,
+        reason: reason.into(),
+    }
+}
+
+// The bot shares one Embedder across tasks (behind an Arc, called from spawn_blocking).
+const _: fn() = || {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<Embedder>();
+};
