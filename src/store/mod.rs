@@ -82,12 +82,13 @@ pub enum StoreError {
     )]
     NotOurs { path: PathBuf, detail: String },
     #[error(
-        "the database {} was written by a newer insight-bot (schema version {found}; this version \
-         knows up to {known}): run the newer insight-bot, or restore a backup made by this version",
-        .path.display()
+        "the database {database} was written by a newer insight-bot (schema version {found}; this \
+         version knows up to {known}): run the newer insight-bot, or restore a backup made by this \
+         version"
     )]
     TooNew {
-        path: PathBuf,
+        /// The file, or the PostgreSQL URL without its password.
+        database: String,
         found: i64,
         known: i64,
     },
@@ -111,17 +112,17 @@ pub enum StoreError {
         source: rusqlite::Error,
     },
     /// A stored row that no longer makes sense (a hand edit, a zone removed from tzdata).
-    #[error("database {}: the {table} row of server {guild_id} is invalid: {detail}", .path.display())]
+    #[error("database {database}: the {table} row of server {guild_id} is invalid: {detail}")]
     BadRow {
-        path: PathBuf,
+        database: String,
         table: &'static str,
         guild_id: u64,
         detail: String,
     },
     /// `record_attempt` / `confirm_post` for a week that was never claimed (or was released).
-    #[error("database {}: server {guild_id} has no post claimed for {week}", .path.display())]
+    #[error("database {database}: server {guild_id} has no post claimed for {week}")]
     NoClaim {
-        path: PathBuf,
+        database: String,
         guild_id: u64,
         week: WeekKey,
     },

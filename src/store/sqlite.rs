@@ -181,21 +181,21 @@ impl SqliteBackend {
     }
 
     fn error(&self, fault: Fault) -> StoreError {
-        let path = self.path.clone();
+        let database = self.describe();
         match fault {
-            Fault::Sql(source) => classify_runtime(path, source),
+            Fault::Sql(source) => classify_runtime(self.path.clone(), source),
             Fault::BadRow {
                 table,
                 guild_id,
                 detail,
             } => StoreError::BadRow {
-                path,
+                database,
                 table,
                 guild_id,
                 detail,
             },
             Fault::NoClaim { guild_id, week } => StoreError::NoClaim {
-                path,
+                database,
                 guild_id,
                 week,
             },
@@ -532,7 +532,7 @@ fn inspect(conn: &Connection, path: &Path) -> Result<(), StoreError> {
     }
     if version > SCHEMA_VERSION {
         return Err(StoreError::TooNew {
-            path: path.to_path_buf(),
+            database: path.display().to_string(),
             found: version,
             known: SCHEMA_VERSION,
         });
@@ -576,7 +576,7 @@ fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
             Ok(None) if version == SCHEMA_VERSION => return Ok(()),
             Ok(None) if version > SCHEMA_VERSION => {
                 return Err(StoreError::TooNew {
-                    path: path.to_path_buf(),
+                    database: path.display().to_string(),
                     found: version,
                     known: SCHEMA_VERSION,
                 })
