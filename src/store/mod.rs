@@ -22,7 +22,8 @@
 //! when the sends of this wake failed, or `mark_failing` + `release_claim` when the channel is
 //! gone for good (403/404).
 //!
-//! Backends: [`sqlite`] (the default, one file).
+//! Backends: [`sqlite`] (the default, one file) and [`postgres`] (one database shared by several
+//! processes, for a bot run as shard ranges). [`Store::connect`] picks one from `DATABASE_URL`.
 
 use std::collections::HashSet;
 use std::io;
@@ -31,11 +32,14 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
+use crate::config::DatabaseUrl;
 use crate::weekly::rotation::RotationState;
 use crate::weekly::schedule::{WeekKey, WeeklySchedule};
 
+pub mod postgres;
 pub mod sqlite;
 
+pub use postgres::PostgresBackend;
 pub use sqlite::SqliteBackend;
 
 const RESTORE_ADVICE: &str = "It was left unchanged: restore it from a backup, or move it aside \
@@ -126,6 +130,35 @@ pub enum StoreError {
         guild_id: u64,
         week: WeekKey,
     },
+    /// The PostgreSQL server could not be reached or refused the login. `database` is the URL
+    /// without its password, and `detail` never contains it either.
+    #[error(
+        "cannot connect to the PostgreSQL database {database}: {detail}; check that the server is \
+         running and that DATABASE_URL names the right host, port, database, user and password"
+    )]
+    PgConnect { database: String, detail: String },
+    /// A PostgreSQL schema with tables but no insight-bot mark: another program's. Never modified.
+    #[error(
+        "the PostgreSQL database {database} already has tables of another program in schema \
+         {schema:?} ({detail}); insight-bot leaves them unchanged: set DATABASE_URL to an empty \
+         database, or give insight-bot its own schema with ?options=-csearch_path%3Dinsight_bot"
+    )]
+    PgNotOurs {
+        database: String,
+        schema: String,
+        detail: String,
+    },
+    #[error(
+        "cannot update the PostgreSQL database {database} to schema version {version}: {detail}"
+    )]
+    PgMigrate {
+        database: String,
+        version: i64,
+        detail: String,
+    },
+    /// A query failed (the server went away, a timeout, a constraint). The call can be retried.
+    #[error("PostgreSQL database {database}: {detail}")]
+    Postgres { database: String, detail: String },
     #[error("{week} is not a week of the ISO calendar")]
     InvalidWeek { week: WeekKey },
     /// A store call panicked or was cancelled on the blocking pool.
@@ -387,6 +420,16 @@ impl Store {
     /// runtime starts, or from `spawn_blocking`.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
         Ok(Store::new(SqliteBackend::open(path)?))
+    }
+
+    /// Opens the database `DATABASE_URL` names: the SQLite file (created when missing) or the
+    /// PostgreSQL database (its schema created or brought up to date). Blocking, like
+    /// [`Store::open`].
+    pub fn connect(url: &DatabaseUrl) -> Result<Store, StoreError> {
+        match url {
+            DatabaseUrl::Sqlite(path) => Store::open(path),
+            DatabaseUrl::Postgres(url) => Ok(Store::new(PostgresBackend::connect(url)?)),
+        }
     }
 
     pub fn new(backend: impl Backend) -> Store {

@@ -674,7 +674,8 @@ fn parse_time(
         })
 }
 
-fn weekday_code(day: Weekday) -> &'static str {
+/// The stored form of a weekday (`mon` .. `sun`), shared with the PostgreSQL backend.
+pub(super) fn weekday_code(day: Weekday) -> &'static str {
     match day {
         Weekday::Mon => "mon",
         Weekday::Tue => "tue",
