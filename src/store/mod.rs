@@ -462,3 +462,58 @@ impl Store {
         self.backend.describe()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeSet;
+
+    const GUILD: u64 = 1_100_000_000_000_000_001;
+
+    fn week(n: u32) -> WeekKey {
+        WeekKey {
+            year: 2026,
+            week: n,
+        }
+    }
+
+    #[test]
+    fn nonces_fit_discord_and_differ_per_server_and_week() {
+        let longest = post_nonce(
+            u64::MAX,
+            WeekKey {
+                year: 2026,
+                week: 53,
+            },
+        );
+        assert_eq!(longest, "iw2026533w5e11264sgsf");
+        assert!(longest.len() <= 25);
+        for year in [i32::MIN, -1, 0, 9999, 10_000, i32::MAX] {
+            for w in [0, 1, 53, u32::MAX] {
+                let n = post_nonce(u64::MAX, WeekKey { year, week: w });
+                assert!(n.len() <= 21, "{n}");
+            }
+        }
+        assert_eq!(post_nonce(0, week(1)), "iw2026010");
+        assert_eq!(
+            post_nonce(GUILD, week(10)),
+            post_nonce(GUILD, week(10)),
+            "deterministic"
+        );
+
+        let guilds = [0, 1, 35, 36, 1_234_567, GUILD, i64::MAX as u64, u64::MAX];
+        let mut seen = BTreeSet::new();
+        let mut count = 0;
+        for year in [2025, 2026, 2027, 2126] {
+            for w in 1..=53 {
+                for g in guilds {
+                    let n = post_nonce(g, WeekKey { year, week: w });
+                    assert!(n.is_ascii() && n.len() <= 25);
+                    seen.insert(n);
+                    count += 1;
+                }
+            }
+        }
+        assert_eq!(seen.len(), count, "every (server, week) has its own nonce");
+    }
+}
