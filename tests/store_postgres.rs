@@ -446,3 +446,26 @@ fn a_password_is_never_shown() {
         assert!(text.contains(pg::PASSWORD_USER), "{text}");
     }
 }
+
+#[test]
+fn store_connect_opens_the_database_a_url_names() {
+    let db = pg::fresh_database();
+    let store = Store::connect(&DatabaseUrl::Postgres(db.url.clone())).unwrap();
+    assert_eq!(store.describe(), db.url);
+    store
+        .blocking()
+        .set_weekly(1, 1, &monday_9(), now())
+        .unwrap();
+    assert_eq!(
+        db.query("SELECT count(*)::text FROM weekly").unwrap(),
+        [[Some("1".to_string())]]
+    );
+}
+
+#[test]
+fn tls_is_not_supported_and_the_error_says_so() {
+    let db = pg::fresh_database();
+    let err = PostgresBackend::connect(&format!("{}?sslmode=require", db.url)).unwrap_err();
+    assert!(matches!(err, StoreError::PgConnect { .. }), "{err:?}");
+    assert!(err.to_string().contains("TLS"), "{err}");
+}
