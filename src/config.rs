@@ -3,7 +3,8 @@
 //!
 //! Every variable is validated here, once, so the rest of the program holds typed values and a
 //! bad value is reported with the variable's name before anything starts. The token is wrapped in
-//! [`Token`], whose `Debug` and `Display` never show it, so it cannot leak through a log line.
+//! [`Token`], whose `Debug` and `Display` never show it, so it cannot leak through a log line; a
+//! PostgreSQL [`DatabaseUrl`] shows its password as `<redacted>` for the same reason.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -48,6 +49,82 @@ impl fmt::Display for Token {
     }
 }
 
+/// `DATABASE_URL`: which database holds the bot's state.
+///
+/// `Debug` and `Display` never show a PostgreSQL password (see [`redact_password`]).
+#[derive(Clone, PartialEq, Eq)]
+pub enum DatabaseUrl {
+    /// `sqlite://path` (the default): one file, created when missing.
+    Sqlite(PathBuf),
+    /// `postgres://…` or `postgresql://…`, as given (the store parses it; it may hold a password).
+    Postgres(String),
+}
+
+impl fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DatabaseUrl::Sqlite(path) => f.debug_tuple("Sqlite").field(path).finish(),
+            DatabaseUrl::Postgres(url) => f
+                .debug_tuple("Postgres")
+                .field(&redact_password(url))
+                .finish(),
+        }
+    }
+}
+
+impl fmt::Display for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DatabaseUrl::Sqlite(path) => write!(f, "sqlite://{}", path.display()),
+            DatabaseUrl::Postgres(url) => f.write_str(&redact_password(url)),
+        }
+    }
+}
+
+/// What replaces a password in a URL that is shown.
+pub const REDACTED: &str = "<redacted>";
+
+/// `url` with its password replaced by [`REDACTED`]: the one in the user info
+/// (`postgres://bot:secret@host/db`) and any `password=` query parameter. The rest is kept, so a
+/// message still says which server, database and user it is about.
+///
+/// Conservative with malformed URLs: the user info runs to the last `@` before the query, so a
+/// password holding a raw `/`, `#` or `@` is still hidden whole (with part of the host, at worst).
+pub fn redact_password(url: &str) -> String {
+    let (scheme, rest) = match url.find("://") {
+        Some(i) => url.split_at(i + 3),
+        None => ("", url),
+    };
+    let query_start = rest.find('?').unwrap_or(rest.len());
+    let (before_query, query) = rest.split_at(query_start);
+    let before_query = match before_query.rfind('@') {
+        Some(at) => {
+            let (userinfo, host_and_path) = before_query.split_at(at);
+            match userinfo.find(':') {
+                Some(colon) => format!("{}:{REDACTED}{host_and_path}", &userinfo[..colon]),
+                None => before_query.to_string(),
+            }
+        }
+        None => before_query.to_string(),
+    };
+    let query = match query.strip_prefix('?') {
+        None => String::new(),
+        Some(pairs) => {
+            let pairs: Vec<String> = pairs
+                .split('&')
+                .map(|pair| match pair.split_once('=') {
+                    Some((key, _)) if key.eq_ignore_ascii_case("password") => {
+                        format!("{key}={REDACTED}")
+                    }
+                    _ => pair.to_string(),
+                })
+                .collect();
+            format!("?{}", pairs.join("&"))
+        }
+    };
+    format!("{scheme}{before_query}{query}")
+}
+
 /// Validated configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
@@ -59,8 +136,9 @@ pub struct Config {
     /// `INSIGHTS_BUILTIN` (default on): serve the collection built into the binary. Off, only
     /// `INSIGHTS_PATH` is served.
     pub builtin_insights: bool,
-    /// `DATABASE_URL`: the SQLite file, as `sqlite://path`.
-    pub database_path: PathBuf,
+    /// `DATABASE_URL`: a SQLite file (`sqlite://path`, the default) or a PostgreSQL database
+    /// (`postgres://…`).
+    pub database: DatabaseUrl,
     /// `DISCORD_GUILD_ID`: register commands in this server only (instant; for development).
     pub guild_id: Option<u64>,
     /// `DISCORD_API_BASE`: send REST calls here (a rate-limiting proxy, or a test's fake Discord).
@@ -95,7 +173,7 @@ impl Config {
                 reason: "is off, but INSIGHTS_PATH is not set: there would be no insights; set INSIGHTS_PATH to your collection, or turn INSIGHTS_BUILTIN on".into(),
             });
         }
-        let database_path = parse_database_url(
+        let database = parse_database_url(
             &get("DATABASE_URL").unwrap_or_else(|| DEFAULT_DATABASE_URL.to_string()),
         )?;
         let guild_id = match get("DISCORD_GUILD_ID") {
@@ -115,7 +193,7 @@ impl Config {
             discord_token,
             insights_path,
             builtin_insights,
-            database_path,
+            database,
             guild_id,
             api_base,
         })
@@ -143,23 +221,62 @@ fn parse_token(token: &str) -> Result<Token, ConfigError> {
     Ok(Token(token.to_string()))
 }
 
-fn parse_database_url(url: &str) -> Result<PathBuf, ConfigError> {
+fn parse_database_url(url: &str) -> Result<DatabaseUrl, ConfigError> {
+    let url = url.trim();
+    let error = |reason: String| ConfigError {
+        variable: "DATABASE_URL",
+        reason,
+    };
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        return parse_postgres_url(url).map_err(|problem| {
+            error(format!(
+                "{:?} is not a PostgreSQL URL ({problem}): use postgres://user:password@host:5432/database",
+                redact_password(url)
+            ))
+        });
+    }
     let path = url
         .strip_prefix("sqlite://")
         .or_else(|| url.strip_prefix("sqlite:"))
-        .ok_or_else(|| ConfigError {
-            variable: "DATABASE_URL",
-            reason: format!("{url:?} is not a SQLite URL: use sqlite://path/to/file.db, for example {DEFAULT_DATABASE_URL}"),
+        .ok_or_else(|| {
+            error(format!(
+                "{:?} is neither a SQLite nor a PostgreSQL URL: use sqlite://path/to/file.db (for example {DEFAULT_DATABASE_URL}) or postgres://user:password@host:5432/database",
+                redact_password(url)
+            ))
         })?;
     // Drop URL options such as `?mode=rwc`: the store always creates the file when missing.
     let path = path.split('?').next().unwrap_or_default();
     if path.is_empty() || path == ":memory:" {
-        return Err(ConfigError {
-            variable: "DATABASE_URL",
-            reason: format!("{url:?} names no file: the bot keeps its schedules in a file, for example {DEFAULT_DATABASE_URL}"),
-        });
+        return Err(error(format!(
+            "{url:?} names no file: the bot keeps its schedules in a file, for example {DEFAULT_DATABASE_URL}"
+        )));
     }
-    Ok(PathBuf::from(path))
+    Ok(DatabaseUrl::Sqlite(PathBuf::from(path)))
+}
+
+/// Checks what can be checked without connecting; the store's driver parses the rest. The
+/// reasons never quote the URL's user info, which may hold the password.
+fn parse_postgres_url(url: &str) -> Result<DatabaseUrl, String> {
+    let rest = url.split_once("://").map_or("", |(_, rest)| rest);
+    let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
+    if authority.matches('@').count() > 1 {
+        return Err("more than one @ before the host: write an @ in the password as %40".into());
+    }
+    if url.contains('#') {
+        return Err("a # is not allowed: write a # in the password as %23".into());
+    }
+    // The driver's own parser: a bad port or an unknown option is reported now, with the
+    // variable's name, rather than at start-up. Its messages name the option, never a value.
+    url.parse::<tokio_postgres::Config>().map_err(|e| {
+        let mut reason = e.to_string();
+        let mut source = std::error::Error::source(&e);
+        while let Some(cause) = source {
+            reason = format!("{reason}: {cause}");
+            source = cause.source();
+        }
+        reason
+    })?;
+    Ok(DatabaseUrl::Postgres(url.to_string()))
 }
 
 /// `on`/`off` and their usual spellings.
@@ -239,7 +356,10 @@ mod tests {
         let c = config(&[]).unwrap();
         assert_eq!(c.insights_path, None);
         assert!(c.builtin_insights);
-        assert_eq!(c.database_path, PathBuf::from("insight-bot.db"));
+        assert_eq!(
+            c.database,
+            DatabaseUrl::Sqlite(PathBuf::from("insight-bot.db"))
+        );
         assert_eq!(c.discord_token, None);
         assert_eq!(c.guild_id, None);
         assert_eq!(c.api_base, None);
@@ -257,7 +377,9 @@ mod tests {
         for (name, value) in [
             ("DISCORD_GUILD_ID", "my-server"),
             ("DISCORD_GUILD_ID", "0"),
-            ("DATABASE_URL", "postgres://x"),
+            ("DATABASE_URL", "mysql://x"),
+            ("DATABASE_URL", "postgres://bot@db:port/x"),
+            ("DATABASE_URL", "postgres://db/x?nosuchoption=1"),
             ("DATABASE_URL", "sqlite://"),
             ("DISCORD_API_BASE", "localhost:3000"),
             ("DISCORD_API_BASE", "http://proxy.internal:3000"),
@@ -305,7 +427,7 @@ mod tests {
         assert_eq!(c.insights_path, Some(PathBuf::from("/srv/insights")));
         assert!(!c.builtin_insights);
         assert_eq!(c.guild_id, Some(123456789012345678));
-        assert_eq!(c.database_path, PathBuf::from("/tmp/x.db"));
+        assert_eq!(c.database, DatabaseUrl::Sqlite(PathBuf::from("/tmp/x.db")));
         assert_eq!(c.api_base.as_deref(), Some("http://127.0.0.1:3000"));
         assert_eq!(c.discord_token.unwrap().expose(), FAKE_TOKEN);
     }
@@ -318,5 +440,73 @@ mod tests {
         // A rejected token is not echoed either.
         let err = config(&[("DISCORD_TOKEN", "secret value with spaces")]).unwrap_err();
         assert!(!err.to_string().contains("secret"), "{err}");
+    }
+
+    #[test]
+    fn postgres_urls_select_postgres() {
+        for url in [
+            "postgres://bot:s3cret@db.internal:5432/insight",
+            "postgresql://bot@db.internal/insight?sslmode=disable",
+            "postgresql://%2Fvar%2Frun%2Fpostgresql/insight",
+            "postgresql:///insight?host=/var/run/postgresql&user=bot",
+        ] {
+            let c = config(&[("DATABASE_URL", url)]).unwrap_or_else(|e| panic!("{url}: {e}"));
+            assert_eq!(c.database, DatabaseUrl::Postgres(url.into()));
+        }
+    }
+
+    #[test]
+    fn a_postgres_password_never_shows() {
+        let c = config(&[(
+            "DATABASE_URL",
+            "postgres://bot:pa%24%24word-1@db.internal:5432/insight",
+        )])
+        .unwrap();
+        let shown = format!("{c:?} {}", c.database);
+        assert!(!shown.contains("word-1"), "{shown}");
+        assert!(
+            shown.contains("postgres://bot:<redacted>@db.internal:5432/insight"),
+            "{shown}"
+        );
+        // Nor in the error about a URL that does not parse.
+        for bad in [
+            "postgres://bot:hunter2-pw@db:notaport/insight",
+            "postgres://bot:hunter2@pw@db/insight",
+            "postgres://bot:hunter2#pw@db/insight",
+            "postgres://db/insight?password=hunter2-pw&nosuchoption=1",
+            "postgresx://bot:hunter2-pw@db/insight",
+        ] {
+            let err = config(&[("DATABASE_URL", bad)]).unwrap_err();
+            assert_eq!(err.variable, "DATABASE_URL");
+            assert!(!err.to_string().contains("hunter2"), "{err}");
+        }
+    }
+
+    #[test]
+    fn redaction_keeps_everything_but_the_password() {
+        for (url, shown) in [
+            (
+                "postgres://bot:secret@db:5432/x",
+                "postgres://bot:<redacted>@db:5432/x",
+            ),
+            ("postgres://bot@db/x", "postgres://bot@db/x"),
+            ("postgres://db/x", "postgres://db/x"),
+            ("postgres://bot:@db/x", "postgres://bot:<redacted>@db/x"),
+            (
+                "postgres://db/x?user=bot&password=secret&sslmode=disable",
+                "postgres://db/x?user=bot&password=<redacted>&sslmode=disable",
+            ),
+            ("postgres://a:b@c@db/x", "postgres://a:<redacted>@db/x"),
+            ("postgres://a:b/c#d@db/x", "postgres://a:<redacted>@db/x"),
+            ("postgres://a:b@db/x@y", "postgres://a:<redacted>@y"),
+            (
+                "postgresql://bot:secret@%2Ftmp%2Fpg/x",
+                "postgresql://bot:<redacted>@%2Ftmp%2Fpg/x",
+            ),
+        ] {
+            assert_eq!(redact_password(url), shown, "{url}");
+        }
+        let sqlite = DatabaseUrl::Sqlite(PathBuf::from("state/bot.db"));
+        assert_eq!(sqlite.to_string(), "sqlite://state/bot.db");
     }
 }

@@ -82,10 +82,11 @@ fn run_bot(config: Config) -> Result<(), CliError> {
         from = %collection_origin(&config),
         "loaded the insight collection"
     );
-    // Opened before connecting: a corrupt or unreadable database stops start-up here.
+    // Opened before connecting: a corrupt or unreadable database, or an unreachable PostgreSQL
+    // server, stops start-up here.
     let store =
-        Store::open(&config.database_path).map_err(|e| CliError(format!("DATABASE_URL: {e}")))?;
-    tracing::info!(path = %config.database_path.display(), "opened the state database");
+        Store::connect(&config.database).map_err(|e| CliError(format!("DATABASE_URL: {e}")))?;
+    tracing::info!(database = %store.describe(), "opened the state database");
     let settings = BotSettings {
         token,
         library: Arc::new(library),

@@ -22,7 +22,8 @@
 //! when the sends of this wake failed, or `mark_failing` + `release_claim` when the channel is
 //! gone for good (403/404).
 //!
-//! Backends: [`sqlite`] (the default, one file).
+//! Backends: [`sqlite`] (the default, one file) and [`postgres`] (one database shared by several
+//! processes, for a bot run as shard ranges). [`Store::connect`] picks one from `DATABASE_URL`.
 
 use std::collections::HashSet;
 use std::io;
@@ -31,11 +32,14 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
+use crate::config::DatabaseUrl;
 use crate::weekly::rotation::RotationState;
 use crate::weekly::schedule::{WeekKey, WeeklySchedule};
 
+pub mod postgres;
 pub mod sqlite;
 
+pub use postgres::PostgresBackend;
 pub use sqlite::SqliteBackend;
 
 const RESTORE_ADVICE: &str = "It was left unchanged: restore it from a backup, or move it aside \
@@ -82,12 +86,13 @@ pub enum StoreError {
     )]
     NotOurs { path: PathBuf, detail: String },
     #[error(
-        "the database {} was written by a newer insight-bot (schema version {found}; this version \
-         knows up to {known}): run the newer insight-bot, or restore a backup made by this version",
-        .path.display()
+        "the database {database} was written by a newer insight-bot (schema version {found}; this \
+         version knows up to {known}): run the newer insight-bot, or restore a backup made by this \
+         version"
     )]
     TooNew {
-        path: PathBuf,
+        /// The file, or the PostgreSQL URL without its password.
+        database: String,
         found: i64,
         known: i64,
     },
@@ -111,20 +116,49 @@ pub enum StoreError {
         source: rusqlite::Error,
     },
     /// A stored row that no longer makes sense (a hand edit, a zone removed from tzdata).
-    #[error("database {}: the {table} row of server {guild_id} is invalid: {detail}", .path.display())]
+    #[error("database {database}: the {table} row of server {guild_id} is invalid: {detail}")]
     BadRow {
-        path: PathBuf,
+        database: String,
         table: &'static str,
         guild_id: u64,
         detail: String,
     },
     /// `record_attempt` / `confirm_post` for a week that was never claimed (or was released).
-    #[error("database {}: server {guild_id} has no post claimed for {week}", .path.display())]
+    #[error("database {database}: server {guild_id} has no post claimed for {week}")]
     NoClaim {
-        path: PathBuf,
+        database: String,
         guild_id: u64,
         week: WeekKey,
     },
+    /// The PostgreSQL server could not be reached or refused the login. `database` is the URL
+    /// without its password, and `detail` never contains it either.
+    #[error(
+        "cannot connect to the PostgreSQL database {database}: {detail}; check that the server is \
+         running and that DATABASE_URL names the right host, port, database, user and password"
+    )]
+    PgConnect { database: String, detail: String },
+    /// A PostgreSQL schema with tables but no insight-bot mark: another program's. Never modified.
+    #[error(
+        "the PostgreSQL database {database} already has tables of another program in schema \
+         {schema:?} ({detail}); insight-bot leaves them unchanged: set DATABASE_URL to an empty \
+         database, or give insight-bot its own schema with ?options=-csearch_path%3Dinsight_bot"
+    )]
+    PgNotOurs {
+        database: String,
+        schema: String,
+        detail: String,
+    },
+    #[error(
+        "cannot update the PostgreSQL database {database} to schema version {version}: {detail}"
+    )]
+    PgMigrate {
+        database: String,
+        version: i64,
+        detail: String,
+    },
+    /// A query failed (the server went away, a timeout, a constraint). The call can be retried.
+    #[error("PostgreSQL database {database}: {detail}")]
+    Postgres { database: String, detail: String },
     #[error("{week} is not a week of the ISO calendar")]
     InvalidWeek { week: WeekKey },
     /// A store call panicked or was cancelled on the blocking pool.
@@ -388,6 +422,16 @@ impl Store {
         Ok(Store::new(SqliteBackend::open(path)?))
     }
 
+    /// Opens the database `DATABASE_URL` names: the SQLite file (created when missing) or the
+    /// PostgreSQL database (its schema created or brought up to date). Blocking, like
+    /// [`Store::open`].
+    pub fn connect(url: &DatabaseUrl) -> Result<Store, StoreError> {
+        match url {
+            DatabaseUrl::Sqlite(path) => Store::open(path),
+            DatabaseUrl::Postgres(url) => Ok(Store::new(PostgresBackend::connect(url)?)),
+        }
+    }
+
     pub fn new(backend: impl Backend) -> Store {
         Store {
             backend: Arc::new(backend),
@@ -416,5 +460,60 @@ impl Store {
     /// Where the data lives (see [`Backend::describe`]).
     pub fn describe(&self) -> String {
         self.backend.describe()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeSet;
+
+    const GUILD: u64 = 1_100_000_000_000_000_001;
+
+    fn week(n: u32) -> WeekKey {
+        WeekKey {
+            year: 2026,
+            week: n,
+        }
+    }
+
+    #[test]
+    fn nonces_fit_discord_and_differ_per_server_and_week() {
+        let longest = post_nonce(
+            u64::MAX,
+            WeekKey {
+                year: 2026,
+                week: 53,
+            },
+        );
+        assert_eq!(longest, "iw2026533w5e11264sgsf");
+        assert!(longest.len() <= 25);
+        for year in [i32::MIN, -1, 0, 9999, 10_000, i32::MAX] {
+            for w in [0, 1, 53, u32::MAX] {
+                let n = post_nonce(u64::MAX, WeekKey { year, week: w });
+                assert!(n.len() <= 21, "{n}");
+            }
+        }
+        assert_eq!(post_nonce(0, week(1)), "iw2026010");
+        assert_eq!(
+            post_nonce(GUILD, week(10)),
+            post_nonce(GUILD, week(10)),
+            "deterministic"
+        );
+
+        let guilds = [0, 1, 35, 36, 1_234_567, GUILD, i64::MAX as u64, u64::MAX];
+        let mut seen = BTreeSet::new();
+        let mut count = 0;
+        for year in [2025, 2026, 2027, 2126] {
+            for w in 1..=53 {
+                for g in guilds {
+                    let n = post_nonce(g, WeekKey { year, week: w });
+                    assert!(n.is_ascii() && n.len() <= 25);
+                    seen.insert(n);
+                    count += 1;
+                }
+            }
+        }
+        assert_eq!(seen.len(), count, "every (server, week) has its own nonce");
     }
 }

@@ -181,21 +181,21 @@ impl SqliteBackend {
     }
 
     fn error(&self, fault: Fault) -> StoreError {
-        let path = self.path.clone();
+        let database = self.describe();
         match fault {
-            Fault::Sql(source) => classify_runtime(path, source),
+            Fault::Sql(source) => classify_runtime(self.path.clone(), source),
             Fault::BadRow {
                 table,
                 guild_id,
                 detail,
             } => StoreError::BadRow {
-                path,
+                database,
                 table,
                 guild_id,
                 detail,
             },
             Fault::NoClaim { guild_id, week } => StoreError::NoClaim {
-                path,
+                database,
                 guild_id,
                 week,
             },
@@ -532,7 +532,7 @@ fn inspect(conn: &Connection, path: &Path) -> Result<(), StoreError> {
     }
     if version > SCHEMA_VERSION {
         return Err(StoreError::TooNew {
-            path: path.to_path_buf(),
+            database: path.display().to_string(),
             found: version,
             known: SCHEMA_VERSION,
         });
@@ -576,7 +576,7 @@ fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
             Ok(None) if version == SCHEMA_VERSION => return Ok(()),
             Ok(None) if version > SCHEMA_VERSION => {
                 return Err(StoreError::TooNew {
-                    path: path.to_path_buf(),
+                    database: path.display().to_string(),
                     found: version,
                     known: SCHEMA_VERSION,
                 })
@@ -674,7 +674,8 @@ fn parse_time(
         })
 }
 
-fn weekday_code(day: Weekday) -> &'static str {
+/// The stored form of a weekday (`mon` .. `sun`), shared with the PostgreSQL backend.
+pub(super) fn weekday_code(day: Weekday) -> &'static str {
     match day {
         Weekday::Mon => "mon",
         Weekday::Tue => "tue",
@@ -942,13 +943,15 @@ fn save_rotation(
 
 #[cfg(test)]
 mod tests {
+    //! What only SQLite has: the file (its creation, header, damage, WAL, application id) and how
+    //! an existing file is refused. The behaviour every backend shares is the conformance suite,
+    //! tests/support/conformance.rs, run on SQLite by tests/store_sqlite.rs.
+
     use super::*;
     use chrono::NaiveTime;
     use chrono_tz::Europe::London;
     use rand::rngs::StdRng;
     use rand::SeedableRng;
-    use std::collections::BTreeSet;
-    use std::sync::{Arc, Barrier};
     use tempfile::TempDir;
 
     const GUILD: u64 = 1_100_000_000_000_000_001;
@@ -966,48 +969,8 @@ mod tests {
         )
     }
 
-    fn week(n: u32) -> WeekKey {
-        WeekKey {
-            year: 2026,
-            week: n,
-        }
-    }
-
-    fn ids(n: usize) -> Vec<String> {
-        (0..n).map(|i| format!("insight-{i:02}")).collect()
-    }
-
-    fn refs(ids: &[String]) -> Vec<&str> {
-        ids.iter().map(String::as_str).collect()
-    }
-
     fn db(dir: &TempDir) -> PathBuf {
         dir.path().join("state").join("insight-bot.db")
-    }
-
-    fn open_new() -> (TempDir, SqliteBackend) {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteBackend::open(&db(&dir)).unwrap();
-        (dir, store)
-    }
-
-    fn claim_week(
-        store: &SqliteBackend,
-        rng: &mut StdRng,
-        ids: &[String],
-        w: u32,
-    ) -> Option<Claim> {
-        store
-            .claim(
-                GUILD,
-                week(w),
-                CHANNEL,
-                &refs(ids),
-                PostSource::Schedule,
-                rng,
-                utc("2026-03-02T09:00:00Z"),
-            )
-            .unwrap()
     }
 
     /// A second, plain connection to the file, as an operator's `sqlite3` shell would be.
@@ -1064,38 +1027,6 @@ mod tests {
         fs::write(&path, b"").unwrap();
         let store = SqliteBackend::open(&path).unwrap();
         assert_eq!(store.weekly(GUILD).unwrap(), None);
-    }
-
-    #[test]
-    fn reopening_keeps_everything() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = db(&dir);
-        let ids = ids(3);
-        let mut rng = StdRng::seed_from_u64(1);
-        let (settings, claimed) = {
-            let store = SqliteBackend::open(&path).unwrap();
-            let settings = store
-                .set_weekly(
-                    GUILD,
-                    CHANNEL,
-                    &monday_9_london(),
-                    utc("2026-03-03T10:00:00Z"),
-                )
-                .unwrap();
-            let claimed = claim_week(&store, &mut rng, &ids, 10)
-                .unwrap()
-                .into_record();
-            store
-                .confirm_post(GUILD, week(10), 42, utc("2026-03-09T09:00:01Z"))
-                .unwrap();
-            (settings, claimed)
-        };
-        let store = SqliteBackend::open(&path).unwrap();
-        assert_eq!(store.weekly(GUILD).unwrap(), Some(settings));
-        let post = store.post(GUILD, week(10)).unwrap().unwrap();
-        assert_eq!(post.insight_id, claimed.insight_id);
-        assert_eq!(post.message_id, Some(42));
-        assert_eq!(store.rotation(GUILD).unwrap().shown, 1);
     }
 
     /// `SqliteBackend::open` on `bytes` fails with a `Corrupt` error naming the file, which is left as is.
@@ -1208,646 +1139,7 @@ mod tests {
         );
     }
 
-    // ---- weekly settings ----
-
-    #[test]
-    fn weekly_settings_round_trip() {
-        let (_dir, store) = open_new();
-        assert_eq!(store.weekly(GUILD).unwrap(), None);
-        assert!(!store
-            .disable_weekly(GUILD, utc("2026-03-03T10:00:00Z"))
-            .unwrap());
-
-        let set_at = utc("2026-03-03T10:00:00.123456Z");
-        let settings = store
-            .set_weekly(GUILD, CHANNEL, &monday_9_london(), set_at)
-            .unwrap();
-        let expected = WeeklySettings {
-            guild_id: GUILD,
-            channel_id: CHANNEL,
-            schedule: monday_9_london(),
-            enabled: true,
-            active_since: utc("2026-03-03T10:00:00.123Z"), // stored to the millisecond
-            failure: None,
-            updated_at: utc("2026-03-03T10:00:00.123Z"),
-        };
-        assert_eq!(settings, expected);
-        assert_eq!(store.weekly(GUILD).unwrap(), Some(expected.clone()));
-
-        let off_at = utc("2026-03-04T08:00:00Z");
-        assert!(store.disable_weekly(GUILD, off_at).unwrap());
-        assert!(!store.disable_weekly(GUILD, off_at).unwrap(), "already off");
-        let off = store.weekly(GUILD).unwrap().unwrap();
-        assert_eq!(
-            off,
-            WeeklySettings {
-                enabled: false,
-                updated_at: off_at,
-                ..expected
-            }
-        );
-
-        // Setting again re-enables with the new values and a new active_since.
-        let friday = WeeklySchedule::parse("fri", "17:30", "America/New_York").unwrap();
-        let again = store
-            .set_weekly(GUILD, 77, &friday, utc("2026-03-05T00:00:00Z"))
-            .unwrap();
-        assert_eq!(
-            (again.channel_id, again.schedule, again.enabled),
-            (77, friday, true)
-        );
-        assert_eq!(again.active_since, utc("2026-03-05T00:00:00Z"));
-        let stored: (String, String, String) = store
-            .conn
-            .lock()
-            .unwrap()
-            .query_row(
-                "SELECT weekday, time, zone FROM weekly WHERE guild_id = ?1",
-                [db_id(GUILD)],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-            )
-            .unwrap();
-        assert_eq!(
-            stored,
-            ("fri".into(), "17:30".into(), "America/New_York".into())
-        );
-    }
-
-    #[test]
-    fn ids_round_trip_over_the_whole_u64_range() {
-        let (_dir, store) = open_new();
-        let now = utc("2026-03-03T10:00:00Z");
-        for id in [1, i64::MAX as u64, i64::MAX as u64 + 1, u64::MAX] {
-            let s = store.set_weekly(id, id, &monday_9_london(), now).unwrap();
-            assert_eq!((s.guild_id, s.channel_id), (id, id));
-            let mut rng = StdRng::seed_from_u64(id);
-            let claim = store
-                .claim(id, week(3), id, &["a"], PostSource::PostNow, &mut rng, now)
-                .unwrap()
-                .unwrap();
-            assert_eq!(claim.record().guild_id, id);
-            store.confirm_post(id, week(3), id, now).unwrap();
-            assert_eq!(store.last_post(id).unwrap().unwrap().message_id, Some(id));
-        }
-    }
-
-    #[test]
-    fn active_weeklies_excludes_disabled_and_failing_and_set_clears_a_failure() {
-        let (_dir, store) = open_new();
-        let now = utc("2026-03-03T10:00:00Z");
-        for g in 1..=4 {
-            store
-                .set_weekly(g, 100 + g, &monday_9_london(), now)
-                .unwrap();
-        }
-        store.disable_weekly(2, now).unwrap();
-        let failed_at = utc("2026-03-09T09:00:00Z");
-        store
-            .mark_failing(3, "403 Missing Access on channel 103", failed_at)
-            .unwrap();
-        store.mark_failing(99, "no such server", failed_at).unwrap(); // nothing to mark
-        let active: Vec<u64> = store
-            .active_weeklies()
-            .unwrap()
-            .iter()
-            .map(|s| s.guild_id)
-            .collect();
-        assert_eq!(active, [1, 4]);
-        assert_eq!(
-            store.weekly(3).unwrap().unwrap().failure,
-            Some(Failure {
-                reason: "403 Missing Access on channel 103".into(),
-                at: failed_at,
-            })
-        );
-
-        let reset = store
-            .set_weekly(3, 203, &monday_9_london(), utc("2026-03-10T12:00:00Z"))
-            .unwrap();
-        assert_eq!(reset.failure, None);
-        assert_eq!(reset.active_since, utc("2026-03-10T12:00:00Z"));
-        let active: Vec<u64> = store
-            .active_weeklies()
-            .unwrap()
-            .iter()
-            .map(|s| s.guild_id)
-            .collect();
-        assert_eq!(active, [1, 3, 4]);
-    }
-
-    #[test]
-    fn a_stored_schedule_that_no_longer_parses_is_an_error_for_that_server_only() {
-        let (_dir, store) = open_new();
-        let now = utc("2026-03-03T10:00:00Z");
-        store.set_weekly(1, 10, &monday_9_london(), now).unwrap();
-        store.set_weekly(2, 20, &monday_9_london(), now).unwrap();
-        raw(store.path())
-            .execute(
-                "UPDATE weekly SET zone = 'Mars/Olympus_Mons' WHERE guild_id = 2",
-                [],
-            )
-            .unwrap();
-        let err = store.weekly(2).unwrap_err();
-        assert!(
-            matches!(
-                err,
-                StoreError::BadRow {
-                    guild_id: 2,
-                    table: "weekly",
-                    ..
-                }
-            ),
-            "{err:?}"
-        );
-        let message = err.to_string();
-        assert!(message.contains("Mars/Olympus_Mons"), "{message}");
-        assert!(message.contains("server 2"), "{message}");
-        let active: Vec<u64> = store
-            .active_weeklies()
-            .unwrap()
-            .iter()
-            .map(|s| s.guild_id)
-            .collect();
-        assert_eq!(
-            active,
-            [1],
-            "the broken row is skipped, the others still run"
-        );
-        // /weekly set replaces the broken row.
-        store.set_weekly(2, 20, &monday_9_london(), now).unwrap();
-        assert!(store.weekly(2).unwrap().is_some());
-    }
-
-    #[test]
-    fn active_weeklies_reads_ten_thousand_servers_quickly() {
-        let (_dir, store) = open_new();
-        let now = utc("2026-03-03T10:00:00Z");
-        {
-            let mut conn = store.conn.lock().unwrap();
-            let tx = conn.transaction().unwrap();
-            for g in 1..=10_000u64 {
-                upsert_weekly(&tx, g, g, &monday_9_london(), now)
-                    .ok()
-                    .unwrap();
-            }
-            tx.commit().unwrap();
-        }
-        let started = std::time::Instant::now();
-        let active = store.active_weeklies().unwrap();
-        let took = started.elapsed();
-        assert_eq!(active.len(), 10_000);
-        // Typically a few milliseconds in release and tens in a debug build.
-        assert!(took < Duration::from_secs(2), "took {took:?}");
-    }
-
-    // ---- claims ----
-
-    #[test]
-    fn claiming_a_week_twice_returns_the_first_claim_and_advances_the_rotation_once() {
-        let (_dir, store) = open_new();
-        let ids = ids(5);
-        let mut rng = StdRng::seed_from_u64(9);
-        let Some(Claim::Claimed(first)) = claim_week(&store, &mut rng, &ids, 10) else {
-            panic!("the first claim should claim");
-        };
-        assert_eq!(first.week, week(10));
-        assert_eq!(first.channel_id, CHANNEL);
-        assert_eq!(first.nonce, post_nonce(GUILD, week(10)));
-        assert_eq!(first.source, PostSource::Schedule);
-        assert_eq!(first.attempts, 0);
-        assert_eq!(first.message_id, None);
-        assert!(!first.is_confirmed());
-        let rotation = store.rotation(GUILD).unwrap();
-        assert_eq!((rotation.cycle, rotation.shown), (1, 1));
-
-        let again = store
-            .claim(
-                GUILD,
-                week(10),
-                999,
-                &refs(&ids),
-                PostSource::PostNow,
-                &mut rng,
-                utc("2026-03-02T09:30:00Z"),
-            )
-            .unwrap();
-        assert_eq!(again, Some(Claim::AlreadyClaimed(first.clone())));
-        assert_eq!(
-            store.rotation(GUILD).unwrap(),
-            rotation,
-            "advanced only once"
-        );
-
-        // Still AlreadyClaimed when confirmed, and even with an empty collection.
-        store
-            .confirm_post(GUILD, week(10), 5, utc("2026-03-02T09:00:02Z"))
-            .unwrap();
-        let confirmed = claim_week(&store, &mut rng, &[], 10).unwrap();
-        assert!(
-            matches!(&confirmed, Claim::AlreadyClaimed(r) if r.insight_id == first.insight_id && r.message_id == Some(5))
-        );
-    }
-
-    #[test]
-    fn an_empty_collection_claims_nothing() {
-        let (_dir, store) = open_new();
-        let mut rng = StdRng::seed_from_u64(1);
-        assert_eq!(claim_week(&store, &mut rng, &[], 10), None);
-        assert_eq!(store.post(GUILD, week(10)).unwrap(), None);
-        assert_eq!(store.rotation(GUILD).unwrap(), RotationState::default());
-    }
-
-    #[test]
-    fn a_week_that_does_not_exist_is_refused() {
-        let (_dir, store) = open_new();
-        let mut rng = StdRng::seed_from_u64(1);
-        // 2025 has 52 ISO weeks (2026 has 53).
-        let bad = WeekKey {
-            year: 2025,
-            week: 53,
-        };
-        let err = store
-            .claim(
-                GUILD,
-                bad,
-                CHANNEL,
-                &["a"],
-                PostSource::Schedule,
-                &mut rng,
-                Utc::now(),
-            )
-            .unwrap_err();
-        assert!(matches!(err, StoreError::InvalidWeek { .. }), "{err:?}");
-    }
-
-    #[test]
-    fn eleven_weeks_show_eleven_insights_once_each_across_a_restart() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = db(&dir);
-        let ids = ids(11);
-        let mut shown = Vec::new();
-        {
-            let store = SqliteBackend::open(&path).unwrap();
-            let mut rng = StdRng::seed_from_u64(21);
-            for w in 1..=5 {
-                let claim = claim_week(&store, &mut rng, &ids, w).unwrap();
-                assert!(matches!(claim, Claim::Claimed(_)));
-                shown.push(claim.into_record().insight_id);
-            }
-        }
-        let store = SqliteBackend::open(&path).unwrap();
-        // A different rng after the restart: the order is in the store, not in the rng.
-        let mut rng = StdRng::seed_from_u64(22);
-        for w in 6..=11 {
-            shown.push(
-                claim_week(&store, &mut rng, &ids, w)
-                    .unwrap()
-                    .into_record()
-                    .insight_id,
-            );
-        }
-        let distinct: BTreeSet<&String> = shown.iter().collect();
-        assert_eq!(distinct.len(), 11, "{shown:?}");
-        let rotation = store.rotation(GUILD).unwrap();
-        assert_eq!((rotation.cycle, rotation.shown), (1, 11));
-    }
-
-    #[test]
-    fn the_primary_key_refuses_a_second_row_for_the_same_week() {
-        let (_dir, store) = open_new();
-        let mut rng = StdRng::seed_from_u64(2);
-        claim_week(&store, &mut rng, &ids(3), 10).unwrap();
-        let err = raw(store.path())
-            .execute(
-                "INSERT INTO post_log (guild_id, iso_year, iso_week, channel_id, insight_id, \
-                     nonce, source, claimed_at, updated_at) \
-                 VALUES (?1, 2026, 10, 1, 'other', 'n', 'post_now', 'x', 'x')",
-                [db_id(GUILD)],
-            )
-            .unwrap_err();
-        assert_eq!(
-            err.sqlite_error_code(),
-            Some(ErrorCode::ConstraintViolation),
-            "{err}"
-        );
-    }
-
-    #[test]
-    fn two_handles_racing_for_the_same_weeks_claim_each_week_once() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = db(&dir);
-        const WEEKS: u32 = 22;
-        let ids = Arc::new(ids(11));
-        let barrier = Arc::new(Barrier::new(2));
-        let racers: Vec<_> = (0..2u64)
-            .map(|n| {
-                let (path, ids, barrier) = (path.clone(), ids.clone(), barrier.clone());
-                std::thread::spawn(move || {
-                    // Both open the new file at once too: it must be migrated once.
-                    barrier.wait();
-                    let store = SqliteBackend::open(&path);
-                    let mut rng = StdRng::seed_from_u64(100 + n);
-                    // Errors are collected, not unwrapped here: a racer that stopped early
-                    // would leave the other waiting at the barrier forever.
-                    (1..=WEEKS)
-                        .map(|w| {
-                            barrier.wait();
-                            match &store {
-                                Ok(store) => store
-                                    .claim(
-                                        GUILD,
-                                        week(w),
-                                        CHANNEL,
-                                        &refs(&ids),
-                                        PostSource::Schedule,
-                                        &mut rng,
-                                        utc("2026-03-02T09:00:00Z"),
-                                    )
-                                    .map_err(|e| format!("week {w}: {e}"))
-                                    .and_then(|c| c.ok_or(format!("week {w}: nothing claimed"))),
-                                Err(e) => Err(format!("open: {e}")),
-                            }
-                        })
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        let results: Vec<Vec<Claim>> = racers
-            .into_iter()
-            .map(|t| {
-                t.join()
-                    .unwrap()
-                    .into_iter()
-                    .collect::<Result<Vec<Claim>, String>>()
-                    .unwrap_or_else(|e| panic!("{e}"))
-            })
-            .collect();
-        let mut firsts = Vec::new();
-        assert_eq!((results[0].len(), results[1].len()), (22, 22));
-        for (w, (a, b)) in (1..).zip(results[0].iter().zip(&results[1])) {
-            let claimed = [a, b]
-                .iter()
-                .filter(|c| matches!(c, Claim::Claimed(_)))
-                .count();
-            assert_eq!(claimed, 1, "week {w}: {a:?} / {b:?}");
-            assert_eq!(a.record(), b.record(), "both see the same post");
-            firsts.push(a.record().insight_id.clone());
-        }
-        // Every claim advanced the rotation exactly once: two full cycles of 11.
-        let first_cycle: BTreeSet<&String> = firsts[..11].iter().collect();
-        let second_cycle: BTreeSet<&String> = firsts[11..].iter().collect();
-        assert_eq!(
-            (first_cycle.len(), second_cycle.len()),
-            (11, 11),
-            "{firsts:?}"
-        );
-        let store = SqliteBackend::open(&path).unwrap();
-        let rotation = store.rotation(GUILD).unwrap();
-        assert_eq!((rotation.cycle, rotation.shown), (2, 11));
-    }
-
-    #[test]
-    fn attempts_confirmation_and_release() {
-        let (_dir, store) = open_new();
-        let mut rng = StdRng::seed_from_u64(5);
-        let ids = ids(4);
-        let t = |s: &str| utc(&format!("2026-03-09T{s}Z"));
-
-        let err = store
-            .record_attempt(GUILD, week(11), t("09:00:00"), None, None)
-            .unwrap_err();
-        assert!(matches!(err, StoreError::NoClaim { .. }), "{err:?}");
-        let err = store
-            .confirm_post(GUILD, week(11), 1, t("09:00:00"))
-            .unwrap_err();
-        assert!(matches!(err, StoreError::NoClaim { .. }), "{err:?}");
-
-        let claimed = claim_week(&store, &mut rng, &ids, 11)
-            .unwrap()
-            .into_record();
-        // Before the send: counted, nothing to retry.
-        let r = store
-            .record_attempt(GUILD, week(11), t("09:00:00"), None, None)
-            .unwrap();
-        assert_eq!(
-            (r.attempts, r.last_error.as_deref(), r.retry_at),
-            (1, None, None)
-        );
-        // After a failed send: the error and when to retry, not another attempt.
-        let retry = t("09:05:00");
-        let r = store
-            .record_attempt(
-                GUILD,
-                week(11),
-                t("09:00:01"),
-                Some("503 upstream"),
-                Some(retry),
-            )
-            .unwrap();
-        assert_eq!(
-            (r.attempts, r.last_error.as_deref(), r.retry_at),
-            (1, Some("503 upstream"), Some(retry))
-        );
-        assert_eq!(store.unconfirmed_posts().unwrap(), vec![r.clone()]);
-        // The next send clears them and counts again.
-        let r = store
-            .record_attempt(GUILD, week(11), t("09:05:00"), None, None)
-            .unwrap();
-        assert_eq!(
-            (r.attempts, r.last_error.as_deref(), r.retry_at),
-            (2, None, None)
-        );
-
-        store
-            .confirm_post(GUILD, week(11), 777, t("09:05:01"))
-            .unwrap();
-        let posted = store.post(GUILD, week(11)).unwrap().unwrap();
-        assert!(posted.is_confirmed());
-        assert_eq!(posted.message_id, Some(777));
-        assert_eq!(posted.posted_at, Some(t("09:05:01")));
-        assert_eq!(
-            (
-                posted.insight_id.as_str(),
-                posted.nonce.as_str(),
-                posted.attempts
-            ),
-            (claimed.insight_id.as_str(), claimed.nonce.as_str(), 2)
-        );
-        assert_eq!(store.last_post(GUILD).unwrap(), Some(posted.clone()));
-        assert_eq!(store.unconfirmed_posts().unwrap(), vec![]);
-
-        // Confirming again keeps the first message; releasing a confirmed post does nothing.
-        store
-            .confirm_post(GUILD, week(11), 888, t("09:06:00"))
-            .unwrap();
-        store.release_claim(GUILD, week(11)).unwrap();
-        assert_eq!(store.post(GUILD, week(11)).unwrap(), Some(posted.clone()));
-
-        // An unconfirmed claim is released, and the week can be claimed again.
-        claim_week(&store, &mut rng, &ids, 12).unwrap();
-        store.release_claim(GUILD, week(12)).unwrap();
-        assert_eq!(store.post(GUILD, week(12)).unwrap(), None);
-        store.release_claim(GUILD, week(12)).unwrap(); // nothing left: still fine
-        assert!(matches!(
-            claim_week(&store, &mut rng, &ids, 12),
-            Some(Claim::Claimed(_))
-        ));
-        // last_post is the latest *confirmed* week.
-        assert_eq!(store.last_post(GUILD).unwrap(), Some(posted));
-    }
-
-    #[test]
-    fn last_post_orders_by_week_across_years() {
-        let (_dir, store) = open_new();
-        let mut rng = StdRng::seed_from_u64(8);
-        let now = utc("2026-01-01T00:00:00Z");
-        assert_eq!(store.last_post(GUILD).unwrap(), None);
-        for (year, w) in [(2025, 52), (2026, 1), (2025, 3)] {
-            let key = WeekKey { year, week: w };
-            store
-                .claim(
-                    GUILD,
-                    key,
-                    CHANNEL,
-                    &["a", "b"],
-                    PostSource::Schedule,
-                    &mut rng,
-                    now,
-                )
-                .unwrap();
-            store.confirm_post(GUILD, key, u64::from(w), now).unwrap();
-        }
-        let last = store.last_post(GUILD).unwrap().unwrap();
-        assert_eq!(
-            last.week,
-            WeekKey {
-                year: 2026,
-                week: 1
-            }
-        );
-    }
-
-    #[test]
-    fn unconfirmed_posts_lists_only_unconfirmed_claims_of_every_server() {
-        let (_dir, store) = open_new();
-        let mut rng = StdRng::seed_from_u64(6);
-        let now = utc("2026-03-09T09:00:00Z");
-        let mut claim = |guild: u64, w: u32| {
-            store
-                .claim(
-                    guild,
-                    week(w),
-                    CHANNEL,
-                    &["a", "b", "c"],
-                    PostSource::Schedule,
-                    &mut rng,
-                    now,
-                )
-                .unwrap()
-                .unwrap()
-                .into_record()
-        };
-        let a = claim(1, 11);
-        let b = claim(2, 10);
-        claim(3, 11);
-        store.confirm_post(3, week(11), 33, now).unwrap();
-        let pending: Vec<(u64, WeekKey)> = store
-            .unconfirmed_posts()
-            .unwrap()
-            .iter()
-            .map(|r| (r.guild_id, r.week))
-            .collect();
-        assert_eq!(pending, [(b.guild_id, b.week), (a.guild_id, a.week)]);
-    }
-
-    #[test]
-    fn a_broken_rotation_row_is_an_error_for_that_server() {
-        let (_dir, store) = open_new();
-        let mut rng = StdRng::seed_from_u64(6);
-        claim_week(&store, &mut rng, &ids(3), 1).unwrap();
-        raw(store.path())
-            .execute("UPDATE rotation SET state = '[1, 2]'", [])
-            .unwrap();
-        let err = store.rotation(GUILD).unwrap_err();
-        assert!(
-            matches!(
-                err,
-                StoreError::BadRow {
-                    table: "rotation",
-                    ..
-                }
-            ),
-            "{err:?}"
-        );
-        let err = claim_week_err(&store, &mut rng, 2);
-        assert!(
-            matches!(
-                err,
-                StoreError::BadRow {
-                    table: "rotation",
-                    ..
-                }
-            ),
-            "{err:?}"
-        );
-        assert_eq!(store.post(GUILD, week(2)).unwrap(), None, "nothing claimed");
-    }
-
-    fn claim_week_err(store: &SqliteBackend, rng: &mut StdRng, w: u32) -> StoreError {
-        store
-            .claim(
-                GUILD,
-                week(w),
-                CHANNEL,
-                &["a"],
-                PostSource::Schedule,
-                rng,
-                Utc::now(),
-            )
-            .unwrap_err()
-    }
-
-    // ---- nonce ----
-
-    #[test]
-    fn nonces_fit_discord_and_differ_per_server_and_week() {
-        let longest = post_nonce(
-            u64::MAX,
-            WeekKey {
-                year: 2026,
-                week: 53,
-            },
-        );
-        assert_eq!(longest, "iw2026533w5e11264sgsf");
-        assert!(longest.len() <= 25);
-        for year in [i32::MIN, -1, 0, 9999, 10_000, i32::MAX] {
-            for w in [0, 1, 53, u32::MAX] {
-                let n = post_nonce(u64::MAX, WeekKey { year, week: w });
-                assert!(n.len() <= 21, "{n}");
-            }
-        }
-        assert_eq!(post_nonce(0, week(1)), "iw2026010");
-        assert_eq!(
-            post_nonce(GUILD, week(10)),
-            post_nonce(GUILD, week(10)),
-            "deterministic"
-        );
-
-        let guilds = [0, 1, 35, 36, 1_234_567, GUILD, i64::MAX as u64, u64::MAX];
-        let mut seen = BTreeSet::new();
-        let mut count = 0;
-        for year in [2025, 2026, 2027, 2126] {
-            for w in 1..=53 {
-                for g in guilds {
-                    let n = post_nonce(g, WeekKey { year, week: w });
-                    assert!(n.is_ascii() && n.len() <= 25);
-                    seen.insert(n);
-                    count += 1;
-                }
-            }
-        }
-        assert_eq!(seen.len(), count, "every (server, week) has its own nonce");
-    }
+    // ---- sharing ----
 
     #[test]
     fn the_store_is_shareable_between_threads() {
