@@ -1,23 +1,22 @@
-//! Search benchmarks (criterion): question latency, load + index time, TOML parsing share, peak
-//! memory, and the `bm25` crate over the same documents.
+//! Search benchmarks (criterion): question latency with the embedding model, on the shipped
+//! collection and on 100,000 insights; embedding a new insight; load + index time; memory.
 //!
 //! Run: `cargo bench --bench search` (add `-- --warm-up-time 1 --measurement-time 3` for a
-//! quicker run). Groups (criterion ids are `group/bench`; on disk the `/` of a group becomes `_`,
-//! e.g. `target/criterion/ask_100k/micromanaging/new/estimates.json`):
+//! quicker run). Groups:
 //!
-//! - `ask/shipped`: `Library::ask` on the shipped collection (`data/`). Goal: p50 < 20 µs.
-//! - `ask/100k`: `Library::ask` on 100,000 generated insights. Goal: p50 < 1 ms.
-//! - `load_index/100k`: `Library::from_sources` (parse + validate + index) of the generated
-//!   collection (goal < 1 s), and `SearchIndex::build` alone on the validated insights.
-//! - `toml_parse/100k`: the TOML parsing alone, both into `toml::Value` and into a mirror of the
-//!   loader's typed, span-keeping structs (what `from_sources` really does), so the README can
-//!   split load time into parsing and validation + indexing.
-//! - `bm25_crate/index_100k`, `bm25_crate/query_100k`: the `bm25` crate's `SearchEngine` over the
-//!   same 100,000 insights (title + text + asks as one document), same questions.
+//! - `ask/shipped`: `Catalog::ask` on the built-in collection, the question's embedding included.
+//!   Goal: p50 <= 15 ms.
+//! - `ask/100k`: the same search over 100,000 generated insights (three documents each: 300,000
+//!   vectors scanned by brute force), the question embedded for real. The generated documents get
+//!   deterministic random unit vectors instead of embeddings (embedding 300,000 texts would take
+//!   an hour and measure the model, not the search). Goal: p50 <= 25 ms.
+//! - `embed/new_insight`: embedding one insight's documents (title + text, two asks), what adding
+//!   an insight costs. Goal: <= 50 ms.
+//! - `load_index/100k`: `Library::from_sources` (parse + validate) of the generated collection and
+//!   the lexical index build.
 //!
-//! Peak and retained heap of load + index (and of the bm25 engine) are measured once with a
-//! counting global allocator and printed to stderr, labelled `memory:`. Counting is switched on
-//! only around those measurements, so timings carry no instrumentation cost.
+//! Memory (printed once, labelled `memory:`): the model loaded, as the process's resident set;
+//! and the 100,000-insight index, on the heap.
 //!
 //! The generated collection is deterministic (fixed seed): a ~20,000-word vocabulary made of the
 //! real words of the shipped insights (most frequent first) followed by pronounceable
@@ -32,17 +31,19 @@ use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 use std::hint::black_box;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bm25::{Language, SearchEngine, SearchEngineBuilder};
 use counting_alloc::CountingAlloc;
 use criterion::{Criterion, SamplingMode};
-use insight_bot::insights::search::SearchIndex;
-use insight_bot::insights::Library;
+use insight_bot::embedding::cache::VectorCache;
+use insight_bot::embedding::{Embedder, Vector, DIM};
+use insight_bot::insights::search::lexical::LexicalIndex;
+use insight_bot::insights::search::semantic::{self, SemanticIndex};
+use insight_bot::insights::search::{Answer, SearchIndex, Searcher};
+use insight_bot::insights::{Catalog, Library};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use serde::Deserialize;
-use toml::Spanned;
 
 #[global_allocator]
 static GLOBAL: CountingAlloc = CountingAlloc;
@@ -128,7 +129,6 @@ struct GenInsight {
 }
 
 struct Corpus {
-    insights: Vec<GenInsight>,
     /// The collection as TOML files, as `Library::load` would read them from a directory.
     sources: Vec<(PathBuf, String)>,
     toml_bytes: usize,
@@ -422,61 +422,9 @@ fn generate(shipped: &Library) -> Corpus {
         started.elapsed()
     );
     Corpus {
-        insights,
         sources,
         toml_bytes,
     }
-}
-
-/// The text the `bm25` crate indexes for one insight: title, text and asks.
-fn bm25_document(insight: &GenInsight) -> String {
-    let mut doc = String::with_capacity(insight.text.len() * 3);
-    doc.push_str(&insight.title);
-    doc.push('\n');
-    doc.push_str(&insight.text);
-    for ask in &insight.asks {
-        doc.push('\n');
-        doc.push_str(ask);
-    }
-    doc
-}
-
-fn build_bm25(documents: &[String]) -> SearchEngine<u32> {
-    SearchEngineBuilder::<u32>::with_corpus(Language::English, documents.iter().cloned()).build()
-}
-
-// ---------------------------------------------------------------------------------------------
-// The loader's file format, mirrored (the loader's own structs are private), so that parsing can
-// be timed apart from validation and indexing.
-// ---------------------------------------------------------------------------------------------
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-#[allow(dead_code)]
-struct RawFile {
-    #[serde(default)]
-    insight: Vec<Spanned<RawInsight>>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-#[allow(dead_code)]
-struct RawInsight {
-    id: Option<Spanned<String>>,
-    title: Option<Spanned<String>>,
-    text: Option<Spanned<String>>,
-    topics: Option<Spanned<Vec<String>>>,
-    asks: Option<Spanned<Vec<String>>>,
-    source: Option<Spanned<RawSource>>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-#[allow(dead_code)]
-struct RawSource {
-    title: Option<String>,
-    publisher: Option<String>,
-    url: Option<String>,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -484,85 +432,124 @@ struct RawSource {
 // ---------------------------------------------------------------------------------------------
 
 /// Prints, once per question, what the answer was, so a run shows the benches measure real work.
-fn describe_answer(label: &str, library: &Library, question: &str) {
-    let answer = library.ask(question, LIMIT).unwrap();
+fn describe_answer(label: &str, answer: &Answer<'_>) {
     eprintln!(
-        "{label}: {question:?} -> {} (no_close_match: {}, evidence strong {:?} weak {} unknown {})",
+        "{label}: {:?} -> {} (no_close_match: {}, gate margin {:.3})",
+        answer.question,
         answer
             .matches
             .iter()
-            .map(|m| format!("{} {:.2}", m.insight.id, m.score))
+            .map(|m| format!("{} {:.3}", m.insight.id, m.score))
             .collect::<Vec<_>>()
             .join(", "),
         answer.no_close_match,
-        answer.evidence.strong,
-        answer.evidence.weak.len(),
-        answer.evidence.unknown.len(),
+        answer.explanation.verdict.margin,
     );
+}
+
+/// The process's resident set size in bytes (Linux), for the model's memory figure.
+fn resident_bytes() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kb: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kb * 1024.0)
+}
+
+/// A deterministic pseudo-random unit vector: stands for an embedded document at scale.
+fn random_unit(rng: &mut StdRng) -> Vector {
+    let mut v = [0f32; DIM];
+    for x in v.iter_mut() {
+        *x = rng.gen::<f32>() - 0.5;
+    }
+    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    v.map(|x| x / norm)
 }
 
 fn main() {
     let mut c = Criterion::default().configure_from_args();
 
+    let searcher_cell = OnceCell::new();
+    let searcher = || {
+        searcher_cell.get_or_init(|| {
+            let before = resident_bytes();
+            let embedder = Embedder::load_repository_model().unwrap();
+            let cache = VectorCache::in_memory(embedder.fingerprint());
+            let searcher = Searcher::new(Arc::new(embedder), Arc::new(cache)).unwrap();
+            if let (Some(before), Some(after)) = (before, resident_bytes()) {
+                eprintln!(
+                    "memory: the embedding model loaded (f32 weights, anchors embedded): resident \
+                     set +{:.0} MiB",
+                    mib(after - before)
+                );
+            }
+            searcher
+        })
+    };
+    let shipped_cell = OnceCell::new();
+    let shipped_catalog = || {
+        shipped_cell.get_or_init(|| Catalog::new(Arc::new(shipped()), searcher().clone()).unwrap())
+    };
     // Built on first use, so that a filtered run (`cargo bench --bench search -- ask/shipped`)
-    // does not generate or index 100,000 insights.
-    let shipped_library = OnceCell::new();
-    let shipped = || shipped_library.get_or_init(shipped);
+    // does not generate 100,000 insights.
     let corpus_cell = OnceCell::new();
-    let corpus = || corpus_cell.get_or_init(|| generate(shipped()));
+    let corpus = || corpus_cell.get_or_init(|| generate(&shipped()));
     let library_cell = OnceCell::new();
     let library_100k = || {
         library_cell.get_or_init(|| {
             let corpus = corpus();
             let started = Instant::now();
-            let (library, peak, retained) =
-                measure_heap(|| Library::from_sources(&corpus.sources).unwrap());
-            let elapsed = started.elapsed();
+            let library = Library::from_sources(&corpus.sources).unwrap();
             eprintln!(
-                "memory: load+index {} insights: peak heap {:.1} MiB, retained {:.1} MiB \
-                 (heap growth during Library::from_sources, not counting the {:.1} MiB of TOML \
-                 text it reads; one untimed-by-criterion load took {elapsed:.2?})",
+                "load: {} insights from {:.1} MiB of TOML in {:.2?}",
                 library.len(),
-                mib(peak as f64),
-                mib(retained as f64),
                 mib(corpus.toml_bytes as f64),
+                started.elapsed()
             );
             library
         })
     };
-    let documents_cell = OnceCell::new();
-    let bm25_documents =
-        || documents_cell.get_or_init(|| corpus().insights.iter().map(bm25_document).collect());
-    let engine_cell = OnceCell::new();
-    let bm25_engine = || {
-        engine_cell.get_or_init(|| {
-            let documents: &Vec<String> = bm25_documents();
-            let started = Instant::now();
-            let (engine, peak, retained) = measure_heap(|| build_bm25(documents));
+    let index_cell = OnceCell::new();
+    let index_100k = || {
+        index_cell.get_or_init(|| {
+            let library = library_100k();
+            let (index, peak, retained) = measure_heap(|| {
+                let mut rng = StdRng::seed_from_u64(SEED);
+                let docs: Vec<(u32, Vector)> = (0..library.len() as u32)
+                    .flat_map(|owner| (0..3).map(move |_| owner))
+                    .map(|owner| (owner, random_unit(&mut rng)))
+                    .collect();
+                let semantic = SemanticIndex::from_documents(library.len(), &docs);
+                SearchIndex::from_parts(library.insights(), semantic)
+            });
             eprintln!(
-                "memory: bm25 crate SearchEngine over {} insights: peak heap {:.1} MiB, retained \
-                 {:.1} MiB (not counting the {:.1} MiB of input documents; build took {:.2?})",
-                documents.len(),
+                "memory: index of {} insights ({} document vectors + lexical): peak heap {:.1} \
+                 MiB, retained {:.1} MiB",
+                library.len(),
+                index.documents(),
                 mib(peak as f64),
-                mib(retained as f64),
-                mib(documents.iter().map(String::len).sum::<usize>() as f64),
-                started.elapsed(),
+                mib(retained as f64)
             );
-            engine
+            index
         })
     };
 
-    // ---- ask on the shipped collection ----
+    // ---- ask on the shipped collection, the question's embedding included ----
     {
         let mut group = c.benchmark_group("ask/shipped");
         for &(name, question) in QUESTIONS {
             let mut described = false;
             group.bench_function(name, |b| {
-                let library = shipped();
+                let catalog = shipped_catalog();
                 if !std::mem::replace(&mut described, true) {
-                    describe_answer("ask/shipped", library, question);
+                    describe_answer("ask/shipped", &catalog.ask(question, LIMIT).unwrap());
                 }
-                b.iter(|| library.ask(black_box(question), LIMIT).unwrap())
+                b.iter(|| catalog.ask(black_box(question), LIMIT).unwrap())
             });
         }
         group.finish();
@@ -574,13 +561,37 @@ fn main() {
         for &(name, question) in QUESTIONS {
             let mut described = false;
             group.bench_function(name, |b| {
-                let library = library_100k();
+                let (library, index, searcher) = (library_100k(), index_100k(), searcher());
                 if !std::mem::replace(&mut described, true) {
-                    describe_answer("ask/100k", library, question);
+                    let answer = searcher
+                        .ask(index, library.insights(), question, LIMIT)
+                        .unwrap();
+                    describe_answer("ask/100k", &answer);
                 }
-                b.iter(|| library.ask(black_box(question), LIMIT).unwrap())
+                b.iter(|| {
+                    searcher
+                        .ask(index, library.insights(), black_box(question), LIMIT)
+                        .unwrap()
+                })
             });
         }
+        group.finish();
+    }
+
+    // ---- embedding a new insight ----
+    {
+        let mut group = c.benchmark_group("embed");
+        group.bench_function("new_insight", |b| {
+            let searcher = searcher();
+            let mut new = shipped().insights()[5].clone();
+            new.asks.truncate(2);
+            let docs: Vec<String> = semantic::documents(&new)
+                .into_iter()
+                .map(|(_, text)| text)
+                .collect();
+            let refs: Vec<&str> = docs.iter().map(String::as_str).collect();
+            b.iter(|| searcher.embedder().embed(black_box(&refs)).unwrap())
+        });
         group.finish();
     }
 
@@ -592,80 +603,12 @@ fn main() {
         group.warm_up_time(Duration::from_secs(1));
         group.bench_function("from_sources", |b| {
             let corpus = corpus();
-            // The memory figures, measured once, outside the timed runs.
-            library_100k();
             b.iter_with_large_drop(|| Library::from_sources(black_box(&corpus.sources)).unwrap())
         });
-        group.bench_function("search_index_build", |b| {
+        group.bench_function("lexical_index_build", |b| {
             let library = library_100k();
-            b.iter_with_large_drop(|| SearchIndex::build(black_box(library.insights())))
+            b.iter_with_large_drop(|| LexicalIndex::build(black_box(library.insights())))
         });
-        group.finish();
-    }
-
-    // ---- TOML parsing alone ----
-    {
-        let mut group = c.benchmark_group("toml_parse/100k");
-        group.sample_size(10);
-        group.sampling_mode(SamplingMode::Flat);
-        group.warm_up_time(Duration::from_secs(1));
-        group.bench_function("value", |b| {
-            let corpus = corpus();
-            b.iter_with_large_drop(|| {
-                corpus
-                    .sources
-                    .iter()
-                    .map(|(_, text)| toml::from_str::<toml::Value>(black_box(text)).unwrap())
-                    .collect::<Vec<_>>()
-            })
-        });
-        group.bench_function("typed_spanned", |b| {
-            let corpus = corpus();
-            b.iter_with_large_drop(|| {
-                corpus
-                    .sources
-                    .iter()
-                    .map(|(_, text)| toml::from_str::<RawFile>(black_box(text)).unwrap())
-                    .collect::<Vec<_>>()
-            })
-        });
-        group.finish();
-    }
-
-    // ---- the bm25 crate over the same 100,000 insights ----
-    {
-        let mut group = c.benchmark_group("bm25_crate/index_100k");
-        group.sample_size(10);
-        group.sampling_mode(SamplingMode::Flat);
-        group.warm_up_time(Duration::from_secs(1));
-        group.bench_function("search_engine_build", |b| {
-            let documents = bm25_documents();
-            // The memory figures, measured once, outside the timed runs.
-            bm25_engine();
-            b.iter_with_large_drop(|| build_bm25(black_box(documents)))
-        });
-        group.finish();
-    }
-    {
-        let mut group = c.benchmark_group("bm25_crate/query_100k");
-        for &(name, question) in QUESTIONS {
-            let mut described = false;
-            group.bench_function(name, |b| {
-                let engine = bm25_engine();
-                if !std::mem::replace(&mut described, true) {
-                    let all = engine.search(question, None);
-                    eprintln!(
-                        "bm25_crate/query_100k: {question:?} -> {} documents scored, top {:?}",
-                        all.len(),
-                        all.iter()
-                            .take(LIMIT)
-                            .map(|r| (r.document.id, r.score))
-                            .collect::<Vec<_>>()
-                    );
-                }
-                b.iter(|| engine.search(black_box(question), LIMIT))
-            });
-        }
         group.finish();
     }
 

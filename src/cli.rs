@@ -10,7 +10,7 @@ use clap::{Args, Parser, Subcommand};
 use serde::Serialize;
 
 use crate::insights::search::Answer;
-use crate::insights::{Insight, Library};
+use crate::insights::{Catalog, Insight, Library};
 use crate::weekly::schedule::{format_rfc3339_z, WeeklySchedule};
 
 #[derive(Debug, Parser)]
@@ -49,6 +49,10 @@ pub struct AskArgs {
     /// How many insights to show, best first.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=25))]
     pub top: u16,
+    /// Show why: for each candidate its semantic similarity, the document that matched and its
+    /// lexical score, and the off-topic gate's decision.
+    #[arg(long)]
+    pub explain: bool,
     /// The question, in your own words.
     #[arg(required = true, num_args = 1.., value_name = "QUESTION")]
     pub question: Vec<String>,
@@ -143,12 +147,64 @@ fn write_insight(out: &mut impl Write, insight: &Insight) -> std::io::Result<()>
     writeln!(out, "  topics: {}", insight.topics.join(", "))
 }
 
-pub fn ask(library: &Library, args: &AskArgs, out: &mut impl Write) -> Result<(), CliError> {
+/// `ask --explain`: what the question became, the gate's reasoning and every candidate's evidence.
+fn write_explanation(out: &mut impl Write, answer: &Answer<'_>) -> std::io::Result<()> {
+    let e = &answer.explanation;
+    writeln!(out, "question as matched: {}", e.normalised)?;
+    for sentence in &e.sentences {
+        writeln!(out, "  sentence matched on its own: {sentence}")?;
+    }
+    let v = &e.verdict;
+    writeln!(
+        out,
+        "gate: {} (closest insight {:.3}, closest leadership question {:.3}, closest off-topic message {:.3}: {:?}; margin {:.3}, needed {:.3} and an insight at {:.3} or more)",
+        if v.on_topic { "on topic" } else { "no close match" },
+        v.insight_similarity,
+        v.anchor_similarity,
+        v.off_topic.1,
+        v.off_topic.0,
+        v.margin,
+        crate::insights::search::gate::MARGIN,
+        crate::insights::search::gate::FLOOR,
+    )?;
+    let words = |w: &[String]| {
+        if w.is_empty() {
+            "-".to_string()
+        } else {
+            w.join(" ")
+        }
+    };
+    writeln!(
+        out,
+        "lexical evidence: domain words {}, collection words {}, unknown {}",
+        words(&e.evidence.strong),
+        words(&e.evidence.weak),
+        words(&e.evidence.unknown)
+    )?;
+    writeln!(
+        out,
+        "candidates (score = similarity + {} x lexical):",
+        crate::insights::search::LEXICAL_WEIGHT
+    )?;
+    for c in &e.candidates {
+        writeln!(
+            out,
+            "  {:<28} score {:.3}  similarity {:.3} ({})  lexical {:.2} (bm25 {:.2})",
+            c.id, c.score, c.similarity, c.matched, c.lexical, c.bm25
+        )?;
+    }
+    writeln!(out)
+}
+
+pub fn ask(catalog: &Catalog, args: &AskArgs, out: &mut impl Write) -> Result<(), CliError> {
     let question = args.question.join(" ");
-    let answer = library.ask(&question, args.top as usize)?;
+    let answer = catalog.ask(&question, args.top as usize)?;
     if args.json {
         writeln!(out, "{}", answer_json(&answer))?;
         return Ok(());
+    }
+    if args.explain {
+        write_explanation(out, &answer)?;
     }
     if answer.no_close_match {
         writeln!(

@@ -143,6 +143,13 @@ pub struct Config {
     pub guild_id: Option<u64>,
     /// `DISCORD_API_BASE`: send REST calls here (a rate-limiting proxy, or a test's fake Discord).
     pub api_base: Option<String>,
+    /// `EMBEDDING_MODEL_PATH`: a folder with another copy of the embedding model; `None`: the
+    /// model built into the binary.
+    pub embedding_model_path: Option<PathBuf>,
+    /// `EMBEDDING_CACHE_DIR`: where embedded insights are cached between runs; `None` (the value
+    /// `off`) keeps them in memory only. Default: `$XDG_CACHE_HOME/insight-bot`, else
+    /// `~/.cache/insight-bot`.
+    pub embedding_cache: Option<PathBuf>,
 }
 
 impl Config {
@@ -189,6 +196,16 @@ impl Config {
             None => None,
             Some(base) => Some(parse_api_base(&base)?),
         };
+        let embedding_model_path = get("EMBEDDING_MODEL_PATH").map(PathBuf::from);
+        let embedding_cache = match get("EMBEDDING_CACHE_DIR") {
+            Some(dir) if dir.trim().eq_ignore_ascii_case("off") => None,
+            Some(dir) => Some(PathBuf::from(dir)),
+            None => lookup("XDG_CACHE_HOME")
+                .filter(|d| !d.trim().is_empty())
+                .map(PathBuf::from)
+                .or_else(|| lookup("HOME").map(|home| PathBuf::from(home).join(".cache")))
+                .map(|dir| dir.join("insight-bot")),
+        };
         Ok(Config {
             discord_token,
             insights_path,
@@ -196,6 +213,8 @@ impl Config {
             database,
             guild_id,
             api_base,
+            embedding_model_path,
+            embedding_cache,
         })
     }
 }
@@ -356,6 +375,8 @@ mod tests {
         let c = config(&[]).unwrap();
         assert_eq!(c.insights_path, None);
         assert!(c.builtin_insights);
+        assert_eq!(c.embedding_model_path, None);
+        assert_eq!(c.embedding_cache, None, "no HOME in this lookup");
         assert_eq!(
             c.database,
             DatabaseUrl::Sqlite(PathBuf::from("insight-bot.db"))
@@ -394,6 +415,29 @@ mod tests {
             assert_eq!(err.variable, name, "{value}");
             assert!(err.to_string().starts_with(name), "{err}");
         }
+    }
+
+    #[test]
+    fn the_embedding_cache_defaults_to_the_users_cache_folder_and_can_be_off() {
+        let c = config(&[("HOME", "/home/ada")]).unwrap();
+        assert_eq!(
+            c.embedding_cache,
+            Some(PathBuf::from("/home/ada/.cache/insight-bot"))
+        );
+        let c = config(&[("HOME", "/home/ada"), ("XDG_CACHE_HOME", "/var/cache/me")]).unwrap();
+        assert_eq!(
+            c.embedding_cache,
+            Some(PathBuf::from("/var/cache/me/insight-bot"))
+        );
+        let c = config(&[("HOME", "/home/ada"), ("EMBEDDING_CACHE_DIR", "off")]).unwrap();
+        assert_eq!(c.embedding_cache, None);
+        let c = config(&[
+            ("EMBEDDING_CACHE_DIR", "/srv/cache"),
+            ("EMBEDDING_MODEL_PATH", "/srv/model"),
+        ])
+        .unwrap();
+        assert_eq!(c.embedding_cache, Some(PathBuf::from("/srv/cache")));
+        assert_eq!(c.embedding_model_path, Some(PathBuf::from("/srv/model")));
     }
 
     #[test]

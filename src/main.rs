@@ -10,8 +10,11 @@ use clap::Parser;
 use insight_bot::bot::{self, BotError, BotSettings};
 use insight_bot::cli::{self, Cli, CliError, Command};
 use insight_bot::config::Config;
+use insight_bot::embedding::cache::VectorCache;
+use insight_bot::embedding::{Embedder, ModelFiles, MODEL_DIR};
 use insight_bot::insights::library::LoadError;
-use insight_bot::insights::Library;
+use insight_bot::insights::search::Searcher;
+use insight_bot::insights::{Catalog, Library};
 use insight_bot::store::Store;
 use insight_bot::weekly::clock::SystemClock;
 use insight_bot::weekly::poster::PosterOptions;
@@ -56,6 +59,44 @@ fn load_library(config: &Config) -> Result<Library, CliError> {
     )
 }
 
+/// The embedding model's files, built into the binary (and only into it: test binaries that link
+/// the library do not carry 45 MB each), so that an installed `insight-bot` needs nothing beside
+/// it. `EMBEDDING_MODEL_PATH` loads another copy instead.
+const BUILTIN_MODEL: ModelFiles<'static> = ModelFiles {
+    config: include_bytes!("../models/all-MiniLM-L6-v2/config.json"),
+    sentence_config: include_bytes!("../models/all-MiniLM-L6-v2/sentence_bert_config.json"),
+    vocab: include_bytes!("../models/all-MiniLM-L6-v2/vocab.txt"),
+    weights: include_bytes!("../models/all-MiniLM-L6-v2/model.safetensors"),
+};
+
+/// The model (built in, or `EMBEDDING_MODEL_PATH`) with its vector cache and the gate's anchors.
+fn load_searcher(config: &Config) -> Result<Searcher, CliError> {
+    let embedder = match &config.embedding_model_path {
+        Some(dir) => {
+            Embedder::load_dir(dir).map_err(|e| CliError(format!("EMBEDDING_MODEL_PATH: {e}")))?
+        }
+        None => Embedder::from_files(
+            BUILTIN_MODEL,
+            &std::path::Path::new("(built in)").join(MODEL_DIR),
+        )
+        .map_err(|e| CliError(format!("the built-in embedding model: {e}")))?,
+    };
+    let fingerprint = embedder.fingerprint();
+    let cache = match &config.embedding_cache {
+        Some(dir) => VectorCache::open(dir, fingerprint),
+        None => VectorCache::in_memory(fingerprint),
+    };
+    Searcher::new(Arc::new(embedder), Arc::new(cache))
+        .map_err(|e| CliError(format!("the embedding model: {e}")))
+}
+
+/// The collection, indexed for questions.
+fn load_catalog(config: &Config) -> Result<Catalog, CliError> {
+    let library = Arc::new(load_library(config)?);
+    Catalog::new(library, load_searcher(config)?)
+        .map_err(|e| CliError(format!("cannot index the insight collection: {e}")))
+}
+
 /// Where the collection comes from, for logs and `check`.
 fn collection_origin(config: &Config) -> String {
     let builtin = format!(
@@ -76,11 +117,11 @@ fn run_bot(config: Config) -> Result<(), CliError> {
         .discord_token
         .clone()
         .ok_or_else(|| CliError(BotError::MissingToken.to_string()))?;
-    let library = load_library(&config)?;
+    let catalog = load_catalog(&config)?;
     tracing::info!(
-        insights = library.len(),
+        insights = catalog.library().len(),
         from = %collection_origin(&config),
-        "loaded the insight collection"
+        "loaded and indexed the insight collection"
     );
     // Opened before connecting: a corrupt or unreadable database, or an unreachable PostgreSQL
     // server, stops start-up here.
@@ -89,7 +130,7 @@ fn run_bot(config: Config) -> Result<(), CliError> {
     tracing::info!(database = %store.describe(), "opened the state database");
     let settings = BotSettings {
         token,
-        library: Arc::new(library),
+        catalog: Arc::new(catalog),
         guild_id: config.guild_id,
         api_base: config.api_base.clone(),
         store,
@@ -117,7 +158,7 @@ fn execute(cli: Cli) -> Result<ExitCode, CliError> {
     let mut out = stdout.lock();
     match cli.command.unwrap_or(Command::Run) {
         Command::Run => run_bot(config)?,
-        Command::Ask(args) => cli::ask(&load_library(&config)?, &args, &mut out)?,
+        Command::Ask(args) => cli::ask(&load_catalog(&config)?, &args, &mut out)?,
         Command::Random(args) => cli::random(&load_library(&config)?, &args, &mut out)?,
         Command::Topics => cli::topics(&load_library(&config)?, &mut out)?,
         Command::Check => cli::check(

@@ -99,7 +99,8 @@ async fn advice_answers_with_the_best_insight_and_related_titles() {
     let best = lib
         .get("trust-and-delegate")
         .expect("the shipped collection");
-    let expected = lib.ask(question, 3).expect("a question");
+    let catalog = catalog();
+    let expected = catalog.ask(question, 3).expect("a question");
 
     let interaction = advice(question, None).build();
     let callback = ask(&fake, &interaction).await;

@@ -29,8 +29,8 @@ async fn a_dm_question_gets_the_same_answer_as_advice() {
     let fake = FakeDiscord::start().await;
     let bot = start_bot(&fake).await;
     let question = "How do I delegate effectively?";
-    let lib = library();
-    let expected = lib.ask(question, 3).expect("a question");
+    let catalog = catalog();
+    let expected = catalog.ask(question, 3).expect("a question");
     let best = expected
         .matches
         .first()

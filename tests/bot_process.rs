@@ -27,6 +27,10 @@ fn spawn_bot(fake: &FakeDiscord, dir: &std::path::Path) -> Child {
             format!("sqlite://{}", dir.join("state.db").display()),
         )
         .env_remove("INSIGHTS_PATH")
+        .env(
+            "EMBEDDING_CACHE_DIR",
+            concat!(env!("CARGO_TARGET_TMPDIR"), "/vectors"),
+        )
         .env_remove("DISCORD_GUILD_ID")
         // Everything, serenity's and reqwest's debug output included: the token must not show.
         .env("RUST_LOG", "debug")
@@ -104,7 +108,7 @@ async fn runs_answers_and_stops_on(signal: &str) {
         "{printed}"
     );
     assert!(
-        printed.contains("loaded the insight collection"),
+        printed.contains("loaded and indexed the insight collection"),
         "{printed}"
     );
     assert!(
@@ -139,6 +143,10 @@ fn a_missing_token_is_exit_2_naming_the_variable() {
         .current_dir(dir.path())
         .env_remove("DISCORD_TOKEN")
         .env_remove("INSIGHTS_PATH")
+        .env(
+            "EMBEDDING_CACHE_DIR",
+            concat!(env!("CARGO_TARGET_TMPDIR"), "/vectors"),
+        )
         .env("DISCORD_API_BASE", "http://127.0.0.1:9")
         .output()
         .unwrap();
@@ -162,6 +170,10 @@ async fn a_rejected_token_is_exit_2_and_not_echoed() {
             format!("sqlite://{}", dir.path().join("s.db").display()),
         )
         .env_remove("INSIGHTS_PATH")
+        .env(
+            "EMBEDDING_CACHE_DIR",
+            concat!(env!("CARGO_TARGET_TMPDIR"), "/vectors"),
+        )
         .env("RUST_LOG", "debug")
         .stdout(log_file(dir.path(), "stdout.log"))
         .stderr(log_file(dir.path(), "stderr.log"))
@@ -187,6 +199,10 @@ fn a_corrupt_database_stops_start_up_and_is_left_alone() {
         .env("DISCORD_TOKEN", TOKEN)
         .env("DATABASE_URL", format!("sqlite://{}", db.display()))
         .env_remove("INSIGHTS_PATH")
+        .env(
+            "EMBEDDING_CACHE_DIR",
+            concat!(env!("CARGO_TARGET_TMPDIR"), "/vectors"),
+        )
         .env("DISCORD_API_BASE", "http://127.0.0.1:9")
         .output()
         .unwrap();

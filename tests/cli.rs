@@ -13,6 +13,10 @@ fn run_in(binary: &Path, insights: Option<&str>, args: &[&str]) -> Output {
     command
         .args(args)
         .env_remove("INSIGHTS_PATH")
+        .env(
+            "EMBEDDING_CACHE_DIR",
+            concat!(env!("CARGO_TARGET_TMPDIR"), "/vectors"),
+        )
         .env_remove("INSIGHTS_BUILTIN")
         .env_remove("RUST_LOG")
         .env_remove("DISCORD_TOKEN")
@@ -307,6 +311,8 @@ fn the_shipped_example_env_lists_every_variable() {
         "DATABASE_URL",
         "DISCORD_GUILD_ID",
         "DISCORD_API_BASE",
+        "EMBEDDING_MODEL_PATH",
+        "EMBEDDING_CACHE_DIR",
         "RUST_LOG",
     ] {
         assert!(
@@ -314,4 +320,23 @@ fn the_shipped_example_env_lists_every_variable() {
             "{var} missing from .env.example"
         );
     }
+}
+
+#[test]
+fn ask_explain_shows_the_evidence_and_the_gate() {
+    let o = run(&["ask", "--explain", "new EM, cant stop micromanagin my team tbh"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(
+        out.contains("question as matched: new engineering manager, cannot stop micromanagin my team to be honest"),
+        "{out}"
+    );
+    assert!(out.contains("gate: on topic"), "{out}");
+    assert!(out.contains("closest off-topic message"), "{out}");
+    assert!(out.contains("trust-and-delegate"), "{out}");
+    assert!(out.contains("similarity"), "{out}");
+    let off = run(&["ask", "--explain", "who directed the new dune movie?"]);
+    let out = stdout(&off);
+    assert!(out.contains("gate: no close match"), "{out}");
+    assert!(out.contains("No close match"), "{out}");
 }

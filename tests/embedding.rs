@@ -227,3 +227,43 @@ fn related_texts_are_closer_than_unrelated_ones() {
         .unwrap();
     assert!(cosine(&v[0], &v[1]) > cosine(&v[0], &v[2]) + 0.2);
 }
+
+#[test]
+fn the_shipped_vectors_match_the_model_and_the_current_texts() {
+    use insight_bot::embedding::cache::VectorCache;
+    use insight_bot::insights::search::{shipped_texts, SHIPPED_VECTORS};
+    use insight_bot::insights::Library;
+    let e = embedder();
+    let texts = shipped_texts(Library::builtin().unwrap().insights());
+    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let file =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("src/insights/search/shipped_vectors.bin");
+    if std::env::var_os("INSIGHT_BOT_WRITE_SHIPPED_VECTORS").is_some() {
+        let cache = VectorCache::in_memory(e.fingerprint());
+        cache.embed(e, &refs).unwrap();
+        std::fs::write(&file, cache.export(&refs)).unwrap();
+        eprintln!("wrote {} vectors to {}", refs.len(), file.display());
+        return;
+    }
+    let shipped = VectorCache::in_memory(e.fingerprint());
+    let count = shipped.merge(SHIPPED_VECTORS).unwrap_or_else(|reason| {
+        panic!("the shipped vectors do not fit the model ({reason}): run INSIGHT_BOT_WRITE_SHIPPED_VECTORS=1 cargo test --test embedding shipped")
+    });
+    let missing: Vec<&&str> = refs.iter().filter(|t| shipped.get(t).is_none()).collect();
+    assert!(
+        missing.is_empty(),
+        "{} texts have no shipped vector (an anchor or a built-in insight changed): run INSIGHT_BOT_WRITE_SHIPPED_VECTORS=1 cargo test --test embedding shipped\n{missing:?}",
+        missing.len()
+    );
+    assert_eq!(
+        count,
+        refs.len(),
+        "the shipped file holds vectors of texts no longer used"
+    );
+    // A sample is embedded again: the shipped vectors are this model's.
+    let sample: Vec<&str> = refs.iter().step_by(97).copied().collect();
+    for (text, fresh) in sample.iter().zip(e.embed(&sample).unwrap()) {
+        let stored = shipped.get(text).unwrap();
+        assert!(cosine(&stored, &fresh) > 0.9999, "{text:?}");
+    }
+}

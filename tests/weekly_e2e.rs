@@ -151,7 +151,7 @@ impl Harness {
         let identifies = self.fake.gateway_stats().identifies;
         let settings = BotSettings {
             token: Token::parse(TOKEN).expect("the fake's token parses"),
-            library: library(),
+            catalog: support::bot::catalog(),
             guild_id: None,
             api_base: Some(self.fake.base_url()),
             store: self.store.clone(),

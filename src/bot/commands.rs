@@ -5,6 +5,7 @@
 //! by [`super::render`]. All are usable in servers and in DMs with the bot. None does I/O beyond
 //! its reply, so all answer well inside Discord's 3 seconds without deferring.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use poise::serenity_prelude as serenity;
@@ -77,19 +78,38 @@ pub async fn budget_check(ctx: Context<'_>) -> Result<bool, Error> {
     }
 }
 
-/// Answers `question` the way `/advice` and DMs do; `Err` is a message for the user.
-pub fn answer_question(data: &Data, question: &str) -> Result<render::Reply, String> {
-    let answer = data.library.ask(question, 3).map_err(|e| match e {
-        AskError::Empty => {
-            format!("Type a question after the command, for example `{ADVICE_EXAMPLE}`")
+/// Answers `question` the way `/advice` and DMs do; `Err` is a message for the user. Ranking
+/// embeds the question (milliseconds of CPU), so it runs on the blocking pool, never on the
+/// runtime's worker threads: a burst of questions cannot stall the gateway or other replies.
+pub async fn answer_question(data: &Data, question: &str) -> Result<render::Reply, String> {
+    let catalog = Arc::clone(&data.catalog);
+    let question = question.to_string();
+    let ranked = tokio::task::spawn_blocking(move || {
+        let answer = catalog.ask(&question, 3)?;
+        let fallback = if answer.no_close_match {
+            catalog
+                .library()
+                .random(None, None, &mut rand::thread_rng())
+        } else {
+            None
+        };
+        Ok::<_, AskError>(render::answer(&answer, fallback))
+    })
+    .await;
+    match ranked {
+        Ok(Ok(reply)) => Ok(reply),
+        Ok(Err(AskError::Empty)) => Err(format!(
+            "Type a question after the command, for example `{ADVICE_EXAMPLE}`"
+        )),
+        Ok(Err(e)) => {
+            tracing::error!("answering a question failed: {e}");
+            Err("Sorry, I could not read that question. Please try again in other words.".into())
         }
-    })?;
-    let fallback = if answer.no_close_match {
-        data.library.random(None, None, &mut rand::thread_rng())
-    } else {
-        None
-    };
-    Ok(render::answer(&answer, fallback))
+        Err(e) => {
+            tracing::error!("the answering task failed: {e}");
+            Err("Sorry, something went wrong while answering. Please try again in a moment.".into())
+        }
+    }
 }
 
 /// Ask for advice: the most relevant insight for your question.
@@ -105,7 +125,7 @@ pub async fn advice(
     question: String,
     #[description = "Only you see the answer (default: false)"] private: Option<bool>,
 ) -> Result<(), Error> {
-    let reply = match answer_question(ctx.data(), &question) {
+    let reply = match answer_question(ctx.data(), &question).await {
         Ok(reply) => reply.to_poise(private.unwrap_or(false)),
         Err(hint) => ephemeral(hint),
     };

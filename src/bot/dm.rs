@@ -54,7 +54,7 @@ pub async fn handle_message(
         // Attachments, stickers or an embed alone: nothing to answer, but say what works.
         plain("Send me your question as text, for example: *How do I stop micromanaging my team?* — or `help` to see what I can do.".into())
     } else {
-        match answer_question(data, &message.content) {
+        match answer_question(data, &message.content).await {
             Ok(reply) => reply.to_message(),
             Err(hint) => plain(hint),
         }

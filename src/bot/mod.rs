@@ -32,7 +32,7 @@ use tokio::task::JoinHandle;
 
 use crate::config::Token;
 use crate::cooldown::Cooldown;
-use crate::insights::Library;
+use crate::insights::{Catalog, Library};
 use crate::store::Store;
 use crate::weekly::clock::Clock;
 use crate::weekly::poster::{Poster, PosterOptions};
@@ -52,7 +52,10 @@ const CLIENT_STOP_GRACE: Duration = Duration::from_secs(2);
 
 /// State shared by every command and event handler.
 pub struct Data {
+    /// The collection (random picks, topics, look-ups).
     pub library: Arc<Library>,
+    /// The collection indexed for questions (`/advice`, DMs).
+    pub catalog: Arc<Catalog>,
     /// Every person's reply budget ([`REPLIES_PER_MINUTE`]).
     pub cooldown: Mutex<Cooldown>,
     pub store: Store,
@@ -62,7 +65,8 @@ pub struct Data {
 /// What the bot needs to start.
 pub struct BotSettings {
     pub token: Token,
-    pub library: Arc<Library>,
+    /// The collection, indexed for questions.
+    pub catalog: Arc<Catalog>,
     /// Register commands in this server only (instant), instead of globally.
     pub guild_id: Option<u64>,
     /// Send REST calls (and ask for the gateway URL) here instead of discord.com.
@@ -268,7 +272,8 @@ async fn on_error(error: poise::FrameworkError<'_, Data, Error>) {
 }
 
 fn framework(settings: &BotSettings, poster: Arc<Poster>) -> poise::Framework<Data, Error> {
-    let library = Arc::clone(&settings.library);
+    let catalog = Arc::clone(&settings.catalog);
+    let library = Arc::clone(catalog.library());
     let store = settings.store.clone();
     let guild_id = settings.guild_id;
     poise::Framework::builder()
@@ -291,6 +296,7 @@ fn framework(settings: &BotSettings, poster: Arc<Poster>) -> poise::Framework<Da
                 register_commands(ctx, &framework.options().commands, guild_id).await;
                 Ok(Data {
                     library,
+                    catalog,
                     cooldown: Mutex::new(Cooldown::new(
                         REPLIES_PER_MINUTE,
                         Duration::from_secs(60),
@@ -375,7 +381,7 @@ pub async fn start(settings: BotSettings) -> Result<RunningBot, BotError> {
     .map_err(|e| BotError::Client(e.to_string()))?;
     let poster = Arc::new(Poster::new(
         settings.store.clone(),
-        Arc::clone(&settings.library),
+        Arc::clone(settings.catalog.library()),
         Arc::new(publisher),
         Arc::clone(&settings.clock),
         settings.poster_options.clone(),
@@ -485,7 +491,7 @@ async fn shutdown_signal() -> &'static str {
 /// `insight-bot run`: start the bot and run it until a signal.
 pub async fn run(settings: BotSettings) -> Result<(), BotError> {
     tracing::info!(
-        insights = settings.library.len(),
+        insights = settings.catalog.library().len(),
         api_base = settings
             .api_base
             .as_deref()

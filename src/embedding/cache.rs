@@ -25,14 +25,17 @@ const VERSION: u32 = 1;
 const HEADER: usize = 4 + 4 + 8 + 8;
 const ENTRY: usize = 16 + DIM * 4;
 
-/// A 128-bit key for a text: two independent 64-bit hashes, so that a collision (a wrong vector
-/// served for a text) is out of reach for any realistic collection.
+/// A 128-bit key for a text: two independent 64-bit hashes (FxHash and FNV-1a), so that a
+/// collision (a wrong vector served for a text) is out of reach for any realistic collection.
+/// Both are fixed algorithms, so keys stay valid across builds and Rust releases (the shipped
+/// vectors depend on it).
 fn key(text: &str) -> u128 {
     let mut fx = rustc_hash::FxHasher::default();
     text.hash(&mut fx);
-    let mut sip = std::hash::DefaultHasher::new();
-    text.hash(&mut sip);
-    (u128::from(fx.finish()) << 64) | u128::from(sip.finish())
+    let fnv = text.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    });
+    (u128::from(fx.finish()) << 64) | u128::from(fnv)
 }
 
 #[derive(Debug, Default)]
@@ -81,6 +84,29 @@ impl VectorCache {
             fingerprint,
             entries: Mutex::new(Entries { map, new: 0 }),
         }
+    }
+
+    /// Adds the entries of a cache file's bytes written for the same model (vectors shipped with
+    /// the program), without marking them as new: they are never written back. `Err` says why
+    /// the bytes were not used (another model, a damaged file).
+    pub fn merge(&self, bytes: &[u8]) -> Result<usize, String> {
+        let map = parse(bytes, self.fingerprint)?;
+        let count = map.len();
+        let mut entries = self.lock();
+        for (k, v) in map {
+            entries.map.entry(k).or_insert(v);
+        }
+        Ok(count)
+    }
+
+    /// The cache file's bytes for exactly the vectors of `texts` (to ship them), in memory.
+    pub fn export(&self, texts: &[&str]) -> Vec<u8> {
+        let entries = self.lock();
+        let map: HashMap<u128, Vector> = texts
+            .iter()
+            .filter_map(|t| entries.map.get(&key(t)).map(|v| (key(t), *v)))
+            .collect();
+        serialize(&map, self.fingerprint)
     }
 
     /// The file, when the cache is kept on disk.

@@ -18,7 +18,6 @@ use rand::Rng;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::search::{Answer, AskError, SearchIndex};
 use super::{
     is_slug, Insight, Source, MAX_ID_CHARS, MAX_SOURCE_CHARS, MAX_TEXT_CHARS, MAX_TITLE_CHARS,
 };
@@ -90,14 +89,13 @@ pub const BUILTIN_SOURCE: &str = include_str!("../../data/insights.toml");
 /// The name the built-in collection's problems and duplicate ids are reported under.
 pub const BUILTIN_NAME: &str = "data/insights.toml (built in)";
 
-/// The loaded collection and its search index.
+/// The loaded collection (answering questions needs a [`super::Catalog`] on top of it).
 #[derive(Debug)]
 pub struct Library {
     insights: Vec<Insight>,
     by_id: HashMap<String, usize>,
     /// Topic -> indices of its insights; a BTreeMap so listings are alphabetical.
     topics: BTreeMap<String, Vec<usize>>,
-    index: SearchIndex,
 }
 
 // ---- the file format, as parsed before validation ----
@@ -329,8 +327,8 @@ impl Library {
         Ok(Library::from_insights(insights))
     }
 
-    /// Builds the look-up tables and the search index for already validated insights.
-    fn from_insights(insights: Vec<Insight>) -> Library {
+    /// Builds the look-up tables for already validated insights.
+    pub fn from_insights(insights: Vec<Insight>) -> Library {
         let mut by_id = HashMap::with_capacity(insights.len());
         let mut topics: BTreeMap<String, Vec<usize>> = BTreeMap::new();
         for (i, insight) in insights.iter().enumerate() {
@@ -339,12 +337,10 @@ impl Library {
                 topics.entry(topic.clone()).or_default().push(i);
             }
         }
-        let index = SearchIndex::build(&insights);
         Library {
             insights,
             by_id,
             topics,
-            index,
         }
     }
 
@@ -402,11 +398,6 @@ impl Library {
             preferred.choose(rng)
         };
         choice.map(|&i| &self.insights[i])
-    }
-
-    /// Ranks the collection for a question: the one code path behind `ask`, `/advice` and DMs.
-    pub fn ask(&self, question: &str, limit: usize) -> Result<Answer<'_>, AskError> {
-        self.index.ask(&self.insights, question, limit)
     }
 }
 
@@ -630,8 +621,11 @@ source = { title = "A page", publisher = "RiffOn" }
 
     #[test]
     fn the_builtin_collection_is_the_data_file_and_operator_files_add_to_it() {
-        let on_disk = Library::load(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/data")))
-            .unwrap_or_else(|e| panic!("{e}"));
+        let on_disk = Library::load(Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/data/insights.toml"
+        )))
+        .unwrap_or_else(|e| panic!("{e}"));
         let builtin = Library::builtin().unwrap();
         assert_eq!(on_disk.insights(), builtin.insights());
 

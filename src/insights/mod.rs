@@ -1,14 +1,17 @@
 //! Insights: what one is ([`Insight`]), the collection that holds them ([`library`]: loading,
-//! validation, look-up, random picks), and how a question finds them ([`search`]).
+//! validation, look-up, random picks), how a question finds them ([`search`]), and a collection
+//! ready to answer ([`catalog`]: the collection, its index and the model).
 //!
-//! The types live here, above both `library` and `search`, so that neither imports the other's
-//! internals: `search` ranks `Insight`s, `library` owns them and an index built by `search`.
+//! The types live here, above `library` and `search`, so that neither imports the other:
+//! `search` ranks `Insight`s, `library` owns them, `catalog` puts the two together.
 
 use std::fmt;
 
+pub mod catalog;
 pub mod library;
 pub mod search;
 
+pub use catalog::Catalog;
 pub use library::Library;
 
 /// Discord: an embed description holds at most 4096 characters.

@@ -15,7 +15,10 @@ use std::time::Duration;
 
 use insight_bot::bot::{start, BotError, BotSettings, RunningBot};
 use insight_bot::config::Token;
-use insight_bot::insights::Library;
+use insight_bot::embedding::cache::VectorCache;
+use insight_bot::embedding::Embedder;
+use insight_bot::insights::search::Searcher;
+use insight_bot::insights::{Catalog, Library};
 use insight_bot::store::Store;
 use insight_bot::weekly::clock::SystemClock;
 use insight_bot::weekly::poster::PosterOptions;
@@ -28,14 +31,41 @@ pub use insight_bot::bot::REPLIES_PER_MINUTE;
 use super::fake_discord::{FakeDiscord, TOKEN, WAIT};
 use super::payloads::{self, InteractionBuilder, APP_ID};
 
-/// The built-in collection, loaded once per test binary.
-pub fn library() -> Arc<Library> {
-    static LIBRARY: OnceLock<Arc<Library>> = OnceLock::new();
-    LIBRARY
+/// The built-in collection, indexed with the repository's model, once per test binary. Vectors
+/// are cached under the target folder, so only the first test binary of a build embeds them.
+pub fn catalog() -> Arc<Catalog> {
+    static CATALOG: OnceLock<Arc<Catalog>> = OnceLock::new();
+    CATALOG
         .get_or_init(|| {
-            Arc::new(Library::builtin().unwrap_or_else(|e| panic!("the built-in collection: {e}")))
+            let library =
+                Library::builtin().unwrap_or_else(|e| panic!("the built-in collection: {e}"));
+            Arc::new(
+                Catalog::new(Arc::new(library), searcher())
+                    .unwrap_or_else(|e| panic!("index the built-in collection: {e}")),
+            )
         })
         .clone()
+}
+
+/// The repository's embedding model with a vector cache under the target folder, once per test
+/// binary.
+pub fn searcher() -> Searcher {
+    static SEARCHER: OnceLock<Searcher> = OnceLock::new();
+    SEARCHER
+        .get_or_init(|| {
+            let embedder = Embedder::load_repository_model()
+                .unwrap_or_else(|e| panic!("the repository's embedding model: {e}"));
+            let cache_dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("vectors");
+            let cache = VectorCache::open(&cache_dir, embedder.fingerprint());
+            Searcher::new(Arc::new(embedder), Arc::new(cache))
+                .unwrap_or_else(|e| panic!("embed the gate's anchors: {e}"))
+        })
+        .clone()
+}
+
+/// The built-in collection, loaded once per test binary.
+pub fn library() -> Arc<Library> {
+    Arc::clone(catalog().library())
 }
 
 /// A running bot and the directory holding its state database (removed when dropped).
@@ -61,7 +91,7 @@ pub fn settings(
 ) -> BotSettings {
     BotSettings {
         token: Token::parse(token).unwrap_or_else(|e| panic!("token {token:?}: {e}")),
-        library: library(),
+        catalog: catalog(),
         guild_id,
         api_base: Some(fake.base_url()),
         store,
