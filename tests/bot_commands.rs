@@ -211,8 +211,16 @@ async fn advice_never_pings_and_keeps_long_questions_within_limits() {
     );
     // 1000 characters, nearly all markdown to escape: the echoed line stays within its
     // 200-character cut after escaping, and the answer within Discord's limits.
-    let callback = ask(&fake, &advice(&longest, None).build()).await;
-    let message = public_reply(&callback);
+    // Embedding a long question may take long enough that the bot defers and answers after.
+    let long_question = advice(&longest, None).build();
+    fake.dispatch("INTERACTION_CREATE", long_question.clone())
+        .await;
+    let message = answer_message(&fake, &long_question).await;
+    assert!(
+        !is_ephemeral(&message),
+        "expected a public reply: {message:#}"
+    );
+    assert_no_pings(&message);
     let content = message["content"].as_str().unwrap_or_default();
     let echoed = content.lines().next().unwrap_or_default();
     assert!(

@@ -5,8 +5,9 @@
 //! by [`super::render`]. All are usable in servers and in DMs with the bot. None does I/O beyond
 //! its reply, so all answer well inside Discord's 3 seconds without deferring.
 
+use std::future::Future;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use poise::serenity_prelude as serenity;
 use serenity::{
@@ -17,6 +18,32 @@ use serenity::{
 use super::render::{self, no_pings};
 use super::{Context, Data, Error};
 use crate::insights::search::AskError;
+
+/// How long a command works before it defers its answer: Discord drops an interaction that is not
+/// acknowledged within 3 s. Most answers take milliseconds and go out in one request; a long
+/// question's embedding, or a store call waiting for a lock held by another process, can take
+/// longer, and then the command defers first and answers when ready.
+const DEFER_AFTER: Duration = Duration::from_millis(1500);
+
+/// Awaits `work`, first deferring the command's answer (ephemeral or not, as the answer will be)
+/// if `work` takes longer than [`DEFER_AFTER`], so the interaction is acknowledged in time.
+pub async fn answer_in_time<T>(
+    ctx: Context<'_>,
+    ephemeral: bool,
+    work: impl Future<Output = T>,
+) -> Result<T, Error> {
+    tokio::pin!(work);
+    tokio::select! {
+        done = &mut work => return Ok(done),
+        _ = tokio::time::sleep(DEFER_AFTER) => {}
+    }
+    if ephemeral {
+        ctx.defer_ephemeral().await?;
+    } else {
+        ctx.defer().await?;
+    }
+    Ok(work.await)
+}
 
 /// The example shown whenever someone needs to know what to type.
 const ADVICE_EXAMPLE: &str = "/advice question: How do I stop micromanaging my team?";
@@ -125,8 +152,10 @@ pub async fn advice(
     question: String,
     #[description = "Only you see the answer (default: false)"] private: Option<bool>,
 ) -> Result<(), Error> {
-    let reply = match answer_question(ctx.data(), &question).await {
-        Ok(reply) => reply.to_poise(private.unwrap_or(false)),
+    let private = private.unwrap_or(false);
+    let answered = answer_in_time(ctx, private, answer_question(ctx.data(), &question)).await?;
+    let reply = match answered {
+        Ok(reply) => reply.to_poise(private),
         Err(hint) => ephemeral(hint),
     };
     ctx.send(reply).await?;

@@ -10,7 +10,6 @@
 //! 429 into an error without its `retry_after`, and the poster needs the status (403/404 pause a
 //! schedule, 5xx retry, 429 waits) to follow Discord's rules.
 
-use std::future::Future;
 use std::time::Duration;
 
 use chrono::Utc;
@@ -18,10 +17,11 @@ use chrono_tz::Tz;
 use poise::serenity_prelude as serenity;
 use serenity::{ChannelType, Mentionable, Permissions};
 
-use super::commands::ephemeral;
+use super::commands::{answer_in_time, ephemeral};
 use super::render::{self, WEEKLY_TITLE};
 use super::{Context, Error};
 use crate::config::Token;
+use crate::sharding::Shards;
 use crate::weekly::poster::{Delivery, OutgoingPost, PublishError, PublishFuture, Publisher};
 use crate::weekly::schedule::{
     format_rfc3339_z, parse_time, parse_zone, weekday_name, WeekKey, WeeklySchedule,
@@ -75,25 +75,8 @@ pub async fn weekly(_ctx: Context<'_>) -> Result<(), Error> {
     Ok(())
 }
 
-/// How long a command waits for the store before it defers its answer: Discord drops an
-/// interaction that is not acknowledged within 3 s, and a store call can wait seconds for a lock
-/// held by another process. Most calls finish in a millisecond and answer in one request.
-const DEFER_AFTER: Duration = Duration::from_millis(1500);
-
 /// How long `/weekly post-now` waits for its post before saying it keeps trying in the background.
 const POST_NOW_WAIT: Duration = Duration::from_secs(10);
-
-/// Awaits `work`, first deferring the command's (ephemeral) answer if `work` takes longer than
-/// [`DEFER_AFTER`], so the interaction is acknowledged in time whatever the store is doing.
-async fn answer_in_time<T>(ctx: Context<'_>, work: impl Future<Output = T>) -> Result<T, Error> {
-    tokio::pin!(work);
-    tokio::select! {
-        done = &mut work => return Ok(done),
-        _ = tokio::time::sleep(DEFER_AFTER) => {}
-    }
-    ctx.defer_ephemeral().await?;
-    Ok(work.await)
-}
 
 /// IANA zones matching what has been typed, at most 25.
 async fn autocomplete_zone(
@@ -253,6 +236,7 @@ pub async fn show(ctx: Context<'_>) -> Result<(), Error> {
     let guild = guild_id.get();
     let stored = answer_in_time(
         ctx,
+        true,
         data.store
             .call(move |db| Ok((db.weekly(guild)?, db.last_post(guild)?))),
     )
@@ -311,6 +295,7 @@ pub async fn off(ctx: Context<'_>) -> Result<(), Error> {
     let (guild, now) = (guild_id.get(), data.poster.clock().now());
     let was_on = answer_in_time(
         ctx,
+        true,
         data.store.call(move |db| db.disable_weekly(guild, now)),
     )
     .await??;
@@ -337,7 +322,7 @@ pub async fn post_now(ctx: Context<'_>) -> Result<(), Error> {
     };
     let data = ctx.data();
     let guild = guild_id.get();
-    let settings = answer_in_time(ctx, data.store.call(move |db| db.weekly(guild))).await??;
+    let settings = answer_in_time(ctx, true, data.store.call(move |db| db.weekly(guild))).await??;
     let channel_id = match settings {
         Some(s) if s.enabled && s.failure.is_none() => s.channel_id,
         Some(s) if s.failure.is_some() => {
@@ -400,19 +385,20 @@ pub struct DiscordPublisher {
 const REQUEST_SPACING: Duration = Duration::from_millis(25);
 
 impl DiscordPublisher {
-    /// `request_timeout` bounds each request (connect, send, answer).
+    /// `request_timeout` bounds each request (connect, send, answer). The user agent names the
+    /// process's shards, so a proxy's log (or a test) can tell the processes of a bot apart.
     pub fn new(
         token: &Token,
         api_base: Option<&str>,
         bot_user_id: u64,
         request_timeout: Duration,
+        shards: Shards,
     ) -> Result<Self, reqwest::Error> {
         let client = reqwest::Client::builder()
             .timeout(request_timeout)
-            .user_agent(concat!(
-                "DiscordBot (https://github.com/insight-bot, ",
+            .user_agent(format!(
+                "DiscordBot (https://github.com/insight-bot, {}) insight-bot {shards}",
                 env!("CARGO_PKG_VERSION"),
-                ")"
             ))
             .build()?;
         Ok(DiscordPublisher {

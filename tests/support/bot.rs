@@ -186,6 +186,33 @@ pub async fn ask(fake: &FakeDiscord, interaction: &Value) -> super::RecordedRequ
     fake.wait_for_callback(interaction, WAIT).await
 }
 
+/// The message that answers `interaction`: its callback's data (type 4), or, when the bot deferred
+/// (type 5, as it does when an answer takes more than a second and a half), the follow-up or edit
+/// that completes it.
+pub async fn answer_message(fake: &FakeDiscord, interaction: &Value) -> Value {
+    let callback = fake.wait_for_callback(interaction, WAIT).await;
+    assert_eq!(callback.status, 204, "{}", callback.describe());
+    match callback.json()["type"].as_u64() {
+        Some(4) => callback.json()["data"].clone(),
+        Some(5) => {
+            let token = interaction["token"].as_str().expect("token");
+            let webhook = format!("/webhooks/{APP_ID}/{token}");
+            fake.wait_for_request(
+                &format!("the message completing the deferred interaction ({webhook})"),
+                WAIT,
+                |r| r.is("*", &webhook) && r.method != "GET",
+            )
+            .await
+            .json()
+            .clone()
+        }
+        other => panic!(
+            "unexpected callback type {other:?}: {}",
+            callback.body_text()
+        ),
+    }
+}
+
 /// A callback's `data` (the message), after checking it was accepted with `callback_type`.
 pub fn callback_message(callback: &super::RecordedRequest, callback_type: u64) -> Value {
     assert_eq!(

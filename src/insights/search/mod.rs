@@ -44,8 +44,9 @@ pub const MAX_ANALYSED_CHARS: usize = 4000;
 
 /// A message with more words than this is also matched sentence by sentence.
 const LONG_MESSAGE_WORDS: usize = 30;
-/// At most this many sentences of a long message are embedded (the first ones).
-const MAX_SENTENCES: usize = 8;
+/// At most this many sentences of a long message are embedded (the first ones): each costs a
+/// forward pass of the model.
+const MAX_SENTENCES: usize = 5;
 /// Lexical candidates considered beside the semantic ones.
 const LEXICAL_CANDIDATES: usize = 50;
 /// Candidates kept in an answer's explanation.
