@@ -9,6 +9,8 @@
 use std::fmt;
 use std::path::PathBuf;
 
+pub use crate::sharding::Shards;
+
 /// The default state database, created next to where the bot runs.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://insight-bot.db";
 
@@ -143,6 +145,8 @@ pub struct Config {
     pub guild_id: Option<u64>,
     /// `DISCORD_API_BASE`: send REST calls here (a rate-limiting proxy, or a test's fake Discord).
     pub api_base: Option<String>,
+    /// `SHARDS` (`auto`, the default, or a count) or `SHARD_RANGE` with `SHARD_TOTAL`.
+    pub shards: Shards,
     /// `EMBEDDING_MODEL_PATH`: a folder with another copy of the embedding model; `None`: the
     /// model built into the binary.
     pub embedding_model_path: Option<PathBuf>,
@@ -196,6 +200,15 @@ impl Config {
             None => None,
             Some(base) => Some(parse_api_base(&base)?),
         };
+        let shards = parse_shards(get("SHARDS"), get("SHARD_RANGE"), get("SHARD_TOTAL"))?;
+        if shards.is_partial() && matches!(database, DatabaseUrl::Sqlite(_)) {
+            return Err(ConfigError {
+                variable: "SHARD_RANGE",
+                reason: format!(
+                    "{shards} means other processes run the other shards, and several processes cannot share one SQLite file: set DATABASE_URL to a PostgreSQL database (postgres://...), or run every shard in one process (SHARDS=auto)"
+                ),
+            });
+        }
         let embedding_model_path = get("EMBEDDING_MODEL_PATH").map(PathBuf::from);
         let embedding_cache = match get("EMBEDDING_CACHE_DIR") {
             Some(dir) if dir.trim().eq_ignore_ascii_case("off") => None,
@@ -213,9 +226,74 @@ impl Config {
             database,
             guild_id,
             api_base,
+            shards,
             embedding_model_path,
             embedding_cache,
         })
+    }
+}
+
+/// `SHARDS`, `SHARD_RANGE` and `SHARD_TOTAL` together.
+fn parse_shards(
+    shards: Option<String>,
+    range: Option<String>,
+    total: Option<String>,
+) -> Result<Shards, ConfigError> {
+    let error = |variable: &'static str, reason: String| ConfigError { variable, reason };
+    let count = |variable: &'static str, text: &str| {
+        text.trim()
+            .parse::<u32>()
+            .ok()
+            .filter(|&n| n > 0)
+            .ok_or_else(|| {
+                error(
+                    variable,
+                    format!("{text:?} is not a shard count (a number of 1 or more)"),
+                )
+            })
+    };
+    match (shards, range, total) {
+        (Some(_), Some(_), _) => Err(error(
+            "SHARDS",
+            "is set together with SHARD_RANGE: use SHARDS for a single process, or SHARD_RANGE with SHARD_TOTAL for one of several".into(),
+        )),
+        (Some(s), None, None) if s.trim().eq_ignore_ascii_case("auto") => Ok(Shards::Auto),
+        (Some(s), None, None) => Ok(Shards::All(count("SHARDS", &s)?)),
+        (Some(_), None, Some(_)) => Err(error(
+            "SHARD_TOTAL",
+            "is only used with SHARD_RANGE; with SHARDS the count is SHARDS itself".into(),
+        )),
+        (None, None, None) => Ok(Shards::Auto),
+        (None, None, Some(_)) => Err(error(
+            "SHARD_TOTAL",
+            "is set but SHARD_RANGE is not: set SHARD_RANGE to this process's shards, for example SHARD_RANGE=0-3".into(),
+        )),
+        (None, Some(_), None) => Err(error(
+            "SHARD_TOTAL",
+            "is not set: a SHARD_RANGE needs the total number of shards of all processes, for example SHARD_TOTAL=16".into(),
+        )),
+        (None, Some(r), Some(t)) => {
+            let total = count("SHARD_TOTAL", &t)?;
+            let bad_range = || {
+                error(
+                    "SHARD_RANGE",
+                    format!("{r:?} is not a shard range: write FIRST-LAST, both included, for example 4-7"),
+                )
+            };
+            let (first, last) = r.trim().split_once('-').ok_or_else(bad_range)?;
+            let first: u32 = first.trim().parse().map_err(|_| bad_range())?;
+            let last: u32 = last.trim().parse().map_err(|_| bad_range())?;
+            if first > last {
+                return Err(bad_range());
+            }
+            if last >= total {
+                return Err(error(
+                    "SHARD_RANGE",
+                    format!("{r:?} goes beyond SHARD_TOTAL={total}: shards are numbered 0 to {}", total - 1),
+                ));
+            }
+            Ok(Shards::Range { first, last, total })
+        }
     }
 }
 
@@ -410,6 +488,9 @@ mod tests {
             ("INSIGHTS_BUILTIN", "maybe"),
             ("INSIGHTS_BUILTIN", "off"),
             ("DISCORD_TOKEN", "not a token"),
+            ("SHARDS", "many"),
+            ("SHARDS", "0"),
+            ("SHARD_TOTAL", "16"),
         ] {
             let err = config(&[(name, value)]).unwrap_err();
             assert_eq!(err.variable, name, "{value}");
@@ -438,6 +519,61 @@ mod tests {
         .unwrap();
         assert_eq!(c.embedding_cache, Some(PathBuf::from("/srv/cache")));
         assert_eq!(c.embedding_model_path, Some(PathBuf::from("/srv/model")));
+    }
+
+    #[test]
+    fn shards_are_auto_a_count_or_a_range_within_the_total() {
+        let shards = |pairs: &[(&str, &str)]| config(pairs).map(|c| c.shards);
+        let pg = ("DATABASE_URL", "postgres://bot@db/insights");
+        assert_eq!(shards(&[]), Ok(Shards::Auto));
+        assert_eq!(shards(&[("SHARDS", "auto")]), Ok(Shards::Auto));
+        assert_eq!(shards(&[("SHARDS", "4")]), Ok(Shards::All(4)));
+        assert_eq!(
+            shards(&[("SHARD_RANGE", "4-7"), ("SHARD_TOTAL", "16"), pg]),
+            Ok(Shards::Range {
+                first: 4,
+                last: 7,
+                total: 16
+            })
+        );
+        // A range covering every shard is one process: SQLite is fine.
+        assert!(shards(&[("SHARD_RANGE", "0-1"), ("SHARD_TOTAL", "2")]).is_ok());
+        for (pairs, variable, says) in [
+            (
+                vec![("SHARD_RANGE", "4-7"), pg],
+                "SHARD_TOTAL",
+                "is not set",
+            ),
+            (
+                vec![("SHARD_RANGE", "4-16"), ("SHARD_TOTAL", "16"), pg],
+                "SHARD_RANGE",
+                "beyond SHARD_TOTAL=16",
+            ),
+            (
+                vec![("SHARD_RANGE", "7-4"), ("SHARD_TOTAL", "16"), pg],
+                "SHARD_RANGE",
+                "not a shard range",
+            ),
+            (
+                vec![("SHARD_RANGE", "a-b"), ("SHARD_TOTAL", "16"), pg],
+                "SHARD_RANGE",
+                "not a shard range",
+            ),
+            (
+                vec![("SHARDS", "2"), ("SHARD_RANGE", "0-1")],
+                "SHARDS",
+                "together",
+            ),
+            (
+                vec![("SHARD_RANGE", "0-7"), ("SHARD_TOTAL", "16")],
+                "SHARD_RANGE",
+                "cannot share one SQLite file",
+            ),
+        ] {
+            let err = config(&pairs).unwrap_err();
+            assert_eq!(err.variable, variable, "{pairs:?}: {err}");
+            assert!(err.reason.contains(says), "{pairs:?}: {err}");
+        }
     }
 
     #[test]

@@ -135,7 +135,10 @@ fn run_bot(config: Config) -> Result<(), CliError> {
         api_base: config.api_base.clone(),
         store,
         clock: Arc::new(SystemClock),
-        poster_options: PosterOptions::default(),
+        poster_options: PosterOptions {
+            shards: config.shards,
+            ..PosterOptions::default()
+        },
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

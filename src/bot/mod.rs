@@ -33,6 +33,7 @@ use tokio::task::JoinHandle;
 use crate::config::Token;
 use crate::cooldown::Cooldown;
 use crate::insights::{Catalog, Library};
+use crate::sharding::Shards;
 use crate::store::Store;
 use crate::weekly::clock::Clock;
 use crate::weekly::poster::{Poster, PosterOptions};
@@ -377,6 +378,7 @@ pub async fn start(settings: BotSettings) -> Result<RunningBot, BotError> {
         settings.api_base.as_deref(),
         bot_user.id.get(),
         settings.poster_options.request_timeout,
+        settings.poster_options.shards,
     )
     .map_err(|e| BotError::Client(e.to_string()))?;
     let poster = Arc::new(Poster::new(
@@ -399,7 +401,17 @@ pub async fn start(settings: BotSettings) -> Result<RunningBot, BotError> {
         .await
         .map_err(|e| BotError::Client(e.to_string()))?;
     let shard_manager = Arc::clone(&client.shard_manager);
-    let client_task = tokio::spawn(async move { client.start().await });
+    let shards = settings.poster_options.shards;
+    let client_task = tokio::spawn(async move {
+        match shards {
+            Shards::Auto => client.start_autosharded().await,
+            Shards::All(n) => client.start_shards(n).await,
+            // serenity's range includes its end: 4..7 starts shards 4, 5, 6 and 7.
+            Shards::Range { first, last, total } => {
+                client.start_shard_range(first..last, total).await
+            }
+        }
+    });
     // The weekly poster is started here, once, not from READY (which fires again after every
     // reconnect). It needs only REST, so it runs even while the gateway reconnects.
     let stop_poster = Arc::new(Notify::new());
@@ -491,6 +503,7 @@ async fn shutdown_signal() -> &'static str {
 /// `insight-bot run`: start the bot and run it until a signal.
 pub async fn run(settings: BotSettings) -> Result<(), BotError> {
     tracing::info!(
+        shards = %settings.poster_options.shards,
         insights = settings.catalog.library().len(),
         api_base = settings
             .api_base

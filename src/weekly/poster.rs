@@ -52,6 +52,7 @@ use tokio::sync::{oneshot, Notify, Semaphore};
 use tokio::task::AbortHandle;
 
 use crate::insights::{Insight, Library};
+use crate::sharding::Shards;
 use crate::store::{Claim, PostRecord, PostSource, Store, StoreError, WeeklySettings};
 use crate::weekly::clock::Clock;
 use crate::weekly::schedule::{Slot, WeekKey};
@@ -117,6 +118,9 @@ pub struct PosterOptions {
     /// have been lost after Discord created the message: the nonce and the channel check cover
     /// that). Used by the Discord publisher.
     pub request_timeout: Duration,
+    /// The shards of this process: it posts only for their servers (another process posts for
+    /// the others).
+    pub shards: Shards,
 }
 
 impl Default for PosterOptions {
@@ -129,6 +133,7 @@ impl Default for PosterOptions {
             max_rate_limit_wait: Duration::from_secs(60),
             max_rate_limits_per_wake: 5,
             request_timeout: Duration::from_secs(15),
+            shards: Shards::Auto,
         }
     }
 }
@@ -294,10 +299,14 @@ impl Poster {
     /// instant anything is due. It does not wait for the deliveries ([`Poster::wait_idle`] does).
     pub async fn tick(self: &Arc<Self>) -> PosterResult<Option<DateTime<Utc>>> {
         let now = self.clock.now();
-        let (active, unconfirmed) = self
+        let (mut active, mut unconfirmed) = self
             .store
             .call(|db| Ok((db.active_weeklies()?, db.unconfirmed_posts()?)))
             .await?;
+        // Only this process's shards' servers: another process posts for the others.
+        let shards = self.options.shards;
+        active.retain(|s| shards.owns(s.guild_id));
+        unconfirmed.retain(|r| shards.owns(r.guild_id));
         let busy: HashSet<SlotKey> = lock(&self.in_flight).keys().copied().collect();
         let held_back = {
             let mut held = lock(&self.held_back);
