@@ -37,6 +37,10 @@ pub enum Command {
     Topics,
     /// Validate the collection and print a summary.
     Check,
+    /// Validate the deployment settings (environment and .env) without connecting to Discord or
+    /// the database: the collection, the embedding model and its cache folder, the database URL,
+    /// the shards, the token's shape.
+    CheckConfig,
     /// Print the next weekly post instants (UTC) for a schedule.
     NextPosts(NextPostsArgs),
 }

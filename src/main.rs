@@ -9,7 +9,7 @@ use std::sync::Arc;
 use clap::Parser;
 use insight_bot::bot::{self, BotError, BotSettings};
 use insight_bot::cli::{self, Cli, CliError, Command};
-use insight_bot::config::Config;
+use insight_bot::config::{Config, DatabaseUrl};
 use insight_bot::embedding::cache::VectorCache;
 use insight_bot::embedding::{Embedder, ModelFiles, MODEL_DIR};
 use insight_bot::insights::library::LoadError;
@@ -123,6 +123,12 @@ fn run_bot(config: Config) -> Result<(), CliError> {
         from = %collection_origin(&config),
         "loaded and indexed the insight collection"
     );
+    // One process per SQLite file: a second one (a second shard range, or the same bot started
+    // twice) would double every answer and race the first for the file. Held until exit.
+    let _sqlite_lock = match &config.database {
+        DatabaseUrl::Sqlite(path) => Some(lock_sqlite_file(path)?),
+        DatabaseUrl::Postgres(_) => None,
+    };
     // Opened before connecting: a corrupt or unreadable database, or an unreachable PostgreSQL
     // server, stops start-up here.
     let store =
@@ -148,6 +154,115 @@ fn run_bot(config: Config) -> Result<(), CliError> {
     Ok(())
 }
 
+/// Takes the process lock of a SQLite database: a file beside it, locked for as long as this
+/// process runs (the operating system releases it when the process ends, however it ends).
+fn lock_sqlite_file(database: &std::path::Path) -> Result<std::fs::File, CliError> {
+    let lock_path = std::path::PathBuf::from(format!("{}.lock", database.display()));
+    if let Some(dir) = lock_path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| {
+            CliError(format!(
+                "DATABASE_URL: cannot create {}: {e}",
+                dir.display()
+            ))
+        })?;
+    }
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|e| {
+            CliError(format!(
+                "DATABASE_URL: cannot open {}: {e}",
+                lock_path.display()
+            ))
+        })?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(CliError(format!(
+            "DATABASE_URL: another insight-bot process is running on {} (it holds {}). Several processes cannot share one SQLite file: run every shard in one process, or set DATABASE_URL to a PostgreSQL database for several",
+            database.display(),
+            lock_path.display()
+        ))),
+        Err(std::fs::TryLockError::Error(e)) => Err(CliError(format!(
+            "DATABASE_URL: cannot lock {}: {e}",
+            lock_path.display()
+        ))),
+    }
+}
+
+/// `insight-bot check-config`: every deployment setting checked without connecting anywhere.
+fn check_config(config: &Config, out: &mut impl Write) -> Result<(), CliError> {
+    let token = match &config.discord_token {
+        Some(_) => "set (well-formed; Discord checks it at start-up)",
+        None => "NOT SET: `run` needs DISCORD_TOKEN",
+    };
+    writeln!(out, "DISCORD_TOKEN: {token}")?;
+    let library = load_library(config)?;
+    writeln!(
+        out,
+        "collection: {} insights from {}",
+        library.len(),
+        collection_origin(config)
+    )?;
+    let searcher = load_searcher(config)?;
+    let model = match &config.embedding_model_path {
+        Some(dir) => format!("EMBEDDING_MODEL_PATH={}", dir.display()),
+        None => "built in (all-MiniLM-L6-v2)".to_string(),
+    };
+    writeln!(out, "embedding model: {model}, loaded")?;
+    match &config.embedding_cache {
+        None => writeln!(out, "embedding cache: off (vectors kept in memory only)")?,
+        Some(dir) => {
+            let probe = dir.join(".insight-bot-write-test");
+            let writable = std::fs::create_dir_all(dir)
+                .and_then(|()| std::fs::write(&probe, b"ok"))
+                .and_then(|()| std::fs::remove_file(&probe));
+            match writable {
+                Ok(()) => writeln!(out, "embedding cache: {} (writable)", dir.display())?,
+                Err(e) => writeln!(
+                    out,
+                    "embedding cache: {} is NOT writable ({e}): vectors will be kept in memory only",
+                    dir.display()
+                )?,
+            }
+        }
+    }
+    drop(searcher);
+    let database = match &config.database {
+        DatabaseUrl::Sqlite(path) => format!(
+            "SQLite file {} (one process only; created when missing)",
+            path.display()
+        ),
+        DatabaseUrl::Postgres(_) => format!(
+            "PostgreSQL {} (not contacted by this check)",
+            config.database
+        ),
+    };
+    writeln!(out, "DATABASE_URL: {database}")?;
+    writeln!(out, "shards: {}", config.shards)?;
+    if config.shards.is_partial() {
+        writeln!(
+            out,
+            "  other processes must run the other shards with the same SHARD_TOTAL and DATABASE_URL; DMs arrive on shard 0"
+        )?;
+    }
+    writeln!(
+        out,
+        "Discord API: {}",
+        config.api_base.as_deref().unwrap_or("https://discord.com")
+    )?;
+    match config.guild_id {
+        Some(id) => writeln!(
+            out,
+            "commands: registered in server {id} only (DISCORD_GUILD_ID)"
+        )?,
+        None => writeln!(out, "commands: registered globally")?,
+    }
+    writeln!(out, "OK")?;
+    Ok(())
+}
+
 fn execute(cli: Cli) -> Result<ExitCode, CliError> {
     // A missing .env is normal; a broken one is reported. Variables already set win.
     if let Err(e) = dotenvy::dotenv() {
@@ -170,6 +285,7 @@ fn execute(cli: Cli) -> Result<ExitCode, CliError> {
             &mut out,
         )?,
         Command::NextPosts(args) => cli::next_posts(&args, &mut out)?,
+        Command::CheckConfig => check_config(&config, &mut out)?,
     }
     out.flush()?;
     Ok(ExitCode::SUCCESS)

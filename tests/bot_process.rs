@@ -358,3 +358,43 @@ async fn killed_between_send_and_commit_the_restart_posts_nothing_more() {
     );
     fake.assert_all_bodies_valid();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_process_on_the_same_sqlite_file_is_refused() {
+    let fake = FakeDiscord::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut first = spawn_bot(&fake, dir.path());
+    fake.wait_for_request("the first process's command registration", WAIT * 4, |r| {
+        r.is("PUT", &format!("/applications/{APP_ID}/commands")) && r.status == 200
+    })
+    .await;
+    let second_dir = tempfile::tempdir().unwrap();
+    let mut second = Command::new(env!("CARGO_BIN_EXE_insight-bot"))
+        .arg("run")
+        .current_dir(second_dir.path())
+        .env("DISCORD_TOKEN", TOKEN)
+        .env("DISCORD_API_BASE", fake.base_url())
+        .env(
+            "DATABASE_URL",
+            format!("sqlite://{}", dir.path().join("state.db").display()),
+        )
+        .env(
+            "EMBEDDING_CACHE_DIR",
+            concat!(env!("CARGO_TARGET_TMPDIR"), "/vectors"),
+        )
+        .env_remove("INSIGHTS_PATH")
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::null())
+        .stderr(log_file(second_dir.path(), "stderr.log"))
+        .spawn()
+        .expect("start a second insight-bot run");
+    let status = wait_exit(&mut second, "the second process").await;
+    let printed = output(second_dir.path());
+    assert_eq!(status.code(), Some(2), "{printed}");
+    assert!(
+        printed.contains("DATABASE_URL: another insight-bot process is running"),
+        "{printed}"
+    );
+    assert!(printed.contains("PostgreSQL"), "{printed}");
+    terminate(&mut first, dir.path()).await;
+}

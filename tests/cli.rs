@@ -256,7 +256,15 @@ fn bad_configuration_names_the_variable() {
 
 #[test]
 fn every_command_has_help() {
-    for cmd in ["ask", "random", "topics", "check", "run", "next-posts"] {
+    for cmd in [
+        "ask",
+        "random",
+        "topics",
+        "check",
+        "check-config",
+        "run",
+        "next-posts",
+    ] {
         let o = run(&[cmd, "--help"]);
         assert!(o.status.success(), "{cmd}");
         assert!(stdout(&o).contains("Usage: insight-bot"), "{cmd}");
@@ -324,7 +332,11 @@ fn the_shipped_example_env_lists_every_variable() {
 
 #[test]
 fn ask_explain_shows_the_evidence_and_the_gate() {
-    let o = run(&["ask", "--explain", "new EM, cant stop micromanagin my team tbh"]);
+    let o = run(&[
+        "ask",
+        "--explain",
+        "new EM, cant stop micromanagin my team tbh",
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let out = stdout(&o);
     assert!(
@@ -339,4 +351,44 @@ fn ask_explain_shows_the_evidence_and_the_gate() {
     let out = stdout(&off);
     assert!(out.contains("gate: no close match"), "{out}");
     assert!(out.contains("No close match"), "{out}");
+}
+
+#[test]
+fn check_config_validates_a_deployment_without_connecting() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_insight-bot"))
+        .arg("check-config")
+        .env(
+            "DATABASE_URL",
+            "postgres://bot:s3cret@db.internal:5432/insights",
+        )
+        .env("SHARD_RANGE", "2-3")
+        .env("SHARD_TOTAL", "4")
+        .env(
+            "EMBEDDING_CACHE_DIR",
+            concat!(env!("CARGO_TARGET_TMPDIR"), "/vectors"),
+        )
+        .env_remove("INSIGHTS_PATH")
+        .env_remove("DISCORD_TOKEN")
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(out.contains("shards: shards 2-3 of 4"), "{out}");
+    assert!(out.contains("not contacted"), "{out}");
+    assert!(!out.contains("s3cret"), "the password is printed: {out}");
+    assert!(out.contains("DISCORD_TOKEN: NOT SET"), "{out}");
+    assert!(out.trim_end().ends_with("OK"), "{out}");
+    // A range beyond the total is refused, naming the variable.
+    let o = Command::new(env!("CARGO_BIN_EXE_insight-bot"))
+        .arg("check-config")
+        .env("DATABASE_URL", "postgres://bot@db.internal/insights")
+        .env("SHARD_RANGE", "2-4")
+        .env("SHARD_TOTAL", "4")
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("SHARD_RANGE"), "{}", stderr(&o));
 }
