@@ -3,8 +3,11 @@
 //!
 //! One fake and one bot (`insight_bot::bot::start`, the shipped collection in `data/`) are
 //! started once; then `/advice` INTERACTION_CREATE dispatches are sent:
-//! 1. **sequentially** (the next one when the previous callback has arrived), for latency;
-//! 2. as a **burst** of all of them at once, for throughput (and latency under load).
+//! 1. **sequentially** (the next one when the previous callback has arrived), for latency: the
+//!    question's embedding is most of it (goal: p50 <= 15 ms);
+//! 2. as a **burst** of 50 at once, as when a popular channel asks together: every one must be
+//!    answered within Discord's 3 seconds (the embedding runs on the blocking pool, so the burst
+//!    queues there, not on the runtime).
 //!
 //! Latency is measured by the fake, from the moment the dispatch's frame has been written to the
 //! gateway socket until the bot's `POST /interactions/{id}/{token}/callback` has been received
@@ -18,8 +21,8 @@
 //! process and its tokio runtime (2 worker threads), so the figures include the fake's own cost of
 //! serving and recording each request: they are an upper bound for the bot.
 //!
-//! Run: `cargo bench --bench interactions` (release). `BENCH_INTERACTIONS=N` changes the count
-//! (default 2000). The goal is a sequential p99 under 5 ms.
+//! Run: `cargo bench --bench interactions` (release). `BENCH_INTERACTIONS=N` changes the
+//! sequential count (default 300).
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -41,14 +44,16 @@ const QUESTIONS: [&str; 8] = [
     "What changes when you go from manager to director?",
     "Recommend a movie for tonight",
 ];
-const GOAL_P99: Duration = Duration::from_millis(5);
-const WARM_UP: usize = 100;
+const GOAL_P50: Duration = Duration::from_millis(15);
+const BURST: usize = 50;
+const DEADLINE: Duration = Duration::from_secs(3);
+const WARM_UP: usize = 20;
 
 fn main() {
     let n: usize = std::env::var("BENCH_INTERACTIONS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(2000);
+        .unwrap_or(300);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -131,8 +136,8 @@ async fn run(n: usize) {
         ms(max)
     );
 
-    // 2. Burst: all at once.
-    let burst = interactions(n, 3);
+    // 2. Burst: 50 at once.
+    let burst = interactions(BURST, 3);
     fake.dispatch_all("INTERACTION_CREATE", &burst).await;
     fake.wait_for_callbacks(&burst, Duration::from_secs(120))
         .await;
@@ -154,9 +159,9 @@ async fn run(n: usize) {
     let mut lat = latencies(&fake, &burst);
     let (b50, b99, bmax) = summary(&mut lat);
     println!(
-        "burst: {n} interactions answered in {:.3} s = {:.0} answered/s",
+        "burst: {BURST} interactions answered in {:.3} s = {:.0} answered/s",
         window.as_secs_f64(),
-        n as f64 / window.as_secs_f64()
+        BURST as f64 / window.as_secs_f64()
     );
     println!(
         "burst latency (incl. queueing): p50 {}  p99 {}  max {}",
@@ -173,9 +178,11 @@ async fn run(n: usize) {
         failed[0].describe()
     );
     println!(
-        "goal: sequential p99 < {} -> {}",
-        ms(GOAL_P99),
-        if p99 < GOAL_P99 { "met" } else { "MISSED" }
+        "goals: sequential p50 <= {} -> {}; every one of {BURST} at once within {} -> {}",
+        ms(GOAL_P50),
+        if p50 <= GOAL_P50 { "met" } else { "MISSED" },
+        ms(DEADLINE),
+        if bmax < DEADLINE { "met" } else { "MISSED" }
     );
     stop_bot(&fake, bot).await;
 }
