@@ -5,7 +5,10 @@
 //! asked, an unknown token is refused (401 on REST, close 4004 on IDENTIFY), and the real
 //! serenity + poise client runs against the fake: READY, command registration, slash commands,
 //! options, autocomplete, DMs, a gateway close with RESUME, and a failed callback that does not
-//! stop the next interaction.
+//! stop the next interaction. Gateway sharding: two serenity processes on shards 0 and 1 of 2 (and
+//! one autosharded process) each get only their shard's guilds, interactions and messages, DMs go
+//! to shard 0, a RESUME replays only its own shard's missed dispatches, and a dispatch for a shard
+//! nobody runs is refused with the reason.
 
 mod support;
 
@@ -1464,10 +1467,14 @@ async fn resume_replays_the_dispatches_missed_while_disconnected() {
     let fake = FakeDiscord::start().await;
     let _bot = start_bot(&fake).await;
     let before = fake.gateway_stats();
+    // The RESUME is held until the dispatch below is queued: serenity reconnects within
+    // milliseconds, and the test must not race it.
+    fake.hold_sessions(true);
     fake.close_gateway(4000);
     // Sent while the bot is away: kept for the session, not lost.
     let missed = slash_command("ping", vec![]).build();
     fake.dispatch("INTERACTION_CREATE", missed.clone()).await;
+    fake.hold_sessions(false);
     let callback = fake.wait_for_callback(&missed, WAIT).await;
     assert_eq!(callback.json()["data"]["content"], "pong");
     let after = fake.gateway_stats();
@@ -1477,4 +1484,565 @@ async fn resume_replays_the_dispatches_missed_while_disconnected() {
         after.identifies, before.identifies,
         "resumed, not identified again"
     );
+}
+
+// -------------------------------------------------------------------------------------------
+// Gateway sharding: several shards, in one process or several, on one fake
+
+/// Two guilds on different shards of 2. A guild's shard is `(guild_id >> 22) % total`, and
+/// `guild_id >> 22` is the snowflake's creation time in ms since Discord's epoch, so a guild
+/// created at an even millisecond is on shard 0 of 2 and one created at an odd millisecond on
+/// shard 1: `(300_000_000_000 << 22 | 100) >> 22 = 300_000_000_000`, `% 2 = 0`;
+/// `(300_000_000_001 << 22 | 100) >> 22 = 300_000_000_001`, `% 2 = 1`.
+const GUILD_ON_SHARD_0: u64 = (300_000_000_000 << 22) | 100;
+const GUILD_ON_SHARD_1: u64 = (300_000_000_001 << 22) | 100;
+const CHANNEL_ON_SHARD_0: u64 = GUILD_ON_SHARD_0 + 10;
+const CHANNEL_ON_SHARD_1: u64 = GUILD_ON_SHARD_1 + 10;
+
+/// A guild with one text channel, alice and the bot.
+fn sharded_guild(guild_id: u64, channel_id: u64, name: &str) -> TestGuild {
+    TestGuild {
+        id: guild_id,
+        name: name.into(),
+        owner_id: OWNER_ID,
+        channels: vec![guild_text_channel(channel_id, guild_id, "general")],
+        roles: vec![role(guild_id, "@everyone", MEMBER_PERMISSIONS, 0)],
+        members: vec![member(alice(), &[], None), member(bot_user(), &[], None)],
+    }
+}
+
+async fn sharded_fake(recommended_shards: u32) -> FakeDiscord {
+    FakeDiscord::builder()
+        .guilds(vec![
+            sharded_guild(GUILD_ON_SHARD_0, CHANNEL_ON_SHARD_0, "Shard Zero"),
+            sharded_guild(GUILD_ON_SHARD_1, CHANNEL_ON_SHARD_1, "Shard One"),
+        ])
+        .recommended_shards(recommended_shards)
+        .start()
+        .await
+}
+
+/// What the shard clients saw: (process label, `ctx.shard_id`, event summary).
+type Seen = Arc<std::sync::Mutex<Vec<(&'static str, u32, String)>>>;
+
+/// A plain serenity event handler that records which shard of which process received what, and
+/// answers every slash command with `pong from {process} on shard {id}`.
+struct ShardRecorder {
+    process: &'static str,
+    seen: Seen,
+}
+
+impl ShardRecorder {
+    fn record(&self, ctx: &serenity::Context, what: String) {
+        let entry = (self.process, ctx.shard_id.0, what);
+        self.seen.lock().unwrap().push(entry);
+    }
+}
+
+#[::serenity::async_trait]
+impl serenity::EventHandler for ShardRecorder {
+    async fn ready(&self, ctx: serenity::Context, ready: serenity::Ready) {
+        let mut guilds: Vec<u64> = ready.guilds.iter().map(|g| g.id.get()).collect();
+        guilds.sort_unstable();
+        let shard = ready.shard.map(|s| (s.id.0, s.total));
+        self.record(&ctx, format!("READY {shard:?} {guilds:?}"));
+    }
+
+    async fn guild_create(&self, ctx: serenity::Context, guild: serenity::Guild, _: Option<bool>) {
+        self.record(&ctx, format!("GUILD_CREATE {}", guild.id));
+    }
+
+    async fn message(&self, ctx: serenity::Context, message: serenity::Message) {
+        let guild = message.guild_id.map(|g| g.get());
+        self.record(&ctx, format!("MESSAGE {guild:?} {:?}", message.content));
+    }
+
+    async fn interaction_create(&self, ctx: serenity::Context, interaction: Interaction) {
+        let Interaction::Command(command) = interaction else {
+            return;
+        };
+        self.record(&ctx, format!("INTERACTION {}", command.id));
+        let content = format!("pong from {} on shard {}", self.process, ctx.shard_id.0);
+        let reply = serenity::CreateInteractionResponse::Message(
+            serenity::CreateInteractionResponseMessage::new().content(content),
+        );
+        let _ = command.create_response(&ctx.http, reply).await;
+    }
+}
+
+/// Which shards a client process runs.
+enum Shards {
+    /// `start_shard(id, total)`. (Not `start_shard_range(id..id + 1, total)`: serenity 0.12.5
+    /// treats the range's end as inclusive and would start two shards.)
+    One(u32, u32),
+    /// `start_autosharded()`: as many as `GET /gateway/bot` recommends, 5 s apart.
+    Auto,
+}
+
+struct ShardClient {
+    task: tokio::task::JoinHandle<serenity::Result<()>>,
+    manager: Arc<serenity::ShardManager>,
+}
+
+impl ShardClient {
+    /// Shuts every shard down (serenity closes with 1000, which ends the sessions) and waits
+    /// for the client to stop.
+    async fn stop(self) {
+        self.manager.shutdown_all().await;
+        let stopped = tokio::time::timeout(WAIT, self.task).await;
+        assert!(
+            matches!(stopped, Ok(Ok(Ok(())))),
+            "the client did not stop cleanly: {stopped:?}"
+        );
+    }
+}
+
+/// Starts a plain serenity client (one "process") on the fake, recording into `seen`.
+async fn start_shard_client(
+    fake: &FakeDiscord,
+    process: &'static str,
+    shards: Shards,
+    seen: &Seen,
+) -> ShardClient {
+    let http = serenity::HttpBuilder::new(support::TOKEN)
+        .proxy(fake.base_url())
+        .ratelimiter_disabled(true)
+        .build();
+    let handler = ShardRecorder {
+        process,
+        seen: seen.clone(),
+    };
+    let mut client =
+        serenity::ClientBuilder::new_with_http(http, serenity::GatewayIntents::non_privileged())
+            .event_handler(handler)
+            .await
+            .expect("build the serenity client");
+    let manager = client.shard_manager.clone();
+    let task = tokio::spawn(async move {
+        match shards {
+            Shards::One(id, total) => client.start_shard(id, total).await,
+            Shards::Auto => client.start_autosharded().await,
+        }
+    });
+    ShardClient { task, manager }
+}
+
+/// Waits until a client recorded an event for which `pred` holds.
+async fn wait_seen(
+    seen: &Seen,
+    what: &str,
+    timeout: Duration,
+    pred: impl Fn(&'static str, u32, &str) -> bool,
+) {
+    let deadline = Instant::now() + timeout;
+    while !seen.lock().unwrap().iter().any(|(p, s, w)| pred(p, *s, w)) {
+        assert!(
+            Instant::now() < deadline,
+            "{what} was never seen; the clients saw: {:#?}",
+            seen.lock().unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// What each shard of `process` saw, sorted (serenity runs each event's handler in its own
+/// task, so the order they are recorded in is not the order they arrived in).
+fn seen_by(seen: &Seen, process: &str) -> Vec<(u32, String)> {
+    let mut events: Vec<(u32, String)> = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(p, _, _)| *p == process)
+        .map(|(_, s, w)| (*s, w.clone()))
+        .collect();
+    events.sort();
+    events
+}
+
+fn sorted(mut events: Vec<(u32, String)>) -> Vec<(u32, String)> {
+    events.sort();
+    events
+}
+
+async fn register_ping(fake: &FakeDiscord) {
+    let commands = vec![serenity::CreateCommand::new("ping").description("Ping")];
+    fake.http()
+        .create_global_commands(&commands)
+        .await
+        .expect("register /ping");
+}
+
+fn ping_in(guild_id: u64, channel_id: u64) -> Value {
+    slash_command("ping", vec![])
+        .in_guild(guild_id, channel_id, member(alice(), &[], None))
+        .build()
+}
+
+fn interaction_seen(interaction: &Value) -> String {
+    format!("INTERACTION {}", interaction["id"].as_str().unwrap())
+}
+
+async fn answered_with(fake: &FakeDiscord, interaction: &Value, expected: &str) {
+    let callback = fake.wait_for_callback(interaction, WAIT).await;
+    assert_eq!(callback.status, 204, "{}", callback.describe());
+    assert_eq!(callback.json()["data"]["content"], expected);
+}
+
+#[test]
+fn guild_shards_and_identify_shards_follow_discords_rules() {
+    use support::fake_discord::{guild_shard, identify_shard};
+    assert_eq!(guild_shard(GUILD_ON_SHARD_0, 2), 0);
+    assert_eq!(guild_shard(GUILD_ON_SHARD_1, 2), 1);
+    assert_eq!(
+        guild_shard(GUILD_ON_SHARD_1, 1),
+        0,
+        "one shard has every guild"
+    );
+    assert_eq!(
+        guild_shard(GUILD_ON_SHARD_1, 3),
+        (300_000_000_001_u64 % 3) as u32
+    );
+    assert_eq!(
+        identify_shard(&json!({"token": "t"})),
+        Ok((0, 1)),
+        "no shard: [0, 1]"
+    );
+    assert_eq!(identify_shard(&json!({"shard": null})), Ok((0, 1)));
+    assert_eq!(identify_shard(&json!({"shard": [1, 2]})), Ok((1, 2)));
+    for bad in [
+        json!([2, 2]),
+        json!([0, 0]),
+        json!([0]),
+        json!("0,1"),
+        json!([-1, 2]),
+    ] {
+        assert!(identify_shard(&json!({ "shard": bad })).is_err(), "{bad}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_processes_on_two_shards_each_get_only_their_guilds_and_events() {
+    let fake = sharded_fake(1).await;
+    let seen = Seen::default();
+    let _a = start_shard_client(&fake, "A", Shards::One(0, 2), &seen).await;
+    let _b = start_shard_client(&fake, "B", Shards::One(1, 2), &seen).await;
+    let stats = fake.wait_for_shards(&[(0, 2), (1, 2)], WAIT).await;
+    assert_eq!(
+        (
+            stats.connections,
+            stats.identifies,
+            stats.sessions,
+            stats.live_sessions
+        ),
+        (2, 2, 2, 2),
+        "{stats:?}"
+    );
+    assert!(stats.session_live, "{stats:?}");
+    assert_eq!(fake.shards_live(), [(0, 2), (1, 2)]);
+    let mut identified: Vec<String> = fake
+        .identify_payloads()
+        .iter()
+        .map(|d| d["shard"].to_string())
+        .collect();
+    identified.sort();
+    assert_eq!(identified, ["[0,2]", "[1,2]"]);
+
+    // READY lists only the shard's guilds, and only those get a GUILD_CREATE.
+    let sessions = fake.shard_sessions();
+    assert_eq!(sessions[0].guilds, [GUILD_ON_SHARD_0]);
+    assert_eq!(sessions[1].guilds, [GUILD_ON_SHARD_1]);
+    assert_ne!(sessions[0].session_id, sessions[1].session_id);
+    for (process, guild) in [("A", GUILD_ON_SHARD_0), ("B", GUILD_ON_SHARD_1)] {
+        let created = format!("GUILD_CREATE {guild}");
+        wait_seen(&seen, &created, WAIT, |p, _, w| {
+            p == process && w == created
+        })
+        .await;
+    }
+
+    // Interactions go to the shard of their guild; a DM interaction and a DM to shard 0.
+    register_ping(&fake).await;
+    let in_0 = ping_in(GUILD_ON_SHARD_0, CHANNEL_ON_SHARD_0);
+    let in_1 = ping_in(GUILD_ON_SHARD_1, CHANNEL_ON_SHARD_1);
+    let in_dm = slash_command("ping", vec![]).in_dm(alice()).build();
+    for (interaction, expected) in [
+        (&in_0, "pong from A on shard 0"),
+        (&in_1, "pong from B on shard 1"),
+        (&in_dm, "pong from A on shard 0"),
+    ] {
+        fake.dispatch("INTERACTION_CREATE", interaction.clone())
+            .await;
+        answered_with(&fake, interaction, expected).await;
+    }
+    let callback = fake.wait_for_callback(&in_1, WAIT).await;
+    assert!(
+        callback
+            .user_agent
+            .as_deref()
+            .is_some_and(|ua| ua.starts_with("DiscordBot (https://github.com/serenity-rs/serenity")),
+        "{:?}",
+        callback.user_agent
+    );
+    fake.dispatch(
+        "MESSAGE_CREATE",
+        dm_message_create("dm for shard 0", alice()),
+    )
+    .await;
+    let in_guild_1 = guild_message_create(CHANNEL_ON_SHARD_1, GUILD_ON_SHARD_1, "hi", alice());
+    fake.dispatch("MESSAGE_CREATE", in_guild_1).await;
+    // A burst is routed item by item.
+    let burst = [
+        ping_in(GUILD_ON_SHARD_1, CHANNEL_ON_SHARD_1),
+        ping_in(GUILD_ON_SHARD_0, CHANNEL_ON_SHARD_0),
+    ];
+    fake.dispatch_all("INTERACTION_CREATE", &burst).await;
+    answered_with(&fake, &burst[0], "pong from B on shard 1").await;
+    answered_with(&fake, &burst[1], "pong from A on shard 0").await;
+    wait_seen(&seen, "the DM", WAIT, |p, _, w| {
+        p == "A" && w.starts_with("MESSAGE None")
+    })
+    .await;
+    let guild_message = format!("MESSAGE Some({GUILD_ON_SHARD_1}) \"\"");
+    wait_seen(&seen, "the guild message", WAIT, |p, _, w| {
+        p == "B" && w == guild_message
+    })
+    .await;
+    // Nothing else arrives anywhere.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        seen_by(&seen, "A"),
+        sorted(vec![
+            (0, format!("READY Some((0, 2)) [{GUILD_ON_SHARD_0}]")),
+            (0, format!("GUILD_CREATE {GUILD_ON_SHARD_0}")),
+            (0, interaction_seen(&in_0)),
+            (0, interaction_seen(&in_dm)),
+            (0, "MESSAGE None \"dm for shard 0\"".into()),
+            (0, interaction_seen(&burst[1])),
+        ])
+    );
+    assert_eq!(
+        seen_by(&seen, "B"),
+        sorted(vec![
+            (1, format!("READY Some((1, 2)) [{GUILD_ON_SHARD_1}]")),
+            (1, format!("GUILD_CREATE {GUILD_ON_SHARD_1}")),
+            (1, interaction_seen(&in_1)),
+            (1, guild_message),
+            (1, interaction_seen(&burst[0])),
+        ])
+    );
+    let sessions = fake.shard_sessions();
+    assert_eq!((sessions[0].dispatches, sessions[1].dispatches), (4, 3));
+    assert_eq!(fake.gateway_stats().dispatches, 7);
+    fake.assert_all_bodies_valid();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resume_after_one_shards_close_replays_only_that_shards_missed_dispatches() {
+    let fake = sharded_fake(1).await;
+    let seen = Seen::default();
+    let _a = start_shard_client(&fake, "A", Shards::One(0, 2), &seen).await;
+    let _b = start_shard_client(&fake, "B", Shards::One(1, 2), &seen).await;
+    fake.wait_for_shards(&[(0, 2), (1, 2)], WAIT).await;
+    register_ping(&fake).await;
+
+    // Held, so that shard 1 cannot RESUME before the dispatch below (serenity reconnects
+    // within milliseconds of a close).
+    fake.hold_sessions(true);
+    assert_eq!(fake.close_shard(1, 4000), 1, "one connection closed");
+    assert_eq!(fake.shards_live(), [(0, 2)], "shard 0 is untouched");
+    let stats = fake.gateway_stats();
+    assert_eq!(
+        (stats.sessions, stats.live_sessions, stats.session_live),
+        (2, 1, false)
+    );
+    // Shard 1's is kept for its RESUME; shard 0's goes out at once.
+    let missed = ping_in(GUILD_ON_SHARD_1, CHANNEL_ON_SHARD_1);
+    fake.dispatch("INTERACTION_CREATE", missed.clone()).await;
+    let live = ping_in(GUILD_ON_SHARD_0, CHANNEL_ON_SHARD_0);
+    fake.dispatch("INTERACTION_CREATE", live.clone()).await;
+    answered_with(&fake, &live, "pong from A on shard 0").await;
+    assert!(fake.shard_session((1, 2)).is_some_and(|s| !s.live));
+    fake.hold_sessions(false);
+    answered_with(&fake, &missed, "pong from B on shard 1").await;
+
+    let stats = fake.wait_for_shards(&[(0, 2), (1, 2)], WAIT).await;
+    assert_eq!(
+        (
+            stats.connections,
+            stats.identifies,
+            stats.resumes,
+            stats.resumed,
+            stats.replayed
+        ),
+        (3, 2, 1, 1, 1),
+        "shard 1 resumed and got its one missed dispatch: {stats:?}"
+    );
+    let zero = fake.shard_session((0, 2)).unwrap();
+    let one = fake.shard_session((1, 2)).unwrap();
+    assert_eq!((zero.resumed, zero.replayed, zero.dispatches), (0, 0, 1));
+    assert_eq!((one.resumed, one.replayed, one.dispatches), (1, 1, 1));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let b = seen_by(&seen, "B");
+    assert_eq!(
+        b.iter()
+            .filter(|(_, w)| *w == interaction_seen(&missed))
+            .count(),
+        1,
+        "delivered once, on the RESUME: {b:?}"
+    );
+    assert!(
+        !seen_by(&seen, "A")
+            .iter()
+            .any(|(_, w)| *w == interaction_seen(&missed)),
+        "shard 0 never sees shard 1's dispatch"
+    );
+    fake.assert_all_bodies_valid();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dispatch_for_a_shard_nobody_runs_is_refused_with_the_reason() {
+    let fake = sharded_fake(1).await;
+    let seen = Seen::default();
+    let a = start_shard_client(&fake, "A", Shards::One(0, 2), &seen).await;
+    fake.wait_for_shards(&[(0, 2)], WAIT).await;
+    register_ping(&fake).await;
+
+    // Only shard 0 of 2 runs: nobody would receive shard 1's guild's events.
+    let refused = fake
+        .try_dispatch_within(
+            "INTERACTION_CREATE",
+            ping_in(GUILD_ON_SHARD_1, CHANNEL_ON_SHARD_1),
+            Duration::from_millis(200),
+        )
+        .await
+        .unwrap_err();
+    for part in [
+        format!("guild {GUILD_ON_SHARD_1} is on shard 1 of 2"),
+        "no process runs it".to_string(),
+        "sessions: shard 0/2 (live)".to_string(),
+    ] {
+        assert!(refused.contains(&part), "{part:?} not in {refused:?}");
+    }
+
+    // A dispatch waits for its shard's session: shard 1's process starts meanwhile.
+    let late = ping_in(GUILD_ON_SHARD_1, CHANNEL_ON_SHARD_1);
+    let (sent, b) = tokio::join!(
+        fake.try_dispatch("INTERACTION_CREATE", late.clone()),
+        async {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            start_shard_client(&fake, "B", Shards::One(1, 2), &seen).await
+        }
+    );
+    assert!(sent.is_ok(), "{sent:?}");
+    answered_with(&fake, &late, "pong from B on shard 1").await;
+
+    // Shard 1's process stops (close 1000: its session ends, as on Discord): refused again,
+    // after try_dispatch's full wait.
+    b.stop().await;
+    let stats = fake
+        .wait_for_gateway("shard 1's session to end", WAIT, |s| s.sessions == 1)
+        .await;
+    assert!(stats.session_live, "shard 0 still runs: {stats:?}");
+    assert_eq!(fake.shards_live(), [(0, 2)]);
+    let started = Instant::now();
+    let refused = fake
+        .try_dispatch(
+            "INTERACTION_CREATE",
+            ping_in(GUILD_ON_SHARD_1, CHANNEL_ON_SHARD_1),
+        )
+        .await
+        .unwrap_err();
+    assert!(started.elapsed() >= WAIT - Duration::from_millis(100));
+    assert!(refused.contains("is on shard 1 of 2"), "{refused}");
+    // Shard 0's guild and DMs are still delivered.
+    let dm = slash_command("ping", vec![]).in_dm(alice()).build();
+    fake.dispatch("INTERACTION_CREATE", dm.clone()).await;
+    answered_with(&fake, &dm, "pong from A on shard 0").await;
+
+    // Without shard 0, a DM has nowhere to go either.
+    let only_1 = start_shard_client(&fake, "C", Shards::One(1, 2), &seen).await;
+    fake.wait_for_shards(&[(0, 2), (1, 2)], WAIT).await;
+    a.stop().await;
+    fake.wait_for_gateway("only shard 1 left", WAIT, |s| {
+        s.sessions == 1 && s.session_live
+    })
+    .await;
+    assert_eq!(fake.shards_live(), [(1, 2)]);
+    let refused = fake
+        .try_dispatch_within(
+            "MESSAGE_CREATE",
+            dm_message_create("anyone?", alice()),
+            Duration::from_millis(200),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        refused.contains("DMs") && refused.contains("shard 0 only"),
+        "{refused}"
+    );
+    only_1.stop().await;
+    fake.assert_all_bodies_valid();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_autosharded_process_runs_the_recommended_shards() {
+    let fake = sharded_fake(2).await;
+    let gateway = fake.http().get_bot_gateway().await.unwrap();
+    assert_eq!(gateway.shards, 2);
+    assert_eq!(gateway.session_start_limit.max_concurrency, 1);
+    assert_eq!(gateway.url, fake.ws_url());
+
+    let seen = Seen::default();
+    let _p = start_shard_client(&fake, "P", Shards::Auto, &seen).await;
+    // serenity starts a process's shards 5 s apart.
+    let stats = fake
+        .wait_for_shards(&[(0, 2), (1, 2)], WAIT + Duration::from_secs(5))
+        .await;
+    assert_eq!((stats.connections, stats.identifies), (2, 2), "{stats:?}");
+    let asked = fake.requests_matching(|r| r.is("GET", "/gateway/bot"));
+    assert_eq!(asked.len(), 2, "the test's and the client's");
+    register_ping(&fake).await;
+    let in_0 = ping_in(GUILD_ON_SHARD_0, CHANNEL_ON_SHARD_0);
+    let in_1 = ping_in(GUILD_ON_SHARD_1, CHANNEL_ON_SHARD_1);
+    fake.dispatch_all("INTERACTION_CREATE", &[in_0.clone(), in_1.clone()])
+        .await;
+    answered_with(&fake, &in_0, "pong from P on shard 0").await;
+    answered_with(&fake, &in_1, "pong from P on shard 1").await;
+    let created = format!("GUILD_CREATE {GUILD_ON_SHARD_1}");
+    wait_seen(&seen, &created, WAIT, |_, s, w| s == 1 && w == created).await;
+    let p = seen_by(&seen, "P");
+    let guild_creates: Vec<&(u32, String)> = p
+        .iter()
+        .filter(|(_, w)| w.starts_with("GUILD_CREATE"))
+        .collect();
+    assert_eq!(
+        guild_creates,
+        [
+            &(0, format!("GUILD_CREATE {GUILD_ON_SHARD_0}")),
+            &(1, format!("GUILD_CREATE {GUILD_ON_SHARD_1}")),
+        ]
+    );
+    fake.assert_all_bodies_valid();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rest_requests_record_their_user_agent() {
+    let fake = FakeDiscord::start().await;
+    fake.http().get_current_user().await.unwrap();
+    let client = reqwest::Client::new();
+    client
+        .get(format!("{}/api/v10/users/@me", fake.base_url()))
+        .header("authorization", format!("Bot {}", support::TOKEN))
+        .header("user-agent", "insight-bot (process 2 of 2)")
+        .send()
+        .await
+        .unwrap();
+    let agents: Vec<Option<String>> = fake.requests().into_iter().map(|r| r.user_agent).collect();
+    assert!(
+        agents[0]
+            .as_deref()
+            .is_some_and(|ua| ua.starts_with("DiscordBot (")),
+        "{agents:?}"
+    );
+    assert_eq!(agents[1].as_deref(), Some("insight-bot (process 2 of 2)"));
 }

@@ -13,6 +13,14 @@
 //!   heartbeat ACKs, RESUME -> RESUMED, and delivers the dispatches the test sends with
 //!   [`FakeDiscord::dispatch`], after checking that serenity can deserialize them (serenity drops
 //!   a dispatch it cannot parse without a word);
+//! - shards the gateway as Discord does: each IDENTIFY's `shard: [id, total]` (none means
+//!   `[0, 1]`) starts one session (own connection, session id, sequence numbers, intents, history
+//!   for RESUME), however many processes connect. A guild is on shard `(guild_id >> 22) % total`;
+//!   READY and the GUILD_CREATEs after it list only that shard's guilds; a dispatch about a guild
+//!   (its `guild_id`, or the `id` of a GUILD_CREATE/UPDATE/DELETE) goes to that guild's shard, a
+//!   DM (no `guild_id`) to shard 0 only (see [`FakeDiscord::try_dispatch`], [`guild_shard`]).
+//!   `GET /gateway/bot` recommends [`FakeDiscordBuilder::recommended_shards`] shards. A client
+//!   closing with 1000 or 1001 ends its session, as on Discord (it is not resumable);
 //! - checks the token ([`TOKEN`]): a REST call with another one answers 401, an IDENTIFY with
 //!   another one is closed with 4004, as on Discord;
 //! - records every request and lets the test wait for one, with a timeout whose panic says what
@@ -37,7 +45,7 @@ use std::time::{Duration, Instant};
 use axum::body::Bytes;
 use axum::extract::ws::{CloseFrame, Message as WsMessage, WebSocket, WebSocketUpgrade};
 use axum::extract::State as AxumState;
-use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
+use axum::http::header::{AUTHORIZATION, CONTENT_TYPE, USER_AGENT};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -78,6 +86,9 @@ pub struct RecordedRequest {
     pub body: Option<Value>,
     /// The `Authorization` header as sent (`Bot test.fake.token`), if any.
     pub authorization: Option<String>,
+    /// The `User-Agent` header, if any: tells which process made the call when processes label
+    /// themselves (serenity's `Http` always sends `DiscordBot (https://github.com/serenity-rs/...`).
+    pub user_agent: Option<String>,
     pub content_type: Option<String>,
     pub received_at: Instant,
     /// Time since the fake started.
@@ -143,7 +154,8 @@ impl RecordedRequest {
     }
 }
 
-/// Counters of the gateway side.
+/// Counters of the gateway side, over all shards (see [`FakeDiscord::shard_sessions`] for each
+/// shard's own).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct GatewayStats {
     /// Websocket connections accepted.
@@ -153,14 +165,71 @@ pub struct GatewayStats {
     /// RESUMEs answered with RESUMED (the session id matched).
     pub resumed: u32,
     pub heartbeats: u32,
-    /// Dispatches sent by the test (READY, RESUMED and GUILD_CREATE not counted).
+    /// Dispatches sent by the test (READY, RESUMED and GUILD_CREATE not counted), each counted
+    /// once whatever the number of sessions it went to.
     pub dispatches: u32,
     /// Dispatches sent again on a RESUME (missed while the session was disconnected).
     pub replayed: u32,
-    /// A connection has finished IDENTIFY or RESUME and not been closed since.
+    /// Every session is live (its connection finished IDENTIFY or RESUME and has not been closed
+    /// since), and there is at least one. With one shard: that shard's session is live.
     pub session_live: bool,
-    /// The last sequence number sent.
+    /// The last sequence number sent, on whichever session it went out.
     pub seq: u64,
+    /// Sessions that exist (one per `(shard id, total)` IDENTIFYed, live or resumable).
+    pub sessions: u32,
+    /// Sessions with a live connection.
+    pub live_sessions: u32,
+}
+
+/// A shard as Discord names it: `(id, total)`.
+pub type Shard = (u32, u32);
+
+/// One gateway session (one shard's), as [`FakeDiscord::shard_sessions`] reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ShardSession {
+    /// `(id, total)` from its IDENTIFY (`(0, 1)` when it had no `shard`).
+    pub shard: Shard,
+    pub session_id: String,
+    /// A connection carries it (IDENTIFY or RESUME finished, not closed since); otherwise it is
+    /// disconnected and resumable, its dispatches kept for the RESUME.
+    pub live: bool,
+    /// The last sequence number sent on it.
+    pub seq: u64,
+    /// The intents of its IDENTIFY.
+    pub intents: u64,
+    /// The guilds its READY listed (each followed by its GUILD_CREATE).
+    pub guilds: Vec<u64>,
+    /// Dispatches of the test sent (or queued) on it.
+    pub dispatches: u32,
+    /// Dispatches sent again on its RESUMEs.
+    pub replayed: u32,
+    /// RESUMEs answered with RESUMED.
+    pub resumed: u32,
+}
+
+/// The shard a guild's events go to: `(guild_id >> 22) % total`, Discord's rule.
+pub fn guild_shard(guild_id: u64, total: u32) -> u32 {
+    ((guild_id >> 22) % u64::from(total.max(1))) as u32
+}
+
+/// The shard of an IDENTIFY's `d`: its `shard: [id, total]`, `(0, 1)` without one, `Err` (closed
+/// 4010 "Invalid shard" by Discord) when malformed or `id >= total`.
+pub fn identify_shard(identify: &Value) -> Result<Shard, String> {
+    let shard = &identify["shard"];
+    if shard.is_null() {
+        return Ok((0, 1));
+    }
+    let parsed = shard.as_array().filter(|s| s.len() == 2).and_then(|s| {
+        let id = u32::try_from(s[0].as_u64()?).ok()?;
+        let total = u32::try_from(s[1].as_u64()?).ok()?;
+        Some((id, total))
+    });
+    match parsed {
+        Some((id, total)) if id < total => Ok((id, total)),
+        _ => Err(format!(
+            "invalid shard {shard}: Discord wants [id, total] with id < total"
+        )),
+    }
 }
 
 /// When an interaction went out and when its answer came back (see
@@ -218,24 +287,180 @@ enum Outgoing {
     Close(u16),
 }
 
+/// An open gateway connection.
 struct Conn {
-    id: u32,
     tx: mpsc::UnboundedSender<Outgoing>,
-    live: bool,
+    /// The session it IDENTIFYed or RESUMEd (and still carries), once it has.
+    session: Option<Shard>,
 }
 
-#[derive(Default)]
-struct Gateway {
-    stats: GatewayStats,
-    session_id: Option<String>,
-    conn: Option<Conn>,
-    identify_payloads: Vec<Value>,
-    stop_heartbeat_acks: bool,
-    /// The intents of the session's IDENTIFY: which dispatches Discord would deliver.
+/// One shard's session.
+struct Session {
+    session_id: String,
+    /// The connection carrying it (the session is live), or none (disconnected, resumable).
+    conn: Option<u32>,
+    /// The last sequence number sent on it.
+    seq: u64,
+    /// The intents of its IDENTIFY: which dispatches Discord would deliver.
     intents: u64,
     /// Every dispatch of the session, by sequence number (with an interaction's token), so a
     /// RESUME replays what the client missed, as Discord does.
     history: Vec<(u64, String, Option<String>)>,
+    /// The guilds its READY listed.
+    guilds: Vec<u64>,
+    dispatches: u32,
+    replayed: u32,
+    resumed: u32,
+}
+
+#[derive(Default)]
+struct Gateway {
+    /// The counters; the derived fields are filled in by [`Gateway::stats`].
+    stats: GatewayStats,
+    /// Open connections by id (the number of the connection).
+    conns: BTreeMap<u32, Conn>,
+    /// One session per `(shard id, total)`.
+    sessions: BTreeMap<Shard, Session>,
+    identify_payloads: Vec<Value>,
+    stop_heartbeat_acks: bool,
+    /// IDENTIFY and RESUME are parked, unanswered, until this is turned off.
+    hold_sessions: bool,
+}
+
+impl Gateway {
+    fn stats(&self) -> GatewayStats {
+        let mut stats = self.stats;
+        stats.sessions = self.sessions.len() as u32;
+        stats.live_sessions = self.sessions.values().filter(|s| s.conn.is_some()).count() as u32;
+        stats.session_live = stats.sessions > 0 && stats.live_sessions == stats.sessions;
+        stats
+    }
+
+    /// The sessions a dispatch for `target` goes to.
+    fn owners(&self, target: Target) -> Vec<Shard> {
+        self.sessions
+            .keys()
+            .filter(|&&shard| target.is_on(shard))
+            .copied()
+            .collect()
+    }
+
+    fn live(&self, shard: Shard) -> bool {
+        self.sessions.get(&shard).is_some_and(|s| s.conn.is_some())
+    }
+
+    /// Forgets a connection (closed, or being closed): its session, if it still carried one, is
+    /// disconnected and stays resumable. Returns it, if it was open.
+    fn detach(&mut self, conn_id: u32) -> Option<Conn> {
+        let conn = self.conns.remove(&conn_id)?;
+        if let Some(session) = conn.session.and_then(|k| self.sessions.get_mut(&k)) {
+            if session.conn == Some(conn_id) {
+                session.conn = None;
+            }
+        }
+        Some(conn)
+    }
+
+    /// Makes `conn_id` the connection of the session `shard` (after its IDENTIFY or RESUME), if
+    /// the connection is still open. A connection the session had before is left open, unbound.
+    fn bind(&mut self, conn_id: u32, shard: Shard) -> bool {
+        if !self.conns.contains_key(&conn_id) || !self.sessions.contains_key(&shard) {
+            return false;
+        }
+        let conn = self.conns.get_mut(&conn_id).expect("checked above");
+        if let Some(previous) = conn.session.replace(shard).filter(|p| *p != shard) {
+            if let Some(s) = self.sessions.get_mut(&previous) {
+                if s.conn == Some(conn_id) {
+                    s.conn = None;
+                }
+            }
+        }
+        let session = self.sessions.get_mut(&shard).expect("checked above");
+        if let Some(old) = session.conn.replace(conn_id).filter(|&old| old != conn_id) {
+            if let Some(c) = self.conns.get_mut(&old) {
+                c.session = None;
+            }
+        }
+        true
+    }
+
+    /// `shard 0/2 (live), shard 1/2 (disconnected)`, or `none`.
+    fn describe_sessions(&self) -> String {
+        if self.sessions.is_empty() {
+            return "none".into();
+        }
+        self.sessions
+            .iter()
+            .map(|((id, total), s)| {
+                let state = if s.conn.is_some() {
+                    "live"
+                } else {
+                    "disconnected"
+                };
+                format!("shard {id}/{total} ({state})")
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// Why no session takes a dispatch for `target`.
+    fn no_owner(&self, target: Target) -> String {
+        let sessions = self.describe_sessions();
+        match target {
+            Target::Direct => format!(
+                "it has no guild, and Discord sends DMs (and other events without a guild) on \
+                 shard 0 only, but no session is shard 0; sessions: {sessions}"
+            ),
+            Target::Guild(guild) => {
+                let mut totals: Vec<u32> = self.sessions.keys().map(|(_, t)| *t).collect();
+                totals.sort_unstable();
+                totals.dedup();
+                let shards: Vec<String> = totals
+                    .iter()
+                    .map(|&t| {
+                        format!(
+                            "shard {} of {t} ({guild} >> 22 = {}, % {t} = {})",
+                            guild_shard(guild, t),
+                            guild >> 22,
+                            guild_shard(guild, t)
+                        )
+                    })
+                    .collect();
+                format!(
+                    "guild {guild} is on {} and no session runs that shard (no process runs it), \
+                     so Discord would deliver it to no one; sessions: {sessions}",
+                    shards.join(" / ")
+                )
+            }
+        }
+    }
+}
+
+/// Where Discord sends a dispatch: to the shard of a guild, or (no guild) to shard 0.
+#[derive(Clone, Copy, Debug)]
+enum Target {
+    Guild(u64),
+    Direct,
+}
+
+impl Target {
+    fn of(event: &str, data: &Value) -> Target {
+        if let Some(guild) = snowflake(&data["guild_id"]) {
+            return Target::Guild(guild);
+        }
+        let guild_object = matches!(event, "GUILD_CREATE" | "GUILD_UPDATE" | "GUILD_DELETE");
+        match snowflake(&data["id"]).filter(|_| guild_object) {
+            Some(guild) => Target::Guild(guild),
+            None => Target::Direct,
+        }
+    }
+
+    fn is_on(self, (id, total): Shard) -> bool {
+        match self {
+            Target::Guild(guild) => guild_shard(guild, total) == id,
+            Target::Direct => id == 0,
+        }
+    }
 }
 
 /// Gateway intents the fake enforces (Discord's bits).
@@ -367,6 +592,7 @@ struct Inner {
     spec: Option<Arc<OpenApiSpec>>,
     heartbeat_interval: Duration,
     interaction_deadline: Option<Duration>,
+    recommended_shards: u32,
 }
 
 impl Inner {
@@ -396,6 +622,7 @@ pub struct FakeDiscordBuilder {
     guilds: Vec<TestGuild>,
     interaction_deadline: Option<Duration>,
     spec: Option<Option<Arc<OpenApiSpec>>>,
+    recommended_shards: u32,
 }
 
 impl FakeDiscordBuilder {
@@ -417,6 +644,14 @@ impl FakeDiscordBuilder {
     /// Discord; `None` for no limit).
     pub fn interaction_deadline(mut self, deadline: Option<Duration>) -> Self {
         self.interaction_deadline = deadline;
+        self
+    }
+
+    /// The shard count `GET /gateway/bot` recommends (default 1): what serenity's
+    /// `start_autosharded` starts. The fake serves any shard count a client IDENTIFYs with.
+    pub fn recommended_shards(mut self, shards: u32) -> Self {
+        assert!(shards >= 1, "Discord recommends at least one shard");
+        self.recommended_shards = shards;
         self
     }
 
@@ -454,6 +689,7 @@ impl FakeDiscordBuilder {
             spec: self.spec.unwrap_or_else(|| Some(OpenApiSpec::from_env())),
             heartbeat_interval: self.heartbeat_interval,
             interaction_deadline: self.interaction_deadline,
+            recommended_shards: self.recommended_shards,
         });
         let app = Router::new()
             .route("/gateway", get(gateway_upgrade))
@@ -503,6 +739,7 @@ impl FakeDiscord {
             guilds: vec![TestGuild::default()],
             interaction_deadline: Some(INTERACTION_DEADLINE),
             spec: None,
+            recommended_shards: 1,
         }
     }
 
@@ -537,10 +774,14 @@ impl FakeDiscord {
 
     // -- gateway ------------------------------------------------------------------------------
 
-    /// Sends a dispatch (`op` 0) with the next sequence number on the gateway session and
-    /// returns that number. Waits (up to [`WAIT`]) for a session to exist. While the session is
-    /// disconnected (the bot resuming after [`close_gateway`](Self::close_gateway)), the dispatch
-    /// is kept and replayed on RESUME, as Discord does.
+    /// Sends a dispatch (`op` 0) with the next sequence number of the session it goes to, and
+    /// returns that number. The session is the one of the shard Discord would send it on: a
+    /// guild's shard (`(guild_id >> 22) % total`, from the dispatch's `guild_id`, or the `id` of
+    /// a GUILD_CREATE/UPDATE/DELETE) or, without a guild (DMs), shard 0. Waits (up to [`WAIT`])
+    /// for that session to exist. While it is disconnected (the bot resuming after
+    /// [`close_gateway`](Self::close_gateway)), the dispatch is kept and replayed on RESUME, as
+    /// Discord does. With sessions of several shard totals at once (a re-shard), every session
+    /// whose shard it is gets it; the number returned is the first one's (by `(id, total)`).
     ///
     /// # Panics
     /// When Discord would not send it (see [`try_dispatch`](Self::try_dispatch)), when serenity
@@ -553,36 +794,81 @@ impl FakeDiscord {
     }
 
     /// Like [`dispatch`](Self::dispatch), but `Err` with the reason when Discord would not send
-    /// this dispatch to the bot at all: a MESSAGE_CREATE the session's intents exclude, or an
-    /// application command whose options break the registered command's rules (an unknown
-    /// command or option, a string outside `min_length`/`max_length`, a number outside its
-    /// range, a value not among its choices, a missing required option): Discord's client
-    /// refuses to send those.
-    pub async fn try_dispatch(&self, event: &str, mut data: Value) -> Result<u64, String> {
+    /// this dispatch to the bot at all: sessions exist but none is on the dispatch's shard (no
+    /// process runs the shard of that guild, or shard 0 for a DM) after waiting [`WAIT`] for
+    /// one; a MESSAGE_CREATE the session's intents exclude; or an application command whose
+    /// options break the registered command's rules (an unknown command or option, a string
+    /// outside `min_length`/`max_length`, a number outside its range, a value not among its
+    /// choices, a missing required option): Discord's client refuses to send those.
+    ///
+    /// # Panics
+    /// When serenity could not deserialize it, or when no session at all began in time.
+    pub async fn try_dispatch(&self, event: &str, data: Value) -> Result<u64, String> {
+        self.try_dispatch_within(event, data, WAIT).await
+    }
+
+    /// [`try_dispatch`](Self::try_dispatch), waiting at most `wait` for a session on the
+    /// dispatch's shard (a short `wait` makes "no process runs that shard" fail fast).
+    pub async fn try_dispatch_within(
+        &self,
+        event: &str,
+        mut data: Value,
+        wait: Duration,
+    ) -> Result<u64, String> {
         if let Err(e) = check_dispatch(event, &data) {
             panic!("fake Discord: refusing to dispatch {event}: {e}\n  data: {data}");
         }
-        let what = format!("a gateway session to dispatch {event} to");
-        self.wait_state(&what, WAIT, |st| st.gateway.session_id.as_ref().map(|_| ()))
-            .await;
-        {
-            let st = self.inner.lock();
-            if event == "INTERACTION_CREATE" && data["type"] == 2 {
-                check_command_options(&st.world, &data)?;
+        let target = Target::of(event, &data);
+        self.wait_until(wait, |st| {
+            (!st.gateway.owners(target).is_empty()).then_some(())
+        })
+        .await;
+        let mut guard = self.inner.lock();
+        let st = &mut *guard;
+        let owners = st.gateway.owners(target);
+        if owners.is_empty() {
+            if st.gateway.sessions.is_empty() {
+                drop(guard);
+                let what = format!("a gateway session to dispatch {event} to");
+                panic!("{}", self.timeout_report(&what, wait));
             }
+            return Err(st.gateway.no_owner(target));
+        }
+        if event == "INTERACTION_CREATE" && data["type"] == 2 {
+            check_command_options(&st.world, &data)?;
+        }
+        // Each session gets the dispatch as its own intents shape it.
+        let mut texts = Vec::with_capacity(owners.len());
+        for (i, &shard) in owners.iter().enumerate() {
+            let mut shaped = data.clone();
             if event == "MESSAGE_CREATE" {
-                filter_message_by_intents(st.gateway.intents, &mut data)?;
+                let intents = st.gateway.sessions[&shard].intents;
+                filter_message_by_intents(intents, &mut shaped)
+                    .map_err(|e| format!("shard {}/{}: {e}", shard.0, shard.1))?;
+            }
+            texts.push(shaped.to_string());
+            if i == 0 {
+                data = shaped;
             }
         }
-        let text = data.to_string();
-        Ok(self
-            .wait_state(&what, WAIT, |st| send_dispatch(st, event, &data, &text))
-            .await)
+        let sends: Vec<(Shard, &str)> = owners
+            .iter()
+            .copied()
+            .zip(texts.iter().map(String::as_str))
+            .collect();
+        let seq = send_dispatch(st, event, &data, &sends).expect("the sessions exist");
+        drop(guard);
+        self.inner.bump();
+        Ok(seq)
     }
 
     /// Sends many dispatches of one kind back to back, under one lock, after checking them all
-    /// (see [`dispatch`](Self::dispatch)): a burst that the test's own work does not slow down.
-    /// Returns their sequence numbers.
+    /// (see [`dispatch`](Self::dispatch)) and waiting until the session of each one's shard is
+    /// live: a burst that the test's own work does not slow down. Returns their sequence numbers.
+    ///
+    /// # Panics
+    /// As [`dispatch`](Self::dispatch); also when, after [`WAIT`], one of them has no session on
+    /// its shard.
     pub async fn dispatch_all(&self, event: &str, data: &[Value]) -> Vec<u64> {
         for d in data {
             if let Err(e) = check_dispatch(event, d) {
@@ -591,30 +877,86 @@ impl FakeDiscord {
         }
         // Serialized before taking the lock, which the fake's REST side needs too.
         let texts: Vec<String> = data.iter().map(Value::to_string).collect();
+        let targets: Vec<Target> = data.iter().map(|d| Target::of(event, d)).collect();
+        let sent = self
+            .wait_until(WAIT, |st| {
+                let owners: Vec<Vec<Shard>> =
+                    targets.iter().map(|t| st.gateway.owners(*t)).collect();
+                let all_live = owners
+                    .iter()
+                    .all(|o| !o.is_empty() && o.iter().all(|&s| st.gateway.live(s)));
+                all_live.then(|| {
+                    data.iter()
+                        .zip(&texts)
+                        .zip(owners)
+                        .filter_map(|((d, text), owners)| {
+                            let sends: Vec<(Shard, &str)> =
+                                owners.into_iter().map(|s| (s, text.as_str())).collect();
+                            send_dispatch(st, event, d, &sends)
+                        })
+                        .collect()
+                })
+            })
+            .await;
+        if let Some(seqs) = sent {
+            return seqs;
+        }
+        let st = self.inner.lock();
+        let unowned = targets
+            .iter()
+            .find(|t| st.gateway.owners(**t).is_empty())
+            .filter(|_| !st.gateway.sessions.is_empty());
+        if let Some(target) = unowned {
+            panic!(
+                "fake Discord: refusing to dispatch {event}: {}",
+                st.gateway.no_owner(*target)
+            );
+        }
+        drop(st);
         let what = format!(
-            "a live gateway session to dispatch {} {event} to",
+            "live gateway sessions to dispatch {} {event} to",
             data.len()
         );
-        self.wait_state(&what, WAIT, |st| {
-            let live = st.gateway.conn.as_ref().is_some_and(|c| c.live);
-            live.then(|| {
-                data.iter()
-                    .zip(&texts)
-                    .filter_map(|(d, text)| send_dispatch(st, event, d, text))
-                    .collect()
-            })
-        })
-        .await
+        panic!("{}", self.timeout_report(&what, WAIT));
     }
 
-    /// Closes the gateway connection with `code` (4000 "unknown error": the bot must RESUME).
-    /// The session stays resumable. No-op when no connection is open.
+    /// Closes every gateway connection with `code` (4000 "unknown error": the bot must RESUME).
+    /// The sessions stay resumable. No-op when no connection is open.
     pub fn close_gateway(&self, code: u16) {
-        let conn = self.inner.lock().gateway.conn.take();
-        if let Some(conn) = conn {
-            let _ = conn.tx.send(Outgoing::Close(code));
+        {
+            let mut st = self.inner.lock();
+            let ids: Vec<u32> = st.gateway.conns.keys().copied().collect();
+            for id in ids {
+                if let Some(conn) = st.gateway.detach(id) {
+                    let _ = conn.tx.send(Outgoing::Close(code));
+                }
+            }
         }
         self.inner.bump();
+    }
+
+    /// Closes the connection of every live session on shard `shard_id` (whatever its total) with
+    /// `code`; the sessions stay resumable, the other shards are untouched. Returns how many
+    /// connections were closed.
+    pub fn close_shard(&self, shard_id: u32, code: u16) -> usize {
+        let closed = {
+            let mut st = self.inner.lock();
+            let conns: Vec<u32> = st
+                .gateway
+                .sessions
+                .iter()
+                .filter(|((id, _), _)| *id == shard_id)
+                .filter_map(|(_, s)| s.conn)
+                .collect();
+            for &id in &conns {
+                if let Some(conn) = st.gateway.detach(id) {
+                    let _ = conn.tx.send(Outgoing::Close(code));
+                }
+            }
+            conns.len()
+        };
+        self.inner.bump();
+        closed
     }
 
     /// Stops (or resumes) acknowledging heartbeats: serenity then treats the connection as a
@@ -623,8 +965,55 @@ impl FakeDiscord {
         self.inner.lock().gateway.stop_heartbeat_acks = stop;
     }
 
+    /// Holds (or releases) every IDENTIFY and RESUME: while held they stay unanswered (and
+    /// uncounted), as when Discord is slow to accept a session; on release they are answered in
+    /// the order received. Heartbeats are still acknowledged. Makes "dispatched while the bot
+    /// was disconnected" deterministic: serenity reconnects within milliseconds of a close, so
+    /// without a hold its RESUME can come before the test's next dispatch:
+    /// `hold_sessions(true); close_shard(..); dispatch(..); hold_sessions(false)`.
+    pub fn hold_sessions(&self, hold: bool) {
+        self.inner.lock().gateway.hold_sessions = hold;
+        self.inner.bump();
+    }
+
     pub fn gateway_stats(&self) -> GatewayStats {
-        self.inner.lock().gateway.stats
+        self.inner.lock().gateway.stats()
+    }
+
+    /// The live sessions' shards, `(id, total)`, in order.
+    pub fn shards_live(&self) -> Vec<Shard> {
+        let st = self.inner.lock();
+        st.gateway
+            .sessions
+            .iter()
+            .filter(|(_, s)| s.conn.is_some())
+            .map(|(k, _)| *k)
+            .collect()
+    }
+
+    /// Every session (live or resumable), by `(id, total)`.
+    pub fn shard_sessions(&self) -> Vec<ShardSession> {
+        let st = self.inner.lock();
+        st.gateway
+            .sessions
+            .iter()
+            .map(|(&shard, s)| ShardSession {
+                shard,
+                session_id: s.session_id.clone(),
+                live: s.conn.is_some(),
+                seq: s.seq,
+                intents: s.intents,
+                guilds: s.guilds.clone(),
+                dispatches: s.dispatches,
+                replayed: s.replayed,
+                resumed: s.resumed,
+            })
+            .collect()
+    }
+
+    /// The session of one shard, if it exists.
+    pub fn shard_session(&self, shard: Shard) -> Option<ShardSession> {
+        self.shard_sessions().into_iter().find(|s| s.shard == shard)
     }
 
     /// The `d` of every IDENTIFY received (intents, shard, properties...).
@@ -632,11 +1021,24 @@ impl FakeDiscord {
         self.inner.lock().gateway.identify_payloads.clone()
     }
 
-    /// Waits until a gateway session is live (IDENTIFY answered with READY, or RESUME with
-    /// RESUMED, and not closed since).
+    /// Waits until every session is live (IDENTIFY answered with READY, or RESUME with RESUMED,
+    /// and not closed since) and there is at least one. With several processes, wait for their
+    /// shards with [`wait_for_shards`](Self::wait_for_shards): this one may see the first alone.
     pub async fn wait_for_ready(&self, timeout: Duration) -> GatewayStats {
         self.wait_for_gateway("the bot to IDENTIFY or RESUME", timeout, |s| s.session_live)
             .await
+    }
+
+    /// Waits until the sessions of all `shards` (`(id, total)`) are live.
+    pub async fn wait_for_shards(&self, shards: &[Shard], timeout: Duration) -> GatewayStats {
+        let what = format!("live gateway sessions on shards {shards:?}");
+        self.wait_state(&what, timeout, |st| {
+            shards
+                .iter()
+                .all(|&s| st.gateway.live(s))
+                .then(|| st.gateway.stats())
+        })
+        .await
     }
 
     /// Waits until `pred` holds for the gateway counters.
@@ -647,7 +1049,7 @@ impl FakeDiscord {
         pred: impl Fn(&GatewayStats) -> bool,
     ) -> GatewayStats {
         self.wait_state(what, timeout, |st| {
-            let stats = st.gateway.stats;
+            let stats = st.gateway.stats();
             pred(&stats).then_some(stats)
         })
         .await
@@ -974,8 +1376,20 @@ impl FakeDiscord {
         &self,
         what: &str,
         timeout: Duration,
-        mut check: impl FnMut(&mut State) -> Option<T>,
+        check: impl FnMut(&mut State) -> Option<T>,
     ) -> T {
+        match self.wait_until(timeout, check).await {
+            Some(found) => found,
+            None => panic!("{}", self.timeout_report(what, timeout)),
+        }
+    }
+
+    /// Like [`wait_state`](Self::wait_state), but `None` after `timeout` instead of a panic.
+    async fn wait_until<T>(
+        &self,
+        timeout: Duration,
+        mut check: impl FnMut(&mut State) -> Option<T>,
+    ) -> Option<T> {
         let mut changes = self.inner.changes.subscribe();
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
@@ -984,13 +1398,13 @@ impl FakeDiscord {
             let found = check(&mut self.inner.lock());
             if let Some(found) = found {
                 self.inner.bump();
-                return found;
+                return Some(found);
             }
             if tokio::time::timeout_at(deadline, changes.changed())
                 .await
                 .is_err()
             {
-                panic!("{}", self.timeout_report(what, timeout));
+                return None;
             }
         }
     }
@@ -998,8 +1412,9 @@ impl FakeDiscord {
     fn timeout_report(&self, what: &str, timeout: Duration) -> String {
         let st = self.inner.lock();
         let mut report = format!(
-            "fake Discord: timed out after {timeout:?}: {what} never arrived.\n  gateway: {:?}\n  {} requests received:",
-            st.gateway.stats,
+            "fake Discord: timed out after {timeout:?}: {what} never arrived.\n  gateway: {:?}\n  sessions: {}\n  {} requests received:",
+            st.gateway.stats(),
+            st.gateway.describe_sessions(),
             st.requests.len()
         );
         let skip = st.requests.len().saturating_sub(40);
@@ -1036,23 +1451,38 @@ fn problems_report(problems: &[String]) -> String {
     )
 }
 
-/// Queues one dispatch on the session and records it (an interaction, so its callback is
-/// accepted; a message, so it can be fetched): written to the live connection at once, or kept for
-/// the RESUME replay while the session is disconnected. `None` when no session exists. `text` is
-/// `data` serialized.
-fn send_dispatch(st: &mut State, event: &str, data: &Value, text: &str) -> Option<u64> {
-    let gw = &mut st.gateway;
-    gw.session_id.as_ref()?;
-    let seq = gw.stats.seq + 1;
-    let frame = format!(r#"{{"op":0,"s":{seq},"t":{},"d":{text}}}"#, json!(event));
+/// Queues one dispatch on each of the sessions in `sends` (a shard and the dispatch's data
+/// serialized for it) and records it once (an interaction, so its callback is accepted; a
+/// message, so it can be fetched): written to a live connection at once, or kept for the RESUME
+/// replay while the session is disconnected. Returns the sequence number on the first session;
+/// `None` when none of them exists. `data` is what the world records.
+fn send_dispatch(
+    st: &mut State,
+    event: &str,
+    data: &Value,
+    sends: &[(Shard, &str)],
+) -> Option<u64> {
     let token = (event == "INTERACTION_CREATE")
         .then(|| data["token"].as_str().unwrap_or_default().to_string());
-    if let Some(conn) = gw.conn.as_ref().filter(|c| c.live) {
-        // A connection closing right now drops it; the RESUME replay delivers it then.
-        let _ = conn.tx.send(Outgoing::Text(frame.clone(), token.clone()));
+    let gw = &mut st.gateway;
+    let mut first = None;
+    for &(shard, text) in sends {
+        let Some(session) = gw.sessions.get_mut(&shard) else {
+            continue;
+        };
+        let seq = session.seq + 1;
+        let frame = format!(r#"{{"op":0,"s":{seq},"t":{},"d":{text}}}"#, json!(event));
+        if let Some(conn) = session.conn.and_then(|id| gw.conns.get(&id)) {
+            // A connection closing right now drops it; the RESUME replay delivers it then.
+            let _ = conn.tx.send(Outgoing::Text(frame.clone(), token.clone()));
+        }
+        session.history.push((seq, frame, token.clone()));
+        session.seq = seq;
+        session.dispatches += 1;
+        gw.stats.seq = seq;
+        first.get_or_insert(seq);
     }
-    gw.history.push((seq, frame, token));
-    gw.stats.seq = seq;
+    let seq = first?;
     gw.stats.dispatches += 1;
     if event == "INTERACTION_CREATE" {
         st.world.interactions.insert(
@@ -1252,18 +1682,22 @@ async fn gateway_session(inner: Arc<Inner>, mut socket: WebSocket) {
     let conn_id = {
         let mut st = inner.lock();
         st.gateway.stats.connections += 1;
-        st.gateway.stats.session_live = false;
         let id = st.gateway.stats.connections;
-        st.gateway.conn = Some(Conn {
-            id,
+        let conn = Conn {
             tx: tx.clone(),
-            live: false,
-        });
+            session: None,
+        };
+        st.gateway.conns.insert(id, conn);
         id
     };
     inner.bump();
     let interval = inner.heartbeat_interval.as_millis() as u64;
     let hello = json!({"op": 10, "s": null, "t": null, "d": {"heartbeat_interval": interval}});
+    // The code of the client's close frame, if it sent one.
+    let mut client_close = None;
+    // IDENTIFY and RESUME received while sessions are held (see `FakeDiscord::hold_sessions`).
+    let mut parked: std::collections::VecDeque<String> = Default::default();
+    let mut changes = inner.changes.subscribe();
     if socket
         .send(WsMessage::Text(hello.to_string()))
         .await
@@ -1272,8 +1706,17 @@ async fn gateway_session(inner: Arc<Inner>, mut socket: WebSocket) {
         loop {
             tokio::select! {
                 incoming = socket.recv() => match incoming {
-                    Some(Ok(WsMessage::Text(text))) => on_gateway_message(&inner, conn_id, &tx, &text),
-                    Some(Ok(WsMessage::Close(_))) | Some(Err(_)) | None => break,
+                    Some(Ok(WsMessage::Text(text))) => {
+                        // Heartbeats are answered even while a held IDENTIFY/RESUME waits.
+                        if !on_gateway_message(&inner, conn_id, &tx, &text) {
+                            parked.push_back(text);
+                        }
+                    }
+                    Some(Ok(WsMessage::Close(frame))) => {
+                        client_close = frame.map(|f| f.code);
+                        break;
+                    }
+                    Some(Err(_)) | None => break,
                     Some(Ok(_)) => {}
                 },
                 outgoing = rx.recv() => match outgoing {
@@ -1295,35 +1738,59 @@ async fn gateway_session(inner: Arc<Inner>, mut socket: WebSocket) {
                     }
                     None => break,
                 },
+                _ = changes.changed(), if !parked.is_empty() => {
+                    while parked
+                        .front()
+                        .is_some_and(|text| on_gateway_message(&inner, conn_id, &tx, text))
+                    {
+                        parked.pop_front();
+                    }
+                }
             }
         }
     }
     {
         let mut st = inner.lock();
-        if st.gateway.conn.as_ref().is_some_and(|c| c.id == conn_id) {
-            st.gateway.conn = None;
-            st.gateway.stats.session_live = false;
+        let gw = &mut st.gateway;
+        // The session this connection still carried, if any.
+        let carried = gw
+            .conns
+            .get(&conn_id)
+            .and_then(|c| c.session)
+            .filter(|k| gw.sessions.get(k).is_some_and(|s| s.conn == Some(conn_id)));
+        gw.detach(conn_id);
+        // Discord: a client closing with 1000 or 1001 ends its session (the bot goes offline;
+        // no RESUME). Any other end leaves it resumable.
+        if let (Some(shard), Some(1000 | 1001)) = (carried, client_close) {
+            gw.sessions.remove(&shard);
         }
     }
     inner.bump();
 }
 
+/// Handles one message of a connection. `false` when it is an IDENTIFY or RESUME held by
+/// [`FakeDiscord::hold_sessions`]: the caller keeps it for later.
 fn on_gateway_message(
     inner: &Inner,
     conn_id: u32,
     tx: &mpsc::UnboundedSender<Outgoing>,
     text: &str,
-) {
+) -> bool {
     let Ok(msg) = serde_json::from_str::<Value>(text) else {
-        return;
+        return true;
     };
     let send = |v: Value| {
         let _ = tx.send(Outgoing::Text(v.to_string(), None));
     };
+    let close = |code: u16| {
+        let _ = tx.send(Outgoing::Close(code));
+    };
     let mut guard = inner.lock();
     let st = &mut *guard;
     let gw = &mut st.gateway;
-    let is_current = gw.conn.as_ref().is_some_and(|c| c.id == conn_id);
+    if gw.hold_sessions && matches!(msg["op"].as_u64(), Some(2 | 6)) {
+        return false;
+    }
     match msg["op"].as_u64() {
         Some(1) => {
             gw.stats.heartbeats += 1;
@@ -1333,56 +1800,94 @@ fn on_gateway_message(
         }
         Some(2) => {
             gw.stats.identifies += 1;
-            gw.identify_payloads.push(msg["d"].clone());
-            if msg["d"]["token"].as_str() != Some(&format!("Bot {TOKEN}")) {
+            let d = &msg["d"];
+            gw.identify_payloads.push(d.clone());
+            if d["token"].as_str() != Some(&format!("Bot {TOKEN}")) {
                 // Discord: 4004 "Authentication failed".
-                let _ = tx.send(Outgoing::Close(4004));
-                drop(guard);
-                inner.bump();
-                return;
-            }
-            let session_id = format!("fake-session-{}", gw.stats.identifies);
-            gw.session_id = Some(session_id.clone());
-            gw.intents = msg["d"]["intents"].as_u64().unwrap_or(0);
-            gw.history.clear();
-            gw.stats.seq = 1;
-            let shard = msg["d"]["shard"]
-                .as_array()
-                .and_then(|s| Some([s.first()?.as_u64()? as u32, s.get(1)?.as_u64()? as u32]));
-            let guild_ids: Vec<u64> = st.world.guilds.keys().copied().collect();
-            let ready = payloads::ready(&session_id, &inner.ws_url, &guild_ids, shard);
-            send(json!({"op": 0, "s": 1, "t": "READY", "d": ready}));
-            for guild in st.world.guilds.values() {
-                gw.stats.seq += 1;
-                send(
-                    json!({"op": 0, "s": gw.stats.seq, "t": "GUILD_CREATE", "d": guild.guild_create()}),
-                );
-            }
-            if is_current {
-                gw.conn.as_mut().unwrap().live = true;
-                gw.stats.session_live = true;
+                close(4004);
+            } else if gw.conns.get(&conn_id).is_some_and(|c| c.session.is_some()) {
+                // Discord: 4005 "Already authenticated".
+                close(4005);
+            } else {
+                match identify_shard(d) {
+                    // Discord: 4010 "Invalid shard".
+                    Err(_) => close(4010),
+                    Ok(shard) => {
+                        let guilds: Vec<u64> = st
+                            .world
+                            .guilds
+                            .keys()
+                            .copied()
+                            .filter(|&g| guild_shard(g, shard.1) == shard.0)
+                            .collect();
+                        let session_id = format!("fake-session-{}", gw.stats.identifies);
+                        let ready_shard = d["shard"].is_array().then_some([shard.0, shard.1]);
+                        let ready =
+                            payloads::ready(&session_id, &inner.ws_url, &guilds, ready_shard);
+                        send(json!({"op": 0, "s": 1, "t": "READY", "d": ready}));
+                        let mut seq = 1;
+                        for g in &guilds {
+                            seq += 1;
+                            let data = st.world.guilds[g].guild_create();
+                            send(json!({"op": 0, "s": seq, "t": "GUILD_CREATE", "d": data}));
+                        }
+                        // A re-shard: sessions of another total that nobody carries are gone.
+                        gw.sessions
+                            .retain(|k, s| k.1 == shard.1 || s.conn.is_some());
+                        let session = Session {
+                            session_id,
+                            conn: None,
+                            seq,
+                            intents: d["intents"].as_u64().unwrap_or(0),
+                            history: Vec::new(),
+                            guilds,
+                            dispatches: 0,
+                            replayed: 0,
+                            resumed: 0,
+                        };
+                        // A new IDENTIFY on a shard replaces its session; a connection still
+                        // carrying the old one stays open, unbound.
+                        if let Some(old) = gw.sessions.insert(shard, session) {
+                            if let Some(c) = old.conn.and_then(|id| gw.conns.get_mut(&id)) {
+                                c.session = None;
+                            }
+                        }
+                        gw.stats.seq = seq;
+                        // Live unless the test closed this connection meanwhile.
+                        gw.bind(conn_id, shard);
+                    }
+                }
             }
         }
         Some(6) => {
             gw.stats.resumes += 1;
             let wanted = msg["d"]["session_id"].as_str();
-            if wanted.is_some() && wanted == gw.session_id.as_deref() {
+            let shard = gw
+                .sessions
+                .iter()
+                .find(|(_, s)| wanted == Some(s.session_id.as_str()))
+                .map(|(k, _)| *k);
+            if let Some(shard) = shard {
                 gw.stats.resumed += 1;
-                // Replay what the client missed (everything after the sequence it last saw),
-                // then RESUMED.
+                // Replay what the client missed on this shard (everything after the sequence it
+                // last saw), then RESUMED.
                 let seen = msg["d"]["seq"].as_u64().unwrap_or(0);
-                for (seq, frame, token) in &gw.history {
+                let session = gw.sessions.get_mut(&shard).expect("found above");
+                let mut replayed = 0;
+                for (seq, frame, token) in &session.history {
                     if *seq > seen {
                         let _ = tx.send(Outgoing::Text(frame.clone(), token.clone()));
-                        gw.stats.replayed += 1;
+                        replayed += 1;
                     }
                 }
-                gw.stats.seq += 1;
-                send(json!({"op": 0, "s": gw.stats.seq, "t": "RESUMED", "d": {}}));
-                if is_current {
-                    gw.conn.as_mut().unwrap().live = true;
-                    gw.stats.session_live = true;
-                }
+                session.replayed += replayed;
+                session.resumed += 1;
+                session.seq += 1;
+                let seq = session.seq;
+                send(json!({"op": 0, "s": seq, "t": "RESUMED", "d": {}}));
+                gw.stats.replayed += replayed;
+                gw.stats.seq = seq;
+                gw.bind(conn_id, shard);
             } else {
                 // Invalid session, not resumable: the bot must IDENTIFY again.
                 send(json!({"op": 9, "s": null, "t": null, "d": false}));
@@ -1392,6 +1897,7 @@ fn on_gateway_message(
     }
     drop(guard);
     inner.bump();
+    true
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1536,6 +2042,10 @@ async fn rest(
         .get(AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
+    let user_agent = headers
+        .get(USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
     // Discord answers 401 to any call with an unknown token. `GET /gateway` is exempt (it needs
     // no token, and when it fails serenity silently connects to the real gateway); a request
     // without the header (the self-test's raw HTTP) is let through.
@@ -1661,6 +2171,7 @@ async fn rest(
             query,
             body,
             authorization,
+            user_agent,
             content_type,
             received_at,
             since_start: received_at - inner.started,
@@ -1800,7 +2311,7 @@ fn route(
         ("GET", ["gateway"]) => Reply::ok(json!({"url": inner.ws_url})),
         ("GET", ["gateway", "bot"]) => Reply::ok(json!({
             "url": inner.ws_url,
-            "shards": 1,
+            "shards": inner.recommended_shards,
             "session_start_limit": {"total": 1000, "remaining": 999, "reset_after": 0, "max_concurrency": 1},
         })),
         ("GET", ["oauth2", "applications", "@me"]) | ("GET", ["applications", "@me"]) => {
