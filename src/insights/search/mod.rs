@@ -274,26 +274,26 @@ impl Searcher {
             .embed(&texts)
             .map_err(|e| AskError::Embedding(e.to_string()))?;
 
-        // Semantic: every insight's best document, over the whole question and its sentences;
-        // the gate also needs each query vector's own best.
-        let similarities = index.semantic.similarities(&queries);
-        let per_query_best: Vec<f32> = queries
+        // Semantic: every insight's best document for each of the question's vectors (the whole
+        // question, then its sentences); an insight's similarity is its best over them, and the
+        // gate weighs each vector on its own.
+        let per_query: Vec<Vec<semantic::Similarity>> = queries
             .iter()
-            .map(|q| {
-                index
-                    .semantic
-                    .similarities(std::slice::from_ref(q))
-                    .iter()
-                    .map(|s| s.value)
-                    .fold(-1f32, f32::max)
-            })
+            .map(|q| index.semantic.similarities(std::slice::from_ref(q)))
             .collect();
-        let mut verdict = if queries.len() == 1 {
-            let best = similarities.iter().map(|s| s.value).fold(-1f32, f32::max);
-            self.anchors.verdict(&queries, &[best])
-        } else {
-            self.anchors.verdict(&queries, &per_query_best)
-        };
+        let mut similarities = per_query[0].clone();
+        for other in &per_query[1..] {
+            for (best, s) in similarities.iter_mut().zip(other) {
+                if s.value > best.value {
+                    *best = *s;
+                }
+            }
+        }
+        let per_query_best: Vec<f32> = per_query
+            .iter()
+            .map(|sims| sims.iter().map(|s| s.value).fold(-1f32, f32::max))
+            .collect();
+        let mut verdict = self.anchors.verdict(&queries, &per_query_best);
         // Punctuation, numbers, emoji or keyboard mashing alone say nothing a collection could
         // answer, whatever the model makes of them: at least one word must be a word of English
         // (one the model's vocabulary holds whole).

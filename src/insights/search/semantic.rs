@@ -58,17 +58,39 @@ fn quantize(v: &Vector) -> Quantized {
     Quantized { scale, q }
 }
 
-/// The dot product of a full vector with a stored one.
-fn dot(query: &Vector, doc: &Quantized) -> f32 {
-    // Eight independent sums: the compiler vectorises the widening and the multiply-adds.
-    let mut acc = [0f32; 8];
-    for (q, d) in query.chunks_exact(8).zip(doc.q.chunks_exact(8)) {
-        for k in 0..8 {
-            acc[k] += q[k] * f32::from(d[k]);
+/// A question's vector in 16 bits, for the scan: `value[k] ~ scale * q[k]`. 16 bits keep the
+/// question's own rounding a hundred times below the documents' 8 bits.
+struct QuantizedQuery {
+    scale: f32,
+    q: [i16; DIM],
+}
+
+fn quantize_query(v: &Vector) -> QuantizedQuery {
+    let max = v.iter().fold(0f32, |m, x| m.max(x.abs()));
+    let scale = if max > 0.0 { max / 32767.0 } else { 1.0 };
+    let mut q = [0i16; DIM];
+    for (out, x) in q.iter_mut().zip(v) {
+        *out = (x / scale).round().clamp(-32767.0, 32767.0) as i16;
+    }
+    QuantizedQuery { scale, q }
+}
+
+/// The dot product of a question with a stored document, in integers: 16 x 8-bit products summed
+/// in 32 bits (|sum| < 384 x 32767 x 127 < 2^31), which the compiler turns into vector
+/// multiply-adds of 16-bit pairs. About four times faster than widening to f32, and the scan over
+/// 300,000 documents is most of a question's time at 100,000 insights.
+fn dot(query: &QuantizedQuery, doc: &Quantized) -> f32 {
+    let mut acc = [0i32; 16];
+    for (q, d) in query.q.chunks_exact(16).zip(doc.q.chunks_exact(16)) {
+        for k in 0..16 {
+            acc[k] += i32::from(q[k]) * i32::from(d[k]);
         }
     }
-    acc.iter().sum::<f32>() * doc.scale
+    acc.iter().sum::<i32>() as f32 * query.scale * doc.scale
 }
+
+/// Documents scanned per thread: below this a second thread costs more than it saves.
+const PARALLEL_SCAN_DOCS: usize = 40_000;
 
 /// The embedded documents of one collection.
 #[derive(Debug, Clone, Default)]
@@ -124,8 +146,33 @@ impl SemanticIndex {
 
     /// Every insight's similarity to the question: the best over its documents and over the
     /// question's vectors (the whole question and, for a long one, its sentences). Insights
-    /// without a document get -1.
+    /// without a document get -1. A large index is scanned by two threads, each over half of the
+    /// documents (an insight's documents are contiguous, so the halves merge by maximum).
     pub fn similarities(&self, queries: &[Vector]) -> Vec<Similarity> {
+        let queries: Vec<QuantizedQuery> = queries.iter().map(quantize_query).collect();
+        let threads = if self.docs.len() >= 2 * PARALLEL_SCAN_DOCS {
+            std::thread::available_parallelism().map_or(1, |n| n.get().min(2))
+        } else {
+            1
+        };
+        if threads == 1 {
+            return self.scan(&queries, 0..self.docs.len());
+        }
+        let half = self.docs.len() / 2;
+        let (mut first, second) = std::thread::scope(|scope| {
+            let second = scope.spawn(|| self.scan(&queries, half..self.docs.len()));
+            let first = self.scan(&queries, 0..half);
+            (first, second.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+        });
+        for (a, b) in first.iter_mut().zip(second) {
+            if b.value > a.value {
+                *a = b;
+            }
+        }
+        first
+    }
+
+    fn scan(&self, queries: &[QuantizedQuery], range: std::ops::Range<usize>) -> Vec<Similarity> {
         let mut best = vec![
             Similarity {
                 value: -1.0,
@@ -133,8 +180,13 @@ impl SemanticIndex {
             };
             self.insights
         ];
+        let (docs, owners, kinds) = (
+            &self.docs[range.clone()],
+            &self.owners[range.clone()],
+            &self.kinds[range],
+        );
         for query in queries {
-            for ((doc, &owner), &kind) in self.docs.iter().zip(&self.owners).zip(&self.kinds) {
+            for ((doc, &owner), &kind) in docs.iter().zip(owners).zip(kinds) {
                 let value = dot(query, doc);
                 let slot = &mut best[owner as usize];
                 if value > slot.value {
@@ -171,10 +223,10 @@ mod tests {
             for b in 0..40 {
                 let (x, y) = (unit(a), unit(1000 + b));
                 let exact = crate::embedding::cosine(&x, &y);
-                worst = worst.max((dot(&x, &quantize(&y)) - exact).abs());
+                worst = worst.max((dot(&quantize_query(&x), &quantize(&y)) - exact).abs());
             }
             let x = unit(a);
-            assert!((dot(&x, &quantize(&x)) - 1.0).abs() < 0.01);
+            assert!((dot(&quantize_query(&x), &quantize(&x)) - 1.0).abs() < 0.01);
         }
         assert!(worst < 0.01, "{worst}");
     }
@@ -190,5 +242,17 @@ mod tests {
         // A second query vector (a sentence of a long message) can raise an insight.
         let sims = index.similarities(&[unit(2), unit(3)]);
         assert!((sims[1].value - 1.0).abs() < 0.01, "{sims:?}");
+    }
+
+    #[test]
+    fn a_parallel_scan_finds_what_a_single_one_does() {
+        let owners = 3 * PARALLEL_SCAN_DOCS / 2;
+        let docs: Vec<(u32, Vector)> = (0..2 * owners as u32)
+            .map(|i| (i / 2, unit(i)))
+            .collect();
+        let index = SemanticIndex::from_documents(owners, &docs);
+        let queries = [unit(7), unit(90_001)];
+        let quantized: Vec<QuantizedQuery> = queries.iter().map(quantize_query).collect();
+        assert_eq!(index.similarities(&queries), index.scan(&quantized, 0..docs.len()));
     }
 }
