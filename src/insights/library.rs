@@ -168,6 +168,8 @@ impl FileCheck {
 pub(super) struct CheckedFile {
     /// Its whole insights, each with the span of its id, in file order.
     pub insights: Vec<(Insight, Range<usize>)>,
+    /// The span of every `[[insight]]` entry, whole or not.
+    pub entries: Vec<Range<usize>>,
     pub check: FileCheck,
 }
 
@@ -179,6 +181,7 @@ pub(super) fn check_file(file: &Path, text: &str, rules: &Rules) -> CheckedFile 
         problems: Vec::new(),
     };
     let mut insights = Vec::new();
+    let mut entries = Vec::new();
     match toml::from_str::<RawFile>(text) {
         Err(e) => {
             let span = e.span().unwrap_or(0..0);
@@ -186,11 +189,16 @@ pub(super) fn check_file(file: &Path, text: &str, rules: &Rules) -> CheckedFile 
         }
         Ok(raw) => {
             for entry in raw.insight {
+                entries.push(entry.span());
                 insights.extend(check_entry(entry, rules, &mut check));
             }
         }
     }
-    CheckedFile { insights, check }
+    CheckedFile {
+        insights,
+        entries,
+        check,
+    }
 }
 
 /// Keeps the insights of one file whose id was not seen before (in `first_seen`, from earlier

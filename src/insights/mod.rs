@@ -9,11 +9,13 @@
 use std::fmt;
 
 pub mod catalog;
+pub mod import;
 pub mod library;
 pub mod search;
 pub mod validate;
 
 pub use catalog::Catalog;
+pub use import::{parse_import, MAX_IMPORT_BYTES, MAX_IMPORT_INSIGHTS};
 pub use library::Library;
 pub use validate::{
     parse_asks, parse_topics, slug_from_title, validate, FieldProblem, Fields, ProblemKind, Rules,
