@@ -9,12 +9,14 @@
 use std::fmt;
 
 pub mod catalog;
+pub mod export;
 pub mod import;
 pub mod library;
 pub mod search;
 pub mod validate;
 
 pub use catalog::Catalog;
+pub use export::export_toml;
 pub use import::{parse_import, MAX_IMPORT_BYTES, MAX_IMPORT_INSIGHTS};
 pub use library::Library;
 pub use validate::{
