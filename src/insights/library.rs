@@ -18,9 +18,10 @@ use rand::Rng;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::{
-    is_slug, Insight, Source, MAX_ID_CHARS, MAX_SOURCE_CHARS, MAX_TEXT_CHARS, MAX_TITLE_CHARS,
-};
+#[cfg(test)]
+use super::is_slug;
+use super::validate::{validate, Fields, ProblemKind, Rules, SourceFields};
+use super::Insight;
 
 /// One problem found while loading: the file, the 1-based line, and what is wrong.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -129,32 +130,32 @@ struct RawSource {
 }
 
 /// Maps byte offsets of one file to 1-based line numbers.
-struct LineIndex {
+pub(super) struct LineIndex {
     starts: Vec<usize>,
 }
 
 impl LineIndex {
-    fn new(text: &str) -> Self {
+    pub fn new(text: &str) -> Self {
         let starts = std::iter::once(0)
             .chain(text.match_indices('\n').map(|(i, _)| i + 1))
             .collect();
         LineIndex { starts }
     }
 
-    fn line(&self, offset: usize) -> usize {
+    pub fn line(&self, offset: usize) -> usize {
         self.starts.partition_point(|&start| start <= offset).max(1)
     }
 }
 
 /// Collects problems for one file.
-struct FileCheck {
-    file: PathBuf,
-    lines: LineIndex,
-    problems: Vec<Problem>,
+pub(super) struct FileCheck {
+    pub file: PathBuf,
+    pub lines: LineIndex,
+    pub problems: Vec<Problem>,
 }
 
 impl FileCheck {
-    fn report(&mut self, span: Range<usize>, reason: impl Into<String>) {
+    pub fn report(&mut self, span: Range<usize>, reason: impl Into<String>) {
         self.problems.push(Problem {
             file: self.file.clone(),
             line: self.lines.line(span.start),
@@ -163,14 +164,24 @@ impl FileCheck {
     }
 }
 
-/// Parses and validates one file: its whole insights (with the span of each id) and its problems.
-fn check_file(file: &Path, text: &str) -> (Vec<(Insight, Range<usize>)>, FileCheck) {
+/// One file parsed and validated.
+pub(super) struct CheckedFile {
+    /// Its whole insights, each with the span of its id, in file order.
+    pub insights: Vec<(Insight, Range<usize>)>,
+    /// The span of every `[[insight]]` entry, whole or not.
+    pub entries: Vec<Range<usize>>,
+    pub check: FileCheck,
+}
+
+/// Parses and validates one file with `rules`.
+pub(super) fn check_file(file: &Path, text: &str, rules: &Rules) -> CheckedFile {
     let mut check = FileCheck {
         file: file.to_path_buf(),
         lines: LineIndex::new(text),
         problems: Vec::new(),
     };
     let mut insights = Vec::new();
+    let mut entries = Vec::new();
     match toml::from_str::<RawFile>(text) {
         Err(e) => {
             let span = e.span().unwrap_or(0..0);
@@ -178,11 +189,42 @@ fn check_file(file: &Path, text: &str) -> (Vec<(Insight, Range<usize>)>, FileChe
         }
         Ok(raw) => {
             for entry in raw.insight {
-                insights.extend(validate(entry, &mut check));
+                entries.push(entry.span());
+                insights.extend(check_entry(entry, rules, &mut check));
             }
         }
     }
-    (insights, check)
+    CheckedFile {
+        insights,
+        entries,
+        check,
+    }
+}
+
+/// Keeps the insights of one file whose id was not seen before (in `first_seen`, from earlier
+/// files, or earlier in this one) and reports the others as duplicates naming both places.
+pub(super) fn drop_duplicates(
+    entries: Vec<(Insight, Range<usize>)>,
+    check: &mut FileCheck,
+    first_seen: &mut HashMap<String, (PathBuf, usize)>,
+) -> Vec<Insight> {
+    let mut kept = Vec::with_capacity(entries.len());
+    for (insight, id_span) in entries {
+        let line = check.lines.line(id_span.start);
+        if let Some((other_file, other_line)) = first_seen.get(&insight.id) {
+            let reason = format!(
+                "duplicate id {:?}: already defined at {}:{}",
+                insight.id,
+                other_file.display(),
+                other_line
+            );
+            check.report(id_span, reason);
+            continue;
+        }
+        first_seen.insert(insight.id.clone(), (check.file.clone(), line));
+        kept.push(insight);
+    }
+    kept
 }
 
 /// `items.iter().map(f)`, spread over the machine's cores in contiguous chunks, in order.
@@ -205,10 +247,6 @@ fn parallel_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Ve
             .flat_map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
             .collect()
     })
-}
-
-fn char_count(s: &str) -> usize {
-    s.chars().count()
 }
 
 fn builtin_source() -> (PathBuf, String) {
@@ -291,28 +329,19 @@ impl Library {
     /// Files are parsed and validated in parallel (TOML parsing is most of the cost of a large
     /// collection), then merged in order, which is where duplicate ids are found.
     pub fn from_sources(sources: &[(PathBuf, String)]) -> Result<Library, LoadError> {
-        let checked = parallel_map(sources, |(file, text)| check_file(file, text));
+        let rules = Rules::file();
+        let checked = parallel_map(sources, |(file, text)| check_file(file, text, &rules));
         let mut insights = Vec::new();
         let mut problems = Vec::new();
         // id -> (file, line) of its first definition, so a duplicate names both places.
         let mut first_seen: HashMap<String, (PathBuf, usize)> = HashMap::new();
-        for ((file, _), (entries, mut check)) in sources.iter().zip(checked) {
-            for (insight, id_span) in entries {
-                let line = check.lines.line(id_span.start);
-                if let Some((other_file, other_line)) = first_seen.get(&insight.id) {
-                    let reason = format!(
-                        "duplicate id {:?}: already defined at {}:{}",
-                        insight.id,
-                        other_file.display(),
-                        other_line
-                    );
-                    check.report(id_span, reason);
-                    continue;
-                }
-                first_seen.insert(insight.id.clone(), (file.clone(), line));
-                insights.push(insight);
-            }
-            problems.append(&mut check.problems);
+        for mut file in checked {
+            insights.extend(drop_duplicates(
+                file.insights,
+                &mut file.check,
+                &mut first_seen,
+            ));
+            problems.append(&mut file.check.problems);
         }
         if insights.is_empty() && problems.is_empty() {
             problems.push(Problem {
@@ -401,131 +430,55 @@ impl Library {
     }
 }
 
-/// Validates one raw entry, reporting every problem; returns the insight and the span of its id
-/// only when the entry is whole.
-fn validate(entry: Spanned<RawInsight>, check: &mut FileCheck) -> Option<(Insight, Range<usize>)> {
+/// Validates one raw entry with `rules` ([`validate`]), reporting every problem on its line;
+/// returns the insight and the span of its id only when the entry is whole.
+///
+/// A problem is placed on its field's line, except an absent field (and an id that is not a
+/// slug), which are placed on the entry's `[[insight]]` line.
+fn check_entry(
+    entry: Spanned<RawInsight>,
+    rules: &Rules,
+    check: &mut FileCheck,
+) -> Option<(Insight, Range<usize>)> {
     let entry_span = entry.span();
     let raw = entry.into_inner();
-    let before = check.problems.len();
     let id_span = raw.id.as_ref().map_or(entry_span.clone(), |id| id.span());
-
-    let mut text_field = |field: Option<Spanned<String>>, name: &str, max: usize| {
-        let Some(value) = field else {
-            check.report(
-                entry_span.clone(),
-                format!("[[insight]] is missing the `{name}` field"),
-            );
-            return String::new();
-        };
-        let span = value.span();
-        let value = value.into_inner();
-        if value.trim().is_empty() {
-            check.report(span, format!("`{name}` is empty"));
-        } else if char_count(&value) > max {
-            check.report(
-                span,
-                format!(
-                    "`{name}` is {} characters long; the limit is {max} (Discord's embed limit)",
-                    char_count(&value)
-                ),
-            );
-        }
-        value.trim().to_string()
-    };
-    let id = text_field(raw.id, "id", MAX_ID_CHARS);
-    let title = text_field(raw.title, "title", MAX_TITLE_CHARS);
-    let text = text_field(raw.text, "text", MAX_TEXT_CHARS);
-
-    let mut list_field = |field: Option<Spanned<Vec<String>>>, name: &str, slugs: bool| {
-        let Some(value) = field else {
-            check.report(
-                entry_span.clone(),
-                format!("[[insight]] is missing the `{name}` field"),
-            );
-            return Vec::new();
-        };
-        let span = value.span();
-        let items = value.into_inner();
-        if items.is_empty() {
-            check.report(
-                span.clone(),
-                format!("`{name}` is empty: give at least one"),
-            );
-        }
-        for item in &items {
-            if item.trim().is_empty() {
-                check.report(span.clone(), format!("`{name}` has an empty entry"));
-            } else if slugs && !is_slug(item) {
-                check.report(
-                    span.clone(),
-                    format!("topic {item:?} is not a lowercase tag (a-z, 0-9 and hyphens, e.g. \"career-ladder\")"),
-                );
-            } else if char_count(item) > 100 {
-                check.report(
-                    span.clone(),
-                    format!("`{name}` has an entry over 100 characters"),
-                );
+    let fields = Fields {
+        id: raw.id.as_ref().map(|v| v.get_ref().as_str()),
+        title: raw.title.as_ref().map(|v| v.get_ref().as_str()),
+        text: raw.text.as_ref().map(|v| v.get_ref().as_str()),
+        topics: raw.topics.as_ref().map(|v| v.get_ref().as_slice()),
+        asks: raw.asks.as_ref().map(|v| v.get_ref().as_slice()),
+        source: raw.source.as_ref().map(|v| {
+            let source = v.get_ref();
+            SourceFields {
+                title: source.title.as_deref(),
+                publisher: source.publisher.as_deref(),
+                url: source.url.as_deref(),
             }
-        }
-        items.into_iter().map(|s| s.trim().to_string()).collect()
+        }),
     };
-    let topics = list_field(raw.topics, "topics", true);
-    let asks = list_field(raw.asks, "asks", false);
-
-    let source = match raw.source {
-        None => {
-            check.report(
-                entry_span.clone(),
-                "[[insight]] is missing the `source` field (source = { title = \"...\", publisher = \"...\" })",
-            );
+    match validate(fields, rules) {
+        Ok(insight) => Some((insight, id_span)),
+        Err(problems) => {
+            for problem in problems {
+                let field_span = match problem.field {
+                    "id" => raw.id.as_ref().map(Spanned::span),
+                    "title" => raw.title.as_ref().map(Spanned::span),
+                    "text" => raw.text.as_ref().map(Spanned::span),
+                    "topics" => raw.topics.as_ref().map(Spanned::span),
+                    "asks" => raw.asks.as_ref().map(Spanned::span),
+                    _ => raw.source.as_ref().map(Spanned::span),
+                };
+                let span = match (problem.kind, problem.field) {
+                    (ProblemKind::Missing, _) | (ProblemKind::NotSlug, "id") => None,
+                    _ => field_span,
+                };
+                check.report(span.unwrap_or(entry_span.clone()), problem.reason);
+            }
             None
         }
-        Some(source) => {
-            let span = source.span();
-            let source = source.into_inner();
-            let mut part = |value: Option<String>, name: &str| match value {
-                Some(v) if !v.trim().is_empty() => {
-                    if char_count(&v) > MAX_SOURCE_CHARS {
-                        check.report(
-                            span.clone(),
-                            format!("`source.{name}` is over {MAX_SOURCE_CHARS} characters"),
-                        );
-                    }
-                    v.trim().to_string()
-                }
-                _ => {
-                    check.report(span.clone(), format!("`source.{name}` is missing or empty"));
-                    String::new()
-                }
-            };
-            let title = part(source.title, "title");
-            let publisher = part(source.publisher, "publisher");
-            Some(Source {
-                title,
-                publisher,
-                url: source.url.filter(|u| !u.trim().is_empty()),
-            })
-        }
-    };
-
-    if !id.is_empty() && !is_slug(&id) {
-        check.report(
-            entry_span.clone(),
-            format!("id {id:?} is not a lowercase slug (a-z, 0-9 and single hyphens, e.g. \"tour-of-duty\")"),
-        );
     }
-    if check.problems.len() > before {
-        return None;
-    }
-    let insight = Insight {
-        id,
-        title,
-        text,
-        topics,
-        asks,
-        source: source?,
-    };
-    Some((insight, id_span))
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
-//! Insights: what one is ([`Insight`]), the collection that holds them ([`library`]: loading,
-//! validation, look-up, random picks), how a question finds them ([`search`]), and a collection
-//! ready to answer ([`catalog`]: the collection, its index and the model).
+//! Insights: what one is ([`Insight`]), the rules every insight obeys wherever it comes from
+//! ([`validate`]), the collection that holds them ([`library`]: loading, look-up, random picks),
+//! how a question finds them ([`search`]), and a collection ready to answer ([`catalog`]: the
+//! collection, its index and the model).
 //!
 //! The types live here, above `library` and `search`, so that neither imports the other:
 //! `search` ranks `Insight`s, `library` owns them, `catalog` puts the two together.
@@ -8,11 +9,20 @@
 use std::fmt;
 
 pub mod catalog;
+pub mod export;
+pub mod import;
 pub mod library;
 pub mod search;
+pub mod validate;
 
 pub use catalog::Catalog;
+pub use export::export_toml;
+pub use import::{parse_import, MAX_IMPORT_BYTES, MAX_IMPORT_INSIGHTS};
 pub use library::Library;
+pub use validate::{
+    parse_asks, parse_topics, slug_from_title, validate, FieldProblem, Fields, ProblemKind, Rules,
+    SourceFields,
+};
 
 /// Discord: an embed description holds at most 4096 characters.
 pub const MAX_TEXT_CHARS: usize = 4096;
