@@ -79,6 +79,7 @@ fn quantize_query(v: &Vector) -> QuantizedQuery {
 /// in 32 bits (|sum| < 384 x 32767 x 127 < 2^31), which the compiler turns into vector
 /// multiply-adds of 16-bit pairs. About four times faster than widening to f32, and the scan over
 /// 300,000 documents is most of a question's time at 100,000 insights.
+#[inline(always)]
 fn dot(query: &QuantizedQuery, doc: &Quantized) -> f32 {
     let mut acc = [0i32; 16];
     for (q, d) in query.q.chunks_exact(16).zip(doc.q.chunks_exact(16)) {
@@ -162,7 +163,12 @@ impl SemanticIndex {
         let (mut first, second) = std::thread::scope(|scope| {
             let second = scope.spawn(|| self.scan(&queries, half..self.docs.len()));
             let first = self.scan(&queries, 0..half);
-            (first, second.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+            (
+                first,
+                second
+                    .join()
+                    .unwrap_or_else(|e| std::panic::resume_unwind(e)),
+            )
         });
         for (a, b) in first.iter_mut().zip(second) {
             if b.value > a.value {
@@ -180,22 +186,55 @@ impl SemanticIndex {
             };
             self.insights
         ];
-        let (docs, owners, kinds) = (
-            &self.docs[range.clone()],
-            &self.owners[range.clone()],
-            &self.kinds[range],
-        );
-        for query in queries {
-            for ((doc, &owner), &kind) in docs.iter().zip(owners).zip(kinds) {
-                let value = dot(query, doc);
-                let slot = &mut best[owner as usize];
-                if value > slot.value {
-                    *slot = Similarity { value, doc: kind };
-                }
-            }
+        let docs = &self.docs[range.clone()];
+        let owners = &self.owners[range.clone()];
+        let kinds = &self.kinds[range];
+        // Release builds target baseline x86-64 (SSE2), where the 16-bit multiply-adds need
+        // extra shuffles; with AVX2 (nearly every server CPU of the last decade) the same loop,
+        // compiled for it, runs about twice as fast. Checked at run time, once per scan.
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU has AVX2 (checked just above), the only requirement of
+            // `scan_avx2`.
+            unsafe { scan_avx2(queries, docs, owners, kinds, &mut best) };
+            return best;
         }
+        scan_into(queries, docs, owners, kinds, &mut best);
         best
     }
+}
+
+/// The scan of documents `docs` (owned by `owners`, of kinds `kinds`) into every insight's best.
+#[inline(always)]
+fn scan_into(
+    queries: &[QuantizedQuery],
+    docs: &[Quantized],
+    owners: &[u32],
+    kinds: &[DocKind],
+    best: &mut [Similarity],
+) {
+    for query in queries {
+        for ((doc, &owner), &kind) in docs.iter().zip(owners).zip(kinds) {
+            let value = dot(query, doc);
+            let slot = &mut best[owner as usize];
+            if value > slot.value {
+                *slot = Similarity { value, doc: kind };
+            }
+        }
+    }
+}
+
+/// [`scan_into`] compiled for AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn scan_avx2(
+    queries: &[QuantizedQuery],
+    docs: &[Quantized],
+    owners: &[u32],
+    kinds: &[DocKind],
+    best: &mut [Similarity],
+) {
+    scan_into(queries, docs, owners, kinds, best)
 }
 
 #[cfg(test)]
@@ -247,12 +286,13 @@ mod tests {
     #[test]
     fn a_parallel_scan_finds_what_a_single_one_does() {
         let owners = 3 * PARALLEL_SCAN_DOCS / 2;
-        let docs: Vec<(u32, Vector)> = (0..2 * owners as u32)
-            .map(|i| (i / 2, unit(i)))
-            .collect();
+        let docs: Vec<(u32, Vector)> = (0..2 * owners as u32).map(|i| (i / 2, unit(i))).collect();
         let index = SemanticIndex::from_documents(owners, &docs);
         let queries = [unit(7), unit(90_001)];
         let quantized: Vec<QuantizedQuery> = queries.iter().map(quantize_query).collect();
-        assert_eq!(index.similarities(&queries), index.scan(&quantized, 0..docs.len()));
+        assert_eq!(
+            index.similarities(&queries),
+            index.scan(&quantized, 0..docs.len())
+        );
     }
 }
