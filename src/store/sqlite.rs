@@ -52,7 +52,10 @@ use crate::weekly::rotation::RotationState;
 use crate::weekly::schedule::{WeekKey, WeeklySchedule};
 
 /// The schema migrations, in order: `MIGRATIONS[i]` takes `user_version` from `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[include_str!("../../migrations/0001_init.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../../migrations/0001_init.sql"),
+    include_str!("../../migrations/0002_server_insights.sql"),
+];
 
 /// The newest schema version this build knows.
 const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
