@@ -57,6 +57,21 @@ impl conformance::Harness for PgHarness {
         ))
         .unwrap();
     }
+
+    fn create_version_1(&self) {
+        // As insight-bot 1 did: its one migration and the version, in one transaction.
+        self.exec(&format!(
+            "BEGIN; {} INSERT INTO insight_bot_schema (version) VALUES (1); COMMIT;",
+            include_str!("../migrations/postgres/0001_init.sql")
+        ))
+        .unwrap();
+    }
+
+    fn schema_version(&self) -> i64 {
+        self.query_row("SELECT max(version) FROM insight_bot_schema")[0]
+            .parse()
+            .unwrap()
+    }
 }
 
 conformance::conformance_suite!(PgHarness::new());
