@@ -74,6 +74,27 @@ impl conformance::Harness for SqliteHarness {
         ))
         .unwrap();
     }
+
+    fn create_version_1(&self) {
+        // As insight-bot 1 did: WAL, then its one migration in a transaction with the version.
+        std::fs::create_dir_all(self.path.parent().unwrap()).unwrap();
+        let mut conn = self.connection();
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(mode, "wal");
+        let tx = conn.transaction().unwrap();
+        tx.execute_batch(include_str!("../migrations/0001_init.sql"))
+            .unwrap();
+        tx.pragma_update(None, "user_version", 1).unwrap();
+        tx.commit().unwrap();
+    }
+
+    fn schema_version(&self) -> i64 {
+        self.connection()
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap()
+    }
 }
 
 conformance::conformance_suite!(SqliteHarness::new());

@@ -22,10 +22,20 @@
 //! when the sends of this wake failed, or `mark_failing` + `release_claim` when the channel is
 //! gone for good (403/404).
 //!
+//! What a server owns besides its weekly post (schema version 2): its own insights
+//! ([`ServerInsight`], saved all or nothing under a per-server limit), its settings
+//! ([`ServerSettings`]: which insights it sees, its curator role, its review channel, the shipped
+//! insights it hid), its members' suggestions ([`Suggestion`], pending until a curator decides,
+//! with per-member and per-server limits on what may wait), and how often each insight was shown.
+//! Every check of a limit happens in the transaction that writes, holding the server's write lock
+//! (SQLite's single writer, a per-server advisory lock on PostgreSQL), so concurrent calls from
+//! several processes cannot together exceed it.
+//!
 //! Backends: [`sqlite`] (the default, one file) and [`postgres`] (one database shared by several
 //! processes, for a bot run as shard ranges). [`Store::connect`] picks one from `DATABASE_URL`.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -33,6 +43,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 
 use crate::config::DatabaseUrl;
+use crate::insights::Insight;
 use crate::weekly::rotation::RotationState;
 use crate::weekly::schedule::{WeekKey, WeeklySchedule};
 
@@ -159,11 +170,45 @@ pub enum StoreError {
     /// A query failed (the server went away, a timeout, a constraint). The call can be retried.
     #[error("PostgreSQL database {database}: {detail}")]
     Postgres { database: String, detail: String },
+    /// A write refused because it would exceed one of a server's limits. Nothing was changed.
+    #[error("{}", .what.describe(*.limit))]
+    Limit { what: Limit, limit: usize },
     #[error("{week} is not a week of the ISO calendar")]
     InvalidWeek { week: WeekKey },
     /// A store call panicked or was cancelled on the blocking pool.
     #[error("the database call did not finish: {0}")]
     Interrupted(String),
+}
+
+/// Which of a server's limits a write would exceed ([`StoreError::Limit`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limit {
+    /// How many insights a server may own ([`Backend::save_server_insights`], approvals).
+    ServerInsights,
+    /// How many suggestions one member may have pending in a server.
+    AuthorPendingSuggestions,
+    /// How many suggestions a server may have pending.
+    ServerPendingSuggestions,
+}
+
+impl Limit {
+    /// What the refusal says, with the limit's value.
+    fn describe(self, limit: usize) -> String {
+        match self {
+            Limit::ServerInsights => format!(
+                "a server may own at most {limit} insights, and this would make more; nothing was \
+                 saved"
+            ),
+            Limit::AuthorPendingSuggestions => format!(
+                "a member may have at most {limit} suggestions waiting for review; nothing was \
+                 added"
+            ),
+            Limit::ServerPendingSuggestions => format!(
+                "a server may have at most {limit} suggestions waiting for review; nothing was \
+                 added"
+            ),
+        }
+    }
 }
 
 /// A server's insight-of-the-week settings.
@@ -265,6 +310,175 @@ impl Claim {
             Claim::Claimed(r) | Claim::AlreadyClaimed(r) => r,
         }
     }
+}
+
+/// An insight a server owns: written by its curators or approved from a member's suggestion.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerInsight {
+    pub guild_id: u64,
+    pub insight: Insight,
+    /// The member who wrote it. Kept when the insight is replaced, as is `created_at`.
+    pub created_by: u64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    /// The insight's embedded document vectors, when computed.
+    pub vectors: Option<StoredVectors>,
+}
+
+/// Embedded vectors as stored: bytes the store does not interpret, and the fingerprint of the
+/// embedding model that computed them (vectors of another model must be recomputed).
+#[derive(Clone, PartialEq, Eq)]
+pub struct StoredVectors {
+    pub fingerprint: u64,
+    pub bytes: Vec<u8>,
+}
+
+impl fmt::Debug for StoredVectors {
+    /// The length, not the bytes: test failures and logs stay readable.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StoredVectors")
+            .field("fingerprint", &format_args!("{:#018x}", self.fingerprint))
+            .field("bytes", &format_args!("[{} bytes]", self.bytes.len()))
+            .finish()
+    }
+}
+
+/// What [`Backend::save_server_insights`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SaveOutcome {
+    /// Insights the server did not have before.
+    pub added: usize,
+    /// Insights that replaced one with the same id.
+    pub replaced: usize,
+}
+
+/// Which insights a server sees. Stored as text (`all`, `ours`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum InsightSource {
+    /// The shipped collection (less the hidden ones) and the server's own.
+    #[default]
+    All,
+    /// Only the server's own insights.
+    Ours,
+}
+
+impl InsightSource {
+    /// The stored form.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InsightSource::All => "all",
+            InsightSource::Ours => "ours",
+        }
+    }
+
+    /// The stored form back; `None` for anything else.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "all" => Some(InsightSource::All),
+            "ours" => Some(InsightSource::Ours),
+            _ => None,
+        }
+    }
+}
+
+/// A server's insight settings; [`Default`] is what a server that never changed them has.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ServerSettings {
+    pub source: InsightSource,
+    /// Members with this role may manage the server's insights and review suggestions.
+    pub curator_role: Option<u64>,
+    /// Where suggestions are posted for review.
+    pub review_channel: Option<u64>,
+    /// Shipped insights the server hid, by id, sorted.
+    pub hidden: Vec<String>,
+}
+
+/// Where a suggestion stands. Stored as text (`pending`, `approved`, `rejected`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SuggestionStatus {
+    Pending,
+    Approved,
+    Rejected,
+}
+
+impl SuggestionStatus {
+    /// The stored form.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SuggestionStatus::Pending => "pending",
+            SuggestionStatus::Approved => "approved",
+            SuggestionStatus::Rejected => "rejected",
+        }
+    }
+
+    /// The stored form back; `None` for anything else.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "pending" => Some(SuggestionStatus::Pending),
+            "approved" => Some(SuggestionStatus::Approved),
+            "rejected" => Some(SuggestionStatus::Rejected),
+            _ => None,
+        }
+    }
+}
+
+/// A member's suggestion, as [`Backend::add_suggestion`] takes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewSuggestion {
+    pub guild_id: u64,
+    pub author_id: u64,
+    pub title: String,
+    pub text: String,
+    /// Why the member thinks the server needs it.
+    pub why: Option<String>,
+    pub now: DateTime<Utc>,
+}
+
+/// A member's suggestion and what became of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Suggestion {
+    /// Unique in the database (not only in the server), never reused.
+    pub id: u64,
+    pub guild_id: u64,
+    pub author_id: u64,
+    pub title: String,
+    pub text: String,
+    pub why: Option<String>,
+    pub status: SuggestionStatus,
+    /// Why it was rejected, when the curator said.
+    pub reason: Option<String>,
+    pub created_at: DateTime<Utc>,
+    /// When and by whom it was approved or rejected; `None` while pending.
+    pub decided_at: Option<DateTime<Utc>>,
+    pub decided_by: Option<u64>,
+    /// The server insight it became, when approved.
+    pub insight_id: Option<String>,
+    /// The message posted for it in the review channel, if any.
+    pub review_message: Option<ReviewMessage>,
+}
+
+/// A message in a server's review channel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReviewMessage {
+    pub channel_id: u64,
+    pub message_id: u64,
+}
+
+/// A curator's decision on a pending suggestion ([`Backend::decide_suggestion`]).
+// `Approve` is much larger than `Reject`, but a decision is made once per click and never
+// stored in bulk: boxing the insight would only make callers' code noisier.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// Saves `insight` as one of the server's (under `limit`, as
+    /// [`Backend::save_server_insights`] does) and marks the suggestion approved with its id.
+    Approve {
+        insight: ServerInsight,
+        limit: usize,
+    },
+    Reject {
+        reason: Option<String>,
+    },
 }
 
 /// The message nonce of a server's post for `week`: deterministic, so every resend of the same
@@ -399,6 +613,137 @@ pub trait Backend: Send + Sync + 'static {
 
     /// A server's rotation state (the default state when it never posted).
     fn rotation(&self, guild_id: u64) -> Result<RotationState, StoreError>;
+
+    // ---- a server's own insights ----
+
+    /// A server's own insights, ordered by id (code point order). A row that no longer parses
+    /// is [`StoreError::BadRow`].
+    fn server_insights(&self, guild_id: u64) -> Result<Vec<ServerInsight>, StoreError>;
+
+    /// Every server's own insights, ordered by server then id, in one query: what start-up
+    /// loads. A row that no longer parses is logged and skipped, so one broken row does not stop
+    /// every server's insights ([`Backend::server_insights`] reports it for that server).
+    fn all_server_insights(&self) -> Result<Vec<ServerInsight>, StoreError>;
+
+    /// How many insights a server owns.
+    fn server_insight_count(&self, guild_id: u64) -> Result<usize, StoreError>;
+
+    /// Saves `insights` as `guild_id`'s (their own `guild_id` fields are not consulted), in one
+    /// transaction, all or nothing:
+    /// - an insight whose id the server already has replaces it, keeping its `created_at` and
+    ///   `created_by` and taking the new `updated_at`; the others are added;
+    /// - if the server would then own more than `limit` insights, nothing changes and the error
+    ///   is [`StoreError::Limit`] ([`Limit::ServerInsights`]). Replacing does not count twice:
+    ///   what is checked is the number the server would own.
+    ///
+    /// An id given twice is saved twice, the later winning (counted as added, then replaced).
+    fn save_server_insights(
+        &self,
+        guild_id: u64,
+        insights: &[ServerInsight],
+        limit: usize,
+    ) -> Result<SaveOutcome, StoreError>;
+
+    /// Deletes one of a server's insights. `false` when it had none with that id.
+    fn delete_server_insight(&self, guild_id: u64, insight_id: &str) -> Result<bool, StoreError>;
+
+    // ---- a server's settings ----
+
+    /// A server's insight settings; the defaults ([`ServerSettings::default`]) when it never
+    /// changed them. A stored row that no longer parses is [`StoreError::BadRow`].
+    fn server_settings(&self, guild_id: u64) -> Result<ServerSettings, StoreError>;
+
+    /// Sets which insights a server sees.
+    fn set_insight_source(&self, guild_id: u64, source: InsightSource) -> Result<(), StoreError>;
+
+    /// Sets (or with `None` clears) a server's curator role.
+    fn set_curator_role(&self, guild_id: u64, role_id: Option<u64>) -> Result<(), StoreError>;
+
+    /// Sets (or with `None` clears) a server's review channel.
+    fn set_review_channel(&self, guild_id: u64, channel_id: Option<u64>) -> Result<(), StoreError>;
+
+    /// Hides (`hidden: true`) or shows again a shipped insight in a server. `true` when this
+    /// changed something, `false` when it was already so.
+    fn set_hidden(&self, guild_id: u64, insight_id: &str, hidden: bool)
+        -> Result<bool, StoreError>;
+
+    // ---- suggestions ----
+
+    /// Adds a member's suggestion, pending, and returns it with its new id. Refused with
+    /// [`StoreError::Limit`], adding nothing, when its author already has
+    /// `per_author_pending_limit` suggestions pending in that server
+    /// ([`Limit::AuthorPendingSuggestions`], checked first) or the server has
+    /// `per_server_pending_limit` pending ([`Limit::ServerPendingSuggestions`]). The check and the
+    /// insert are one transaction holding the server's write lock, so concurrent adds, from any
+    /// number of processes, never exceed either limit.
+    fn add_suggestion(
+        &self,
+        suggestion: NewSuggestion,
+        per_author_pending_limit: usize,
+        per_server_pending_limit: usize,
+    ) -> Result<Suggestion, StoreError>;
+
+    /// A server's suggestion by id, whatever its status; `None` when the server has no suggestion
+    /// with that id (another server's is never returned).
+    fn suggestion(&self, guild_id: u64, id: u64) -> Result<Option<Suggestion>, StoreError>;
+
+    /// The pending suggestion a server has waited longest for (by `created_at`, then id).
+    fn oldest_pending_suggestion(&self, guild_id: u64) -> Result<Option<Suggestion>, StoreError>;
+
+    /// How many suggestions a server has pending.
+    fn pending_suggestion_count(&self, guild_id: u64) -> Result<usize, StoreError>;
+
+    /// Decides a *pending* suggestion of `guild_id`, in one transaction, and returns it as
+    /// decided. `Ok(None)`, changing nothing, when there is no such suggestion or it was already
+    /// decided (a second click on a review button, or two curators at once: one of them wins).
+    ///
+    /// [`Decision::Approve`] saves the insight as [`Backend::save_server_insights`] does (the
+    /// suggestion records its id) in the same transaction: if the save is refused (its limit, a
+    /// constraint) the error is returned and nothing changes, the suggestion stays pending.
+    /// [`Decision::Reject`] records the reason, if any.
+    fn decide_suggestion(
+        &self,
+        guild_id: u64,
+        id: u64,
+        decision: Decision,
+        decided_by: u64,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Suggestion>, StoreError>;
+
+    /// Records the review message posted for a suggestion (replacing an earlier one). `false`
+    /// when the server has no suggestion with that id.
+    fn set_suggestion_review_message(
+        &self,
+        guild_id: u64,
+        id: u64,
+        channel_id: u64,
+        message_id: u64,
+    ) -> Result<bool, StoreError>;
+
+    // ---- how often insights were shown ----
+
+    /// Counts one more showing of an insight in a server.
+    fn record_shown(&self, guild_id: u64, insight_id: &str) -> Result<(), StoreError>;
+
+    /// How many times each insight was shown in a server (insights never shown are absent).
+    fn shown_counts(&self, guild_id: u64) -> Result<HashMap<String, u64>, StoreError>;
+}
+
+/// A list column (topics, asks) as stored: a JSON array of strings.
+pub(crate) fn list_json(items: &[String]) -> String {
+    // Strings always serialize: this never falls back.
+    serde_json::to_string(items).unwrap_or_else(|_| "[]".to_string())
+}
+
+/// A stored list column back; the error is the detail of a [`StoreError::BadRow`].
+pub(crate) fn parse_list(column: &str, json: &str) -> Result<Vec<String>, String> {
+    serde_json::from_str(json)
+        .map_err(|e| format!("{column} {json:?} is not a JSON array of strings ({e})"))
+}
+
+/// A count from the database as a `usize`/`u64`, for both backends.
+pub(crate) fn count_from_db(n: i64) -> u64 {
+    u64::try_from(n).unwrap_or(0)
 }
 
 /// The store as the async side uses it: a cheap-to-clone handle on one [`Backend`].
@@ -475,6 +820,63 @@ mod tests {
             year: 2026,
             week: n,
         }
+    }
+
+    #[test]
+    fn stored_forms_parse_back() {
+        for source in [InsightSource::All, InsightSource::Ours] {
+            assert_eq!(InsightSource::parse(source.as_str()), Some(source));
+        }
+        assert_eq!(InsightSource::default(), InsightSource::All);
+        assert_eq!(InsightSource::parse("All"), None);
+        for status in [
+            SuggestionStatus::Pending,
+            SuggestionStatus::Approved,
+            SuggestionStatus::Rejected,
+        ] {
+            assert_eq!(SuggestionStatus::parse(status.as_str()), Some(status));
+        }
+        assert_eq!(SuggestionStatus::parse(""), None);
+        let topics = vec!["a".to_string(), "\"quoted\" ü".to_string()];
+        assert_eq!(parse_list("topics", &list_json(&topics)), Ok(topics));
+        assert_eq!(parse_list("topics", "[]"), Ok(vec![]));
+        let err = parse_list("topics", "[1]").unwrap_err();
+        assert!(err.contains("topics \"[1]\""), "{err}");
+    }
+
+    #[test]
+    fn a_limit_error_says_which_limit_and_its_value() {
+        let cases = [
+            (
+                Limit::ServerInsights,
+                "a server may own at most 200 insights",
+            ),
+            (
+                Limit::AuthorPendingSuggestions,
+                "a member may have at most 200 suggestions waiting",
+            ),
+            (
+                Limit::ServerPendingSuggestions,
+                "a server may have at most 200 suggestions waiting",
+            ),
+        ];
+        for (what, expected) in cases {
+            let message = StoreError::Limit { what, limit: 200 }.to_string();
+            assert!(message.starts_with(expected), "{message}");
+            assert!(message.contains("nothing was"), "{message}");
+        }
+    }
+
+    #[test]
+    fn stored_vectors_debug_shows_the_length_not_the_bytes() {
+        let vectors = StoredVectors {
+            fingerprint: 0xabc,
+            bytes: vec![7; 1536],
+        };
+        assert_eq!(
+            format!("{vectors:?}"),
+            "StoredVectors { fingerprint: 0x0000000000000abc, bytes: [1536 bytes] }"
+        );
     }
 
     #[test]

@@ -37,9 +37,12 @@
 //!   writer guarantees there), returns an existing claim if any, then inserts the `post_log` row
 //!   with `INSERT … ON CONFLICT DO NOTHING RETURNING …`: the primary key (server, ISO year, ISO
 //!   week) decides whatever the code path or the process, and the rotation is saved in the same
-//!   transaction only when the row was inserted. Every other write is one transaction too, even
-//!   a single `UPDATE … RETURNING`: then "the connection broke before COMMIT was sent" is a sure
-//!   sign that nothing was applied, which is what makes retrying it safe.
+//!   transaction only when the row was inserted. The writes that check a server's limits (saving
+//!   its insights, adding a suggestion, deciding one) take the same per-server lock first, so the
+//!   count they check stays true until they commit; each transaction takes at most that one
+//!   lock, so none can deadlock. Every other write is one transaction too, even a single
+//!   `UPDATE … RETURNING`: then "the connection broke before COMMIT was sent" is a sure sign
+//!   that nothing was applied, which is what makes retrying it safe.
 //! - **Migrations** are the embedded files `migrations/postgres/NNNN_*.sql`, applied in order in
 //!   one transaction that first takes `pg_advisory_xact_lock(`[`MIGRATION_LOCK`]`)`: a second
 //!   process starting at the same moment waits, then finds the schema current and changes
@@ -53,7 +56,9 @@
 //!   u64 reinterpreted as i64 (lossless both ways; real snowflakes are below 2^63). Schedules are
 //!   the text an admin types, parsed back with [`WeeklySchedule::parse`]: a row that no longer
 //!   parses is [`StoreError::BadRow`] for that server, and `active_weeklies` /
-//!   `unconfirmed_posts` log and skip it. The rotation state is `jsonb`.
+//!   `unconfirmed_posts` log and skip it. The rotation state and an insight's lists are `jsonb`,
+//!   its vectors `bytea`; insight ids are `text COLLATE "C"`, so they sort as SQLite and Rust
+//!   sort them whatever the database's collation.
 //! - **The password is never shown.** [`Backend::describe`] and every error name the database by
 //!   its URL with the password replaced ([`redact_password`]), and error details from the driver
 //!   are scrubbed of the password as well.
@@ -72,14 +77,21 @@ use tokio_postgres::{Client, NoTls, Row, Statement};
 
 use super::sqlite::weekday_code;
 use super::{
-    post_nonce, Backend, Claim, Failure, PostRecord, PostSource, StoreError, WeeklySettings,
+    count_from_db, list_json, parse_list, post_nonce, Backend, Claim, Decision, Failure,
+    InsightSource, Limit, NewSuggestion, PostRecord, PostSource, ReviewMessage, SaveOutcome,
+    ServerInsight, ServerSettings, StoreError, StoredVectors, Suggestion, SuggestionStatus,
+    WeeklySettings,
 };
 use crate::config::{redact_password, REDACTED};
+use crate::insights::{Insight, Source};
 use crate::weekly::rotation::RotationState;
 use crate::weekly::schedule::{WeekKey, WeeklySchedule};
 
 /// The schema migrations, in order: `MIGRATIONS[i]` takes the schema from version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[include_str!("../../migrations/postgres/0001_init.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../../migrations/postgres/0001_init.sql"),
+    include_str!("../../migrations/postgres/0002_server_insights.sql"),
+];
 
 /// The newest schema version this build knows.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -201,6 +213,10 @@ enum Fault {
     NoClaim {
         guild_id: u64,
         week: WeekKey,
+    },
+    Limit {
+        what: Limit,
+        limit: usize,
     },
 }
 
@@ -463,6 +479,7 @@ impl PostgresBackend {
                 guild_id,
                 week,
             },
+            Fault::Limit { what, limit } => StoreError::Limit { what, limit },
         }
     }
 
@@ -842,12 +859,11 @@ impl Backend for PostgresBackend {
         if week.monday().is_none() {
             return Err(StoreError::InvalidWeek { week });
         }
-        let (high, low) = lock_keys(guild_id);
         let nonce = post_nonce(guild_id, week);
         self.write(|s| {
             // One claim per server at a time, in every process: the rotation read below is the
             // one the insert will advance.
-            s.execute("SELECT pg_advisory_xact_lock($1, $2)", &[&high, &low])?;
+            lock_server(s, guild_id)?;
             if let Some(existing) = select_post(s, guild_id, week)? {
                 return Ok(Some(Claim::AlreadyClaimed(existing)));
             }
@@ -1010,6 +1026,305 @@ impl Backend for PostgresBackend {
     fn rotation(&self, guild_id: u64) -> Result<RotationState, StoreError> {
         self.read(|s| select_rotation(s, guild_id))
     }
+
+    // ---- a server's own insights ----
+
+    fn server_insights(&self, guild_id: u64) -> Result<Vec<ServerInsight>, StoreError> {
+        self.read(|s| {
+            s.query(SERVER_INSIGHTS, &[&db_id(guild_id)])?
+                .iter()
+                .map(|row| ServerInsightRow::read(row)?.into_insight())
+                .collect()
+        })
+    }
+
+    fn all_server_insights(&self) -> Result<Vec<ServerInsight>, StoreError> {
+        let rows = self.read(|s| {
+            let rows = s.query(ALL_SERVER_INSIGHTS, &[])?;
+            Ok(rows
+                .iter()
+                .map(ServerInsightRow::read)
+                .collect::<Result<Vec<_>, _>>()?)
+        })?;
+        Ok(self.keep_valid(rows, ServerInsightRow::into_insight))
+    }
+
+    fn server_insight_count(&self, guild_id: u64) -> Result<usize, StoreError> {
+        self.read(|s| count_server_insights(s, guild_id))
+    }
+
+    fn save_server_insights(
+        &self,
+        guild_id: u64,
+        insights: &[ServerInsight],
+        limit: usize,
+    ) -> Result<SaveOutcome, StoreError> {
+        self.write(|s| {
+            lock_server(s, guild_id)?;
+            save_server_insights(s, guild_id, insights, limit)
+        })
+    }
+
+    fn delete_server_insight(&self, guild_id: u64, insight_id: &str) -> Result<bool, StoreError> {
+        let deleted = self.write(|s| {
+            s.execute(
+                "DELETE FROM server_insight WHERE guild_id = $1 AND insight_id = $2",
+                &[&db_id(guild_id), &insight_id],
+            )
+        })?;
+        Ok(deleted > 0)
+    }
+
+    // ---- a server's settings ----
+
+    fn server_settings(&self, guild_id: u64) -> Result<ServerSettings, StoreError> {
+        self.read(|s| {
+            let row = s.query_opt(
+                "SELECT insight_source, curator_role, review_channel FROM server_settings \
+                 WHERE guild_id = $1",
+                &[&db_id(guild_id)],
+            )?;
+            let hidden = s
+                .query(
+                    "SELECT insight_id FROM hidden_insight WHERE guild_id = $1 \
+                     ORDER BY insight_id",
+                    &[&db_id(guild_id)],
+                )?
+                .iter()
+                .map(|row| row.try_get::<_, String>(0))
+                .collect::<Result<Vec<_>, _>>()?;
+            let mut settings = ServerSettings {
+                hidden,
+                ..ServerSettings::default()
+            };
+            if let Some(row) = row {
+                let source: String = row.try_get(0)?;
+                settings.source = InsightSource::parse(&source).ok_or_else(|| Fault::BadRow {
+                    table: "server_settings",
+                    guild_id,
+                    detail: format!("unknown insight source {source:?}"),
+                })?;
+                settings.curator_role = row.try_get::<_, Option<i64>>(1)?.map(from_db_id);
+                settings.review_channel = row.try_get::<_, Option<i64>>(2)?.map(from_db_id);
+            }
+            Ok(settings)
+        })
+    }
+
+    fn set_insight_source(&self, guild_id: u64, source: InsightSource) -> Result<(), StoreError> {
+        self.write(|s| {
+            s.execute(
+                "INSERT INTO server_settings (guild_id, insight_source) VALUES ($1, $2) \
+                 ON CONFLICT (guild_id) DO UPDATE SET insight_source = excluded.insight_source",
+                &[&db_id(guild_id), &source.as_str()],
+            )
+        })?;
+        Ok(())
+    }
+
+    fn set_curator_role(&self, guild_id: u64, role_id: Option<u64>) -> Result<(), StoreError> {
+        self.write(|s| {
+            s.execute(
+                "INSERT INTO server_settings (guild_id, curator_role) VALUES ($1, $2) \
+                 ON CONFLICT (guild_id) DO UPDATE SET curator_role = excluded.curator_role",
+                &[&db_id(guild_id), &role_id.map(db_id)],
+            )
+        })?;
+        Ok(())
+    }
+
+    fn set_review_channel(&self, guild_id: u64, channel_id: Option<u64>) -> Result<(), StoreError> {
+        self.write(|s| {
+            s.execute(
+                "INSERT INTO server_settings (guild_id, review_channel) VALUES ($1, $2) \
+                 ON CONFLICT (guild_id) DO UPDATE SET review_channel = excluded.review_channel",
+                &[&db_id(guild_id), &channel_id.map(db_id)],
+            )
+        })?;
+        Ok(())
+    }
+
+    fn set_hidden(
+        &self,
+        guild_id: u64,
+        insight_id: &str,
+        hidden: bool,
+    ) -> Result<bool, StoreError> {
+        let sql = if hidden {
+            "INSERT INTO hidden_insight (guild_id, insight_id) VALUES ($1, $2) \
+             ON CONFLICT (guild_id, insight_id) DO NOTHING"
+        } else {
+            "DELETE FROM hidden_insight WHERE guild_id = $1 AND insight_id = $2"
+        };
+        let changed = self.write(|s| s.execute(sql, &[&db_id(guild_id), &insight_id]))?;
+        Ok(changed > 0)
+    }
+
+    // ---- suggestions ----
+
+    fn add_suggestion(
+        &self,
+        suggestion: NewSuggestion,
+        per_author_pending_limit: usize,
+        per_server_pending_limit: usize,
+    ) -> Result<Suggestion, StoreError> {
+        let guild = db_id(suggestion.guild_id);
+        let author = db_id(suggestion.author_id);
+        let now = db_time(suggestion.now);
+        self.write(|s| {
+            // One writer per server at a time, in every process: the counts below stay true
+            // until the insert commits.
+            lock_server(s, suggestion.guild_id)?;
+            let author_pending = count(
+                s,
+                "SELECT count(*) FROM suggestion \
+                 WHERE guild_id = $1 AND author_id = $2 AND status = 'pending'",
+                &[&guild, &author],
+            )?;
+            if author_pending >= per_author_pending_limit {
+                return Err(Fault::Limit {
+                    what: Limit::AuthorPendingSuggestions,
+                    limit: per_author_pending_limit,
+                });
+            }
+            let server_pending = count(s, PENDING_SUGGESTION_COUNT, &[&guild])?;
+            if server_pending >= per_server_pending_limit {
+                return Err(Fault::Limit {
+                    what: Limit::ServerPendingSuggestions,
+                    limit: per_server_pending_limit,
+                });
+            }
+            let row = s.query_one(
+                INSERT_SUGGESTION,
+                &[
+                    &guild,
+                    &author,
+                    &suggestion.title,
+                    &suggestion.text,
+                    &suggestion.why,
+                    &now,
+                ],
+            )?;
+            SuggestionRow::read(&row)?.into_suggestion()
+        })
+    }
+
+    fn suggestion(&self, guild_id: u64, id: u64) -> Result<Option<Suggestion>, StoreError> {
+        self.read(|s| {
+            s.query_opt(SELECT_SUGGESTION, &[&db_id(guild_id), &db_id(id)])?
+                .map(|row| SuggestionRow::read(&row)?.into_suggestion())
+                .transpose()
+        })
+    }
+
+    fn oldest_pending_suggestion(&self, guild_id: u64) -> Result<Option<Suggestion>, StoreError> {
+        self.read(|s| {
+            s.query_opt(OLDEST_PENDING_SUGGESTION, &[&db_id(guild_id)])?
+                .map(|row| SuggestionRow::read(&row)?.into_suggestion())
+                .transpose()
+        })
+    }
+
+    fn pending_suggestion_count(&self, guild_id: u64) -> Result<usize, StoreError> {
+        self.read(|s| count(s, PENDING_SUGGESTION_COUNT, &[&db_id(guild_id)]))
+    }
+
+    fn decide_suggestion(
+        &self,
+        guild_id: u64,
+        id: u64,
+        decision: Decision,
+        decided_by: u64,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Suggestion>, StoreError> {
+        let (status, reason, insight_id) = match &decision {
+            Decision::Approve { insight, .. } => (
+                SuggestionStatus::Approved,
+                None,
+                Some(insight.insight.id.as_str()),
+            ),
+            Decision::Reject { reason } => (SuggestionStatus::Rejected, reason.as_deref(), None),
+        };
+        self.write(|s| {
+            // The server's lock first, as every write that counts its rows takes it: the
+            // approval's save checks the insight limit.
+            lock_server(s, guild_id)?;
+            let decided = s.query_opt(
+                DECIDE_SUGGESTION,
+                &[
+                    &db_id(guild_id),
+                    &db_id(id),
+                    &status.as_str(),
+                    &reason,
+                    &insight_id,
+                    &db_time(now),
+                    &db_id(decided_by),
+                ],
+            )?;
+            let Some(decided) = decided else {
+                return Ok(None); // none such, or already decided
+            };
+            let decided = SuggestionRow::read(&decided)?;
+            if let Decision::Approve { insight, limit } = &decision {
+                // Refused here, the transaction rolls back: the suggestion stays pending.
+                save_server_insights(s, guild_id, std::slice::from_ref(insight), *limit)?;
+            }
+            decided.into_suggestion().map(Some)
+        })
+    }
+
+    fn set_suggestion_review_message(
+        &self,
+        guild_id: u64,
+        id: u64,
+        channel_id: u64,
+        message_id: u64,
+    ) -> Result<bool, StoreError> {
+        let changed = self.write(|s| {
+            s.execute(
+                "UPDATE suggestion SET review_channel_id = $3, review_message_id = $4 \
+                 WHERE guild_id = $1 AND id = $2",
+                &[
+                    &db_id(guild_id),
+                    &db_id(id),
+                    &db_id(channel_id),
+                    &db_id(message_id),
+                ],
+            )
+        })?;
+        Ok(changed > 0)
+    }
+
+    // ---- how often insights were shown ----
+
+    fn record_shown(&self, guild_id: u64, insight_id: &str) -> Result<(), StoreError> {
+        self.write(|s| {
+            s.execute(
+                "INSERT INTO insight_shown (guild_id, insight_id, count) VALUES ($1, $2, 1) \
+                 ON CONFLICT (guild_id, insight_id) \
+                 DO UPDATE SET count = insight_shown.count + 1",
+                &[&db_id(guild_id), &insight_id],
+            )
+        })?;
+        Ok(())
+    }
+
+    fn shown_counts(&self, guild_id: u64) -> Result<HashMap<String, u64>, StoreError> {
+        self.read(|s| {
+            s.query(
+                "SELECT insight_id, count FROM insight_shown WHERE guild_id = $1",
+                &[&db_id(guild_id)],
+            )?
+            .iter()
+            .map(|row| {
+                Ok((
+                    row.try_get::<_, String>(0)?,
+                    count_from_db(row.try_get::<_, i64>(1)?),
+                ))
+            })
+            .collect()
+        })
+    }
 }
 
 // ---- values ----
@@ -1039,6 +1354,25 @@ fn db_week(week: u32) -> i32 {
 /// The two 32-bit advisory lock keys of a server: its id's high and low halves.
 fn lock_keys(guild_id: u64) -> (i32, i32) {
     ((guild_id >> 32) as u32 as i32, guild_id as u32 as i32)
+}
+
+/// Takes the server's lock until the end of the transaction: the one lock every write that must
+/// see a server's rows as a whole takes (claims, insight saves, suggestions), so no two of them
+/// for one server interleave, in any process. One lock per transaction, so no deadlock.
+fn lock_server(s: &mut Session<'_>, guild_id: u64) -> Result<(), Fault> {
+    let (high, low) = lock_keys(guild_id);
+    s.execute("SELECT pg_advisory_xact_lock($1, $2)", &[&high, &low])?;
+    Ok(())
+}
+
+/// A `count(*)` as a `usize`.
+fn count(
+    s: &mut Session<'_>,
+    sql: &'static str,
+    params: &[&(dyn ToSql + Sync)],
+) -> Result<usize, Fault> {
+    let n: i64 = s.query_one(sql, params)?.try_get(0)?;
+    Ok(usize::try_from(count_from_db(n)).unwrap_or(usize::MAX))
 }
 
 // ---- rows ----
@@ -1311,6 +1645,286 @@ fn save_rotation(
         &[&db_id(guild_id), &json, &db_time(now)],
     )?;
     Ok(())
+}
+
+fn count_server_insights(s: &mut Session<'_>, guild_id: u64) -> Result<usize, Fault> {
+    count(
+        s,
+        "SELECT count(*) FROM server_insight WHERE guild_id = $1",
+        &[&db_id(guild_id)],
+    )
+}
+
+/// Inserts or replaces `insights` as `guild_id`'s, inside the caller's transaction, which holds
+/// the server's lock; fails (and the transaction rolls back) when the server would own more than
+/// `limit`.
+fn save_server_insights(
+    s: &mut Session<'_>,
+    guild_id: u64,
+    insights: &[ServerInsight],
+    limit: usize,
+) -> Result<SaveOutcome, Fault> {
+    let before = count_server_insights(s, guild_id)?;
+    for saved in insights {
+        let insight = &saved.insight;
+        s.execute(
+            UPSERT_SERVER_INSIGHT,
+            &[
+                &db_id(guild_id),
+                &insight.id,
+                &insight.title,
+                &insight.text,
+                &list_json(&insight.topics),
+                &list_json(&insight.asks),
+                &insight.source.title,
+                &insight.source.publisher,
+                &insight.source.url,
+                &db_id(saved.created_by),
+                &db_time(saved.created_at),
+                &db_time(saved.updated_at),
+                &saved.vectors.as_ref().map(|v| v.bytes.as_slice()),
+                &saved.vectors.as_ref().map(|v| db_id(v.fingerprint)),
+            ],
+        )?;
+    }
+    let after = count_server_insights(s, guild_id)?;
+    if after > limit {
+        return Err(Fault::Limit {
+            what: Limit::ServerInsights,
+            limit,
+        });
+    }
+    // Nothing is deleted here, so the growth is what was added; every other write replaced.
+    let added = after.saturating_sub(before);
+    Ok(SaveOutcome {
+        added,
+        replaced: insights.len().saturating_sub(added),
+    })
+}
+
+macro_rules! server_insight_columns {
+    () => {
+        "guild_id, insight_id, title, text, topics::text, asks::text, source_title, \
+         source_publisher, source_url, created_by, created_at, updated_at, vectors, vectors_model"
+    };
+}
+
+macro_rules! suggestion_columns {
+    () => {
+        "id, guild_id, author_id, title, text, why, status, reason, created_at, decided_at, \
+         decided_by, insight_id, review_channel_id, review_message_id"
+    };
+}
+
+const SERVER_INSIGHTS: &str = concat!(
+    "SELECT ",
+    server_insight_columns!(),
+    " FROM server_insight WHERE guild_id = $1 ORDER BY insight_id"
+);
+
+const ALL_SERVER_INSIGHTS: &str = concat!(
+    "SELECT ",
+    server_insight_columns!(),
+    " FROM server_insight ORDER BY guild_id, insight_id"
+);
+
+const UPSERT_SERVER_INSIGHT: &str = "INSERT INTO server_insight (guild_id, insight_id, title, \
+         text, topics, asks, source_title, source_publisher, source_url, created_by, created_at, \
+         updated_at, vectors, vectors_model) \
+     VALUES ($1, $2, $3, $4, $5::text::jsonb, $6::text::jsonb, $7, $8, $9, $10, $11, $12, $13, \
+         $14) \
+     ON CONFLICT (guild_id, insight_id) DO UPDATE SET \
+         title = excluded.title, text = excluded.text, topics = excluded.topics, \
+         asks = excluded.asks, source_title = excluded.source_title, \
+         source_publisher = excluded.source_publisher, source_url = excluded.source_url, \
+         updated_at = excluded.updated_at, vectors = excluded.vectors, \
+         vectors_model = excluded.vectors_model";
+
+const PENDING_SUGGESTION_COUNT: &str =
+    "SELECT count(*) FROM suggestion WHERE guild_id = $1 AND status = 'pending'";
+
+const INSERT_SUGGESTION: &str = concat!(
+    "INSERT INTO suggestion (guild_id, author_id, title, text, why, status, created_at) \
+     VALUES ($1, $2, $3, $4, $5, 'pending', $6) \
+     RETURNING ",
+    suggestion_columns!()
+);
+
+const SELECT_SUGGESTION: &str = concat!(
+    "SELECT ",
+    suggestion_columns!(),
+    " FROM suggestion WHERE guild_id = $1 AND id = $2"
+);
+
+const OLDEST_PENDING_SUGGESTION: &str = concat!(
+    "SELECT ",
+    suggestion_columns!(),
+    " FROM suggestion WHERE guild_id = $1 AND status = 'pending' \
+      ORDER BY created_at, id LIMIT 1"
+);
+
+const DECIDE_SUGGESTION: &str = concat!(
+    "UPDATE suggestion SET status = $3, reason = $4, insight_id = $5, decided_at = $6, \
+         decided_by = $7 \
+     WHERE guild_id = $1 AND id = $2 AND status = 'pending' \
+     RETURNING ",
+    suggestion_columns!()
+);
+
+/// A `server_insight` row as stored, before parsing.
+struct ServerInsightRow {
+    guild_id: i64,
+    insight_id: String,
+    title: String,
+    text: String,
+    topics: String,
+    asks: String,
+    source_title: String,
+    source_publisher: String,
+    source_url: Option<String>,
+    created_by: i64,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+    vectors: Option<Vec<u8>>,
+    vectors_model: Option<i64>,
+}
+
+impl ServerInsightRow {
+    fn read(row: &Row) -> Result<Self, tokio_postgres::Error> {
+        Ok(ServerInsightRow {
+            guild_id: row.try_get(0)?,
+            insight_id: row.try_get(1)?,
+            title: row.try_get(2)?,
+            text: row.try_get(3)?,
+            topics: row.try_get(4)?,
+            asks: row.try_get(5)?,
+            source_title: row.try_get(6)?,
+            source_publisher: row.try_get(7)?,
+            source_url: row.try_get(8)?,
+            created_by: row.try_get(9)?,
+            created_at: row.try_get(10)?,
+            updated_at: row.try_get(11)?,
+            vectors: row.try_get(12)?,
+            vectors_model: row.try_get(13)?,
+        })
+    }
+
+    fn into_insight(self) -> Result<ServerInsight, Fault> {
+        let guild_id = from_db_id(self.guild_id);
+        let id = self.insight_id;
+        let bad = |detail: String| Fault::BadRow {
+            table: "server_insight",
+            guild_id,
+            detail: format!("insight {id:?}: {detail}"),
+        };
+        let topics = parse_list("topics", &self.topics).map_err(bad)?;
+        let asks = parse_list("asks", &self.asks).map_err(bad)?;
+        let vectors = match (self.vectors, self.vectors_model) {
+            (None, None) => None,
+            (Some(bytes), Some(model)) => Some(StoredVectors {
+                fingerprint: from_db_id(model),
+                bytes,
+            }),
+            _ => return Err(bad("vectors and vectors_model must be set together".into())),
+        };
+        Ok(ServerInsight {
+            guild_id,
+            insight: Insight {
+                id,
+                title: self.title,
+                text: self.text,
+                topics,
+                asks,
+                source: Source {
+                    title: self.source_title,
+                    publisher: self.source_publisher,
+                    url: self.source_url,
+                },
+            },
+            created_by: from_db_id(self.created_by),
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+            vectors,
+        })
+    }
+}
+
+/// A `suggestion` row as stored, before parsing.
+struct SuggestionRow {
+    id: i64,
+    guild_id: i64,
+    author_id: i64,
+    title: String,
+    text: String,
+    why: Option<String>,
+    status: String,
+    reason: Option<String>,
+    created_at: DateTime<Utc>,
+    decided_at: Option<DateTime<Utc>>,
+    decided_by: Option<i64>,
+    insight_id: Option<String>,
+    review_channel_id: Option<i64>,
+    review_message_id: Option<i64>,
+}
+
+impl SuggestionRow {
+    fn read(row: &Row) -> Result<Self, tokio_postgres::Error> {
+        Ok(SuggestionRow {
+            id: row.try_get(0)?,
+            guild_id: row.try_get(1)?,
+            author_id: row.try_get(2)?,
+            title: row.try_get(3)?,
+            text: row.try_get(4)?,
+            why: row.try_get(5)?,
+            status: row.try_get(6)?,
+            reason: row.try_get(7)?,
+            created_at: row.try_get(8)?,
+            decided_at: row.try_get(9)?,
+            decided_by: row.try_get(10)?,
+            insight_id: row.try_get(11)?,
+            review_channel_id: row.try_get(12)?,
+            review_message_id: row.try_get(13)?,
+        })
+    }
+
+    fn into_suggestion(self) -> Result<Suggestion, Fault> {
+        let guild_id = from_db_id(self.guild_id);
+        let id = from_db_id(self.id);
+        let bad = |detail: String| Fault::BadRow {
+            table: "suggestion",
+            guild_id,
+            detail: format!("suggestion {id}: {detail}"),
+        };
+        let status = SuggestionStatus::parse(&self.status)
+            .ok_or_else(|| bad(format!("unknown status {:?}", self.status)))?;
+        let review_message = match (self.review_channel_id, self.review_message_id) {
+            (None, None) => None,
+            (Some(channel), Some(message)) => Some(ReviewMessage {
+                channel_id: from_db_id(channel),
+                message_id: from_db_id(message),
+            }),
+            _ => {
+                return Err(bad(
+                    "review_channel_id and review_message_id must be set together".into(),
+                ))
+            }
+        };
+        Ok(Suggestion {
+            id,
+            guild_id,
+            author_id: from_db_id(self.author_id),
+            title: self.title,
+            text: self.text,
+            why: self.why,
+            status,
+            reason: self.reason,
+            created_at: self.created_at,
+            decided_at: self.decided_at,
+            decided_by: self.decided_by.map(from_db_id),
+            insight_id: self.insight_id,
+            review_message,
+        })
+    }
 }
 
 #[cfg(test)]

@@ -14,14 +14,17 @@
 // Each includer uses the whole suite, but not every helper of the harness side.
 #![allow(dead_code)]
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Barrier;
 use std::thread;
 
 use chrono::{DateTime, NaiveTime, Utc, Weekday};
 use chrono_tz::Europe::London;
+use insight_bot::insights::{Insight, Source};
 use insight_bot::store::{
-    post_nonce, Backend, Claim, Failure, PostSource, Store, StoreError, WeeklySettings,
+    post_nonce, Backend, Claim, Decision, Failure, InsightSource, Limit, NewSuggestion, PostSource,
+    ReviewMessage, SaveOutcome, ServerInsight, ServerSettings, Store, StoreError, StoredVectors,
+    Suggestion, SuggestionStatus, WeeklySettings,
 };
 use insight_bot::weekly::rotation::RotationState;
 use insight_bot::weekly::schedule::{WeekKey, WeeklySchedule};
@@ -49,6 +52,13 @@ pub trait Harness: Sync {
     /// Inserts `count` enabled schedules (servers 1..=count, Monday 09:00 London) in one
     /// statement, for the tests about many servers.
     fn insert_weeklies(&self, count: u64);
+
+    /// Creates this test's (new) database as an insight-bot of schema version 1 left it: with
+    /// that version's migration SQL, by the backend's own means, without opening a store.
+    fn create_version_1(&self);
+
+    /// The database's schema version, as the backend records it.
+    fn schema_version(&self) -> i64;
 }
 
 /// Declares one `#[test]` per conformance test, each on a fresh harness from `$harness`.
@@ -74,6 +84,25 @@ macro_rules! conformance_suite {
             claimed_slots_since_lists_every_claim_from_a_week_on_across_years,
             a_broken_rotation_row_is_an_error_for_that_server,
             store_calls_from_inside_a_multi_thread_runtime,
+            server_insights_round_trip_with_every_field,
+            a_save_over_the_limit_changes_nothing,
+            replacing_does_not_count_twice_against_the_limit,
+            two_handles_saving_at_once_never_exceed_the_insight_limit,
+            a_stored_insight_that_no_longer_parses_is_an_error_for_that_server_only,
+            servers_are_kept_apart_in_every_table,
+            server_settings_defaults_and_updates,
+            hiding_and_showing_shipped_insights,
+            suggestions_are_added_read_and_queued_oldest_first,
+            a_member_may_have_five_suggestions_pending,
+            a_server_pending_limit_counts_every_member,
+            approving_saves_the_insight_and_marks_the_suggestion_in_one_transaction,
+            rejecting_records_the_reason_and_a_second_decision_changes_nothing,
+            an_approval_over_the_insight_limit_changes_nothing,
+            two_curators_deciding_at_once_decide_once,
+            shown_counters_count_per_server_and_insight,
+            a_version_1_database_migrates_forward_keeping_its_rows,
+            reopening_keeps_server_insights_settings_and_suggestions,
+            two_handles_adding_suggestions_for_one_member_never_exceed_five_pending,
         );
     };
     (@tests $harness:expr; $($name:ident),* $(,)?) => {
@@ -905,4 +934,1148 @@ pub fn store_calls_from_inside_a_multi_thread_runtime(h: &impl Harness) {
         // The last handle goes away on a runtime thread, as at the bot's shutdown.
         drop(store);
     });
+}
+
+// ---- a server's own insights ----
+
+const OTHER_GUILD: u64 = 1_100_000_000_000_000_777;
+const CURATOR: u64 = 1_300_000_000_000_000_003;
+const MEMBER: u64 = 1_400_000_000_000_000_004;
+
+/// A server insight with every field set from `id` and `n`; vectors when `n` is odd.
+fn server_insight(guild_id: u64, id: &str, n: u8) -> ServerInsight {
+    let at = utc(&format!("2026-04-01T10:00:{:02}.{n:03}Z", n % 60));
+    ServerInsight {
+        guild_id,
+        insight: Insight {
+            id: id.to_string(),
+            title: format!("Title {n} of {id}"),
+            text: format!("Text {n}: \"quoted\", née, 日本, a ' and a \\ too."),
+            topics: vec![format!("topic-{n}"), "delegation".into()],
+            asks: vec![format!("how do I {id}?"), "what now".into()],
+            source: Source {
+                title: format!("Book {n}"),
+                publisher: "Publisher".into(),
+                url: n
+                    .is_multiple_of(2)
+                    .then(|| format!("https://example.com/{id}/{n}")),
+            },
+        },
+        created_by: CURATOR + u64::from(n),
+        created_at: at,
+        updated_at: at,
+        vectors: (n % 2 == 1).then(|| StoredVectors {
+            fingerprint: u64::MAX - u64::from(n), // above i64::MAX: stored reinterpreted
+            // Every byte value, zeros included, and more than a page's worth.
+            bytes: (0..9000u32).map(|i| (i * 7 + u32::from(n)) as u8).collect(),
+        }),
+    }
+}
+
+fn insight_ids(list: &[ServerInsight]) -> Vec<&str> {
+    list.iter().map(|s| s.insight.id.as_str()).collect()
+}
+
+fn assert_limit(err: StoreError, what: Limit, limit: usize) {
+    match &err {
+        StoreError::Limit { what: w, limit: l } if *w == what && *l == limit => {}
+        _ => panic!("expected the {what:?} limit of {limit}, got {err:?}"),
+    }
+    let message = err.to_string();
+    assert!(message.contains(&format!("at most {limit} ")), "{message}");
+}
+
+pub fn server_insights_round_trip_with_every_field(h: &impl Harness) {
+    let store = h.open();
+    assert_eq!(store.server_insights(GUILD).unwrap(), vec![]);
+    assert_eq!(store.server_insight_count(GUILD).unwrap(), 0);
+
+    // Saved out of order; listed by id. One has vectors and no URL, one a URL and no vectors.
+    let b = server_insight(GUILD, "b-second", 1);
+    let a = server_insight(GUILD, "a-first", 2);
+    assert!(b.vectors.is_some() && b.insight.source.url.is_none());
+    assert!(a.vectors.is_none() && a.insight.source.url.is_some());
+    let outcome = store
+        .save_server_insights(GUILD, &[b.clone(), a.clone()], 10)
+        .unwrap();
+    assert_eq!(
+        outcome,
+        SaveOutcome {
+            added: 2,
+            replaced: 0
+        }
+    );
+    assert_eq!(
+        store.server_insights(GUILD).unwrap(),
+        vec![a.clone(), b.clone()]
+    );
+    assert_eq!(store.server_insight_count(GUILD).unwrap(), 2);
+
+    // Replacing keeps who created it and when; everything else is the new insight's.
+    let mut edited = server_insight(GUILD, "a-first", 3);
+    edited.created_by = 999;
+    edited.created_at = utc("2030-01-01T00:00:00Z");
+    edited.updated_at = utc("2026-05-01T12:34:56.789123Z"); // stored to the millisecond
+    let outcome = store
+        .save_server_insights(GUILD, std::slice::from_ref(&edited), 10)
+        .unwrap();
+    assert_eq!(
+        outcome,
+        SaveOutcome {
+            added: 0,
+            replaced: 1
+        }
+    );
+    let expected = ServerInsight {
+        created_by: a.created_by,
+        created_at: a.created_at,
+        updated_at: utc("2026-05-01T12:34:56.789Z"),
+        ..edited.clone()
+    };
+    assert!(expected.vectors.is_some(), "vectors added on replace");
+    assert_eq!(
+        store.server_insights(GUILD).unwrap(),
+        vec![expected.clone(), b.clone()]
+    );
+    // And replaced by none: vectors of an edited text are gone.
+    let plain = ServerInsight {
+        vectors: None,
+        ..expected.clone()
+    };
+    store
+        .save_server_insights(GUILD, std::slice::from_ref(&plain), 10)
+        .unwrap();
+    assert_eq!(store.server_insights(GUILD).unwrap()[0], plain);
+
+    assert!(store.delete_server_insight(GUILD, "a-first").unwrap());
+    assert!(!store.delete_server_insight(GUILD, "a-first").unwrap());
+    assert!(!store.delete_server_insight(GUILD, "never-was").unwrap());
+    assert_eq!(store.server_insights(GUILD).unwrap(), vec![b.clone()]);
+    assert_eq!(store.all_server_insights().unwrap(), vec![b]);
+    assert_eq!(store.server_insight_count(GUILD).unwrap(), 1);
+    // An empty save is fine and changes nothing.
+    assert_eq!(
+        store.save_server_insights(GUILD, &[], 10).unwrap(),
+        SaveOutcome::default()
+    );
+}
+
+pub fn a_save_over_the_limit_changes_nothing(h: &impl Harness) {
+    let store = h.open();
+    let first = [
+        server_insight(GUILD, "one", 1),
+        server_insight(GUILD, "two", 2),
+    ];
+    store.save_server_insights(GUILD, &first, 3).unwrap();
+    let before = store.server_insights(GUILD).unwrap();
+
+    // One replacement and two new ones: 4 > 3. The replacement is not applied either.
+    let too_many = [
+        server_insight(GUILD, "one", 9),
+        server_insight(GUILD, "three", 3),
+        server_insight(GUILD, "four", 4),
+    ];
+    let err = store.save_server_insights(GUILD, &too_many, 3).unwrap_err();
+    let message = err.to_string();
+    assert_limit(err, Limit::ServerInsights, 3);
+    assert!(message.contains("insights"), "{message}");
+    assert_eq!(store.server_insights(GUILD).unwrap(), before);
+    assert_eq!(store.server_insight_count(GUILD).unwrap(), 2);
+
+    // Exactly at the limit is fine.
+    let outcome = store
+        .save_server_insights(GUILD, &too_many[..2], 3)
+        .unwrap();
+    assert_eq!(
+        outcome,
+        SaveOutcome {
+            added: 1,
+            replaced: 1
+        }
+    );
+    assert_eq!(
+        insight_ids(&store.server_insights(GUILD).unwrap()),
+        ["one", "three", "two"]
+    );
+    // A limit of 0 refuses any new insight.
+    assert_limit(
+        store
+            .save_server_insights(OTHER_GUILD, &first[..1], 0)
+            .unwrap_err(),
+        Limit::ServerInsights,
+        0,
+    );
+    assert_eq!(store.server_insight_count(OTHER_GUILD).unwrap(), 0);
+}
+
+pub fn replacing_does_not_count_twice_against_the_limit(h: &impl Harness) {
+    let store = h.open();
+    let three: Vec<ServerInsight> = ["x", "y", "z"]
+        .iter()
+        .zip(1..)
+        .map(|(id, n)| server_insight(GUILD, id, n))
+        .collect();
+    store.save_server_insights(GUILD, &three, 3).unwrap();
+    // At the limit, every one of them can still be replaced, all at once.
+    let edited: Vec<ServerInsight> = ["x", "y", "z"]
+        .iter()
+        .zip(11..)
+        .map(|(id, n)| server_insight(GUILD, id, n))
+        .collect();
+    assert_eq!(
+        store.save_server_insights(GUILD, &edited, 3).unwrap(),
+        SaveOutcome {
+            added: 0,
+            replaced: 3
+        }
+    );
+    assert_eq!(
+        store.server_insights(GUILD).unwrap()[0].insight.title,
+        edited[0].insight.title
+    );
+    // An id given twice in one save counts once toward the limit (added, then replaced).
+    let twice = [
+        server_insight(GUILD, "w", 21),
+        server_insight(GUILD, "w", 22),
+    ];
+    assert_eq!(
+        store.save_server_insights(GUILD, &twice, 4).unwrap(),
+        SaveOutcome {
+            added: 1,
+            replaced: 1
+        }
+    );
+    assert_eq!(
+        store.server_insights(GUILD).unwrap()[0].insight,
+        twice[1].insight,
+        "the later one wins"
+    );
+    assert_eq!(store.server_insight_count(GUILD).unwrap(), 4);
+}
+
+/// Two processes saving new insights for one server at once: the limit holds across them.
+pub fn two_handles_saving_at_once_never_exceed_the_insight_limit(h: &impl Harness) {
+    const LIMIT: usize = 12;
+    drop(h.open()); // creates the schema
+    let barrier = Barrier::new(2);
+    let saved: Vec<usize> = thread::scope(|scope| {
+        let racers: Vec<_> = (0..2u8)
+            .map(|t| {
+                let barrier = &barrier;
+                scope.spawn(move || {
+                    let store = h.try_open();
+                    (0..10u8)
+                        .map(|i| {
+                            barrier.wait();
+                            let store = store.as_ref().map_err(|e| format!("open: {e}"))?;
+                            let id = format!("t{t}-i{i}");
+                            match store.save_server_insights(
+                                GUILD,
+                                &[server_insight(GUILD, &id, i)],
+                                LIMIT,
+                            ) {
+                                Ok(outcome) => Ok(outcome.added),
+                                Err(StoreError::Limit { .. }) => Ok(0),
+                                Err(e) => Err(format!("{id}: {e}")),
+                            }
+                        })
+                        .collect::<Vec<Result<usize, String>>>()
+                })
+            })
+            .collect();
+        racers
+            .into_iter()
+            .flat_map(|t| t.join().unwrap())
+            .collect::<Result<Vec<usize>, String>>()
+            .unwrap_or_else(|e| panic!("{e}"))
+    });
+    assert_eq!(saved.iter().sum::<usize>(), LIMIT);
+    assert_eq!(h.open().server_insight_count(GUILD).unwrap(), LIMIT);
+}
+
+pub fn a_stored_insight_that_no_longer_parses_is_an_error_for_that_server_only(h: &impl Harness) {
+    let store = h.open();
+    store
+        .save_server_insights(1, &[server_insight(1, "fine", 1)], 10)
+        .unwrap();
+    store
+        .save_server_insights(2, &[server_insight(2, "broken", 2)], 10)
+        .unwrap();
+    // Still a JSON array (the schema checks that much), but not of strings.
+    h.exec("UPDATE server_insight SET topics = '[1, 2]' WHERE guild_id = 2")
+        .unwrap();
+    let err = store.server_insights(2).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::BadRow {
+                table: "server_insight",
+                guild_id: 2,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    let message = err.to_string();
+    assert!(message.contains("broken"), "{message}");
+    assert!(message.contains("topics"), "{message}");
+    assert!(message.contains(&store.describe()), "{message}");
+    // Start-up skips it and loads the others.
+    assert_eq!(
+        insight_ids(&store.all_server_insights().unwrap()),
+        ["fine"],
+        "the broken row is skipped"
+    );
+    // Saving it again replaces the broken row.
+    store
+        .save_server_insights(2, &[server_insight(2, "broken", 2)], 10)
+        .unwrap();
+    assert_eq!(store.server_insights(2).unwrap().len(), 1);
+}
+
+// ---- every table, two servers ----
+
+pub fn servers_are_kept_apart_in_every_table(h: &impl Harness) {
+    let store = h.open();
+    let now = utc("2026-04-01T10:00:00Z");
+    // Insights: the same id in both servers, each with its own content and limit.
+    let ours = server_insight(GUILD, "shared-id", 1);
+    let theirs = server_insight(OTHER_GUILD, "shared-id", 2);
+    store
+        .save_server_insights(GUILD, std::slice::from_ref(&ours), 1)
+        .unwrap();
+    store
+        .save_server_insights(OTHER_GUILD, std::slice::from_ref(&theirs), 1)
+        .unwrap();
+    store
+        .save_server_insights(OTHER_GUILD, &[server_insight(OTHER_GUILD, "a", 3)], 2)
+        .unwrap();
+    assert_eq!(store.server_insights(GUILD).unwrap(), vec![ours.clone()]);
+    assert_eq!(store.server_insight_count(OTHER_GUILD).unwrap(), 2);
+    let all = store.all_server_insights().unwrap();
+    let keys: Vec<(u64, &str)> = all
+        .iter()
+        .map(|s| (s.guild_id, s.insight.id.as_str()))
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            (GUILD, "shared-id"),
+            (OTHER_GUILD, "a"),
+            (OTHER_GUILD, "shared-id")
+        ],
+        "ordered by server, then id"
+    );
+    assert!(store.delete_server_insight(GUILD, "shared-id").unwrap());
+    assert!(!store.delete_server_insight(GUILD, "a").unwrap());
+    assert_eq!(store.server_insights(OTHER_GUILD).unwrap()[1], theirs);
+
+    // Settings and hidden insights.
+    store
+        .set_insight_source(GUILD, InsightSource::Ours)
+        .unwrap();
+    store.set_curator_role(GUILD, Some(5)).unwrap();
+    store.set_review_channel(GUILD, Some(6)).unwrap();
+    assert!(store.set_hidden(GUILD, "tour-of-duty", true).unwrap());
+    assert_eq!(
+        store.server_settings(OTHER_GUILD).unwrap(),
+        ServerSettings::default()
+    );
+    assert!(store.set_hidden(OTHER_GUILD, "tour-of-duty", true).unwrap());
+    assert!(store
+        .set_hidden(OTHER_GUILD, "tour-of-duty", false)
+        .unwrap());
+    assert_eq!(
+        store.server_settings(GUILD).unwrap().hidden,
+        ["tour-of-duty"]
+    );
+
+    // Suggestions: ids, counts, limits, decisions and review messages are per server.
+    let add = |guild: u64| {
+        store.add_suggestion(
+            NewSuggestion {
+                guild_id: guild,
+                author_id: MEMBER,
+                title: "T".into(),
+                text: "X".into(),
+                why: None,
+                now,
+            },
+            1,
+            1,
+        )
+    };
+    let mine = add(GUILD).unwrap();
+    let other = add(OTHER_GUILD).unwrap(); // the same member, limit 1 in each server
+    assert_ne!(mine.id, other.id);
+    assert_limit(add(GUILD).unwrap_err(), Limit::AuthorPendingSuggestions, 1);
+    assert_eq!(store.suggestion(GUILD, other.id).unwrap(), None);
+    assert_eq!(
+        store.suggestion(OTHER_GUILD, other.id).unwrap(),
+        Some(other.clone())
+    );
+    assert_eq!(
+        store
+            .decide_suggestion(
+                GUILD,
+                other.id,
+                Decision::Reject { reason: None },
+                CURATOR,
+                now
+            )
+            .unwrap(),
+        None,
+        "another server's suggestion cannot be decided"
+    );
+    assert!(!store
+        .set_suggestion_review_message(GUILD, other.id, 1, 2)
+        .unwrap());
+    assert_eq!(
+        store.suggestion(OTHER_GUILD, other.id).unwrap(),
+        Some(other)
+    );
+    assert_eq!(
+        store
+            .oldest_pending_suggestion(GUILD)
+            .unwrap()
+            .map(|s| s.id),
+        Some(mine.id)
+    );
+    store
+        .decide_suggestion(
+            GUILD,
+            mine.id,
+            Decision::Reject { reason: None },
+            CURATOR,
+            now,
+        )
+        .unwrap()
+        .unwrap();
+    assert_eq!(store.pending_suggestion_count(GUILD).unwrap(), 0);
+    assert_eq!(store.pending_suggestion_count(OTHER_GUILD).unwrap(), 1);
+
+    // Shown counters.
+    store.record_shown(GUILD, "shared-id").unwrap();
+    store.record_shown(GUILD, "shared-id").unwrap();
+    store.record_shown(OTHER_GUILD, "shared-id").unwrap();
+    assert_eq!(
+        store.shown_counts(GUILD).unwrap(),
+        HashMap::from([("shared-id".to_string(), 2)])
+    );
+    assert_eq!(
+        store.shown_counts(OTHER_GUILD).unwrap(),
+        HashMap::from([("shared-id".to_string(), 1)])
+    );
+}
+
+// ---- settings ----
+
+pub fn server_settings_defaults_and_updates(h: &impl Harness) {
+    let store = h.open();
+    let defaults = store.server_settings(GUILD).unwrap();
+    assert_eq!(
+        defaults,
+        ServerSettings {
+            source: InsightSource::All,
+            curator_role: None,
+            review_channel: None,
+            hidden: vec![],
+        }
+    );
+
+    // Each setter changes its own setting only, whichever comes first.
+    store.set_curator_role(GUILD, Some(u64::MAX)).unwrap();
+    assert_eq!(
+        store.server_settings(GUILD).unwrap(),
+        ServerSettings {
+            curator_role: Some(u64::MAX),
+            ..defaults.clone()
+        }
+    );
+    store
+        .set_insight_source(GUILD, InsightSource::Ours)
+        .unwrap();
+    store.set_review_channel(GUILD, Some(CHANNEL)).unwrap();
+    let set = ServerSettings {
+        source: InsightSource::Ours,
+        curator_role: Some(u64::MAX),
+        review_channel: Some(CHANNEL),
+        hidden: vec![],
+    };
+    assert_eq!(store.server_settings(GUILD).unwrap(), set);
+    // Stored as text an operator can read.
+    assert_eq!(
+        h.query_row(&format!(
+            "SELECT insight_source FROM server_settings WHERE guild_id = {GUILD}"
+        )),
+        ["ours"]
+    );
+
+    store.set_curator_role(GUILD, None).unwrap();
+    store.set_review_channel(GUILD, None).unwrap();
+    store.set_insight_source(GUILD, InsightSource::All).unwrap();
+    assert_eq!(store.server_settings(GUILD).unwrap(), defaults);
+
+    // The schema refuses a source the store could not read back.
+    let err = h
+        .exec(&format!(
+            "UPDATE server_settings SET insight_source = 'nobody' WHERE guild_id = {GUILD}"
+        ))
+        .unwrap_err();
+    assert!(err.to_lowercase().contains("check"), "{err}");
+}
+
+pub fn hiding_and_showing_shipped_insights(h: &impl Harness) {
+    let store = h.open();
+    assert!(store.set_hidden(GUILD, "zeta", true).unwrap());
+    assert!(
+        !store.set_hidden(GUILD, "zeta", true).unwrap(),
+        "already hidden"
+    );
+    assert!(store.set_hidden(GUILD, "alpha", true).unwrap());
+    assert!(store.set_hidden(GUILD, "Beta", true).unwrap());
+    assert!(store.set_hidden(GUILD, "a-b", true).unwrap());
+    assert!(store.set_hidden(GUILD, "ab", true).unwrap());
+    // Sorted by code point, whatever the database's collation.
+    assert_eq!(
+        store.server_settings(GUILD).unwrap().hidden,
+        ["Beta", "a-b", "ab", "alpha", "zeta"]
+    );
+    assert!(store.set_hidden(GUILD, "zeta", false).unwrap());
+    assert!(
+        !store.set_hidden(GUILD, "zeta", false).unwrap(),
+        "already shown"
+    );
+    assert!(!store.set_hidden(GUILD, "never-hidden", false).unwrap());
+    let settings = store.server_settings(GUILD).unwrap();
+    assert_eq!(settings.hidden, ["Beta", "a-b", "ab", "alpha"]);
+    assert_eq!(
+        settings.source,
+        InsightSource::All,
+        "hiding sets nothing else"
+    );
+}
+
+// ---- suggestions ----
+
+fn new_suggestion(guild_id: u64, author_id: u64, n: u32) -> NewSuggestion {
+    NewSuggestion {
+        guild_id,
+        author_id,
+        title: format!("Suggestion {n}"),
+        text: format!("Text of suggestion {n}, with 'quotes' and ünïcödé."),
+        why: n.is_multiple_of(2).then(|| format!("Because {n}")),
+        // Later n, later time; milliseconds kept, finer digits dropped.
+        now: utc(&format!("2026-04-01T10:{:02}:00.123456Z", n % 60)),
+    }
+}
+
+fn add(store: &impl Backend, new: NewSuggestion) -> Result<Suggestion, StoreError> {
+    store.add_suggestion(new, 5, 50)
+}
+
+fn approve(insight: ServerInsight, limit: usize) -> Decision {
+    Decision::Approve { insight, limit }
+}
+
+pub fn suggestions_are_added_read_and_queued_oldest_first(h: &impl Harness) {
+    let store = h.open();
+    assert_eq!(store.oldest_pending_suggestion(GUILD).unwrap(), None);
+    assert_eq!(store.pending_suggestion_count(GUILD).unwrap(), 0);
+
+    // Added out of time order: the queue goes by created_at.
+    let late = add(&store, new_suggestion(GUILD, MEMBER, 20)).unwrap();
+    let early = add(&store, new_suggestion(GUILD, MEMBER + 1, 10)).unwrap();
+    let expected = Suggestion {
+        id: early.id,
+        guild_id: GUILD,
+        author_id: MEMBER + 1,
+        title: "Suggestion 10".into(),
+        text: "Text of suggestion 10, with 'quotes' and ünïcödé.".into(),
+        why: Some("Because 10".into()),
+        status: SuggestionStatus::Pending,
+        reason: None,
+        created_at: utc("2026-04-01T10:10:00.123Z"),
+        decided_at: None,
+        decided_by: None,
+        insight_id: None,
+        review_message: None,
+    };
+    assert_eq!(early, expected);
+    assert_ne!(early.id, late.id);
+    assert_eq!(store.suggestion(GUILD, early.id).unwrap(), Some(expected));
+    assert_eq!(
+        store.suggestion(GUILD, early.id + late.id + 1000).unwrap(),
+        None
+    );
+    assert_eq!(store.pending_suggestion_count(GUILD).unwrap(), 2);
+    assert_eq!(
+        store
+            .oldest_pending_suggestion(GUILD)
+            .unwrap()
+            .map(|s| s.id),
+        Some(early.id)
+    );
+    // Same instant: the first added first.
+    let tie_a = add(&store, new_suggestion(GUILD, MEMBER, 5)).unwrap();
+    let tie_b = add(&store, new_suggestion(GUILD, MEMBER, 5)).unwrap();
+    assert!(tie_a.id < tie_b.id);
+    assert_eq!(tie_b.why, None);
+    assert_eq!(
+        store
+            .oldest_pending_suggestion(GUILD)
+            .unwrap()
+            .map(|s| s.id),
+        Some(tie_a.id)
+    );
+
+    // The review message is recorded (and can be replaced).
+    assert!(store
+        .set_suggestion_review_message(GUILD, tie_a.id, CHANNEL, 77)
+        .unwrap());
+    assert!(store
+        .set_suggestion_review_message(GUILD, tie_a.id, CHANNEL, u64::MAX)
+        .unwrap());
+    assert!(!store
+        .set_suggestion_review_message(GUILD, tie_b.id + 1000, CHANNEL, 1)
+        .unwrap());
+    assert_eq!(
+        store
+            .suggestion(GUILD, tie_a.id)
+            .unwrap()
+            .unwrap()
+            .review_message,
+        Some(ReviewMessage {
+            channel_id: CHANNEL,
+            message_id: u64::MAX
+        })
+    );
+
+    // Decided ones leave the queue.
+    let now = utc("2026-04-02T00:00:00Z");
+    for id in [tie_a.id, tie_b.id] {
+        store
+            .decide_suggestion(GUILD, id, Decision::Reject { reason: None }, CURATOR, now)
+            .unwrap()
+            .unwrap();
+    }
+    assert_eq!(
+        store
+            .oldest_pending_suggestion(GUILD)
+            .unwrap()
+            .map(|s| s.id),
+        Some(early.id)
+    );
+    assert_eq!(store.pending_suggestion_count(GUILD).unwrap(), 2);
+}
+
+pub fn a_member_may_have_five_suggestions_pending(h: &impl Harness) {
+    let store = h.open();
+    let added: Vec<Suggestion> = (1..=5)
+        .map(|n| add(&store, new_suggestion(GUILD, MEMBER, n)).unwrap())
+        .collect();
+    let err = add(&store, new_suggestion(GUILD, MEMBER, 6)).unwrap_err();
+    let message = err.to_string();
+    assert_limit(err, Limit::AuthorPendingSuggestions, 5);
+    assert!(message.contains("member"), "{message}");
+    assert_eq!(store.pending_suggestion_count(GUILD).unwrap(), 5);
+    // Another member is not held back.
+    add(&store, new_suggestion(GUILD, MEMBER + 1, 7)).unwrap();
+    // A decision frees a place.
+    store
+        .decide_suggestion(
+            GUILD,
+            added[0].id,
+            Decision::Reject { reason: None },
+            CURATOR,
+            utc("2026-04-02T00:00:00Z"),
+        )
+        .unwrap()
+        .unwrap();
+    add(&store, new_suggestion(GUILD, MEMBER, 8)).unwrap();
+    assert_limit(
+        add(&store, new_suggestion(GUILD, MEMBER, 9)).unwrap_err(),
+        Limit::AuthorPendingSuggestions,
+        5,
+    );
+    assert_eq!(store.pending_suggestion_count(GUILD).unwrap(), 6);
+}
+
+pub fn a_server_pending_limit_counts_every_member(h: &impl Harness) {
+    let store = h.open();
+    for author in 1..=3 {
+        store
+            .add_suggestion(new_suggestion(GUILD, author, 1), 5, 3)
+            .unwrap();
+    }
+    let err = store
+        .add_suggestion(new_suggestion(GUILD, 4, 1), 5, 3)
+        .unwrap_err();
+    let message = err.to_string();
+    assert_limit(err, Limit::ServerPendingSuggestions, 3);
+    assert!(message.contains("server"), "{message}");
+    assert_eq!(store.pending_suggestion_count(GUILD).unwrap(), 3);
+    // When both limits are reached, the member's own is named.
+    assert_limit(
+        store
+            .add_suggestion(new_suggestion(GUILD, 1, 2), 1, 3)
+            .unwrap_err(),
+        Limit::AuthorPendingSuggestions,
+        1,
+    );
+}
+
+pub fn approving_saves_the_insight_and_marks_the_suggestion_in_one_transaction(h: &impl Harness) {
+    let store = h.open();
+    let pending = add(&store, new_suggestion(GUILD, MEMBER, 1)).unwrap();
+    let mut insight = server_insight(GUILD, "from-a-member", 1);
+    insight.created_by = MEMBER;
+    let decided_at = utc("2026-04-02T09:30:00.456789Z");
+    let approved = store
+        .decide_suggestion(
+            GUILD,
+            pending.id,
+            approve(insight.clone(), 10),
+            CURATOR,
+            decided_at,
+        )
+        .unwrap()
+        .expect("a pending suggestion is decided");
+    let expected = Suggestion {
+        status: SuggestionStatus::Approved,
+        decided_at: Some(utc("2026-04-02T09:30:00.456Z")),
+        decided_by: Some(CURATOR),
+        insight_id: Some("from-a-member".into()),
+        ..pending.clone()
+    };
+    assert_eq!(approved, expected);
+    assert_eq!(
+        store.suggestion(GUILD, pending.id).unwrap(),
+        Some(expected.clone())
+    );
+    assert_eq!(store.server_insights(GUILD).unwrap(), vec![insight]);
+    assert_eq!(store.pending_suggestion_count(GUILD).unwrap(), 0);
+
+    // A second click, approve or reject: nothing happens.
+    let other = server_insight(GUILD, "something-else", 2);
+    assert_eq!(
+        store
+            .decide_suggestion(
+                GUILD,
+                pending.id,
+                approve(other, 10),
+                CURATOR + 1,
+                decided_at
+            )
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        store
+            .decide_suggestion(
+                GUILD,
+                pending.id,
+                Decision::Reject {
+                    reason: Some("late".into())
+                },
+                CURATOR + 1,
+                decided_at
+            )
+            .unwrap(),
+        None
+    );
+    assert_eq!(store.suggestion(GUILD, pending.id).unwrap(), Some(expected));
+    assert_eq!(
+        insight_ids(&store.server_insights(GUILD).unwrap()),
+        ["from-a-member"]
+    );
+    // No such suggestion: nothing either.
+    assert_eq!(
+        store
+            .decide_suggestion(
+                GUILD,
+                pending.id + 1000,
+                Decision::Reject { reason: None },
+                CURATOR,
+                decided_at
+            )
+            .unwrap(),
+        None
+    );
+}
+
+pub fn rejecting_records_the_reason_and_a_second_decision_changes_nothing(h: &impl Harness) {
+    let store = h.open();
+    let with_reason = add(&store, new_suggestion(GUILD, MEMBER, 1)).unwrap();
+    let without = add(&store, new_suggestion(GUILD, MEMBER, 2)).unwrap();
+    let at = utc("2026-04-03T08:00:00Z");
+    let rejected = store
+        .decide_suggestion(
+            GUILD,
+            with_reason.id,
+            Decision::Reject {
+                reason: Some("We already have this one: see tour-of-duty.".into()),
+            },
+            CURATOR,
+            at,
+        )
+        .unwrap()
+        .unwrap();
+    let expected = Suggestion {
+        status: SuggestionStatus::Rejected,
+        reason: Some("We already have this one: see tour-of-duty.".into()),
+        decided_at: Some(at),
+        decided_by: Some(CURATOR),
+        ..with_reason.clone()
+    };
+    assert_eq!(rejected, expected);
+    let plain = store
+        .decide_suggestion(
+            GUILD,
+            without.id,
+            Decision::Reject { reason: None },
+            CURATOR,
+            at,
+        )
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (plain.status, plain.reason),
+        (SuggestionStatus::Rejected, None)
+    );
+    // Approving a rejected suggestion does nothing: no insight appears.
+    assert_eq!(
+        store
+            .decide_suggestion(
+                GUILD,
+                with_reason.id,
+                approve(server_insight(GUILD, "x", 1), 10),
+                CURATOR,
+                at
+            )
+            .unwrap(),
+        None
+    );
+    assert_eq!(store.server_insight_count(GUILD).unwrap(), 0);
+    assert_eq!(
+        store.suggestion(GUILD, with_reason.id).unwrap(),
+        Some(expected)
+    );
+    assert_eq!(
+        h.query_row(&format!(
+            "SELECT status FROM suggestion WHERE id = {}",
+            with_reason.id
+        )),
+        ["rejected"]
+    );
+}
+
+pub fn an_approval_over_the_insight_limit_changes_nothing(h: &impl Harness) {
+    let store = h.open();
+    store
+        .save_server_insights(GUILD, &[server_insight(GUILD, "only", 1)], 1)
+        .unwrap();
+    let pending = add(&store, new_suggestion(GUILD, MEMBER, 1)).unwrap();
+    let err = store
+        .decide_suggestion(
+            GUILD,
+            pending.id,
+            approve(server_insight(GUILD, "one-too-many", 2), 1),
+            CURATOR,
+            utc("2026-04-02T00:00:00Z"),
+        )
+        .unwrap_err();
+    assert_limit(err, Limit::ServerInsights, 1);
+    assert_eq!(
+        store.suggestion(GUILD, pending.id).unwrap(),
+        Some(pending.clone()),
+        "still pending, undecided"
+    );
+    assert_eq!(
+        store.oldest_pending_suggestion(GUILD).unwrap(),
+        Some(pending.clone())
+    );
+    assert_eq!(
+        insight_ids(&store.server_insights(GUILD).unwrap()),
+        ["only"]
+    );
+    // Approving it as a replacement of the existing insight fits.
+    let approved = store
+        .decide_suggestion(
+            GUILD,
+            pending.id,
+            approve(server_insight(GUILD, "only", 3), 1),
+            CURATOR,
+            utc("2026-04-02T00:00:00Z"),
+        )
+        .unwrap()
+        .unwrap();
+    assert_eq!(approved.insight_id.as_deref(), Some("only"));
+    assert_eq!(
+        store.server_insights(GUILD).unwrap()[0].insight.title,
+        "Title 3 of only"
+    );
+}
+
+/// Two curators clicking at once, from two processes: exactly one decision is made, and the
+/// insight is saved once.
+pub fn two_curators_deciding_at_once_decide_once(h: &impl Harness) {
+    let first = h.open();
+    let ids: Vec<u64> = (1..=8)
+        .map(|n| add(&first, new_suggestion(GUILD, n, 1)).unwrap().id)
+        .collect();
+    let barrier = Barrier::new(2);
+    let outcomes: Vec<Vec<bool>> = thread::scope(|scope| {
+        let racers: Vec<_> = (0..2u64)
+            .map(|t| {
+                let (ids, barrier) = (&ids, &barrier);
+                scope.spawn(move || {
+                    let store = h.try_open();
+                    ids.iter()
+                        .map(|&id| {
+                            barrier.wait();
+                            let store = store.as_ref().map_err(|e| format!("open: {e}"))?;
+                            // One approves, the other rejects.
+                            let decision = if t == 0 {
+                                approve(server_insight(GUILD, &format!("s{id}"), 1), 100)
+                            } else {
+                                Decision::Reject { reason: None }
+                            };
+                            store
+                                .decide_suggestion(GUILD, id, decision, CURATOR + t, Utc::now())
+                                .map(|d| d.is_some())
+                                .map_err(|e| format!("{id}: {e}"))
+                        })
+                        .collect::<Result<Vec<bool>, String>>()
+                })
+            })
+            .collect();
+        racers
+            .into_iter()
+            .map(|t| t.join().unwrap().unwrap_or_else(|e| panic!("{e}")))
+            .collect()
+    });
+    for (i, id) in ids.iter().enumerate() {
+        assert!(
+            outcomes[0][i] ^ outcomes[1][i],
+            "suggestion {id}: decided by {:?}",
+            (outcomes[0][i], outcomes[1][i])
+        );
+        let decided = first.suggestion(GUILD, *id).unwrap().unwrap();
+        let approved = decided.status == SuggestionStatus::Approved;
+        assert_eq!(approved, outcomes[0][i], "{decided:?}");
+        assert_eq!(decided.decided_by, Some(CURATOR + u64::from(!approved)));
+    }
+    let approvals = outcomes[0].iter().filter(|&&won| won).count();
+    assert_eq!(first.server_insight_count(GUILD).unwrap(), approvals);
+    assert_eq!(first.pending_suggestion_count(GUILD).unwrap(), 0);
+}
+
+/// Two processes adding suggestions for the same member at once: never more than 5 pending.
+/// Four members in turn, each raced for in lockstep until both handles are refused.
+pub fn two_handles_adding_suggestions_for_one_member_never_exceed_five_pending(h: &impl Harness) {
+    const MEMBERS: u64 = 4;
+    drop(h.open()); // creates the schema
+    let barrier = Barrier::new(2);
+    let added: Vec<Suggestion> = thread::scope(|scope| {
+        let racers: Vec<_> = (0..2u32)
+            .map(|t| {
+                let barrier = &barrier;
+                scope.spawn(move || {
+                    let store = h.try_open();
+                    (0..MEMBERS * 6)
+                        .map(|i| {
+                            barrier.wait();
+                            let store = store.as_ref().map_err(|e| format!("open: {e}"))?;
+                            let (member, n) = (MEMBER + i / 6, t * 100 + i as u32);
+                            match add(store, new_suggestion(GUILD, member, n)) {
+                                Ok(s) => Ok(Some(s)),
+                                Err(StoreError::Limit {
+                                    what: Limit::AuthorPendingSuggestions,
+                                    limit: 5,
+                                }) => Ok(None),
+                                Err(e) => Err(format!("{t}/{i}: {e}")),
+                            }
+                        })
+                        .collect::<Vec<Result<Option<Suggestion>, String>>>()
+                })
+            })
+            .collect();
+        racers
+            .into_iter()
+            .flat_map(|t| t.join().unwrap())
+            .collect::<Result<Vec<Option<Suggestion>>, String>>()
+            .unwrap_or_else(|e| panic!("{e}"))
+            .into_iter()
+            .flatten()
+            .collect()
+    });
+    for member in MEMBER..MEMBER + MEMBERS {
+        let theirs = added.iter().filter(|s| s.author_id == member).count();
+        assert_eq!(theirs, 5, "member {member}: {added:?}");
+    }
+    let ids: HashSet<u64> = added.iter().map(|s| s.id).collect();
+    assert_eq!(ids.len(), added.len());
+    assert_eq!(
+        h.open().pending_suggestion_count(GUILD).unwrap(),
+        5 * MEMBERS as usize
+    );
+}
+
+// ---- shown counters ----
+
+pub fn shown_counters_count_per_server_and_insight(h: &impl Harness) {
+    let store = h.open();
+    assert_eq!(store.shown_counts(GUILD).unwrap(), HashMap::new());
+    for id in ["a", "b", "a", "a", "tour-of-duty"] {
+        store.record_shown(GUILD, id).unwrap();
+    }
+    assert_eq!(
+        store.shown_counts(GUILD).unwrap(),
+        HashMap::from([
+            ("a".to_string(), 3),
+            ("b".to_string(), 1),
+            ("tour-of-duty".to_string(), 1),
+        ])
+    );
+    assert_eq!(store.shown_counts(OTHER_GUILD).unwrap(), HashMap::new());
+}
+
+// ---- schema versions ----
+
+/// A database an insight-bot of schema version 1 left behind (weekly settings, a post log) is
+/// brought to the current version on open, with every row kept.
+pub fn a_version_1_database_migrates_forward_keeping_its_rows(h: &impl Harness) {
+    h.create_version_1();
+    assert_eq!(h.schema_version(), 1);
+    h.insert_weeklies(3);
+    h.exec(
+        "INSERT INTO post_log (guild_id, iso_year, iso_week, channel_id, insight_id, nonce, \
+             source, claimed_at, updated_at, attempts, message_id, posted_at) \
+         VALUES (2, 2026, 10, 2, 'tour-of-duty', 'iw2026102', 'schedule', \
+             '2026-03-02T09:00:00.000Z', '2026-03-02T09:00:01.000Z', 1, 4242, \
+             '2026-03-02T09:00:01.000Z'); \
+         INSERT INTO post_log (guild_id, iso_year, iso_week, channel_id, insight_id, nonce, \
+             source, claimed_at, updated_at) \
+         VALUES (3, 2026, 11, 3, 'other', 'iw2026113', 'post_now', \
+             '2026-03-09T09:00:00.000Z', '2026-03-09T09:00:00.000Z')",
+    )
+    .unwrap();
+
+    let store = h.open();
+    assert_eq!(h.schema_version(), 2);
+    assert_eq!(guild_ids(&store.active_weeklies().unwrap()), [1, 2, 3]);
+    assert_eq!(
+        store.weekly(2).unwrap().unwrap().active_since,
+        utc("2026-03-03T10:00:00Z")
+    );
+    let posted = store.last_post(2).unwrap().unwrap();
+    assert_eq!(
+        (
+            posted.insight_id.as_str(),
+            posted.message_id,
+            posted.attempts
+        ),
+        ("tour-of-duty", Some(4242), 1)
+    );
+    let unconfirmed = store.unconfirmed_posts().unwrap();
+    assert_eq!(unconfirmed.len(), 1);
+    assert_eq!(unconfirmed[0].source, PostSource::PostNow);
+    // The old tables still work, and so do the new ones.
+    let mut rng = StdRng::seed_from_u64(1);
+    assert!(matches!(
+        store
+            .claim(
+                2,
+                week(12),
+                2,
+                &["a"],
+                PostSource::Schedule,
+                &mut rng,
+                Utc::now()
+            )
+            .unwrap(),
+        Some(Claim::Claimed(_))
+    ));
+    store
+        .save_server_insights(2, &[server_insight(2, "new", 1)], 5)
+        .unwrap();
+    add(&store, new_suggestion(2, MEMBER, 1)).unwrap();
+    assert_eq!(store.server_settings(2).unwrap(), ServerSettings::default());
+    drop(store);
+    // Opening again migrates nothing more.
+    let store = h.open();
+    assert_eq!(h.schema_version(), 2);
+    assert_eq!(store.server_insight_count(2).unwrap(), 1);
+}
+
+pub fn reopening_keeps_server_insights_settings_and_suggestions(h: &impl Harness) {
+    let (insights, approved, pending) = {
+        let store = h.open();
+        let insights = vec![
+            server_insight(GUILD, "kept-one", 1),
+            server_insight(GUILD, "kept-two", 2),
+        ];
+        store.save_server_insights(GUILD, &insights, 10).unwrap();
+        store
+            .set_insight_source(GUILD, InsightSource::Ours)
+            .unwrap();
+        store.set_curator_role(GUILD, Some(11)).unwrap();
+        store.set_review_channel(GUILD, Some(12)).unwrap();
+        store.set_hidden(GUILD, "tour-of-duty", true).unwrap();
+        let first = add(&store, new_suggestion(GUILD, MEMBER, 1)).unwrap();
+        let pending = add(&store, new_suggestion(GUILD, MEMBER, 2)).unwrap();
+        store
+            .set_suggestion_review_message(GUILD, pending.id, 12, 13)
+            .unwrap();
+        let approved = store
+            .decide_suggestion(
+                GUILD,
+                first.id,
+                approve(server_insight(GUILD, "kept-three", 3), 10),
+                CURATOR,
+                utc("2026-04-02T00:00:00Z"),
+            )
+            .unwrap()
+            .unwrap();
+        store.record_shown(GUILD, "kept-one").unwrap();
+        let pending = store.suggestion(GUILD, pending.id).unwrap().unwrap();
+        (insights, approved, pending)
+    };
+    let store = h.open();
+    let listed = store.server_insights(GUILD).unwrap();
+    assert_eq!(insight_ids(&listed), ["kept-one", "kept-three", "kept-two"]);
+    assert_eq!((&listed[0], &listed[2]), (&insights[0], &insights[1]));
+    assert_eq!(store.all_server_insights().unwrap(), listed);
+    assert_eq!(
+        store.server_settings(GUILD).unwrap(),
+        ServerSettings {
+            source: InsightSource::Ours,
+            curator_role: Some(11),
+            review_channel: Some(12),
+            hidden: vec!["tour-of-duty".into()],
+        }
+    );
+    assert_eq!(
+        store.suggestion(GUILD, approved.id).unwrap(),
+        Some(approved)
+    );
+    assert_eq!(
+        store.oldest_pending_suggestion(GUILD).unwrap(),
+        Some(pending.clone())
+    );
+    assert_eq!(
+        pending.review_message,
+        Some(ReviewMessage {
+            channel_id: 12,
+            message_id: 13
+        })
+    );
+    assert_eq!(
+        store.shown_counts(GUILD).unwrap(),
+        HashMap::from([("kept-one".to_string(), 1)])
+    );
+    // Ids keep counting up after a restart: a new suggestion never takes an old one's id.
+    let next = add(&store, new_suggestion(GUILD, MEMBER + 1, 3)).unwrap();
+    assert!(next.id > pending.id);
 }
