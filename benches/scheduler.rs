@@ -90,7 +90,7 @@ fn main() {
     let publisher = Arc::new(InstantPublisher::default());
     let poster = Arc::new(Poster::new(
         store.clone(),
-        Arc::clone(&library),
+        Arc::new(Arc::clone(&library)),
         publisher.clone(),
         clock.clone(),
         PosterOptions::default(),

@@ -4,6 +4,8 @@
 //! - [`insights`]: the [`insights::Insight`] type; the collection ([`insights::library`]: load and
 //!   validate TOML files, look up, pick at random) and ranking ([`insights::search`]: text analysis,
 //!   BM25, the domain vocabulary, the "no close match" decision).
+//! - [`collections`]: each server's collection: the shipped insights it sees plus its own,
+//!   loaded from the store, changed live by its curators.
 //! - [`weekly`]: the insight of the week: schedule math across DST, the no-repeat rotation, the
 //!   posting task and its injectable clock.
 //! - [`store`]: persistent state: weekly settings, rotation state, the post log (one post a week).
@@ -16,6 +18,7 @@
 
 pub mod bot;
 pub mod cli;
+pub mod collections;
 pub mod config;
 pub mod cooldown;
 pub mod embedding;

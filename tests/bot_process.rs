@@ -112,7 +112,7 @@ async fn runs_answers_and_stops_on(signal: &str) {
         "{printed}"
     );
     assert!(
-        printed.contains("registered 5 slash commands globally"),
+        printed.contains("registered 7 slash commands globally"),
         "{printed}"
     );
     assert!(

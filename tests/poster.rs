@@ -177,7 +177,7 @@ fn setup(start: &str) -> Setup {
     *publisher.clock.lock().unwrap() = Some(Arc::clone(&clock));
     let poster = Arc::new(Poster::new(
         store.clone(),
-        library(),
+        Arc::new(library()),
         publisher.clone(),
         clock.clone(),
         options(),
@@ -198,7 +198,7 @@ impl Setup {
         self.store = Store::open(&self.path).unwrap();
         self.poster = Arc::new(Poster::new(
             self.store.clone(),
-            library(),
+            Arc::new(library()),
             self.publisher.clone(),
             self.clock.clone(),
             options(),

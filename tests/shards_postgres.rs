@@ -368,7 +368,7 @@ async fn overlapping_shard_ranges_still_post_once_per_server_and_week() {
         .map(|store| {
             Arc::new(Poster::new(
                 store,
-                Arc::clone(&library),
+                Arc::new(Arc::clone(&library)),
                 recorder.clone(),
                 clock.clone(),
                 PosterOptions {

@@ -1,9 +1,11 @@
 //! The everyday slash commands — `/advice`, `/insight`, `/topics`, `/help` — and the "Another one"
 //! button of `/insight`.
 //!
-//! Each command is a thin call into the core (`Library::ask`, `Library::random`) and a reply built
-//! by [`super::render`]. All are usable in servers and in DMs with the bot. None does I/O beyond
-//! its reply, so all answer well inside Discord's 3 seconds without deferring.
+//! Each command is a thin call into the core (the server's collection: `Catalog::ask`,
+//! `Library::random`) and a reply built by [`super::render`]. All are usable in servers (drawing
+//! from the server's collection: shipped plus its own) and in DMs with the bot (the shipped
+//! collection). Also here: what every command shares (the reply budget, deferring in time,
+//! ephemeral hints).
 
 use std::future::Future;
 use std::sync::Arc;
@@ -17,6 +19,7 @@ use serenity::{
 
 use super::render::{self, no_pings};
 use super::{Context, Data, Error};
+use crate::collections::CollectionError;
 use crate::insights::search::AskError;
 
 /// How long a command works before it defers its answer: Discord drops an interaction that is not
@@ -105,11 +108,22 @@ pub async fn budget_check(ctx: Context<'_>) -> Result<bool, Error> {
     }
 }
 
-/// Answers `question` the way `/advice` and DMs do; `Err` is a message for the user. Ranking
-/// embeds the question (milliseconds of CPU), so it runs on the blocking pool, never on the
-/// runtime's worker threads: a burst of questions cannot stall the gateway or other replies.
-pub async fn answer_question(data: &Data, question: &str) -> Result<render::Reply, String> {
-    let catalog = Arc::clone(&data.catalog);
+/// Answers `question` the way `/advice` and DMs do, from what `guild` sees (the shipped
+/// collection in DMs); `Err` is a message for the user. Ranking embeds the question (milliseconds
+/// of CPU), so it runs on the blocking pool, never on the runtime's worker threads: a burst of
+/// questions cannot stall the gateway or other replies.
+pub async fn answer_question(
+    data: &Data,
+    guild: Option<serenity::GuildId>,
+    question: &str,
+) -> Result<render::Reply, String> {
+    let guild = guild.map(|g| g.get());
+    let collection = data
+        .collections
+        .get(guild)
+        .await
+        .map_err(|e| collection_unavailable(guild, &e))?;
+    let catalog = Arc::clone(collection.catalog());
     let question = question.to_string();
     let ranked = tokio::task::spawn_blocking(move || {
         let answer = catalog.ask(&question, 3)?;
@@ -120,11 +134,21 @@ pub async fn answer_question(data: &Data, question: &str) -> Result<render::Repl
         } else {
             None
         };
-        Ok::<_, AskError>(render::answer(&answer, fallback))
+        let shown = answer
+            .best()
+            .map(|m| m.insight)
+            .or(fallback)
+            .map(|i| i.id.clone());
+        Ok::<_, AskError>((render::answer(&answer, fallback), shown))
     })
     .await;
     match ranked {
-        Ok(Ok(reply)) => Ok(reply),
+        Ok(Ok((reply, shown))) => {
+            if let Some(id) = shown {
+                data.collections.record_shown(guild, &id);
+            }
+            Ok(reply)
+        }
         Ok(Err(AskError::Empty)) => Err(format!(
             "Type a question after the command, for example `{ADVICE_EXAMPLE}`"
         )),
@@ -138,6 +162,16 @@ pub async fn answer_question(data: &Data, question: &str) -> Result<render::Repl
         }
     }
 }
+
+/// What a person is told when their server's collection cannot be loaded (the database is
+/// down): the cause is logged, the person is asked to retry.
+pub fn collection_unavailable(guild: Option<u64>, error: &CollectionError) -> String {
+    tracing::error!(?guild, "cannot load the server's collection: {error}");
+    "Sorry, I cannot reach this server's insights right now. Please try again in a minute.".into()
+}
+
+/// What `/insight` and "Another one" say when a server sees no insight at all.
+const NOTHING_TO_SHOW: &str = "This server answers from its own insights only (`/insights source`) and has none yet. A curator can add one with `/insights add`, or switch back with `/insights source which:all`.";
 
 /// Ask for advice: the most relevant insight for your question.
 #[poise::command(
@@ -153,7 +187,12 @@ pub async fn advice(
     #[description = "Only you see the answer (default: false)"] private: Option<bool>,
 ) -> Result<(), Error> {
     let private = private.unwrap_or(false);
-    let answered = answer_in_time(ctx, private, answer_question(ctx.data(), &question)).await?;
+    let answered = answer_in_time(
+        ctx,
+        private,
+        answer_question(ctx.data(), ctx.guild_id(), &question),
+    )
+    .await?;
     let reply = match answered {
         Ok(reply) => reply.to_poise(private),
         Err(hint) => ephemeral(hint),
@@ -165,9 +204,12 @@ pub async fn advice(
 /// Topics matching what has been typed: prefix matches first, at most 25 (Discord's limit).
 async fn autocomplete_topic(ctx: Context<'_>, partial: &str) -> CreateAutocompleteResponse {
     let typed = partial.trim().to_lowercase();
-    let mut topics: Vec<(bool, &str, usize)> = ctx
-        .data()
-        .library
+    let guild = ctx.guild_id().map(|g| g.get());
+    let Ok(collection) = ctx.data().collections.get(guild).await else {
+        return CreateAutocompleteResponse::new();
+    };
+    let mut topics: Vec<(bool, &str, usize)> = collection
+        .library()
         .topics()
         .filter(|(topic, _)| topic.contains(&typed))
         .map(|(topic, count)| (!topic.starts_with(&typed), topic, count))
@@ -196,15 +238,27 @@ pub async fn insight(
     #[autocomplete = "autocomplete_topic"]
     topic: Option<String>,
 ) -> Result<(), Error> {
-    let library = &ctx.data().library;
+    let guild = ctx.guild_id().map(|g| g.get());
+    let collection = match ctx.data().collections.get(guild).await {
+        Ok(c) => c,
+        Err(e) => {
+            ctx.send(ephemeral(collection_unavailable(guild, &e)))
+                .await?;
+            return Ok(());
+        }
+    };
+    let library = collection.library();
     let topic = topic
         .map(|t| t.trim().to_lowercase())
         .filter(|t| !t.is_empty());
-    let picked = library
-        .random(topic.as_deref(), None, &mut rand::thread_rng())
-        .map(|insight| render::random_insight(insight, topic.as_deref()));
+    let picked = library.random(topic.as_deref(), None, &mut rand::thread_rng());
+    if let Some(insight) = picked {
+        ctx.data().collections.record_shown(guild, &insight.id);
+    }
+    let picked = picked.map(|insight| render::random_insight(insight, topic.as_deref()));
     let reply = match (picked, &topic) {
         (Some(reply), _) => reply.to_poise(false),
+        (None, _) if library.is_empty() => ephemeral(NOTHING_TO_SHOW),
         (None, topic) => {
             let examples: Vec<&str> = library.topics().map(|(t, _)| t).take(5).collect();
             ephemeral(format!(
@@ -225,8 +279,13 @@ pub async fn insight(
     interaction_context = "Guild|BotDm"
 )]
 pub async fn topics(ctx: Context<'_>) -> Result<(), Error> {
-    ctx.send(render::topics(&ctx.data().library).to_poise(false))
-        .await?;
+    let guild = ctx.guild_id().map(|g| g.get());
+    let reply = match ctx.data().collections.get(guild).await {
+        Ok(collection) if collection.library().is_empty() => ephemeral(NOTHING_TO_SHOW),
+        Ok(collection) => render::topics(collection.library()).to_poise(false),
+        Err(e) => ephemeral(collection_unavailable(guild, &e)),
+    };
+    ctx.send(reply).await?;
     Ok(())
 }
 
@@ -237,7 +296,13 @@ pub async fn topics(ctx: Context<'_>) -> Result<(), Error> {
     interaction_context = "Guild|BotDm"
 )]
 pub async fn help(ctx: Context<'_>) -> Result<(), Error> {
-    ctx.send(render::help(&ctx.data().library).to_poise(true))
+    let guild = ctx.guild_id().map(|g| g.get());
+    let count = match ctx.data().collections.get(guild).await {
+        Ok(collection) => collection.library().len(),
+        Err(_) => ctx.data().collections.shipped().library().len(),
+    };
+    let shipped = ctx.data().collections.shipped().library().len();
+    ctx.send(render::help(count, shipped, guild.is_some()).to_poise(true))
         .await?;
     Ok(())
 }
@@ -259,13 +324,29 @@ pub async fn another_one(
         interaction.create_response(&ctx.http, notice).await?;
         return Ok(());
     }
+    let guild = interaction.guild_id.map(|g| g.get());
+    let collection = match data.collections.get(guild).await {
+        Ok(c) => c,
+        Err(e) => {
+            let notice = CreateInteractionResponse::Message(
+                CreateInteractionResponseMessage::new()
+                    .content(collection_unavailable(guild, &e))
+                    .ephemeral(true)
+                    .allowed_mentions(no_pings()),
+            );
+            interaction.create_response(&ctx.http, notice).await?;
+            return Ok(());
+        }
+    };
+    let library = collection.library();
     let response = match render::parse_another(&interaction.data.custom_id) {
         Some((topic, shown)) => {
-            let topic = topic.filter(|t| data.library.has_topic(t));
-            let picked = data
-                .library
-                .random(topic, Some(shown), &mut rand::thread_rng())
-                .map(|insight| render::random_insight(insight, topic));
+            let topic = topic.filter(|t| library.has_topic(t));
+            let picked = library.random(topic, Some(shown), &mut rand::thread_rng());
+            if let Some(insight) = picked {
+                data.collections.record_shown(guild, &insight.id);
+            }
+            let picked = picked.map(|insight| render::random_insight(insight, topic));
             match picked {
                 Some(reply) => {
                     CreateInteractionResponse::UpdateMessage(reply.to_interaction_message())

@@ -49,12 +49,15 @@ pub async fn handle_message(
         return Ok(());
     }
     let reply = if is_help_request(&message.content) {
-        render::help(&data.library).to_message()
+        {
+            let shipped = data.collections.shipped().library().len();
+            render::help(shipped, shipped, false).to_message()
+        }
     } else if message.content.trim().is_empty() {
         // Attachments, stickers or an embed alone: nothing to answer, but say what works.
         plain("Send me your question as text, for example: *How do I stop micromanaging my team?* — or `help` to see what I can do.".into())
     } else {
-        match answer_question(data, &message.content).await {
+        match answer_question(data, None, &message.content).await {
             Ok(reply) => reply.to_message(),
             Err(hint) => plain(hint),
         }

@@ -2,7 +2,12 @@
 //!
 //! This file builds the client (serenity 0.12) and the command framework (poise 0.7), starts it,
 //! and shuts it down cleanly. The pieces:
-//! - [`commands`]: `/advice`, `/insight`, `/topics`, `/help` and the "Another one" button;
+//! - [`commands`]: `/advice`, `/insight`, `/topics`, `/help` and the "Another one" button, and
+//!   what every command shares (the reply budget, deferring in time);
+//! - [`curation`]: `/insights`, a server's own collection kept by its curators (forms, import,
+//!   export, list, hide, source, curator role, review channel);
+//! - [`suggestions`]: `/suggest`, `/insights review` and the review buttons;
+//! - [`access`]: who is a curator, and answering button clicks and forms;
 //! - [`dm`]: questions sent in direct messages;
 //! - [`render`]: core results -> embeds and messages, with Discord's limits and no pings;
 //! - [`weekly`]: the `/weekly` commands and the publisher the core weekly poster sends through.
@@ -16,9 +21,12 @@
 //! token is a clear error rather than a gateway close; commands are registered in poise's `setup`,
 //! which runs once (poise ignores later READY events), so a gateway reconnect never re-registers.
 
+pub mod access;
 pub mod commands;
+pub mod curation;
 pub mod dm;
 pub mod render;
+pub mod suggestions;
 pub mod weekly;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -30,9 +38,10 @@ use serenity::{FullEvent, GatewayIntents, Interaction};
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
+use crate::collections::Collections;
 use crate::config::Token;
 use crate::cooldown::Cooldown;
-use crate::insights::{Catalog, Library};
+use crate::insights::Catalog;
 use crate::sharding::Shards;
 use crate::store::Store;
 use crate::weekly::clock::Clock;
@@ -53,10 +62,10 @@ const CLIENT_STOP_GRACE: Duration = Duration::from_secs(2);
 
 /// State shared by every command and event handler.
 pub struct Data {
-    /// The collection (random picks, topics, look-ups).
-    pub library: Arc<Library>,
-    /// The collection indexed for questions (`/advice`, DMs).
-    pub catalog: Arc<Catalog>,
+    /// Every server's collection (the shipped one in DMs): look-ups, random picks, questions.
+    pub collections: Arc<Collections>,
+    /// Drafts and imports waiting for a curator's button.
+    pub pending: curation::Pending,
     /// Every person's reply budget ([`REPLIES_PER_MINUTE`]).
     pub cooldown: Mutex<Cooldown>,
     pub store: Store,
@@ -66,7 +75,7 @@ pub struct Data {
 /// What the bot needs to start.
 pub struct BotSettings {
     pub token: Token,
-    /// The collection, indexed for questions.
+    /// The shipped collection, indexed for questions; each server adds its own to it.
     pub catalog: Arc<Catalog>,
     /// Register commands in this server only (instant), instead of globally.
     pub guild_id: Option<u64>,
@@ -168,6 +177,8 @@ pub fn all_commands() -> Vec<poise::Command<Data, Error>> {
         commands::topics(),
         commands::help(),
         weekly::weekly(),
+        curation::insights(),
+        suggestions::suggest(),
     ]
 }
 
@@ -176,7 +187,52 @@ async fn on_event(ctx: &serenity::Context, event: &FullEvent, data: &Data) -> Re
         FullEvent::Message { new_message } => dm::handle_message(ctx, new_message, data).await,
         FullEvent::InteractionCreate {
             interaction: Interaction::Component(component),
-        } => commands::another_one(ctx, component, data).await,
+        } => {
+            let custom_id = component.data.custom_id.as_str();
+            if custom_id.starts_with("ins:") || custom_id.starts_with("sug:") {
+                let click = access::Incoming::Button(component);
+                if let Err(slow_down) = commands::spend_budget(data, component.user.id) {
+                    click
+                        .respond(&ctx.http, access::Answer::Notice(slow_down.text))
+                        .await?;
+                    return Ok(());
+                }
+                if custom_id.starts_with("ins:") {
+                    curation::on_button(ctx, click, data).await
+                } else {
+                    suggestions::on_button(ctx, click, data).await
+                }
+            } else {
+                commands::another_one(ctx, component, data).await
+            }
+        }
+        FullEvent::InteractionCreate {
+            interaction: Interaction::Modal(modal),
+        } => {
+            let form = access::Incoming::Form(modal);
+            if let Err(slow_down) = commands::spend_budget(data, modal.user.id) {
+                // A form's content is not lost to the budget: it is shown back.
+                let typed: Vec<String> = form
+                    .fields()
+                    .iter()
+                    .filter(|(_, v)| !v.trim().is_empty())
+                    .map(|(_, v)| render::escape_within(v, 600))
+                    .collect();
+                let text = format!(
+                    "{} Nothing was saved; what you wrote:\n{}",
+                    slow_down.text,
+                    typed.join("\n")
+                );
+                form.respond(&ctx.http, access::Answer::Notice(text))
+                    .await?;
+                return Ok(());
+            }
+            if modal.data.custom_id.starts_with("sug:") {
+                suggestions::on_form(ctx, form, data).await
+            } else {
+                curation::on_form(ctx, form, data).await
+            }
+        }
         FullEvent::Ready { data_about_bot } => {
             tracing::info!(
                 user = %data_about_bot.user.name,
@@ -272,9 +328,11 @@ async fn on_error(error: poise::FrameworkError<'_, Data, Error>) {
     }
 }
 
-fn framework(settings: &BotSettings, poster: Arc<Poster>) -> poise::Framework<Data, Error> {
-    let catalog = Arc::clone(&settings.catalog);
-    let library = Arc::clone(catalog.library());
+fn framework(
+    settings: &BotSettings,
+    collections: Arc<Collections>,
+    poster: Arc<Poster>,
+) -> poise::Framework<Data, Error> {
     let store = settings.store.clone();
     let guild_id = settings.guild_id;
     poise::Framework::builder()
@@ -296,8 +354,8 @@ fn framework(settings: &BotSettings, poster: Arc<Poster>) -> poise::Framework<Da
             Box::pin(async move {
                 register_commands(ctx, &framework.options().commands, guild_id).await;
                 Ok(Data {
-                    library,
-                    catalog,
+                    collections,
+                    pending: curation::Pending::default(),
                     cooldown: Mutex::new(Cooldown::new(
                         REPLIES_PER_MINUTE,
                         Duration::from_secs(60),
@@ -381,16 +439,40 @@ pub async fn start(settings: BotSettings) -> Result<RunningBot, BotError> {
         settings.poster_options.shards,
     )
     .map_err(|e| BotError::Client(e.to_string()))?;
+    let collections = Arc::new(Collections::new(
+        Arc::clone(&settings.catalog),
+        settings.store.clone(),
+    ));
+    // Every server's collection is built in the background; a server asked about before its
+    // turn is built on the spot (a few milliseconds), so nothing waits for this.
+    {
+        let collections = Arc::clone(&collections);
+        tokio::spawn(async move {
+            let started = std::time::Instant::now();
+            match collections.warm_up().await {
+                Ok(w) => tracing::info!(
+                    servers = w.servers,
+                    insights = w.insights,
+                    deferred = w.deferred,
+                    elapsed_ms = started.elapsed().as_millis() as u64,
+                    "servers' own insights loaded"
+                ),
+                Err(e) => tracing::error!(
+                    "could not load the servers' own insights at start (each server loads on first use): {e}"
+                ),
+            }
+        });
+    }
     let poster = Arc::new(Poster::new(
         settings.store.clone(),
-        Arc::clone(settings.catalog.library()),
+        Arc::clone(&collections) as Arc<dyn crate::weekly::poster::ServerLibraries>,
         Arc::new(publisher),
         Arc::clone(&settings.clock),
         settings.poster_options.clone(),
     ));
     let in_flight = Arc::new(InFlight::default());
     let tracked = TrackedFramework {
-        inner: framework(&settings, Arc::clone(&poster)),
+        inner: framework(&settings, collections, Arc::clone(&poster)),
         in_flight: Arc::clone(&in_flight),
     };
     // Guilds for server commands, DIRECT_MESSAGES for questions in DMs; both unprivileged

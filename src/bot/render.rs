@@ -102,6 +102,30 @@ pub fn escape_within(text: &str, max: usize) -> String {
     out
 }
 
+/// An insight's text as shown: its Markdown kept (curators format their insights, and an
+/// imported Markdown file keeps its emphasis and links), its mentions made plain text (`@everyone`,
+/// `@here`, `<@id>`, `<@&id>`, `<#id>` get a zero-width space after the `@`/`#`/`<`), within `max`
+/// characters. `allowed_mentions` already stops any ping; this also keeps a mention from even
+/// looking like one. Anything else user-written (titles in lists, reasons, modal echoes) goes
+/// through [`escape_within`] instead.
+pub fn defuse_within(text: &str, max: usize) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        out.push(c);
+        let next = chars.peek().copied();
+        let defuse = match (c, next) {
+            ('@', Some(n)) => n.is_alphanumeric() || n == '&' || n == '!',
+            ('<', Some(n)) => matches!(n, '@' | '#' | '/' | ':' | 'a' | 't'),
+            _ => false,
+        };
+        if defuse {
+            out.push('\u{200B}');
+        }
+    }
+    truncate(&out, max)
+}
+
 /// A question as shown back to its author: one line, escaped, within [`MAX_ECHOED_QUESTION`].
 pub fn echo_question(question: &str) -> String {
     let one_line = question.split_whitespace().collect::<Vec<_>>().join(" ");
@@ -157,6 +181,16 @@ impl Reply {
         message
     }
 
+    /// As the edit of a deferred interaction answer.
+    pub fn to_edit(&self) -> serenity::EditInteractionResponse {
+        let mut edit = serenity::EditInteractionResponse::new()
+            .allowed_mentions(no_pings())
+            .embeds(self.embeds.clone())
+            .components(self.components());
+        edit = edit.content(self.content().unwrap_or_default());
+        edit
+    }
+
     /// As a channel message (DM answers, weekly posts).
     pub fn to_message(&self) -> CreateMessage {
         let mut message = CreateMessage::new()
@@ -173,8 +207,8 @@ impl Reply {
 /// An insight as an embed: its title, its full text, its source in the footer.
 pub fn insight_embed(insight: &Insight) -> CreateEmbed {
     CreateEmbed::new()
-        .title(truncate(&insight.title, MAX_EMBED_TITLE))
-        .description(truncate(&insight.text, MAX_EMBED_DESCRIPTION))
+        .title(defuse_within(&insight.title, MAX_EMBED_TITLE))
+        .description(defuse_within(&insight.text, MAX_EMBED_DESCRIPTION))
         .footer(CreateEmbedFooter::new(truncate(
             &insight.source.to_string(),
             MAX_FOOTER,
@@ -214,7 +248,7 @@ pub fn answer(answer: &Answer<'_>, fallback: Option<&Insight>) -> Reply {
                 let list = related
                     .iter()
                     .take(2)
-                    .map(|m| format!("• {}", m.insight.title))
+                    .map(|m| format!("• {}", escape_within(&m.insight.title, MAX_EMBED_TITLE)))
                     .collect::<Vec<_>>()
                     .join("\n");
                 embed = embed.field("Related", truncate(&list, MAX_FIELD_VALUE), false);
@@ -269,11 +303,11 @@ pub const WEEKLY_TITLE: &str = "Leadership insight of the week";
 pub fn weekly_post(insight: &Insight, week: WeekKey) -> Reply {
     let embed = CreateEmbed::new()
         .title(WEEKLY_TITLE)
-        .author(serenity::CreateEmbedAuthor::new(truncate(
+        .author(serenity::CreateEmbedAuthor::new(defuse_within(
             &insight.title,
             MAX_EMBED_TITLE,
         )))
-        .description(truncate(&insight.text, MAX_EMBED_DESCRIPTION))
+        .description(defuse_within(&insight.text, MAX_EMBED_DESCRIPTION))
         .field(
             "Source",
             truncate(&insight.source.to_string(), MAX_FOOTER),
@@ -312,21 +346,27 @@ pub fn topics(library: &Library) -> Reply {
     }
 }
 
-/// What the bot does and every way in.
-pub fn help(library: &Library) -> Reply {
+/// What the bot does and every way in. `count` is what the asker sees (their server's
+/// collection, or the shipped one in DMs), `shipped` the shipped collection's size.
+pub fn help(count: usize, shipped: usize, in_server: bool) -> Reply {
+    let collection = if in_server {
+        format!("this server's collection of {count} insights (the {shipped} that come with me, plus what this server added)")
+    } else {
+        format!("my collection of {count} short insights")
+    };
     let description = format!(
-        "I answer leadership questions with the most relevant insight from a collection of {} short insights on management, careers and moving between individual-contributor and management roles.\n\n\
+        "I answer leadership questions with the most relevant insight from {collection}, on management, careers and moving between individual-contributor and management roles.\n\n\
 **Ask a question**\n`/advice question:<your question>` — the best insight and two related ones. Add `private:true` to see the answer alone.\n\n\
 **Browse**\n`/insight` — a random insight (pick a `topic:` to narrow it), with an *Another one* button.\n`/topics` — the topics and how many insights each has.\n\n\
-**Direct messages**\nWrite me a question in a DM, in your own words, and I answer the same way. Send `help` for this message.\n\n\
-**Insight of the week**\nServer admins (Manage Server) can have me post one insight a week: `/weekly set channel:<#channel> day:<weekday> time:<HH:MM> timezone:<zone>`, then `/weekly show`, `/weekly post-now` or `/weekly off`.",
-        library.len()
+**Direct messages**\nWrite me a question in a DM, in your own words, and I answer the same way. Send `help` for this message. DMs draw from the {shipped} insights that come with me only: a server's own insights stay in that server.\n\n\
+**A server's own insights**\nAnyone can propose one with `/suggest`. Curators (Manage Server, or the role set with `/insights curators`) add, edit, import and review them: `/insights add`, `/insights import`, `/insights review`, `/insights list` and more.\n\n\
+**Insight of the week**\nServer admins (Manage Server) can have me post one insight a week: `/weekly set channel:<#channel> day:<weekday> time:<HH:MM> timezone:<zone>`, then `/weekly show`, `/weekly post-now` or `/weekly off`."
     );
     Reply {
         content: None,
         embeds: vec![CreateEmbed::new()
             .title("insight-bot — help")
-            .description(description)
+            .description(truncate(&description, MAX_EMBED_DESCRIPTION))
             .colour(COLOUR)],
         buttons: Vec::new(),
     }
@@ -390,6 +430,20 @@ mod tests {
         let shown = echo_question(&marks);
         assert!((MAX_ECHOED_QUESTION - 1..=MAX_ECHOED_QUESTION).contains(&shown.chars().count()));
         assert!(shown.starts_with("\\*\\_\\`"), "{shown}");
+    }
+
+    #[test]
+    fn defused_text_keeps_markdown_but_no_mention() {
+        let out = defuse_within("**Lead** by @everyone, <@123>, <@&9> and <#5> @here", 4096);
+        assert!(out.starts_with("**Lead**"), "{out}");
+        for mention in ["@everyone", "@here", "<@1", "<@&", "<#5"] {
+            assert!(!out.contains(mention), "{mention} in {out}");
+        }
+        assert_eq!(defuse_within(&"a".repeat(5000), 4096).chars().count(), 4096);
+        assert_eq!(
+            defuse_within("me@example.org", 100),
+            "me@\u{200B}example.org"
+        );
     }
 
     #[test]

@@ -106,7 +106,7 @@ async fn autocomplete_zone(
 }
 
 /// The bot's missing permissions in `channel`, as names; empty when it can post there.
-async fn missing_permissions(
+pub(super) async fn missing_permissions(
     ctx: Context<'_>,
     channel_id: serenity::ChannelId,
 ) -> Vec<&'static str> {

@@ -236,7 +236,9 @@ fn parse_text(file: &Path, text: &str, rules: &Rules) -> (Vec<Insight>, Vec<Prob
     let mut ids: HashSet<String> = HashSet::new();
     let mut insights = Vec::new();
     for entry in &entries {
-        let id = slug_from_title(&entry.title, &|id: &str| ids.contains(id));
+        let id = slug_from_title(&entry.title, &|id: &str| {
+            ids.contains(id) || rules.reserved_ids.contains(id)
+        });
         ids.insert(id.clone());
         let body = read_body(&entry.body);
         let fields = Fields {
@@ -651,6 +653,20 @@ Code.
                  limit)",
             ]
         );
+    }
+
+    #[test]
+    fn reserved_ids_are_refused_in_toml_and_avoided_in_text() {
+        let rules = server().reserving(["trust".to_string()]);
+        let toml =
+            b"[[insight]]\nid = \"trust\"\ntitle = \"Trust\"\ntext = \"T.\"\ntopics = [\"a\"]\n";
+        assert_eq!(
+            problems_with("a.toml", toml, &rules),
+            ["a.toml:2: id \"trust\" is the id of a shipped insight: give this one another id"]
+        );
+        let text = parse_import("a.txt", b"Trust\nSome text.\n\nTrust\nMore.\n", &rules).unwrap();
+        let ids: Vec<&str> = text.iter().map(|i| i.id.as_str()).collect();
+        assert_eq!(ids, ["trust-2", "trust-3"]);
     }
 
     #[test]

@@ -386,6 +386,11 @@ impl Library {
         self.insights.is_empty()
     }
 
+    /// Where insight `id` is in [`Library::insights`].
+    pub fn position(&self, id: &str) -> Option<usize> {
+        self.by_id.get(id).copied()
+    }
+
     pub fn get(&self, id: &str) -> Option<&Insight> {
         self.by_id.get(id).map(|&i| &self.insights[i])
     }

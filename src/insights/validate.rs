@@ -10,6 +10,8 @@
 //! ([`slug_from_title`], [`parse_topics`], [`parse_asks`]); what they produce is still checked by
 //! [`validate`].
 
+use std::collections::BTreeSet;
+
 use super::{
     is_slug, Insight, Source, MAX_ID_CHARS, MAX_SOURCE_CHARS, MAX_TEXT_CHARS, MAX_TITLE_CHARS,
 };
@@ -49,6 +51,9 @@ pub struct Rules {
     /// The topic of an insight given without `topics`; `None`: topics are required. Checked like
     /// a given topic. (An explicitly empty `topics` is still refused.)
     pub default_topic: Option<String>,
+    /// Ids that are taken outside what is being checked (a server's insights may not take a
+    /// shipped insight's id): [`validate`] refuses them, and ids made from titles avoid them.
+    pub reserved_ids: BTreeSet<String>,
 }
 
 impl Rules {
@@ -58,6 +63,7 @@ impl Rules {
             asks_required: true,
             default_source: None,
             default_topic: None,
+            reserved_ids: BTreeSet::new(),
         }
     }
 
@@ -68,7 +74,14 @@ impl Rules {
             asks_required: false,
             default_source: Some(default_source),
             default_topic,
+            reserved_ids: BTreeSet::new(),
         }
+    }
+
+    /// These rules, refusing `ids` as well.
+    pub fn reserving(mut self, ids: impl IntoIterator<Item = String>) -> Rules {
+        self.reserved_ids.extend(ids);
+        self
     }
 }
 
@@ -86,6 +99,8 @@ pub enum ProblemKind {
     BadEntry,
     /// `id` is not a lowercase slug, or an entry of `topics` is not a lowercase tag.
     NotSlug,
+    /// `id` is one of [`Rules::reserved_ids`].
+    Reserved,
 }
 
 /// One problem with one field.
@@ -217,6 +232,13 @@ pub fn validate(fields: Fields<'_>, rules: &Rules) -> Result<Insight, Vec<FieldP
             "id",
             ProblemKind::NotSlug,
             format!("id {id:?} is not a lowercase slug (a-z, 0-9 and single hyphens, e.g. \"tour-of-duty\")"),
+        );
+    }
+    if rules.reserved_ids.contains(&id) {
+        problems.add(
+            "id",
+            ProblemKind::Reserved,
+            format!("id {id:?} is the id of a shipped insight: give this one another id"),
         );
     }
     match source {

@@ -158,6 +158,26 @@ pub enum Delivery {
 /// Errors from the store, surfaced to the caller (a command shows them; the task logs them).
 pub type PosterResult<T> = Result<T, StoreError>;
 
+/// Where the poster finds the insights a server's post picks from. The bot gives each server its
+/// own collection ([`crate::collections::Collections`]: its own insights, less the shipped ones
+/// it hid, or only its own); an `Arc<Library>` is one collection for every server (tests, tools).
+pub trait ServerLibraries: Send + Sync {
+    /// The insights `guild_id`'s weekly post may pick from.
+    fn library_for(
+        &self,
+        guild_id: u64,
+    ) -> Pin<Box<dyn Future<Output = PosterResult<Arc<Library>>> + Send + '_>>;
+}
+
+impl ServerLibraries for Arc<Library> {
+    fn library_for(
+        &self,
+        _guild_id: u64,
+    ) -> Pin<Box<dyn Future<Output = PosterResult<Arc<Library>>> + Send + '_>> {
+        Box::pin(std::future::ready(Ok(Arc::clone(self))))
+    }
+}
+
 /// A slot: (server, ISO week).
 type SlotKey = (u64, WeekKey);
 
@@ -171,7 +191,7 @@ enum Job {
 
 pub struct Poster {
     store: Store,
-    library: Arc<Library>,
+    libraries: Arc<dyn ServerLibraries>,
     publisher: Arc<dyn Publisher>,
     clock: Arc<dyn Clock>,
     options: PosterOptions,
@@ -213,14 +233,14 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 impl Poster {
     pub fn new(
         store: Store,
-        library: Arc<Library>,
+        libraries: Arc<dyn ServerLibraries>,
         publisher: Arc<dyn Publisher>,
         clock: Arc<dyn Clock>,
         options: PosterOptions,
     ) -> Self {
         Poster {
             store,
-            library,
+            libraries,
             publisher,
             clock,
             requests: Semaphore::new(options.concurrency.max(1)),
@@ -463,7 +483,7 @@ impl Poster {
         week: WeekKey,
         source: PostSource,
     ) -> PosterResult<Option<Claim>> {
-        let library = Arc::clone(&self.library);
+        let library = self.libraries.library_for(settings.guild_id).await?;
         let (guild, channel, now) = (settings.guild_id, settings.channel_id, self.clock.now());
         self.store
             .call(move |db| {
@@ -544,10 +564,12 @@ impl Poster {
                 }
             }
         }
-        let insight = match self.library.get(&record.insight_id) {
+        let library = self.libraries.library_for(guild).await?;
+        let insight = match library.get(&record.insight_id) {
             Some(insight) => insight.clone(),
-            // Removed from the collection since the claim: post another rather than nothing.
-            None => match self.library.random(None, None, &mut rand::thread_rng()) {
+            // Removed from the collection (or hidden) since the claim: post another rather than
+            // nothing.
+            None => match library.random(None, None, &mut rand::thread_rng()) {
                 Some(insight) => insight.clone(),
                 None => return Ok(Delivery::NothingToPost),
             },

@@ -115,31 +115,154 @@ impl<'a> Answer<'a> {
 }
 
 /// The searchable form of one collection: its lexical index and its embedded documents.
+///
+/// The documents may come in layers: a server's collection is the shipped collection's index
+/// (shared by every server, less the insights the server hid) and then the server's own. Ranking
+/// sees one list of insights either way, so a server's answers are one ranking over both, with
+/// the same gate and the same "no close match" rule; only the lexical index is the server's
+/// own, since its word statistics are the whole collection's.
 #[derive(Debug)]
 pub struct SearchIndex {
     lexical: LexicalIndex,
-    semantic: SemanticIndex,
+    semantic: Vec<Layer>,
+}
+
+/// Documents of some of a collection's insights: all of `index`'s, or those numbered in `keep`.
+#[derive(Debug)]
+struct Layer {
+    index: Arc<SemanticIndex>,
+    keep: Option<Vec<u32>>,
+}
+
+impl Layer {
+    fn len(&self) -> usize {
+        self.keep.as_ref().map_or(self.index.insights(), Vec::len)
+    }
+
+    fn pick<T: Copy>(&self, all: Vec<T>, out: &mut Vec<T>) {
+        match &self.keep {
+            None => out.extend(all),
+            Some(keep) => out.extend(keep.iter().map(|&i| all[i as usize])),
+        }
+    }
 }
 
 impl SearchIndex {
     /// An index from already computed document vectors ([`semantic::documents`] order).
     pub fn from_vectors(insights: &[Insight], vectors: &[Vector]) -> SearchIndex {
-        SearchIndex {
-            lexical: LexicalIndex::build(insights),
-            semantic: SemanticIndex::new(insights, vectors),
-        }
+        SearchIndex::from_parts(insights, SemanticIndex::new(insights, vectors))
     }
 
     /// An index whose semantic side is given (benchmarks on made-up vectors).
     pub fn from_parts(insights: &[Insight], semantic: SemanticIndex) -> SearchIndex {
         SearchIndex {
             lexical: LexicalIndex::build(insights),
+            semantic: vec![Layer {
+                index: Arc::new(semantic),
+                keep: None,
+            }],
+        }
+    }
+
+    /// The index of `insights` whose documents are `layers`, in order: each an index and which
+    /// of its insights to keep (all with `None`). The kept insights, layer after layer, must be
+    /// `insights`, in order.
+    pub fn layered(
+        insights: &[Insight],
+        layers: Vec<(Arc<SemanticIndex>, Option<Vec<u32>>)>,
+    ) -> SearchIndex {
+        let semantic: Vec<Layer> = layers
+            .into_iter()
+            .map(|(index, keep)| Layer { index, keep })
+            .collect();
+        debug_assert_eq!(
+            semantic.iter().map(Layer::len).sum::<usize>(),
+            insights.len()
+        );
+        SearchIndex {
+            lexical: LexicalIndex::build(insights),
             semantic,
         }
     }
 
+    /// The documents of layer `n` (`0` is the whole index of a collection built in one piece).
+    pub fn layer(&self, n: usize) -> Option<&Arc<SemanticIndex>> {
+        self.semantic.get(n).map(|l| &l.index)
+    }
+
+    /// Documents in the index (of the insights it keeps and of those it does not).
     pub fn documents(&self) -> usize {
-        self.semantic.documents()
+        self.semantic.iter().map(|l| l.index.documents()).sum()
+    }
+
+    fn similarities(&self, queries: &[Vector]) -> Vec<semantic::Similarity> {
+        if let [Layer { index, keep: None }] = self.semantic.as_slice() {
+            return index.similarities(queries);
+        }
+        let mut out = Vec::new();
+        for layer in &self.semantic {
+            layer.pick(layer.index.similarities(queries), &mut out);
+        }
+        out
+    }
+
+    /// Each insight's similarity to `vector` by its title and text alone (see
+    /// [`SemanticIndex::body_similarities`]).
+    pub fn body_similarities(&self, vector: &Vector) -> Vec<f32> {
+        let mut out = Vec::new();
+        for layer in &self.semantic {
+            layer.pick(layer.index.body_similarities(vector), &mut out);
+        }
+        out
+    }
+}
+
+/// A question read for matching: trimmed and cut to [`MAX_ANALYSED_CHARS`], abbreviations
+/// spelled out, and a long one cut into sentences.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Question {
+    pub text: String,
+    pub normalised: String,
+    pub sentences: Vec<String>,
+}
+
+impl Question {
+    /// Reads `question`; [`AskError::Empty`] when there is nothing to read.
+    pub fn read(question: &str) -> Result<Question, AskError> {
+        let trimmed = question.trim();
+        if trimmed.is_empty() {
+            return Err(AskError::Empty);
+        }
+        let analysed = match trimmed.char_indices().nth(MAX_ANALYSED_CHARS) {
+            Some((cut, _)) => &trimmed[..cut],
+            None => trimmed,
+        };
+        let normalised = normalize::expand_abbreviations(analysed);
+        let sentences: Vec<String> = if normalised.split_whitespace().count() > LONG_MESSAGE_WORDS {
+            let all = normalize::sentences(&normalised);
+            if all.len() >= 2 {
+                all.into_iter()
+                    .take(MAX_SENTENCES)
+                    .map(str::to_string)
+                    .collect()
+            } else {
+                Vec::new()
+            }
+        } else {
+            Vec::new()
+        };
+        Ok(Question {
+            text: trimmed.to_string(),
+            normalised,
+            sentences,
+        })
+    }
+
+    /// What is embedded: the whole (normalised) question, then each sentence.
+    pub fn texts(&self) -> Vec<&str> {
+        std::iter::once(self.normalised.as_str())
+            .chain(self.sentences.iter().map(String::as_str))
+            .collect()
     }
 }
 
@@ -248,38 +371,36 @@ impl Searcher {
         question: &str,
         limit: usize,
     ) -> Result<Answer<'a>, AskError> {
-        let trimmed = question.trim();
-        if trimmed.is_empty() {
-            return Err(AskError::Empty);
-        }
-        let analysed = match trimmed.char_indices().nth(MAX_ANALYSED_CHARS) {
-            Some((cut, _)) => &trimmed[..cut],
-            None => trimmed,
-        };
-        let normalised = normalize::expand_abbreviations(analysed);
-        let sentences: Vec<&str> = if normalised.split_whitespace().count() > LONG_MESSAGE_WORDS {
-            let all = normalize::sentences(&normalised);
-            if all.len() >= 2 {
-                all.into_iter().take(MAX_SENTENCES).collect()
-            } else {
-                Vec::new()
-            }
-        } else {
-            Vec::new()
-        };
-        let mut texts = vec![normalised.as_str()];
-        texts.extend(&sentences);
-        let queries = self
-            .embedder
-            .embed(&texts)
-            .map_err(|e| AskError::Embedding(e.to_string()))?;
+        let question = Question::read(question)?;
+        let queries = self.embed_question(&question)?;
+        Ok(self.rank(index, insights, &question, &queries, limit))
+    }
 
+    /// The question's vectors ([`Question::texts`]): the model's part of answering, milliseconds
+    /// where ranking takes microseconds.
+    pub fn embed_question(&self, question: &Question) -> Result<Vec<Vector>, AskError> {
+        self.embedder
+            .embed(&question.texts())
+            .map_err(|e| AskError::Embedding(e.to_string()))
+    }
+
+    /// [`Searcher::ask`] once the question is read and embedded (`queries` from
+    /// [`Searcher::embed_question`]).
+    pub fn rank<'a>(
+        &self,
+        index: &SearchIndex,
+        insights: &'a [Insight],
+        question: &Question,
+        queries: &[Vector],
+        limit: usize,
+    ) -> Answer<'a> {
+        let normalised = &question.normalised;
         // Semantic: every insight's best document for each of the question's vectors (the whole
         // question, then its sentences); an insight's similarity is its best over them, and the
         // gate weighs each vector on its own.
         let per_query: Vec<Vec<semantic::Similarity>> = queries
             .iter()
-            .map(|q| index.semantic.similarities(std::slice::from_ref(q)))
+            .map(|q| index.similarities(std::slice::from_ref(q)))
             .collect();
         let mut similarities = per_query[0].clone();
         for other in &per_query[1..] {
@@ -293,18 +414,18 @@ impl Searcher {
             .iter()
             .map(|sims| sims.iter().map(|s| s.value).fold(-1f32, f32::max))
             .collect();
-        let mut verdict = self.anchors.verdict(&queries, &per_query_best);
+        let mut verdict = self.anchors.verdict(queries, &per_query_best);
         // Punctuation, numbers, emoji or keyboard mashing alone say nothing a collection could
         // answer, whatever the model makes of them: at least one word must be a word of English
         // (one the model's vocabulary holds whole).
-        if !self.has_a_known_word(&normalised) {
+        if !self.has_a_known_word(normalised) {
             verdict.on_topic = false;
         }
 
         // Lexical: the best BM25 candidates, scaled to this question's best.
         let lexical = index
             .lexical
-            .score(insights, &normalised, LEXICAL_CANDIDATES.max(limit));
+            .score(insights, normalised, LEXICAL_CANDIDATES.max(limit));
         let top_bm25 = lexical.matches.first().map_or(0.0, |&(_, s)| s);
         let mut bm25 = vec![0f32; insights.len()];
         for &(i, s) in &lexical.matches {
@@ -374,18 +495,18 @@ impl Searcher {
             best = ?matches.first().map(|m| &m.insight.id),
             "question ranked"
         );
-        Ok(Answer {
-            question: trimmed.to_string(),
+        Answer {
+            question: question.text.clone(),
             no_close_match: matches.is_empty(),
             matches,
             explanation: Explanation {
                 normalised: normalised.clone(),
-                sentences: sentences.iter().map(|s| s.to_string()).collect(),
+                sentences: question.sentences.clone(),
                 evidence: lexical.evidence,
                 verdict,
                 candidates,
             },
-        })
+        }
     }
 }
 

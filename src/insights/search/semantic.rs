@@ -90,6 +90,94 @@ fn dot(query: &QuantizedQuery, doc: &Quantized) -> f32 {
     acc.iter().sum::<i32>() as f32 * query.scale * doc.scale
 }
 
+/// One insight's documents (body, then each ask) as the index keeps them, in 8 bits: also the
+/// form a server's own insights keep in the database, so a restart loads them without running
+/// the model (388 bytes a document; [`InsightVectors::encode`]).
+#[derive(Debug, Clone)]
+pub struct InsightVectors {
+    docs: Vec<Quantized>,
+}
+
+/// The first byte of [`InsightVectors::encode`]'s output: the layout's version.
+const VECTORS_FORMAT: u8 = 1;
+/// Bytes per encoded document: the scale (f32, little-endian) and the 8-bit components.
+const ENCODED_DOC_BYTES: usize = 4 + DIM;
+
+impl InsightVectors {
+    /// From the embedded documents, in [`documents`] order.
+    pub fn from_vectors(vectors: &[Vector]) -> InsightVectors {
+        InsightVectors {
+            docs: vectors.iter().map(quantize).collect(),
+        }
+    }
+
+    /// How many documents.
+    pub fn len(&self) -> usize {
+        self.docs.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.docs.is_empty()
+    }
+
+    /// The body document's vector, back to floats (`None` without documents).
+    pub fn body_vector(&self) -> Option<Vector> {
+        let doc = self.docs.first()?;
+        let mut v = [0f32; DIM];
+        for (out, &q) in v.iter_mut().zip(&doc.q) {
+            *out = f32::from(q) * doc.scale;
+        }
+        Some(v)
+    }
+
+    /// The stored form: a version byte, the document count (u16, little-endian), then each
+    /// document's scale and components.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(3 + self.docs.len() * ENCODED_DOC_BYTES);
+        out.push(VECTORS_FORMAT);
+        out.extend_from_slice(&(self.docs.len().min(u16::MAX as usize) as u16).to_le_bytes());
+        for doc in self.docs.iter().take(u16::MAX as usize) {
+            out.extend_from_slice(&doc.scale.to_le_bytes());
+            out.extend(doc.q.iter().map(|&b| b as u8));
+        }
+        out
+    }
+
+    /// The stored form back. An error says why the bytes are not vectors of this layout (the
+    /// caller then embeds the insight again).
+    pub fn decode(bytes: &[u8]) -> Result<InsightVectors, String> {
+        let [format, n0, n1, rest @ ..] = bytes else {
+            return Err(format!("{} bytes is too short", bytes.len()));
+        };
+        if *format != VECTORS_FORMAT {
+            return Err(format!(
+                "layout version {format}, expected {VECTORS_FORMAT}"
+            ));
+        }
+        let count = usize::from(u16::from_le_bytes([*n0, *n1]));
+        if rest.len() != count * ENCODED_DOC_BYTES {
+            return Err(format!(
+                "{} bytes of documents for {count} documents (expected {})",
+                rest.len(),
+                count * ENCODED_DOC_BYTES
+            ));
+        }
+        let mut docs = Vec::with_capacity(count);
+        for chunk in rest.chunks_exact(ENCODED_DOC_BYTES) {
+            let scale = f32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]);
+            if !scale.is_finite() || scale <= 0.0 {
+                return Err(format!("a document's scale is {scale}"));
+            }
+            let mut q = [0i8; DIM];
+            for (out, &b) in q.iter_mut().zip(&chunk[4..]) {
+                *out = b as i8;
+            }
+            docs.push(Quantized { scale, q });
+        }
+        Ok(InsightVectors { docs })
+    }
+}
+
 /// Documents scanned per thread: below this a second thread costs more than it saves.
 const PARALLEL_SCAN_DOCS: usize = 40_000;
 
@@ -143,6 +231,94 @@ impl SemanticIndex {
 
     pub fn documents(&self) -> usize {
         self.docs.len()
+    }
+
+    /// How many insights the index covers (some may have no document).
+    pub fn insights(&self) -> usize {
+        self.insights
+    }
+
+    /// The index of insights given as their [`InsightVectors`], in order.
+    pub fn from_insight_vectors<'a>(
+        insights: impl IntoIterator<Item = &'a InsightVectors>,
+    ) -> SemanticIndex {
+        let mut index = SemanticIndex::default();
+        for (owner, vectors) in insights.into_iter().enumerate() {
+            index.push(owner as u32, vectors);
+            index.insights = owner + 1;
+        }
+        index
+    }
+
+    fn push(&mut self, owner: u32, vectors: &InsightVectors) {
+        for (k, doc) in vectors.docs.iter().enumerate() {
+            self.docs.push(doc.clone());
+            self.owners.push(owner);
+            self.kinds.push(if k == 0 {
+                DocKind::Body
+            } else {
+                DocKind::Ask((k - 1).min(u16::MAX as usize) as u16)
+            });
+        }
+    }
+
+    /// This index with the insights `keep` refuses taken out (the rest keep their order and are
+    /// numbered anew) and `appended` added at the end: how a server's own insights change without
+    /// touching the others' vectors.
+    pub fn edited(
+        &self,
+        keep: impl Fn(usize) -> bool,
+        appended: &[&InsightVectors],
+    ) -> SemanticIndex {
+        let mut index = SemanticIndex::default();
+        let mut renumbered: Vec<Option<u32>> = vec![None; self.insights];
+        let mut next = 0u32;
+        for (old, slot) in renumbered.iter_mut().enumerate() {
+            if keep(old) {
+                *slot = Some(next);
+                next += 1;
+            }
+        }
+        for ((doc, &owner), &kind) in self.docs.iter().zip(&self.owners).zip(&self.kinds) {
+            if let Some(new) = renumbered[owner as usize] {
+                index.docs.push(doc.clone());
+                index.owners.push(new);
+                index.kinds.push(kind);
+            }
+        }
+        for vectors in appended {
+            index.push(next, vectors);
+            next += 1;
+        }
+        index.insights = next as usize;
+        index
+    }
+
+    /// The documents of insight `owner` (empty when it has none).
+    pub fn insight_vectors(&self, owner: usize) -> InsightVectors {
+        InsightVectors {
+            docs: self
+                .docs
+                .iter()
+                .zip(&self.owners)
+                .filter(|(_, &o)| o as usize == owner)
+                .map(|(d, _)| d.clone())
+                .collect(),
+        }
+    }
+
+    /// Each insight's similarity to `vector` by its body document alone (-1 without one): how
+    /// close a new insight is to the existing ones, where an ask that happens to match is not a
+    /// duplicate.
+    pub fn body_similarities(&self, vector: &Vector) -> Vec<f32> {
+        let query = quantize_query(vector);
+        let mut best = vec![-1f32; self.insights];
+        for ((doc, &owner), &kind) in self.docs.iter().zip(&self.owners).zip(&self.kinds) {
+            if kind == DocKind::Body {
+                best[owner as usize] = dot(&query, doc);
+            }
+        }
+        best
     }
 
     /// Every insight's similarity to the question: the best over its documents and over the
@@ -281,6 +457,49 @@ mod tests {
         // A second query vector (a sentence of a long message) can raise an insight.
         let sims = index.similarities(&[unit(2), unit(3)]);
         assert!((sims[1].value - 1.0).abs() < 0.01, "{sims:?}");
+    }
+
+    #[test]
+    fn stored_vectors_round_trip_and_bad_bytes_are_refused() {
+        let vectors = InsightVectors::from_vectors(&[unit(1), unit(2), unit(3)]);
+        let bytes = vectors.encode();
+        assert_eq!(bytes.len(), 3 + 3 * ENCODED_DOC_BYTES);
+        let back = InsightVectors::decode(&bytes).unwrap();
+        let a = SemanticIndex::from_insight_vectors([&vectors]);
+        let b = SemanticIndex::from_insight_vectors([&back]);
+        assert_eq!(a.similarities(&[unit(2)]), b.similarities(&[unit(2)]));
+        assert!(InsightVectors::decode(&bytes[..bytes.len() - 1]).is_err());
+        assert!(InsightVectors::decode(&[]).is_err());
+        let mut other_version = bytes.clone();
+        other_version[0] = 9;
+        assert!(InsightVectors::decode(&other_version)
+            .unwrap_err()
+            .contains("version"));
+        let mut zero_scale = bytes;
+        zero_scale[3..7].copy_from_slice(&0f32.to_le_bytes());
+        assert!(InsightVectors::decode(&zero_scale).is_err());
+    }
+
+    #[test]
+    fn an_edited_index_keeps_the_rest_and_appends_the_new() {
+        let parts: Vec<InsightVectors> = (0..4)
+            .map(|i| InsightVectors::from_vectors(&[unit(10 * i), unit(10 * i + 1)]))
+            .collect();
+        let index = SemanticIndex::from_insight_vectors(&parts);
+        assert_eq!((index.insights(), index.documents()), (4, 8));
+        let added = InsightVectors::from_vectors(&[unit(99)]);
+        let edited = index.edited(|i| i != 1, &[&added]);
+        assert_eq!((edited.insights(), edited.documents()), (4, 7));
+        // Insight 2 is now 1, and the appended one is last.
+        let sims = edited.similarities(&[unit(21)]);
+        assert!((sims[1].value - 1.0).abs() < 0.01, "{sims:?}");
+        assert_eq!(sims[1].doc, DocKind::Ask(0));
+        assert!((edited.similarities(&[unit(99)])[3].value - 1.0).abs() < 0.01);
+        assert_eq!(edited.insight_vectors(3).len(), 1);
+        // Bodies only: the ask of insight 1 (unit(21)) does not count.
+        let bodies = edited.body_similarities(&unit(21));
+        assert!(bodies[1] < 0.5, "{bodies:?}");
+        assert!((edited.body_similarities(&unit(20))[1] - 1.0).abs() < 0.01);
     }
 
     #[test]

@@ -1,0 +1,1318 @@
+//! `/insights`: a server's own collection, kept by its curators — add, edit, remove, show, list,
+//! import, export, hide and unhide shipped insights, choose the source, name the curator role and
+//! the review channel. (`/insights review` and `/suggest` are in [`super::suggestions`].)
+//!
+//! Every change goes through [`Collections`](crate::collections::Collections), which writes the
+//! database and then puts the server's new collection in place: the next `/advice` in the server
+//! sees it. Forms (modals) and buttons are answered in `on_form` / `on_button` here; their custom
+//! ids carry what they act on (`ins:edit:<id>`, `ins:rm:<id>`, `ins:list:<page>`), so they work
+//! after a restart, except the two that hold a draft in memory while a curator decides (Save
+//! anyway after a near-duplicate warning, Import after a preview): those expire after
+//! [`HOLD_FOR`] or a restart, and say so, with the typed text shown so nothing is lost.
+//!
+//! What a curator typed is checked by the same rules as the data files
+//! ([`crate::insights::validate`]); a refused form keeps what was typed behind a "Fix it" button
+//! that reopens the form filled in.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use poise::serenity_prelude as serenity;
+use rand::Rng;
+use serenity::{
+    ButtonStyle, CreateActionRow, CreateAttachment, CreateButton, CreateEmbed, CreateInputText,
+    CreateInteractionResponse, CreateModal, InputTextStyle,
+};
+
+use super::access::{is_curator, manages_server, not_a_curator, Answer, Incoming};
+use super::commands::{answer_in_time, collection_unavailable, ephemeral};
+use super::render::{self, escape_within, insight_embed, no_pings, Reply};
+use super::{Context, Data, Error};
+use crate::collections::{
+    CollectionError, Draft, Origin, ServerCollection, MAX_OWN_INSIGHTS, NEAR_DUPLICATE,
+};
+use crate::insights::{
+    export_toml, parse_asks, parse_import, parse_topics, slug_from_title, validate, Fields,
+    Insight, MAX_IMPORT_BYTES, MAX_TEXT_CHARS, MAX_TITLE_CHARS,
+};
+use crate::store::{InsightSource, StoreError};
+
+/// How long a draft or an import preview waits for its button.
+pub const HOLD_FOR: Duration = Duration::from_secs(15 * 60);
+/// Drafts and previews held at once, across servers; the oldest goes first beyond this.
+const MAX_HELD: usize = 500;
+/// Insights per page of `/insights list`.
+const PER_PAGE: usize = 10;
+/// How long downloading an import may take.
+const DOWNLOAD_TIMEOUT: Duration = Duration::from_secs(20);
+/// Discord: a text input holds at most 4,000 characters.
+const MAX_INPUT: usize = 4000;
+
+/// A form as typed, kept so a refused or expired one can be filled in again.
+#[derive(Debug, Clone, Default)]
+pub struct Typed {
+    pub title: String,
+    pub text: String,
+    pub topics: String,
+    pub asks: String,
+}
+
+impl Typed {
+    pub(super) fn from_form(form: &Incoming<'_>) -> Typed {
+        Typed {
+            title: form.field("title").to_string(),
+            text: form.field("text").to_string(),
+            topics: form.field("topics").to_string(),
+            asks: form.field("asks").to_string(),
+        }
+    }
+
+    fn from_insight(insight: &Insight) -> Typed {
+        Typed {
+            title: insight.title.clone(),
+            text: insight.text.clone(),
+            topics: insight.topics.join(", "),
+            asks: insight.asks.join("\n"),
+        }
+    }
+}
+
+/// What waits for a curator's button.
+enum Held {
+    /// A form refused by validation: "Fix it" reopens it, filled in.
+    Refused { form_id: String, typed: Typed },
+    /// A draft like an existing insight: "Save anyway" saves it.
+    Draft { draft: Box<Draft>, typed: Typed },
+    /// A previewed import: "Import" saves these.
+    Import {
+        insights: Vec<Insight>,
+        file: String,
+    },
+}
+
+struct HeldEntry {
+    guild: u64,
+    user: u64,
+    at: Instant,
+    held: Held,
+}
+
+/// Drafts and previews waiting for a button, by a random token in the button's custom id.
+#[derive(Default)]
+pub struct Pending {
+    entries: Mutex<HashMap<String, HeldEntry>>,
+}
+
+impl Pending {
+    fn hold(&self, guild: u64, user: u64, held: Held) -> String {
+        let token = format!("{:016x}", rand::thread_rng().gen::<u64>());
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        entries.retain(|_, e| e.at.elapsed() < HOLD_FOR);
+        if entries.len() >= MAX_HELD {
+            if let Some(oldest) = entries
+                .iter()
+                .min_by_key(|(_, e)| e.at)
+                .map(|(k, _)| k.clone())
+            {
+                entries.remove(&oldest);
+            }
+        }
+        entries.insert(
+            token.clone(),
+            HeldEntry {
+                guild,
+                user,
+                at: Instant::now(),
+                held,
+            },
+        );
+        token
+    }
+
+    /// Takes what `token` holds, if it is still held, for this server and member.
+    fn take(&self, token: &str, guild: u64, user: u64) -> Option<Held> {
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        let entry = entries.get(token)?;
+        if entry.guild != guild || entry.user != user || entry.at.elapsed() >= HOLD_FOR {
+            return None;
+        }
+        entries.remove(token).map(|e| e.held)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Shared steps
+
+/// The server's collection for a command, or `None` after telling the member why not.
+async fn server(ctx: Context<'_>) -> Result<Option<Arc<ServerCollection>>, Error> {
+    let Some(guild) = ctx.guild_id() else {
+        ctx.send(ephemeral("This works in a server, not in DMs."))
+            .await?;
+        return Ok(None);
+    };
+    match ctx.data().collections.get(Some(guild.get())).await {
+        Ok(c) => Ok(Some(c)),
+        Err(e) => {
+            ctx.send(ephemeral(collection_unavailable(Some(guild.get()), &e)))
+                .await?;
+            Ok(None)
+        }
+    }
+}
+
+/// [`server`], for curators only.
+pub(super) async fn as_curator(ctx: Context<'_>) -> Result<Option<Arc<ServerCollection>>, Error> {
+    let Some(collection) = server(ctx).await? else {
+        return Ok(None);
+    };
+    let curator = ctx
+        .author_member()
+        .await
+        .is_some_and(|m| is_curator(&m, collection.settings()));
+    if !curator {
+        ctx.send(ephemeral(not_a_curator(collection.settings())))
+            .await?;
+        return Ok(None);
+    }
+    Ok(Some(collection))
+}
+
+/// A button or form's server collection, for curators only: checked at click time, since anyone
+/// who sees a message can press its buttons.
+async fn clicked_by_curator(
+    incoming: Incoming<'_>,
+    data: &Data,
+) -> Result<Arc<ServerCollection>, Answer> {
+    let Some(guild) = incoming.guild_id() else {
+        return Err(Answer::Notice("This works in a server, not in DMs.".into()));
+    };
+    let collection = data
+        .collections
+        .get(Some(guild.get()))
+        .await
+        .map_err(|e| Answer::Notice(collection_unavailable(Some(guild.get()), &e)))?;
+    match incoming.member() {
+        Some(member) if is_curator(member, collection.settings()) => Ok(collection),
+        _ => Err(Answer::Notice(not_a_curator(collection.settings()))),
+    }
+}
+
+/// A refused change, in words for the curator. Limits and shipped ids are theirs to act on;
+/// anything else is logged and reported as a failure to retry.
+pub(super) fn refusal(error: &CollectionError) -> String {
+    match error {
+        CollectionError::Store(StoreError::Limit { .. })
+        | CollectionError::ShippedId(_)
+        | CollectionError::NotShipped(_) => {
+            let text = error.to_string();
+            let mut chars = text.chars();
+            let first = chars.next().map(|c| c.to_uppercase().to_string());
+            format!("{}{}.", first.unwrap_or_default(), chars.as_str())
+        }
+        other => {
+            tracing::error!("a change to a server's collection failed: {other}");
+            "Sorry, I could not save that (nothing was changed). Please try again in a moment."
+                .into()
+        }
+    }
+}
+
+/// Sends a modal as the command's answer (poise has no builder for a bare modal).
+async fn open_form(ctx: Context<'_>, modal: CreateModal) -> Result<(), Error> {
+    let poise::Context::Application(app) = ctx else {
+        return Ok(());
+    };
+    app.interaction
+        .create_response(ctx.http(), CreateInteractionResponse::Modal(modal))
+        .await?;
+    app.has_sent_initial_response
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    Ok(())
+}
+
+fn input(id: &str, label: &str, style: InputTextStyle, max: usize, value: &str) -> CreateActionRow {
+    let mut input = CreateInputText::new(style, label, id).max_length(max as u16);
+    if !value.is_empty() {
+        input = input.value(render::truncate(value, max));
+    }
+    CreateActionRow::InputText(input)
+}
+
+/// The insight form: title, text, topics, example questions.
+pub fn insight_form(custom_id: &str, heading: &str, typed: &Typed) -> CreateModal {
+    let topics = CreateInputText::new(
+        InputTextStyle::Short,
+        "Topics, comma-separated (optional)",
+        "topics",
+    )
+    .max_length(400)
+    .required(false)
+    .placeholder("delegation, new-manager");
+    let topics = if typed.topics.is_empty() {
+        topics
+    } else {
+        topics.value(render::truncate(&typed.topics, 400))
+    };
+    let asks = CreateInputText::new(
+        InputTextStyle::Paragraph,
+        "Example questions, one per line (optional)",
+        "asks",
+    )
+    .max_length(MAX_INPUT as u16)
+    .required(false)
+    .placeholder("How do I stop micromanaging?");
+    let asks = if typed.asks.is_empty() {
+        asks
+    } else {
+        asks.value(render::truncate(&typed.asks, MAX_INPUT))
+    };
+    CreateModal::new(custom_id, render::truncate(heading, 45)).components(vec![
+        input(
+            "title",
+            "Title",
+            InputTextStyle::Short,
+            MAX_TITLE_CHARS,
+            &typed.title,
+        ),
+        input(
+            "text",
+            "Text",
+            InputTextStyle::Paragraph,
+            MAX_TEXT_CHARS.min(MAX_INPUT),
+            &typed.text,
+        ),
+        CreateActionRow::InputText(topics),
+        CreateActionRow::InputText(asks),
+    ])
+}
+
+fn button(id: String, label: &str, style: ButtonStyle) -> CreateButton {
+    CreateButton::new(id).label(label).style(style)
+}
+
+fn notice_with(text: String, embeds: Vec<CreateEmbed>, buttons: Vec<CreateButton>) -> Reply {
+    Reply {
+        content: Some(text),
+        embeds,
+        buttons,
+    }
+}
+
+/// What a curator sees of an insight they act on: the insight as members will see it.
+fn preview(insight: &Insight) -> CreateEmbed {
+    let mut embed = insight_embed(insight);
+    let topics = insight.topics.join(", ");
+    embed = embed.field("Id", format!("`{}`", insight.id), true);
+    if !topics.is_empty() {
+        embed = embed.field(
+            "Topics",
+            escape_within(&topics, render::MAX_FIELD_VALUE),
+            true,
+        );
+    }
+    if !insight.asks.is_empty() {
+        let asks = insight
+            .asks
+            .iter()
+            .map(|a| format!("• {}", escape_within(a, 200)))
+            .collect::<Vec<_>>()
+            .join("\n");
+        embed = embed.field(
+            "Example questions",
+            render::truncate(&asks, render::MAX_FIELD_VALUE),
+            false,
+        );
+    }
+    embed
+}
+
+// ---------------------------------------------------------------------------------------------
+// The command group
+
+/// This server's own insights: add, import, review and curate them.
+#[poise::command(
+    slash_command,
+    subcommands(
+        "add",
+        "edit",
+        "remove",
+        "show",
+        "list",
+        "import",
+        "export",
+        "hide",
+        "unhide",
+        "source",
+        "curators",
+        "review_channel",
+        "super::suggestions::review"
+    ),
+    subcommand_required,
+    guild_only,
+    install_context = "Guild",
+    interaction_context = "Guild"
+)]
+pub async fn insights(_ctx: Context<'_>) -> Result<(), Error> {
+    Ok(())
+}
+
+/// Ids this server sees, matching what has been typed (for `show`, `edit`, `remove`, `hide`).
+async fn autocomplete_id(ctx: Context<'_>, partial: &str) -> serenity::CreateAutocompleteResponse {
+    let typed = partial.trim().to_lowercase();
+    let guild = ctx.guild_id().map(|g| g.get());
+    let Ok(collection) = ctx.data().collections.get(guild).await else {
+        return serenity::CreateAutocompleteResponse::new();
+    };
+    let mut ids: Vec<(bool, String)> = collection
+        .library()
+        .insights()
+        .iter()
+        .map(|i| i.id.clone())
+        .chain(collection.settings().hidden.iter().cloned())
+        .filter(|id| id.contains(&typed))
+        .map(|id| (!id.starts_with(&typed), id))
+        .collect();
+    ids.sort();
+    ids.dedup();
+    let choices = ids
+        .into_iter()
+        .take(25)
+        .map(|(_, id)| serenity::AutocompleteChoice::new(id.clone(), id))
+        .collect();
+    serenity::CreateAutocompleteResponse::new().set_choices(choices)
+}
+
+/// Add an insight to this server (curators): opens a form.
+#[poise::command(slash_command)]
+pub async fn add(ctx: Context<'_>) -> Result<(), Error> {
+    if as_curator(ctx).await?.is_none() {
+        return Ok(());
+    }
+    open_form(
+        ctx,
+        insight_form("ins:add", "New insight", &Typed::default()),
+    )
+    .await
+}
+
+/// Edit one of this server's insights (curators): opens the form, filled in.
+#[poise::command(slash_command)]
+pub async fn edit(
+    ctx: Context<'_>,
+    #[description = "The insight's id (see /insights list)"]
+    #[autocomplete = "autocomplete_id"]
+    id: String,
+) -> Result<(), Error> {
+    let Some(collection) = as_curator(ctx).await? else {
+        return Ok(());
+    };
+    let id = id.trim().to_lowercase();
+    match (collection.origin(&id), collection.library().get(&id)) {
+        (Some(Origin::Own), Some(insight)) => {
+            let form_id = format!("ins:edit:{id}");
+            let heading = format!("Edit {id}");
+            open_form(
+                ctx,
+                insight_form(&form_id, &heading, &Typed::from_insight(insight)),
+            )
+            .await
+        }
+        (Some(Origin::Shipped), _) => {
+            ctx.send(ephemeral(format!(
+                "`{id}` comes with the bot and cannot be edited here. Hide it with `/insights hide id:{id}` and add your own version with `/insights add`."
+            )))
+            .await?;
+            Ok(())
+        }
+        _ => {
+            ctx.send(ephemeral(unknown_id(&id))).await?;
+            Ok(())
+        }
+    }
+}
+
+fn unknown_id(id: &str) -> String {
+    format!(
+        "This server has no insight `{}`. `/insights list` shows every id.",
+        escape_within(id, 80)
+    )
+}
+
+/// Remove one of this server's insights (curators), after a confirmation.
+#[poise::command(slash_command)]
+pub async fn remove(
+    ctx: Context<'_>,
+    #[description = "The insight's id (see /insights list)"]
+    #[autocomplete = "autocomplete_id"]
+    id: String,
+) -> Result<(), Error> {
+    let Some(collection) = as_curator(ctx).await? else {
+        return Ok(());
+    };
+    let id = id.trim().to_lowercase();
+    let reply = match (collection.origin(&id), collection.library().get(&id)) {
+        (Some(Origin::Own), Some(insight)) => notice_with(
+            format!("Remove `{id}` from this server? Members will no longer get it."),
+            vec![preview(insight)],
+            vec![
+                button(format!("ins:rm:{id}"), "Remove", ButtonStyle::Danger),
+                button("ins:keep".into(), "Keep it", ButtonStyle::Secondary),
+            ],
+        )
+        .to_poise(true),
+        (Some(Origin::Shipped), _) => ephemeral(format!(
+            "`{id}` comes with the bot and cannot be removed; `/insights hide id:{id}` stops this server from using it."
+        )),
+        _ => ephemeral(unknown_id(&id)),
+    };
+    ctx.send(reply).await?;
+    Ok(())
+}
+
+/// Show one insight: its text, topics, example questions, origin and how often it was shown.
+#[poise::command(slash_command)]
+pub async fn show(
+    ctx: Context<'_>,
+    #[description = "The insight's id (see /insights list)"]
+    #[autocomplete = "autocomplete_id"]
+    id: String,
+) -> Result<(), Error> {
+    let Some(collection) = server(ctx).await? else {
+        return Ok(());
+    };
+    let id = id.trim().to_lowercase();
+    let guild = collection.guild_id().unwrap_or_default();
+    let shown = ctx
+        .data()
+        .store
+        .call(move |db| db.shown_counts(guild))
+        .await
+        .unwrap_or_default();
+    let times = shown.get(&id).copied().unwrap_or(0);
+    let origin = match collection.origin(&id) {
+        Some(Origin::Own) => "this server's own",
+        Some(Origin::Shipped) => "comes with the bot",
+        None => "",
+    };
+    let reply = match collection.library().get(&id) {
+        Some(insight) => notice_with(
+            format!("`{id}` · {origin} · shown {times} {}", plural(times, "time", "times")),
+            vec![preview(insight)],
+            Vec::new(),
+        )
+        .to_poise(true),
+        None if collection.settings().hidden.contains(&id) => ephemeral(format!(
+            "`{id}` comes with the bot and is hidden in this server; `/insights unhide id:{id}` brings it back."
+        )),
+        None => ephemeral(unknown_id(&id)),
+    };
+    ctx.send(reply).await?;
+    Ok(())
+}
+
+fn plural<'a>(n: u64, one: &'a str, many: &'a str) -> &'a str {
+    if n == 1 {
+        one
+    } else {
+        many
+    }
+}
+
+/// Every insight this server sees, a page at a time, with where each comes from.
+#[poise::command(slash_command)]
+pub async fn list(ctx: Context<'_>) -> Result<(), Error> {
+    let Some(collection) = server(ctx).await? else {
+        return Ok(());
+    };
+    let reply = list_page(ctx.data(), &collection, 0).await;
+    ctx.send(reply.to_poise(true)).await?;
+    Ok(())
+}
+
+async fn list_page(data: &Data, collection: &ServerCollection, page: usize) -> Reply {
+    let guild = collection.guild_id().unwrap_or_default();
+    let shown = data
+        .store
+        .call(move |db| db.shown_counts(guild))
+        .await
+        .unwrap_or_default();
+    // Own insights first (what curators look after), then shipped ones, then hidden ones.
+    let own = collection.own();
+    let shipped_count = collection.library().len() - own.len();
+    let shipped = &collection.library().insights()[..shipped_count];
+    let hidden = &collection.settings().hidden;
+    let mut rows: Vec<(String, String, &str)> = own
+        .iter()
+        .map(|i| (i.id.clone(), i.title.clone(), "this server"))
+        .chain(
+            shipped
+                .iter()
+                .map(|i| (i.id.clone(), i.title.clone(), "shipped")),
+        )
+        .collect();
+    for id in hidden {
+        let title = data
+            .collections
+            .shipped()
+            .library()
+            .get(id)
+            .map_or_else(String::new, |i| i.title.clone());
+        rows.push((id.clone(), title, "shipped, hidden"));
+    }
+    let pages = rows.len().div_ceil(PER_PAGE).max(1);
+    let page = page.min(pages - 1);
+    let lines: Vec<String> = rows
+        .iter()
+        .skip(page * PER_PAGE)
+        .take(PER_PAGE)
+        .map(|(id, title, origin)| {
+            let times = shown.get(id).copied().unwrap_or(0);
+            format!(
+                "`{id}` — {} · {origin} · shown {times} {}",
+                escape_within(title, 120),
+                plural(times, "time", "times")
+            )
+        })
+        .collect();
+    let description = if lines.is_empty() {
+        "No insights. A curator can add one with `/insights add`, or switch back to the shipped ones with `/insights source which:all`.".to_string()
+    } else {
+        lines.join("\n")
+    };
+    let source = match collection.settings().source {
+        InsightSource::All => "shipped and own",
+        InsightSource::Ours => "own only",
+    };
+    let embed = CreateEmbed::new()
+        .title(format!(
+            "This server's insights: {} ({} own, {source})",
+            collection.library().len(),
+            own.len()
+        ))
+        .description(render::truncate(
+            &description,
+            render::MAX_EMBED_DESCRIPTION,
+        ))
+        .footer(serenity::CreateEmbedFooter::new(format!(
+            "Page {} of {pages} · /insights show id:<id> for one",
+            page + 1
+        )));
+    let mut buttons = Vec::new();
+    if pages > 1 {
+        buttons.push(
+            button(
+                format!("ins:list:{}", page.saturating_sub(1)),
+                "Previous",
+                ButtonStyle::Secondary,
+            )
+            .disabled(page == 0),
+        );
+        buttons.push(
+            button(
+                format!("ins:list:{}", page + 1),
+                "Next",
+                ButtonStyle::Secondary,
+            )
+            .disabled(page + 1 >= pages),
+        );
+    }
+    Reply {
+        content: None,
+        embeds: vec![embed],
+        buttons,
+    }
+}
+
+/// Import insights from a file (curators): the data-file TOML, or text/Markdown, at most 1 MiB.
+#[poise::command(slash_command)]
+pub async fn import(
+    ctx: Context<'_>,
+    #[description = "A .toml, .txt or .md file of insights (at most 1 MiB)"]
+    file: serenity::Attachment,
+) -> Result<(), Error> {
+    let Some(collection) = as_curator(ctx).await? else {
+        return Ok(());
+    };
+    if file.size as usize > MAX_IMPORT_BYTES {
+        ctx.send(ephemeral(format!(
+            "`{}` is {:.1} MiB; an import may be at most 1 MiB. Split it into smaller files.",
+            escape_within(&file.filename, 100),
+            f64::from(file.size) / (1024.0 * 1024.0)
+        )))
+        .await?;
+        return Ok(());
+    }
+    let data = ctx.data();
+    let user = ctx.author().id.get();
+    let work = async {
+        let bytes = match download(&file.url).await {
+            Ok(bytes) => bytes,
+            Err(reason) => {
+                tracing::warn!("downloading an import failed: {reason}");
+                return (
+                    Reply {
+                        content: Some(format!(
+                            "I could not download `{}` ({reason}). Nothing was imported; please try again.",
+                            escape_within(&file.filename, 100)
+                        )),
+                        ..Reply::default()
+                    },
+                    None,
+                );
+            }
+        };
+        import_preview(data, &collection, user, &file.filename, &bytes)
+    };
+    let (reply, errors) = answer_in_time(ctx, true, work).await?;
+    let mut message = reply.to_poise(true);
+    if let Some(errors) = errors {
+        message = message.attachment(CreateAttachment::bytes(errors, "import-errors.txt"));
+    }
+    ctx.send(message).await?;
+    Ok(())
+}
+
+/// Downloads an attachment: Discord's CDN over HTTPS (or plain HTTP on this machine, for the
+/// tests' fake Discord), at most [`MAX_IMPORT_BYTES`], within [`DOWNLOAD_TIMEOUT`].
+async fn download(url: &str) -> Result<Vec<u8>, String> {
+    let parsed = reqwest::Url::parse(url).map_err(|e| format!("bad URL: {e}"))?;
+    let local = matches!(parsed.host_str(), Some("127.0.0.1" | "localhost" | "[::1]"));
+    if parsed.scheme() != "https" && !(parsed.scheme() == "http" && local) {
+        return Err("not an HTTPS address".into());
+    }
+    let client = reqwest::Client::builder()
+        .timeout(DOWNLOAD_TIMEOUT)
+        .build()
+        .map_err(|e| e.to_string())?;
+    let mut response = client
+        .get(parsed)
+        .send()
+        .await
+        .and_then(|r| r.error_for_status())
+        .map_err(|e| e.without_url().to_string())?;
+    let mut bytes = Vec::new();
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|e| e.without_url().to_string())?
+    {
+        bytes.extend_from_slice(&chunk);
+        if bytes.len() > MAX_IMPORT_BYTES {
+            return Err("the file is over 1 MiB".into());
+        }
+    }
+    Ok(bytes)
+}
+
+/// Checks an uploaded file and says what importing it would do, holding it for the Import
+/// button; or lists every problem (with an attached text file when they do not fit a message).
+fn import_preview(
+    data: &Data,
+    collection: &ServerCollection,
+    user: u64,
+    file_name: &str,
+    bytes: &[u8],
+) -> (Reply, Option<Vec<u8>>) {
+    let shown_name = escape_within(file_name, 100);
+    let insights = match parse_import(file_name, bytes, &data.collections.rules()) {
+        Ok(insights) => insights,
+        Err(problems) => {
+            let lines: Vec<String> = problems
+                .iter()
+                .map(|p| format!("line {}: {}", p.line, p.reason))
+                .collect();
+            let head = format!(
+                "`{shown_name}` has {} {}; nothing was imported. Fix {} and import the file again:\n",
+                problems.len(),
+                if problems.len() == 1 { "problem" } else { "problems" },
+                if problems.len() == 1 { "it" } else { "them" },
+            );
+            let listed: Vec<String> = lines
+                .iter()
+                .map(|l| format!("• {}", escape_within(l, 300)))
+                .collect();
+            let full = format!("{head}{}", listed.join("\n"));
+            if full.chars().count() <= render::MAX_CONTENT {
+                return (notice_with(full, Vec::new(), Vec::new()), None);
+            }
+            let mut shown = head;
+            let mut count = 0;
+            for line in &listed {
+                if shown.chars().count() + line.chars().count() + 80 > render::MAX_CONTENT {
+                    break;
+                }
+                shown.push_str(line);
+                shown.push('\n');
+                count += 1;
+            }
+            shown.push_str(&format!(
+                "…and {} more: every problem is in the attached `import-errors.txt`.",
+                lines.len() - count
+            ));
+            let file = format!("{file_name}\n\n{}\n", lines.join("\n"));
+            return (
+                notice_with(shown, Vec::new(), Vec::new()),
+                Some(file.into_bytes()),
+            );
+        }
+    };
+    let own = collection.own();
+    let replacing: Vec<&str> = insights
+        .iter()
+        .filter(|i| own.iter().any(|o| o.id == i.id))
+        .map(|i| i.id.as_str())
+        .collect();
+    let new = insights.len() - replacing.len();
+    let after = own.len() + new;
+    if after > MAX_OWN_INSIGHTS {
+        return (
+            notice_with(
+                format!(
+                    "`{shown_name}` would bring this server to {after} insights of its own; the limit is {MAX_OWN_INSIGHTS}. Nothing was imported. Remove some with `/insights remove`, or import fewer."
+                ),
+                Vec::new(),
+                Vec::new(),
+            ),
+            None,
+        );
+    }
+    let guild = collection.guild_id().unwrap_or_default();
+    let token = data.pending.hold(
+        guild,
+        user,
+        Held::Import {
+            insights: insights.clone(),
+            file: file_name.to_string(),
+        },
+    );
+    let mut text = format!(
+        "`{shown_name}`: **{new} new**, **{} would replace** existing ids.",
+        replacing.len()
+    );
+    if !replacing.is_empty() {
+        let ids: Vec<String> = replacing
+            .iter()
+            .take(20)
+            .map(|id| format!("`{id}`"))
+            .collect();
+        text.push_str(&format!(
+            "\nReplaced: {}{}",
+            ids.join(", "),
+            if replacing.len() > 20 { ", …" } else { "" }
+        ));
+    }
+    let sample: Vec<String> = insights
+        .iter()
+        .take(10)
+        .map(|i| format!("• `{}` — {}", i.id, escape_within(&i.title, 100)))
+        .collect();
+    text.push_str(&format!(
+        "\n{}{}\nImport them? (This offer stands for 15 minutes.)",
+        sample.join("\n"),
+        if insights.len() > 10 { "\n• …" } else { "" }
+    ));
+    (
+        notice_with(
+            text,
+            Vec::new(),
+            vec![
+                button(
+                    format!("ins:import:{token}"),
+                    "Import",
+                    ButtonStyle::Primary,
+                ),
+                button(
+                    format!("ins:cancel:{token}"),
+                    "Cancel",
+                    ButtonStyle::Secondary,
+                ),
+            ],
+        ),
+        None,
+    )
+}
+
+/// This server's own insights as a data file (curators); `/insights import` reads it back.
+#[poise::command(slash_command)]
+pub async fn export(ctx: Context<'_>) -> Result<(), Error> {
+    let Some(collection) = as_curator(ctx).await? else {
+        return Ok(());
+    };
+    let own = collection.own();
+    if own.is_empty() {
+        ctx.send(ephemeral(
+            "This server has no insights of its own yet: nothing to export. Add some with `/insights add` or `/insights import`.",
+        ))
+        .await?;
+        return Ok(());
+    }
+    let toml = export_toml(own);
+    let name = format!(
+        "insights-{}.toml",
+        collection.guild_id().unwrap_or_default()
+    );
+    let reply = poise::CreateReply::default()
+        .content(format!(
+            "This server's {} own {} in the data-file format. `/insights import` reads this file back.",
+            own.len(),
+            if own.len() == 1 { "insight" } else { "insights" }
+        ))
+        .attachment(CreateAttachment::bytes(toml.into_bytes(), name))
+        .ephemeral(true)
+        .allowed_mentions(no_pings());
+    ctx.send(reply).await?;
+    Ok(())
+}
+
+/// Hide a shipped insight in this server (curators).
+#[poise::command(slash_command)]
+pub async fn hide(
+    ctx: Context<'_>,
+    #[description = "The shipped insight's id (see /insights list)"]
+    #[autocomplete = "autocomplete_id"]
+    id: String,
+) -> Result<(), Error> {
+    set_hidden(ctx, id, true).await
+}
+
+/// Show a hidden shipped insight again in this server (curators).
+#[poise::command(slash_command)]
+pub async fn unhide(
+    ctx: Context<'_>,
+    #[description = "The hidden insight's id (see /insights list)"]
+    #[autocomplete = "autocomplete_id"]
+    id: String,
+) -> Result<(), Error> {
+    set_hidden(ctx, id, false).await
+}
+
+async fn set_hidden(ctx: Context<'_>, id: String, hidden: bool) -> Result<(), Error> {
+    let Some(collection) = as_curator(ctx).await? else {
+        return Ok(());
+    };
+    let id = id.trim().to_lowercase();
+    if collection.origin(&id) == Some(Origin::Own) {
+        ctx.send(ephemeral(format!(
+            "`{id}` is this server's own insight; `/insights remove id:{id}` removes it."
+        )))
+        .await?;
+        return Ok(());
+    }
+    let guild = collection.guild_id().unwrap_or_default();
+    let changed = answer_in_time(
+        ctx,
+        true,
+        ctx.data().collections.set_hidden(guild, &id, hidden),
+    )
+    .await?;
+    let text = match (changed, hidden) {
+        (Ok(true), true) => format!("`{id}` is hidden: this server's answers and weekly posts no longer use it. `/insights unhide id:{id}` brings it back."),
+        (Ok(false), true) => format!("`{id}` was already hidden."),
+        (Ok(true), false) => format!("`{id}` is back in this server's answers and weekly posts."),
+        (Ok(false), false) => format!("`{id}` was not hidden."),
+        (Err(CollectionError::NotShipped(_)), _) => unknown_id(&id),
+        (Err(e), _) => refusal(&e),
+    };
+    ctx.send(ephemeral(text)).await?;
+    Ok(())
+}
+
+/// Which insights this server answers and posts from.
+#[derive(Debug, Clone, Copy, poise::ChoiceParameter)]
+pub enum SourceChoice {
+    #[name = "all: the shipped insights and this server's own"]
+    All,
+    #[name = "ours: only this server's own insights"]
+    Ours,
+}
+
+/// Answer from all insights, or from this server's own only (curators).
+#[poise::command(slash_command)]
+pub async fn source(
+    ctx: Context<'_>,
+    #[description = "all: shipped and own; ours: own only"] which: SourceChoice,
+) -> Result<(), Error> {
+    let Some(collection) = as_curator(ctx).await? else {
+        return Ok(());
+    };
+    let guild = collection.guild_id().unwrap_or_default();
+    let source = match which {
+        SourceChoice::All => InsightSource::All,
+        SourceChoice::Ours => InsightSource::Ours,
+    };
+    let result =
+        answer_in_time(ctx, true, ctx.data().collections.set_source(guild, source)).await?;
+    let own = collection.own().len();
+    let text = match (result, source) {
+        (Ok(()), InsightSource::All) => "This server now answers and posts from the shipped insights and its own.".to_string(),
+        (Ok(()), InsightSource::Ours) if own == 0 => "This server now answers and posts from its own insights only — it has none yet, so add some with `/insights add` or `/insights import`.".to_string(),
+        (Ok(()), InsightSource::Ours) => format!("This server now answers and posts from its own {own} insights only."),
+        (Err(e), _) => refusal(&e),
+    };
+    ctx.send(ephemeral(text)).await?;
+    Ok(())
+}
+
+/// Make a role's members curators besides Manage Server (needs Manage Server).
+#[poise::command(slash_command)]
+pub async fn curators(
+    ctx: Context<'_>,
+    #[description = "The role whose members may curate insights"] role: Option<serenity::Role>,
+    #[description = "Remove the curator role (only Manage Server curates)"] clear: Option<bool>,
+) -> Result<(), Error> {
+    let Some(collection) = server(ctx).await? else {
+        return Ok(());
+    };
+    let manager = ctx
+        .author_member()
+        .await
+        .is_some_and(|m| manages_server(&m));
+    if !manager {
+        ctx.send(ephemeral(
+            "Only members with the Manage Server permission can choose the curator role.",
+        ))
+        .await?;
+        return Ok(());
+    }
+    let guild = collection.guild_id().unwrap_or_default();
+    let collections = &ctx.data().collections;
+    let text = match (role, clear.unwrap_or(false)) {
+        (Some(_), true) => "Give a `role` or `clear:true`, not both.".to_string(),
+        (Some(role), false) => {
+            match answer_in_time(ctx, true, collections.set_curator_role(guild, Some(role.id.get()))).await? {
+                Ok(()) => format!("Members with <@&{}> can now curate this server's insights (as can members with Manage Server).", role.id),
+                Err(e) => refusal(&e),
+            }
+        }
+        (None, true) => match answer_in_time(ctx, true, collections.set_curator_role(guild, None)).await? {
+            Ok(()) => "The curator role is cleared: members with Manage Server curate this server's insights.".to_string(),
+            Err(e) => refusal(&e),
+        },
+        (None, false) => match collection.settings().curator_role {
+            Some(role) => format!("Curators: members with Manage Server and members with <@&{role}>. `/insights curators role:<role>` changes it, `clear:true` removes it."),
+            None => "Curators: members with Manage Server. `/insights curators role:<role>` makes a role's members curators too.".to_string(),
+        },
+    };
+    ctx.send(ephemeral(text)).await?;
+    Ok(())
+}
+
+/// Post each new suggestion in a channel for curators to review (curators).
+#[poise::command(slash_command, rename = "review-channel")]
+pub async fn review_channel(
+    ctx: Context<'_>,
+    #[description = "Where new suggestions are posted with review buttons"]
+    #[channel_types("Text", "News")]
+    channel: Option<serenity::PartialChannel>,
+    #[description = "Stop posting suggestions in a channel"] clear: Option<bool>,
+) -> Result<(), Error> {
+    let Some(collection) = as_curator(ctx).await? else {
+        return Ok(());
+    };
+    let guild = collection.guild_id().unwrap_or_default();
+    let collections = &ctx.data().collections;
+    let text = match (channel, clear.unwrap_or(false)) {
+        (Some(_), true) => "Give a `channel` or `clear:true`, not both.".to_string(),
+        (Some(channel), false) => {
+            let missing = super::weekly::missing_permissions(ctx, channel.id).await;
+            if !missing.is_empty() {
+                format!(
+                    "I cannot post in <#{}>: I am missing {}. Give me those permissions there, or pick another channel.",
+                    channel.id,
+                    missing.join(", ")
+                )
+            } else {
+                match answer_in_time(ctx, true, collections.set_review_channel(guild, Some(channel.id.get()))).await? {
+                    Ok(()) => format!("New suggestions will be posted in <#{}> with Approve, Edit & approve and Reject buttons (only curators' clicks count).", channel.id),
+                    Err(e) => refusal(&e),
+                }
+            }
+        }
+        (None, true) => match answer_in_time(ctx, true, collections.set_review_channel(guild, None)).await? {
+            Ok(()) => "Suggestions are no longer posted in a channel; curators review them with `/insights review`.".to_string(),
+            Err(e) => refusal(&e),
+        },
+        (None, false) => match collection.settings().review_channel {
+            Some(channel) => format!("New suggestions are posted in <#{channel}>. `clear:true` stops that."),
+            None => "No review channel: curators review suggestions with `/insights review`. `/insights review-channel channel:<#channel>` posts each new one there.".to_string(),
+        },
+    };
+    ctx.send(ephemeral(text)).await?;
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Forms and buttons
+
+/// A submitted `/insights add` or `edit` form (`ins:add`, `ins:edit:<id>`).
+pub async fn on_form(
+    ctx: &serenity::Context,
+    form: Incoming<'_>,
+    data: &Data,
+) -> Result<(), Error> {
+    let work = async {
+        let collection = match clicked_by_curator(form, data).await {
+            Ok(c) => c,
+            Err(answer) => return answer,
+        };
+        let typed = Typed::from_form(&form);
+        let form_id = form.custom_id().to_string();
+        let editing = form_id.strip_prefix("ins:edit:").map(str::to_string);
+        if let Some(id) = &editing {
+            if collection.origin(id) != Some(Origin::Own) {
+                return Answer::Notice(format!(
+                    "`{}` is no longer one of this server's insights (someone removed it); nothing was saved. Your text:\n{}",
+                    escape_within(id, 80),
+                    typed_echo(&typed)
+                ));
+            }
+        }
+        let guild = collection.guild_id().unwrap_or_default();
+        let user = form.user().id.get();
+        let id = match &editing {
+            Some(id) => id.clone(),
+            None => slug_from_title(typed.title.trim(), &|id: &str| {
+                collection.origin(id).is_some() || data.collections.is_shipped_id(id)
+            }),
+        };
+        let insight = match checked(&id, &typed, data) {
+            Ok(insight) => insight,
+            Err(problems) => {
+                let token = data
+                    .pending
+                    .hold(guild, user, Held::Refused { form_id, typed });
+                return Answer::Message(
+                    notice_with(
+                        format!("Nothing was saved:\n{problems}"),
+                        Vec::new(),
+                        vec![button(
+                            format!("ins:fix:{token}"),
+                            "Fix it",
+                            ButtonStyle::Primary,
+                        )],
+                    ),
+                    true,
+                );
+            }
+        };
+        let draft = match data.collections.prepare(vec![insight]).await {
+            Ok(mut drafts) => drafts.remove(0),
+            Err(e) => return Answer::Notice(refusal(&e)),
+        };
+        if let Some((nearest, similarity)) = collection
+            .catalog()
+            .nearest(&draft.vectors, editing.as_deref())
+            .filter(|(_, s)| *s >= NEAR_DUPLICATE)
+        {
+            let text = format!(
+                "This is a lot like **{}** (`{}`, {:.0}% alike), which this server already has. Save yours anyway?",
+                escape_within(&nearest.title, 100),
+                nearest.id,
+                similarity * 100.0
+            );
+            let embeds = vec![preview(nearest)];
+            let token = data.pending.hold(
+                guild,
+                user,
+                Held::Draft {
+                    draft: Box::new(draft),
+                    typed,
+                },
+            );
+            return Answer::Message(
+                notice_with(
+                    text,
+                    embeds,
+                    vec![
+                        button(
+                            format!("ins:save:{token}"),
+                            "Save anyway",
+                            ButtonStyle::Primary,
+                        ),
+                        button(
+                            format!("ins:cancel:{token}"),
+                            "Cancel",
+                            ButtonStyle::Secondary,
+                        ),
+                    ],
+                ),
+                true,
+            );
+        }
+        Answer::Message(save(data, guild, user, draft).await, true)
+    };
+    form.answer_in_time(&ctx.http, work).await?;
+    Ok(())
+}
+
+/// What was typed, shown back (escaped) so a curator can copy it.
+fn typed_echo(typed: &Typed) -> String {
+    format!(
+        "**{}**\n{}",
+        escape_within(&typed.title, 256),
+        escape_within(&typed.text, 1400)
+    )
+}
+
+/// The insight a form describes, checked by the data files' rules, or the problems as lines.
+pub(super) fn checked(id: &str, typed: &Typed, data: &Data) -> Result<Insight, String> {
+    let topics = parse_topics(&typed.topics);
+    let asks = parse_asks(&typed.asks);
+    let fields = Fields {
+        id: Some(id),
+        title: Some(&typed.title),
+        text: Some(&typed.text),
+        topics: (!topics.is_empty()).then_some(topics.as_slice()),
+        asks: Some(asks.as_slice()),
+        source: None,
+    };
+    validate(fields, &data.collections.rules()).map_err(|problems| {
+        problems
+            .iter()
+            .map(|p| format!("• {}", escape_within(&p.reason, 300)))
+            .collect::<Vec<_>>()
+            .join("\n")
+    })
+}
+
+/// Saves one draft and says so.
+async fn save(data: &Data, guild: u64, user: u64, draft: Draft) -> Reply {
+    let insight = draft.insight.clone();
+    match data
+        .collections
+        .save(guild, vec![draft], user, Utc::now())
+        .await
+    {
+        Ok(outcome) => {
+            let verb = if outcome.replaced > 0 {
+                "Updated"
+            } else {
+                "Saved"
+            };
+            notice_with(
+                format!(
+                    "{verb} `{}`. It is part of this server's answers and weekly posts from now on.",
+                    insight.id
+                ),
+                vec![preview(&insight)],
+                Vec::new(),
+            )
+        }
+        Err(e) => notice_with(refusal(&e), Vec::new(), Vec::new()),
+    }
+}
+
+/// A click on one of `/insights`' buttons (`ins:…`).
+pub async fn on_button(
+    ctx: &serenity::Context,
+    click: Incoming<'_>,
+    data: &Data,
+) -> Result<(), Error> {
+    let id = click.custom_id();
+    let (action, arg) = id
+        .strip_prefix("ins:")
+        .map(|rest| rest.split_once(':').unwrap_or((rest, "")))
+        .unwrap_or(("", ""));
+    if action == "list" {
+        // Reading: anyone may page through the list.
+        let page = arg.parse().unwrap_or(0);
+        let guild = click.guild_id().map(|g| g.get());
+        let answer = match data.collections.get(guild).await {
+            Ok(collection) => Answer::Update(list_page(data, &collection, page).await),
+            Err(e) => Answer::Notice(collection_unavailable(guild, &e)),
+        };
+        return Ok(click.respond(&ctx.http, answer).await?);
+    }
+    if action == "keep" {
+        return Ok(click
+            .respond(
+                &ctx.http,
+                Answer::Update(plain("Kept; nothing was changed.")),
+            )
+            .await?);
+    }
+    let work = async {
+        let collection = match clicked_by_curator(click, data).await {
+            Ok(c) => c,
+            Err(answer) => return answer,
+        };
+        let guild = collection.guild_id().unwrap_or_default();
+        let user = click.user().id.get();
+        match action {
+            "rm" => match data.collections.remove(guild, arg).await {
+                Ok(true) => Answer::Update(plain(&format!("Removed `{arg}` from this server."))),
+                Ok(false) => Answer::Update(plain(&format!("`{arg}` was already gone."))),
+                Err(e) => Answer::Notice(refusal(&e)),
+            },
+            "fix" => match data.pending.take(arg, guild, user) {
+                Some(Held::Refused { form_id, typed }) => {
+                    let heading = if form_id == "ins:add" {
+                        "New insight"
+                    } else {
+                        "Edit insight"
+                    };
+                    Answer::Form(insight_form(&form_id, heading, &typed))
+                }
+                _ => expired(),
+            },
+            "save" => match data.pending.take(arg, guild, user) {
+                Some(Held::Draft { draft, .. }) => {
+                    Answer::Update(save(data, guild, user, *draft).await)
+                }
+                _ => expired(),
+            },
+            "cancel" => match data.pending.take(arg, guild, user) {
+                Some(Held::Draft { typed, .. }) => Answer::Update(plain(&format!(
+                    "Cancelled; nothing was saved. What you wrote:\n{}",
+                    typed_echo(&typed)
+                ))),
+                _ => Answer::Update(plain("Cancelled; nothing was changed.")),
+            },
+            "import" => match data.pending.take(arg, guild, user) {
+                Some(Held::Import { insights, file }) => {
+                    Answer::Update(run_import(data, guild, user, insights, &file).await)
+                }
+                _ => expired(),
+            },
+            _ => Answer::Notice("This button is no longer active.".into()),
+        }
+    };
+    click.answer_in_time(&ctx.http, work).await?;
+    Ok(())
+}
+
+fn plain(text: &str) -> Reply {
+    notice_with(text.to_string(), Vec::new(), Vec::new())
+}
+
+fn expired() -> Answer {
+    Answer::Update(plain(
+        "This is no longer waiting (15 minutes passed, or the bot restarted since). Nothing was saved; please start again.",
+    ))
+}
+
+/// Embeds and saves a previewed import, all or nothing.
+async fn run_import(
+    data: &Data,
+    guild: u64,
+    user: u64,
+    insights: Vec<Insight>,
+    file: &str,
+) -> Reply {
+    let count = insights.len();
+    let drafts = match data.collections.prepare(insights).await {
+        Ok(d) => d,
+        Err(e) => return plain(&refusal(&e)),
+    };
+    match data.collections.save(guild, drafts, user, Utc::now()).await {
+        Ok(outcome) => plain(&format!(
+            "Imported `{}`: {} new, {} replaced ({count} in all). They are part of this server's answers and weekly posts from now on.",
+            escape_within(file, 100),
+            outcome.added,
+            outcome.replaced
+        )),
+        Err(e) => plain(&refusal(&e)),
+    }
+}
