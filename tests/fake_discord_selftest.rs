@@ -188,6 +188,99 @@ fn button_click_deserializes_with_its_message() {
 }
 
 #[test]
+fn modal_submits_deserialize_with_their_values() {
+    let v = modal_submit(
+        "suggest",
+        &[("text", "Praise in public."), ("source", "a book")],
+    )
+    .by_admin()
+    .build();
+    dispatch_ok("INTERACTION_CREATE", &v);
+    let Interaction::Modal(m) = interaction(&v) else {
+        panic!("not a modal submit: {v:#}")
+    };
+    assert_eq!(m.data.custom_id, "suggest");
+    let values: Vec<(String, Option<String>)> = m
+        .data
+        .components
+        .iter()
+        .flat_map(|row| &row.components)
+        .map(|c| match c {
+            serenity::ActionRowComponent::InputText(t) => (t.custom_id.clone(), t.value.clone()),
+            other => panic!("not a text input: {other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        values,
+        [
+            ("text".to_string(), Some("Praise in public.".to_string())),
+            ("source".to_string(), Some("a book".to_string()))
+        ]
+    );
+    assert_eq!(m.data.components.len(), 2, "one action row per text input");
+    assert!(m.member.unwrap().permissions.unwrap().administrator());
+    assert!(m.message.is_none());
+
+    // From a DM, and from a message component (the modal's message comes along).
+    let message = payloads::message(1, DM_CHANNEL_ID, None, bot_user(), "review");
+    let v = modal_submit("edit", &[("text", "")])
+        .in_dm(alice())
+        .with_message(message)
+        .build();
+    dispatch_ok("INTERACTION_CREATE", &v);
+    let Interaction::Modal(m) = interaction(&v) else {
+        panic!("not a modal submit")
+    };
+    assert!(m.guild_id.is_none());
+    assert_eq!(m.user.id.get(), USER_ID);
+    assert_eq!(m.message.expect("message").content, "review");
+}
+
+#[test]
+fn attachment_options_resolve_to_serenitys_attachment() {
+    let file = payloads::attachment(
+        next_snowflake(),
+        "insights.toml",
+        Some("application/toml"),
+        12,
+        "http://127.0.0.1:1/attachments/1/2/insights.toml",
+    );
+    let v = slash_command(
+        "collection",
+        vec![opt_subcommand(
+            "import",
+            vec![opt_attachment("file", id_of(&file))],
+        )],
+    )
+    .by_admin()
+    .resolved_attachment(file.clone())
+    .build();
+    dispatch_ok("INTERACTION_CREATE", &v);
+    let Interaction::Command(c) = interaction(&v) else {
+        panic!("not a command")
+    };
+    let options = c.data.options();
+    let ResolvedValue::SubCommand(sub) = &options[0].value else {
+        panic!("{options:?}")
+    };
+    let ResolvedValue::Attachment(a) = sub[0].value else {
+        panic!("attachment unresolved: {sub:?}")
+    };
+    assert_eq!(a.id.get(), id_of(&file));
+    assert_eq!(
+        (a.filename.as_str(), a.size, a.content_type.as_deref()),
+        ("insights.toml", 12, Some("application/toml"))
+    );
+    assert_eq!(a.url, file["url"]);
+
+    // An attachment option Discord could not have sent (nothing resolved) is refused.
+    let unresolved = std::panic::catch_unwind(|| {
+        slash_command("collection", vec![opt_attachment("file", 5)]).build()
+    });
+    assert!(unresolved.is_err());
+}
+
+#[test]
 fn messages_deserialize_dm_and_guild() {
     let v = dm_message_create("how do I delegate?", alice());
     dispatch_ok("MESSAGE_CREATE", &v);
