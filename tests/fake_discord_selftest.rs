@@ -509,6 +509,35 @@ fn openapi_accepts_permission_digit_strings_only() {
 }
 
 #[test]
+fn openapi_accepts_integer_placeholders_of_uploaded_files_only() {
+    use support::openapi::upload_placeholders_to_strings;
+    let spec = spec();
+    let body = json!({"content": "x", "attachments": [{"id": 0, "filename": "a.json"}]});
+    // As JSON (no file uploaded) the integer id is still what the spec refuses...
+    let err = spec.check("POST", MESSAGES, Some(&body)).unwrap_err();
+    assert!(err.contains("at /attachments/0/id"), "{err}");
+    // ...and with files[0] uploaded it is the placeholder Discord reads as "0".
+    let mut uploaded = body.clone();
+    upload_placeholders_to_strings(&mut uploaded, &[0]);
+    assert_eq!(uploaded["attachments"][0]["id"], "0");
+    spec.check("POST", MESSAGES, Some(&uploaded)).unwrap();
+    // Only the placeholders of uploaded parts: files[1] does not make `"id": 0` valid.
+    let mut other = body.clone();
+    upload_placeholders_to_strings(&mut other, &[1]);
+    assert!(spec.check("POST", MESSAGES, Some(&other)).is_err());
+    // An interaction callback carries them under `data`.
+    let mut callback = json!({"type": 4, "data": {"attachments": [{"id": 0}]}});
+    upload_placeholders_to_strings(&mut callback, &[0]);
+    assert_eq!(callback["data"]["attachments"][0]["id"], "0");
+    spec.check(
+        "POST",
+        "/api/v10/interactions/1/t/callback",
+        Some(&callback),
+    )
+    .unwrap();
+}
+
+#[test]
 fn openapi_prefers_literal_path_segments() {
     let spec = spec();
     let op = spec.operation_name("PATCH", "/api/v10/webhooks/1/tok/messages/@original");
@@ -631,10 +660,10 @@ async fn rest_answers_are_accepted_by_serenity() {
     );
     assert_eq!(req.query_param("limit").as_deref(), Some("2"));
 
-    // A multipart message is recorded (and validated) through its payload_json. Serenity numbers
-    // new attachments with integer ids (`"id": 0`, as Discord's own upload example does) while
-    // the spec types them as snowflake strings: a spec deviation deliberately NOT relaxed, so it
-    // is reported as a problem. The bot sends no files; this pins the behaviour down.
+    // A multipart message is recorded (and validated) through its payload_json, its file parts
+    // kept. Serenity numbers new attachments with integer placeholder ids (`"id": 0`, as
+    // Discord's own upload example does) where the spec types ids as snowflake strings: accepted
+    // only for the index of a file actually uploaded (see `upload_placeholders_to_strings`).
     let file = serenity::CreateAttachment::bytes(b"hello".as_slice(), "hello.txt");
     weekly
         .send_files(
@@ -644,20 +673,31 @@ async fn rest_answers_are_accepted_by_serenity() {
         )
         .await
         .unwrap();
-    let problems = fake.take_body_problems();
-    assert_eq!(problems.len(), 1, "{problems:?}");
-    assert!(problems[0].contains("at /attachments/0/id"), "{problems:?}");
     let req = fake
         .wait_for_request("the multipart POST", WAIT, |r| {
             r.body_text().contains("with a file")
         })
         .await;
+    assert!(req.problem.is_none(), "{:?}", req.problem);
     assert!(req
         .content_type
         .as_deref()
         .unwrap()
         .starts_with("multipart/form-data"));
     assert_eq!(req.json()["attachments"][0]["filename"], "hello.txt");
+    assert_eq!(
+        req.json()["attachments"][0]["id"],
+        0,
+        "serenity's placeholder"
+    );
+    assert_eq!(req.files.len(), 1);
+    assert_eq!(
+        (
+            req.files[0].field_name.as_str(),
+            req.files[0].bytes.as_slice()
+        ),
+        ("files[0]", b"hello".as_slice())
+    );
 
     // Anything else: recorded, 404 with a Discord error body.
     let err = http
