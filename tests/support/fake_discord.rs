@@ -24,12 +24,23 @@
 //! - checks the token ([`TOKEN`]): a REST call with another one answers 401, an IDENTIFY with
 //!   another one is closed with 4004, as on Discord;
 //! - records every request and lets the test wait for one, with a timeout whose panic says what
-//!   never arrived and lists what did;
+//!   never arrived and lists what did; a multipart request's file parts are kept byte for byte
+//!   ([`RecordedRequest::files`], [`FakeDiscord::response_files`]), and the messages made from it
+//!   carry `attachments` whose URLs the fake serves;
+//! - serves files as Discord's CDN does, outside `/api/v10`: `GET /attachments/{channel}/{id}/
+//!   {filename}` answers a file the test hosted ([`FakeDiscord::host_attachment`], for attachment
+//!   options) or one the bot uploaded, and counts the downloads;
+//! - keeps what the bot opened and changed: the modal of a MODAL callback
+//!   ([`FakeDiscord::modal_response`]), messages edited by PATCH or by UPDATE_MESSAGE (in the
+//!   channel's history), the DMs to each user ([`FakeDiscord::dm_messages_to`]; a user's DM
+//!   channel is always the same one);
 //! - times each interaction, from its frame written to the gateway socket to its callback
 //!   received ([`FakeDiscord::interaction_timing`]), for latency measurements;
 //! - injects faults: status codes, 429s with `retry_after`, slow responses, gateway closes;
 //! - enforces a few Discord rules the bot must respect (an interaction is answered once, within
-//!   3 s; message and embed length limits);
+//!   3 s, with a callback type valid for it: no MODAL for a MODAL_SUBMIT, UPDATE_MESSAGE only for
+//!   a message's component; message and embed length limits; each uploaded `files[n]` named by an
+//!   `attachments` entry with id n, and back; no DM to a user whose DMs are closed, 403 50007);
 //! - validates every request body against Discord's OpenAPI spec (see `openapi.rs`). A body that
 //!   fails is a *problem*: every `wait_*` panics on a new problem, and so does dropping the fake
 //!   at the end of a test, so a bad body cannot pass unnoticed.
@@ -2389,11 +2400,21 @@ async fn rest(
         }
     }
     let mut delay = None;
+    let incoming = Incoming {
+        method: &method,
+        path: &path,
+        query: query.as_deref(),
+        body: body.as_ref(),
+        files: &files,
+    };
     let reply = {
         let mut st = inner.lock();
         let st = &mut *st;
-        if problem.is_none() {
-            problem = attachments_problem(&st.world, &method, &path, body.as_ref(), &files);
+        if let Some(p) = attachments_problem(&st.world, &method, &path, body.as_ref(), &files) {
+            problem = Some(match problem {
+                Some(first) => format!("{first}\n  and {p}"),
+                None => p,
+            });
         }
         // Never on `GET /gateway`: when that fails serenity silently connects to the real gateway.
         let fault = st.faults.iter_mut().find(|f| {
@@ -2425,16 +2446,7 @@ async fn rest(
                         problem = problem.or(Some(limit_problem));
                         Reply::error(400, 50035, "Invalid Form Body")
                     }
-                    None => route(
-                        &inner,
-                        &mut st.world,
-                        received_at,
-                        &method,
-                        &path,
-                        query.as_deref(),
-                        body.as_ref(),
-                        &files,
-                    ),
+                    None => route(&inner, &mut st.world, received_at, incoming),
                 };
                 let handled_as = handled.status;
                 match kind {
@@ -2457,16 +2469,7 @@ async fn rest(
                         problem = problem.or(Some(limit_problem));
                         Reply::error(400, 50035, "Invalid Form Body")
                     }
-                    None => route(
-                        &inner,
-                        &mut st.world,
-                        received_at,
-                        &method,
-                        &path,
-                        query.as_deref(),
-                        body.as_ref(),
-                        &files,
-                    ),
+                    None => route(&inner, &mut st.world, received_at, incoming),
                 }
                 .note(format!("delayed {d:?}"))
             }
@@ -2475,16 +2478,7 @@ async fn rest(
                     problem = problem.or(Some(limit_problem));
                     Reply::error(400, 50035, "Invalid Form Body").note("over a Discord limit")
                 }
-                None => route(
-                    &inner,
-                    &mut st.world,
-                    received_at,
-                    &method,
-                    &path,
-                    query.as_deref(),
-                    body.as_ref(),
-                    &files,
-                ),
+                None => route(&inner, &mut st.world, received_at, incoming),
             },
         };
         let index = st.requests.len();
@@ -2768,16 +2762,24 @@ fn discord_limits(method: &str, path: &str, body: Option<&Value>) -> Option<Stri
         .then(|| format!("over Discord's message limits: {}", problems.join("; ")))
 }
 
-fn route(
-    inner: &Inner,
-    world: &mut World,
-    received_at: Instant,
-    method: &str,
-    path: &str,
-    query: Option<&str>,
-    body: Option<&Value>,
-    files: &[RecordedFile],
-) -> Reply {
+/// What [`route`] needs of a request.
+#[derive(Clone, Copy)]
+struct Incoming<'a> {
+    method: &'a str,
+    path: &'a str,
+    query: Option<&'a str>,
+    body: Option<&'a Value>,
+    files: &'a [RecordedFile],
+}
+
+fn route(inner: &Inner, world: &mut World, received_at: Instant, request: Incoming) -> Reply {
+    let Incoming {
+        method,
+        path,
+        query,
+        body,
+        files,
+    } = request;
     if let Some(cdn) = path.strip_prefix("/attachments/") {
         return cdn_route(world, method, cdn);
     }
@@ -3314,7 +3316,8 @@ fn attachments_problem(
             continue;
         };
         listed.push(id);
-        if !uploaded.contains(&id) && !(editing && world.attachment_exists(id)) {
+        let exists = editing && world.attachment_exists(id);
+        if !uploaded.contains(&id) && !exists {
             problems.push(format!(
                 "attachments[{i}].id {id} names no uploaded files[{id}] part{}",
                 if editing {

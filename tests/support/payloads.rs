@@ -1,6 +1,7 @@
 //! Discord JSON payloads for the end-to-end tests: gateway dispatches the tests send to the bot
-//! (INTERACTION_CREATE, MESSAGE_CREATE, GUILD_CREATE, READY) and the objects the fake Discord
-//! answers REST calls with (users, members, channels, roles, guilds, the application).
+//! (INTERACTION_CREATE: slash commands, autocomplete, button clicks, modal submits; MESSAGE_CREATE,
+//! GUILD_CREATE, READY) and the objects the fake Discord answers REST calls with (users, members,
+//! channels, roles, guilds, the application, attachments).
 //!
 //! Serenity silently drops a dispatch whose payload does not deserialize into its model (the test
 //! then just times out), so every builder here is checked in `tests/fake_discord_selftest.rs` by
