@@ -2320,9 +2320,12 @@ async fn modals_are_opened_validated_and_submitted() {
         "{}",
         refused.describe()
     );
-    // Without a message (opened by a slash command) there is no message to update either.
-    let err = submitted.defer(&http).await.unwrap_err();
-    assert_eq!(http_status(&err).0, 400, "{err}");
+    // Without a message (opened by a slash command) there is no message to update.
+    let update = serenity::CreateInteractionResponse::UpdateMessage(
+        serenity::CreateInteractionResponseMessage::new().content("lost"),
+    );
+    let err = submitted.create_response(&http, update).await.unwrap_err();
+    assert_eq!(http_status(&err), (400, 50035), "{err}");
     let thanks = serenity::CreateInteractionResponse::Message(
         serenity::CreateInteractionResponseMessage::new()
             .content("Thanks!")
@@ -2334,6 +2337,15 @@ async fn modals_are_opened_validated_and_submitted() {
         "Thanks!"
     );
     assert!(fake.modal_response(&submit).is_none());
+    // DEFERRED_UPDATE_MESSAGE just closes any modal (Discord accepts it, nothing is shown).
+    let closed = modal_submit("suggest-modal", &[("text", "x")]).build();
+    fake.dispatch("INTERACTION_CREATE", closed.clone()).await;
+    modal(&closed).defer(&http).await.unwrap();
+    assert!(fake.original_response(&closed).is_none());
+    assert!(
+        fake.channel_messages(GENERAL_CHANNEL_ID).is_empty(),
+        "no message (Thanks! was ephemeral)"
+    );
     fake.assert_all_bodies_valid();
 }
 

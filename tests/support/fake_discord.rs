@@ -39,7 +39,7 @@
 //! - injects faults: status codes, 429s with `retry_after`, slow responses, gateway closes;
 //! - enforces a few Discord rules the bot must respect (an interaction is answered once, within
 //!   3 s, with a callback type valid for it: no MODAL for a MODAL_SUBMIT, UPDATE_MESSAGE only for
-//!   a message's component; message and embed length limits; each uploaded `files[n]` named by an
+//!   a component or a modal opened from one; message and embed length limits; each uploaded `files[n]` named by an
 //!   `attachments` entry with id n, and back; no DM to a user whose DMs are closed, 403 50007);
 //! - validates every request body against Discord's OpenAPI spec (see `openapi.rs`). A body that
 //!   fails is a *problem*: every `wait_*` panics on a new problem, and so does dropping the fake
@@ -3039,11 +3039,16 @@ fn interaction_callback(
             }
             Some(message)
         }
-        6 | 7 if kind == 5 => {
-            return Reply::error(400, 50035, "Invalid Form Body").note(format!(
-                "callback type {response_type} updates the message of a component, and this \
-                 modal was not opened from one (the interaction has no message)"
-            ));
+        // Discord accepts DEFERRED_UPDATE_MESSAGE for any modal submit: it closes the modal and
+        // nothing is shown (discord-api-docs#5486).
+        6 if kind == 5 => None,
+        // The fake's call: with no message there is nothing to update, so the bot's reply would
+        // be lost; refused so that a test notices.
+        7 if kind == 5 => {
+            return Reply::error(400, 50035, "Invalid Form Body").note(
+                "UPDATE_MESSAGE updates the message of the component that opened the modal, \
+                 and this modal was not opened from one (the interaction has no message)",
+            );
         }
         8 if kind == 4 => None,
         9 if kind == 5 => {
@@ -3241,8 +3246,8 @@ fn channel_route(
     }
 }
 
-/// The fake's CDN: `GET /attachments/{channel}/{id}/{filename}` answers a hosted file's bytes;
-/// anything else 404.
+/// The fake's CDN: `GET /attachments/{channel}/{id}/{filename}` answers a hosted file's bytes
+/// (HEAD its headers); anything else 404.
 fn cdn_route(world: &World, method: &str, rest: &str) -> Reply {
     let not_found = Reply::error(404, 0, "404: Not Found");
     let [channel, id, filename] = rest.split('/').collect::<Vec<_>>()[..] else {
@@ -3254,7 +3259,7 @@ fn cdn_route(world: &World, method: &str, rest: &str) -> Reply {
         .and_then(|id| world.files.get(&id))
         .filter(|f| channel.parse() == Ok(f.channel_id) && percent_decode(filename) == f.filename);
     match (method, file) {
-        ("GET", Some(f)) => Reply::file(
+        ("GET" | "HEAD", Some(f)) => Reply::file(
             f.content_type
                 .as_deref()
                 .unwrap_or("application/octet-stream"),
