@@ -1,14 +1,17 @@
 //! Self-tests of the end-to-end test support (`tests/support/`): the payload helpers deserialize
 //! into serenity's models (serenity silently drops a dispatch that does not), the OpenAPI
-//! validator accepts good bodies and rejects bad ones (with only the permission-string deviation
-//! relaxed), the fake's REST answers are accepted by serenity's `Http`, faults are injected as
-//! asked, an unknown token is refused (401 on REST, close 4004 on IDENTIFY), and the real
-//! serenity + poise client runs against the fake: READY, command registration, slash commands,
-//! options, autocomplete, DMs, a gateway close with RESUME, and a failed callback that does not
-//! stop the next interaction. Gateway sharding: two serenity processes on shards 0 and 1 of 2 (and
+//! validator accepts good bodies and rejects bad ones (with only the permission-string and
+//! upload-placeholder deviations relaxed), the fake's REST answers are accepted by serenity's
+//! `Http`, faults are injected as asked, an unknown token is refused (401 on REST, close 4004 on
+//! IDENTIFY), and the real serenity + poise client runs against the fake: READY, command
+//! registration, slash commands, options, autocomplete, DMs, a gateway close with RESUME, and a
+//! failed callback that does not stop the next interaction. Gateway sharding: two serenity processes on shards 0 and 1 of 2 (and
 //! one autosharded process) each get only their shard's guilds, interactions and messages, DMs go
 //! to shard 0, a RESUME replays only its own shard's missed dispatches, and a dispatch for a shard
-//! nobody runs is refused with the reason.
+//! nobody runs is refused with the reason. Modals (opened, validated, submitted, refused as a
+//! MODAL_SUBMIT's answer), component and modal updates of a stored message, attachment options
+//! downloaded from the fake's CDN, files sent by serenity recorded byte for byte and attached to
+//! the stored messages, stable DM channels and closed DMs (403 50007).
 
 mod support;
 
@@ -185,6 +188,99 @@ fn button_click_deserializes_with_its_message() {
         panic!("not a component")
     };
     assert_eq!(c.user.id.get(), USER_ID);
+}
+
+#[test]
+fn modal_submits_deserialize_with_their_values() {
+    let v = modal_submit(
+        "suggest",
+        &[("text", "Praise in public."), ("source", "a book")],
+    )
+    .by_admin()
+    .build();
+    dispatch_ok("INTERACTION_CREATE", &v);
+    let Interaction::Modal(m) = interaction(&v) else {
+        panic!("not a modal submit: {v:#}")
+    };
+    assert_eq!(m.data.custom_id, "suggest");
+    let values: Vec<(String, Option<String>)> = m
+        .data
+        .components
+        .iter()
+        .flat_map(|row| &row.components)
+        .map(|c| match c {
+            serenity::ActionRowComponent::InputText(t) => (t.custom_id.clone(), t.value.clone()),
+            other => panic!("not a text input: {other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        values,
+        [
+            ("text".to_string(), Some("Praise in public.".to_string())),
+            ("source".to_string(), Some("a book".to_string()))
+        ]
+    );
+    assert_eq!(m.data.components.len(), 2, "one action row per text input");
+    assert!(m.member.unwrap().permissions.unwrap().administrator());
+    assert!(m.message.is_none());
+
+    // From a DM, and from a message component (the modal's message comes along).
+    let message = payloads::message(1, DM_CHANNEL_ID, None, bot_user(), "review");
+    let v = modal_submit("edit", &[("text", "")])
+        .in_dm(alice())
+        .with_message(message)
+        .build();
+    dispatch_ok("INTERACTION_CREATE", &v);
+    let Interaction::Modal(m) = interaction(&v) else {
+        panic!("not a modal submit")
+    };
+    assert!(m.guild_id.is_none());
+    assert_eq!(m.user.id.get(), USER_ID);
+    assert_eq!(m.message.expect("message").content, "review");
+}
+
+#[test]
+fn attachment_options_resolve_to_serenitys_attachment() {
+    let file = payloads::attachment(
+        next_snowflake(),
+        "insights.toml",
+        Some("application/toml"),
+        12,
+        "http://127.0.0.1:1/attachments/1/2/insights.toml",
+    );
+    let v = slash_command(
+        "collection",
+        vec![opt_subcommand(
+            "import",
+            vec![opt_attachment("file", id_of(&file))],
+        )],
+    )
+    .by_admin()
+    .resolved_attachment(file.clone())
+    .build();
+    dispatch_ok("INTERACTION_CREATE", &v);
+    let Interaction::Command(c) = interaction(&v) else {
+        panic!("not a command")
+    };
+    let options = c.data.options();
+    let ResolvedValue::SubCommand(sub) = &options[0].value else {
+        panic!("{options:?}")
+    };
+    let ResolvedValue::Attachment(a) = sub[0].value else {
+        panic!("attachment unresolved: {sub:?}")
+    };
+    assert_eq!(a.id.get(), id_of(&file));
+    assert_eq!(
+        (a.filename.as_str(), a.size, a.content_type.as_deref()),
+        ("insights.toml", 12, Some("application/toml"))
+    );
+    assert_eq!(a.url, file["url"]);
+
+    // An attachment option Discord could not have sent (nothing resolved) is refused.
+    let unresolved = std::panic::catch_unwind(|| {
+        slash_command("collection", vec![opt_attachment("file", 5)]).build()
+    });
+    assert!(unresolved.is_err());
 }
 
 #[test]
@@ -416,6 +512,35 @@ fn openapi_accepts_permission_digit_strings_only() {
 }
 
 #[test]
+fn openapi_accepts_integer_placeholders_of_uploaded_files_only() {
+    use support::openapi::upload_placeholders_to_strings;
+    let spec = spec();
+    let body = json!({"content": "x", "attachments": [{"id": 0, "filename": "a.json"}]});
+    // As JSON (no file uploaded) the integer id is still what the spec refuses...
+    let err = spec.check("POST", MESSAGES, Some(&body)).unwrap_err();
+    assert!(err.contains("at /attachments/0/id"), "{err}");
+    // ...and with files[0] uploaded it is the placeholder Discord reads as "0".
+    let mut uploaded = body.clone();
+    upload_placeholders_to_strings(&mut uploaded, &[0]);
+    assert_eq!(uploaded["attachments"][0]["id"], "0");
+    spec.check("POST", MESSAGES, Some(&uploaded)).unwrap();
+    // Only the placeholders of uploaded parts: files[1] does not make `"id": 0` valid.
+    let mut other = body.clone();
+    upload_placeholders_to_strings(&mut other, &[1]);
+    assert!(spec.check("POST", MESSAGES, Some(&other)).is_err());
+    // An interaction callback carries them under `data`.
+    let mut callback = json!({"type": 4, "data": {"attachments": [{"id": 0}]}});
+    upload_placeholders_to_strings(&mut callback, &[0]);
+    assert_eq!(callback["data"]["attachments"][0]["id"], "0");
+    spec.check(
+        "POST",
+        "/api/v10/interactions/1/t/callback",
+        Some(&callback),
+    )
+    .unwrap();
+}
+
+#[test]
 fn openapi_prefers_literal_path_segments() {
     let spec = spec();
     let op = spec.operation_name("PATCH", "/api/v10/webhooks/1/tok/messages/@original");
@@ -538,10 +663,10 @@ async fn rest_answers_are_accepted_by_serenity() {
     );
     assert_eq!(req.query_param("limit").as_deref(), Some("2"));
 
-    // A multipart message is recorded (and validated) through its payload_json. Serenity numbers
-    // new attachments with integer ids (`"id": 0`, as Discord's own upload example does) while
-    // the spec types them as snowflake strings: a spec deviation deliberately NOT relaxed, so it
-    // is reported as a problem. The bot sends no files; this pins the behaviour down.
+    // A multipart message is recorded (and validated) through its payload_json, its file parts
+    // kept. Serenity numbers new attachments with integer placeholder ids (`"id": 0`, as
+    // Discord's own upload example does) where the spec types ids as snowflake strings: accepted
+    // only for the index of a file actually uploaded (see `upload_placeholders_to_strings`).
     let file = serenity::CreateAttachment::bytes(b"hello".as_slice(), "hello.txt");
     weekly
         .send_files(
@@ -551,20 +676,31 @@ async fn rest_answers_are_accepted_by_serenity() {
         )
         .await
         .unwrap();
-    let problems = fake.take_body_problems();
-    assert_eq!(problems.len(), 1, "{problems:?}");
-    assert!(problems[0].contains("at /attachments/0/id"), "{problems:?}");
     let req = fake
         .wait_for_request("the multipart POST", WAIT, |r| {
             r.body_text().contains("with a file")
         })
         .await;
+    assert!(req.problem.is_none(), "{:?}", req.problem);
     assert!(req
         .content_type
         .as_deref()
         .unwrap()
         .starts_with("multipart/form-data"));
     assert_eq!(req.json()["attachments"][0]["filename"], "hello.txt");
+    assert_eq!(
+        req.json()["attachments"][0]["id"],
+        0,
+        "serenity's placeholder"
+    );
+    assert_eq!(req.files.len(), 1);
+    assert_eq!(
+        (
+            req.files[0].field_name.as_str(),
+            req.files[0].bytes.as_slice()
+        ),
+        ("files[0]", b"hello".as_slice())
+    );
 
     // Anything else: recorded, 404 with a Discord error body.
     let err = http
@@ -2045,4 +2181,550 @@ async fn rest_requests_record_their_user_agent() {
         "{agents:?}"
     );
     assert_eq!(agents[1].as_deref(), Some("insight-bot (process 2 of 2)"));
+}
+
+// -------------------------------------------------------------------------------------------
+// Modals, files and DMs: what the collections (modals, import, export) and suggester DMs need
+
+/// A serenity client without a handler: it holds the gateway session the fake dispatches on,
+/// and the test answers the interactions itself through `fake.http()`, as the bot would.
+async fn start_listener(fake: &FakeDiscord) -> tokio::task::JoinHandle<()> {
+    let intents = serenity::GatewayIntents::non_privileged();
+    let mut client = serenity::ClientBuilder::new_with_http(fake.http(), intents)
+        .await
+        .expect("build the serenity client");
+    let task = tokio::spawn(async move {
+        client
+            .start()
+            .await
+            .expect("the serenity client stopped with an error");
+    });
+    fake.wait_for_ready(WAIT).await;
+    task
+}
+
+/// Registers global commands: `/suggest` and `/import file:<attachment>`.
+async fn register_collection_commands(fake: &FakeDiscord) {
+    let file = serenity::CreateCommandOption::new(
+        serenity::CommandOptionType::Attachment,
+        "file",
+        "The collection file",
+    )
+    .required(true);
+    let commands = vec![
+        serenity::CreateCommand::new("suggest").description("Suggest an insight"),
+        serenity::CreateCommand::new("import")
+            .description("Import a collection")
+            .add_option(file),
+    ];
+    fake.http().create_global_commands(&commands).await.unwrap();
+}
+
+/// The command interaction serenity makes of an INTERACTION_CREATE's data.
+fn command(v: &Value) -> serenity::CommandInteraction {
+    match interaction(v) {
+        Interaction::Command(c) => c,
+        other => panic!("not a command: {other:?}"),
+    }
+}
+
+fn modal(v: &Value) -> serenity::ModalInteraction {
+    match interaction(v) {
+        Interaction::Modal(m) => m,
+        other => panic!("not a modal submit: {other:?}"),
+    }
+}
+
+fn suggestion_modal(title: &str) -> serenity::CreateInteractionResponse {
+    let text =
+        serenity::CreateInputText::new(serenity::InputTextStyle::Paragraph, "Insight", "text");
+    serenity::CreateInteractionResponse::Modal(
+        serenity::CreateModal::new("suggest-modal", title)
+            .components(vec![serenity::CreateActionRow::InputText(text)]),
+    )
+}
+
+fn http_status(err: &serenity::Error) -> (u16, isize) {
+    match err {
+        serenity::Error::Http(serenity::HttpError::UnsuccessfulRequest(e)) => {
+            (e.status_code.as_u16(), e.error.code)
+        }
+        other => panic!("expected an HTTP error, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn modals_are_opened_validated_and_submitted() {
+    let fake = FakeDiscord::start().await;
+    let http = fake.http();
+    let _listener = start_listener(&fake).await;
+    register_collection_commands(&fake).await;
+
+    // A slash command answered with a modal (callback type 9): accepted, validated, recorded.
+    let i = slash_command("suggest", vec![]).build();
+    fake.dispatch("INTERACTION_CREATE", i.clone()).await;
+    command(&i)
+        .create_response(&http, suggestion_modal("Suggest an insight"))
+        .await
+        .unwrap();
+    let callback = fake.wait_for_callback(&i, WAIT).await;
+    assert_eq!(
+        (callback.status, callback.json()["type"].clone()),
+        (204, json!(9))
+    );
+    assert!(
+        callback.problem.is_none() && callback.operation.is_some(),
+        "{callback:?}"
+    );
+    let opened = fake.modal_response(&i).expect("the modal");
+    assert_eq!(opened["custom_id"], "suggest-modal");
+    assert_eq!(opened["title"], "Suggest an insight");
+    assert_eq!(
+        opened["components"][0]["components"][0]["custom_id"],
+        "text"
+    );
+    assert!(
+        fake.original_response(&i).is_none(),
+        "a modal is no message"
+    );
+    assert!(fake
+        .modal_response(&slash_command("suggest", vec![]).build())
+        .is_none());
+
+    // A modal body Discord refuses (title over 45 characters) is a problem like any other.
+    let long = slash_command("suggest", vec![]).build();
+    fake.dispatch("INTERACTION_CREATE", long.clone()).await;
+    let _ = command(&long)
+        .create_response(&http, suggestion_modal(&"t".repeat(46)))
+        .await;
+    let problems = fake.take_body_problems();
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert!(problems[0].contains("/callback"), "{problems:?}");
+
+    // The submission: a modal cannot answer it (400, as on Discord); a message can, after that.
+    let submit = modal_submit("suggest-modal", &[("text", "Praise in public.")]).build();
+    fake.dispatch("INTERACTION_CREATE", submit.clone()).await;
+    let submitted = modal(&submit);
+    let err = submitted
+        .create_response(&http, suggestion_modal("Again"))
+        .await
+        .unwrap_err();
+    assert_eq!(http_status(&err), (400, 50035), "{err}");
+    let refused = fake.wait_for_callback(&submit, WAIT).await;
+    assert!(
+        refused
+            .note
+            .as_deref()
+            .unwrap_or_default()
+            .contains("MODAL_SUBMIT"),
+        "{}",
+        refused.describe()
+    );
+    // Without a message (opened by a slash command) there is no message to update.
+    let update = serenity::CreateInteractionResponse::UpdateMessage(
+        serenity::CreateInteractionResponseMessage::new().content("lost"),
+    );
+    let err = submitted.create_response(&http, update).await.unwrap_err();
+    assert_eq!(http_status(&err), (400, 50035), "{err}");
+    let thanks = serenity::CreateInteractionResponse::Message(
+        serenity::CreateInteractionResponseMessage::new()
+            .content("Thanks!")
+            .ephemeral(true),
+    );
+    submitted.create_response(&http, thanks).await.unwrap();
+    assert_eq!(
+        fake.original_response(&submit).unwrap()["content"],
+        "Thanks!"
+    );
+    assert!(fake.modal_response(&submit).is_none());
+    // DEFERRED_UPDATE_MESSAGE just closes any modal (Discord accepts it, nothing is shown).
+    let closed = modal_submit("suggest-modal", &[("text", "x")]).build();
+    fake.dispatch("INTERACTION_CREATE", closed.clone()).await;
+    modal(&closed).defer(&http).await.unwrap();
+    assert!(fake.original_response(&closed).is_none());
+    assert!(
+        fake.channel_messages(GENERAL_CHANNEL_ID).is_empty(),
+        "no message (Thanks! was ephemeral)"
+    );
+    fake.assert_all_bodies_valid();
+}
+
+/// Posts a review message with an "Edit" button in #general, as the bot would.
+async fn post_review(http: &serenity::Http, content: &str) -> Value {
+    let button = serenity::CreateButton::new("edit").label("Edit");
+    let message = serenity::ChannelId::new(GENERAL_CHANNEL_ID)
+        .send_message(
+            http,
+            serenity::CreateMessage::new()
+                .content(content)
+                .components(vec![serenity::CreateActionRow::Buttons(vec![button])]),
+        )
+        .await
+        .unwrap();
+    serde_json::to_value(message).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn component_updates_and_edits_change_the_stored_message() {
+    let fake = FakeDiscord::start().await;
+    let http = fake.http();
+    let _listener = start_listener(&fake).await;
+    let general = serenity::ChannelId::new(GENERAL_CHANNEL_ID);
+    let review = post_review(&http, "pending: Praise in public.").await;
+    let review_id = serenity::MessageId::new(id_of(&review));
+
+    // PATCH /channels/{c}/messages/{m}: the channel's history holds the latest version.
+    general
+        .edit_message(
+            &http,
+            review_id,
+            serenity::EditMessage::new()
+                .content("pending (edited)")
+                .embed(serenity::CreateEmbed::new().title("Suggested by alice")),
+        )
+        .await
+        .unwrap();
+    let history = fake.channel_messages(GENERAL_CHANNEL_ID);
+    assert_eq!(history.len(), 1);
+    assert_eq!(history[0]["content"], "pending (edited)");
+    assert!(history[0]["edited_timestamp"].is_string());
+
+    // A click carries the message as the client saw it (here: before the edit); UPDATE_MESSAGE
+    // (type 7) applies to the message as it is now, in place.
+    let click = button_click("approve", review.clone()).build();
+    fake.dispatch("INTERACTION_CREATE", click.clone()).await;
+    let Interaction::Component(c) = interaction(&click) else {
+        panic!("not a component")
+    };
+    let update = serenity::CreateInteractionResponse::UpdateMessage(
+        serenity::CreateInteractionResponseMessage::new()
+            .content("approved")
+            .components(vec![]),
+    );
+    c.create_response(&http, update).await.unwrap();
+    let history = fake.channel_messages(GENERAL_CHANNEL_ID);
+    assert_eq!(history.len(), 1, "updated in place");
+    assert_eq!(history[0]["content"], "approved");
+    assert_eq!(history[0]["components"], json!([]));
+    assert_eq!(
+        history[0]["embeds"][0]["title"], "Suggested by alice",
+        "the edit before the click is kept"
+    );
+    assert_eq!(
+        fake.original_response(&click).unwrap()["content"],
+        "approved"
+    );
+
+    // A button that opens a modal; its submission carries the message and may update it:
+    // DEFERRED_UPDATE_MESSAGE (type 6), then an edit of the original edits that message.
+    let click = button_click("edit", review.clone()).build();
+    fake.dispatch("INTERACTION_CREATE", click.clone()).await;
+    let Interaction::Component(c) = interaction(&click) else {
+        panic!("not a component")
+    };
+    c.create_response(&http, suggestion_modal("Edit the insight"))
+        .await
+        .unwrap();
+    assert_eq!(
+        fake.modal_response(&click).unwrap()["title"],
+        "Edit the insight"
+    );
+    let submit = modal_submit("suggest-modal", &[("text", "Praise in public, often.")])
+        .with_message(review.clone())
+        .build();
+    fake.dispatch("INTERACTION_CREATE", submit.clone()).await;
+    let submitted = modal(&submit);
+    submitted.defer(&http).await.unwrap();
+    assert_eq!(
+        fake.wait_for_callback(&submit, WAIT).await.json()["type"],
+        6
+    );
+    submitted
+        .edit_response(
+            &http,
+            serenity::EditInteractionResponse::new().content("Praise in public, often."),
+        )
+        .await
+        .unwrap();
+    let history = fake.channel_messages(GENERAL_CHANNEL_ID);
+    assert_eq!(history.len(), 1);
+    assert_eq!(history[0]["content"], "Praise in public, often.");
+
+    // UPDATE_MESSAGE (type 7) answers a submission from a component too.
+    let submit = modal_submit("suggest-modal", &[("text", "x")])
+        .with_message(review)
+        .build();
+    fake.dispatch("INTERACTION_CREATE", submit.clone()).await;
+    let update = serenity::CreateInteractionResponse::UpdateMessage(
+        serenity::CreateInteractionResponseMessage::new().content("rejected"),
+    );
+    modal(&submit).create_response(&http, update).await.unwrap();
+    assert_eq!(
+        fake.channel_messages(GENERAL_CHANNEL_ID)[0]["content"],
+        "rejected"
+    );
+    fake.assert_all_bodies_valid();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attachment_options_download_from_the_fakes_cdn() {
+    let fake = FakeDiscord::start().await;
+    let _listener = start_listener(&fake).await;
+    register_collection_commands(&fake).await;
+    // Not UTF-8, and with a CRLF and dashes in it: bytes come back exactly.
+    let bytes = b"[[insight]]\r\n--x\xff\x00 text = \"Praise in public.\"\n".to_vec();
+    let hosted = fake.host_attachment("my insights.toml", "application/toml", bytes.clone());
+    assert_eq!(hosted["size"], bytes.len());
+    assert_eq!(hosted["url"], hosted["proxy_url"]);
+    let url = hosted["url"].as_str().unwrap().to_string();
+    assert!(
+        url.starts_with(&format!(
+            "{}/attachments/{GENERAL_CHANNEL_ID}/",
+            fake.base_url()
+        )) && url.ends_with("/my%20insights.toml"),
+        "{url}"
+    );
+
+    let i = slash_command("import", vec![opt_attachment("file", id_of(&hosted))])
+        .by_admin()
+        .resolved_attachment(hosted.clone())
+        .build();
+    fake.dispatch("INTERACTION_CREATE", i.clone()).await;
+    let c = command(&i);
+    let serenity::ResolvedValue::Attachment(attachment) = c.data.options()[0].value else {
+        panic!("unresolved: {:?}", c.data.options())
+    };
+    assert_eq!(attachment.filename, "my insights.toml");
+    assert_eq!(attachment.size as usize, bytes.len());
+    assert_eq!(attachment.content_type.as_deref(), Some("application/toml"));
+    assert_eq!(fake.attachment_downloads(), 0);
+    assert_eq!(attachment.download().await.unwrap(), bytes);
+    assert_eq!(fake.attachment_downloads(), 1);
+    let get = fake
+        .wait_for_request("the download", WAIT, |r| r.is("GET", "/attachments/"))
+        .await;
+    assert_eq!(get.status, 200);
+
+    // Unknown files (another id, another name) are 404 and not downloads.
+    let client = reqwest::Client::new();
+    for wrong in [
+        url.replace(&hosted["id"].as_str().unwrap().to_string(), "42"),
+        url.replace("my%20insights.toml", "other.toml"),
+    ] {
+        let status = client.get(&wrong).send().await.unwrap().status();
+        assert_eq!(status.as_u16(), 404, "{wrong}");
+    }
+    assert_eq!(fake.attachment_downloads(), 1);
+    // Faults reach the CDN too.
+    fake.fail_next("GET", "/attachments/", 1, 500);
+    assert_eq!(
+        client.get(&url).send().await.unwrap().status().as_u16(),
+        500
+    );
+
+    // A size that lies: serenity reports the declared size; the bytes are what they are.
+    let big =
+        fake.host_attachment_with_size("big.toml", "application/toml", b"x".to_vec(), 9_000_000);
+    let a: serenity::Attachment = serde_json::from_value(big.clone()).unwrap();
+    assert_eq!(a.size, 9_000_000);
+    assert_eq!(a.download().await.unwrap(), b"x");
+    assert_eq!(fake.attachment_bytes(&big).unwrap(), b"x");
+    assert_eq!(fake.attachment_downloads(), 2);
+    fake.assert_all_bodies_valid();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_the_bot_sends_are_recorded_stored_and_served() {
+    let fake = FakeDiscord::start().await;
+    let http = fake.http();
+    let _listener = start_listener(&fake).await;
+    register_collection_commands(&fake).await;
+    let export = b"[[insight]]\r\n--boundary?\xfe\xff\n".to_vec();
+    let file = |name: &str| serenity::CreateAttachment::bytes(export.clone(), name);
+
+    // A channel message with a file.
+    let general = serenity::ChannelId::new(GENERAL_CHANNEL_ID);
+    let sent = general
+        .send_message(
+            &http,
+            serenity::CreateMessage::new()
+                .content("the export")
+                .add_file(file("export.toml")),
+        )
+        .await
+        .unwrap();
+    assert_eq!(sent.attachments[0].filename, "export.toml");
+    assert_eq!(sent.attachments[0].size as usize, export.len());
+    assert_eq!(sent.attachments[0].download().await.unwrap(), export);
+    let stored = &fake.channel_messages(GENERAL_CHANNEL_ID)[0]["attachments"][0];
+    assert_eq!(stored["filename"], "export.toml");
+    assert_eq!(fake.attachment_bytes(stored).unwrap(), export);
+    let post = fake
+        .wait_for_request("the POST", WAIT, |r| r.is("POST", "/channels/"))
+        .await;
+    assert_eq!(post.files[0].bytes, export, "binary-safe");
+    assert_eq!(post.files[0].filename, "export.toml");
+    // serenity guesses the type from the name (mime_guess).
+    assert_eq!(post.files[0].content_type.as_deref(), Some("text/x-toml"));
+
+    // An interaction: the callback, a follow-up and an edit of the original, each with a file.
+    let i = slash_command("suggest", vec![]).build();
+    fake.dispatch("INTERACTION_CREATE", i.clone()).await;
+    let c = command(&i);
+    let reply = serenity::CreateInteractionResponseMessage::new()
+        .content("your export")
+        .add_file(file("a.toml"));
+    c.create_response(&http, serenity::CreateInteractionResponse::Message(reply))
+        .await
+        .unwrap();
+    let follow = serenity::CreateInteractionResponseFollowup::new()
+        .content("and another")
+        .add_file(file("b.toml"))
+        .ephemeral(true);
+    c.create_followup(&http, follow).await.unwrap();
+    c.edit_response(
+        &http,
+        serenity::EditInteractionResponse::new().new_attachment(file("c.toml")),
+    )
+    .await
+    .unwrap();
+    let files = fake.response_files(&i);
+    let names: Vec<&str> = files.iter().map(|f| f.filename.as_str()).collect();
+    assert_eq!(names, ["a.toml", "b.toml", "c.toml"]);
+    assert!(files
+        .iter()
+        .all(|f| f.bytes == export && f.index() == Some(0)));
+    assert_eq!(
+        fake.followups(&i)[0]["attachments"][0]["filename"],
+        "b.toml"
+    );
+    let original = fake.original_response(&i).unwrap();
+    let on_original: Vec<&Value> = original["attachments"].as_array().unwrap().iter().collect();
+    assert_eq!(
+        on_original.len(),
+        1,
+        "new_attachment replaces: {original:#}"
+    );
+    assert_eq!(on_original[0]["filename"], "c.toml");
+    assert!(fake
+        .response_files(&slash_command("suggest", vec![]).build())
+        .is_empty());
+    fake.assert_all_bodies_valid();
+
+    // Entries and parts that do not match are a problem: files[1] listed as id 0.
+    let boundary = "fake-selftest-boundary";
+    let body = [
+        format!("--{boundary}\r\nContent-Disposition: form-data; name=\"files[1]\"; filename=\"x.toml\"\r\nContent-Type: application/toml\r\n\r\n").into_bytes(),
+        export.clone(),
+        format!("\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"payload_json\"\r\n\r\n{{\"content\":\"x\",\"attachments\":[{{\"id\":0,\"filename\":\"x.toml\"}}]}}\r\n--{boundary}--\r\n").into_bytes(),
+    ]
+    .concat();
+    let status = reqwest::Client::new()
+        .post(format!(
+            "{}/api/v10/channels/{GENERAL_CHANNEL_ID}/messages",
+            fake.base_url()
+        ))
+        .header("authorization", format!("Bot {}", support::TOKEN))
+        .header(
+            "content-type",
+            format!("multipart/form-data; boundary={boundary}"),
+        )
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status.as_u16(), 200);
+    let problems = fake.take_body_problems();
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert!(
+        problems[0].contains("attachments[0].id 0 names no uploaded files[0] part"),
+        "{problems:?}"
+    );
+    let req = fake
+        .wait_for_request("the hand-made POST", WAIT, |r| {
+            r.body_text().contains("\"x\"")
+        })
+        .await;
+    assert_eq!(
+        (req.files[0].index(), req.files[0].bytes.clone()),
+        (Some(1), export)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dm_channels_are_stable_and_closed_dms_refuse_messages() {
+    let fake = FakeDiscord::start().await;
+    let http = fake.http();
+    let ada = serenity::UserId::new(ADMIN_USER_ID);
+    let stranger = serenity::UserId::new(77);
+
+    let first = ada.create_dm_channel(&http).await.unwrap();
+    assert_eq!(first.recipient.id, ada);
+    assert_eq!(
+        ada.create_dm_channel(&http).await.unwrap().id,
+        first.id,
+        "stable"
+    );
+    assert_eq!(fake.dm_channel_of(ADMIN_USER_ID), Some(first.id.get()));
+    let other = stranger.create_dm_channel(&http).await.unwrap();
+    assert_ne!(other.id, first.id);
+    assert_eq!(
+        stranger.create_dm_channel(&http).await.unwrap().id,
+        other.id
+    );
+    assert_eq!(
+        serenity::UserId::new(USER_ID)
+            .create_dm_channel(&http)
+            .await
+            .unwrap()
+            .id
+            .get(),
+        DM_CHANNEL_ID
+    );
+
+    ada.direct_message(&http, serenity::CreateMessage::new().content("accepted"))
+        .await
+        .unwrap();
+    first.say(&http, "and published").await.unwrap();
+    stranger
+        .direct_message(&http, serenity::CreateMessage::new().content("not ada's"))
+        .await
+        .unwrap();
+    let to_ada: Vec<Value> = fake
+        .dm_messages_to(ADMIN_USER_ID)
+        .into_iter()
+        .map(|m| m["content"].clone())
+        .collect();
+    assert_eq!(to_ada, [json!("accepted"), json!("and published")]);
+
+    fake.close_dms(ADMIN_USER_ID);
+    assert_eq!(
+        ada.create_dm_channel(&http).await.unwrap().id,
+        first.id,
+        "still opens"
+    );
+    let err = ada
+        .direct_message(&http, serenity::CreateMessage::new().content("rejected"))
+        .await
+        .unwrap_err();
+    assert_eq!(http_status(&err), (403, 50007), "{err}");
+    assert!(
+        err.to_string()
+            .contains("Cannot send messages to this user"),
+        "{err}"
+    );
+    assert_eq!(
+        fake.dm_messages_to(ADMIN_USER_ID).len(),
+        2,
+        "nothing was sent"
+    );
+    // Others are not affected.
+    stranger
+        .direct_message(&http, serenity::CreateMessage::new().content("hi"))
+        .await
+        .unwrap();
+    assert_eq!(fake.dm_messages_to(77).len(), 2);
+    assert!(fake.dm_messages_to(USER_ID).is_empty());
+    fake.assert_all_bodies_valid();
 }

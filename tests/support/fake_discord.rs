@@ -24,12 +24,23 @@
 //! - checks the token ([`TOKEN`]): a REST call with another one answers 401, an IDENTIFY with
 //!   another one is closed with 4004, as on Discord;
 //! - records every request and lets the test wait for one, with a timeout whose panic says what
-//!   never arrived and lists what did;
+//!   never arrived and lists what did; a multipart request's file parts are kept byte for byte
+//!   ([`RecordedRequest::files`], [`FakeDiscord::response_files`]), and the messages made from it
+//!   carry `attachments` whose URLs the fake serves;
+//! - serves files as Discord's CDN does, outside `/api/v10`: `GET /attachments/{channel}/{id}/
+//!   {filename}` answers a file the test hosted ([`FakeDiscord::host_attachment`], for attachment
+//!   options) or one the bot uploaded, and counts the downloads;
+//! - keeps what the bot opened and changed: the modal of a MODAL callback
+//!   ([`FakeDiscord::modal_response`]), messages edited by PATCH or by UPDATE_MESSAGE (in the
+//!   channel's history), the DMs to each user ([`FakeDiscord::dm_messages_to`]; a user's DM
+//!   channel is always the same one);
 //! - times each interaction, from its frame written to the gateway socket to its callback
 //!   received ([`FakeDiscord::interaction_timing`]), for latency measurements;
 //! - injects faults: status codes, 429s with `retry_after`, slow responses, gateway closes;
 //! - enforces a few Discord rules the bot must respect (an interaction is answered once, within
-//!   3 s; message and embed length limits);
+//!   3 s, with a callback type valid for it: no MODAL for a MODAL_SUBMIT, UPDATE_MESSAGE only for
+//!   a component or a modal opened from one; message and embed length limits; each uploaded `files[n]` named by an
+//!   `attachments` entry with id n, and back; no DM to a user whose DMs are closed, 403 50007);
 //! - validates every request body against Discord's OpenAPI spec (see `openapi.rs`). A body that
 //!   fails is a *problem*: every `wait_*` panics on a new problem, and so does dropping the fake
 //!   at the end of a test, so a bad body cannot pass unnoticed.
@@ -53,7 +64,7 @@ use axum::Router;
 use serde_json::{json, Value};
 use tokio::sync::{mpsc, watch};
 
-use super::openapi::OpenApiSpec;
+use super::openapi::{upload_placeholders_to_strings, OpenApiSpec};
 use super::payloads::{self, TestGuild, APP_ID};
 
 /// The bot token the fake accepts (as `Authorization: Bot test.fake.token` on REST and as
@@ -84,6 +95,8 @@ pub struct RecordedRequest {
     pub query: Option<String>,
     /// The JSON body (for multipart requests, the `payload_json` part).
     pub body: Option<Value>,
+    /// The files of a multipart request (its parts other than `payload_json`), in order.
+    pub files: Vec<RecordedFile>,
     /// The `Authorization` header as sent (`Bot test.fake.token`), if any.
     pub authorization: Option<String>,
     /// The `User-Agent` header, if any: tells which process made the call when processes label
@@ -151,6 +164,34 @@ impl RecordedRequest {
             line += " [INVALID BODY]";
         }
         line
+    }
+}
+
+/// A file part of a multipart request (`files[0]`, ...), bytes as received.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecordedFile {
+    /// The form field's name: `files[n]` as Discord wants it.
+    pub field_name: String,
+    /// The part's `filename` (empty when it had none, which Discord refuses).
+    pub filename: String,
+    /// The part's `Content-Type`, if it had one.
+    pub content_type: Option<String>,
+    pub bytes: Vec<u8>,
+}
+
+impl RecordedFile {
+    /// The `n` of a `files[n]` field: the placeholder id an `attachments` entry refers to it by.
+    pub fn index(&self) -> Option<u64> {
+        self.field_name
+            .strip_prefix("files[")?
+            .strip_suffix(']')?
+            .parse()
+            .ok()
+    }
+
+    /// The bytes as text (lossy UTF-8), for `contains` checks.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.bytes).into_owned()
     }
 }
 
@@ -485,6 +526,8 @@ struct InteractionRecord {
     answered_at: Option<Instant>,
     /// The callback type once acknowledged.
     response_type: Option<u64>,
+    /// The `data` of a MODAL (type 9) callback: the modal the bot opened.
+    modal: Option<Value>,
     original: Option<u64>,
     followups: Vec<u64>,
 }
@@ -500,6 +543,21 @@ struct World {
     /// Registered commands: `None` for global, `Some(guild)` for guild-scoped.
     commands: HashMap<Option<u64>, Vec<Value>>,
     interactions: HashMap<String, InteractionRecord>,
+    /// Files the fake's CDN serves (`GET /attachments/{channel}/{id}/{filename}`), by attachment
+    /// id: hosted by the test or uploaded by the bot.
+    files: HashMap<u64, HostedFile>,
+    /// `http://127.0.0.1:PORT`, for attachment URLs.
+    base_url: String,
+    /// Users whose DMs are closed to the bot (see [`FakeDiscord::close_dms`]).
+    closed_dms: HashSet<u64>,
+}
+
+/// A file on the fake's CDN.
+struct HostedFile {
+    channel_id: u64,
+    filename: String,
+    content_type: Option<String>,
+    bytes: Vec<u8>,
 }
 
 impl World {
@@ -518,10 +576,17 @@ impl World {
             .and_then(|c| snowflake(&c["guild_id"]))
     }
 
-    fn bot_message(&mut self, channel_id: u64, body: &Value, webhook: bool) -> Value {
+    fn bot_message(
+        &mut self,
+        channel_id: u64,
+        body: &Value,
+        webhook: bool,
+        files: &[RecordedFile],
+    ) -> Value {
         let message_id = payloads::next_snowflake();
         let mut m = payloads::message(message_id, channel_id, None, payloads::bot_user(), "");
         apply_message_edit(&mut m, body);
+        self.apply_attachments(&mut m, body, files, true);
         for key in ["nonce", "tts", "message_reference"] {
             if let Some(v) = body.get(key).filter(|v| !v.is_null()) {
                 m[key] = v.clone();
@@ -536,6 +601,130 @@ impl World {
         }
         self.messages.insert(message_id, m.clone());
         m
+    }
+
+    /// Puts a file on the fake's CDN and returns its attachment object. `declared_size` is the
+    /// `size` the object reports (the bytes' length unless a test lies).
+    fn host(
+        &mut self,
+        channel_id: u64,
+        filename: &str,
+        content_type: Option<&str>,
+        bytes: Vec<u8>,
+        declared_size: Option<u64>,
+    ) -> Value {
+        let id = payloads::next_snowflake();
+        let url = format!(
+            "{}/attachments/{channel_id}/{id}/{}",
+            self.base_url,
+            percent_encode(filename)
+        );
+        let size = declared_size.unwrap_or(bytes.len() as u64);
+        let attachment = payloads::attachment(id, filename, content_type, size, &url);
+        self.files.insert(
+            id,
+            HostedFile {
+                channel_id,
+                filename: filename.to_string(),
+                content_type: content_type.map(str::to_owned),
+                bytes,
+            },
+        );
+        attachment
+    }
+
+    /// Sets a message's `attachments` from a create or edit body and the files uploaded with it,
+    /// as Discord does: each `attachments` entry keeps the message's attachment with that id, or
+    /// attaches the uploaded `files[id]` (under the entry's `filename` when given). Creating, a
+    /// file without an entry is attached too; editing, a body without `attachments` leaves them
+    /// as they were (new files are not added).
+    fn apply_attachments(
+        &mut self,
+        message: &mut Value,
+        body: &Value,
+        files: &[RecordedFile],
+        create: bool,
+    ) {
+        let channel_id = snowflake(&message["channel_id"]).unwrap_or(0);
+        let existing = message["attachments"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let upload = |this: &mut World, file: &RecordedFile, entry: Option<&Value>| {
+            let filename = entry
+                .and_then(|e| e["filename"].as_str())
+                .unwrap_or(&file.filename)
+                .to_string();
+            let mut a = this.host(
+                channel_id,
+                &filename,
+                file.content_type.as_deref(),
+                file.bytes.clone(),
+                None,
+            );
+            if let Some(d) = entry.and_then(|e| e["description"].as_str()) {
+                a["description"] = json!(d);
+            }
+            a
+        };
+        let mut attachments = Vec::new();
+        match body.get("attachments").and_then(Value::as_array) {
+            Some(entries) => {
+                let mut used = HashSet::new();
+                for entry in entries {
+                    let Some(id) = snowflake(&entry["id"]) else {
+                        continue;
+                    };
+                    if let Some(kept) = existing.iter().find(|a| snowflake(&a["id"]) == Some(id)) {
+                        attachments.push(kept.clone());
+                    } else if let Some(file) = files.iter().find(|f| f.index() == Some(id)) {
+                        used.insert(id);
+                        attachments.push(upload(self, file, Some(entry)));
+                    }
+                }
+                if create {
+                    for file in files
+                        .iter()
+                        .filter(|f| !f.index().is_some_and(|n| used.contains(&n)))
+                    {
+                        attachments.push(upload(self, file, None));
+                    }
+                }
+            }
+            None if create => {
+                for file in files {
+                    attachments.push(upload(self, file, None));
+                }
+            }
+            None => return,
+        }
+        message["attachments"] = Value::Array(attachments);
+    }
+
+    /// Whether an attachment with this id exists (on the CDN or on a message).
+    fn attachment_exists(&self, id: u64) -> bool {
+        self.files.contains_key(&id)
+            || self.messages.values().any(|m| {
+                m["attachments"]
+                    .as_array()
+                    .is_some_and(|a| a.iter().any(|a| snowflake(&a["id"]) == Some(id)))
+            })
+    }
+
+    /// The DM channels with `user_id`, oldest first.
+    fn dm_channels_of(&self, user_id: u64) -> Vec<u64> {
+        let mut ids: Vec<u64> = self
+            .channels
+            .iter()
+            .filter(|(id, c)| {
+                !self.deleted_channels.contains(id)
+                    && c["type"] == 1
+                    && snowflake(&c["recipients"][0]["id"]) == Some(user_id)
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        ids.sort_unstable();
+        ids
     }
 
     /// The bot's permissions in a server channel (`None` for a DM or another private channel).
@@ -668,7 +857,10 @@ impl FakeDiscordBuilder {
             .await
             .expect("bind the fake Discord to 127.0.0.1");
         let addr = listener.local_addr().expect("local address");
-        let mut world = World::default();
+        let mut world = World {
+            base_url: format!("http://{addr}"),
+            ..World::default()
+        };
         let dm = payloads::dm_channel(payloads::DM_CHANNEL_ID, payloads::alice());
         world.channels.insert(payloads::DM_CHANNEL_ID, dm);
         for guild in self.guilds {
@@ -1180,6 +1372,122 @@ impl FakeDiscord {
             .collect()
     }
 
+    /// The modal the bot opened for a dispatched interaction (its MODAL callback's `data`:
+    /// `custom_id`, `title`, `components`), if it answered with one.
+    pub fn modal_response(&self, interaction: &Value) -> Option<Value> {
+        let st = self.inner.lock();
+        let rec = st.world.interactions.get(interaction["token"].as_str()?)?;
+        rec.modal.clone()
+    }
+
+    /// The files the bot sent with its answers to a dispatched interaction: the accepted
+    /// callback, its follow-ups and its edits of the original or of a follow-up, in that order
+    /// of arrival (requests the fake refused are left out).
+    pub fn response_files(&self, interaction: &Value) -> Vec<RecordedFile> {
+        let Some(token) = interaction["token"].as_str() else {
+            return Vec::new();
+        };
+        let callback = payloads::callback_path(interaction);
+        let webhook = format!("/api/v10/webhooks/{APP_ID}/{token}");
+        let edits = format!("{webhook}/messages/");
+        self.requests_matching(|r| {
+            r.status < 300
+                && ((r.method == "POST" && (r.path == callback || r.path == webhook))
+                    || (r.method == "PATCH" && r.path.starts_with(&edits)))
+        })
+        .into_iter()
+        .flat_map(|r| r.files)
+        .collect()
+    }
+
+    // -- attachments and the CDN ------------------------------------------------------------------
+
+    /// Puts a file on the fake's CDN, as Discord does with a file a user attaches to a command,
+    /// and returns its attachment object (`id`, `filename`, `size` = the bytes' length,
+    /// `content_type`, `url` = `proxy_url` =
+    /// `http://127.0.0.1:PORT/attachments/{channel}/{id}/{filename}`, with #general as the
+    /// channel). `GET` on that URL answers the bytes; give the object to
+    /// [`InteractionBuilder::resolved_attachment`](payloads::InteractionBuilder::resolved_attachment)
+    /// with an [`opt_attachment`](payloads::opt_attachment).
+    pub fn host_attachment(&self, filename: &str, content_type: &str, bytes: Vec<u8>) -> Value {
+        let mut st = self.inner.lock();
+        let channel = payloads::GENERAL_CHANNEL_ID;
+        st.world
+            .host(channel, filename, Some(content_type), bytes, None)
+    }
+
+    /// [`host_attachment`](Self::host_attachment) with a `size` that lies: what Discord reports
+    /// is `declared_size` whatever the bytes, so a test can check that the bot refuses a file by
+    /// its declared size before downloading it.
+    pub fn host_attachment_with_size(
+        &self,
+        filename: &str,
+        content_type: &str,
+        bytes: Vec<u8>,
+        declared_size: u32,
+    ) -> Value {
+        let mut st = self.inner.lock();
+        let channel = payloads::GENERAL_CHANNEL_ID;
+        let size = Some(u64::from(declared_size));
+        st.world
+            .host(channel, filename, Some(content_type), bytes, size)
+    }
+
+    /// How many times a file was downloaded from the fake's CDN (answered 200).
+    pub fn attachment_downloads(&self) -> usize {
+        self.requests_matching(|r| {
+            r.method == "GET" && r.path.starts_with("/attachments/") && r.status == 200
+        })
+        .len()
+    }
+
+    /// The bytes behind an attachment object (one the test hosted, or one of a message the bot
+    /// sent with files: see `attachments` in [`channel_messages`](Self::channel_messages),
+    /// [`original_response`](Self::original_response), [`followups`](Self::followups)).
+    pub fn attachment_bytes(&self, attachment: &Value) -> Option<Vec<u8>> {
+        let id = snowflake(&attachment["id"])?;
+        let st = self.inner.lock();
+        st.world.files.get(&id).map(|f| f.bytes.clone())
+    }
+
+    // -- direct messages --------------------------------------------------------------------------
+
+    /// Closes `user_id`'s DMs to the bot (privacy settings, or the bot blocked): from now on
+    /// posting in the DM channel with them answers 403 with code 50007 "Cannot send messages to
+    /// this user", as on Discord. Opening the DM channel (`POST /users/@me/channels`) still
+    /// succeeds, and interaction answers (webhooks) are not affected.
+    pub fn close_dms(&self, user_id: u64) {
+        self.inner.lock().world.closed_dms.insert(user_id);
+    }
+
+    /// The DM channel with `user_id` (the one `POST /users/@me/channels` answers: always the same
+    /// for the same user), if it has been opened or is configured (alice's is
+    /// [`payloads::DM_CHANNEL_ID`]).
+    pub fn dm_channel_of(&self, user_id: u64) -> Option<u64> {
+        self.inner
+            .lock()
+            .world
+            .dm_channels_of(user_id)
+            .first()
+            .copied()
+    }
+
+    /// The bot's messages in its DM channels with `user_id`, oldest first (posts and interaction
+    /// answers alike, after edits; refused posts are not messages).
+    pub fn dm_messages_to(&self, user_id: u64) -> Vec<Value> {
+        let st = self.inner.lock();
+        let channels = st.world.dm_channels_of(user_id);
+        st.world
+            .messages
+            .values()
+            .filter(|m| {
+                snowflake(&m["channel_id"]).is_some_and(|c| channels.contains(&c))
+                    && snowflake(&m["author"]["id"]) == Some(payloads::BOT_USER_ID)
+            })
+            .cloned()
+            .collect()
+    }
+
     // -- requests -------------------------------------------------------------------------------
 
     /// Every request so far.
@@ -1496,6 +1804,7 @@ fn send_dispatch(
                 sent_at: None,
                 answered_at: None,
                 response_type: None,
+                modal: None,
                 original: None,
                 followups: Vec::new(),
             },
@@ -1911,6 +2220,8 @@ struct Reply {
     unhandled: bool,
     /// Break the connection instead of answering (the status is what is recorded).
     drop_connection: bool,
+    /// A raw body (content type, bytes) instead of JSON: a file from the CDN.
+    raw: Option<(String, Vec<u8>)>,
 }
 
 impl Reply {
@@ -1922,6 +2233,7 @@ impl Reply {
             note: None,
             unhandled: false,
             drop_connection: false,
+            raw: None,
         }
     }
 
@@ -1937,12 +2249,21 @@ impl Reply {
             note: None,
             unhandled: false,
             drop_connection: false,
+            raw: None,
         }
     }
 
     /// A Discord-style error: `{"message": ..., "code": ...}`.
     fn error(status: u16, code: u32, message: &str) -> Self {
         Self::json(status, json!({"message": message, "code": code}))
+    }
+
+    /// A file's bytes, as the CDN answers them.
+    fn file(content_type: &str, bytes: Vec<u8>) -> Self {
+        let mut r = Self::no_content();
+        r.status = 200;
+        r.raw = Some((content_type.to_string(), bytes));
+        r
     }
 
     fn note(mut self, note: impl Into<String>) -> Self {
@@ -1969,14 +2290,17 @@ impl Reply {
             return axum::body::Body::from_stream(broken).into_response();
         }
         let status = StatusCode::from_u16(self.status).expect("valid status");
-        let mut response = match self.body {
-            Some(body) => (
+        let mut response = match (self.raw, self.body) {
+            (Some((content_type, bytes)), _) => {
+                (status, [(CONTENT_TYPE, content_type)], bytes).into_response()
+            }
+            (None, Some(body)) => (
                 status,
-                [(CONTENT_TYPE, "application/json")],
+                [(CONTENT_TYPE, "application/json".to_string())],
                 body.to_string(),
             )
                 .into_response(),
-            None => status.into_response(),
+            (None, None) => status.into_response(),
         };
         for (name, value) in self.headers {
             response.headers_mut().insert(
@@ -2048,17 +2372,26 @@ async fn rest(
         .map(str::to_owned);
     // Discord answers 401 to any call with an unknown token. `GET /gateway` is exempt (it needs
     // no token, and when it fails serenity silently connects to the real gateway); a request
-    // without the header (the self-test's raw HTTP) is let through.
+    // without the header (the self-test's raw HTTP) is let through. The CDN (`/attachments/`)
+    // ignores the header, as Discord's does.
     let token_rejected = path != "/api/v10/gateway"
+        && !path.starts_with("/attachments/")
         && authorization
             .as_deref()
             .is_some_and(|a| a != format!("Bot {TOKEN}"));
-    let (body, mut problem) = parse_body(content_type.as_deref(), &raw);
+    let (body, files, mut problem) = parse_body(content_type.as_deref(), &raw);
     let mut operation = None;
     if let Some(spec) = &inner.spec {
         let has_body = body.is_some() || !raw.is_empty();
         if has_body || matches!(method.as_str(), "POST" | "PUT" | "PATCH") {
-            match spec.check(&method, &path, body.as_ref()) {
+            // The placeholder ids of the files uploaded with it are validated as the strings
+            // Discord reads them as (see `upload_placeholders_to_strings`).
+            let uploaded: Vec<u64> = files.iter().filter_map(RecordedFile::index).collect();
+            let checked = body.clone().map(|mut b| {
+                upload_placeholders_to_strings(&mut b, &uploaded);
+                b
+            });
+            match spec.check(&method, &path, checked.as_ref()) {
                 Ok(op) => operation = Some(op),
                 Err(e) => problem = problem.or(Some(e)),
             }
@@ -2067,9 +2400,22 @@ async fn rest(
         }
     }
     let mut delay = None;
+    let incoming = Incoming {
+        method: &method,
+        path: &path,
+        query: query.as_deref(),
+        body: body.as_ref(),
+        files: &files,
+    };
     let reply = {
         let mut st = inner.lock();
         let st = &mut *st;
+        if let Some(p) = attachments_problem(&st.world, &method, &path, body.as_ref(), &files) {
+            problem = Some(match problem {
+                Some(first) => format!("{first}\n  and {p}"),
+                None => p,
+            });
+        }
         // Never on `GET /gateway`: when that fails serenity silently connects to the real gateway.
         let fault = st.faults.iter_mut().find(|f| {
             !token_rejected
@@ -2100,15 +2446,7 @@ async fn rest(
                         problem = problem.or(Some(limit_problem));
                         Reply::error(400, 50035, "Invalid Form Body")
                     }
-                    None => route(
-                        &inner,
-                        &mut st.world,
-                        received_at,
-                        &method,
-                        &path,
-                        query.as_deref(),
-                        body.as_ref(),
-                    ),
+                    None => route(&inner, &mut st.world, received_at, incoming),
                 };
                 let handled_as = handled.status;
                 match kind {
@@ -2131,15 +2469,7 @@ async fn rest(
                         problem = problem.or(Some(limit_problem));
                         Reply::error(400, 50035, "Invalid Form Body")
                     }
-                    None => route(
-                        &inner,
-                        &mut st.world,
-                        received_at,
-                        &method,
-                        &path,
-                        query.as_deref(),
-                        body.as_ref(),
-                    ),
+                    None => route(&inner, &mut st.world, received_at, incoming),
                 }
                 .note(format!("delayed {d:?}"))
             }
@@ -2148,15 +2478,7 @@ async fn rest(
                     problem = problem.or(Some(limit_problem));
                     Reply::error(400, 50035, "Invalid Form Body").note("over a Discord limit")
                 }
-                None => route(
-                    &inner,
-                    &mut st.world,
-                    received_at,
-                    &method,
-                    &path,
-                    query.as_deref(),
-                    body.as_ref(),
-                ),
+                None => route(&inner, &mut st.world, received_at, incoming),
             },
         };
         let index = st.requests.len();
@@ -2170,6 +2492,7 @@ async fn rest(
             path: path.clone(),
             query,
             body,
+            files,
             authorization,
             user_agent,
             content_type,
@@ -2190,43 +2513,191 @@ async fn rest(
     reply.into_response()
 }
 
-/// The JSON body (or a multipart request's `payload_json`), and a problem if it is not JSON.
-fn parse_body(content_type: Option<&str>, raw: &[u8]) -> (Option<Value>, Option<String>) {
+/// The JSON body (or a multipart request's `payload_json`), a multipart request's files, and a
+/// problem if the body is not JSON or not a multipart form Discord reads.
+fn parse_body(
+    content_type: Option<&str>,
+    raw: &[u8],
+) -> (Option<Value>, Vec<RecordedFile>, Option<String>) {
     if raw.is_empty() {
-        return (None, None);
+        return (None, Vec::new(), None);
     }
     let ct = content_type.unwrap_or_default();
     if ct.starts_with("multipart/form-data") {
-        return match payload_json(ct, raw) {
-            Some(v) => (Some(v), None),
-            None => (
-                None,
-                Some("multipart body without a JSON payload_json part".into()),
-            ),
+        let parts = match multipart_parts(ct, raw) {
+            Ok(parts) => parts,
+            Err(e) => return (None, Vec::new(), Some(format!("multipart body: {e}"))),
         };
+        let mut json = None;
+        let mut files = Vec::new();
+        let mut problems = Vec::new();
+        for part in parts {
+            if part.name == "payload_json" {
+                match serde_json::from_slice(&part.bytes) {
+                    Ok(v) => json = Some(v),
+                    Err(e) => problems.push(format!("payload_json is not JSON ({e})")),
+                }
+            } else if part.filename.is_some() || part.name.starts_with("files[") {
+                let file = RecordedFile {
+                    field_name: part.name,
+                    filename: part.filename.unwrap_or_default(),
+                    content_type: part.content_type,
+                    bytes: part.bytes,
+                };
+                if file.filename.is_empty() {
+                    // Discord: "All files[n] parameters must include a valid Content-Disposition
+                    // subpart header with a filename".
+                    problems.push(format!("file part {} has no filename", file.field_name));
+                }
+                files.push(file);
+            }
+        }
+        if json.is_none() && problems.is_empty() {
+            problems.push("multipart body without a JSON payload_json part".into());
+        }
+        let problem = (!problems.is_empty()).then(|| problems.join("; "));
+        return (json, files, problem);
     }
     match serde_json::from_slice(raw) {
-        Ok(v) => (Some(v), None),
+        Ok(v) => (Some(v), Vec::new(), None),
         Err(e) => (
             None,
+            Vec::new(),
             Some(format!("body is not JSON ({e}); content-type {ct:?}")),
         ),
     }
 }
 
-fn payload_json(content_type: &str, raw: &[u8]) -> Option<Value> {
+/// One part of a `multipart/form-data` body.
+struct FormPart {
+    name: String,
+    filename: Option<String>,
+    content_type: Option<String>,
+    bytes: Vec<u8>,
+}
+
+/// Splits a `multipart/form-data` body into its parts (RFC 7578), on bytes: file contents are
+/// kept exactly as sent.
+fn multipart_parts(content_type: &str, raw: &[u8]) -> Result<Vec<FormPart>, String> {
     let boundary = content_type
         .split(';')
-        .find_map(|p| p.trim().strip_prefix("boundary="))?
-        .trim_matches('"');
-    let text = String::from_utf8_lossy(raw);
-    text.split(&format!("--{boundary}")).find_map(|part| {
-        let (head, content) = part.split_once("\r\n\r\n")?;
-        if !head.contains("name=\"payload_json\"") {
-            return None;
+        .find_map(|p| p.trim().strip_prefix("boundary="))
+        .map(|b| b.trim_matches('"'))
+        .filter(|b| !b.is_empty())
+        .ok_or("no boundary in the content type")?;
+    let delimiter = format!("--{boundary}").into_bytes();
+    // Every delimiter but a first one at the very start follows a CRLF.
+    let next_delimiter = [b"\r\n".as_slice(), &delimiter].concat();
+    let mut at = if raw.starts_with(&delimiter) {
+        0
+    } else {
+        find_bytes(raw, &next_delimiter, 0).ok_or("no boundary line")? + 2
+    };
+    let mut parts = Vec::new();
+    loop {
+        let after = at + delimiter.len();
+        if raw[after..].starts_with(b"--") {
+            return Ok(parts);
         }
-        serde_json::from_str(content.strip_suffix("\r\n").unwrap_or(content)).ok()
-    })
+        let start = after
+            + raw[after..]
+                .strip_prefix(b"\r\n")
+                .map(|_| 2)
+                .ok_or("a boundary line not followed by CRLF")?;
+        let end = find_bytes(raw, &next_delimiter, start).ok_or("no closing boundary")?;
+        let part = &raw[start..end];
+        let (head, bytes) = match find_bytes(part, b"\r\n\r\n", 0) {
+            Some(h) => (&part[..h], &part[h + 4..]),
+            None if part.starts_with(b"\r\n") => (&part[..0], &part[2..]),
+            None => return Err("a part without a blank line after its headers".into()),
+        };
+        let head = String::from_utf8_lossy(head);
+        let mut name = None;
+        let mut filename = None;
+        let mut part_type = None;
+        for line in head.split("\r\n") {
+            let Some((key, value)) = line.split_once(':') else {
+                continue;
+            };
+            if key.trim().eq_ignore_ascii_case("content-disposition") {
+                for (k, v) in disposition_params(value) {
+                    match k.as_str() {
+                        "name" => name = Some(v),
+                        "name*" => name = Some(ext_value(&v)),
+                        "filename" => filename = Some(v),
+                        "filename*" => filename = Some(ext_value(&v)),
+                        _ => {}
+                    }
+                }
+            } else if key.trim().eq_ignore_ascii_case("content-type") {
+                part_type = Some(value.trim().to_string());
+            }
+        }
+        parts.push(FormPart {
+            name: name.ok_or("a part without a name in its Content-Disposition")?,
+            filename,
+            content_type: part_type,
+            bytes: bytes.to_vec(),
+        });
+        at = end + 2;
+    }
+}
+
+fn find_bytes(haystack: &[u8], needle: &[u8], from: usize) -> Option<usize> {
+    haystack
+        .get(from..)?
+        .windows(needle.len())
+        .position(|w| w == needle)
+        .map(|p| p + from)
+}
+
+/// The parameters of a `Content-Disposition: form-data; name="a"; filename="b"` value, quoted
+/// strings unescaped.
+fn disposition_params(value: &str) -> Vec<(String, String)> {
+    let mut params = Vec::new();
+    let mut chars = value.chars().peekable();
+    // The disposition type itself.
+    for c in chars.by_ref() {
+        if c == ';' {
+            break;
+        }
+    }
+    loop {
+        let key: String = chars.by_ref().take_while(|&c| c != '=').collect();
+        let key = key.trim().to_ascii_lowercase();
+        if key.is_empty() {
+            return params;
+        }
+        while chars.peek().is_some_and(|c| c.is_whitespace()) {
+            chars.next();
+        }
+        let mut v = String::new();
+        if chars.peek() == Some(&'"') {
+            chars.next();
+            while let Some(c) = chars.next() {
+                match c {
+                    '\\' => v.extend(chars.next()),
+                    '"' => break,
+                    c => v.push(c),
+                }
+            }
+            for c in chars.by_ref() {
+                if c == ';' {
+                    break;
+                }
+            }
+        } else {
+            v = chars.by_ref().take_while(|&c| c != ';').collect();
+            v = v.trim().to_string();
+        }
+        params.push((key, v));
+    }
+}
+
+/// An RFC 8187 extended value (`utf-8''files%5B0%5D`), decoded.
+fn ext_value(v: &str) -> String {
+    let encoded = v.splitn(3, '\'').nth(2).unwrap_or(v);
+    percent_decode(encoded)
 }
 
 /// Discord's message limits that the OpenAPI schema does not carry (it allows 4000 characters of
@@ -2291,15 +2762,27 @@ fn discord_limits(method: &str, path: &str, body: Option<&Value>) -> Option<Stri
         .then(|| format!("over Discord's message limits: {}", problems.join("; ")))
 }
 
-fn route(
-    inner: &Inner,
-    world: &mut World,
-    received_at: Instant,
-    method: &str,
-    path: &str,
-    query: Option<&str>,
-    body: Option<&Value>,
-) -> Reply {
+/// What [`route`] needs of a request.
+#[derive(Clone, Copy)]
+struct Incoming<'a> {
+    method: &'a str,
+    path: &'a str,
+    query: Option<&'a str>,
+    body: Option<&'a Value>,
+    files: &'a [RecordedFile],
+}
+
+fn route(inner: &Inner, world: &mut World, received_at: Instant, request: Incoming) -> Reply {
+    let Incoming {
+        method,
+        path,
+        query,
+        body,
+        files,
+    } = request;
+    if let Some(cdn) = path.strip_prefix("/attachments/") {
+        return cdn_route(world, method, cdn);
+    }
     let Some(rel) = path.strip_prefix("/api/v10/") else {
         return Reply::unknown();
     };
@@ -2333,17 +2816,23 @@ fn route(
             }
         }
         ("POST", ["users", "@me", "channels"]) => {
-            // Opening a DM: the DM channel with alice is known; others are made up.
-            let recipient = body_or_empty["recipient_id"].as_str().unwrap_or_default().to_string();
-            if recipient == payloads::USER_ID.to_string() {
-                Reply::ok(world.channel(payloads::DM_CHANNEL_ID).expect("DM channel"))
-            } else {
-                let id = payloads::next_snowflake();
-                let user = payloads::user(recipient.parse().unwrap_or(0), "someone", false);
-                let channel = payloads::dm_channel(id, user);
-                world.channels.insert(id, channel.clone());
-                Reply::ok(channel)
+            // Opening a DM: the same channel every time for the same user (alice's is known from
+            // the start); a new one the first time. Closed DMs still open (see `close_dms`).
+            let Some(recipient) = snowflake(&body_or_empty["recipient_id"]) else {
+                return Reply::error(400, 50035, "Invalid Form Body").note("no recipient_id");
+            };
+            if let Some(&id) = world.dm_channels_of(recipient).first() {
+                return Reply::ok(world.channel(id).expect("a DM channel"));
             }
+            let known = [payloads::alice(), payloads::ada(), payloads::user(payloads::OWNER_ID, "owner", false)];
+            let user = known
+                .into_iter()
+                .find(|u| snowflake(&u["id"]) == Some(recipient))
+                .unwrap_or_else(|| payloads::user(recipient, "someone", false));
+            let id = payloads::next_snowflake();
+            let channel = payloads::dm_channel(id, user);
+            world.channels.insert(id, channel.clone());
+            Reply::ok(channel)
         }
 
         // Application commands.
@@ -2360,10 +2849,10 @@ fn route(
 
         // Interactions and their webhooks.
         ("POST", ["interactions", interaction_id, token, "callback"]) => {
-            interaction_callback(inner, world, received_at, interaction_id, token, body_or_empty)
+            interaction_callback(inner, world, received_at, interaction_id, token, body_or_empty, files)
         }
         (_, ["webhooks", a, token, rest @ ..]) if *a == app.as_str() => {
-            webhook_route(world, method, token, rest, body_or_empty)
+            webhook_route(world, method, token, rest, body_or_empty, files)
         }
 
         // Channels and messages.
@@ -2371,7 +2860,7 @@ fn route(
             let Ok(channel_id) = channel.parse::<u64>() else {
                 return Reply::error(404, 10003, "Unknown Channel");
             };
-            channel_route(world, method, channel_id, rest, query, body_or_empty)
+            channel_route(world, method, channel_id, rest, query, body_or_empty, files)
         }
 
         // Guilds.
@@ -2495,6 +2984,7 @@ fn interaction_callback(
     interaction_id: &str,
     token: &str,
     body: &Value,
+    files: &[RecordedFile],
 ) -> Reply {
     let unknown = Reply::error(404, 10062, "Unknown interaction");
     let Some(rec) = world
@@ -2523,17 +3013,25 @@ fn interaction_callback(
         .cloned()
         .unwrap_or(json!({}));
     let response_type = body["type"].as_u64().unwrap_or(0);
+    // Interaction types: 2 command, 3 component, 4 autocomplete, 5 modal submit.
     let original = match response_type {
         1 => None,
-        4 if kind != 4 => Some(world.bot_message(channel_id, &data, true)),
+        4 if kind != 4 => Some(world.bot_message(channel_id, &data, true, files)),
         5 if kind != 4 => {
             let flags = data["flags"].as_u64().unwrap_or(0) | LOADING;
-            Some(world.bot_message(channel_id, &json!({"content": "", "flags": flags}), true))
+            let loading = json!({"content": "", "flags": flags});
+            Some(world.bot_message(channel_id, &loading, true, &[]))
         }
-        6 | 7 if kind == 3 => {
-            let mut message = component_message.unwrap_or(json!({}));
+        // The message of the component (for a modal submit: of the component that opened the
+        // modal), as the fake has it now (after earlier edits), else as dispatched.
+        6 | 7 if kind == 3 || (kind == 5 && component_message.is_some()) => {
+            let dispatched = component_message.unwrap_or(json!({}));
+            let mut message = snowflake(&dispatched["id"])
+                .and_then(|id| world.messages.get(&id).cloned())
+                .unwrap_or(dispatched);
             if response_type == 7 {
                 apply_message_edit(&mut message, &data);
+                world.apply_attachments(&mut message, &data, files, false);
                 message["edited_timestamp"] = json!(payloads::now_timestamp());
             }
             if let Some(id) = snowflake(&message["id"]) {
@@ -2541,8 +3039,23 @@ fn interaction_callback(
             }
             Some(message)
         }
+        // Discord accepts DEFERRED_UPDATE_MESSAGE for any modal submit: it closes the modal and
+        // nothing is shown (discord-api-docs#5486).
+        6 if kind == 5 => None,
+        // The fake's call: with no message there is nothing to update, so the bot's reply would
+        // be lost; refused so that a test notices.
+        7 if kind == 5 => {
+            return Reply::error(400, 50035, "Invalid Form Body").note(
+                "UPDATE_MESSAGE updates the message of the component that opened the modal, \
+                 and this modal was not opened from one (the interaction has no message)",
+            );
+        }
         8 if kind == 4 => None,
-        9 if kind != 4 => None,
+        9 if kind == 5 => {
+            return Reply::error(400, 50035, "Invalid Form Body")
+                .note("callback type 9 (MODAL) cannot answer a MODAL_SUBMIT: Discord refuses it");
+        }
+        9 if matches!(kind, 2 | 3) => None,
         other => {
             return Reply::error(400, 50035, "Invalid Form Body").note(format!(
                 "callback type {other} is not valid for interaction type {kind}"
@@ -2550,6 +3063,9 @@ fn interaction_callback(
         }
     };
     let rec = world.interactions.get_mut(token).expect("looked up above");
+    if response_type == 9 {
+        rec.modal = Some(data);
+    }
     rec.response_type = Some(response_type);
     rec.answered_at = Some(received_at);
     rec.original = original.and_then(|m| snowflake(&m["id"]));
@@ -2562,6 +3078,7 @@ fn webhook_route(
     token: &str,
     rest: &[&str],
     body: &Value,
+    files: &[RecordedFile],
 ) -> Reply {
     let Some(rec) = world.interactions.get(token) else {
         return Reply::error(404, 10015, "Unknown Webhook").note("no interaction with this token");
@@ -2573,7 +3090,7 @@ fn webhook_route(
     let (original, followups, channel_id) = (rec.original, rec.followups.clone(), rec.channel_id);
     match (method, rest) {
         ("POST", []) => {
-            let message = world.bot_message(channel_id, body, true);
+            let message = world.bot_message(channel_id, body, true, files);
             let id = snowflake(&message["id"]).expect("id");
             world
                 .interactions
@@ -2595,12 +3112,14 @@ fn webhook_route(
             match method {
                 "GET" => Reply::ok(world.messages[&id].clone()),
                 "PATCH" => {
-                    let message = world.messages.get_mut(&id).expect("exists");
+                    let mut message = world.messages[&id].clone();
                     let flags = message["flags"].as_u64().unwrap_or(0);
                     message["flags"] = json!(flags & !LOADING);
-                    apply_message_edit(message, body);
+                    apply_message_edit(&mut message, body);
+                    world.apply_attachments(&mut message, body, files, false);
                     message["edited_timestamp"] = json!(payloads::now_timestamp());
-                    Reply::ok(message.clone())
+                    world.messages.insert(id, message.clone());
+                    Reply::ok(message)
                 }
                 "DELETE" => {
                     world.messages.remove(&id);
@@ -2620,6 +3139,7 @@ fn channel_route(
     rest: &[&str],
     query: Option<&str>,
     body: &Value,
+    files: &[RecordedFile],
 ) -> Reply {
     let unknown_channel = Reply::error(404, 10003, "Unknown Channel");
     if world.deleted_channels.contains(&channel_id) {
@@ -2648,11 +3168,17 @@ fn channel_route(
                 return Reply::error(403, 50013, "Missing Permissions")
                     .note("the bot lacks Embed Links in this channel and sent embeds");
             }
+            let recipient =
+                snowflake(&channel["recipients"][0]["id"]).filter(|_| channel["type"] == 1);
+            if recipient.is_some_and(|r| world.closed_dms.contains(&r)) {
+                return Reply::error(403, 50007, "Cannot send messages to this user")
+                    .note("the user's DMs are closed (close_dms)");
+            }
             if let Some(first) = world.same_nonce(channel_id, body) {
                 return Reply::ok(first)
                     .note("repeated nonce with enforce_nonce: the first message, nothing created");
             }
-            Reply::ok(world.bot_message(channel_id, body, false))
+            Reply::ok(world.bot_message(channel_id, body, false, files))
         }
         ("GET", ["messages"]) => {
             // Discord: without Read Message History the list is simply empty.
@@ -2702,10 +3228,12 @@ fn channel_route(
                     Reply::error(403, 50005, "Cannot edit a message authored by another user")
                 }
                 "PATCH" => {
-                    let m = world.messages.get_mut(&id).expect("exists");
-                    apply_message_edit(m, body);
+                    let mut m = world.messages[&id].clone();
+                    apply_message_edit(&mut m, body);
+                    world.apply_attachments(&mut m, body, files, false);
                     m["edited_timestamp"] = json!(payloads::now_timestamp());
-                    Reply::ok(m.clone())
+                    world.messages.insert(id, m.clone());
+                    Reply::ok(m)
                 }
                 "DELETE" => {
                     world.messages.remove(&id);
@@ -2716,6 +3244,144 @@ fn channel_route(
         }
         _ => Reply::unknown(),
     }
+}
+
+/// The fake's CDN: `GET /attachments/{channel}/{id}/{filename}` answers a hosted file's bytes
+/// (HEAD its headers); anything else 404.
+fn cdn_route(world: &World, method: &str, rest: &str) -> Reply {
+    let not_found = Reply::error(404, 0, "404: Not Found");
+    let [channel, id, filename] = rest.split('/').collect::<Vec<_>>()[..] else {
+        return not_found.note("not /attachments/{channel}/{id}/{filename}");
+    };
+    let file = id
+        .parse::<u64>()
+        .ok()
+        .and_then(|id| world.files.get(&id))
+        .filter(|f| channel.parse() == Ok(f.channel_id) && percent_decode(filename) == f.filename);
+    match (method, file) {
+        ("GET" | "HEAD", Some(f)) => Reply::file(
+            f.content_type
+                .as_deref()
+                .unwrap_or("application/octet-stream"),
+            f.bytes.clone(),
+        ),
+        (_, None) => not_found.note("no such file on the fake's CDN"),
+        _ => Reply::error(405, 0, "405: Method Not Allowed"),
+    }
+}
+
+/// Why the `attachments` of a message body do not match the files uploaded with it, if they do
+/// not. Discord's rule: each `files[n]` part needs an `attachments` entry with `id` n (its
+/// placeholder), and each entry's id names an uploaded `files[n]`, or (editing) an attachment
+/// that exists. Serenity sends exactly that.
+fn attachments_problem(
+    world: &World,
+    method: &str,
+    path: &str,
+    body: Option<&Value>,
+    files: &[RecordedFile],
+) -> Option<String> {
+    let rel = path.strip_prefix("/api/v10").unwrap_or(path);
+    let callback = rel.starts_with("/interactions/");
+    let message_route = callback
+        || rel.starts_with("/webhooks/")
+        || (rel.starts_with("/channels/") && rel.contains("/messages"));
+    if !message_route || !matches!(method, "POST" | "PATCH") {
+        return None;
+    }
+    let body = body?;
+    let message = if callback { &body["data"] } else { body };
+    let entries = message["attachments"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    if files.is_empty() && entries.is_empty() {
+        return None;
+    }
+    // UPDATE_MESSAGE (type 7) edits a message through a POST.
+    let editing = method == "PATCH" || (callback && body["type"] == 7);
+    let mut problems = Vec::new();
+    let mut uploaded: Vec<u64> = Vec::new();
+    for file in files {
+        match file.index() {
+            Some(n) if uploaded.contains(&n) => {
+                problems.push(format!("two file parts named {}", file.field_name))
+            }
+            Some(n) => uploaded.push(n),
+            None => problems.push(format!(
+                "file part {:?}: Discord wants files[n]",
+                file.field_name
+            )),
+        }
+    }
+    let mut listed = Vec::new();
+    for (i, entry) in entries.iter().enumerate() {
+        let Some(id) = snowflake(&entry["id"]) else {
+            problems.push(format!("attachments[{i}] has no id"));
+            continue;
+        };
+        listed.push(id);
+        let exists = editing && world.attachment_exists(id);
+        if !uploaded.contains(&id) && !exists {
+            problems.push(format!(
+                "attachments[{i}].id {id} names no uploaded files[{id}] part{}",
+                if editing {
+                    " and no existing attachment"
+                } else {
+                    ""
+                }
+            ));
+        }
+    }
+    for file in files {
+        if let Some(n) = file.index().filter(|n| !listed.contains(n)) {
+            problems.push(format!(
+                "{} ({:?}) has no attachments entry with id {n}",
+                file.field_name, file.filename
+            ));
+        }
+    }
+    (!problems.is_empty()).then(|| {
+        format!(
+            "attachments do not match the uploaded files: {}",
+            problems.join("; ")
+        )
+    })
+}
+
+/// Percent-encodes everything but RFC 3986's unreserved characters (for a URL path segment).
+fn percent_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            b => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], hex) {
+            (b'%', Some(b)) => {
+                out.push(b);
+                i += 3;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Discord's permission algorithm for one member in one channel: the @everyone role and the
@@ -2805,9 +3471,10 @@ fn apply_message_edit(message: &mut Value, body: &Value) {
     }
 }
 
-/// `/channels/1` and `/api/v10/channels/1` both mean `/api/v10/channels/1`.
+/// `/channels/1` and `/api/v10/channels/1` both mean `/api/v10/channels/1`; the CDN's
+/// `/attachments/...` stays as it is.
 fn full_path(path: &str) -> String {
-    if path.starts_with("/api/") {
+    if path.starts_with("/api/") || path.starts_with("/attachments/") {
         path.to_string()
     } else {
         format!("/api/v10{path}")

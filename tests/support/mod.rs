@@ -34,7 +34,7 @@ pub mod payloads;
 #[allow(unused_imports)]
 pub use fake_discord::{
     check_dispatch, FakeDiscord, FakeDiscordBuilder, FaultKind, GatewayStats, InteractionTiming,
-    RecordedRequest, REJECTED_TOKEN, TOKEN, WAIT,
+    RecordedFile, RecordedRequest, REJECTED_TOKEN, TOKEN, WAIT,
 };
 #[allow(unused_imports)]
 pub use openapi::OpenApiSpec;

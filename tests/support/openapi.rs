@@ -9,8 +9,8 @@
 //! the test that needed it, saying why. It is loaded once per test binary and each operation's
 //! validator is compiled on first use, then cached.
 //!
-//! One known deviation of the spec from Discord is handled, and only that one: see
-//! [`permission_strings_to_integers`].
+//! Two known deviations of the spec from Discord are handled, and only those two: see
+//! [`permission_strings_to_integers`] and [`upload_placeholders_to_strings`].
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -294,6 +294,39 @@ pub fn permission_strings_to_integers(value: &mut Value) {
         Value::Array(items) => items.iter_mut().for_each(permission_strings_to_integers),
         _ => {}
     }
+}
+
+/// KNOWN SPEC DEVIATION, the second and last one accepted: a message body sent with files
+/// (multipart) names each new file in `attachments` by its placeholder id, the `n` of its
+/// `files[n]` part. Discord's own documentation writes that placeholder as an integer
+/// (`"attachments": [{"id": 0, ...}]`), Discord accepts it, and serenity sends it so; the spec
+/// types every attachment id as a snowflake string. So, in a copy of the body used only for
+/// validation, an `attachments[].id` (at the top, or under `data` for an interaction callback)
+/// that is an integer equal to the index of a file part actually `uploaded` with the request
+/// becomes its digit string. Any other integer id (no such file uploaded, or a JSON body without
+/// files) is left as it is and still fails the schema; whether the entries and the files match is
+/// checked separately by the fake Discord.
+pub fn upload_placeholders_to_strings(body: &mut Value, uploaded: &[u64]) {
+    fn convert(list: Option<&mut Value>, uploaded: &[u64]) {
+        let Some(Value::Array(entries)) = list else {
+            return;
+        };
+        for entry in entries {
+            if let Some(id) = entry.get_mut("id") {
+                if let Some(n) = id.as_u64().filter(|n| uploaded.contains(n)) {
+                    *id = Value::String(n.to_string());
+                }
+            }
+        }
+    }
+    if uploaded.is_empty() {
+        return;
+    }
+    convert(body.get_mut("attachments"), uploaded);
+    convert(
+        body.get_mut("data").and_then(|d| d.get_mut("attachments")),
+        uploaded,
+    );
 }
 
 fn truncate(s: &str, max: usize) -> String {

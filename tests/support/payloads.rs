@@ -1,6 +1,7 @@
 //! Discord JSON payloads for the end-to-end tests: gateway dispatches the tests send to the bot
-//! (INTERACTION_CREATE, MESSAGE_CREATE, GUILD_CREATE, READY) and the objects the fake Discord
-//! answers REST calls with (users, members, channels, roles, guilds, the application).
+//! (INTERACTION_CREATE: slash commands, autocomplete, button clicks, modal submits; MESSAGE_CREATE,
+//! GUILD_CREATE, READY) and the objects the fake Discord answers REST calls with (users, members,
+//! channels, roles, guilds, the application, attachments).
 //!
 //! Serenity silently drops a dispatch whose payload does not deserialize into its model (the test
 //! then just times out), so every builder here is checked in `tests/fake_discord_selftest.rs` by
@@ -478,6 +479,48 @@ pub fn opt_group(name: &str, subcommands: Vec<Value>) -> Value {
     json!({"name": name, "type": 2, "options": subcommands})
 }
 
+/// An attachment option (type 11): the value is the attachment's id. Discord resolves it in
+/// `data.resolved.attachments`, so give the builder the attachment object with
+/// [`InteractionBuilder::resolved_attachment`] (e.g. one from `FakeDiscord::host_attachment`);
+/// [`InteractionBuilder::build`] panics when it is missing (serenity would leave the option
+/// unresolved and poise would refuse the command).
+pub fn opt_attachment(name: &str, attachment_id: u64) -> Value {
+    json!({"name": name, "type": 11, "value": id(attachment_id)})
+}
+
+/// The `id` of a Discord object (an attachment, a message...), written as a string or a number.
+pub fn id_of(object: &Value) -> u64 {
+    match &object["id"] {
+        Value::String(s) => s
+            .parse()
+            .unwrap_or_else(|_| panic!("id {s:?} is not a snowflake")),
+        Value::Number(n) => n.as_u64().expect("id is not a snowflake"),
+        _ => panic!("no id in {object}"),
+    }
+}
+
+/// An attachment object as Discord sends it in messages and in `data.resolved.attachments`.
+/// `size` is what Discord reports (the bytes' length, unless a test lies about it).
+pub fn attachment(
+    attachment_id: u64,
+    filename: &str,
+    content_type: Option<&str>,
+    size: u64,
+    url: &str,
+) -> Value {
+    let mut a = json!({
+        "id": id(attachment_id),
+        "filename": filename,
+        "size": size,
+        "url": url,
+        "proxy_url": url,
+    });
+    if let Some(ct) = content_type {
+        a["content_type"] = json!(ct);
+    }
+    a
+}
+
 /// The focused string option of an autocomplete interaction, holding what was typed so far.
 pub fn opt_focused(name: &str, typed: &str) -> Value {
     json!({"name": name, "type": 3, "value": typed, "focused": true})
@@ -501,8 +544,8 @@ enum Place {
     },
 }
 
-/// Builds INTERACTION_CREATE data. Start from [`slash_command`], [`autocomplete`] or
-/// [`button_click`]; by default the interaction comes from alice in #general of the test guild,
+/// Builds INTERACTION_CREATE data. Start from [`slash_command`], [`autocomplete`],
+/// [`button_click`] or [`modal_submit`]; by default the interaction comes from alice in #general of the test guild,
 /// with [`MEMBER_PERMISSIONS`]. Each [`build`](Self::build) gets a fresh id and token.
 #[derive(Clone, Debug)]
 pub struct InteractionBuilder {
@@ -513,6 +556,7 @@ pub struct InteractionBuilder {
     member_permissions: u64,
     app_permissions: u64,
     resolved_channels: Vec<Value>,
+    resolved_attachments: Vec<Value>,
 }
 
 /// A slash command (interaction type 2) named `name` with `options`.
@@ -532,6 +576,22 @@ pub fn button_click(custom_id: &str, message: Value) -> InteractionBuilder {
     let mut b = InteractionBuilder::new(3, json!({"custom_id": custom_id, "component_type": 2}));
     b.message = Some(message);
     b
+}
+
+/// The submission of modal `custom_id` (interaction type 5, MODAL_SUBMIT) with the values the
+/// user typed: `fields` are `(text input custom_id, value)`, each in its own action row as
+/// Discord sends them (`{type: 1, components: [{type: 4, custom_id, value}]}`), which serenity
+/// reads as `ModalInteractionData`. A modal opened from a message component carries that message:
+/// add it with [`with_message`](InteractionBuilder::with_message) (then the bot may answer with
+/// UPDATE_MESSAGE or DEFERRED_UPDATE_MESSAGE).
+pub fn modal_submit(custom_id: &str, fields: &[(&str, &str)]) -> InteractionBuilder {
+    let rows: Vec<Value> = fields
+        .iter()
+        .map(|(input, value)| {
+            json!({"type": 1, "components": [{"type": 4, "custom_id": input, "value": value}]})
+        })
+        .collect();
+    InteractionBuilder::new(5, json!({"custom_id": custom_id, "components": rows}))
 }
 
 fn command_data(name: &str, options: Vec<Value>) -> Value {
@@ -557,7 +617,15 @@ impl InteractionBuilder {
             member_permissions: MEMBER_PERMISSIONS,
             app_permissions: BOT_PERMISSIONS,
             resolved_channels: Vec::new(),
+            resolved_attachments: Vec::new(),
         }
+    }
+
+    /// The message the interaction comes from: for a button click, the one its button is on;
+    /// for a modal submit, the message of the component that opened the modal.
+    pub fn with_message(mut self, message: Value) -> Self {
+        self.message = Some(message);
+        self
     }
 
     /// In the bot's DM with `user` (context 1, channel [`DM_CHANNEL_ID`]).
@@ -635,7 +703,21 @@ impl InteractionBuilder {
         self
     }
 
+    /// Resolves an attachment option ([`opt_attachment`]) to this attachment object (see
+    /// [`attachment`]; `FakeDiscord::host_attachment` returns one whose `url` serves the bytes).
+    pub fn resolved_attachment(mut self, attachment: Value) -> Self {
+        assert!(
+            attachment["id"].is_string(),
+            "an attachment object needs its id as a string: {attachment}"
+        );
+        self.resolved_attachments.push(attachment);
+        self
+    }
+
     /// The INTERACTION_CREATE data, with a fresh id and token.
+    ///
+    /// # Panics
+    /// When an attachment option has no [`resolved_attachment`](Self::resolved_attachment).
     pub fn build(&self) -> Value {
         let interaction_id = next_snowflake();
         let mut d = json!({
@@ -650,10 +732,18 @@ impl InteractionBuilder {
             "attachment_size_limit": 10_485_760,
         });
         let mut data = self.data.clone();
-        if self.kind != 3 {
-            let resolved = self.resolved(&data["options"]);
+        if matches!(self.kind, 2 | 4) {
+            let mut resolved = Map::new();
+            let channels = self.resolve_channels(&data["options"]);
+            if !channels.is_empty() {
+                resolved.insert("channels".into(), Value::Object(channels));
+            }
+            let attachments = self.resolve_attachments(&data["options"]);
+            if !attachments.is_empty() {
+                resolved.insert("attachments".into(), Value::Object(attachments));
+            }
             if !resolved.is_empty() {
-                data["resolved"] = json!({ "channels": resolved });
+                data["resolved"] = Value::Object(resolved);
             }
         }
         let o = d.as_object_mut().unwrap();
@@ -710,17 +800,32 @@ impl InteractionBuilder {
         d
     }
 
-    /// `data.resolved.channels` for every channel option, nested ones included.
-    fn resolved(&self, options: &Value) -> Map<String, Value> {
-        let mut out = Map::new();
-        let mut stack: Vec<&Value> = options
-            .as_array()
-            .map(|a| a.iter().collect())
-            .unwrap_or_default();
-        while let Some(opt) = stack.pop() {
-            if let Some(nested) = opt["options"].as_array() {
-                stack.extend(nested);
+    /// `data.resolved.attachments`: every attachment given, keyed by id.
+    fn resolve_attachments(&self, options: &Value) -> Map<String, Value> {
+        let out: Map<String, Value> = self
+            .resolved_attachments
+            .iter()
+            .map(|a| (a["id"].as_str().unwrap_or_default().to_string(), a.clone()))
+            .collect();
+        for opt in all_options(options) {
+            if opt["type"] != 11 {
+                continue;
             }
+            let attachment_id = opt["value"].as_str().unwrap_or_default();
+            assert!(
+                out.contains_key(attachment_id),
+                "attachment option {} refers to attachment {attachment_id}, which has no \
+                 resolved_attachment: Discord always resolves it",
+                opt["name"]
+            );
+        }
+        out
+    }
+
+    /// `data.resolved.channels` for every channel option, nested ones included.
+    fn resolve_channels(&self, options: &Value) -> Map<String, Value> {
+        let mut out = Map::new();
+        for opt in all_options(options) {
             if opt["type"] != 7 {
                 continue;
             }
@@ -749,6 +854,22 @@ impl InteractionBuilder {
         }
         out
     }
+}
+
+/// Every option, nested ones (in subcommands and groups) included.
+fn all_options(options: &Value) -> Vec<&Value> {
+    let mut out = Vec::new();
+    let mut stack: Vec<&Value> = options
+        .as_array()
+        .map(|a| a.iter().collect())
+        .unwrap_or_default();
+    while let Some(opt) = stack.pop() {
+        if let Some(nested) = opt["options"].as_array() {
+            stack.extend(nested);
+        }
+        out.push(opt);
+    }
+    out
 }
 
 /// The REST path of the interaction callback the bot must call for `interaction` (as built by
