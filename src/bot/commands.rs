@@ -69,7 +69,20 @@ pub struct SlowDown {
 /// Spends one reply of `user`'s budget, shared by every way in: slash commands, DMs (questions,
 /// `help`, empty messages) and buttons. `Err` when the budget is spent.
 pub fn spend_budget(data: &Data, user: serenity::UserId) -> Result<(), SlowDown> {
-    let mut cooldown = data.cooldown.lock().unwrap_or_else(|e| e.into_inner());
+    spend(&data.cooldown, user)
+}
+
+/// Spends one action of `user`'s curating budget (`/insights`, its buttons and forms, the review
+/// buttons, `/suggest`'s form): see [`super::CURATION_ACTIONS_PER_MINUTE`].
+pub fn spend_curation_budget(data: &Data, user: serenity::UserId) -> Result<(), SlowDown> {
+    spend(&data.curation_cooldown, user)
+}
+
+fn spend(
+    budget: &std::sync::Mutex<crate::cooldown::Cooldown>,
+    user: serenity::UserId,
+) -> Result<(), SlowDown> {
+    let mut cooldown = budget.lock().unwrap_or_else(|e| e.into_inner());
     cooldown
         .check(user.get(), Instant::now())
         .map_err(|refusal| SlowDown {
@@ -99,7 +112,13 @@ pub async fn budget_check(ctx: Context<'_>) -> Result<bool, Error> {
         return Ok(true);
     }
     ctx.set_invocation_data(Counted).await;
-    match spend_budget(ctx.data(), ctx.author().id) {
+    let curating = ctx.command().qualified_name.starts_with("insights");
+    let spent = if curating {
+        spend_curation_budget(ctx.data(), ctx.author().id)
+    } else {
+        spend_budget(ctx.data(), ctx.author().id)
+    };
+    match spent {
         Ok(()) => Ok(true),
         Err(slow_down) => {
             ctx.send(ephemeral(slow_down.text)).await?;

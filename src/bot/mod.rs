@@ -53,6 +53,11 @@ pub type Context<'a> = poise::Context<'a, Data, Error>;
 /// Replies per person per minute, across every way in: slash commands, DMs and buttons. Enough
 /// for a conversation and a few "Another one" clicks; a flood is cut short (see `cooldown`).
 pub const REPLIES_PER_MINUTE: usize = 8;
+/// Curating (`/insights`, its buttons and forms, review buttons, the forms of `/suggest`) has a
+/// budget of its own: a curator reviewing ten suggestions or paging a list clicks more than a
+/// person asking questions, and each of these answers only the one who clicked. Still bounded,
+/// so a script cannot make the bot work without end.
+pub const CURATION_ACTIONS_PER_MINUTE: usize = 30;
 /// How long shutdown waits for replies already being worked on. With the poster stopped at once
 /// and the gateway closed, this bounds the whole shutdown under 10 s, inside the time systemd and
 /// container runtimes give between SIGTERM and SIGKILL.
@@ -68,6 +73,8 @@ pub struct Data {
     pub pending: curation::Pending,
     /// Every person's reply budget ([`REPLIES_PER_MINUTE`]).
     pub cooldown: Mutex<Cooldown>,
+    /// Every person's budget for curating ([`CURATION_ACTIONS_PER_MINUTE`]).
+    pub curation_cooldown: Mutex<Cooldown>,
     pub store: Store,
     pub poster: Arc<Poster>,
 }
@@ -191,7 +198,7 @@ async fn on_event(ctx: &serenity::Context, event: &FullEvent, data: &Data) -> Re
             let custom_id = component.data.custom_id.as_str();
             if custom_id.starts_with("ins:") || custom_id.starts_with("sug:") {
                 let click = access::Incoming::Button(component);
-                if let Err(slow_down) = commands::spend_budget(data, component.user.id) {
+                if let Err(slow_down) = commands::spend_curation_budget(data, component.user.id) {
                     click
                         .respond(&ctx.http, access::Answer::Notice(slow_down.text))
                         .await?;
@@ -210,7 +217,7 @@ async fn on_event(ctx: &serenity::Context, event: &FullEvent, data: &Data) -> Re
             interaction: Interaction::Modal(modal),
         } => {
             let form = access::Incoming::Form(modal);
-            if let Err(slow_down) = commands::spend_budget(data, modal.user.id) {
+            if let Err(slow_down) = commands::spend_curation_budget(data, modal.user.id) {
                 // A form's content is not lost to the budget: it is shown back.
                 let typed: Vec<String> = form
                     .fields()
@@ -356,6 +363,10 @@ fn framework(
                 Ok(Data {
                     collections,
                     pending: curation::Pending::default(),
+                    curation_cooldown: Mutex::new(Cooldown::new(
+                        CURATION_ACTIONS_PER_MINUTE,
+                        Duration::from_secs(60),
+                    )),
                     cooldown: Mutex::new(Cooldown::new(
                         REPLIES_PER_MINUTE,
                         Duration::from_secs(60),

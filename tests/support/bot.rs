@@ -129,6 +129,28 @@ pub async fn start_bot_with(fake: &FakeDiscord, guild_id: Option<u64>) -> TestBo
     bot
 }
 
+/// Starts the bot on `fake` with `store` (a test that restarts the bot on the same database),
+/// commands registered globally, and waits until it is ready.
+pub async fn start_bot_with_store(fake: &FakeDiscord, store: Store) -> RunningBot {
+    let mark = fake.mark();
+    let started = tokio::time::timeout(WAIT, start(settings(fake, TOKEN, None, store)));
+    let bot = match started.await {
+        Ok(Ok(bot)) => bot,
+        Ok(Err(e)) => panic!("the bot did not start: {e}"),
+        Err(_) => panic!("insight_bot::bot::start did not return within {WAIT:?}"),
+    };
+    fake.wait_for_ready(WAIT).await;
+    let route = format!("/applications/{APP_ID}/commands");
+    fake.wait_for_request_since(
+        mark,
+        &format!("the command registration (PUT {route}) answered 200"),
+        WAIT,
+        |r| r.is("PUT", &route) && r.status == 200,
+    )
+    .await;
+    bot
+}
+
 /// Shuts the bot down (it must stop cleanly, within [`WAIT`]) and checks every body it sent.
 pub async fn stop_bot(fake: &FakeDiscord, bot: TestBot) {
     match tokio::time::timeout(WAIT, bot.bot.shutdown()).await {

@@ -479,6 +479,11 @@ pub fn opt_group(name: &str, subcommands: Vec<Value>) -> Value {
     json!({"name": name, "type": 2, "options": subcommands})
 }
 
+/// A role option (type 8); the interaction resolves it to a role with that id.
+pub fn opt_role(name: &str, role_id: u64) -> Value {
+    json!({"name": name, "type": 8, "value": role_id.to_string()})
+}
+
 /// An attachment option (type 11): the value is the attachment's id. Discord resolves it in
 /// `data.resolved.attachments`, so give the builder the attachment object with
 /// [`InteractionBuilder::resolved_attachment`] (e.g. one from `FakeDiscord::host_attachment`);
@@ -742,6 +747,10 @@ impl InteractionBuilder {
             if !attachments.is_empty() {
                 resolved.insert("attachments".into(), Value::Object(attachments));
             }
+            let roles = self.resolve_roles(&data["options"]);
+            if !roles.is_empty() {
+                resolved.insert("roles".into(), Value::Object(roles));
+            }
             if !resolved.is_empty() {
                 data["resolved"] = Value::Object(resolved);
             }
@@ -798,6 +807,26 @@ impl InteractionBuilder {
             o.insert("message".into(), m.clone());
         }
         d
+    }
+
+    /// `data.resolved.roles` for every role option: a role of that id with no permissions
+    /// (Discord always resolves a role option).
+    fn resolve_roles(&self, options: &Value) -> Map<String, Value> {
+        let mut out = Map::new();
+        for opt in all_options(options) {
+            if opt["type"] != 8 {
+                continue;
+            }
+            let Some(role_id) = opt["value"].as_str() else {
+                continue;
+            };
+            let parsed = role_id.parse::<u64>().unwrap_or(0);
+            out.insert(
+                role_id.to_string(),
+                role(parsed, &format!("role-{}", parsed % 1000), 0, 1),
+            );
+        }
+        out
     }
 
     /// `data.resolved.attachments`: every attachment given, keyed by id.
