@@ -11,6 +11,8 @@
 //! - [`store`]: persistent state: weekly settings, rotation state, the post log (one post a week).
 //! - [`embedding`]: sentence embeddings (all-MiniLM-L6-v2 on candle, CPU) and their disk cache.
 //! - [`sharding`]: which gateway shards this process runs and which servers that makes its own.
+//! - [`stats`]: what curators learn from the answers: usage reports, the weekly chart (PNG), the
+//!   questions the collection cannot answer yet, grouped.
 //! - [`cooldown`]: a per-user sliding-window limit on what a user can make the bot send (pure).
 //! - [`bot`]: the Discord adapter (serenity + poise): commands, DMs, rendering, start/shutdown.
 //! - [`config`]: environment and `.env` -> a validated [`config::Config`]; the token never prints.
@@ -24,5 +26,6 @@ pub mod cooldown;
 pub mod embedding;
 pub mod insights;
 pub mod sharding;
+pub mod stats;
 pub mod store;
 pub mod weekly;
