@@ -113,10 +113,24 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
     tokio::task::spawn_blocking(f).await.expect("blocking work")
 }
 
-async fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
+/// Waits for `done`; on time-out, fails with the processes' logs (kept in `logs`), since what
+/// went wrong happened in them.
+async fn wait_until(
+    what: &str,
+    logs: &std::path::Path,
+    timeout: Duration,
+    mut done: impl FnMut() -> bool,
+) {
     let deadline = Instant::now() + timeout;
     while !done() {
-        assert!(Instant::now() < deadline, "timed out: {what}");
+        if Instant::now() >= deadline {
+            let mut text = String::new();
+            for entry in std::fs::read_dir(logs).into_iter().flatten().flatten() {
+                let log = std::fs::read_to_string(entry.path()).unwrap_or_default();
+                text += &format!("\n--- {} ---\n{log}", entry.path().display());
+            }
+            panic!("timed out: {what}{text}");
+        }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -127,10 +141,12 @@ async fn two_processes_share_the_shards_and_post_each_server_exactly_once() {
     let url = db.url.clone();
     let week = blocking(move || {
         let store = Store::connect(&DatabaseUrl::Postgres(url)).unwrap();
-        (0..SERVERS)
-            .map(|i| schedule_due_now(&store, guild_id(i), weekly_channel(i)))
-            .next_back()
-            .unwrap()
+        // Every server's schedule is set (a lazy `map(..).last()` would set only the last one).
+        let mut week = None;
+        for i in 0..SERVERS {
+            week = Some(schedule_due_now(&store, guild_id(i), weekly_channel(i)));
+        }
+        week.expect("at least one server")
     })
     .await;
     let fake = FakeDiscord::builder()
@@ -154,7 +170,7 @@ async fn two_processes_share_the_shards_and_post_each_server_exactly_once() {
     fake.wait_for_shards(&[(0, 2), (1, 2)], WAIT * 6).await;
 
     // Every shard-0 server posts, from shard 0's process only.
-    wait_until("shard 0's ten posts", WAIT * 4, || {
+    wait_until("shard 0's ten posts", dir.path(), WAIT * 4, || {
         weekly_posts(&fake)
             .iter()
             .filter(|(i, _)| *i % 2 == 0)
@@ -162,7 +178,7 @@ async fn two_processes_share_the_shards_and_post_each_server_exactly_once() {
     })
     .await;
     // Shard 1's process has sent some of its posts (answers held back): kill -9 it now.
-    wait_until("shard 1's first post", WAIT * 4, || {
+    wait_until("shard 1's first post", dir.path(), WAIT * 4, || {
         weekly_posts(&fake)
             .iter()
             .any(|(i, posts)| i % 2 == 1 && !posts.is_empty())
@@ -171,7 +187,7 @@ async fn two_processes_share_the_shards_and_post_each_server_exactly_once() {
     shard1.kill().expect("kill -9 shard 1's process");
     shard1.wait().unwrap();
     let mut shard1 = spawn(&fake, dir.path(), &db.url, "1-1");
-    wait_until("one post for every server", WAIT * 6, || {
+    wait_until("one post for every server", dir.path(), WAIT * 6, || {
         weekly_posts(&fake).values().all(|posts| posts.len() == 1)
     })
     .await;
