@@ -67,6 +67,16 @@ impl conformance::Harness for PgHarness {
         .unwrap();
     }
 
+    fn create_version_2(&self) {
+        // As insight-bot 2 did: each migration and its version, in one transaction.
+        self.create_version_1();
+        self.exec(&format!(
+            "BEGIN; {} INSERT INTO insight_bot_schema (version) VALUES (2); COMMIT;",
+            include_str!("../migrations/postgres/0002_server_insights.sql")
+        ))
+        .unwrap();
+    }
+
     fn schema_version(&self) -> i64 {
         self.query_row("SELECT max(version) FROM insight_bot_schema")[0]
             .parse()

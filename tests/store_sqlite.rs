@@ -90,6 +90,17 @@ impl conformance::Harness for SqliteHarness {
         tx.commit().unwrap();
     }
 
+    fn create_version_2(&self) {
+        // As insight-bot 2 did: WAL, then each migration in a transaction with its version.
+        self.create_version_1();
+        let mut conn = self.connection();
+        let tx = conn.transaction().unwrap();
+        tx.execute_batch(include_str!("../migrations/0002_server_insights.sql"))
+            .unwrap();
+        tx.pragma_update(None, "user_version", 2).unwrap();
+        tx.commit().unwrap();
+    }
+
     fn schema_version(&self) -> i64 {
         self.connection()
             .query_row("PRAGMA user_version", [], |r| r.get(0))

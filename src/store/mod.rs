@@ -31,19 +31,40 @@
 //! (SQLite's single writer, a per-server advisory lock on PostgreSQL), so concurrent calls from
 //! several processes cannot together exceed it.
 //!
+//! What the bot learns from its answers (schema version 3), kept as little and as briefly as
+//! serves the usage reports and the gaps:
+//! - **Answers** ([`Backend::record_answers`]): one row per answer given, with its server (0 for
+//!   a direct message), its day, the insight given or "no close match", and no author and no
+//!   message. Deleted after [`ANSWER_RETENTION_DAYS`] by [`Backend::prune`], which the bot runs
+//!   daily.
+//! - **Votes** ([`Backend::record_vote`]): one per voter per answer, the voter an opaque key the
+//!   bot derives from the person and the answer with the database's [`Backend::secret`], so no
+//!   two answers link to one person. They go with their answer.
+//! - **Daily totals** per (server, day, insight): answers, no close match, showings
+//!   ([`Backend::record_shown`]), helpful and not helpful votes, each updated in the transaction
+//!   that records what it counts. [`Backend::usage_stats`] reads only these, so a report over a
+//!   year costs the same however many answers there were; they are never pruned, so reports over
+//!   older periods still add up after the answers are gone.
+//! - **Gap questions**: what was asked is kept only in a server that turned gaps on
+//!   ([`Backend::set_gaps`]; never for a direct message), only while it is or may become a gap:
+//!   cleared the next day unless it had no close match or a "not helpful" vote, and after
+//!   [`GAP_RETENTION_DAYS`] in any case. Turning gaps off clears every question of the server at
+//!   once.
+//!
 //! Backends: [`sqlite`] (the default, one file) and [`postgres`] (one database shared by several
 //! processes, for a bot run as shard ranges). [`Store::connect`] picks one from `DATABASE_URL`.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 
 use crate::config::DatabaseUrl;
 use crate::insights::Insight;
+use crate::stats::{DayAnswers, InsightUse};
 use crate::weekly::rotation::RotationState;
 use crate::weekly::schedule::{WeekKey, WeeklySchedule};
 
@@ -391,6 +412,8 @@ pub struct ServerSettings {
     pub review_channel: Option<u64>,
     /// Shipped insights the server hid, by id, sorted.
     pub hidden: Vec<String>,
+    /// Whether the questions behind gaps are kept (`/insights gaps on`); off by default.
+    pub gaps: bool,
 }
 
 /// Where a suggestion stands. Stored as text (`pending`, `approved`, `rejected`).
@@ -722,11 +745,160 @@ pub trait Backend: Send + Sync + 'static {
 
     // ---- how often insights were shown ----
 
-    /// Counts one more showing of an insight in a server.
-    fn record_shown(&self, guild_id: u64, insight_id: &str) -> Result<(), StoreError>;
+    /// Counts one more showing of an insight in a server on `day`: in the all-time count
+    /// ([`Backend::shown_counts`]) and in that day's totals ([`Backend::usage_stats`]).
+    fn record_shown(
+        &self,
+        guild_id: u64,
+        insight_id: &str,
+        day: NaiveDate,
+    ) -> Result<(), StoreError>;
 
     /// How many times each insight was shown in a server (insights never shown are absent).
     fn shown_counts(&self, guild_id: u64) -> Result<HashMap<String, u64>, StoreError>;
+
+    // ---- answers, votes, usage and gaps (schema version 3) ----
+
+    /// Records answers (one transaction for the batch) and adds them to the daily totals. Returns
+    /// each answer's id, in order; ids are never reused. A question is kept only when the
+    /// answer's server has gaps on at the time of writing; it is dropped otherwise.
+    fn record_answers(&self, answers: &[NewAnswer]) -> Result<Vec<u64>, StoreError>;
+
+    /// One voter's vote on an answer. `voter` is an opaque key the caller derives from the person
+    /// and the answer (so it links no two answers to one person); the store keeps it only to
+    /// allow one vote per voter per answer. The vote counts in the totals of the answer's day; a
+    /// changed vote moves its count.
+    fn record_vote(
+        &self,
+        answer_id: u64,
+        voter: &[u8; 32],
+        vote: Vote,
+    ) -> Result<VoteOutcome, StoreError>;
+
+    /// Answers per day and showings and votes per insight, from `since` to `until` inclusive.
+    fn usage_stats(
+        &self,
+        scope: UsageScope,
+        since: NaiveDate,
+        until: NaiveDate,
+    ) -> Result<UsageStats, StoreError>;
+
+    /// Turns keeping gap questions on or off for a server. Off deletes every kept question of the
+    /// server in the same transaction; returns how many.
+    fn set_gaps(&self, guild_id: u64, on: bool) -> Result<u64, StoreError>;
+
+    /// A server's kept gaps since `since`, newest first, at most `limit`: answers whose question
+    /// is kept and that had no close match or carry a "not helpful" vote.
+    fn gaps(&self, guild_id: u64, since: NaiveDate, limit: usize) -> Result<Vec<Gap>, StoreError>;
+
+    /// Housekeeping, run daily: deletes answers (and their votes) from before `today` −
+    /// [`ANSWER_RETENTION_DAYS`], clears gap questions from before `today` −
+    /// [`GAP_RETENTION_DAYS`], and clears the questions of answers from before `today` that are
+    /// not gaps (a question is kept one day for a "not helpful" vote to make it one).
+    fn prune(&self, today: NaiveDate) -> Result<Pruned, StoreError>;
+
+    /// A random 32-byte secret made on first use and stable afterwards (shared by every process
+    /// on the database): the key of voter keys.
+    fn secret(&self) -> Result<[u8; 32], StoreError>;
+}
+
+/// How long an answer's row (and the votes on it) is kept, in days. Older rows are deleted by
+/// [`Backend::prune`]; their counts stay in the daily totals, so reports over older periods
+/// still add up.
+pub const ANSWER_RETENTION_DAYS: i64 = 365;
+
+/// How long the question behind a gap is kept, in days (only in servers with gaps on).
+pub const GAP_RETENTION_DAYS: i64 = 30;
+
+/// An answer given to a question (`/advice`, a DM), as recorded: no author, no message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewAnswer {
+    /// `None` for a direct message.
+    pub guild_id: Option<u64>,
+    pub day: NaiveDate,
+    /// The insight given; `None` when nothing matched closely enough.
+    pub insight_id: Option<String>,
+    /// The answer was the "no close match" reply (with or without a suggestion).
+    pub no_close_match: bool,
+    /// What was asked: only for a server with gaps on, never for a direct message. The bot
+    /// passes it; the store keeps it only while it may be or is a gap (see [`Backend::prune`]).
+    pub question: Option<String>,
+}
+
+/// A vote on an answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Vote {
+    Helpful,
+    NotHelpful,
+}
+
+impl Vote {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Vote::Helpful => "helpful",
+            Vote::NotHelpful => "not_helpful",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Vote> {
+        match s {
+            "helpful" => Some(Vote::Helpful),
+            "not_helpful" => Some(Vote::NotHelpful),
+            _ => None,
+        }
+    }
+}
+
+/// What [`Backend::record_vote`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VoteOutcome {
+    /// The first vote of this voter on this answer.
+    Recorded,
+    /// The voter's earlier vote was the other one and is replaced.
+    Changed,
+    /// The voter had already voted the same.
+    Unchanged,
+    /// No such answer (never recorded, or older than [`ANSWER_RETENTION_DAYS`]).
+    UnknownAnswer,
+}
+
+/// Whose usage a report covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UsageScope {
+    Server(u64),
+    DirectMessages,
+    /// Every server and direct messages (the operator's `insight-bot stats`).
+    Everywhere,
+}
+
+/// Usage over a period, from the daily totals: answers per day and each insight's showings and
+/// votes. Days without answers and insights never shown are absent.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct UsageStats {
+    pub days: Vec<DayAnswers>,
+    pub insights: Vec<InsightUse>,
+}
+
+/// A kept question that the collection did not answer well.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Gap {
+    pub answer_id: u64,
+    pub question: String,
+    pub day: NaiveDate,
+    /// Nothing matched closely enough.
+    pub no_close_match: bool,
+    /// Someone voted "Not what I needed" (and has not changed it since).
+    pub not_helpful: bool,
+}
+
+/// What [`Backend::prune`] deleted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Pruned {
+    /// Answer rows (with their votes) older than [`ANSWER_RETENTION_DAYS`].
+    pub answers: u64,
+    /// Questions cleared: gaps older than [`GAP_RETENTION_DAYS`], and questions of earlier days
+    /// that did not become gaps.
+    pub questions: u64,
 }
 
 /// A list column (topics, asks) as stored: a JSON array of strings.
@@ -744,6 +916,55 @@ pub(crate) fn parse_list(column: &str, json: &str) -> Result<Vec<String>, String
 /// A count from the database as a `usize`/`u64`, for both backends.
 pub(crate) fn count_from_db(n: i64) -> u64 {
     u64::try_from(n).unwrap_or(0)
+}
+
+/// The daily totals a batch of answers adds, per (server or 0 for direct messages, day, insight
+/// or `""`): (answers, no close match). Sorted, so every backend updates the rows of a batch in
+/// the same order (on PostgreSQL, two batches then never wait for each other's rows in a cycle).
+pub(crate) fn answer_totals(
+    answers: &[NewAnswer],
+) -> BTreeMap<(u64, NaiveDate, String), (i64, i64)> {
+    let mut totals: BTreeMap<(u64, NaiveDate, String), (i64, i64)> = BTreeMap::new();
+    for answer in answers {
+        let key = (
+            answer.guild_id.unwrap_or(0),
+            answer.day,
+            answer.insight_id.clone().unwrap_or_default(),
+        );
+        let total = totals.entry(key).or_default();
+        total.0 += 1;
+        total.1 += i64::from(answer.no_close_match);
+    }
+    totals
+}
+
+/// What [`Backend::prune`] compares with on `today`: answers from before the first day are
+/// deleted, gap questions from before the second cleared.
+pub(crate) fn retention_cutoffs(today: NaiveDate) -> (NaiveDate, NaiveDate) {
+    let back = |days: i64| {
+        today
+            .checked_sub_days(chrono::Days::new(days.unsigned_abs()))
+            .unwrap_or(NaiveDate::MIN)
+    };
+    (back(ANSWER_RETENTION_DAYS), back(GAP_RETENTION_DAYS))
+}
+
+/// How a vote changes an insight's (helpful, not helpful) totals, and what to report: `old` is
+/// the voter's earlier vote on the answer, if any.
+pub(crate) fn vote_change(old: Option<Vote>, new: Vote) -> (VoteOutcome, i64, i64) {
+    let delta = |v: Vote, n: i64| match v {
+        Vote::Helpful => (n, 0),
+        Vote::NotHelpful => (0, n),
+    };
+    let (h, nh) = delta(new, 1);
+    match old {
+        None => (VoteOutcome::Recorded, h, nh),
+        Some(old) if old == new => (VoteOutcome::Unchanged, 0, 0),
+        Some(old) => {
+            let (oh, onh) = delta(old, -1);
+            (VoteOutcome::Changed, h + oh, nh + onh)
+        }
+    }
 }
 
 /// The store as the async side uses it: a cheap-to-clone handle on one [`Backend`].

@@ -40,7 +40,14 @@
 //!   transaction only when the row was inserted. The writes that check a server's limits (saving
 //!   its insights, adding a suggestion, deciding one) take the same per-server lock first, so the
 //!   count they check stays true until they commit; each transaction takes at most that one
-//!   lock, so none can deadlock. Every other write is one transaction too, even a single
+//!   lock, so none can deadlock. Answers, votes and daily totals use row locks instead: a vote
+//!   locks its answer row (`FOR UPDATE`), so votes on one answer run in turn and each sees the
+//!   one before; totals are `INSERT … ON CONFLICT DO UPDATE` increments, and a batch of answers
+//!   updates its totals rows in key order, so concurrent batches cannot deadlock; recording
+//!   answers reads each server's gaps flag `FOR SHARE`, so a concurrent `set_gaps(off)` clears
+//!   what it wrote too; pruning and turning gaps off, which update many answer rows in no set
+//!   order, take one advisory lock ([`QUESTIONS_LOCK`]) so that two cannot deadlock. Every other
+//!   write is one transaction too, even a single
 //!   `UPDATE … RETURNING`: then "the connection broke before COMMIT was sent" is a sure sign
 //!   that nothing was applied, which is what makes retrying it safe.
 //! - **Migrations** are the embedded files `migrations/postgres/NNNN_*.sql`, applied in order in
@@ -69,7 +76,7 @@ use std::future::Future;
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, SubsecRound, Timelike, Utc};
+use chrono::{DateTime, NaiveDate, SubsecRound, Timelike, Utc};
 use tokio::runtime::{Handle, Runtime};
 use tokio::task::JoinHandle;
 use tokio_postgres::types::ToSql;
@@ -77,13 +84,15 @@ use tokio_postgres::{Client, NoTls, Row, Statement};
 
 use super::sqlite::weekday_code;
 use super::{
-    count_from_db, list_json, parse_list, post_nonce, Backend, Claim, Decision, Failure,
-    InsightSource, Limit, NewSuggestion, PostRecord, PostSource, ReviewMessage, SaveOutcome,
-    ServerInsight, ServerSettings, StoreError, StoredVectors, Suggestion, SuggestionStatus,
-    WeeklySettings,
+    answer_totals, count_from_db, list_json, parse_list, post_nonce, retention_cutoffs,
+    vote_change, Backend, Claim, Decision, Failure, Gap, InsightSource, Limit, NewAnswer,
+    NewSuggestion, PostRecord, PostSource, Pruned, ReviewMessage, SaveOutcome, ServerInsight,
+    ServerSettings, StoreError, StoredVectors, Suggestion, SuggestionStatus, UsageScope,
+    UsageStats, Vote, VoteOutcome, WeeklySettings,
 };
 use crate::config::{redact_password, REDACTED};
 use crate::insights::{Insight, Source};
+use crate::stats::{DayAnswers, InsightUse};
 use crate::weekly::rotation::RotationState;
 use crate::weekly::schedule::{WeekKey, WeeklySchedule};
 
@@ -91,6 +100,7 @@ use crate::weekly::schedule::{WeekKey, WeeklySchedule};
 const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/postgres/0001_init.sql"),
     include_str!("../../migrations/postgres/0002_server_insights.sql"),
+    include_str!("../../migrations/postgres/0003_usage.sql"),
 ];
 
 /// The newest schema version this build knows.
@@ -100,6 +110,11 @@ pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 /// 'iBot', like the SQLite file's application id. Claims lock in the two-key space, which
 /// PostgreSQL keeps apart from this one.
 pub const MIGRATION_LOCK: i64 = 0x6942_6F74;
+
+/// The advisory lock (single 64-bit key space) that [`Backend::prune`] and turning gaps off
+/// hold: both update many answer rows, in no set order, and every process prunes daily, so
+/// without it two of them could deadlock.
+pub const QUESTIONS_LOCK: i64 = MIGRATION_LOCK + 1;
 
 /// Connections per backend: enough for the deliveries of one wake to claim and confirm in
 /// parallel, few enough for several processes to share one server's default 100 connections.
@@ -1080,7 +1095,7 @@ impl Backend for PostgresBackend {
     fn server_settings(&self, guild_id: u64) -> Result<ServerSettings, StoreError> {
         self.read(|s| {
             let row = s.query_opt(
-                "SELECT insight_source, curator_role, review_channel FROM server_settings \
+                "SELECT insight_source, curator_role, review_channel, gaps FROM server_settings \
                  WHERE guild_id = $1",
                 &[&db_id(guild_id)],
             )?;
@@ -1106,6 +1121,7 @@ impl Backend for PostgresBackend {
                 })?;
                 settings.curator_role = row.try_get::<_, Option<i64>>(1)?.map(from_db_id);
                 settings.review_channel = row.try_get::<_, Option<i64>>(2)?.map(from_db_id);
+                settings.gaps = row.try_get(3)?;
             }
             Ok(settings)
         })
@@ -1297,13 +1313,24 @@ impl Backend for PostgresBackend {
 
     // ---- how often insights were shown ----
 
-    fn record_shown(&self, guild_id: u64, insight_id: &str) -> Result<(), StoreError> {
+    fn record_shown(
+        &self,
+        guild_id: u64,
+        insight_id: &str,
+        day: NaiveDate,
+    ) -> Result<(), StoreError> {
         self.write(|s| {
             s.execute(
                 "INSERT INTO insight_shown (guild_id, insight_id, count) VALUES ($1, $2, 1) \
                  ON CONFLICT (guild_id, insight_id) \
                  DO UPDATE SET count = insight_shown.count + 1",
                 &[&db_id(guild_id), &insight_id],
+            )?;
+            s.execute(
+                "INSERT INTO usage_day (guild_id, day, insight_id, shown) VALUES ($1, $2, $3, 1) \
+                 ON CONFLICT (guild_id, day, insight_id) \
+                 DO UPDATE SET shown = usage_day.shown + 1",
+                &[&db_id(guild_id), &day, &insight_id],
             )
         })?;
         Ok(())
@@ -1323,6 +1350,322 @@ impl Backend for PostgresBackend {
                 ))
             })
             .collect()
+        })
+    }
+
+    // ---- answers, votes, usage and gaps ----
+
+    fn record_answers(&self, answers: &[NewAnswer]) -> Result<Vec<u64>, StoreError> {
+        if answers.is_empty() {
+            return Ok(Vec::new());
+        }
+        let totals = answer_totals(answers);
+        let mut asking: Vec<u64> = answers
+            .iter()
+            .filter(|a| a.question.is_some())
+            .filter_map(|a| a.guild_id)
+            .collect();
+        asking.sort_unstable();
+        asking.dedup();
+        let guilds: Vec<i64> = answers
+            .iter()
+            .map(|a| db_id(a.guild_id.unwrap_or(0)))
+            .collect();
+        let days: Vec<NaiveDate> = answers.iter().map(|a| a.day).collect();
+        let insights: Vec<Option<&str>> = answers.iter().map(|a| a.insight_id.as_deref()).collect();
+        let no_match: Vec<bool> = answers.iter().map(|a| a.no_close_match).collect();
+        let (mut t_guilds, mut t_days, mut t_insights, mut t_answers, mut t_no_match) =
+            (vec![], vec![], vec![], vec![], vec![]);
+        for ((guild, day, insight), (count, no_match)) in &totals {
+            t_guilds.push(db_id(*guild));
+            t_days.push(*day);
+            t_insights.push(insight.as_str());
+            t_answers.push(*count);
+            t_no_match.push(*no_match);
+        }
+        let mut ids = self.write(|s| {
+            // FOR SHARE: a set_gaps(off) of these servers waits for this commit, and then
+            // clears what it wrote too (or it went first, and its flag is read here as off).
+            let mut keep: HashSet<u64> = HashSet::new();
+            for &guild in &asking {
+                let on = s
+                    .query_opt(
+                        "SELECT gaps FROM server_settings WHERE guild_id = $1 FOR SHARE",
+                        &[&db_id(guild)],
+                    )?
+                    .map(|row| row.try_get::<_, bool>(0))
+                    .transpose()?
+                    .unwrap_or(false);
+                if on {
+                    keep.insert(guild);
+                }
+            }
+            let questions: Vec<Option<&str>> = answers
+                .iter()
+                .map(|a| match a.guild_id {
+                    Some(guild) if keep.contains(&guild) => a.question.as_deref(),
+                    _ => None,
+                })
+                .collect();
+            // Rows are inserted in the order given, so the identity values come out in that
+            // order; sorting what RETURNING gives makes that explicit.
+            let ids = s
+                .query(
+                    "INSERT INTO answer (guild_id, day, insight_id, no_close_match, question) \
+                     SELECT g, d, i, n, q \
+                     FROM unnest($1::bigint[], $2::date[], $3::text[], $4::boolean[], \
+                                 $5::text[]) WITH ORDINALITY AS t (g, d, i, n, q, o) \
+                     ORDER BY o \
+                     RETURNING id",
+                    &[&guilds, &days, &insights, &no_match, &questions],
+                )?
+                .iter()
+                .map(|row| row.try_get::<_, i64>(0).map(from_db_id))
+                .collect::<Result<Vec<u64>, _>>()?;
+            // In key order (as sorted by answer_totals): concurrent batches lock the rows they
+            // share in the same order, so they cannot deadlock.
+            s.execute(
+                "INSERT INTO usage_day (guild_id, day, insight_id, answers, no_close_match) \
+                 SELECT g, d, i, a, n \
+                 FROM unnest($1::bigint[], $2::date[], $3::text[], $4::bigint[], \
+                             $5::bigint[]) WITH ORDINALITY AS t (g, d, i, a, n, o) \
+                 ORDER BY o \
+                 ON CONFLICT (guild_id, day, insight_id) DO UPDATE SET \
+                     answers = usage_day.answers + excluded.answers, \
+                     no_close_match = usage_day.no_close_match + excluded.no_close_match",
+                &[&t_guilds, &t_days, &t_insights, &t_answers, &t_no_match],
+            )?;
+            Ok(ids)
+        })?;
+        ids.sort_unstable();
+        Ok(ids)
+    }
+
+    fn record_vote(
+        &self,
+        answer_id: u64,
+        voter: &[u8; 32],
+        vote: Vote,
+    ) -> Result<VoteOutcome, StoreError> {
+        let voter = &voter[..];
+        self.write(|s| {
+            // FOR UPDATE: votes on one answer run one after the other, so each sees the one
+            // before (the same voter clicking twice at once changes it once), and prune cannot
+            // delete the answer under it.
+            let Some(answer) = s.query_opt(
+                "SELECT guild_id, day, coalesce(insight_id, '') FROM answer WHERE id = $1 \
+                 FOR UPDATE",
+                &[&db_id(answer_id)],
+            )?
+            else {
+                return Ok(VoteOutcome::UnknownAnswer);
+            };
+            let guild: i64 = answer.try_get(0)?;
+            let day: NaiveDate = answer.try_get(1)?;
+            let insight: String = answer.try_get(2)?;
+            let old = s
+                .query_opt(
+                    "SELECT vote FROM answer_vote WHERE answer_id = $1 AND voter = $2",
+                    &[&db_id(answer_id), &voter],
+                )?
+                .map(|row| row.try_get::<_, String>(0))
+                .transpose()?;
+            let old = old
+                .map(|text| {
+                    Vote::parse(&text).ok_or_else(|| Fault::BadRow {
+                        table: "answer_vote",
+                        guild_id: from_db_id(guild),
+                        detail: format!("unknown vote {text:?}"),
+                    })
+                })
+                .transpose()?;
+            let (outcome, helpful, not_helpful) = vote_change(old, vote);
+            if outcome == VoteOutcome::Unchanged {
+                return Ok(outcome);
+            }
+            s.execute(
+                "INSERT INTO answer_vote (answer_id, voter, vote) VALUES ($1, $2, $3) \
+                 ON CONFLICT (answer_id, voter) DO UPDATE SET vote = excluded.vote",
+                &[&db_id(answer_id), &voter, &vote.as_str()],
+            )?;
+            s.execute(
+                "INSERT INTO usage_day (guild_id, day, insight_id, helpful, not_helpful) \
+                 VALUES ($1, $2, $3, GREATEST($4::bigint, 0), GREATEST($5::bigint, 0)) \
+                 ON CONFLICT (guild_id, day, insight_id) DO UPDATE SET \
+                     helpful = usage_day.helpful + $4::bigint, \
+                     not_helpful = usage_day.not_helpful + $5::bigint",
+                &[&guild, &day, &insight, &helpful, &not_helpful],
+            )?;
+            Ok(outcome)
+        })
+    }
+
+    fn usage_stats(
+        &self,
+        scope: UsageScope,
+        since: NaiveDate,
+        until: NaiveDate,
+    ) -> Result<UsageStats, StoreError> {
+        let guild = match scope {
+            UsageScope::Server(guild) => Some(db_id(guild)),
+            UsageScope::DirectMessages => Some(0),
+            UsageScope::Everywhere => None,
+        };
+        let (days, insights) = self.write(|s| {
+            // One snapshot for both (a read-only transaction; nothing is written).
+            s.batch("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")?;
+            let (days, insights) = match &guild {
+                Some(g) => (
+                    s.query(
+                        "SELECT day, sum(answers)::bigint, sum(no_close_match)::bigint \
+                         FROM usage_day WHERE guild_id = $3 AND day BETWEEN $1 AND $2 \
+                         GROUP BY day HAVING sum(answers) > 0 ORDER BY day",
+                        &[&since, &until, g],
+                    )?,
+                    s.query(
+                        "SELECT insight_id, sum(shown)::bigint, sum(helpful)::bigint, \
+                             sum(not_helpful)::bigint \
+                         FROM usage_day \
+                         WHERE guild_id = $3 AND day BETWEEN $1 AND $2 AND insight_id <> '' \
+                         GROUP BY insight_id \
+                         HAVING sum(shown) > 0 OR sum(helpful) > 0 OR sum(not_helpful) > 0 \
+                         ORDER BY insight_id",
+                        &[&since, &until, g],
+                    )?,
+                ),
+                None => (
+                    s.query(
+                        "SELECT day, sum(answers)::bigint, sum(no_close_match)::bigint \
+                         FROM usage_day WHERE day BETWEEN $1 AND $2 \
+                         GROUP BY day HAVING sum(answers) > 0 ORDER BY day",
+                        &[&since, &until],
+                    )?,
+                    s.query(
+                        "SELECT insight_id, sum(shown)::bigint, sum(helpful)::bigint, \
+                             sum(not_helpful)::bigint \
+                         FROM usage_day WHERE day BETWEEN $1 AND $2 AND insight_id <> '' \
+                         GROUP BY insight_id \
+                         HAVING sum(shown) > 0 OR sum(helpful) > 0 OR sum(not_helpful) > 0 \
+                         ORDER BY insight_id",
+                        &[&since, &until],
+                    )?,
+                ),
+            };
+            let days = days
+                .iter()
+                .map(|row| {
+                    Ok(DayAnswers {
+                        day: row.try_get(0)?,
+                        answers: count_from_db(row.try_get(1)?),
+                        no_close_match: count_from_db(row.try_get(2)?),
+                    })
+                })
+                .collect::<Result<Vec<_>, tokio_postgres::Error>>()?;
+            let insights = insights
+                .iter()
+                .map(|row| {
+                    Ok(InsightUse {
+                        id: row.try_get(0)?,
+                        shown: count_from_db(row.try_get(1)?),
+                        helpful: count_from_db(row.try_get(2)?),
+                        not_helpful: count_from_db(row.try_get(3)?),
+                    })
+                })
+                .collect::<Result<Vec<_>, tokio_postgres::Error>>()?;
+            Ok((days, insights))
+        })?;
+        Ok(UsageStats { days, insights })
+    }
+
+    fn set_gaps(&self, guild_id: u64, on: bool) -> Result<u64, StoreError> {
+        self.write(|s| {
+            s.execute(
+                "INSERT INTO server_settings (guild_id, gaps) VALUES ($1, $2) \
+                 ON CONFLICT (guild_id) DO UPDATE SET gaps = excluded.gaps",
+                &[&db_id(guild_id), &on],
+            )?;
+            if on {
+                return Ok(0);
+            }
+            s.execute("SELECT pg_advisory_xact_lock($1)", &[&QUESTIONS_LOCK])?;
+            s.execute(
+                "UPDATE answer SET question = NULL WHERE guild_id = $1 AND question IS NOT NULL",
+                &[&db_id(guild_id)],
+            )
+        })
+    }
+
+    fn gaps(&self, guild_id: u64, since: NaiveDate, limit: usize) -> Result<Vec<Gap>, StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.read(|s| {
+            s.query(
+                "SELECT id, question, day, no_close_match, not_helpful FROM ( \
+                     SELECT a.id, a.question, a.day, a.no_close_match, \
+                         EXISTS (SELECT 1 FROM answer_vote v \
+                                 WHERE v.answer_id = a.id AND v.vote = 'not_helpful') \
+                             AS not_helpful \
+                     FROM answer a \
+                     WHERE a.guild_id = $1 AND a.question IS NOT NULL AND a.day >= $2) AS kept \
+                 WHERE no_close_match OR not_helpful \
+                 ORDER BY day DESC, id DESC LIMIT $3",
+                &[&db_id(guild_id), &since, &limit],
+            )?
+            .iter()
+            .map(|row| {
+                Ok(Gap {
+                    answer_id: from_db_id(row.try_get(0)?),
+                    question: row.try_get(1)?,
+                    day: row.try_get(2)?,
+                    no_close_match: row.try_get(3)?,
+                    not_helpful: row.try_get(4)?,
+                })
+            })
+            .collect()
+        })
+    }
+
+    fn prune(&self, today: NaiveDate) -> Result<Pruned, StoreError> {
+        let (answers_before, gaps_before) = retention_cutoffs(today);
+        self.write(|s| {
+            s.execute("SELECT pg_advisory_xact_lock($1)", &[&QUESTIONS_LOCK])?;
+            // Votes go with their answers (ON DELETE CASCADE).
+            let answers = s.execute("DELETE FROM answer WHERE day < $1", &[&answers_before])?;
+            let old_gaps = s.execute(
+                "UPDATE answer SET question = NULL WHERE question IS NOT NULL AND day < $1",
+                &[&gaps_before],
+            )?;
+            let not_gaps = s.execute(
+                "UPDATE answer SET question = NULL \
+                 WHERE question IS NOT NULL AND day < $1 AND NOT no_close_match \
+                     AND NOT EXISTS (SELECT 1 FROM answer_vote v \
+                                     WHERE v.answer_id = answer.id AND v.vote = 'not_helpful')",
+                &[&today],
+            )?;
+            Ok(Pruned {
+                answers,
+                questions: old_gaps + not_gaps,
+            })
+        })
+    }
+
+    fn secret(&self) -> Result<[u8; 32], StoreError> {
+        if let Some(secret) = self.read(select_secret)? {
+            return Ok(secret);
+        }
+        let mut fresh = [0u8; 32];
+        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut fresh);
+        self.write(|s| {
+            // Another process may have made one since the read: its secret stays (ON CONFLICT
+            // waits for its commit, and the SELECT after it sees it).
+            s.execute(
+                "INSERT INTO secret (id, value) VALUES (1, $1) ON CONFLICT (id) DO NOTHING",
+                &[&&fresh[..]],
+            )?;
+            select_secret(s)?.ok_or_else(|| Fault::BadRow {
+                table: "secret",
+                guild_id: 0,
+                detail: "no secret after inserting one".into(),
+            })
         })
     }
 }
@@ -1349,6 +1692,20 @@ fn db_time(at: DateTime<Utc>) -> DateTime<Utc> {
 /// and compare above every stored week, as they do in SQLite.
 fn db_week(week: u32) -> i32 {
     i32::try_from(week).unwrap_or(i32::MAX)
+}
+
+fn select_secret(s: &mut Session<'_>) -> Result<Option<[u8; 32]>, Fault> {
+    let Some(row) = s.query_opt("SELECT value FROM secret WHERE id = 1", &[])? else {
+        return Ok(None);
+    };
+    let bytes: Vec<u8> = row.try_get(0)?;
+    <[u8; 32]>::try_from(bytes.as_slice())
+        .map(Some)
+        .map_err(|_| Fault::BadRow {
+            table: "secret",
+            guild_id: 0,
+            detail: format!("the secret is {} bytes, not 32", bytes.len()),
+        })
 }
 
 /// The two 32-bit advisory lock keys of a server: its id's high and low halves.

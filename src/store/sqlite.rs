@@ -45,17 +45,19 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
-use chrono::{DateTime, SecondsFormat, Timelike, Utc, Weekday};
+use chrono::{DateTime, NaiveDate, SecondsFormat, Timelike, Utc, Weekday};
 use rusqlite::{params, Connection, ErrorCode, OpenFlags, OptionalExtension, Row, Transaction};
 use rusqlite::{Params, TransactionBehavior};
 
 use super::{
-    count_from_db, list_json, parse_list, post_nonce, Backend, Claim, Decision, Failure,
-    InsightSource, Limit, NewSuggestion, PostRecord, PostSource, ReviewMessage, SaveOutcome,
-    ServerInsight, ServerSettings, StoreError, StoredVectors, Suggestion, SuggestionStatus,
-    WeeklySettings,
+    answer_totals, count_from_db, list_json, parse_list, post_nonce, retention_cutoffs,
+    vote_change, Backend, Claim, Decision, Failure, Gap, InsightSource, Limit, NewAnswer,
+    NewSuggestion, PostRecord, PostSource, Pruned, ReviewMessage, SaveOutcome, ServerInsight,
+    ServerSettings, StoreError, StoredVectors, Suggestion, SuggestionStatus, UsageScope,
+    UsageStats, Vote, VoteOutcome, WeeklySettings,
 };
 use crate::insights::{Insight, Source};
+use crate::stats::{DayAnswers, InsightUse};
 use crate::weekly::rotation::RotationState;
 use crate::weekly::schedule::{WeekKey, WeeklySchedule};
 
@@ -63,6 +65,7 @@ use crate::weekly::schedule::{WeekKey, WeeklySchedule};
 const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0001_init.sql"),
     include_str!("../../migrations/0002_server_insights.sql"),
+    include_str!("../../migrations/0003_usage.sql"),
 ];
 
 /// The newest schema version this build knows.
@@ -517,14 +520,15 @@ impl Backend for SqliteBackend {
         self.read(|conn| {
             let row = conn
                 .prepare_cached(
-                    "SELECT insight_source, curator_role, review_channel FROM server_settings \
-                     WHERE guild_id = ?1",
+                    "SELECT insight_source, curator_role, review_channel, gaps \
+                     FROM server_settings WHERE guild_id = ?1",
                 )?
                 .query_row([db_id(guild_id)], |row| {
                     Ok((
                         row.get::<_, String>(0)?,
                         row.get::<_, Option<i64>>(1)?,
                         row.get::<_, Option<i64>>(2)?,
+                        row.get::<_, bool>(3)?,
                     ))
                 })
                 .optional()?;
@@ -538,7 +542,7 @@ impl Backend for SqliteBackend {
                 hidden,
                 ..ServerSettings::default()
             };
-            if let Some((source, curator_role, review_channel)) = row {
+            if let Some((source, curator_role, review_channel, gaps)) = row {
                 settings.source = InsightSource::parse(&source).ok_or_else(|| Fault::BadRow {
                     table: "server_settings",
                     guild_id,
@@ -546,6 +550,7 @@ impl Backend for SqliteBackend {
                 })?;
                 settings.curator_role = curator_role.map(from_db_id);
                 settings.review_channel = review_channel.map(from_db_id);
+                settings.gaps = gaps;
             }
             Ok(settings)
         })
@@ -765,14 +770,25 @@ impl Backend for SqliteBackend {
 
     // ---- how often insights were shown ----
 
-    fn record_shown(&self, guild_id: u64, insight_id: &str) -> Result<(), StoreError> {
+    fn record_shown(
+        &self,
+        guild_id: u64,
+        insight_id: &str,
+        day: NaiveDate,
+    ) -> Result<(), StoreError> {
         self.write(|tx| {
-            tx.execute(
+            tx.prepare_cached(
                 "INSERT INTO insight_shown (guild_id, insight_id, count) VALUES (?1, ?2, 1) \
                  ON CONFLICT (guild_id, insight_id) \
                  DO UPDATE SET count = insight_shown.count + 1",
-                params![db_id(guild_id), insight_id],
-            )?;
+            )?
+            .execute(params![db_id(guild_id), insight_id])?;
+            tx.prepare_cached(
+                "INSERT INTO usage_day (guild_id, day, insight_id, shown) VALUES (?1, ?2, ?3, 1) \
+                 ON CONFLICT (guild_id, day, insight_id) \
+                 DO UPDATE SET shown = usage_day.shown + 1",
+            )?
+            .execute(params![db_id(guild_id), db_day(day), insight_id])?;
             Ok(())
         })
     }
@@ -790,6 +806,289 @@ impl Backend for SqliteBackend {
             .into_iter()
             .map(|(id, n)| (id, count_from_db(n)))
             .collect())
+    }
+
+    // ---- answers, votes, usage and gaps ----
+
+    fn record_answers(&self, answers: &[NewAnswer]) -> Result<Vec<u64>, StoreError> {
+        if answers.is_empty() {
+            return Ok(Vec::new());
+        }
+        let totals = answer_totals(answers);
+        self.write(|tx| {
+            // Under BEGIN IMMEDIATE no set_gaps can commit between this read and the inserts.
+            let mut gaps_on: HashMap<u64, bool> = HashMap::new();
+            let mut ids = Vec::with_capacity(answers.len());
+            let mut insert = tx.prepare_cached(
+                "INSERT INTO answer (guild_id, day, insight_id, no_close_match, question) \
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?;
+            for answer in answers {
+                let question = match (answer.guild_id, &answer.question) {
+                    (Some(guild), Some(question)) => {
+                        let on = match gaps_on.get(&guild) {
+                            Some(&on) => on,
+                            None => {
+                                let on = gaps_enabled(tx, guild)?;
+                                gaps_on.insert(guild, on);
+                                on
+                            }
+                        };
+                        on.then_some(question.as_str())
+                    }
+                    _ => None,
+                };
+                insert.execute(params![
+                    db_id(answer.guild_id.unwrap_or(0)),
+                    db_day(answer.day),
+                    answer.insight_id,
+                    answer.no_close_match,
+                    question,
+                ])?;
+                ids.push(from_db_id(tx.last_insert_rowid()));
+            }
+            let mut upsert = tx.prepare_cached(
+                "INSERT INTO usage_day (guild_id, day, insight_id, answers, no_close_match) \
+                 VALUES (?1, ?2, ?3, ?4, ?5) \
+                 ON CONFLICT (guild_id, day, insight_id) DO UPDATE SET \
+                     answers = usage_day.answers + excluded.answers, \
+                     no_close_match = usage_day.no_close_match + excluded.no_close_match",
+            )?;
+            for ((guild, day, insight), (count, no_match)) in &totals {
+                upsert.execute(params![
+                    db_id(*guild),
+                    db_day(*day),
+                    insight,
+                    count,
+                    no_match
+                ])?;
+            }
+            Ok(ids)
+        })
+    }
+
+    fn record_vote(
+        &self,
+        answer_id: u64,
+        voter: &[u8; 32],
+        vote: Vote,
+    ) -> Result<VoteOutcome, StoreError> {
+        self.write(|tx| {
+            let answer = tx
+                .prepare_cached(
+                    "SELECT guild_id, day, coalesce(insight_id, '') FROM answer WHERE id = ?1",
+                )?
+                .query_row([db_id(answer_id)], |row| {
+                    Ok((
+                        row.get::<_, i64>(0)?,
+                        row.get::<_, String>(1)?,
+                        row.get::<_, String>(2)?,
+                    ))
+                })
+                .optional()?;
+            let Some((guild, day, insight)) = answer else {
+                return Ok(VoteOutcome::UnknownAnswer);
+            };
+            let old = tx
+                .prepare_cached("SELECT vote FROM answer_vote WHERE answer_id = ?1 AND voter = ?2")?
+                .query_row(params![db_id(answer_id), &voter[..]], |row| {
+                    row.get::<_, String>(0)
+                })
+                .optional()?;
+            let old = old
+                .map(|text| {
+                    Vote::parse(&text).ok_or_else(|| Fault::BadRow {
+                        table: "answer_vote",
+                        guild_id: from_db_id(guild),
+                        detail: format!("unknown vote {text:?}"),
+                    })
+                })
+                .transpose()?;
+            let (outcome, helpful, not_helpful) = vote_change(old, vote);
+            if outcome == VoteOutcome::Unchanged {
+                return Ok(outcome);
+            }
+            tx.prepare_cached(
+                "INSERT INTO answer_vote (answer_id, voter, vote) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT (answer_id, voter) DO UPDATE SET vote = excluded.vote",
+            )?
+            .execute(params![db_id(answer_id), &voter[..], vote.as_str()])?;
+            tx.prepare_cached(
+                "INSERT INTO usage_day (guild_id, day, insight_id, helpful, not_helpful) \
+                 VALUES (?1, ?2, ?3, max(?4, 0), max(?5, 0)) \
+                 ON CONFLICT (guild_id, day, insight_id) DO UPDATE SET \
+                     helpful = usage_day.helpful + ?4, \
+                     not_helpful = usage_day.not_helpful + ?5",
+            )?
+            .execute(params![guild, day, insight, helpful, not_helpful])?;
+            Ok(outcome)
+        })
+    }
+
+    fn usage_stats(
+        &self,
+        scope: UsageScope,
+        since: NaiveDate,
+        until: NaiveDate,
+    ) -> Result<UsageStats, StoreError> {
+        let guild = match scope {
+            UsageScope::Server(guild) => Some(db_id(guild)),
+            UsageScope::DirectMessages => Some(0),
+            UsageScope::Everywhere => None,
+        };
+        // The same filter for both queries; `?3` is the server (0: direct messages).
+        let filter = if guild.is_some() {
+            "guild_id = ?3 AND day BETWEEN ?1 AND ?2"
+        } else {
+            "day BETWEEN ?1 AND ?2"
+        };
+        let days_sql = format!(
+            "SELECT day, sum(answers), sum(no_close_match) FROM usage_day WHERE {filter} \
+             GROUP BY day HAVING sum(answers) > 0 ORDER BY day"
+        );
+        let insights_sql = format!(
+            "SELECT insight_id, sum(shown), sum(helpful), sum(not_helpful) FROM usage_day \
+             WHERE {filter} AND insight_id <> '' GROUP BY insight_id \
+             HAVING sum(shown) > 0 OR sum(helpful) > 0 OR sum(not_helpful) > 0 \
+             ORDER BY insight_id"
+        );
+        let (since, until) = (db_day(since), db_day(until));
+        self.read(|conn| {
+            // One snapshot for both.
+            let snapshot = conn.unchecked_transaction()?;
+            let mut days = Vec::new();
+            {
+                let mut stmt = snapshot.prepare_cached(&days_sql)?;
+                let mut rows = match guild {
+                    Some(g) => stmt.query(params![since, until, g])?,
+                    None => stmt.query(params![since, until])?,
+                };
+                while let Some(row) = rows.next()? {
+                    let text: String = row.get(0)?;
+                    days.push(DayAnswers {
+                        day: parse_day("usage_day", &text)?,
+                        answers: count_from_db(row.get(1)?),
+                        no_close_match: count_from_db(row.get(2)?),
+                    });
+                }
+            }
+            let mut insights = Vec::new();
+            {
+                let mut stmt = snapshot.prepare_cached(&insights_sql)?;
+                let mut rows = match guild {
+                    Some(g) => stmt.query(params![since, until, g])?,
+                    None => stmt.query(params![since, until])?,
+                };
+                while let Some(row) = rows.next()? {
+                    insights.push(InsightUse {
+                        id: row.get(0)?,
+                        shown: count_from_db(row.get(1)?),
+                        helpful: count_from_db(row.get(2)?),
+                        not_helpful: count_from_db(row.get(3)?),
+                    });
+                }
+            }
+            snapshot.commit()?;
+            Ok(UsageStats { days, insights })
+        })
+    }
+
+    fn set_gaps(&self, guild_id: u64, on: bool) -> Result<u64, StoreError> {
+        self.write(|tx| {
+            tx.execute(
+                "INSERT INTO server_settings (guild_id, gaps) VALUES (?1, ?2) \
+                 ON CONFLICT (guild_id) DO UPDATE SET gaps = excluded.gaps",
+                params![db_id(guild_id), on],
+            )?;
+            if on {
+                return Ok(0);
+            }
+            let cleared = tx.execute(
+                "UPDATE answer SET question = NULL WHERE guild_id = ?1 AND question IS NOT NULL",
+                [db_id(guild_id)],
+            )?;
+            Ok(cleared as u64)
+        })
+    }
+
+    fn gaps(&self, guild_id: u64, since: NaiveDate, limit: usize) -> Result<Vec<Gap>, StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = self.read(|conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT id, question, day, no_close_match, not_helpful FROM ( \
+                     SELECT a.id, a.question, a.day, a.no_close_match, \
+                         EXISTS (SELECT 1 FROM answer_vote v \
+                                 WHERE v.answer_id = a.id AND v.vote = 'not_helpful') \
+                             AS not_helpful \
+                     FROM answer a \
+                     WHERE a.guild_id = ?1 AND a.question IS NOT NULL AND a.day >= ?2) \
+                 WHERE no_close_match OR not_helpful \
+                 ORDER BY day DESC, id DESC LIMIT ?3",
+            )?;
+            let rows = stmt.query_map(params![db_id(guild_id), db_day(since), limit], |row| {
+                Ok((
+                    row.get::<_, i64>(0)?,
+                    row.get::<_, String>(1)?,
+                    row.get::<_, String>(2)?,
+                    row.get::<_, bool>(3)?,
+                    row.get::<_, bool>(4)?,
+                ))
+            })?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })?;
+        rows.into_iter()
+            .map(|(id, question, day, no_close_match, not_helpful)| {
+                Ok(Gap {
+                    answer_id: from_db_id(id),
+                    question,
+                    day: parse_day("answer", &day).map_err(|fault| self.error(fault))?,
+                    no_close_match,
+                    not_helpful,
+                })
+            })
+            .collect()
+    }
+
+    fn prune(&self, today: NaiveDate) -> Result<Pruned, StoreError> {
+        let (answers_before, gaps_before) = retention_cutoffs(today);
+        self.write(|tx| {
+            // Votes go with their answers: foreign keys are on (see open_once).
+            let answers = tx.execute(
+                "DELETE FROM answer WHERE day < ?1",
+                [db_day(answers_before)],
+            )?;
+            let old_gaps = tx.execute(
+                "UPDATE answer SET question = NULL WHERE question IS NOT NULL AND day < ?1",
+                [db_day(gaps_before)],
+            )?;
+            let not_gaps = tx.execute(
+                "UPDATE answer SET question = NULL \
+                 WHERE question IS NOT NULL AND day < ?1 AND NOT no_close_match \
+                     AND NOT EXISTS (SELECT 1 FROM answer_vote v \
+                                     WHERE v.answer_id = answer.id AND v.vote = 'not_helpful')",
+                [db_day(today)],
+            )?;
+            Ok(Pruned {
+                answers: answers as u64,
+                questions: (old_gaps + not_gaps) as u64,
+            })
+        })
+    }
+
+    fn secret(&self) -> Result<[u8; 32], StoreError> {
+        if let Some(secret) = self.read(select_secret)? {
+            return Ok(secret);
+        }
+        let mut fresh = [0u8; 32];
+        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut fresh);
+        self.write(|tx| {
+            // Another process may have made one since the read: its secret stays.
+            tx.execute(
+                "INSERT INTO secret (id, value) VALUES (1, ?1) ON CONFLICT (id) DO NOTHING",
+                [&fresh[..]],
+            )?;
+            select_secret(tx)?.ok_or(Fault::Sql(rusqlite::Error::QueryReturnedNoRows))
+        })
     }
 }
 
@@ -1028,6 +1327,44 @@ pub(super) fn weekday_code(day: Weekday) -> &'static str {
         Weekday::Sat => "sat",
         Weekday::Sun => "sun",
     }
+}
+
+/// A day as stored: ISO `YYYY-MM-DD` text, so text order is day order.
+fn db_day(day: NaiveDate) -> String {
+    day.format("%Y-%m-%d").to_string()
+}
+
+fn parse_day(table: &'static str, text: &str) -> Result<NaiveDate, Fault> {
+    NaiveDate::parse_from_str(text, "%Y-%m-%d").map_err(|e| Fault::BadRow {
+        table,
+        guild_id: 0,
+        detail: format!("day {text:?} is not an ISO date ({e})"),
+    })
+}
+
+/// Whether a server keeps gap questions (off when it never changed its settings).
+fn gaps_enabled(conn: &Connection, guild_id: u64) -> Result<bool, Fault> {
+    Ok(conn
+        .prepare_cached("SELECT gaps FROM server_settings WHERE guild_id = ?1")?
+        .query_row([db_id(guild_id)], |row| row.get::<_, bool>(0))
+        .optional()?
+        .unwrap_or(false))
+}
+
+fn select_secret(conn: &Connection) -> Result<Option<[u8; 32]>, Fault> {
+    let value = conn
+        .prepare_cached("SELECT value FROM secret WHERE id = 1")?
+        .query_row([], |row| row.get::<_, Vec<u8>>(0))
+        .optional()?;
+    value
+        .map(|bytes| {
+            <[u8; 32]>::try_from(bytes.as_slice()).map_err(|_| Fault::BadRow {
+                table: "secret",
+                guild_id: 0,
+                detail: format!("the secret is {} bytes, not 32", bytes.len()),
+            })
+        })
+        .transpose()
 }
 
 fn query_all<T, P: Params>(

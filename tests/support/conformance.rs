@@ -18,13 +18,15 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Barrier;
 use std::thread;
 
-use chrono::{DateTime, NaiveTime, Utc, Weekday};
+use chrono::{DateTime, Days, NaiveDate, NaiveTime, Utc, Weekday};
 use chrono_tz::Europe::London;
 use insight_bot::insights::{Insight, Source};
+use insight_bot::stats::{DayAnswers, InsightUse};
 use insight_bot::store::{
-    post_nonce, Backend, Claim, Decision, Failure, InsightSource, Limit, NewSuggestion, PostSource,
-    ReviewMessage, SaveOutcome, ServerInsight, ServerSettings, Store, StoreError, StoredVectors,
-    Suggestion, SuggestionStatus, WeeklySettings,
+    post_nonce, Backend, Claim, Decision, Failure, Gap, InsightSource, Limit, NewAnswer,
+    NewSuggestion, PostSource, Pruned, ReviewMessage, SaveOutcome, ServerInsight, ServerSettings,
+    Store, StoreError, StoredVectors, Suggestion, SuggestionStatus, UsageScope, UsageStats, Vote,
+    VoteOutcome, WeeklySettings,
 };
 use insight_bot::weekly::rotation::RotationState;
 use insight_bot::weekly::schedule::{WeekKey, WeeklySchedule};
@@ -56,6 +58,10 @@ pub trait Harness: Sync {
     /// Creates this test's (new) database as an insight-bot of schema version 1 left it: with
     /// that version's migration SQL, by the backend's own means, without opening a store.
     fn create_version_1(&self);
+
+    /// Creates this test's (new) database as an insight-bot of schema version 2 left it: the
+    /// migrations of versions 1 and 2, by the backend's own means, without opening a store.
+    fn create_version_2(&self);
 
     /// The database's schema version, as the backend records it.
     fn schema_version(&self) -> i64;
@@ -103,6 +109,14 @@ macro_rules! conformance_suite {
             a_version_1_database_migrates_forward_keeping_its_rows,
             reopening_keeps_server_insights_settings_and_suggestions,
             two_handles_adding_suggestions_for_one_member_never_exceed_five_pending,
+            answers_add_up_per_day_and_scope,
+            showings_are_counted_per_day_and_all_time,
+            votes_count_once_per_voter_and_a_change_moves_the_count,
+            gap_questions_are_kept_only_while_gaps_are_on,
+            prune_deletes_old_answers_but_keeps_the_daily_totals,
+            the_secret_is_made_once_and_shared,
+            concurrent_votes_on_one_answer_are_all_counted,
+            a_version_2_database_migrates_forward_keeping_its_rows,
         );
     };
     (@tests $harness:expr; $($name:ident),* $(,)?) => {
@@ -117,6 +131,9 @@ macro_rules! conformance_suite {
 }
 pub(crate) use conformance_suite;
 
+/// The schema version this build writes.
+const SCHEMA_VERSION: i64 = 3;
+
 const GUILD: u64 = 1_100_000_000_000_000_001;
 const CHANNEL: u64 = 1_200_000_000_000_000_002;
 
@@ -130,6 +147,10 @@ fn monday_9_london() -> WeeklySchedule {
         NaiveTime::from_hms_opt(9, 0, 0).unwrap(),
         London,
     )
+}
+
+fn day(s: &str) -> NaiveDate {
+    NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
 }
 
 fn week(n: u32) -> WeekKey {
@@ -1355,9 +1376,15 @@ pub fn servers_are_kept_apart_in_every_table(h: &impl Harness) {
     assert_eq!(store.pending_suggestion_count(OTHER_GUILD).unwrap(), 1);
 
     // Shown counters.
-    store.record_shown(GUILD, "shared-id").unwrap();
-    store.record_shown(GUILD, "shared-id").unwrap();
-    store.record_shown(OTHER_GUILD, "shared-id").unwrap();
+    store
+        .record_shown(GUILD, "shared-id", day("2026-03-02"))
+        .unwrap();
+    store
+        .record_shown(GUILD, "shared-id", day("2026-03-02"))
+        .unwrap();
+    store
+        .record_shown(OTHER_GUILD, "shared-id", day("2026-03-02"))
+        .unwrap();
     assert_eq!(
         store.shown_counts(GUILD).unwrap(),
         HashMap::from([("shared-id".to_string(), 2)])
@@ -1380,6 +1407,7 @@ pub fn server_settings_defaults_and_updates(h: &impl Harness) {
             curator_role: None,
             review_channel: None,
             hidden: vec![],
+            gaps: false,
         }
     );
 
@@ -1401,6 +1429,7 @@ pub fn server_settings_defaults_and_updates(h: &impl Harness) {
         curator_role: Some(u64::MAX),
         review_channel: Some(CHANNEL),
         hidden: vec![],
+        gaps: false,
     };
     assert_eq!(store.server_settings(GUILD).unwrap(), set);
     // Stored as text an operator can read.
@@ -1928,7 +1957,7 @@ pub fn shown_counters_count_per_server_and_insight(h: &impl Harness) {
     let store = h.open();
     assert_eq!(store.shown_counts(GUILD).unwrap(), HashMap::new());
     for id in ["a", "b", "a", "a", "tour-of-duty"] {
-        store.record_shown(GUILD, id).unwrap();
+        store.record_shown(GUILD, id, day("2026-03-02")).unwrap();
     }
     assert_eq!(
         store.shown_counts(GUILD).unwrap(),
@@ -1963,7 +1992,7 @@ pub fn a_version_1_database_migrates_forward_keeping_its_rows(h: &impl Harness) 
     .unwrap();
 
     let store = h.open();
-    assert_eq!(h.schema_version(), 2);
+    assert_eq!(h.schema_version(), SCHEMA_VERSION);
     assert_eq!(guild_ids(&store.active_weeklies().unwrap()), [1, 2, 3]);
     assert_eq!(
         store.weekly(2).unwrap().unwrap().active_since,
@@ -2005,7 +2034,7 @@ pub fn a_version_1_database_migrates_forward_keeping_its_rows(h: &impl Harness) 
     drop(store);
     // Opening again migrates nothing more.
     let store = h.open();
-    assert_eq!(h.schema_version(), 2);
+    assert_eq!(h.schema_version(), SCHEMA_VERSION);
     assert_eq!(store.server_insight_count(2).unwrap(), 1);
 }
 
@@ -2038,7 +2067,9 @@ pub fn reopening_keeps_server_insights_settings_and_suggestions(h: &impl Harness
             )
             .unwrap()
             .unwrap();
-        store.record_shown(GUILD, "kept-one").unwrap();
+        store
+            .record_shown(GUILD, "kept-one", day("2026-04-02"))
+            .unwrap();
         let pending = store.suggestion(GUILD, pending.id).unwrap().unwrap();
         (insights, approved, pending)
     };
@@ -2054,6 +2085,7 @@ pub fn reopening_keeps_server_insights_settings_and_suggestions(h: &impl Harness
             curator_role: Some(11),
             review_channel: Some(12),
             hidden: vec!["tour-of-duty".into()],
+            gaps: false,
         }
     );
     assert_eq!(
@@ -2078,4 +2110,706 @@ pub fn reopening_keeps_server_insights_settings_and_suggestions(h: &impl Harness
     // Ids keep counting up after a restart: a new suggestion never takes an old one's id.
     let next = add(&store, new_suggestion(GUILD, MEMBER + 1, 3)).unwrap();
     assert!(next.id > pending.id);
+}
+
+// ---- answers, votes, usage and gaps ----
+
+fn answer(
+    guild_id: Option<u64>,
+    on: &str,
+    insight: Option<&str>,
+    question: Option<&str>,
+) -> NewAnswer {
+    NewAnswer {
+        guild_id,
+        day: day(on),
+        insight_id: insight.map(str::to_string),
+        no_close_match: insight.is_none(),
+        question: question.map(str::to_string),
+    }
+}
+
+fn day_answers(on: &str, answers: u64, no_close_match: u64) -> DayAnswers {
+    DayAnswers {
+        day: day(on),
+        answers,
+        no_close_match,
+    }
+}
+
+fn insight_use(id: &str, shown: u64, helpful: u64, not_helpful: u64) -> InsightUse {
+    InsightUse {
+        id: id.into(),
+        shown,
+        helpful,
+        not_helpful,
+    }
+}
+
+/// A voter key, as the bot would derive one.
+fn voter(n: u32) -> [u8; 32] {
+    let mut key = [0xA5; 32];
+    key[..4].copy_from_slice(&n.to_be_bytes());
+    key
+}
+
+fn stats(store: &impl Backend, scope: UsageScope, since: &str, until: &str) -> UsageStats {
+    store.usage_stats(scope, day(since), day(until)).unwrap()
+}
+
+/// What a kept question's row says, by answer id (for the gap tests).
+fn gap(answer_id: u64, question: &str, on: &str, no_close_match: bool, not_helpful: bool) -> Gap {
+    Gap {
+        answer_id,
+        question: question.into(),
+        day: day(on),
+        no_close_match,
+        not_helpful,
+    }
+}
+
+pub fn answers_add_up_per_day_and_scope(h: &impl Harness) {
+    let store = h.open();
+    assert_eq!(store.record_answers(&[]).unwrap(), Vec::<u64>::new());
+    let ids = store
+        .record_answers(&[
+            answer(Some(GUILD), "2026-03-02", Some("a"), None),
+            answer(Some(GUILD), "2026-03-02", Some("a"), None),
+            answer(Some(GUILD), "2026-03-02", None, None),
+            answer(Some(GUILD), "2026-03-04", Some("b"), None),
+            answer(Some(OTHER_GUILD), "2026-03-02", Some("a"), None),
+            answer(Some(OTHER_GUILD), "2026-03-02", Some("a"), None),
+            answer(None, "2026-03-02", Some("c"), None),
+        ])
+        .unwrap();
+    let more = store
+        .record_answers(&[answer(None, "2026-03-05", None, None)])
+        .unwrap();
+    let all: Vec<u64> = ids.iter().chain(&more).copied().collect();
+    assert_eq!(all.len(), 8);
+    assert!(all.windows(2).all(|w| w[0] < w[1]), "{all:?}");
+
+    let server = stats(
+        &store,
+        UsageScope::Server(GUILD),
+        "2026-03-01",
+        "2026-03-31",
+    );
+    assert_eq!(
+        server.days,
+        [
+            day_answers("2026-03-02", 3, 1),
+            day_answers("2026-03-04", 1, 0)
+        ]
+    );
+    assert_eq!(
+        server.insights,
+        Vec::<InsightUse>::new(),
+        "answers are not showings or votes"
+    );
+    assert_eq!(
+        stats(
+            &store,
+            UsageScope::Server(GUILD),
+            "2026-03-03",
+            "2026-03-04"
+        )
+        .days,
+        [day_answers("2026-03-04", 1, 0)],
+        "both ends are included"
+    );
+    assert_eq!(
+        stats(
+            &store,
+            UsageScope::Server(GUILD),
+            "2026-03-03",
+            "2026-03-03"
+        ),
+        UsageStats::default()
+    );
+    assert_eq!(
+        stats(
+            &store,
+            UsageScope::Server(OTHER_GUILD),
+            "2026-03-01",
+            "2026-03-31"
+        )
+        .days,
+        [day_answers("2026-03-02", 2, 0)]
+    );
+    assert_eq!(
+        stats(
+            &store,
+            UsageScope::DirectMessages,
+            "2026-03-01",
+            "2026-03-31"
+        )
+        .days,
+        [
+            day_answers("2026-03-02", 1, 0),
+            day_answers("2026-03-05", 1, 1)
+        ]
+    );
+    assert_eq!(
+        stats(&store, UsageScope::Everywhere, "2026-03-01", "2026-03-31").days,
+        [
+            day_answers("2026-03-02", 6, 1),
+            day_answers("2026-03-04", 1, 0),
+            day_answers("2026-03-05", 1, 1)
+        ]
+    );
+    assert_eq!(
+        stats(
+            &store,
+            UsageScope::Server(CHANNEL),
+            "2026-03-01",
+            "2026-03-31"
+        ),
+        UsageStats::default()
+    );
+    // Another handle (a restart) reads the same.
+    assert_eq!(
+        stats(
+            &h.open(),
+            UsageScope::Server(GUILD),
+            "2026-03-01",
+            "2026-03-31"
+        ),
+        server
+    );
+}
+
+pub fn showings_are_counted_per_day_and_all_time(h: &impl Harness) {
+    let store = h.open();
+    for (guild, id, on) in [
+        (GUILD, "a", "2026-03-02"),
+        (GUILD, "a", "2026-03-02"),
+        (GUILD, "a", "2026-03-03"),
+        (GUILD, "b", "2026-03-03"),
+        (OTHER_GUILD, "a", "2026-03-02"),
+    ] {
+        store.record_shown(guild, id, day(on)).unwrap();
+    }
+    let both = stats(
+        &store,
+        UsageScope::Server(GUILD),
+        "2026-03-02",
+        "2026-03-03",
+    );
+    assert_eq!(
+        both.insights,
+        [insight_use("a", 3, 0, 0), insight_use("b", 1, 0, 0)]
+    );
+    assert_eq!(
+        both.days,
+        Vec::<DayAnswers>::new(),
+        "showings are not answers"
+    );
+    assert_eq!(
+        stats(
+            &store,
+            UsageScope::Server(GUILD),
+            "2026-03-03",
+            "2026-03-03"
+        )
+        .insights,
+        [insight_use("a", 1, 0, 0), insight_use("b", 1, 0, 0)]
+    );
+    assert_eq!(
+        stats(&store, UsageScope::Everywhere, "2026-03-02", "2026-03-02").insights,
+        [insight_use("a", 3, 0, 0)]
+    );
+    assert_eq!(
+        stats(
+            &store,
+            UsageScope::DirectMessages,
+            "2026-03-01",
+            "2026-03-31"
+        ),
+        UsageStats::default()
+    );
+    assert_eq!(
+        store.shown_counts(GUILD).unwrap(),
+        HashMap::from([("a".to_string(), 3), ("b".to_string(), 1)])
+    );
+    assert_eq!(
+        store.shown_counts(OTHER_GUILD).unwrap(),
+        HashMap::from([("a".to_string(), 1)])
+    );
+}
+
+pub fn votes_count_once_per_voter_and_a_change_moves_the_count(h: &impl Harness) {
+    let store = h.open();
+    let ids = store
+        .record_answers(&[
+            answer(Some(GUILD), "2026-03-02", Some("a"), None),
+            answer(Some(GUILD), "2026-03-02", None, None),
+            answer(Some(OTHER_GUILD), "2026-03-02", Some("a"), None),
+        ])
+        .unwrap();
+    let (matched, no_match, others) = (ids[0], ids[1], ids[2]);
+    let a = || {
+        stats(
+            &store,
+            UsageScope::Server(GUILD),
+            "2026-03-02",
+            "2026-03-02",
+        )
+        .insights
+    };
+
+    assert_eq!(
+        store
+            .record_vote(matched, &voter(1), Vote::Helpful)
+            .unwrap(),
+        VoteOutcome::Recorded
+    );
+    assert_eq!(a(), [insight_use("a", 0, 1, 0)]);
+    assert_eq!(
+        store
+            .record_vote(matched, &voter(1), Vote::Helpful)
+            .unwrap(),
+        VoteOutcome::Unchanged
+    );
+    assert_eq!(a(), [insight_use("a", 0, 1, 0)]);
+    assert_eq!(
+        store
+            .record_vote(matched, &voter(1), Vote::NotHelpful)
+            .unwrap(),
+        VoteOutcome::Changed
+    );
+    assert_eq!(a(), [insight_use("a", 0, 0, 1)]);
+    assert_eq!(
+        store
+            .record_vote(matched, &voter(2), Vote::Helpful)
+            .unwrap(),
+        VoteOutcome::Recorded
+    );
+    assert_eq!(a(), [insight_use("a", 0, 1, 1)]);
+    // From another handle, and back again.
+    assert_eq!(
+        h.open()
+            .record_vote(matched, &voter(1), Vote::Helpful)
+            .unwrap(),
+        VoteOutcome::Changed
+    );
+    assert_eq!(a(), [insight_use("a", 0, 2, 0)]);
+
+    // A vote on an answer without an insight is kept, and counts for no insight.
+    assert_eq!(
+        store
+            .record_vote(no_match, &voter(1), Vote::NotHelpful)
+            .unwrap(),
+        VoteOutcome::Recorded
+    );
+    assert_eq!(a(), [insight_use("a", 0, 2, 0)]);
+    // Another server's votes stay in its own totals.
+    store
+        .record_vote(others, &voter(1), Vote::NotHelpful)
+        .unwrap();
+    assert_eq!(a(), [insight_use("a", 0, 2, 0)]);
+    assert_eq!(
+        stats(
+            &store,
+            UsageScope::Server(OTHER_GUILD),
+            "2026-03-02",
+            "2026-03-02"
+        )
+        .insights,
+        [insight_use("a", 0, 0, 1)]
+    );
+    assert_eq!(
+        stats(&store, UsageScope::Everywhere, "2026-03-01", "2026-03-31").insights,
+        [insight_use("a", 0, 2, 1)]
+    );
+    // The totals are the answer's day's, whatever day the vote comes.
+    assert_eq!(
+        stats(
+            &store,
+            UsageScope::Server(GUILD),
+            "2026-03-03",
+            "2026-12-31"
+        ),
+        UsageStats::default()
+    );
+
+    let unknown = ids.iter().max().unwrap() + 1_000;
+    for id in [unknown, 0, u64::MAX, i64::MAX as u64 + 1] {
+        assert_eq!(
+            store.record_vote(id, &voter(1), Vote::Helpful).unwrap(),
+            VoteOutcome::UnknownAnswer,
+            "{id}"
+        );
+    }
+    assert_eq!(
+        h.query_row("SELECT count(*) FROM answer_vote"),
+        ["4"],
+        "one row per voter and answer"
+    );
+}
+
+pub fn gap_questions_are_kept_only_while_gaps_are_on(h: &impl Harness) {
+    let store = h.open();
+    assert!(
+        !store.server_settings(GUILD).unwrap().gaps,
+        "off by default"
+    );
+    store
+        .record_answers(&[answer(Some(GUILD), "2026-03-01", None, Some("dropped"))])
+        .unwrap();
+    assert_eq!(
+        h.query_row("SELECT count(*) FROM answer WHERE question IS NOT NULL"),
+        ["0"],
+        "gaps off: the question is not kept"
+    );
+
+    assert_eq!(store.set_gaps(GUILD, true).unwrap(), 0);
+    assert!(store.server_settings(GUILD).unwrap().gaps);
+    store.set_curator_role(GUILD, Some(11)).unwrap();
+    assert!(
+        store.server_settings(GUILD).unwrap().gaps,
+        "other settings leave it"
+    );
+    store.set_gaps(OTHER_GUILD, true).unwrap();
+    let ids = store
+        .record_answers(&[
+            answer(Some(GUILD), "2026-03-02", None, Some("how do I lead?")),
+            answer(Some(GUILD), "2026-03-02", Some("a"), Some("matched fine")),
+            answer(Some(GUILD), "2026-03-03", Some("b"), Some("voted down")),
+            answer(Some(GUILD), "2026-03-03", None, Some("newest")),
+            answer(Some(GUILD), "2026-03-03", None, None),
+            answer(
+                Some(OTHER_GUILD),
+                "2026-03-03",
+                None,
+                Some("another server's"),
+            ),
+            answer(None, "2026-03-03", None, Some("a direct message")),
+        ])
+        .unwrap();
+    assert_eq!(
+        h.query_row("SELECT count(*) FROM answer WHERE guild_id = 0 AND question IS NOT NULL"),
+        ["0"],
+        "never for a direct message"
+    );
+    assert_eq!(
+        store
+            .record_vote(ids[2], &voter(1), Vote::NotHelpful)
+            .unwrap(),
+        VoteOutcome::Recorded
+    );
+    store.record_vote(ids[1], &voter(1), Vote::Helpful).unwrap();
+
+    let newest = gap(ids[3], "newest", "2026-03-03", true, false);
+    let voted_down = gap(ids[2], "voted down", "2026-03-03", false, true);
+    let first = gap(ids[0], "how do I lead?", "2026-03-02", true, false);
+    assert_eq!(
+        store.gaps(GUILD, day("2026-01-01"), 10).unwrap(),
+        [newest.clone(), voted_down.clone(), first.clone()]
+    );
+    assert_eq!(
+        store.gaps(GUILD, day("2026-01-01"), 2).unwrap(),
+        [newest.clone(), voted_down.clone()]
+    );
+    assert_eq!(
+        store.gaps(GUILD, day("2026-03-03"), 10).unwrap(),
+        [newest.clone(), voted_down.clone()]
+    );
+    assert_eq!(
+        store.gaps(GUILD, day("2026-03-04"), 10).unwrap(),
+        Vec::<Gap>::new()
+    );
+    assert_eq!(
+        store.gaps(OTHER_GUILD, day("2026-01-01"), 10).unwrap(),
+        [gap(ids[5], "another server's", "2026-03-03", true, false)]
+    );
+    // A vote changed to helpful is no longer a gap.
+    store.record_vote(ids[2], &voter(1), Vote::Helpful).unwrap();
+    assert_eq!(
+        store.gaps(GUILD, day("2026-01-01"), 10).unwrap(),
+        [newest.clone(), first.clone()]
+    );
+
+    // Off clears every kept question of the server at once, gaps or not yet.
+    assert_eq!(store.set_gaps(GUILD, false).unwrap(), 4);
+    assert!(!store.server_settings(GUILD).unwrap().gaps);
+    assert_eq!(store.server_settings(GUILD).unwrap().curator_role, Some(11));
+    assert_eq!(
+        store.gaps(GUILD, day("2026-01-01"), 10).unwrap(),
+        Vec::<Gap>::new()
+    );
+    assert_eq!(store.set_gaps(GUILD, false).unwrap(), 0);
+    store
+        .record_answers(&[answer(Some(GUILD), "2026-03-04", None, Some("while off"))])
+        .unwrap();
+    assert_eq!(store.set_gaps(GUILD, true).unwrap(), 0);
+    assert_eq!(
+        store.gaps(GUILD, day("2026-01-01"), 10).unwrap(),
+        Vec::<Gap>::new(),
+        "turning gaps on again brings nothing old back"
+    );
+    assert_eq!(
+        store
+            .gaps(OTHER_GUILD, day("2026-01-01"), 10)
+            .unwrap()
+            .len(),
+        1,
+        "the other server keeps its own"
+    );
+    // The answers themselves stay counted.
+    assert_eq!(
+        stats(
+            &store,
+            UsageScope::Server(GUILD),
+            "2026-03-01",
+            "2026-03-04"
+        )
+        .days,
+        [
+            day_answers("2026-03-01", 1, 1),
+            day_answers("2026-03-02", 2, 1),
+            day_answers("2026-03-03", 3, 2),
+            day_answers("2026-03-04", 1, 1),
+        ]
+    );
+}
+
+pub fn prune_deletes_old_answers_but_keeps_the_daily_totals(h: &impl Harness) {
+    let store = h.open();
+    let today = day("2026-06-15");
+    let ago = |n: u64| today.checked_sub_days(Days::new(n)).unwrap();
+    let on = |n: u64| ago(n).format("%Y-%m-%d").to_string();
+    store.set_gaps(GUILD, true).unwrap();
+    let history = [
+        answer(Some(GUILD), &on(400), None, Some("a year and more ago")), // 0: deleted
+        answer(Some(GUILD), &on(400), Some("a"), None),                   // 1: deleted
+        answer(Some(GUILD), &on(366), Some("a"), None),                   // 2: deleted
+        answer(Some(GUILD), &on(365), Some("a"), None),                   // 3: kept
+        answer(Some(GUILD), &on(40), None, Some("old gap")),              // 4: question cleared
+        answer(Some(GUILD), &on(31), None, Some("older gap")),            // 5: question cleared
+        answer(Some(GUILD), &on(30), None, Some("gap of 30 days")),       // 6: kept
+        answer(Some(GUILD), &on(1), Some("a"), Some("no vote")),          // 7: cleared
+        answer(Some(GUILD), &on(1), Some("b"), Some("voted helpful")),    // 8: cleared
+        answer(Some(GUILD), &on(1), Some("b"), Some("voted down")),       // 9: kept
+        answer(Some(GUILD), &on(0), Some("a"), Some("asked today")),      // 10: kept
+        answer(None, &on(400), Some("a"), None),                          // 11: deleted
+    ];
+    let ids = store.record_answers(&history).unwrap();
+    for (i, n) in [(1, 1), (1, 2), (3, 1), (8, 1), (11, 1)] {
+        store.record_vote(ids[i], &voter(n), Vote::Helpful).unwrap();
+    }
+    store
+        .record_vote(ids[9], &voter(1), Vote::NotHelpful)
+        .unwrap();
+    store.record_shown(GUILD, "a", ago(400)).unwrap();
+    let scopes = [
+        UsageScope::Server(GUILD),
+        UsageScope::DirectMessages,
+        UsageScope::Everywhere,
+    ];
+    let before: Vec<UsageStats> = scopes
+        .iter()
+        .map(|&scope| store.usage_stats(scope, ago(500), today).unwrap())
+        .collect();
+    assert_eq!(before[0].days.iter().map(|d| d.answers).sum::<u64>(), 11);
+    assert_eq!(
+        before[0].insights,
+        [insight_use("a", 1, 3, 0), insight_use("b", 0, 1, 1)]
+    );
+
+    assert_eq!(
+        store.prune(today).unwrap(),
+        Pruned {
+            answers: 4,
+            questions: 4
+        }
+    );
+    let after: Vec<UsageStats> = scopes
+        .iter()
+        .map(|&scope| store.usage_stats(scope, ago(500), today).unwrap())
+        .collect();
+    assert_eq!(after, before, "the daily totals are never pruned");
+    for i in [0, 1, 2, 11] {
+        assert_eq!(
+            store
+                .record_vote(ids[i], &voter(9), Vote::NotHelpful)
+                .unwrap(),
+            VoteOutcome::UnknownAnswer
+        );
+    }
+    assert_eq!(
+        store
+            .record_vote(ids[3], &voter(9), Vote::NotHelpful)
+            .unwrap(),
+        VoteOutcome::Recorded,
+        "365 days old is still kept"
+    );
+    assert_eq!(
+        h.query_row("SELECT count(*) FROM answer_vote"),
+        ["4"],
+        "the votes went with their answers"
+    );
+    assert_eq!(
+        store.gaps(GUILD, ago(500), 100).unwrap(),
+        [
+            gap(ids[9], "voted down", &on(1), false, true),
+            gap(ids[6], "gap of 30 days", &on(30), true, false),
+        ]
+    );
+    assert_eq!(
+        h.query_row("SELECT count(*) FROM answer WHERE question IS NOT NULL"),
+        ["3"],
+        "today's question may still become a gap"
+    );
+    assert_eq!(store.prune(today).unwrap(), Pruned::default());
+    // The next day: the answer of 365 days ago goes, and so do today's unvoted question and
+    // the 30-day-old gap.
+    let tomorrow = today.checked_add_days(Days::new(1)).unwrap();
+    assert_eq!(
+        store.prune(tomorrow).unwrap(),
+        Pruned {
+            answers: 1,
+            questions: 2
+        }
+    );
+    assert_eq!(
+        store.gaps(GUILD, ago(500), 100).unwrap(),
+        [gap(ids[9], "voted down", &on(1), false, true)]
+    );
+}
+
+pub fn the_secret_is_made_once_and_shared(h: &impl Harness) {
+    const HANDLES: usize = 4;
+    let handles: Vec<_> = (0..HANDLES).map(|_| h.open()).collect();
+    let barrier = Barrier::new(HANDLES);
+    let secrets: Vec<[u8; 32]> = thread::scope(|scope| {
+        let workers: Vec<_> = handles
+            .iter()
+            .map(|store| {
+                let barrier = &barrier;
+                scope.spawn(move || {
+                    barrier.wait();
+                    store.secret().unwrap()
+                })
+            })
+            .collect();
+        workers.into_iter().map(|w| w.join().unwrap()).collect()
+    });
+    let first = secrets[0];
+    assert!(secrets.iter().all(|s| *s == first), "{secrets:?}");
+    assert_ne!(first, [0; 32]);
+    assert_eq!(handles[0].secret().unwrap(), first);
+    drop(handles);
+    assert_eq!(h.open().secret().unwrap(), first, "kept across a restart");
+    assert_eq!(h.query_row("SELECT count(*) FROM secret"), ["1"]);
+}
+
+pub fn concurrent_votes_on_one_answer_are_all_counted(h: &impl Harness) {
+    const THREADS: u32 = 6;
+    const VOTERS: u32 = 20;
+    let handles = [h.open(), h.open()];
+    let id = handles[0]
+        .record_answers(&[answer(Some(GUILD), "2026-03-02", Some("a"), None)])
+        .unwrap()[0];
+    let barrier = Barrier::new(THREADS as usize);
+    let outcomes: Vec<VoteOutcome> = thread::scope(|scope| {
+        let workers: Vec<_> = (0..THREADS)
+            .map(|t| {
+                let (barrier, store) = (&barrier, &handles[t as usize % 2]);
+                scope.spawn(move || {
+                    barrier.wait();
+                    let mut outcomes = Vec::new();
+                    for v in 0..VOTERS {
+                        let who = voter(t * VOTERS + v);
+                        outcomes.push(store.record_vote(id, &who, Vote::Helpful).unwrap());
+                        if v % 2 == 0 {
+                            outcomes.push(store.record_vote(id, &who, Vote::NotHelpful).unwrap());
+                        }
+                    }
+                    outcomes
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().unwrap())
+            .collect()
+    });
+    let count = |o: VoteOutcome| outcomes.iter().filter(|&&x| x == o).count() as u32;
+    assert_eq!(count(VoteOutcome::Recorded), THREADS * VOTERS);
+    assert_eq!(count(VoteOutcome::Changed), THREADS * VOTERS / 2);
+    assert_eq!(
+        stats(
+            &handles[1],
+            UsageScope::Server(GUILD),
+            "2026-03-02",
+            "2026-03-02"
+        )
+        .insights,
+        [insight_use(
+            "a",
+            0,
+            u64::from(THREADS * VOTERS / 2),
+            u64::from(THREADS * VOTERS / 2)
+        )]
+    );
+}
+
+/// A database of schema version 2 (server settings, shown counts) is brought to the current
+/// version on open, with its rows kept and the new tables usable.
+pub fn a_version_2_database_migrates_forward_keeping_its_rows(h: &impl Harness) {
+    h.create_version_2();
+    assert_eq!(h.schema_version(), 2);
+    h.insert_weeklies(2);
+    h.exec(
+        "INSERT INTO server_settings (guild_id, insight_source, curator_role, review_channel) \
+         VALUES (2, 'ours', 7, 8); \
+         INSERT INTO hidden_insight (guild_id, insight_id) VALUES (2, 'hidden-one'); \
+         INSERT INTO insight_shown (guild_id, insight_id, count) VALUES (2, 'a', 4)",
+    )
+    .unwrap();
+
+    let store = h.open();
+    assert_eq!(h.schema_version(), SCHEMA_VERSION);
+    assert_eq!(guild_ids(&store.active_weeklies().unwrap()), [1, 2]);
+    assert_eq!(
+        store.server_settings(2).unwrap(),
+        ServerSettings {
+            source: InsightSource::Ours,
+            curator_role: Some(7),
+            review_channel: Some(8),
+            hidden: vec!["hidden-one".into()],
+            gaps: false,
+        }
+    );
+    assert_eq!(
+        store.shown_counts(2).unwrap(),
+        HashMap::from([("a".to_string(), 4)])
+    );
+    // The new tables work.
+    store.set_gaps(2, true).unwrap();
+    let ids = store
+        .record_answers(&[answer(Some(2), "2026-03-02", None, Some("new"))])
+        .unwrap();
+    store.record_shown(2, "a", day("2026-03-02")).unwrap();
+    assert_eq!(
+        store.gaps(2, day("2026-03-01"), 5).unwrap(),
+        [gap(ids[0], "new", "2026-03-02", true, false)]
+    );
+    assert_eq!(
+        stats(&store, UsageScope::Server(2), "2026-03-02", "2026-03-02"),
+        UsageStats {
+            days: vec![day_answers("2026-03-02", 1, 1)],
+            insights: vec![insight_use("a", 1, 0, 0)],
+        }
+    );
+    assert_eq!(
+        store.shown_counts(2).unwrap(),
+        HashMap::from([("a".to_string(), 5)])
+    );
+    drop(store);
+    // Opening again migrates nothing more.
+    let store = h.open();
+    assert_eq!(h.schema_version(), SCHEMA_VERSION);
+    assert!(store.server_settings(2).unwrap().gaps);
 }
