@@ -317,6 +317,7 @@ fn usage_stats<B: Backend>(subject: &Subject<B>) {
                 let n = batch * USAGE_BATCH + i;
                 let no_match = rng.gen_ratio(1, 10);
                 NewAnswer {
+                    id: n as u64 + 1,
                     guild_id: Some(USAGE_GUILD),
                     day: ago(n as u64 % USAGE_DAYS),
                     insight_id: (!no_match)

@@ -13,10 +13,11 @@
 -- pruned: reports over older periods still add up.
 
 -- One row per answer given (/advice, a DM). No author and no message: only where (guild_id 0 is
--- a direct message; Discord ids are never 0), which day, what was answered. AUTOINCREMENT: an id
--- travels in the vote buttons, and must never meet a later answer once this one is pruned.
+-- a direct message; Discord ids are never 0), which day, what was answered. The id is the bot's:
+-- random (below 2^53), sent in the vote buttons before the row is written, so that recording
+-- stays off the answer's path.
 CREATE TABLE answer (
-    id             INTEGER PRIMARY KEY AUTOINCREMENT,
+    id             INTEGER PRIMARY KEY CHECK (id > 0),
     guild_id       INTEGER NOT NULL,
     day            TEXT    NOT NULL CHECK (day GLOB '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]'),
     insight_id     TEXT,                -- NULL when nothing matched closely enough

@@ -22,7 +22,7 @@
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 
 use crate::insights::catalog::Shipped;
 use crate::insights::search::semantic::{documents, InsightVectors, SemanticIndex};
@@ -538,6 +538,13 @@ impl Collections {
             .await
     }
 
+    /// Turns keeping gap questions on or off; off deletes the kept ones at once and returns how
+    /// many.
+    pub async fn set_gaps(&self, guild: u64, on: bool) -> Result<u64, CollectionError> {
+        self.change_settings(guild, move |db| db.set_gaps(guild, on))
+            .await
+    }
+
     async fn change_settings<T: Send + 'static>(
         &self,
         guild: u64,
@@ -615,10 +622,11 @@ impl Collections {
             .await?)
     }
 
-    /// Counts one showing of an insight in a server, in the background: a failure is logged
-    /// and costs nothing but the count.
-    pub fn record_shown(&self, guild: Option<u64>, id: &str) {
-        let Some(guild) = guild else { return };
+    /// Counts one showing of an insight on `day` in a server (direct messages count under
+    /// server 0, which no Discord server has, as the usage totals keep them), in the background:
+    /// a failure is logged and costs nothing but the count.
+    pub fn record_shown(&self, guild: Option<u64>, id: &str, day: NaiveDate) {
+        let guild = guild.unwrap_or(0);
         let id = id.to_string();
         let store = self.store.clone();
         // Until the bot passes the day it answered on, the day is today's (UTC).

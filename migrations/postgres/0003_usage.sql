@@ -14,10 +14,11 @@
 -- pruned: reports over older periods still add up.
 
 -- One row per answer given (/advice, a DM). No author and no message: only where (guild_id 0 is
--- a direct message; Discord ids are never 0), which day, what was answered. An identity column:
--- an id travels in the vote buttons, and is never handed out twice.
+-- a direct message; Discord ids are never 0), which day, what was answered. The id is the bot's:
+-- random (below 2^53), sent in the vote buttons before the row is written, so that recording
+-- stays off the answer's path.
 CREATE TABLE answer (
-    id             bigint  GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    id             bigint  PRIMARY KEY CHECK (id > 0),
     guild_id       bigint  NOT NULL,
     day            date    NOT NULL,
     insight_id     text    COLLATE "C",  -- NULL when nothing matched closely enough

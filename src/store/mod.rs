@@ -760,7 +760,7 @@ pub trait Backend: Send + Sync + 'static {
     // ---- answers, votes, usage and gaps (schema version 3) ----
 
     /// Records answers (one transaction for the batch) and adds them to the daily totals. Returns
-    /// each answer's id, in order; ids are never reused. A question is kept only when the
+    /// each answer's id ([`NewAnswer::id`]), in order. A question is kept only when the
     /// answer's server has gaps on at the time of writing; it is dropped otherwise.
     fn record_answers(&self, answers: &[NewAnswer]) -> Result<Vec<u64>, StoreError>;
 
@@ -813,6 +813,10 @@ pub const GAP_RETENTION_DAYS: i64 = 30;
 /// An answer given to a question (`/advice`, a DM), as recorded: no author, no message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewAnswer {
+    /// Chosen by the caller: random, below 2^53 and never 0 (the bot sends it in the vote buttons
+    /// before the answer is written, so that recording stays off the answer's path). An id
+    /// already recorded makes the whole batch fail, writing nothing.
+    pub id: u64,
     /// `None` for a direct message.
     pub guild_id: Option<u64>,
     pub day: NaiveDate,

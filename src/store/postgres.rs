@@ -1367,6 +1367,7 @@ impl Backend for PostgresBackend {
             .collect();
         asking.sort_unstable();
         asking.dedup();
+        let answer_ids: Vec<i64> = answers.iter().map(|a| db_id(a.id)).collect();
         let guilds: Vec<i64> = answers
             .iter()
             .map(|a| db_id(a.guild_id.unwrap_or(0)))
@@ -1383,7 +1384,7 @@ impl Backend for PostgresBackend {
             t_answers.push(*count);
             t_no_match.push(*no_match);
         }
-        let mut ids = self.write(|s| {
+        self.write(|s| {
             // FOR SHARE: a set_gaps(off) of these servers waits for this commit, and then
             // clears what it wrote too (or it went first, and its flag is read here as off).
             let mut keep: HashSet<u64> = HashSet::new();
@@ -1407,21 +1408,20 @@ impl Backend for PostgresBackend {
                     _ => None,
                 })
                 .collect();
-            // Rows are inserted in the order given, so the identity values come out in that
-            // order; sorting what RETURNING gives makes that explicit.
-            let ids = s
-                .query(
-                    "INSERT INTO answer (guild_id, day, insight_id, no_close_match, question) \
-                     SELECT g, d, i, n, q \
-                     FROM unnest($1::bigint[], $2::date[], $3::text[], $4::boolean[], \
-                                 $5::text[]) WITH ORDINALITY AS t (g, d, i, n, q, o) \
-                     ORDER BY o \
-                     RETURNING id",
-                    &[&guilds, &days, &insights, &no_match, &questions],
-                )?
-                .iter()
-                .map(|row| row.try_get::<_, i64>(0).map(from_db_id))
-                .collect::<Result<Vec<u64>, _>>()?;
+            s.execute(
+                "INSERT INTO answer (id, guild_id, day, insight_id, no_close_match, question) \
+                 SELECT a, g, d, i, n, q \
+                 FROM unnest($1::bigint[], $2::bigint[], $3::date[], $4::text[], $5::boolean[], \
+                             $6::text[]) AS t (a, g, d, i, n, q)",
+                &[
+                    &answer_ids,
+                    &guilds,
+                    &days,
+                    &insights,
+                    &no_match,
+                    &questions,
+                ],
+            )?;
             // In key order (as sorted by answer_totals): concurrent batches lock the rows they
             // share in the same order, so they cannot deadlock.
             s.execute(
@@ -1435,10 +1435,9 @@ impl Backend for PostgresBackend {
                      no_close_match = usage_day.no_close_match + excluded.no_close_match",
                 &[&t_guilds, &t_days, &t_insights, &t_answers, &t_no_match],
             )?;
-            Ok(ids)
+            Ok(())
         })?;
-        ids.sort_unstable();
-        Ok(ids)
+        Ok(answers.iter().map(|a| a.id).collect())
     }
 
     fn record_vote(

@@ -818,10 +818,9 @@ impl Backend for SqliteBackend {
         self.write(|tx| {
             // Under BEGIN IMMEDIATE no set_gaps can commit between this read and the inserts.
             let mut gaps_on: HashMap<u64, bool> = HashMap::new();
-            let mut ids = Vec::with_capacity(answers.len());
             let mut insert = tx.prepare_cached(
-                "INSERT INTO answer (guild_id, day, insight_id, no_close_match, question) \
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                "INSERT INTO answer (id, guild_id, day, insight_id, no_close_match, question) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             )?;
             for answer in answers {
                 let question = match (answer.guild_id, &answer.question) {
@@ -839,13 +838,13 @@ impl Backend for SqliteBackend {
                     _ => None,
                 };
                 insert.execute(params![
+                    db_id(answer.id),
                     db_id(answer.guild_id.unwrap_or(0)),
                     db_day(answer.day),
                     answer.insight_id,
                     answer.no_close_match,
                     question,
                 ])?;
-                ids.push(from_db_id(tx.last_insert_rowid()));
             }
             let mut upsert = tx.prepare_cached(
                 "INSERT INTO usage_day (guild_id, day, insight_id, answers, no_close_match) \
@@ -863,7 +862,7 @@ impl Backend for SqliteBackend {
                     no_match
                 ])?;
             }
-            Ok(ids)
+            Ok(answers.iter().map(|a| a.id).collect())
         })
     }
 

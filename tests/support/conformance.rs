@@ -110,6 +110,7 @@ macro_rules! conformance_suite {
             reopening_keeps_server_insights_settings_and_suggestions,
             two_handles_adding_suggestions_for_one_member_never_exceed_five_pending,
             answers_add_up_per_day_and_scope,
+            an_answer_id_already_recorded_fails_the_batch_and_writes_nothing,
             showings_are_counted_per_day_and_all_time,
             votes_count_once_per_voter_and_a_change_moves_the_count,
             gap_questions_are_kept_only_while_gaps_are_on,
@@ -2114,19 +2115,49 @@ pub fn reopening_keeps_server_insights_settings_and_suggestions(h: &impl Harness
 
 // ---- answers, votes, usage and gaps ----
 
+/// A new answer with a fresh id (increasing, as the tests compare them; the bot's are random).
 fn answer(
     guild_id: Option<u64>,
     on: &str,
     insight: Option<&str>,
     question: Option<&str>,
 ) -> NewAnswer {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
     NewAnswer {
+        id: NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         guild_id,
         day: day(on),
         insight_id: insight.map(str::to_string),
         no_close_match: insight.is_none(),
         question: question.map(str::to_string),
     }
+}
+
+pub fn an_answer_id_already_recorded_fails_the_batch_and_writes_nothing(h: &impl Harness) {
+    let store = h.open();
+    let first = answer(Some(GUILD), "2026-03-02", Some("a"), None);
+    assert_eq!(
+        store.record_answers(std::slice::from_ref(&first)).unwrap(),
+        [first.id]
+    );
+    let fresh = answer(Some(GUILD), "2026-03-02", Some("a"), None);
+    let again = NewAnswer {
+        insight_id: Some("b".into()),
+        ..first.clone()
+    };
+    assert!(store.record_answers(&[fresh.clone(), again]).is_err());
+    let usage = stats(
+        &store,
+        UsageScope::Server(GUILD),
+        "2026-03-01",
+        "2026-03-31",
+    );
+    assert_eq!(usage.days, [day_answers("2026-03-02", 1, 0)]);
+    // The fresh answer of the failed batch was not written either: it can be recorded now.
+    assert_eq!(
+        store.record_answers(std::slice::from_ref(&fresh)).unwrap(),
+        [fresh.id]
+    );
 }
 
 fn day_answers(on: &str, answers: u64, no_close_match: u64) -> DayAnswers {
