@@ -11,6 +11,7 @@ use serde::Serialize;
 
 use crate::insights::search::Answer;
 use crate::insights::{Catalog, Insight, Library};
+use crate::stats::{chart, Report, MIN_VOTES};
 use crate::weekly::schedule::{format_rfc3339_z, WeeklySchedule};
 
 #[derive(Debug, Parser)]
@@ -43,6 +44,26 @@ pub enum Command {
     CheckConfig,
     /// Print the next weekly post instants (UTC) for a schedule.
     NextPosts(NextPostsArgs),
+    /// Usage across every server and DMs (or one server, or DMs only): answers, the share with no
+    /// close match, the most shown insights, how helpful they were, and answers per week. Reads
+    /// the database at DATABASE_URL (a running bot may keep using it).
+    Stats(StatsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct StatsArgs {
+    /// How many days back, today included.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=3650))]
+    pub days: u32,
+    /// One server only (its id).
+    #[arg(long, conflicts_with = "dms")]
+    pub server: Option<u64>,
+    /// Direct messages only.
+    #[arg(long)]
+    pub dms: bool,
+    /// Also write the chart of answers per week to this PNG file.
+    #[arg(long, value_name = "FILE")]
+    pub chart: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -89,6 +110,57 @@ pub struct NextPostsArgs {
     /// How many instants to print.
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u16).range(1..=1000))]
     pub count: u16,
+}
+
+/// `insight-bot stats`: `report` as text (and its chart as a PNG file when asked).
+pub fn stats(
+    report: &Report,
+    scope: &str,
+    args: &StatsArgs,
+    out: &mut impl Write,
+) -> Result<(), CliError> {
+    writeln!(out, "Usage, {scope}, {} to {}", report.since, report.until)?;
+    writeln!(
+        out,
+        "answers: {} ({} with no close match, {:.1}%)",
+        report.answers,
+        report.no_close_match,
+        report.no_match_share() * 100.0
+    )?;
+    writeln!(out, "most shown:")?;
+    for line in &report.most_shown {
+        writeln!(out, "  {:>7}  {} ({})", line.value, line.id, line.title)?;
+    }
+    writeln!(out, "helpful (insights with at least {MIN_VOTES} votes):")?;
+    for line in &report.helpful {
+        let (yes, votes) = line.value;
+        writeln!(
+            out,
+            "  {:>5.1}% of {votes:>5}  {}",
+            yes as f64 * 100.0 / votes as f64,
+            line.id
+        )?;
+    }
+    writeln!(out, "never shown: {}", report.never_shown.len())?;
+    for line in &report.never_shown {
+        writeln!(out, "  {}", line.id)?;
+    }
+    writeln!(out, "answers per week (no close match):")?;
+    for week in &report.weeks {
+        writeln!(
+            out,
+            "  {}  {:>7} ({})",
+            week.label, week.answered, week.no_match
+        )?;
+    }
+    if let Some(path) = &args.chart {
+        let title = format!("Answers per week, {} to {}", report.since, report.until);
+        let png = chart::answers_per_week(&title, &report.weeks)?;
+        std::fs::write(path, png)
+            .map_err(|e| CliError(format!("cannot write {}: {e}", path.display())))?;
+        writeln!(out, "chart: {}", path.display())?;
+    }
+    Ok(())
 }
 
 /// An error for the user: printed on stderr, exit code 2.

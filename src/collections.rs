@@ -629,8 +629,6 @@ impl Collections {
         let guild = guild.unwrap_or(0);
         let id = id.to_string();
         let store = self.store.clone();
-        // Until the bot passes the day it answered on, the day is today's (UTC).
-        let day = chrono::Utc::now().date_naive();
         tokio::spawn(async move {
             if let Err(e) = store.call(move |db| db.record_shown(guild, &id, day)).await {
                 tracing::warn!(guild, "could not count an insight as shown: {e}");

@@ -191,6 +191,57 @@ fn lock_sqlite_file(database: &std::path::Path) -> Result<std::fs::File, CliErro
     }
 }
 
+/// `insight-bot stats`: the store's usage over the period, over the collection the scope sees
+/// (the shipped one, plus the server's own for `--server`, for "never shown").
+fn stats(config: &Config, args: &cli::StatsArgs, out: &mut impl Write) -> Result<(), CliError> {
+    use insight_bot::store::UsageScope;
+    let store =
+        Store::connect(&config.database).map_err(|e| CliError(format!("DATABASE_URL: {e}")))?;
+    let db = store.blocking();
+    let until = chrono::Utc::now().date_naive();
+    let since = until - chrono::Duration::days(i64::from(args.days) - 1);
+    let shipped = load_library(config)?;
+    let (scope, label, library) = match (args.server, args.dms) {
+        (Some(guild), _) => {
+            let settings = db.server_settings(guild)?;
+            let own: Vec<_> = db
+                .server_insights(guild)?
+                .into_iter()
+                .map(|row| row.insight)
+                .collect();
+            let mut insights: Vec<_> = match settings.source {
+                insight_bot::store::InsightSource::Ours => Vec::new(),
+                insight_bot::store::InsightSource::All => shipped
+                    .insights()
+                    .iter()
+                    .filter(|i| !settings.hidden.contains(&i.id))
+                    .cloned()
+                    .collect(),
+            };
+            insights.extend(own);
+            (
+                UsageScope::Server(guild),
+                format!("server {guild}"),
+                Library::from_insights(insights),
+            )
+        }
+        (None, true) => (
+            UsageScope::DirectMessages,
+            "direct messages".to_string(),
+            shipped,
+        ),
+        (None, false) => (
+            UsageScope::Everywhere,
+            "every server and direct messages (never shown: of the shipped insights)".to_string(),
+            shipped,
+        ),
+    };
+    let usage = db.usage_stats(scope, since, until)?;
+    let report =
+        insight_bot::stats::Report::build(since, until, &usage.days, &usage.insights, &library);
+    cli::stats(&report, &label, args, out)
+}
+
 /// `insight-bot check-config`: every deployment setting checked without connecting anywhere.
 fn check_config(config: &Config, out: &mut impl Write) -> Result<(), CliError> {
     let token = match &config.discord_token {
@@ -286,6 +337,7 @@ fn execute(cli: Cli) -> Result<ExitCode, CliError> {
         )?,
         Command::NextPosts(args) => cli::next_posts(&args, &mut out)?,
         Command::CheckConfig => check_config(&config, &mut out)?,
+        Command::Stats(args) => stats(&config, &args, &mut out)?,
     }
     out.flush()?;
     Ok(ExitCode::SUCCESS)

@@ -17,6 +17,7 @@ use serenity::{
     CreateInteractionResponse, CreateInteractionResponseMessage,
 };
 
+use super::feedback;
 use super::render::{self, no_pings};
 use super::{Context, Data, Error};
 use crate::collections::CollectionError;
@@ -143,9 +144,9 @@ pub async fn answer_question(
         .await
         .map_err(|e| collection_unavailable(guild, &e))?;
     let catalog = Arc::clone(collection.catalog());
-    let question = question.to_string();
+    let asked = question.to_string();
     let ranked = tokio::task::spawn_blocking(move || {
-        let answer = catalog.ask(&question, 3)?;
+        let answer = catalog.ask(&asked, 3)?;
         let fallback = if answer.no_close_match {
             catalog
                 .library()
@@ -158,14 +159,26 @@ pub async fn answer_question(
             .map(|m| m.insight)
             .or(fallback)
             .map(|i| i.id.clone());
-        Ok::<_, AskError>((render::answer(&answer, fallback), shown))
+        let facts = feedback::AnswerFacts {
+            insight_id: answer.best().map(|m| m.insight.id.clone()),
+            no_close_match: answer.no_close_match,
+        };
+        Ok::<_, AskError>((render::answer(&answer, fallback), shown, facts))
     })
     .await;
     match ranked {
-        Ok(Ok((reply, shown))) => {
+        Ok(Ok((mut reply, shown, facts))) => {
+            let day = data.clock.now().date_naive();
             if let Some(id) = shown {
-                data.collections.record_shown(guild, &id);
+                data.collections.record_shown(guild, &id, day);
             }
+            // The buttons carry the answer's id; the record is written in the background.
+            let answer_id = feedback::new_answer_id();
+            reply.buttons.extend(feedback::buttons(answer_id));
+            feedback::record(
+                &data.store,
+                feedback::new_answer(answer_id, guild, day, facts, question),
+            );
             Ok(reply)
         }
         Ok(Err(AskError::Empty)) => Err(format!(
@@ -272,7 +285,11 @@ pub async fn insight(
         .filter(|t| !t.is_empty());
     let picked = library.random(topic.as_deref(), None, &mut rand::thread_rng());
     if let Some(insight) = picked {
-        ctx.data().collections.record_shown(guild, &insight.id);
+        ctx.data().collections.record_shown(
+            guild,
+            &insight.id,
+            ctx.data().clock.now().date_naive(),
+        );
     }
     let picked = picked.map(|insight| render::random_insight(insight, topic.as_deref()));
     let reply = match (picked, &topic) {
@@ -363,7 +380,8 @@ pub async fn another_one(
             let topic = topic.filter(|t| library.has_topic(t));
             let picked = library.random(topic, Some(shown), &mut rand::thread_rng());
             if let Some(insight) = picked {
-                data.collections.record_shown(guild, &insight.id);
+                data.collections
+                    .record_shown(guild, &insight.id, data.clock.now().date_naive());
             }
             let picked = picked.map(|insight| render::random_insight(insight, topic));
             match picked {

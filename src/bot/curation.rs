@@ -347,7 +347,9 @@ fn preview(insight: &Insight) -> CreateEmbed {
         "source",
         "curators",
         "review_channel",
-        "super::suggestions::review"
+        "super::suggestions::review",
+        "super::usage::stats",
+        "super::usage::gaps"
     ),
     subcommand_required,
     guild_only,
@@ -1241,6 +1243,7 @@ pub async fn on_button(
         let guild = collection.guild_id().unwrap_or_default();
         let user = click.user().id.get();
         match action {
+            "gap" => super::usage::add_for_gap(data, &collection, arg).await,
             "rm" => match data.collections.remove(guild, arg).await {
                 Ok(true) => Answer::Update(plain(&format!("Removed `{arg}` from this server."))),
                 Ok(false) => Answer::Update(plain(&format!("`{arg}` was already gone."))),

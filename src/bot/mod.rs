@@ -25,8 +25,10 @@ pub mod access;
 pub mod commands;
 pub mod curation;
 pub mod dm;
+pub mod feedback;
 pub mod render;
 pub mod suggestions;
+pub mod usage;
 pub mod weekly;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -77,6 +79,10 @@ pub struct Data {
     pub curation_cooldown: Mutex<Cooldown>,
     pub store: Store,
     pub poster: Arc<Poster>,
+    /// The day of an answer, a showing, a report (tests pass a manual clock).
+    pub clock: Arc<dyn Clock>,
+    /// The key of voter keys ([`feedback::voter_key`]), the database's, so every process agrees.
+    pub voter_secret: [u8; 32],
 }
 
 /// What the bot needs to start.
@@ -105,6 +111,8 @@ pub enum BotError {
     RejectedToken,
     #[error("cannot reach Discord at {base}: {reason}")]
     Unreachable { base: String, reason: String },
+    #[error("cannot use the state database: {0}")]
+    Store(String),
     #[error("the Discord client stopped: {0}")]
     Client(String),
 }
@@ -196,7 +204,15 @@ async fn on_event(ctx: &serenity::Context, event: &FullEvent, data: &Data) -> Re
             interaction: Interaction::Component(component),
         } => {
             let custom_id = component.data.custom_id.as_str();
-            if custom_id.starts_with("ins:") || custom_id.starts_with("sug:") {
+            if custom_id.starts_with(feedback::PREFIX) {
+                if let Err(slow_down) = commands::spend_budget(data, component.user.id) {
+                    access::Incoming::Button(component)
+                        .respond(&ctx.http, access::Answer::Notice(slow_down.text))
+                        .await?;
+                    return Ok(());
+                }
+                feedback::on_button(ctx, component, data).await
+            } else if custom_id.starts_with("ins:") || custom_id.starts_with("sug:") {
                 let click = access::Incoming::Button(component);
                 if let Err(slow_down) = commands::spend_curation_budget(data, component.user.id) {
                     click
@@ -339,8 +355,10 @@ fn framework(
     settings: &BotSettings,
     collections: Arc<Collections>,
     poster: Arc<Poster>,
+    voter_secret: [u8; 32],
 ) -> poise::Framework<Data, Error> {
     let store = settings.store.clone();
+    let clock = Arc::clone(&settings.clock);
     let guild_id = settings.guild_id;
     poise::Framework::builder()
         .options(poise::FrameworkOptions {
@@ -373,6 +391,8 @@ fn framework(
                     )),
                     store,
                     poster,
+                    clock,
+                    voter_secret,
                 })
             })
         })
@@ -416,6 +436,8 @@ pub struct RunningBot {
     poster_task: JoinHandle<()>,
     stop_poster: Arc<Notify>,
     poster: Arc<Poster>,
+    /// The daily usage housekeeping ([`crate::stats::retention`]).
+    housekeeping_task: JoinHandle<()>,
 }
 
 /// Checks the token, connects, and returns once the client is started (not yet ready).
@@ -450,6 +472,11 @@ pub async fn start(settings: BotSettings) -> Result<RunningBot, BotError> {
         settings.poster_options.shards,
     )
     .map_err(|e| BotError::Client(e.to_string()))?;
+    let voter_secret = settings
+        .store
+        .call(|db| db.secret())
+        .await
+        .map_err(|e| BotError::Store(e.to_string()))?;
     let collections = Arc::new(Collections::new(
         Arc::clone(&settings.catalog),
         settings.store.clone(),
@@ -483,7 +510,7 @@ pub async fn start(settings: BotSettings) -> Result<RunningBot, BotError> {
     ));
     let in_flight = Arc::new(InFlight::default());
     let tracked = TrackedFramework {
-        inner: framework(&settings, collections, Arc::clone(&poster)),
+        inner: framework(&settings, collections, Arc::clone(&poster), voter_secret),
         in_flight: Arc::clone(&in_flight),
     };
     // Guilds for server commands, DIRECT_MESSAGES for questions in DMs; both unprivileged
@@ -509,6 +536,10 @@ pub async fn start(settings: BotSettings) -> Result<RunningBot, BotError> {
     // reconnect). It needs only REST, so it runs even while the gateway reconnects.
     let stop_poster = Arc::new(Notify::new());
     let poster_task = tokio::spawn(Arc::clone(&poster).run(Arc::clone(&stop_poster)));
+    let housekeeping_task = tokio::spawn(crate::stats::retention::run(
+        settings.store.clone(),
+        Arc::clone(&settings.clock),
+    ));
     Ok(RunningBot {
         shard_manager,
         client_task,
@@ -516,6 +547,7 @@ pub async fn start(settings: BotSettings) -> Result<RunningBot, BotError> {
         poster_task,
         stop_poster,
         poster,
+        housekeeping_task,
     })
 }
 
@@ -532,6 +564,8 @@ impl RunningBot {
     pub async fn shutdown(mut self) -> Result<(), BotError> {
         // notify_one stores a permit, so the poster stops even if it is mid-pass right now.
         self.stop_poster.notify_one();
+        // A pass in progress finishes its transaction on the blocking pool; the task stops here.
+        self.housekeeping_task.abort();
         if let Err(e) = self.poster_task.await {
             tracing::error!("the weekly poster ended abnormally: {e}");
         }

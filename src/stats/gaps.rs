@@ -23,6 +23,8 @@ pub struct GapGroup {
     pub questions: Vec<String>,
     /// How many times it was asked (wordings asked twice count twice).
     pub asked: usize,
+    /// Where the group's questions are in the input, newest first (one per asking).
+    pub members: Vec<usize>,
 }
 
 /// Groups `questions` (newest first), given each one's vector, most asked first (then the
@@ -39,6 +41,7 @@ pub fn group(questions: &[String], vectors: &[Vector]) -> Vec<GapGroup> {
         {
             Some((_, g)) => {
                 g.asked += 1;
+                g.members.push(at);
                 if !same(g) {
                     g.questions.push(question.clone());
                 }
@@ -48,6 +51,7 @@ pub fn group(questions: &[String], vectors: &[Vector]) -> Vec<GapGroup> {
                 GapGroup {
                     questions: vec![question.clone()],
                     asked: 1,
+                    members: vec![at],
                 },
             )),
         }
@@ -87,6 +91,7 @@ mod tests {
             "the same wording twice is listed once"
         );
         assert_eq!(groups[0].questions[0], questions[0]);
+        assert_eq!(groups[0].members, [0, 2, 3, 4]);
         assert!(groups[1..].iter().all(|g| g.asked == 1), "{groups:#?}");
         assert_eq!(groups.len(), 4);
     }

@@ -8,6 +8,7 @@
 
 pub mod chart;
 pub mod gaps;
+pub mod retention;
 
 use chrono::{Datelike, Duration, NaiveDate};
 

@@ -601,6 +601,16 @@ impl Poster {
                         .call(move |db| db.confirm_post(guild, week, message_id, now))
                         .await?;
                     tracing::info!(guild, channel = record.channel_id, %week, insight = %post.insight.id, message_id, "weekly insight posted");
+                    // The weekly post is a showing too (for `/insights stats` and `list`); a
+                    // count, so a failure is logged and the post stands.
+                    let (id, day) = (post.insight.id.clone(), now.date_naive());
+                    if let Err(e) = self
+                        .store
+                        .call(move |db| db.record_shown(guild, &id, day))
+                        .await
+                    {
+                        tracing::warn!(guild, "could not count the weekly insight as shown: {e}");
+                    }
                     return Ok(Delivery::Posted(message_id));
                 }
                 Err(PublishError::Forbidden(reason)) => return self.pause(record, reason).await,
