@@ -264,6 +264,7 @@ fn every_command_has_help() {
         "check-config",
         "run",
         "next-posts",
+        "stats",
     ] {
         let o = run(&[cmd, "--help"]);
         assert!(o.status.success(), "{cmd}");
@@ -391,4 +392,82 @@ fn check_config_validates_a_deployment_without_connecting() {
         .unwrap();
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("SHARD_RANGE"), "{}", stderr(&o));
+}
+
+#[test]
+fn stats_reports_every_server_one_server_or_dms_from_the_database_with_a_chart() {
+    use insight_bot::store::{NewAnswer, Store, Vote};
+    let dir = tempfile::tempdir().unwrap();
+    let db_path = dir.path().join("state.db");
+    let today = chrono::Utc::now().date_naive();
+    {
+        let store = Store::open(&db_path).unwrap();
+        let db = store.blocking();
+        let answers: Vec<NewAnswer> = (0..10u64)
+            .map(|n| NewAnswer {
+                id: n + 1,
+                guild_id: match n % 5 {
+                    0 => None,
+                    1 | 2 => Some(7),
+                    _ => Some(8),
+                },
+                day: today - chrono::Duration::days(n as i64),
+                insight_id: (n % 4 != 3).then(|| "fix-the-system".to_string()),
+                no_close_match: n % 4 == 3,
+                question: None,
+            })
+            .collect();
+        db.record_answers(&answers).unwrap();
+        for (n, a) in answers.iter().enumerate() {
+            if let Some(id) = &a.insight_id {
+                db.record_shown(a.guild_id.unwrap_or(0), id, a.day).unwrap();
+                db.record_vote(a.id, &[n as u8; 32], Vote::Helpful).unwrap();
+            }
+        }
+    }
+    let url = format!("sqlite://{}", db_path.display());
+    let chart = dir.path().join("chart.png");
+    let run_stats = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_insight-bot"))
+            .arg("stats")
+            .args(args)
+            .env("DATABASE_URL", &url)
+            .env_remove("INSIGHTS_PATH")
+            .env_remove("RUST_LOG")
+            .current_dir(dir.path())
+            .output()
+            .unwrap()
+    };
+    let o = run_stats(&["--days", "30", "--chart", chart.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    // n = 3 and 7 found no close match: 2 of 10.
+    assert!(
+        out.contains("answers: 10 (2 with no close match, 20.0%)"),
+        "{out}"
+    );
+    assert!(out.contains("      8  fix-the-system"), "{out}");
+    assert!(out.contains("100.0% of     8  fix-the-system"), "{out}");
+    assert!(out.contains("never shown: 10"), "{out}");
+    let png = std::fs::read(&chart).unwrap();
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+    // Server 7 has n = 1, 2, 6 and 7; n = 7 found no close match.
+    let out = stdout(&run_stats(&["--server", "7"]));
+    assert!(
+        out.contains("answers: 4 (1 with no close match, 25.0%)"),
+        "{out}"
+    );
+    let out = stdout(&run_stats(&["--dms"]));
+    assert!(
+        out.contains("answers: 2 (0 with no close match, 0.0%)"),
+        "{out}"
+    );
+    // A shorter period leaves the older answers out.
+    let out = stdout(&run_stats(&["--days", "3"]));
+    assert!(
+        out.contains("answers: 3 (0 with no close match, 0.0%)"),
+        "{out}"
+    );
+    let o = run_stats(&["--server", "7", "--dms"]);
+    assert_eq!(o.status.code(), Some(2));
 }

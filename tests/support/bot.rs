@@ -132,8 +132,19 @@ pub async fn start_bot_with(fake: &FakeDiscord, guild_id: Option<u64>) -> TestBo
 /// Starts the bot on `fake` with `store` (a test that restarts the bot on the same database),
 /// commands registered globally, and waits until it is ready.
 pub async fn start_bot_with_store(fake: &FakeDiscord, store: Store) -> RunningBot {
+    start_bot_with_clock(fake, store, Arc::new(SystemClock)).await
+}
+
+/// [`start_bot_with_store`] on `clock` (a test that moves time, e.g. a manual clock).
+pub async fn start_bot_with_clock(
+    fake: &FakeDiscord,
+    store: Store,
+    clock: Arc<dyn insight_bot::weekly::clock::Clock>,
+) -> RunningBot {
     let mark = fake.mark();
-    let started = tokio::time::timeout(WAIT, start(settings(fake, TOKEN, None, store)));
+    let mut settings = settings(fake, TOKEN, None, store);
+    settings.clock = clock;
+    let started = tokio::time::timeout(WAIT, start(settings));
     let bot = match started.await {
         Ok(Ok(bot)) => bot,
         Ok(Err(e)) => panic!("the bot did not start: {e}"),

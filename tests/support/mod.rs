@@ -15,6 +15,7 @@
 //! support::bot::stop_bot(&fake, bot).await; // clean shutdown + every body valid
 //! ```
 //!
+//! - `answers`: the bot's answer to a dispatched interaction, its content and buttons.
 //! - `fake_discord`: the fake server, request log, waits, fault injection, interaction timings.
 //! - `bot`: starting and stopping the real insight-bot on the fake; the interactions its tests
 //!   send.
@@ -25,6 +26,7 @@
 // warn about the helpers it happens not to call.
 #![allow(dead_code)]
 
+pub mod answers;
 pub mod bot;
 pub mod fake_discord;
 pub mod openapi;
