@@ -29,6 +29,7 @@
 
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, OnceLock, RwLock};
 
 use rustc_hash::{FxHashMap, FxHashSet};
 
@@ -120,7 +121,7 @@ struct WordInfo {
 }
 
 /// Term ids and names. Stems are stored as themselves, concepts as `~name`.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 struct Dictionary {
     ids: FxHashMap<String, TermId>,
     names: Vec<String>,
@@ -151,11 +152,13 @@ impl std::fmt::Debug for StemmerBox {
     }
 }
 
-/// Text analysis shared by indexing and questions: stemmer, stop words, everyday words, the
-/// vocabulary's single words and phrases (as term ids), and every word seen while indexing.
+/// What every index's analysis shares and never changes: stop words, everyday words, the
+/// vocabulary's single words and phrases as term ids, and the dictionary holding those terms.
+/// Built once per process ([`shared_tables`]): a server's collection is indexed in milliseconds,
+/// and with thousands of servers, rebuilding these for each (stemming the vocabulary again) was
+/// a tenth of the work and of the memory of every server's index.
 #[derive(Debug)]
-struct Analyzer {
-    stemmer: StemmerBox,
+struct AnalyzerTables {
     stop_words: HashSet<String>,
     everyday_stems: HashSet<String>,
     everyday_words: HashSet<&'static str>,
@@ -163,16 +166,15 @@ struct Analyzer {
     single: FxHashMap<TermId, Vec<TermId>>,
     /// first stem id -> (stem ids of the whole phrase, concept term id).
     phrases: FxHashMap<TermId, Vec<(Vec<TermId>, TermId)>>,
-    /// Every word seen while indexing, analysed once: word -> index in `word_infos`. (FxHash:
-    /// these maps are built from the collection and only looked up with people's text, so the
-    /// hash-flooding defence of the std hasher buys nothing and costs a third of indexing.)
-    known_words: FxHashMap<Box<str>, u32>,
-    word_infos: Vec<WordInfo>,
+    /// The terms the tables name, interned first: every index's dictionary starts as a copy.
+    dictionary: Dictionary,
 }
 
-impl Analyzer {
-    fn new(dictionary: &mut Dictionary) -> Self {
+fn shared_tables() -> &'static Arc<AnalyzerTables> {
+    static TABLES: OnceLock<Arc<AnalyzerTables>> = OnceLock::new();
+    TABLES.get_or_init(|| {
         let stemmer = Stemmer::create(Algorithm::English);
+        let mut dictionary = Dictionary::default();
         let stop_words: HashSet<String> = stop_words::get(stop_words::LANGUAGE::English)
             .iter()
             .map(|w| normalise(w))
@@ -205,31 +207,93 @@ impl Analyzer {
             concepts.sort_unstable();
             concepts.dedup();
         }
-        Analyzer {
-            stemmer: StemmerBox(stemmer),
+        Arc::new(AnalyzerTables {
             stop_words,
             everyday_stems,
             everyday_words: EVERYDAY_WORDS.iter().copied().collect(),
             single,
             phrases,
+            dictionary,
+        })
+    })
+}
+
+/// Words stemmed so far, across every index of the process: the servers of one bot write in one
+/// language, so most of a new server's words were stemmed for another (a look-up is a tenth of a
+/// Snowball call). Bounded: past [`MAX_MEMO_WORDS`] words, new ones are stemmed without being
+/// kept, so no collection can grow it without end.
+fn stem_memo() -> &'static RwLock<FxHashMap<Box<str>, Box<str>>> {
+    static MEMO: OnceLock<RwLock<FxHashMap<Box<str>, Box<str>>>> = OnceLock::new();
+    MEMO.get_or_init(|| RwLock::new(FxHashMap::default()))
+}
+
+/// The most words [`stem_memo`] keeps (about 20 MB at that size).
+const MAX_MEMO_WORDS: usize = 300_000;
+
+/// Text analysis shared by indexing and questions: the stemmer, the shared tables, and every word
+/// seen while indexing this collection.
+#[derive(Debug)]
+struct Analyzer {
+    stemmer: StemmerBox,
+    tables: Arc<AnalyzerTables>,
+    /// Every word seen while indexing, analysed once: word -> index in `word_infos`. (FxHash:
+    /// these maps are built from the collection and only looked up with people's text, so the
+    /// hash-flooding defence of the std hasher buys nothing and costs a third of indexing.)
+    known_words: FxHashMap<Box<str>, u32>,
+    word_infos: Vec<WordInfo>,
+}
+
+impl Analyzer {
+    /// An analyser and the dictionary its tables' terms are interned in.
+    fn new() -> (Self, Dictionary) {
+        let tables = Arc::clone(shared_tables());
+        let dictionary = tables.dictionary.clone();
+        let analyzer = Analyzer {
+            stemmer: StemmerBox(Stemmer::create(Algorithm::English)),
+            tables,
             known_words: FxHashMap::default(),
             word_infos: Vec::new(),
+        };
+        (analyzer, dictionary)
+    }
+
+    /// `word`'s stem, through the process-wide memo; `remember` adds it there (indexing does,
+    /// so a collection's words are kept; a question's words are not, so people's typing cannot
+    /// fill it).
+    fn stem(&self, word: &str, remember: bool) -> String {
+        let memo = stem_memo();
+        if let Some(stem) = memo.read().unwrap_or_else(|e| e.into_inner()).get(word) {
+            return stem.to_string();
         }
+        let stem = self.stemmer.0.stem(word).into_owned();
+        if remember {
+            let mut memo = memo.write().unwrap_or_else(|e| e.into_inner());
+            if memo.len() < MAX_MEMO_WORDS {
+                memo.insert(word.into(), stem.as_str().into());
+            }
+        }
+        stem
     }
 
     /// Analyses one word. `stem_id` maps its stem to a term id: interning while indexing, a
     /// read-only look-up for questions (which must not change the index).
-    fn word_info(&self, word: &str, stem_id: impl FnOnce(&str) -> Option<TermId>) -> WordInfo {
-        let stem_text = self.stemmer.0.stem(word);
+    fn word_info(
+        &self,
+        word: &str,
+        remember: bool,
+        stem_id: impl FnOnce(&str) -> Option<TermId>,
+    ) -> WordInfo {
+        let stem_text = self.stem(word, remember);
         let stem = stem_id(&stem_text);
+        let tables = &self.tables;
         WordInfo {
-            stop: self.stop_words.contains(word),
-            everyday: self.everyday_stems.contains(stem_text.as_ref())
-                || self.everyday_words.contains(word),
+            stop: tables.stop_words.contains(word),
+            everyday: tables.everyday_stems.contains(stem_text.as_str())
+                || tables.everyday_words.contains(word),
             concepts: stem
-                .and_then(|s| self.single.get(&s).cloned())
+                .and_then(|s| tables.single.get(&s).cloned())
                 .unwrap_or_default(),
-            starts_phrase: stem.is_some_and(|s| self.phrases.contains_key(&s)),
+            starts_phrase: stem.is_some_and(|s| tables.phrases.contains_key(&s)),
             stem,
         }
     }
@@ -241,7 +305,7 @@ impl Analyzer {
         for (i, info) in text_words.iter().enumerate() {
             if info.starts_phrase {
                 let first = info.stem.unwrap_or(TermId::MAX);
-                for (phrase, concept) in &self.phrases[&first] {
+                for (phrase, concept) in &self.tables.phrases[&first] {
                     let fits = phrase.len() <= text_words.len() - i
                         && phrase
                             .iter()
@@ -290,8 +354,7 @@ pub struct LexicalIndex {
 impl LexicalIndex {
     /// Analyses and indexes every insight.
     pub fn build(insights: &[Insight]) -> LexicalIndex {
-        let mut dictionary = Dictionary::default();
-        let mut analyzer = Analyzer::new(&mut dictionary);
+        let (mut analyzer, mut dictionary) = Analyzer::new();
         let mut postings: Vec<Vec<(u32, f32)>> = Vec::new();
         let mut doc_len = Vec::with_capacity(insights.len());
         let mut topic_stems = FxHashSet::default();
@@ -320,8 +383,8 @@ impl LexicalIndex {
                     let index = match known_words.get(word) {
                         Some(&index) => index,
                         None => {
-                            let info =
-                                analyzer.word_info(word, |stem| Some(dictionary.intern(stem)));
+                            let info = analyzer
+                                .word_info(word, true, |stem| Some(dictionary.intern(stem)));
                             let index = word_infos.len() as u32;
                             word_infos.push(info);
                             known_words.insert(word.into(), index);
@@ -410,7 +473,7 @@ impl LexicalIndex {
             if !self.analyzer.known_words.contains_key(word) && !unseen.contains_key(word) {
                 let info = self
                     .analyzer
-                    .word_info(word, |stem| self.dictionary.get(stem));
+                    .word_info(word, false, |stem| self.dictionary.get(stem));
                 unseen.insert(word, info);
             }
         }
@@ -515,7 +578,7 @@ impl LexicalIndex {
                     unknown.insert(self.name(stem));
                 }
                 None => {
-                    unknown.insert(self.analyzer.stemmer.0.stem(word).into_owned());
+                    unknown.insert(self.analyzer.stem(word, false));
                 }
             }
         }
@@ -636,6 +699,26 @@ mod tests {
     use crate::insights::Library;
     use proptest::prelude::*;
     use std::sync::OnceLock;
+
+    #[test]
+    fn the_stem_memo_gives_the_stemmers_answer_and_keeps_only_indexed_words() {
+        let (analyzer, _) = Analyzer::new();
+        let stemmer = Stemmer::create(Algorithm::English);
+        for word in ["delegating", "managers", "zzqxplorations"] {
+            assert_eq!(analyzer.stem(word, false), stemmer.stem(word));
+        }
+        let read = || stem_memo().read().unwrap().contains_key("zzqxplorations");
+        assert!(!read(), "a question's word is not kept");
+        assert_eq!(
+            analyzer.stem("zzqxplorations", true),
+            stemmer.stem("zzqxplorations")
+        );
+        assert!(read());
+        assert_eq!(
+            analyzer.stem("zzqxplorations", false),
+            stemmer.stem("zzqxplorations")
+        );
+    }
 
     fn shipped() -> &'static (Library, LexicalIndex) {
         static SHIPPED: OnceLock<(Library, LexicalIndex)> = OnceLock::new();
