@@ -8,15 +8,17 @@
 //!   loaded from the store, changed live by its curators.
 //! - [`weekly`]: the insight of the week: schedule math across DST, the no-repeat rotation, the
 //!   posting task and its injectable clock.
-//! - [`store`]: persistent state: weekly settings, rotation state, the post log (one post a week).
+//! - [`store`]: persistent state: weekly settings, rotation state, the post log (one post a week),
+//!   servers' own insights and suggestions, answers, votes and daily usage totals.
 //! - [`embedding`]: sentence embeddings (all-MiniLM-L6-v2 on candle, CPU) and their disk cache.
 //! - [`sharding`]: which gateway shards this process runs and which servers that makes its own.
 //! - [`stats`]: what curators learn from the answers: usage reports, the weekly chart (PNG), the
-//!   questions the collection cannot answer yet, grouped.
+//!   questions the collection cannot answer yet, grouped, and the daily retention pass.
 //! - [`cooldown`]: a per-user sliding-window limit on what a user can make the bot send (pure).
 //! - [`bot`]: the Discord adapter (serenity + poise): commands, DMs, rendering, start/shutdown.
 //! - [`config`]: environment and `.env` -> a validated [`config::Config`]; the token never prints.
-//! - [`cli`]: the command line (clap) and the offline commands: ask, random, topics, check.
+//! - [`cli`]: the command line (clap) and the offline commands: ask, random, topics, check,
+//!   next-posts, stats.
 
 pub mod bot;
 pub mod cli;
