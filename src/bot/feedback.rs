@@ -26,6 +26,9 @@ use crate::store::{NewAnswer, Store, Vote, VoteOutcome};
 /// The custom id prefix of the feedback buttons.
 pub const PREFIX: &str = "fb:";
 
+/// How long a vote on an answer not found yet waits before looking again (see `on_button`).
+const UNKNOWN_ANSWER_RETRY: std::time::Duration = std::time::Duration::from_millis(800);
+
 /// A fresh answer id: random, so it says nothing about when or by whom, below 2^53 so it stays
 /// exact anywhere a JSON number is read, and never 0.
 pub fn new_answer_id() -> u64 {
@@ -131,10 +134,23 @@ pub async fn on_button(
                 .unwrap_or(false),
             None => false,
         };
-        match store
-            .call(move |db| db.record_vote(answer_id, &voter, vote))
-            .await
-        {
+        let vote_once = || {
+            let store = store.clone();
+            async move {
+                store
+                    .call(move |db| db.record_vote(answer_id, &voter, vote))
+                    .await
+            }
+        };
+        let mut outcome = vote_once().await;
+        if matches!(outcome, Ok(VoteOutcome::UnknownAnswer)) {
+            // The answer is written in the background after the reply: a click faster than that
+            // write (well under a millisecond, but a busy database can hold it) finds nothing.
+            // One retry a moment later tells that apart from an answer past its retention.
+            tokio::time::sleep(UNKNOWN_ANSWER_RETRY).await;
+            outcome = vote_once().await;
+        }
+        match outcome {
             Ok(outcome) => Answer::Notice(acknowledgement(outcome, vote, gaps_on)),
             Err(e) => {
                 tracing::warn!(?guild, "could not record a vote: {e}");
@@ -166,7 +182,8 @@ fn acknowledgement(outcome: VoteOutcome, vote: Vote, gaps_on: bool) -> String {
         VoteOutcome::Changed => format!("Changed your vote to {what}.{next}"),
         VoteOutcome::Unchanged => format!("You already said this was {what}."),
         VoteOutcome::UnknownAnswer => {
-            "Thanks — but this answer is too old (or too new) to rate now.".into()
+            "Thanks — but this answer is too old to rate now (answers can be rated for a year)."
+                .into()
         }
     }
 }
