@@ -544,3 +544,43 @@ async fn retention_clears_gaps_after_30_days_and_answers_after_a_year_on_the_man
     assert_eq!(usage.insights.iter().map(|i| i.helpful).sum::<u64>(), 1);
     stop(&fake, bot).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_click_faster_than_the_answers_record_still_counts() {
+    let fake = FakeDiscord::start().await;
+    let (store, _dir) = fresh_store();
+    let bot = start_bot_with_store(&fake, store.clone()).await;
+    let (asked, _, _) = send(&fake, &advice_in(GUILD_ID, ON_TOPIC)).await;
+    let message = shown(&fake, &asked);
+    eventually("the answer's record", &store, |s| {
+        answers_recorded(s, UsageScope::Server(GUILD_ID), today()) == 1
+    })
+    .await;
+    // The same message, as if its answer were not written yet: a button for an id that is
+    // recorded only 300 ms after the click.
+    let late_id = 4_000_000_000_000u64;
+    let button = format!("fb:{late_id}:y");
+    let mut early = message.clone();
+    early["components"][0]["components"][0]["custom_id"] = Value::from(button.clone());
+    let writer = store.clone();
+    let record_later = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        writer
+            .call(move |db| {
+                db.record_answers(&[NewAnswer {
+                    id: late_id,
+                    guild_id: Some(GUILD_ID),
+                    day: today(),
+                    insight_id: Some("trust-and-delegate".into()),
+                    no_close_match: false,
+                    question: None,
+                }])
+            })
+            .await
+            .unwrap();
+    });
+    let said = click_as(&fake, &early, &button, fresh_member()).await;
+    record_later.await.unwrap();
+    assert!(said.starts_with("Thanks — noted as helpful"), "{said}");
+    stop(&fake, bot).await;
+}
