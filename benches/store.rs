@@ -340,7 +340,9 @@ fn usage_stats<B: Backend>(subject: &Subject<B>) {
         } else {
             Vote::NotHelpful
         };
-        backend.record_vote(id, &voter, vote).unwrap();
+        // Cast on the answer's day (answer n + 1 was given `n % USAGE_DAYS` days ago).
+        let cast_on = ago((id - 1) % USAGE_DAYS);
+        backend.record_vote(id, &voter, vote, cast_on).unwrap();
     }
     let votes_took = started.elapsed();
     // Every answer with an insight showed it: the showings, loaded behind the store's back

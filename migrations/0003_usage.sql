@@ -23,6 +23,7 @@ CREATE TABLE answer (
     insight_id     TEXT,                -- NULL when nothing matched closely enough
     no_close_match INTEGER NOT NULL CHECK (no_close_match IN (0, 1)),
     question       TEXT,                -- only in a server with gaps on, never in a DM
+    not_helpful    INTEGER NOT NULL DEFAULT 0 CHECK (not_helpful >= 0),  -- current "not helpful" votes: a gap, even after the voter keys are gone
     CHECK (question IS NULL OR guild_id <> 0)
 ) STRICT;
 

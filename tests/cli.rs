@@ -421,7 +421,8 @@ fn stats_reports_every_server_one_server_or_dms_from_the_database_with_a_chart()
         for (n, a) in answers.iter().enumerate() {
             if let Some(id) = &a.insight_id {
                 db.record_shown(a.guild_id.unwrap_or(0), id, a.day).unwrap();
-                db.record_vote(a.id, &[n as u8; 32], Vote::Helpful).unwrap();
+                db.record_vote(a.id, &[n as u8; 32], Vote::Helpful, a.day)
+                    .unwrap();
             }
         }
     }

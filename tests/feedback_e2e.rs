@@ -235,7 +235,7 @@ fn record_history(store: &Store, until: NaiveDate) {
     for n in 0..3 {
         let id = answer(Some(GUILD_ID), day(n), Some("fix-the-system"));
         if n == 0 {
-            db.record_vote(id, &[9; 32], Vote::Helpful).unwrap();
+            db.record_vote(id, &[9; 32], Vote::Helpful, day(n)).unwrap();
         }
     }
     for n in 0..5 {
@@ -247,7 +247,9 @@ fn record_history(store: &Store, until: NaiveDate) {
         } else {
             Vote::Helpful
         };
-        db.record_vote(*id, &[n as u8; 32], vote).unwrap();
+        // Delegate answer n was given n * 2 days back; each vote is cast that day.
+        db.record_vote(*id, &[n as u8; 32], vote, day(n as i64 * 2))
+            .unwrap();
     }
     for _ in 0..7 {
         answer(Some(GUILD_ID), day(40), Some("fix-the-system"));
@@ -498,8 +500,34 @@ async fn retention_clears_gaps_after_30_days_and_answers_after_a_year_on_the_man
     let message = shown(&fake, &asked);
     let yes = button_starting(&answer, "fb:");
 
-    // 29 days on: still kept.
-    clock.advance(chrono::Duration::days(29));
+    let db_file = _dir.path().join("insight-bot.db");
+    let voter_keys = || -> i64 {
+        rusqlite::Connection::open(&db_file)
+            .unwrap()
+            .query_row("SELECT count(*) FROM answer_vote", [], |r| r.get(0))
+            .unwrap()
+    };
+    // Within a week the answer can be rated, and the vote changed.
+    clock.advance(chrono::Duration::days(3));
+    let voter = fresh_member();
+    assert!(click_as(&fake, &message, &yes, voter.clone())
+        .await
+        .starts_with("Thanks"));
+    assert_eq!(voter_keys(), 1);
+    // After it, votes are final: the daily pass deletes the voter keys, the counts stay.
+    clock.advance(chrono::Duration::days(5));
+    let deadline = Instant::now() + WAIT;
+    while voter_keys() != 0 {
+        assert!(Instant::now() < deadline, "the voter key was not deleted");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let said = click_as(&fake, &message, &yes.replace(":y", ":n"), voter).await;
+    assert!(
+        said.starts_with("Votes on this answer closed 7 days"),
+        "{said}"
+    );
+    // 29 days on: the gap is still kept.
+    clock.advance(chrono::Duration::days(21));
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(
         store
@@ -522,11 +550,7 @@ async fn retention_clears_gaps_after_30_days_and_answers_after_a_year_on_the_man
         answers_recorded(&store, UsageScope::Server(GUILD_ID), first_day),
         2
     );
-    // The answer can still be rated within the year...
-    assert!(click_as(&fake, &message, &yes, fresh_member())
-        .await
-        .starts_with("Thanks"));
-    // ...and not after: its row is deleted, its counts (and the vote) stay in the totals.
+    // A year on, the answer's row is deleted too; its counts (and the vote) stay in the totals.
     clock.advance(chrono::Duration::days(340));
     // The daily pass runs as soon as the clock has passed its instant; give it a moment.
     tokio::time::sleep(Duration::from_secs(1)).await;

@@ -24,6 +24,7 @@ CREATE TABLE answer (
     insight_id     text    COLLATE "C",  -- NULL when nothing matched closely enough
     no_close_match boolean NOT NULL,
     question       text,                 -- only in a server with gaps on, never in a DM
+    not_helpful    bigint  NOT NULL DEFAULT 0 CHECK (not_helpful >= 0),  -- current "not helpful" votes: a gap, even after the voter keys are gone
     CHECK (question IS NULL OR guild_id <> 0)
 );
 

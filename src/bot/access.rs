@@ -183,18 +183,38 @@ impl<'a> Incoming<'a> {
         http: &serenity::Http,
         work: impl Future<Output = Answer>,
     ) -> serenity::Result<()> {
+        // Whether a slow answer will be an update of the clicked message or a new notice is not
+        // known yet; a button on an ephemeral message (previews, reviews) is updated, every other
+        // slow answer is a new ephemeral message.
+        let update = self.message().is_some_and(|m| {
+            m.flags
+                .is_some_and(|f| f.contains(serenity::MessageFlags::EPHEMERAL))
+        });
+        self.in_time(http, work, update).await
+    }
+
+    /// [`Incoming::answer_in_time`] for work whose answer is always a new ephemeral
+    /// [`Answer::Notice`], so a slow one is deferred as a new message, never as an update of the
+    /// clicked message.
+    pub async fn notice_in_time(
+        &self,
+        http: &serenity::Http,
+        work: impl Future<Output = Answer>,
+    ) -> serenity::Result<()> {
+        self.in_time(http, work, false).await
+    }
+
+    async fn in_time(
+        &self,
+        http: &serenity::Http,
+        work: impl Future<Output = Answer>,
+        update: bool,
+    ) -> serenity::Result<()> {
         tokio::pin!(work);
         tokio::select! {
             answer = &mut work => return self.respond(http, answer).await,
             _ = tokio::time::sleep(DEFER_AFTER) => {}
         }
-        // Whether the slow answer will be an update of the clicked message or a new notice is
-        // not known yet; a button on an ephemeral message (previews, reviews) is updated, every
-        // other slow answer is a new ephemeral message.
-        let update = self.message().is_some_and(|m| {
-            m.flags
-                .is_some_and(|f| f.contains(serenity::MessageFlags::EPHEMERAL))
-        });
         let deferral = if update {
             CreateInteractionResponse::Acknowledge
         } else {

@@ -21,7 +21,7 @@ use sha2::{Digest, Sha256};
 
 use super::access::{Answer, Incoming};
 use super::{Data, Error};
-use crate::store::{NewAnswer, Store, Vote, VoteOutcome};
+use crate::store::{NewAnswer, Store, Vote, VoteOutcome, VOTE_WINDOW_DAYS};
 
 /// The custom id prefix of the feedback buttons.
 pub const PREFIX: &str = "fb:";
@@ -126,6 +126,7 @@ pub async fn on_button(
     let voter = voter_key(&data.voter_secret, component.user.id.get(), answer_id);
     let guild = component.guild_id.map(|g| g.get());
     let store = data.store.clone();
+    let today = data.clock.now().date_naive();
     let work = async move {
         let gaps_on = match guild {
             Some(guild) => store
@@ -138,7 +139,7 @@ pub async fn on_button(
             let store = store.clone();
             async move {
                 store
-                    .call(move |db| db.record_vote(answer_id, &voter, vote))
+                    .call(move |db| db.record_vote(answer_id, &voter, vote, today))
                     .await
             }
         };
@@ -160,7 +161,9 @@ pub async fn on_button(
             }
         }
     };
-    click.answer_in_time(&ctx.http, work).await?;
+    // Always a new ephemeral notice, even slow: the answer a private `/advice` gave is never
+    // replaced by the acknowledgement.
+    click.notice_in_time(&ctx.http, work).await?;
     Ok(())
 }
 
@@ -172,18 +175,24 @@ fn acknowledgement(outcome: VoteOutcome, vote: Vote, gaps_on: bool) -> String {
     };
     let next = match vote {
         Vote::Helpful => "",
+        // Whether this very question is kept depends on when gaps were turned on and on the
+        // daily pass, so the reply says what the server does, not what happens to this one.
         Vote::NotHelpful if gaps_on => {
-            " The server's curators will see this question among the gaps their insights do not cover yet. Meanwhile, try `/advice` with other words, or `/topics`."
+            " This server's curators see these votes, and the questions behind them while they keep gaps, so they can add what is missing. Meanwhile, try `/advice` with other words, or `/topics`."
         }
-        Vote::NotHelpful => " Try `/advice` with other words, or `/topics` to see what I know about.",
+        Vote::NotHelpful => {
+            " Try `/advice` with other words, or `/topics` to see what I know about."
+        }
     };
     match outcome {
         VoteOutcome::Recorded => format!("Thanks — noted as {what}.{next}"),
         VoteOutcome::Changed => format!("Changed your vote to {what}.{next}"),
         VoteOutcome::Unchanged => format!("You already said this was {what}."),
+        VoteOutcome::Closed => format!(
+            "Votes on this answer closed {VOTE_WINDOW_DAYS} days after it was given. Ask again with `/advice` to rate a fresh answer."
+        ),
         VoteOutcome::UnknownAnswer => {
-            "Thanks — but this answer is too old to rate now (answers can be rated for a year)."
-                .into()
+            "This answer is too old to rate now: answers are kept for a year.".into()
         }
     }
 }

@@ -349,7 +349,7 @@ pub fn topics(library: &Library) -> Reply {
 /// What `/insights gaps turn:on` and `/help` say is kept, and for how long.
 pub fn what_gaps_keep() -> String {
     format!(
-        "the text of questions asked here that found no close match or got a \"Not what I needed\" vote, without who asked, for {} days (the text of other questions is deleted the next day)",
+        "the text of questions asked here (privately too) that found no close match or got a \"Not what I needed\" vote, without who asked, for {} days (the text of other questions is deleted the next day)",
         crate::store::GAP_RETENTION_DAYS
     )
 }
@@ -369,7 +369,7 @@ pub fn help(count: usize, shipped: usize, in_server: bool) -> Reply {
 **Browse**\n`/insight` — a random insight (pick a `topic:` to narrow it), with an *Another one* button.\n`/topics` — the topics and how many insights each has.\n\n\
 **Direct messages**\nWrite me a question in a DM, in your own words, and I answer the same way. Send `help` for this message. DMs draw from the {shipped} insights that come with me only: a server's own insights stay in that server.\n\n\
 **A server's own insights**\nAnyone can propose one with `/suggest`. Curators (Manage Server, or the role set with `/insights curators`) add, edit, import and review them: `/insights add`, `/insights import`, `/insights review`, `/insights list` and more.\n\n\
-**Was it helpful?**\nEvery answer has *Helpful* and *Not what I needed* buttons. I count each vote with the server (or \"DM\") and the day — never who voted or what was asked — and curators see the figures with `/insights stats`. A server's curators can turn on `/insights gaps`: then I also keep {gaps}, so they can add the insights that are missing. Gaps are off unless turned on, and `/insights gaps turn:off` deletes what was kept.\n\n\
+**Was it helpful?**\nEvery answer has *Helpful* and *Not what I needed* buttons. I count each vote with the server (or \"DM\") and the day, never with who voted; a vote can be changed for 7 days, then nothing links it to anyone. Curators see the figures with `/insights stats`. A server's curators can turn on `/insights gaps`: then I also keep {gaps}, so they can add the insights that are missing. Gaps are off unless turned on, and `/insights gaps turn:off` deletes what was kept.\n\n\
 **Insight of the week**\nServer admins (Manage Server) can have me post one insight a week: `/weekly set channel:<#channel> day:<weekday> time:<HH:MM> timezone:<zone>`, then `/weekly show`, `/weekly post-now` or `/weekly off`."
     );
     Reply {

@@ -139,20 +139,40 @@ pub fn report_embed(report: &Report, days: u32) -> CreateEmbed {
         false,
     );
     let never = &report.never_shown;
-    let mut listed = lines(
+    let listed = fitted_list(
         never
             .iter()
-            .take(10)
             .map(|l| format!("{} · `{}`", escape_within(&l.title, 80), l.id)),
+        10,
     );
-    if never.len() > 10 {
-        listed.push_str(&format!("\n…and {} more", never.len() - 10));
-    }
     embed.field(
         format!("Never shown ({})", never.len()),
         or_none(listed, "Every insight was shown at least once."),
         false,
     )
+}
+
+/// At most `most` lines, as many as fit in a field with room for "…and N more" after them.
+fn fitted_list(items: impl ExactSizeIterator<Item = String>, most: usize) -> String {
+    const ROOM_FOR_MORE: usize = 40;
+    let total = items.len();
+    let mut text = String::new();
+    let mut shown = 0;
+    for line in items.take(most) {
+        let needed = text.chars().count() + line.chars().count() + 1;
+        if needed > render::MAX_FIELD_VALUE - ROOM_FOR_MORE {
+            break;
+        }
+        if !text.is_empty() {
+            text.push('\n');
+        }
+        text.push_str(&line);
+        shown += 1;
+    }
+    if shown < total {
+        text.push_str(&format!("\n…and {} more", total - shown));
+    }
+    text
 }
 
 fn lines(items: impl Iterator<Item = String>) -> String {
@@ -352,4 +372,38 @@ pub async fn add_for_gap(
         ..Typed::default()
     };
     Answer::Form(insight_form("ins:add", "New insight", &typed))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_long_list_fits_its_field_and_says_how_many_are_left() {
+        let long = |n: usize| format!("{} · `{}`", "t".repeat(80), "i".repeat(64 + n % 3));
+        let text = fitted_list((0..50).map(long), 10);
+        assert!(
+            text.chars().count() <= render::MAX_FIELD_VALUE,
+            "{}",
+            text.len()
+        );
+        let shown = text.lines().filter(|l| l.contains('`')).count();
+        assert!(shown >= 5, "{text}");
+        assert!(
+            text.ends_with(&format!("…and {} more", 50 - shown)),
+            "{text}"
+        );
+        let short = fitted_list(["a".to_string(), "b".to_string()].into_iter(), 10);
+        assert_eq!(short, "a\nb");
+    }
+
+    #[test]
+    fn a_period_ends_today_and_has_its_days() {
+        let today = NaiveDate::from_ymd_opt(2026, 11, 26).unwrap();
+        assert_eq!(
+            period(today, 30),
+            (NaiveDate::from_ymd_opt(2026, 10, 28).unwrap(), today)
+        );
+        assert_eq!(period(today, 1), (today, today));
+    }
 }

@@ -39,7 +39,9 @@
 //!   daily.
 //! - **Votes** ([`Backend::record_vote`]): one per voter per answer, the voter an opaque key the
 //!   bot derives from the person and the answer with the database's [`Backend::secret`], so no
-//!   two answers link to one person. They go with their answer.
+//!   two answers link to one person. Taken for [`VOTE_WINDOW_DAYS`] after the answer; then the
+//!   keys are deleted (the counts, and the answer's number of "not helpful" votes, stay), so
+//!   nothing is left that could be tested against a person's id.
 //! - **Daily totals** per (server, day, insight): answers, no close match, showings
 //!   ([`Backend::record_shown`]), helpful and not helpful votes, each updated in the transaction
 //!   that records what it counts. [`Backend::usage_stats`] reads only these, so a report over a
@@ -764,15 +766,18 @@ pub trait Backend: Send + Sync + 'static {
     /// answer's server has gaps on at the time of writing; it is dropped otherwise.
     fn record_answers(&self, answers: &[NewAnswer]) -> Result<Vec<u64>, StoreError>;
 
-    /// One voter's vote on an answer. `voter` is an opaque key the caller derives from the person
-    /// and the answer (so it links no two answers to one person); the store keeps it only to
-    /// allow one vote per voter per answer. The vote counts in the totals of the answer's day; a
-    /// changed vote moves its count.
+    /// One voter's vote on an answer, on `today`. `voter` is an opaque key the caller derives
+    /// from the person and the answer (so it links no two answers to one person); the store keeps
+    /// it only while the vote may change, [`VOTE_WINDOW_DAYS`] after the answer's day, and
+    /// answers [`VoteOutcome::Closed`] after that. The vote counts in the totals of the answer's
+    /// day, and a changed vote moves its count; the answer also keeps how many "not helpful"
+    /// votes it has (what makes it a gap), after its voter keys are gone.
     fn record_vote(
         &self,
         answer_id: u64,
         voter: &[u8; 32],
         vote: Vote,
+        today: NaiveDate,
     ) -> Result<VoteOutcome, StoreError>;
 
     /// Answers per day and showings and votes per insight, from `since` to `until` inclusive.
@@ -792,7 +797,8 @@ pub trait Backend: Send + Sync + 'static {
     fn gaps(&self, guild_id: u64, since: NaiveDate, limit: usize) -> Result<Vec<Gap>, StoreError>;
 
     /// Housekeeping, run daily: deletes answers (and their votes) from before `today` −
-    /// [`ANSWER_RETENTION_DAYS`], clears gap questions from before `today` −
+    /// [`ANSWER_RETENTION_DAYS`], deletes the voter keys of answers from before `today` −
+    /// [`VOTE_WINDOW_DAYS`], clears gap questions from before `today` −
     /// [`GAP_RETENTION_DAYS`], and clears the questions of answers from before `today` that are
     /// not gaps (a question is kept one day for a "not helpful" vote to make it one).
     fn prune(&self, today: NaiveDate) -> Result<Pruned, StoreError>;
@@ -806,6 +812,11 @@ pub trait Backend: Send + Sync + 'static {
 /// [`Backend::prune`]; their counts stay in the daily totals, so reports over older periods
 /// still add up.
 pub const ANSWER_RETENTION_DAYS: i64 = 365;
+
+/// How long a vote on an answer may be cast or changed, in days after the answer's day. Then the
+/// voter keys of that answer are deleted ([`Backend::prune`]): the counts stay, and nothing is
+/// left that could be tested against a person's id.
+pub const VOTE_WINDOW_DAYS: i64 = 7;
 
 /// How long the question behind a gap is kept, in days (only in servers with gaps on).
 pub const GAP_RETENTION_DAYS: i64 = 30;
@@ -864,6 +875,8 @@ pub enum VoteOutcome {
     Unchanged,
     /// No such answer (never recorded, or older than [`ANSWER_RETENTION_DAYS`]).
     UnknownAnswer,
+    /// The answer is older than [`VOTE_WINDOW_DAYS`]: its votes are final.
+    Closed,
 }
 
 /// Whose usage a report covers.
@@ -903,6 +916,8 @@ pub struct Pruned {
     /// Questions cleared: gaps older than [`GAP_RETENTION_DAYS`], and questions of earlier days
     /// that did not become gaps.
     pub questions: u64,
+    /// Voter keys deleted: votes on answers older than [`VOTE_WINDOW_DAYS`].
+    pub voter_keys: u64,
 }
 
 /// A list column (topics, asks) as stored: a JSON array of strings.

@@ -88,7 +88,7 @@ use super::{
     vote_change, Backend, Claim, Decision, Failure, Gap, InsightSource, Limit, NewAnswer,
     NewSuggestion, PostRecord, PostSource, Pruned, ReviewMessage, SaveOutcome, ServerInsight,
     ServerSettings, StoreError, StoredVectors, Suggestion, SuggestionStatus, UsageScope,
-    UsageStats, Vote, VoteOutcome, WeeklySettings,
+    UsageStats, Vote, VoteOutcome, WeeklySettings, VOTE_WINDOW_DAYS,
 };
 use crate::config::{redact_password, REDACTED};
 use crate::insights::{Insight, Source};
@@ -1445,8 +1445,10 @@ impl Backend for PostgresBackend {
         answer_id: u64,
         voter: &[u8; 32],
         vote: Vote,
+        today: NaiveDate,
     ) -> Result<VoteOutcome, StoreError> {
         let voter = &voter[..];
+        let open_since = open_since_for(today);
         self.write(|s| {
             // FOR UPDATE: votes on one answer run one after the other, so each sees the one
             // before (the same voter clicking twice at once changes it once), and prune cannot
@@ -1462,6 +1464,9 @@ impl Backend for PostgresBackend {
             let guild: i64 = answer.try_get(0)?;
             let day: NaiveDate = answer.try_get(1)?;
             let insight: String = answer.try_get(2)?;
+            if day < open_since {
+                return Ok(VoteOutcome::Closed);
+            }
             let old = s
                 .query_opt(
                     "SELECT vote FROM answer_vote WHERE answer_id = $1 AND voter = $2",
@@ -1495,6 +1500,12 @@ impl Backend for PostgresBackend {
                      not_helpful = usage_day.not_helpful + $5::bigint",
                 &[&guild, &day, &insight, &helpful, &not_helpful],
             )?;
+            if not_helpful != 0 {
+                s.execute(
+                    "UPDATE answer SET not_helpful = not_helpful + $2::bigint WHERE id = $1",
+                    &[&db_id(answer_id), &not_helpful],
+                )?;
+            }
             Ok(outcome)
         })
     }
@@ -1600,9 +1611,7 @@ impl Backend for PostgresBackend {
             s.query(
                 "SELECT id, question, day, no_close_match, not_helpful FROM ( \
                      SELECT a.id, a.question, a.day, a.no_close_match, \
-                         EXISTS (SELECT 1 FROM answer_vote v \
-                                 WHERE v.answer_id = a.id AND v.vote = 'not_helpful') \
-                             AS not_helpful \
+                         a.not_helpful > 0 AS not_helpful \
                      FROM answer a \
                      WHERE a.guild_id = $1 AND a.question IS NOT NULL AND a.day >= $2) AS kept \
                  WHERE no_close_match OR not_helpful \
@@ -1636,13 +1645,18 @@ impl Backend for PostgresBackend {
             let not_gaps = s.execute(
                 "UPDATE answer SET question = NULL \
                  WHERE question IS NOT NULL AND day < $1 AND NOT no_close_match \
-                     AND NOT EXISTS (SELECT 1 FROM answer_vote v \
-                                     WHERE v.answer_id = answer.id AND v.vote = 'not_helpful')",
+                     AND not_helpful = 0",
                 &[&today],
+            )?;
+            let voter_keys = s.execute(
+                "DELETE FROM answer_vote \
+                 WHERE answer_id IN (SELECT id FROM answer WHERE day < $1)",
+                &[&open_since_for(today)],
             )?;
             Ok(Pruned {
                 answers,
                 questions: old_gaps + not_gaps,
+                voter_keys,
             })
         })
     }
@@ -2281,6 +2295,11 @@ impl SuggestionRow {
             review_message,
         })
     }
+}
+
+/// The first day whose answers still take votes on `today`.
+fn open_since_for(today: NaiveDate) -> NaiveDate {
+    today - chrono::Duration::days(VOTE_WINDOW_DAYS)
 }
 
 #[cfg(test)]

@@ -54,7 +54,7 @@ use super::{
     vote_change, Backend, Claim, Decision, Failure, Gap, InsightSource, Limit, NewAnswer,
     NewSuggestion, PostRecord, PostSource, Pruned, ReviewMessage, SaveOutcome, ServerInsight,
     ServerSettings, StoreError, StoredVectors, Suggestion, SuggestionStatus, UsageScope,
-    UsageStats, Vote, VoteOutcome, WeeklySettings,
+    UsageStats, Vote, VoteOutcome, WeeklySettings, VOTE_WINDOW_DAYS,
 };
 use crate::insights::{Insight, Source};
 use crate::stats::{DayAnswers, InsightUse};
@@ -871,23 +871,30 @@ impl Backend for SqliteBackend {
         answer_id: u64,
         voter: &[u8; 32],
         vote: Vote,
+        today: NaiveDate,
     ) -> Result<VoteOutcome, StoreError> {
+        let open_since = db_day(today - chrono::Duration::days(VOTE_WINDOW_DAYS));
         self.write(|tx| {
             let answer = tx
                 .prepare_cached(
-                    "SELECT guild_id, day, coalesce(insight_id, '') FROM answer WHERE id = ?1",
+                    "SELECT guild_id, day, coalesce(insight_id, ''), day < ?2 \
+                     FROM answer WHERE id = ?1",
                 )?
-                .query_row([db_id(answer_id)], |row| {
+                .query_row(params![db_id(answer_id), open_since], |row| {
                     Ok((
                         row.get::<_, i64>(0)?,
                         row.get::<_, String>(1)?,
                         row.get::<_, String>(2)?,
+                        row.get::<_, bool>(3)?,
                     ))
                 })
                 .optional()?;
-            let Some((guild, day, insight)) = answer else {
+            let Some((guild, day, insight, closed)) = answer else {
                 return Ok(VoteOutcome::UnknownAnswer);
             };
+            if closed {
+                return Ok(VoteOutcome::Closed);
+            }
             let old = tx
                 .prepare_cached("SELECT vote FROM answer_vote WHERE answer_id = ?1 AND voter = ?2")?
                 .query_row(params![db_id(answer_id), &voter[..]], |row| {
@@ -920,6 +927,12 @@ impl Backend for SqliteBackend {
                      not_helpful = usage_day.not_helpful + ?5",
             )?
             .execute(params![guild, day, insight, helpful, not_helpful])?;
+            if not_helpful != 0 {
+                tx.prepare_cached(
+                    "UPDATE answer SET not_helpful = not_helpful + ?2 WHERE id = ?1",
+                )?
+                .execute(params![db_id(answer_id), not_helpful])?;
+            }
             Ok(outcome)
         })
     }
@@ -1016,9 +1029,7 @@ impl Backend for SqliteBackend {
             let mut stmt = conn.prepare_cached(
                 "SELECT id, question, day, no_close_match, not_helpful FROM ( \
                      SELECT a.id, a.question, a.day, a.no_close_match, \
-                         EXISTS (SELECT 1 FROM answer_vote v \
-                                 WHERE v.answer_id = a.id AND v.vote = 'not_helpful') \
-                             AS not_helpful \
+                         a.not_helpful > 0 AS not_helpful \
                      FROM answer a \
                      WHERE a.guild_id = ?1 AND a.question IS NOT NULL AND a.day >= ?2) \
                  WHERE no_close_match OR not_helpful \
@@ -1063,13 +1074,17 @@ impl Backend for SqliteBackend {
             let not_gaps = tx.execute(
                 "UPDATE answer SET question = NULL \
                  WHERE question IS NOT NULL AND day < ?1 AND NOT no_close_match \
-                     AND NOT EXISTS (SELECT 1 FROM answer_vote v \
-                                     WHERE v.answer_id = answer.id AND v.vote = 'not_helpful')",
+                     AND not_helpful = 0",
                 [db_day(today)],
+            )?;
+            let voter_keys = tx.execute(
+                "DELETE FROM answer_vote WHERE answer_id IN (SELECT id FROM answer WHERE day < ?1)",
+                [db_day(today - chrono::Duration::days(VOTE_WINDOW_DAYS))],
             )?;
             Ok(Pruned {
                 answers: answers as u64,
                 questions: (old_gaps + not_gaps) as u64,
+                voter_keys: voter_keys as u64,
             })
         })
     }

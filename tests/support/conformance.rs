@@ -26,7 +26,7 @@ use insight_bot::store::{
     post_nonce, Backend, Claim, Decision, Failure, Gap, InsightSource, Limit, NewAnswer,
     NewSuggestion, PostSource, Pruned, ReviewMessage, SaveOutcome, ServerInsight, ServerSettings,
     Store, StoreError, StoredVectors, Suggestion, SuggestionStatus, UsageScope, UsageStats, Vote,
-    VoteOutcome, WeeklySettings,
+    VoteOutcome, WeeklySettings, VOTE_WINDOW_DAYS,
 };
 use insight_bot::weekly::rotation::RotationState;
 use insight_bot::weekly::schedule::{WeekKey, WeeklySchedule};
@@ -2391,28 +2391,28 @@ pub fn votes_count_once_per_voter_and_a_change_moves_the_count(h: &impl Harness)
 
     assert_eq!(
         store
-            .record_vote(matched, &voter(1), Vote::Helpful)
+            .record_vote(matched, &voter(1), Vote::Helpful, day("2026-03-03"))
             .unwrap(),
         VoteOutcome::Recorded
     );
     assert_eq!(a(), [insight_use("a", 0, 1, 0)]);
     assert_eq!(
         store
-            .record_vote(matched, &voter(1), Vote::Helpful)
+            .record_vote(matched, &voter(1), Vote::Helpful, day("2026-03-03"))
             .unwrap(),
         VoteOutcome::Unchanged
     );
     assert_eq!(a(), [insight_use("a", 0, 1, 0)]);
     assert_eq!(
         store
-            .record_vote(matched, &voter(1), Vote::NotHelpful)
+            .record_vote(matched, &voter(1), Vote::NotHelpful, day("2026-03-03"))
             .unwrap(),
         VoteOutcome::Changed
     );
     assert_eq!(a(), [insight_use("a", 0, 0, 1)]);
     assert_eq!(
         store
-            .record_vote(matched, &voter(2), Vote::Helpful)
+            .record_vote(matched, &voter(2), Vote::Helpful, day("2026-03-03"))
             .unwrap(),
         VoteOutcome::Recorded
     );
@@ -2420,7 +2420,7 @@ pub fn votes_count_once_per_voter_and_a_change_moves_the_count(h: &impl Harness)
     // From another handle, and back again.
     assert_eq!(
         h.open()
-            .record_vote(matched, &voter(1), Vote::Helpful)
+            .record_vote(matched, &voter(1), Vote::Helpful, day("2026-03-03"))
             .unwrap(),
         VoteOutcome::Changed
     );
@@ -2429,14 +2429,14 @@ pub fn votes_count_once_per_voter_and_a_change_moves_the_count(h: &impl Harness)
     // A vote on an answer without an insight is kept, and counts for no insight.
     assert_eq!(
         store
-            .record_vote(no_match, &voter(1), Vote::NotHelpful)
+            .record_vote(no_match, &voter(1), Vote::NotHelpful, day("2026-03-03"))
             .unwrap(),
         VoteOutcome::Recorded
     );
     assert_eq!(a(), [insight_use("a", 0, 2, 0)]);
     // Another server's votes stay in its own totals.
     store
-        .record_vote(others, &voter(1), Vote::NotHelpful)
+        .record_vote(others, &voter(1), Vote::NotHelpful, day("2026-03-03"))
         .unwrap();
     assert_eq!(a(), [insight_use("a", 0, 2, 0)]);
     assert_eq!(
@@ -2467,7 +2467,9 @@ pub fn votes_count_once_per_voter_and_a_change_moves_the_count(h: &impl Harness)
     let unknown = ids.iter().max().unwrap() + 1_000;
     for id in [unknown, 0, u64::MAX, i64::MAX as u64 + 1] {
         assert_eq!(
-            store.record_vote(id, &voter(1), Vote::Helpful).unwrap(),
+            store
+                .record_vote(id, &voter(1), Vote::Helpful, day("2026-03-03"))
+                .unwrap(),
             VoteOutcome::UnknownAnswer,
             "{id}"
         );
@@ -2525,11 +2527,13 @@ pub fn gap_questions_are_kept_only_while_gaps_are_on(h: &impl Harness) {
     );
     assert_eq!(
         store
-            .record_vote(ids[2], &voter(1), Vote::NotHelpful)
+            .record_vote(ids[2], &voter(1), Vote::NotHelpful, day("2026-03-03"))
             .unwrap(),
         VoteOutcome::Recorded
     );
-    store.record_vote(ids[1], &voter(1), Vote::Helpful).unwrap();
+    store
+        .record_vote(ids[1], &voter(1), Vote::Helpful, day("2026-03-03"))
+        .unwrap();
 
     let newest = gap(ids[3], "newest", "2026-03-03", true, false);
     let voted_down = gap(ids[2], "voted down", "2026-03-03", false, true);
@@ -2555,7 +2559,9 @@ pub fn gap_questions_are_kept_only_while_gaps_are_on(h: &impl Harness) {
         [gap(ids[5], "another server's", "2026-03-03", true, false)]
     );
     // A vote changed to helpful is no longer a gap.
-    store.record_vote(ids[2], &voter(1), Vote::Helpful).unwrap();
+    store
+        .record_vote(ids[2], &voter(1), Vote::Helpful, day("2026-03-03"))
+        .unwrap();
     assert_eq!(
         store.gaps(GUILD, day("2026-01-01"), 10).unwrap(),
         [newest.clone(), first.clone()]
@@ -2624,14 +2630,26 @@ pub fn prune_deletes_old_answers_but_keeps_the_daily_totals(h: &impl Harness) {
         answer(Some(GUILD), &on(1), Some("b"), Some("voted down")),       // 9: kept
         answer(Some(GUILD), &on(0), Some("a"), Some("asked today")),      // 10: kept
         answer(None, &on(400), Some("a"), None),                          // 11: deleted
+        answer(
+            Some(GUILD),
+            &on(10),
+            Some("c"),
+            Some("voted down a while ago"),
+        ), // 12: kept
     ];
+    // Each vote is cast on its answer's day.
+    let cast_on = |i: usize| day(&history[i].day.format("%Y-%m-%d").to_string());
     let ids = store.record_answers(&history).unwrap();
     for (i, n) in [(1, 1), (1, 2), (3, 1), (8, 1), (11, 1)] {
-        store.record_vote(ids[i], &voter(n), Vote::Helpful).unwrap();
+        store
+            .record_vote(ids[i], &voter(n), Vote::Helpful, cast_on(i))
+            .unwrap();
     }
-    store
-        .record_vote(ids[9], &voter(1), Vote::NotHelpful)
-        .unwrap();
+    for i in [9, 12] {
+        store
+            .record_vote(ids[i], &voter(1), Vote::NotHelpful, cast_on(i))
+            .unwrap();
+    }
     store.record_shown(GUILD, "a", ago(400)).unwrap();
     let scopes = [
         UsageScope::Server(GUILD),
@@ -2642,17 +2660,22 @@ pub fn prune_deletes_old_answers_but_keeps_the_daily_totals(h: &impl Harness) {
         .iter()
         .map(|&scope| store.usage_stats(scope, ago(500), today).unwrap())
         .collect();
-    assert_eq!(before[0].days.iter().map(|d| d.answers).sum::<u64>(), 11);
+    assert_eq!(before[0].days.iter().map(|d| d.answers).sum::<u64>(), 12);
     assert_eq!(
         before[0].insights,
-        [insight_use("a", 1, 3, 0), insight_use("b", 0, 1, 1)]
+        [
+            insight_use("a", 1, 3, 0),
+            insight_use("b", 0, 1, 1),
+            insight_use("c", 0, 0, 1)
+        ]
     );
 
     assert_eq!(
         store.prune(today).unwrap(),
         Pruned {
             answers: 4,
-            questions: 4
+            questions: 4,
+            voter_keys: 2,
         }
     );
     let after: Vec<UsageStats> = scopes
@@ -2663,33 +2686,50 @@ pub fn prune_deletes_old_answers_but_keeps_the_daily_totals(h: &impl Harness) {
     for i in [0, 1, 2, 11] {
         assert_eq!(
             store
-                .record_vote(ids[i], &voter(9), Vote::NotHelpful)
+                .record_vote(ids[i], &voter(9), Vote::NotHelpful, today)
                 .unwrap(),
             VoteOutcome::UnknownAnswer
         );
     }
-    assert_eq!(
-        store
-            .record_vote(ids[3], &voter(9), Vote::NotHelpful)
-            .unwrap(),
-        VoteOutcome::Recorded,
-        "365 days old is still kept"
-    );
+    for i in [3, 12] {
+        assert_eq!(
+            store
+                .record_vote(ids[i], &voter(9), Vote::NotHelpful, today)
+                .unwrap(),
+            VoteOutcome::Closed,
+            "kept, but past its {VOTE_WINDOW_DAYS} days of votes"
+        );
+    }
     assert_eq!(
         h.query_row("SELECT count(*) FROM answer_vote"),
-        ["4"],
-        "the votes went with their answers"
+        ["2"],
+        "only the keys of answers still open to votes are kept"
+    );
+    // Within the window, a vote may still change; the day it closes is the 8th.
+    assert_eq!(
+        store
+            .record_vote(ids[9], &voter(1), Vote::NotHelpful, today + Days::new(6))
+            .unwrap(),
+        VoteOutcome::Unchanged
+    );
+    assert_eq!(
+        store
+            .record_vote(ids[9], &voter(1), Vote::NotHelpful, today + Days::new(7))
+            .unwrap(),
+        VoteOutcome::Closed
     );
     assert_eq!(
         store.gaps(GUILD, ago(500), 100).unwrap(),
         [
             gap(ids[9], "voted down", &on(1), false, true),
+            gap(ids[12], "voted down a while ago", &on(10), false, true),
             gap(ids[6], "gap of 30 days", &on(30), true, false),
-        ]
+        ],
+        "a gap stays one when its voter keys are gone"
     );
     assert_eq!(
         h.query_row("SELECT count(*) FROM answer WHERE question IS NOT NULL"),
-        ["3"],
+        ["4"],
         "today's question may still become a gap"
     );
     assert_eq!(store.prune(today).unwrap(), Pruned::default());
@@ -2700,12 +2740,16 @@ pub fn prune_deletes_old_answers_but_keeps_the_daily_totals(h: &impl Harness) {
         store.prune(tomorrow).unwrap(),
         Pruned {
             answers: 1,
-            questions: 2
+            questions: 2,
+            voter_keys: 0,
         }
     );
     assert_eq!(
         store.gaps(GUILD, ago(500), 100).unwrap(),
-        [gap(ids[9], "voted down", &on(1), false, true)]
+        [
+            gap(ids[9], "voted down", &on(1), false, true),
+            gap(ids[12], "voted down a while ago", &on(10), false, true),
+        ]
     );
 }
 
@@ -2752,9 +2796,17 @@ pub fn concurrent_votes_on_one_answer_are_all_counted(h: &impl Harness) {
                     let mut outcomes = Vec::new();
                     for v in 0..VOTERS {
                         let who = voter(t * VOTERS + v);
-                        outcomes.push(store.record_vote(id, &who, Vote::Helpful).unwrap());
+                        outcomes.push(
+                            store
+                                .record_vote(id, &who, Vote::Helpful, day("2026-03-03"))
+                                .unwrap(),
+                        );
                         if v % 2 == 0 {
-                            outcomes.push(store.record_vote(id, &who, Vote::NotHelpful).unwrap());
+                            outcomes.push(
+                                store
+                                    .record_vote(id, &who, Vote::NotHelpful, day("2026-03-03"))
+                                    .unwrap(),
+                            );
                         }
                     }
                     outcomes
