@@ -5,8 +5,9 @@
 //! default: Discord recommends the count); a large one runs shard ranges in several processes
 //! over one PostgreSQL database (`SHARD_RANGE=4-7` with `SHARD_TOTAL=16`). Each process answers
 //! what Discord routes to its shards and posts the insight of the week only for its own shards'
-//! servers; the per-(server, week) claim in the database still guarantees one post if two
-//! processes were misconfigured with overlapping ranges.
+//! servers. If two processes were misconfigured with overlapping ranges, the per-(server, week)
+//! claim in the database lets one claim each week, and a resend by the other (which sees the
+//! claim unconfirmed) carries the claim's nonce, which Discord drops: still one post.
 
 use std::fmt;
 

@@ -10,7 +10,7 @@
 mod pg;
 mod support;
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -325,10 +325,16 @@ async fn two_processes_share_the_shards_and_post_each_server_exactly_once() {
     fake.assert_all_bodies_valid();
 }
 
-/// Records sends and answers with new message ids; slow enough that two posters overlap.
+/// Discord's side of the weekly posts, as the overlapping-ranges test needs it: every send is
+/// recorded, and a send whose nonce this channel has seen answers the first message's id and
+/// creates nothing (Discord's `enforce_nonce` rule, within its few-minute window; this test's
+/// sends all happen within a second). Slow enough that two posters overlap.
 #[derive(Default)]
 struct Recorder {
+    /// Every send, in order.
     sent: Mutex<Vec<OutgoingPost>>,
+    /// The messages created: (channel, nonce) -> message id.
+    created: Mutex<HashMap<(u64, String), u64>>,
     next: Mutex<u64>,
 }
 
@@ -337,8 +343,14 @@ impl Publisher for Recorder {
         Box::pin(async move {
             tokio::time::sleep(Duration::from_millis(20)).await;
             self.sent.lock().unwrap().push(post.clone());
+            let mut created = self.created.lock().unwrap();
+            let key = (post.channel_id, post.nonce.clone());
+            if let Some(&id) = created.get(&key) {
+                return Ok(id);
+            }
             let mut next = self.next.lock().unwrap();
             *next += 1;
+            created.insert(key, *next);
             Ok(*next)
         })
     }
@@ -407,10 +419,30 @@ async fn overlapping_shard_ranges_still_post_once_per_server_and_week() {
             .await
             .unwrap();
     }
+    // One claim per server and week in the database. A process may still resume a claim the
+    // other is delivering (to it, an unconfirmed claim looks like a crashed delivery's), but the
+    // resend carries the claim's nonce, so Discord creates one message: exactly one per server.
     let sent = recorder.sent.lock().unwrap().clone();
-    let mut per_server: HashMap<u64, usize> = HashMap::new();
+    let mut nonces: HashMap<u64, HashSet<String>> = HashMap::new();
     for post in &sent {
-        *per_server.entry(post.guild_id).or_default() += 1;
+        nonces
+            .entry(post.guild_id)
+            .or_default()
+            .insert(post.nonce.clone());
+    }
+    assert_eq!(nonces.len(), SERVERS as usize, "{nonces:?}");
+    assert!(
+        nonces.values().all(|n| n.len() == 1),
+        "every send of a server's post carries its claim's nonce: {nonces:?}"
+    );
+    let created = recorder.created.lock().unwrap().clone();
+    let mut per_server: HashMap<u64, usize> = HashMap::new();
+    for (channel, _) in created.keys() {
+        let server = (0..SERVERS)
+            .find(|&i| weekly_channel(i) == *channel)
+            .map(guild_id)
+            .expect("a weekly channel");
+        *per_server.entry(server).or_default() += 1;
     }
     assert_eq!(per_server.len(), SERVERS as usize, "{per_server:?}");
     assert!(per_server.values().all(|&n| n == 1), "{per_server:?}");
