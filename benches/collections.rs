@@ -54,6 +54,10 @@
 
 #[path = "common/counting_alloc.rs"]
 mod counting_alloc;
+#[path = "common/text.rs"]
+mod text;
+
+use text::{pseudo_word, Zipf};
 
 use std::collections::{HashMap, HashSet};
 use std::hint::black_box;
@@ -199,62 +203,6 @@ const TOPICS: &[&str] = &[
 // Made-up collections
 // ---------------------------------------------------------------------------------------------
 
-/// Samples ranks 0..n with P(rank r) ∝ 1/(r+1)^s, by binary search in the cumulative weights.
-struct Zipf {
-    cumulative: Vec<f64>,
-}
-
-impl Zipf {
-    fn new(n: usize, s: f64) -> Zipf {
-        let mut total = 0.0;
-        let cumulative = (1..=n)
-            .map(|r| {
-                total += 1.0 / (r as f64).powf(s);
-                total
-            })
-            .collect();
-        Zipf { cumulative }
-    }
-
-    fn sample(&self, rng: &mut StdRng) -> usize {
-        let total = *self.cumulative.last().unwrap();
-        let u = rng.gen::<f64>() * total;
-        self.cumulative
-            .partition_point(|&c| c < u)
-            .min(self.cumulative.len() - 1)
-    }
-}
-
-/// A pronounceable pseudo-word of `syllables` syllables (a range), lowercase ASCII.
-fn pseudo_word(rng: &mut StdRng, syllables: std::ops::RangeInclusive<usize>) -> String {
-    const ONSETS: &[&str] = &[
-        "b", "c", "d", "f", "g", "h", "j", "k", "l", "m", "n", "p", "r", "s", "t", "v", "w", "z",
-        "br", "cr", "dr", "fl", "gr", "pl", "pr", "st", "tr", "ch", "sh", "th", "",
-    ];
-    const VOWELS: &[&str] = &[
-        "a", "e", "i", "o", "u", "a", "e", "o", "ai", "ea", "ou", "io",
-    ];
-    const CODAS: &[&str] = &[
-        "", "", "", "", "n", "r", "s", "l", "t", "m", "nd", "st", "ck", "rt",
-    ];
-    let syllables = rng.gen_range(syllables);
-    let mut word = String::new();
-    for _ in 0..syllables {
-        word.push_str(ONSETS[rng.gen_range(0..ONSETS.len())]);
-        word.push_str(VOWELS[rng.gen_range(0..VOWELS.len())]);
-        word.push_str(CODAS[rng.gen_range(0..CODAS.len())]);
-    }
-    word
-}
-
-fn capitalised(word: &str) -> String {
-    let mut chars = word.chars();
-    match chars.next() {
-        Some(first) => first.to_uppercase().chain(chars).collect(),
-        None => String::new(),
-    }
-}
-
 /// The word list: the shipped insights' words (most frequent first), the domain vocabulary's,
 /// then pseudo-words up to [`VOCABULARY`].
 fn vocabulary(shipped: &Library) -> Vec<String> {
@@ -305,47 +253,12 @@ struct Writer<'a> {
 }
 
 impl Writer<'_> {
-    fn word(&mut self) -> &str {
-        let rank = self.zipf.sample(&mut self.rng);
-        &self.words[rank]
-    }
-
-    /// `n` words, sentence case, no final punctuation; occasional commas.
     fn phrase(&mut self, n: usize) -> String {
-        let mut out = String::new();
-        for i in 0..n {
-            let comma = i > 0 && i + 1 < n && self.rng.gen_bool(0.06);
-            let word = self.word().to_string();
-            if i == 0 {
-                out.push_str(&capitalised(&word));
-            } else {
-                out.push(' ');
-                out.push_str(&word);
-            }
-            if comma {
-                out.push(',');
-            }
-        }
-        out
+        text::phrase(&mut self.rng, self.words, self.zipf, n)
     }
 
-    /// About `n` words of prose in sentences of 6 to 16 words.
     fn prose(&mut self, n: usize) -> String {
-        let mut out = String::new();
-        let mut left = n;
-        while left > 0 {
-            let mut len = self.rng.gen_range(6..=16).min(left);
-            if left - len < 4 {
-                len = left;
-            }
-            if !out.is_empty() {
-                out.push(' ');
-            }
-            out.push_str(&self.phrase(len));
-            out.push('.');
-            left -= len;
-        }
-        out
+        text::prose(&mut self.rng, self.words, self.zipf, n)
     }
 
     fn insight(&mut self, id_suffix: &str) -> Insight {

@@ -25,6 +25,10 @@
 
 #[path = "common/counting_alloc.rs"]
 mod counting_alloc;
+#[path = "common/text.rs"]
+mod text;
+
+use text::{capitalised, pseudo_word, Zipf};
 
 use std::cell::OnceCell;
 use std::collections::{HashMap, HashSet};
@@ -92,32 +96,6 @@ const VOCABULARY: usize = 20_000;
 const ZIPF_EXPONENT: f64 = 1.07;
 const TOPICS: usize = 300;
 
-/// Samples ranks 0..n with P(rank r) ∝ 1/(r+1)^s, by binary search in the cumulative weights.
-struct Zipf {
-    cumulative: Vec<f64>,
-}
-
-impl Zipf {
-    fn new(n: usize, s: f64) -> Zipf {
-        let mut total = 0.0;
-        let cumulative = (1..=n)
-            .map(|r| {
-                total += 1.0 / (r as f64).powf(s);
-                total
-            })
-            .collect();
-        Zipf { cumulative }
-    }
-
-    fn sample(&self, rng: &mut StdRng) -> usize {
-        let total = *self.cumulative.last().unwrap();
-        let u = rng.gen::<f64>() * total;
-        self.cumulative
-            .partition_point(|&c| c < u)
-            .min(self.cumulative.len() - 1)
-    }
-}
-
 struct GenInsight {
     id: String,
     title: String,
@@ -157,36 +135,6 @@ fn real_words(library: &Library) -> Vec<String> {
     let mut words: Vec<(String, usize)> = counts.into_iter().collect();
     words.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
     words.into_iter().map(|(w, _)| w).collect()
-}
-
-/// A pronounceable pseudo-word of `syllables` syllables (a range), lowercase ASCII.
-fn pseudo_word(rng: &mut StdRng, syllables: std::ops::RangeInclusive<usize>) -> String {
-    let syllables = rng.gen_range(syllables);
-    const ONSETS: &[&str] = &[
-        "b", "c", "d", "f", "g", "h", "j", "k", "l", "m", "n", "p", "r", "s", "t", "v", "w", "z",
-        "br", "cr", "dr", "fl", "gr", "pl", "pr", "st", "tr", "ch", "sh", "th", "",
-    ];
-    const VOWELS: &[&str] = &[
-        "a", "e", "i", "o", "u", "a", "e", "o", "ai", "ea", "ou", "io",
-    ];
-    const CODAS: &[&str] = &[
-        "", "", "", "", "n", "r", "s", "l", "t", "m", "nd", "st", "ck", "rt",
-    ];
-    let mut word = String::new();
-    for _ in 0..syllables {
-        word.push_str(ONSETS[rng.gen_range(0..ONSETS.len())]);
-        word.push_str(VOWELS[rng.gen_range(0..VOWELS.len())]);
-        word.push_str(CODAS[rng.gen_range(0..CODAS.len())]);
-    }
-    word
-}
-
-fn capitalised(word: &str) -> String {
-    let mut chars = word.chars();
-    match chars.next() {
-        Some(first) => first.to_uppercase().chain(chars).collect(),
-        None => String::new(),
-    }
 }
 
 struct Generator {
@@ -250,47 +198,12 @@ impl Generator {
         }
     }
 
-    fn word(&mut self) -> &str {
-        let rank = self.words.sample(&mut self.rng);
-        &self.vocabulary[rank]
-    }
-
-    /// `n` words, sentence case, no final punctuation; occasional commas.
     fn phrase(&mut self, n: usize) -> String {
-        let mut out = String::new();
-        for i in 0..n {
-            let comma = i > 0 && i + 1 < n && self.rng.gen_bool(0.06);
-            let word = self.word().to_string();
-            if i == 0 {
-                out.push_str(&capitalised(&word));
-            } else {
-                out.push(' ');
-                out.push_str(&word);
-            }
-            if comma {
-                out.push(',');
-            }
-        }
-        out
+        text::phrase(&mut self.rng, &self.vocabulary, &self.words, n)
     }
 
-    /// About `n` words of prose in sentences of 6 to 16 words.
     fn prose(&mut self, n: usize) -> String {
-        let mut out = String::new();
-        let mut left = n;
-        while left > 0 {
-            let mut len = self.rng.gen_range(6..=16).min(left);
-            if left - len < 4 {
-                len = left;
-            }
-            if !out.is_empty() {
-                out.push(' ');
-            }
-            out.push_str(&self.phrase(len));
-            out.push('.');
-            left -= len;
-        }
-        out
+        text::prose(&mut self.rng, &self.vocabulary, &self.words, n)
     }
 
     fn ask(&mut self) -> String {
