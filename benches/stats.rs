@@ -16,6 +16,11 @@
 //!   chart — for 30 days (the default) and 365 days (the longest); each part alone too.
 //! - **Recording**: one `record_answers` of a single answer (what runs in the background after
 //!   every answer) and one `record_vote` (what a click waits for), on the filled database.
+//!
+//! Measured when it was written (release, 2 cores, quiet): `/insights stats` over 30 days 6.9-8.0
+//! ms on SQLite (usage_stats 1.3-1.5, Report::build 0.05, the PNG 5.7-6.4) and 6.5 ms on
+//! PostgreSQL; over 365 days 24.5-25.2 ms and 33.6 ms. Recording an answer 0.03 ms (SQLite) /
+//! 0.43 ms (PostgreSQL), a vote 0.02 / 0.56 ms. Filling 1.2 million answers takes 21 s on SQLite.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
