@@ -59,7 +59,7 @@ mod text;
 
 use text::{pseudo_word, Zipf};
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::hint::black_box;
 use std::path::Path;
 use std::sync::mpsc;
@@ -206,23 +206,7 @@ const TOPICS: &[&str] = &[
 /// The word list: the shipped insights' words (most frequent first), the domain vocabulary's,
 /// then pseudo-words up to [`VOCABULARY`].
 fn vocabulary(shipped: &Library) -> Vec<String> {
-    let mut counts: HashMap<String, usize> = HashMap::new();
-    for insight in shipped.insights() {
-        let fields = [&insight.title, &insight.text]
-            .into_iter()
-            .chain(insight.asks.iter());
-        for field in fields {
-            for word in field.split(|c: char| !(c.is_alphanumeric() || c == '\'')) {
-                let word = word.trim_matches('\'').to_lowercase();
-                if !word.is_empty() {
-                    *counts.entry(word).or_default() += 1;
-                }
-            }
-        }
-    }
-    let mut real: Vec<(String, usize)> = counts.into_iter().collect();
-    real.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-    let mut words: Vec<String> = real.into_iter().map(|(w, _)| w).collect();
+    let mut words: Vec<String> = text::real_words(shipped);
     let mut seen: HashSet<String> = words.iter().cloned().collect();
     for (_, members) in CONCEPTS {
         for member in *members {

@@ -28,10 +28,10 @@ mod counting_alloc;
 #[path = "common/text.rs"]
 mod text;
 
-use text::{capitalised, pseudo_word, Zipf};
+use text::{capitalised, pseudo_word, real_words, Zipf};
 
 use std::cell::OnceCell;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::fmt::Write as _;
 use std::hint::black_box;
 use std::path::PathBuf;
@@ -114,27 +114,6 @@ struct Corpus {
 
 fn shipped() -> Library {
     Library::builtin().unwrap_or_else(|e| panic!("the shipped collection does not load:\n{e}"))
-}
-
-/// The real words of the shipped insights (titles, texts, asks), most frequent first.
-fn real_words(library: &Library) -> Vec<String> {
-    let mut counts: HashMap<String, usize> = HashMap::new();
-    for insight in library.insights() {
-        let fields = [&insight.title, &insight.text]
-            .into_iter()
-            .chain(insight.asks.iter());
-        for field in fields {
-            for word in field.split(|c: char| !(c.is_alphanumeric() || c == '\'')) {
-                let word = word.trim_matches('\'').to_lowercase();
-                if !word.is_empty() {
-                    *counts.entry(word).or_default() += 1;
-                }
-            }
-        }
-    }
-    let mut words: Vec<(String, usize)> = counts.into_iter().collect();
-    words.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-    words.into_iter().map(|(w, _)| w).collect()
 }
 
 struct Generator {

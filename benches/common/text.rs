@@ -5,6 +5,9 @@
 // Each bench uses what it needs of this file.
 #![allow(dead_code)]
 
+use std::collections::HashMap;
+
+use insight_bot::insights::Library;
 use rand::rngs::StdRng;
 use rand::Rng;
 
@@ -100,4 +103,25 @@ pub fn prose(rng: &mut StdRng, words: &[String], zipf: &Zipf, n: usize) -> Strin
         left -= len;
     }
     out
+}
+
+/// The real words of a collection's insights (titles, texts, asks), most frequent first.
+pub fn real_words(library: &Library) -> Vec<String> {
+    let mut counts: HashMap<String, usize> = HashMap::new();
+    for insight in library.insights() {
+        let fields = [&insight.title, &insight.text]
+            .into_iter()
+            .chain(insight.asks.iter());
+        for field in fields {
+            for word in field.split(|c: char| !(c.is_alphanumeric() || c == '\'')) {
+                let word = word.trim_matches('\'').to_lowercase();
+                if !word.is_empty() {
+                    *counts.entry(word).or_default() += 1;
+                }
+            }
+        }
+    }
+    let mut words: Vec<(String, usize)> = counts.into_iter().collect();
+    words.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    words.into_iter().map(|(w, _)| w).collect()
 }

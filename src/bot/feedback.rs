@@ -127,14 +127,8 @@ pub async fn on_button(
     let guild = component.guild_id.map(|g| g.get());
     let store = data.store.clone();
     let today = data.clock.now().date_naive();
+    let collections = std::sync::Arc::clone(&data.collections);
     let work = async move {
-        let gaps_on = match guild {
-            Some(guild) => store
-                .call(move |db| Ok(db.server_settings(guild)?.gaps))
-                .await
-                .unwrap_or(false),
-            None => false,
-        };
         let vote_once = || {
             let store = store.clone();
             async move {
@@ -151,6 +145,15 @@ pub async fn on_button(
             tokio::time::sleep(UNKNOWN_ANSWER_RETRY).await;
             outcome = vote_once().await;
         }
+        // Only a "not what I needed" reply depends on gaps; the server's settings are in its
+        // cached collection, so no extra database read.
+        let gaps_on = match guild {
+            Some(guild) if vote == Vote::NotHelpful => collections
+                .get(Some(guild))
+                .await
+                .is_ok_and(|c| c.settings().gaps),
+            _ => false,
+        };
         match outcome {
             Ok(outcome) => Answer::Notice(acknowledgement(outcome, vote, gaps_on)),
             Err(e) => {
