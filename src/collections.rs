@@ -26,7 +26,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 
 use crate::insights::catalog::Shipped;
 use crate::insights::search::semantic::{documents, InsightVectors, SemanticIndex};
-use crate::insights::{Catalog, Insight, Library, Rules, Source};
+use crate::insights::{Catalog, Insight, Library, Rules, Source, MAX_ASKS, MAX_TOPICS};
 use crate::store::{
     Decision, InsightSource, NewSuggestion, SaveOutcome, ServerInsight, ServerSettings, Store,
     StoreError, StoredVectors, Suggestion,
@@ -269,6 +269,10 @@ impl Collections {
             let mut vectors = Vec::with_capacity(rows.len());
             let mut stale = Vec::new();
             for mut row in rows {
+                if cut_to_limits(&mut row.insight) {
+                    tracing::warn!(guild, id = %row.insight.id, "a stored insight had more example questions or topics than the limits; kept the first ones and saved it so");
+                    row.vectors = None;
+                }
                 match stored_vectors(&row, fingerprint) {
                     Some(v) => vectors.push((row.insight, v)),
                     None => {
@@ -365,9 +369,15 @@ impl Collections {
                         scope.spawn(move || {
                             let mut done = WarmUp::default();
                             for (guild, rows, settings) in part {
+                                // A row over the limits is cut and saved by `load`, on
+                                // first use.
                                 let parts: Option<Vec<InsightVectors>> = rows
                                     .iter()
-                                    .map(|r| stored_vectors(r, fingerprint))
+                                    .map(|r| {
+                                        let over = r.insight.asks.len() > MAX_ASKS
+                                            || r.insight.topics.len() > MAX_TOPICS;
+                                        (!over).then(|| stored_vectors(r, fingerprint)).flatten()
+                                    })
                                     .collect();
                                 let Some(parts) = parts else {
                                     done.deferred += 1;
@@ -405,18 +415,13 @@ impl Collections {
     /// run on the blocking pool.
     pub async fn prepare(&self, insights: Vec<Insight>) -> Result<Vec<Draft>, CollectionError> {
         let shipped = Arc::clone(&self.shipped);
-        blocking(move || {
-            insights
-                .into_iter()
-                .map(|insight| {
-                    let vectors = shipped
-                        .embed_insight(&insight)
-                        .map_err(|e| CollectionError::Embedding(e.to_string()))?;
-                    Ok(Draft { insight, vectors })
-                })
-                .collect()
-        })
-        .await?
+        blocking(move || embed_drafts(&shipped, insights)).await?
+    }
+
+    /// [`Collections::prepare`] on the caller's thread, for a caller that runs it on the
+    /// blocking pool itself (under its own bounds: see `bot::heavy_work`).
+    pub fn prepare_here(&self, insights: Vec<Insight>) -> Result<Vec<Draft>, CollectionError> {
+        embed_drafts(&self.shipped, insights)
     }
 
     /// Saves `drafts` as `guild`'s own insights, all or nothing: an id the server has is
@@ -638,6 +643,33 @@ impl Collections {
 }
 
 /// A stored insight's vectors, when they are this model's and fit its documents.
+/// Cuts an insight stored before the limits on example questions and topics ([`MAX_ASKS`],
+/// [`MAX_TOPICS`]) to its first ones; true when it was over. Such a row would otherwise be
+/// embedded again at every load, under the server's lock (with 500,000 example questions, for
+/// half an hour).
+fn cut_to_limits(insight: &mut Insight) -> bool {
+    let over = insight.asks.len() > MAX_ASKS || insight.topics.len() > MAX_TOPICS;
+    insight.asks.truncate(MAX_ASKS);
+    insight.topics.truncate(MAX_TOPICS);
+    over
+}
+
+/// Each insight with its vectors, or the model's error.
+fn embed_drafts(
+    shipped: &Catalog,
+    insights: Vec<Insight>,
+) -> Result<Vec<Draft>, CollectionError> {
+    insights
+        .into_iter()
+        .map(|insight| {
+            let vectors = shipped
+                .embed_insight(&insight)
+                .map_err(|e| CollectionError::Embedding(e.to_string()))?;
+            Ok(Draft { insight, vectors })
+        })
+        .collect()
+}
+
 fn stored_vectors(row: &ServerInsight, fingerprint: u64) -> Option<InsightVectors> {
     let stored = row
         .vectors

@@ -295,6 +295,39 @@ async fn vectors_of_another_model_are_embedded_again_and_stored() {
     assert!(InsightVectors::decode(&vectors.bytes).is_ok());
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_insight_stored_over_the_limits_is_cut_once_and_saved_so() {
+    // Saved before the limits existed: 2,000 example questions and 40 topics. Loading it used
+    // to embed all 2,000 again at every load.
+    let (store, _dir) = fresh_store();
+    let mut over = offsites();
+    over.asks = (0..2000).map(|i| format!("offsite question {i}?")).collect();
+    over.topics = (0..40).map(|i| format!("t{i}")).collect();
+    let row = ServerInsight {
+        guild_id: A,
+        insight: over,
+        created_by: CURATOR,
+        created_at: Utc::now(),
+        updated_at: Utc::now(),
+        vectors: None,
+    };
+    store
+        .blocking()
+        .save_server_insights(A, &[row], 10)
+        .unwrap();
+    let collections = Arc::new(Collections::new(catalog(), store.clone()));
+    assert_eq!(collections.warm_up().await.unwrap().deferred, 1);
+    let own = collections.get(Some(A)).await.unwrap().own().to_vec();
+    assert_eq!(own[0].asks.len(), insight_bot::insights::MAX_ASKS);
+    assert_eq!(own[0].topics.len(), insight_bot::insights::MAX_TOPICS);
+    assert_eq!(own[0].asks[24], "offsite question 24?", "the first ones are kept");
+    // Saved cut, with vectors: the next process loads it without the model.
+    let stored = store.blocking().server_insights(A).unwrap();
+    assert_eq!(stored[0].insight.asks.len(), insight_bot::insights::MAX_ASKS);
+    let again = Arc::new(Collections::new(catalog(), store.clone()));
+    assert_eq!(again.warm_up().await.unwrap().deferred, 0);
+}
+
 /// A draft with made-up vectors: the limit is the store's to enforce, the model is not needed.
 fn cheap_draft(n: usize) -> Draft {
     let mut v = [0f32; DIM];

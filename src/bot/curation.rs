@@ -37,16 +37,35 @@ use crate::insights::{
     export_toml, parse_asks, parse_import, parse_topics, slug_from_title, validate, Fields,
     Insight, MAX_IMPORT_BYTES, MAX_TEXT_CHARS, MAX_TITLE_CHARS,
 };
+use crate::insights::library::Problem;
 use crate::store::{InsightSource, StoreError};
 
 /// How long a draft or an import preview waits for its button.
 pub const HOLD_FOR: Duration = Duration::from_secs(15 * 60);
-/// Drafts and previews held at once, across servers; the oldest goes first beyond this.
-const MAX_HELD: usize = 500;
+/// What waits for a button is bounded so that no curator can fill the process's memory and no
+/// server can push out another's: each member holds at most [`MAX_HELD_PER_MEMBER`] (their
+/// oldest goes first), each server at most [`MAX_HELD_BYTES_PER_SERVER`] (its own oldest goes
+/// first), and past [`MAX_HELD_BYTES`] across servers a new one is refused, never made room for
+/// by dropping another server's. A preview of a 1 MiB import holds about 1.5 MiB.
+const MAX_HELD_PER_MEMBER: usize = 3;
+/// See [`MAX_HELD_PER_MEMBER`]: two previews of the largest import, or thousands of drafts.
+const MAX_HELD_BYTES_PER_SERVER: usize = 4 * 1024 * 1024;
+/// See [`MAX_HELD_PER_MEMBER`]: 32 servers each at their limit at once.
+const MAX_HELD_BYTES: usize = 128 * 1024 * 1024;
 /// Insights per page of `/insights list`.
 const PER_PAGE: usize = 10;
 /// How long downloading an import may take.
 const DOWNLOAD_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long reading an import may take, its wait for a turn included (the largest hostile
+/// file is read in well under a second: see `benches/import.rs`).
+const READ_LIMIT: Duration = Duration::from_secs(10);
+/// How long embedding an import may take, its wait for a turn included: 1,000 insights with 25
+/// example questions each are 26,000 documents, about a minute and a half on 2 cores. The
+/// click's interaction token lives 15 minutes.
+const EMBED_LIMIT: Duration = Duration::from_secs(10 * 60);
+/// The longest line of `import-errors.txt`: a problem quotes at most 60 characters of a title,
+/// so only a file name or an odd TOML message comes near it.
+const MAX_ERROR_LINE: usize = 500;
 /// Discord: a text input holds at most 4,000 characters.
 const MAX_INPUT: usize = 4000;
 
@@ -92,10 +111,41 @@ enum Held {
     },
 }
 
+impl Held {
+    /// About how many bytes this holds: its text, plus a fixed allowance for each string and
+    /// list, plus the vectors of a draft (one 8-bit vector per document).
+    fn size(&self) -> usize {
+        const PER_STRING: usize = 32;
+        const PER_VECTOR: usize = 4 + crate::embedding::DIM;
+        let text = |s: &str| s.len() + PER_STRING;
+        let typed = |t: &Typed| text(&t.title) + text(&t.text) + text(&t.topics) + text(&t.asks);
+        let insight = |i: &Insight| {
+            let lists: usize = i.topics.iter().chain(&i.asks).map(|s| text(s)).sum();
+            text(&i.id)
+                + text(&i.title)
+                + text(&i.text)
+                + lists
+                + text(&i.source.title)
+                + text(&i.source.publisher)
+                + i.source.url.as_deref().map_or(0, text)
+        };
+        match self {
+            Held::Refused { form_id, typed: t } => text(form_id) + typed(t),
+            Held::Draft { draft, typed: t } => {
+                insight(&draft.insight) + (1 + draft.insight.asks.len()) * PER_VECTOR + typed(t)
+            }
+            Held::Import { insights, file } => {
+                text(file) + insights.iter().map(insight).sum::<usize>()
+            }
+        }
+    }
+}
+
 struct HeldEntry {
     guild: u64,
     user: u64,
     at: Instant,
+    size: usize,
     held: Held,
 }
 
@@ -105,19 +155,49 @@ pub struct Pending {
     entries: Mutex<HashMap<String, HeldEntry>>,
 }
 
+/// Nothing more can be held now: the process holds [`MAX_HELD_BYTES`] for other servers.
+#[derive(Debug, PartialEq, Eq)]
+struct HoldRefused;
+
+/// What a member is told when [`HoldRefused`].
+const BUSY: &str = "I am holding too many previews for other servers right now to keep this one for a button. Please try again in a few minutes.";
+
 impl Pending {
-    fn hold(&self, guild: u64, user: u64, held: Held) -> String {
+    /// Holds `held` for `guild` and `user` until [`HOLD_FOR`] passes and returns its token, after
+    /// making room within this member's and this server's bounds (dropping their own oldest);
+    /// or refuses when what all servers hold leaves no room (see [`MAX_HELD_PER_MEMBER`]).
+    fn hold(&self, guild: u64, user: u64, held: Held) -> Result<String, HoldRefused> {
+        let size = held.size();
+        if size > MAX_HELD_BYTES_PER_SERVER {
+            return Err(HoldRefused);
+        }
         let token = format!("{:016x}", rand::thread_rng().gen::<u64>());
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         entries.retain(|_, e| e.at.elapsed() < HOLD_FOR);
-        if entries.len() >= MAX_HELD {
-            if let Some(oldest) = entries
+        let oldest = |entries: &HashMap<String, HeldEntry>, of: &dyn Fn(&HeldEntry) -> bool| {
+            entries
                 .iter()
+                .filter(|(_, e)| of(e))
                 .min_by_key(|(_, e)| e.at)
                 .map(|(k, _)| k.clone())
-            {
-                entries.remove(&oldest);
-            }
+        };
+        let members = |e: &HeldEntry| e.guild == guild && e.user == user;
+        while entries.values().filter(|e| members(e)).count() >= MAX_HELD_PER_MEMBER {
+            let Some(key) = oldest(&entries, &members) else { break };
+            entries.remove(&key);
+        }
+        let servers = |e: &HeldEntry| e.guild == guild;
+        let server_bytes =
+            |entries: &HashMap<String, HeldEntry>| -> usize {
+                entries.values().filter(|e| servers(e)).map(|e| e.size).sum()
+            };
+        while server_bytes(&entries) + size > MAX_HELD_BYTES_PER_SERVER {
+            let Some(key) = oldest(&entries, &servers) else { break };
+            entries.remove(&key);
+        }
+        let total: usize = entries.values().map(|e| e.size).sum();
+        if total + size > MAX_HELD_BYTES {
+            return Err(HoldRefused);
         }
         entries.insert(
             token.clone(),
@@ -125,10 +205,11 @@ impl Pending {
                 guild,
                 user,
                 at: Instant::now(),
+                size,
                 held,
             },
         );
-        token
+        Ok(token)
     }
 
     /// Takes what `token` holds, if it is still held, for this server and member.
@@ -300,32 +381,33 @@ fn notice_with(text: String, embeds: Vec<CreateEmbed>, buttons: Vec<CreateButton
     }
 }
 
-/// What a curator sees of an insight they act on: the insight as members will see it.
+/// What a curator sees of an insight they act on: the insight as members will see it, with its
+/// id, topics and example questions in fields. Those fields get what is left of Discord's
+/// 6,000 characters a message after the insight itself (title, text and source can take 4,900 of
+/// them), topics first: a long insight shows fewer example questions, never a message Discord
+/// refuses.
 fn preview(insight: &Insight) -> CreateEmbed {
     let mut embed = insight_embed(insight);
-    let topics = insight.topics.join(", ");
     embed = embed.field("Id", format!("`{}`", insight.id), true);
-    if !topics.is_empty() {
-        embed = embed.field(
-            "Topics",
-            escape_within(&topics, render::MAX_FIELD_VALUE),
-            true,
-        );
-    }
-    if !insight.asks.is_empty() {
-        let asks = insight
-            .asks
-            .iter()
-            .map(|a| format!("• {}", escape_within(a, 200)))
-            .collect::<Vec<_>>()
-            .join("\n");
-        embed = embed.field(
-            "Example questions",
-            render::truncate(&asks, render::MAX_FIELD_VALUE),
-            false,
-        );
-    }
-    embed
+    let mut left = render::MAX_EMBEDS_TOTAL.saturating_sub(render::embed_chars(&embed));
+    let mut add = |embed: CreateEmbed, name: &str, value: String, inline: bool| {
+        let room = left.saturating_sub(name.chars().count());
+        if room < 2 || value.is_empty() {
+            return embed;
+        }
+        let value = render::truncate(&value, room.min(render::MAX_FIELD_VALUE));
+        left -= name.chars().count() + value.chars().count();
+        embed.field(name, value, inline)
+    };
+    let topics = escape_within(&insight.topics.join(", "), render::MAX_FIELD_VALUE);
+    embed = add(embed, "Topics", topics, true);
+    let asks = insight
+        .asks
+        .iter()
+        .map(|a| format!("• {}", escape_within(a, 200)))
+        .collect::<Vec<_>>()
+        .join("\n");
+    add(embed, "Example questions", asks, false)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -648,8 +730,10 @@ pub async fn import(
     }
     let data = ctx.data();
     let user = ctx.author().id.get();
+    let guild = collection.guild_id().unwrap_or_default();
+    let api_host = data.api_host.clone();
     let work = async {
-        let bytes = match download(&file.url).await {
+        let bytes = match download(&file.url, api_host.as_deref()).await {
             Ok(bytes) => bytes,
             Err(reason) => {
                 tracing::warn!("downloading an import failed: {reason}");
@@ -665,7 +749,13 @@ pub async fn import(
                 );
             }
         };
-        import_preview(data, &collection, user, &file.filename, &bytes)
+        let rules = data.collections.rules();
+        let name = file.filename.clone();
+        let parse = move || parse_import(&name, &bytes, &rules);
+        match data.heavy.run(guild, READ_LIMIT, parse).await {
+            Ok(parsed) => import_preview(data, &collection, user, &file.filename, parsed),
+            Err(refused) => (plain(&refused.message("reading the file")), None),
+        }
     };
     let (reply, errors) = answer_in_time(ctx, true, work).await?;
     let mut message = reply.to_poise(true);
@@ -676,16 +766,45 @@ pub async fn import(
     Ok(())
 }
 
-/// Downloads an attachment: Discord's CDN over HTTPS (or plain HTTP on this machine, for the
-/// tests' fake Discord), at most [`MAX_IMPORT_BYTES`], within [`DOWNLOAD_TIMEOUT`].
-async fn download(url: &str) -> Result<Vec<u8>, String> {
-    let parsed = reqwest::Url::parse(url).map_err(|e| format!("bad URL: {e}"))?;
-    let local = matches!(parsed.host_str(), Some("127.0.0.1" | "localhost" | "[::1]"));
-    if parsed.scheme() != "https" && !(parsed.scheme() == "http" && local) {
+/// Where attachments are downloaded from: Discord's CDN hosts, over HTTPS.
+const ATTACHMENT_HOSTS: [&str; 3] = ["cdn.discordapp.com", "media.discordapp.net", "cdn.discord.com"];
+
+/// Whether an import may be downloaded from `url`: HTTPS to one of [`ATTACHMENT_HOSTS`], or to
+/// `api_host` (the configured `DISCORD_API_BASE`'s host: a test's fake Discord, or a proxy),
+/// which may be plain HTTP only on this machine. Discord supplies the URL; this keeps a forged
+/// one (or a redirect) from making the bot fetch anything else.
+fn download_allowed(url: &reqwest::Url, api_host: Option<&str>) -> Result<(), String> {
+    let host = url.host_str().unwrap_or_default();
+    let local = matches!(host, "127.0.0.1" | "localhost" | "[::1]");
+    let ours = api_host == Some(host);
+    let secure = url.scheme() == "https" || (url.scheme() == "http" && local && ours);
+    if !secure {
         return Err("not an HTTPS address".into());
     }
+    if !ATTACHMENT_HOSTS.contains(&host) && !ours {
+        return Err("not an address of Discord's file servers".into());
+    }
+    Ok(())
+}
+
+/// Downloads an attachment (see [`download_allowed`]), following a redirect only to another
+/// allowed address, at most [`MAX_IMPORT_BYTES`], within [`DOWNLOAD_TIMEOUT`].
+async fn download(url: &str, api_host: Option<&str>) -> Result<Vec<u8>, String> {
+    let parsed = reqwest::Url::parse(url).map_err(|e| format!("bad URL: {e}"))?;
+    download_allowed(&parsed, api_host)?;
+    let redirect_host = api_host.map(str::to_string);
+    let policy = reqwest::redirect::Policy::custom(move |attempt| {
+        if attempt.previous().len() >= 3 {
+            attempt.error("too many redirects")
+        } else if download_allowed(attempt.url(), redirect_host.as_deref()).is_err() {
+            attempt.error("a redirect away from Discord's file servers")
+        } else {
+            attempt.follow()
+        }
+    });
     let client = reqwest::Client::builder()
         .timeout(DOWNLOAD_TIMEOUT)
+        .redirect(policy)
         .build()
         .map_err(|e| e.to_string())?;
     let mut response = client
@@ -715,10 +834,10 @@ fn import_preview(
     collection: &ServerCollection,
     user: u64,
     file_name: &str,
-    bytes: &[u8],
+    parsed: Result<Vec<Insight>, Vec<Problem>>,
 ) -> (Reply, Option<Vec<u8>>) {
     let shown_name = escape_within(file_name, 100);
-    let insights = match parse_import(file_name, bytes, &data.collections.rules()) {
+    let insights = match parsed {
         Ok(insights) => insights,
         Err(problems) => {
             let lines: Vec<String> = problems
@@ -753,7 +872,17 @@ fn import_preview(
                 "…and {} more: every problem is in the attached `import-errors.txt`.",
                 lines.len() - count
             ));
-            let file = format!("{file_name}\n\n{}\n", lines.join("\n"));
+            // The attachment is bounded too: at most MAX_LISTED_PROBLEMS lines (parse_import's
+            // last says when there were more), each within MAX_ERROR_LINE characters.
+            let bounded: Vec<String> = lines
+                .iter()
+                .map(|l| render::truncate(l, MAX_ERROR_LINE))
+                .collect();
+            let file = format!(
+                "{}\n\n{}\n",
+                render::truncate(file_name, 200),
+                bounded.join("\n")
+            );
             return (
                 notice_with(shown, Vec::new(), Vec::new()),
                 Some(file.into_bytes()),
@@ -781,14 +910,19 @@ fn import_preview(
         );
     }
     let guild = collection.guild_id().unwrap_or_default();
-    let token = data.pending.hold(
+    let Ok(token) = data.pending.hold(
         guild,
         user,
         Held::Import {
             insights: insights.clone(),
             file: file_name.to_string(),
         },
-    );
+    ) else {
+        return (
+            plain(&format!("`{shown_name}` is fine, but {BUSY} Nothing was imported.")),
+            None,
+        );
+    };
     let mut text = format!(
         "`{shown_name}`: **{new} new**, **{} would replace** existing ids.",
         replacing.len()
@@ -1082,11 +1216,12 @@ pub async fn on_form(
         let insight = match checked(&id, &typed, data) {
             Ok(insight) => insight,
             Err(problems) => {
-                let token = data
+                let echo = typed_echo(&typed);
+                let reply = match data
                     .pending
-                    .hold(guild, user, Held::Refused { form_id, typed });
-                return Answer::Message(
-                    notice_with(
+                    .hold(guild, user, Held::Refused { form_id, typed })
+                {
+                    Ok(token) => notice_with(
                         format!("Nothing was saved:\n{problems}"),
                         Vec::new(),
                         vec![button(
@@ -1095,8 +1230,12 @@ pub async fn on_form(
                             ButtonStyle::Primary,
                         )],
                     ),
-                    true,
-                );
+                    // No "Fix it" to reopen the form: what was typed is shown instead.
+                    Err(HoldRefused) => plain(&format!(
+                        "Nothing was saved:\n{problems}\nWhat you wrote:\n{echo}"
+                    )),
+                };
+                return Answer::Message(reply, true);
             }
         };
         let draft = match data.collections.prepare(vec![insight]).await {
@@ -1115,14 +1254,22 @@ pub async fn on_form(
                 similarity * 100.0
             );
             let embeds = vec![preview(nearest)];
-            let token = data.pending.hold(
+            let Ok(token) = data.pending.hold(
                 guild,
                 user,
                 Held::Draft {
                     draft: Box::new(draft),
-                    typed,
+                    typed: typed.clone(),
                 },
-            );
+            ) else {
+                return Answer::Message(
+                    plain(&format!(
+                        "{text}\n{BUSY} Nothing was saved. What you wrote:\n{}",
+                        typed_echo(&typed)
+                    )),
+                    true,
+                );
+            };
             return Answer::Message(
                 notice_with(
                     text,
@@ -1305,9 +1452,31 @@ async fn run_import(
     file: &str,
 ) -> Reply {
     let count = insights.len();
-    let drafts = match data.collections.prepare(insights).await {
-        Ok(d) => d,
-        Err(e) => return plain(&refusal(&e)),
+    // The limit again before the (costly) embedding: the server may have grown since the
+    // preview. The store checks it once more when saving.
+    match data.collections.get(Some(guild)).await {
+        Ok(collection) => {
+            let own = collection.own();
+            let new = insights
+                .iter()
+                .filter(|i| !own.iter().any(|o| o.id == i.id))
+                .count();
+            if own.len() + new > MAX_OWN_INSIGHTS {
+                return plain(&format!(
+                    "Importing `{}` would bring this server to {} insights of its own; the limit is {MAX_OWN_INSIGHTS}. Nothing was imported. Remove some with `/insights remove`, or import fewer.",
+                    escape_within(file, 100),
+                    own.len() + new
+                ));
+            }
+        }
+        Err(e) => return plain(&collection_unavailable(Some(guild), &e)),
+    }
+    let collections = Arc::clone(&data.collections);
+    let embed = move || collections.prepare_here(insights);
+    let drafts = match data.heavy.run(guild, EMBED_LIMIT, embed).await {
+        Ok(Ok(drafts)) => drafts,
+        Ok(Err(e)) => return plain(&refusal(&e)),
+        Err(refused) => return plain(&refused.message("importing")),
     };
     match data.collections.save(guild, drafts, user, Utc::now()).await {
         Ok(outcome) => plain(&format!(
@@ -1317,5 +1486,159 @@ async fn run_import(
             outcome.replaced
         )),
         Err(e) => plain(&refusal(&e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bot::render::tests::{assert_fits, insight_up_to_limits};
+    use crate::insights::{Source, MAX_ASKS, MAX_SOURCE_CHARS, MAX_TOPICS};
+
+    fn refused(bytes: usize) -> Held {
+        Held::Refused {
+            form_id: "f".into(),
+            typed: Typed {
+                text: "x".repeat(bytes),
+                ..Typed::default()
+            },
+        }
+    }
+
+    fn held(pending: &Pending, guild: u64) -> usize {
+        let entries = pending.entries.lock().unwrap();
+        entries.values().filter(|e| e.guild == guild).count()
+    }
+
+    #[test]
+    fn a_member_holds_at_most_three_and_their_oldest_goes_first() {
+        let pending = Pending::default();
+        let tokens: Vec<String> = (0..4)
+            .map(|_| pending.hold(1, 10, refused(10)).unwrap())
+            .collect();
+        assert_eq!(held(&pending, 1), MAX_HELD_PER_MEMBER);
+        assert!(pending.take(&tokens[0], 1, 10).is_none(), "the oldest went");
+        assert!(pending.take(&tokens[3], 1, 10).is_some());
+        // Another member of the server keeps theirs.
+        let other = pending.hold(1, 11, refused(10)).unwrap();
+        pending.hold(1, 10, refused(10)).unwrap();
+        assert!(pending.take(&other, 1, 11).is_some());
+    }
+
+    #[test]
+    fn a_server_over_its_bytes_drops_its_own_oldest_never_another_servers() {
+        let pending = Pending::default();
+        let quarter = MAX_HELD_BYTES_PER_SERVER / 4;
+        let theirs = pending.hold(2, 20, refused(quarter)).unwrap();
+        // Server 1's members fill its share, again and again.
+        for user in 0..40 {
+            pending.hold(1, user, refused(quarter)).unwrap();
+        }
+        let bytes: usize = {
+            let entries = pending.entries.lock().unwrap();
+            entries
+                .values()
+                .filter(|e| e.guild == 1)
+                .map(|e| e.size)
+                .sum()
+        };
+        assert!(bytes <= MAX_HELD_BYTES_PER_SERVER, "{bytes}");
+        assert_eq!(held(&pending, 1), 3);
+        assert!(pending.take(&theirs, 2, 20).is_some(), "server 2's preview stays");
+        // One thing larger than a server's share is refused outright.
+        assert_eq!(
+            pending.hold(1, 1, refused(MAX_HELD_BYTES_PER_SERVER)),
+            Err(HoldRefused)
+        );
+    }
+
+    #[test]
+    fn past_the_total_a_new_hold_is_refused_and_nothing_is_dropped() {
+        let pending = Pending::default();
+        let servers = MAX_HELD_BYTES / MAX_HELD_BYTES_PER_SERVER;
+        let big = MAX_HELD_BYTES_PER_SERVER - 1024;
+        let tokens: Vec<(u64, String)> = (0..servers as u64)
+            .map(|guild| (guild, pending.hold(guild, 1, refused(big)).unwrap()))
+            .collect();
+        assert_eq!(pending.hold(999, 1, refused(big)), Err(HoldRefused));
+        for (guild, token) in tokens {
+            assert!(pending.take(&token, guild, 1).is_some(), "server {guild}'s");
+        }
+    }
+
+    #[test]
+    fn the_preview_of_the_largest_import_is_held_within_a_servers_share() {
+        // 1,000 insights with every list full, in just under 1 MiB: what a preview holds most.
+        let topics = (0..MAX_TOPICS).map(|i| format!("t{i}")).collect::<Vec<_>>();
+        let asks = (0..MAX_ASKS).map(|i| format!("q{i}")).collect::<Vec<_>>();
+        let block = |i: usize| {
+            format!(
+                "Title {i}\n{}\nTopics: {}\nAsks: {}\n\n",
+                "w".repeat(800),
+                topics.join(","),
+                asks.join("|")
+            )
+        };
+        let file: String = (0..1000).map(block).collect();
+        assert!(file.len() <= MAX_IMPORT_BYTES, "{}", file.len());
+        let rules = crate::insights::Rules::server(crate::collections::server_source(), None);
+        let insights = parse_import("a.txt", file.as_bytes(), &rules).unwrap();
+        let held = Held::Import {
+            insights,
+            file: "a.txt".into(),
+        };
+        assert!(held.size() < MAX_HELD_BYTES_PER_SERVER, "{}", held.size());
+        assert!(Pending::default().hold(1, 1, held).is_ok());
+    }
+
+    #[test]
+    fn the_largest_preview_fits_discords_6000_characters() {
+        // Every field at its limit, with asks full of markdown: 7,003 characters before.
+        let insight = Insight {
+            id: "i".repeat(64),
+            title: "T".repeat(256),
+            text: "x".repeat(4096),
+            topics: vec!["t".repeat(100); MAX_TOPICS],
+            asks: vec!["*".repeat(100); MAX_ASKS],
+            source: Source {
+                title: "s".repeat(MAX_SOURCE_CHARS),
+                publisher: "p".repeat(MAX_SOURCE_CHARS),
+                url: None,
+            },
+        };
+        let reply = notice_with(String::new(), vec![preview(&insight)], Vec::new());
+        assert_fits(&reply);
+        assert!(render::embed_chars(&reply.embeds[0]) > 5900, "the room is used");
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+        #[test]
+        fn every_preview_fits(insight in insight_up_to_limits()) {
+            assert_fits(&notice_with(String::new(), vec![preview(&insight)], Vec::new()));
+        }
+    }
+
+    #[test]
+    fn downloads_only_from_discords_file_servers_or_the_configured_api() {
+        let allowed = |url: &str, api: Option<&str>| {
+            download_allowed(&reqwest::Url::parse(url).unwrap(), api)
+        };
+        assert!(allowed("https://cdn.discordapp.com/attachments/1/2/a.txt", None).is_ok());
+        assert!(allowed("https://media.discordapp.net/attachments/1/2/a.txt", None).is_ok());
+        assert!(allowed("https://127.0.0.1:9/a.txt", Some("127.0.0.1")).is_ok());
+        assert!(allowed("http://127.0.0.1:9/a.txt", Some("127.0.0.1")).is_ok());
+        for (url, api) in [
+            ("https://evil.example/a.txt", None),
+            ("https://cdn.discordapp.com.evil.example/a", None),
+            ("http://cdn.discordapp.com/a.txt", None),
+            ("http://127.0.0.1:9/a.txt", None),
+            ("http://169.254.169.254/latest", Some("169.254.169.254")),
+            ("https://127.0.0.1:9/a.txt", Some("proxy.example")),
+            ("file:///etc/passwd", None),
+        ] {
+            assert!(allowed(url, api).is_err(), "{url} with {api:?}");
+        }
     }
 }

@@ -26,6 +26,7 @@ pub mod commands;
 pub mod curation;
 pub mod dm;
 pub mod feedback;
+pub mod heavy_work;
 pub mod render;
 pub mod suggestions;
 pub mod usage;
@@ -68,11 +69,20 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(7);
 const CLIENT_STOP_GRACE: Duration = Duration::from_secs(2);
 
 /// State shared by every command and event handler.
+/// Imports read or embedded at once across servers: the machine this runs on has 2 cores, and
+/// answering questions needs a share of them.
+pub const HEAVY_JOBS_AT_ONCE: usize = 2;
+
 pub struct Data {
     /// Every server's collection (the shipped one in DMs): look-ups, random picks, questions.
     pub collections: Arc<Collections>,
     /// Drafts and imports waiting for a curator's button.
     pub pending: curation::Pending,
+    /// Reading and embedding imports: one per server, [`HEAVY_JOBS_AT_ONCE`] across servers.
+    pub heavy: heavy_work::HeavyWork,
+    /// The host of `DISCORD_API_BASE`, when set: attachments are downloaded from Discord's CDN
+    /// hosts and from this one (a test's fake Discord), no other.
+    pub api_host: Option<String>,
     /// Every person's reply budget ([`REPLIES_PER_MINUTE`]).
     pub cooldown: Mutex<Cooldown>,
     /// Every person's budget for curating ([`CURATION_ACTIONS_PER_MINUTE`]).
@@ -360,6 +370,11 @@ fn framework(
     let store = settings.store.clone();
     let clock = Arc::clone(&settings.clock);
     let guild_id = settings.guild_id;
+    let api_host = settings
+        .api_base
+        .as_deref()
+        .and_then(|base| url::Url::parse(base).ok())
+        .and_then(|base| base.host_str().map(str::to_string));
     poise::Framework::builder()
         .options(poise::FrameworkOptions {
             commands: all_commands(),
@@ -381,6 +396,8 @@ fn framework(
                 Ok(Data {
                     collections,
                     pending: curation::Pending::default(),
+                    heavy: heavy_work::HeavyWork::new(HEAVY_JOBS_AT_ONCE),
+                    api_host,
                     curation_cooldown: Mutex::new(Cooldown::new(
                         CURATION_ACTIONS_PER_MINUTE,
                         Duration::from_secs(60),

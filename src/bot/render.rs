@@ -27,6 +27,9 @@ pub const MAX_FIELD_VALUE: usize = 1024;
 /// Our own cap for the footer (Discord allows 2048): with the title and description at their
 /// limits and the related field, it keeps a message under the 6000-character total.
 pub const MAX_FOOTER: usize = 512;
+/// Discord: the characters of all of a message's embeds together (titles, descriptions, field
+/// names and values, footers, author names) may be at most 6,000.
+pub const MAX_EMBEDS_TOTAL: usize = 6000;
 /// How much of a question is echoed back: enough to recognise it, short enough to read.
 pub const MAX_ECHOED_QUESTION: usize = 200;
 /// Discord: a custom id holds at most 100 characters.
@@ -56,44 +59,108 @@ pub fn truncate(text: &str, max: usize) -> String {
     out
 }
 
-/// Makes user text inert: markdown characters are escaped and every `@` is followed by a
-/// zero-width space, so nothing typed can format, mention or ping.
+/// Makes user text inert: markdown characters are escaped, every `@` is followed by a
+/// zero-width space, links are wrapped in `<…>` and invite addresses broken, and direction
+/// controls are dropped, so nothing typed can format, mention, ping, unfurl or reorder the rest
+/// of the bot's line.
 pub fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() + 8);
-    for c in text.chars() {
-        match c {
-            '\\' | '*' | '_' | '~' | '`' | '|' | '>' | '#' | '[' | ']' | '<' => {
-                out.push('\\');
-                out.push(c);
+    escaped_units(text).concat()
+}
+
+/// Characters that reorder the text after them (bidi embeddings, overrides and isolates,
+/// U+202A–U+202E and U+2066–U+2069): echoed, one would turn the rest of the bot's line around.
+fn is_direction_control(c: char) -> bool {
+    matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+}
+
+/// `text` starts with the ASCII `prefix`, in any case (compared as bytes: no char boundary to
+/// find, and no copy of a long text).
+fn starts_with_ignoring_case(text: &str, prefix: &str) -> bool {
+    text.len() >= prefix.len() && text.as_bytes()[..prefix.len()].eq_ignore_ascii_case(prefix.as_bytes())
+}
+
+/// The length in bytes of a link starting `rest` (`http://` or `https://`, any case, and at least
+/// one more character), up to the first space, `<`, `>`, `\\` or control character (a `\\`
+/// before the closing `>` would escape it).
+fn link_len(rest: &str) -> Option<usize> {
+    let scheme = ["https://", "http://"]
+        .into_iter()
+        .find(|s| starts_with_ignoring_case(rest, s))?;
+    let end = rest
+        .char_indices()
+        .find(|&(_, c)| {
+            c.is_whitespace() || matches!(c, '<' | '>' | '\\') || c.is_control()
+                || is_direction_control(c)
+        })
+        .map_or(rest.len(), |(at, _)| at);
+    (end > scheme.len()).then_some(end)
+}
+
+/// Invite addresses Discord shows as an invite card even without `https://`.
+const INVITE_HOSTS: [&str; 3] = ["discord.gg/", "discord.com/invite/", "discordapp.com/invite/"];
+
+/// [`escape`], one unit at a time: an escaped character, or a whole link. A cut between units
+/// never splits an escape or a link.
+fn escaped_units(text: &str) -> Vec<String> {
+    let mut units = Vec::with_capacity(text.len());
+    let mut at = 0;
+    let mut previous: Option<char> = None;
+    while let Some(c) = text[at..].chars().next() {
+        let rest = &text[at..];
+        let word_start = !previous.is_some_and(|p| p.is_alphanumeric() || p == '.');
+        if word_start {
+            // A link in `<…>` is still a link but shows no preview, as Discord documents; its
+            // `@`s get the zero-width space too.
+            if let Some(len) = link_len(rest) {
+                let link = rest[..len].replace('@', "@\u{200B}");
+                units.push(format!("<{link}>"));
+                previous = rest[..len].chars().last();
+                at += len;
+                continue;
             }
-            '@' => out.push_str("@\u{200B}"),
-            // Newlines would let a question break out of the quote it is shown in.
-            '\n' | '\r' => out.push(' '),
-            _ => out.push(c),
+            if INVITE_HOSTS
+                .iter()
+                .any(|host| starts_with_ignoring_case(rest, host))
+            {
+                // "discord\u{200B}.gg/…": no longer an invite, still readable.
+                units.push(format!("{}\u{200B}", &rest[..7]));
+                previous = Some('d');
+                at += 7;
+                continue;
+            }
         }
+        at += c.len_utf8();
+        previous = Some(c);
+        units.push(match c {
+            '\\' | '*' | '_' | '~' | '`' | '|' | '>' | '#' | '[' | ']' | '<' => format!("\\{c}"),
+            '@' => "@\u{200B}".to_string(),
+            // Newlines would let a question break out of the quote it is shown in.
+            '\n' | '\r' => " ".to_string(),
+            c if is_direction_control(c) => continue,
+            c => c.to_string(),
+        });
     }
-    out
+    units
 }
 
 /// Escapes `text` ([`escape`]) and fits the result in `max` characters, ending with "…" when
-/// cut. Escaping comes first and the cut falls between escaped units, so an escape is never split
-/// (a lone `\\` would escape whatever follows it) and the result never exceeds `max`, however
-/// much markdown the text holds.
+/// cut. Escaping comes first and the cut falls between escaped units, so an escape or a link is
+/// never split (a lone `\\` would escape whatever follows it) and the result never exceeds `max`,
+/// however much markdown the text holds.
 pub fn escape_within(text: &str, max: usize) -> String {
-    let escaped = escape(text);
-    if escaped.chars().count() <= max {
-        return escaped;
+    let units = escaped_units(text);
+    let widths: Vec<usize> = units.iter().map(|u| u.chars().count()).collect();
+    if widths.iter().sum::<usize>() <= max {
+        return units.concat();
     }
     let budget = max.saturating_sub(1);
     let mut out = String::with_capacity(max * 2);
     let mut used = 0;
-    for c in text.chars() {
-        let unit = escape(c.encode_utf8(&mut [0; 4]));
-        let width = unit.chars().count();
+    for (unit, width) in units.iter().zip(widths) {
         if used + width > budget {
             break;
         }
-        out.push_str(&unit);
+        out.push_str(unit);
         used += width;
     }
     if max > 0 {
@@ -105,12 +172,12 @@ pub fn escape_within(text: &str, max: usize) -> String {
 /// An insight's text as shown: its Markdown kept (curators format their insights, and an
 /// imported Markdown file keeps its emphasis and links), its mentions made plain text (`@everyone`,
 /// `@here`, `<@id>`, `<@&id>`, `<#id>` get a zero-width space after the `@`/`#`/`<`), within `max`
-/// characters. `allowed_mentions` already stops any ping; this also keeps a mention from even
-/// looking like one. Anything else user-written (titles in lists, reasons, modal echoes) goes
+/// characters, without direction controls. `allowed_mentions` already stops any ping; this also
+/// keeps a mention from even looking like one. Anything else user-written (titles in lists, reasons, modal echoes) goes
 /// through [`escape_within`] instead.
 pub fn defuse_within(text: &str, max: usize) -> String {
     let mut out = String::with_capacity(text.len());
-    let mut chars = text.chars().peekable();
+    let mut chars = text.chars().filter(|&c| !is_direction_control(c)).peekable();
     while let Some(c) = chars.next() {
         out.push(c);
         let next = chars.peek().copied();
@@ -202,6 +269,24 @@ impl Reply {
         }
         message
     }
+}
+
+/// The characters Discord counts against [`MAX_EMBEDS_TOTAL`] in `embed`: read from the JSON it
+/// is sent as, so that nothing a builder adds is missed.
+pub fn embed_chars(embed: &CreateEmbed) -> usize {
+    let json = serde_json::to_value(embed).unwrap_or_default();
+    let chars = |v: &serde_json::Value| v.as_str().map_or(0, |s| s.chars().count());
+    let fields = json["fields"].as_array().map_or(0, |fields| {
+        fields
+            .iter()
+            .map(|f| chars(&f["name"]) + chars(&f["value"]))
+            .sum()
+    });
+    chars(&json["title"])
+        + chars(&json["description"])
+        + chars(&json["footer"]["text"])
+        + chars(&json["author"]["name"])
+        + fields
 }
 
 /// An insight as an embed: its title, its full text, its source in the footer.
@@ -383,7 +468,7 @@ pub fn help(count: usize, shipped: usize, in_server: bool) -> Reply {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[test]
@@ -464,5 +549,109 @@ mod tests {
         );
         assert_eq!(parse_another("another::x"), Some((None, "x")));
         assert_eq!(parse_another("other:x"), None);
+    }
+
+    /// Insights with every field anywhere from short to its limit, markdown-heavy so that
+    /// escaping doubles what it can, for tests that every message fits Discord's limits.
+    pub(crate) fn insight_up_to_limits() -> impl proptest::strategy::Strategy<Value = Insight> {
+        use crate::insights::{
+            Source, MAX_ASKS, MAX_ID_CHARS, MAX_SOURCE_CHARS, MAX_TEXT_CHARS, MAX_TITLE_CHARS,
+            MAX_TOPICS,
+        };
+        use proptest::prelude::*;
+        // Either short or exactly at the limit: the limits are where messages break.
+        fn text(max: usize) -> impl Strategy<Value = String> {
+            (prop::bool::ANY, "[a-z*_@#<é ]{1,20}").prop_map(move |(full, short)| {
+                if full {
+                    "*_é".chars().cycle().take(max).collect()
+                } else {
+                    short
+                }
+            })
+        }
+        let item = || "[*_a-z]{1,100}";
+        (
+            text(MAX_TITLE_CHARS),
+            text(MAX_TEXT_CHARS),
+            prop::collection::vec("[a-z]{1,100}", 0..=MAX_TOPICS),
+            prop::collection::vec(item(), 0..=MAX_ASKS),
+            text(MAX_SOURCE_CHARS),
+            text(MAX_SOURCE_CHARS),
+        )
+            .prop_map(|(title, text, topics, asks, source_title, publisher)| Insight {
+                id: "i".repeat(MAX_ID_CHARS),
+                title,
+                text,
+                topics,
+                asks,
+                source: Source {
+                    title: source_title,
+                    publisher,
+                    url: None,
+                },
+            })
+    }
+
+    /// Every limit of Discord's on one reply: content, each embed part, and the total.
+    pub(crate) fn assert_fits(reply: &Reply) {
+        if let Some(content) = reply.content() {
+            assert!(content.chars().count() <= MAX_CONTENT);
+        }
+        let total: usize = reply.embeds.iter().map(embed_chars).sum();
+        assert!(total <= MAX_EMBEDS_TOTAL, "{total} characters in embeds");
+        for embed in &reply.embeds {
+            let json = serde_json::to_value(embed).unwrap();
+            let chars = |v: &serde_json::Value| v.as_str().map_or(0, |s| s.chars().count());
+            assert!(chars(&json["title"]) <= MAX_EMBED_TITLE);
+            assert!(chars(&json["description"]) <= MAX_EMBED_DESCRIPTION);
+            assert!(chars(&json["footer"]["text"]) <= 2048);
+            assert!(chars(&json["author"]["name"]) <= MAX_EMBED_TITLE);
+            for field in json["fields"].as_array().into_iter().flatten() {
+                assert!((1..=MAX_EMBED_TITLE).contains(&chars(&field["name"])));
+                assert!((1..=MAX_FIELD_VALUE).contains(&chars(&field["value"])));
+            }
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+        #[test]
+        fn every_insight_message_fits_discords_limits(
+            insight in insight_up_to_limits(),
+        ) {
+            assert_fits(&random_insight(&insight, Some(&"t".repeat(100))));
+            assert_fits(&weekly_post(&insight, crate::weekly::schedule::WeekKey { year: 2026, week: 49 }));
+            assert_fits(&Reply {
+                content: None,
+                embeds: vec![insight_embed(&insight)],
+                buttons: Vec::new(),
+            });
+        }
+    }
+
+    #[test]
+    fn echoed_links_do_not_unfurl_and_direction_controls_are_gone() {
+        assert_eq!(
+            escape("see https://example.com/a_b?x=1 now"),
+            "see <https://example.com/a_b?x=1> now"
+        );
+        assert_eq!(escape("HTTP://x.io"), "<HTTP://x.io>");
+        // Not a link: no address after the scheme, or inside a word.
+        assert_eq!(escape("https:// x"), "https:// x");
+        assert_eq!(escape("xhttps://a"), "xhttps://a");
+        assert_eq!(escape("join discord.gg/abc"), "join discord\u{200B}.gg/abc");
+        assert_eq!(
+            escape("Discord.com/invite/abc"),
+            "Discord\u{200B}.com/invite/abc"
+        );
+        assert_eq!(escape("https://a@everyone.io"), "<https://a@\u{200B}everyone.io>");
+        let reversed = "fine \u{202E}evil\u{2066}x\u{2069}\u{202A}";
+        assert_eq!(escape(reversed), "fine evilx");
+        assert_eq!(echo_question(reversed), "fine evilx");
+        assert_eq!(defuse_within(reversed, 100), "fine evilx");
+        // A link is never cut in half: it is left out whole when it does not fit.
+        let cut = escape_within("ab https://example.com/long/path", 20);
+        assert_eq!(cut, "ab …");
     }
 }

@@ -46,17 +46,20 @@
 //! `trust-2`. Whether an id is free among the insights already stored is the caller's question.
 
 use std::borrow::Cow;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use super::library::{check_file, drop_duplicates, Problem};
-use super::validate::{parse_topics, slug_from_title, validate, Fields, ProblemKind, Rules};
+use super::validate::{parse_topics, validate, Fields, ProblemKind, Rules, TitleIds};
 use super::Insight;
 
 /// The largest file [`parse_import`] reads: 1 MiB.
 pub const MAX_IMPORT_BYTES: usize = 1024 * 1024;
 /// The most insights one imported file may hold.
 pub const MAX_IMPORT_INSIGHTS: usize = 1000;
+/// The most problems [`parse_import`] lists; past this it says there are more. A hostile 1 MiB
+/// file can hold 80,000 broken blocks, and nobody fixes a file from the 80,000th error.
+pub const MAX_LISTED_PROBLEMS: usize = 1000;
 
 /// Reads the insights of an uploaded file (see the module documentation for the formats), in file
 /// order, or every problem found. `file_name` chooses the format and names the file in problems.
@@ -119,6 +122,18 @@ pub fn parse_import(
         Ok(insights)
     } else {
         problems.sort_by_key(|p| p.line);
+        if problems.len() > MAX_LISTED_PROBLEMS {
+            problems.truncate(MAX_LISTED_PROBLEMS);
+            let line = problems.last().map_or(1, |p| p.line);
+            problems.push(Problem {
+                file,
+                line,
+                reason: format!(
+                    "more problems follow; only the first {MAX_LISTED_PROBLEMS} are listed: fix \
+                     these and import the file again"
+                ),
+            });
+        }
         Err(problems)
     }
 }
@@ -137,18 +152,30 @@ fn is_toml(file_name: &str, text: &str) -> bool {
         })
 }
 
-fn too_many(count: usize) -> String {
+/// The problem reported on the first insight past [`MAX_IMPORT_INSIGHTS`]; reading stops there,
+/// so the file's whole count is not known (nor worth the time to learn).
+fn too_many() -> String {
     format!(
-        "the file holds {count} insights; an import may hold at most {MAX_IMPORT_INSIGHTS} \
-         (this is the first one over): split the file"
+        "the file holds more than {MAX_IMPORT_INSIGHTS} insights; an import may hold at most \
+         {MAX_IMPORT_INSIGHTS} (this is the first one over): split the file"
     )
 }
 
+/// A title as quoted in a problem: enough to find it, never the whole of a 1 MiB line (a
+/// problem list repeats it once per problem).
+fn quoted_title(title: &str) -> String {
+    const SHOWN: usize = 60;
+    if title.chars().count() <= SHOWN {
+        return format!("\"{title}\"");
+    }
+    let start: String = title.chars().take(SHOWN - 1).collect();
+    format!("\"{start}…\"")
+}
+
 fn parse_toml(file: &Path, text: &str, rules: &Rules) -> (Vec<Insight>, Vec<Problem>) {
-    let mut checked = check_file(file, text, rules);
+    let mut checked = check_file(file, text, rules, Some(MAX_IMPORT_INSIGHTS));
     if let Some(span) = checked.entries.get(MAX_IMPORT_INSIGHTS) {
-        let reason = too_many(checked.entries.len());
-        checked.check.report(span.clone(), reason);
+        checked.check.report(span.clone(), too_many());
     }
     let insights = drop_duplicates(checked.insights, &mut checked.check, &mut HashMap::new());
     (insights, checked.check.problems)
@@ -173,7 +200,11 @@ struct Body {
 
 fn parse_text(file: &Path, text: &str, rules: &Rules) -> (Vec<Insight>, Vec<Problem>) {
     let mut problems = Vec::new();
+    // One past the listed maximum is kept, so that `parse_import` knows there were more.
     let mut report = |line: usize, reason: String| {
+        if problems.len() > MAX_LISTED_PROBLEMS {
+            return;
+        }
         problems.push(Problem {
             file: file.to_path_buf(),
             line,
@@ -187,6 +218,10 @@ fn parse_text(file: &Path, text: &str, rules: &Rules) -> (Vec<Insight>, Vec<Prob
         let mut preamble_reported = false;
         for &(n, line) in &lines {
             if let Some(title) = heading(line) {
+                if entries.len() == MAX_IMPORT_INSIGHTS {
+                    report(n, too_many());
+                    break;
+                }
                 entries.push(Entry {
                     title_line: n,
                     title: clean_title(title),
@@ -219,6 +254,10 @@ fn parse_text(file: &Path, text: &str, rules: &Rules) -> (Vec<Insight>, Vec<Prob
                 );
                 continue;
             }
+            if entries.len() == MAX_IMPORT_INSIGHTS {
+                report(n, too_many());
+                break;
+            }
             entries.push(Entry {
                 title_line: n,
                 title: clean_title(first),
@@ -226,20 +265,11 @@ fn parse_text(file: &Path, text: &str, rules: &Rules) -> (Vec<Insight>, Vec<Prob
             });
         }
     }
-    if entries.len() > MAX_IMPORT_INSIGHTS {
-        report(
-            entries[MAX_IMPORT_INSIGHTS].title_line,
-            too_many(entries.len()),
-        );
-    }
 
-    let mut ids: HashSet<String> = HashSet::new();
+    let mut ids = TitleIds::default();
     let mut insights = Vec::new();
     for entry in &entries {
-        let id = slug_from_title(&entry.title, &|id: &str| {
-            ids.contains(id) || rules.reserved_ids.contains(id)
-        });
-        ids.insert(id.clone());
+        let id = ids.id_for(&entry.title, &|id: &str| rules.reserved_ids.contains(id));
         let body = read_body(&entry.body);
         let fields = Fields {
             id: Some(&id),
@@ -265,8 +295,8 @@ fn parse_text(file: &Path, text: &str, rules: &Rules) -> (Vec<Insight>, Vec<Prob
             };
             let reason = match (problem.field, problem.kind) {
                 ("text", ProblemKind::Empty) => format!(
-                    "\"{}\" has a title but no text: {}",
-                    entry.title,
+                    "{} has a title but no text: {}",
+                    quoted_title(&entry.title),
                     if sections {
                         "write it under the heading, before the next heading"
                     } else {
@@ -405,6 +435,8 @@ fn read_body(lines: &[(usize, &str)]) -> Body {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::HashSet;
+
     use crate::insights::library::BUILTIN_SOURCE;
     use crate::insights::{Library, Source};
 
@@ -765,8 +797,8 @@ Code.
         assert_eq!(
             problems("a.txt", &blocks(1002)),
             [
-                "a.txt:3001: the file holds 1002 insights; an import may hold at most 1000 (this \
-              is the first one over): split the file"
+                "a.txt:3001: the file holds more than 1000 insights; an import may hold at most \
+                 1000 (this is the first one over): split the file"
             ]
         );
         let entries = |n: usize| -> String {
@@ -778,8 +810,8 @@ Code.
         assert_eq!(
             problems("a.toml", &entries(1001)),
             [
-                "a.toml:4001: the file holds 1001 insights; an import may hold at most 1000 (this \
-              is the first one over): split the file"
+                "a.toml:4001: the file holds more than 1000 insights; an import may hold at \
+                 most 1000 (this is the first one over): split the file"
             ]
         );
     }
@@ -821,6 +853,190 @@ Code.
             ("  Title  ", "Title"),
         ] {
             assert_eq!(clean_title(line), title, "{line:?}");
+        }
+    }
+
+    #[test]
+    fn reading_stops_at_the_first_insight_past_the_limit() {
+        // 1,001 good blocks, then 80,000 lines that would each be a problem: nothing after the
+        // 1,001st block is read.
+        let mut text: String = (1..=1001).map(|i| format!("Title {i}\nText.\n\n")).collect();
+        text.push_str(&"Topics: x\n\n".repeat(80_000));
+        assert_eq!(
+            problems("a.txt", &text),
+            [
+                "a.txt:3001: the file holds more than 1000 insights; an import may hold at most \
+                 1000 (this is the first one over): split the file"
+            ]
+        );
+        let mut markdown: String = (1..=1001).map(|i| format!("# T{i}\nText.\n")).collect();
+        markdown.push_str(&"# \n".repeat(300_000));
+        assert_eq!(problems("a.md", &markdown).len(), 1);
+        let mut toml: String = (1..=1001)
+            .map(|i| format!("[[insight]]\nid = \"i{i}\"\ntitle = \"T\"\ntext = \"X\"\n"))
+            .collect();
+        toml.push_str(&"[[insight]]\n".repeat(50_000));
+        assert_eq!(problems("a.toml", &toml).len(), 1);
+    }
+
+    #[test]
+    fn thousands_of_identical_titles_get_ids_in_linear_time() {
+        // The hostile shape of the review (16,000 blocks of `a\nb\n\n` took 27.7 s): the first
+        // 1,000 get ids `a`, `a-2`... `a-1000`.
+        let text = "a\nb\n\n".repeat(1000);
+        let insights = import("a.txt", &text);
+        assert_eq!(insights[0].id, "a");
+        assert_eq!(insights[999].id, "a-1000");
+    }
+
+    #[test]
+    fn a_list_of_half_a_million_asks_is_one_problem_stating_the_limit() {
+        let asks = vec!["a"; 500_000].join("|");
+        let text = format!(
+            "# Title\nText.\nAsks: {asks}\nTopics: {}\n",
+            vec!["t"; 11].join(",")
+        );
+        assert_eq!(
+            problems("a.md", &text),
+            [
+                "a.md:3: `asks` has 500000 entries; the limit is 25 example questions per \
+                 insight: keep the 25 that matter most",
+                "a.md:4: `topics` has 11 entries; the limit is 10 topics per insight: keep the 10 \
+                 that matter most",
+            ]
+        );
+        let toml = format!(
+            "[[insight]]\nid = \"a\"\ntitle = \"T\"\ntext = \"X\"\nasks = [{}]\n",
+            vec!["\"q\""; 26].join(",")
+        );
+        assert_eq!(
+            problems("a.toml", &toml),
+            ["a.toml:5: `asks` has 26 entries; the limit is 25 example questions per insight: \
+              keep the 25 that matter most"]
+        );
+    }
+
+    #[test]
+    fn problems_are_listed_up_to_a_limit_and_quote_titles_briefly() {
+        // 1,000 titles without text, each a 200-character title: each problem quotes 60
+        // characters of it, and the list stops at 1,000 with a last line saying there are more.
+        let long = "T".repeat(200);
+        let text: String = (0..1000)
+            .map(|i| format!("{long}{i}\n\n"))
+            .collect::<String>()
+            + "Good\nText.\n\nLonely\n";
+        let found = problems("a.txt", &text);
+        assert_eq!(found.len(), MAX_LISTED_PROBLEMS + 1);
+        assert_eq!(
+            found[0],
+            format!(
+                "a.txt:1: \"{}…\" has a title but no text: write it on the lines under the title \
+                 (a blank line ends an insight)",
+                "T".repeat(59)
+            )
+        );
+        assert!(
+            found.iter().all(|p| p.chars().count() < 400),
+            "a problem quotes a whole title"
+        );
+        assert!(
+            found[MAX_LISTED_PROBLEMS].ends_with(
+                "more problems follow; only the first 1000 are listed: fix these and import the \
+                 file again"
+            ),
+            "{}",
+            found[MAX_LISTED_PROBLEMS]
+        );
+    }
+
+    /// Pieces of every format, so that generated files reach the parsers' corners: headings,
+    /// data lines, TOML tables, strings left open, byte-order marks, CRLF.
+    const FRAGMENTS: &[&str] = &[
+        "# ",
+        "## ",
+        "###### ",
+        "#",
+        "[[insight]]",
+        "[insight]",
+        "id = ",
+        "title = ",
+        "text = ",
+        "asks = [",
+        "topics = [",
+        "]",
+        "\"",
+        "'''",
+        "\"\"\"",
+        "{",
+        "}",
+        "=",
+        ",",
+        "a",
+        "Trust",
+        "Topics: ",
+        "Asks: ",
+        "Ask: ",
+        "|",
+        "**",
+        "__",
+        "- ",
+        "* ",
+        "1. ",
+        "\n",
+        "\n\n",
+        "\r\n",
+        "\u{feff}",
+        "é",
+        "🚀",
+        "\u{202e}",
+        " ",
+        "\t",
+        "source = { title = \"s\" }",
+        "\\",
+    ];
+
+    /// What any input must come to: at most 1,000 valid insights with unique slug ids, or a
+    /// bounded list of problems in line order.
+    fn check_outcome(name: &str, result: Result<Vec<Insight>, Vec<Problem>>) {
+        match result {
+            Ok(insights) => {
+                assert!(!insights.is_empty() && insights.len() <= MAX_IMPORT_INSIGHTS);
+                let ids: HashSet<&str> = insights.iter().map(|i| i.id.as_str()).collect();
+                assert_eq!(ids.len(), insights.len(), "{name}: ids repeat");
+                for insight in &insights {
+                    assert!(insight.asks.len() <= crate::insights::MAX_ASKS);
+                    assert!(insight.topics.len() <= crate::insights::MAX_TOPICS);
+                    assert!(crate::insights::is_slug(&insight.id), "{}", insight.id);
+                }
+            }
+            Err(problems) => {
+                assert!(!problems.is_empty() && problems.len() <= MAX_LISTED_PROBLEMS + 1);
+                assert!(problems.windows(2).all(|w| w[0].line <= w[1].line));
+            }
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(300))]
+
+        #[test]
+        fn arbitrary_bytes_never_panic(
+            bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..2000)
+        ) {
+            for name in ["a.toml", "a.md", "a.txt"] {
+                check_outcome(name, parse_import(name, &bytes, &server()));
+            }
+        }
+
+        #[test]
+        fn adversarial_shapes_never_panic(
+            pieces in proptest::collection::vec(proptest::sample::select(FRAGMENTS), 0..600)
+        ) {
+            let text: String = pieces.concat();
+            for name in ["a.toml", "a.md", "a.txt"] {
+                check_outcome(name, parse_import(name, text.as_bytes(), &server()));
+                check_outcome(name, parse_import(name, text.as_bytes(), &Rules::file()));
+            }
         }
     }
 }

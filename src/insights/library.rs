@@ -173,8 +173,16 @@ pub(super) struct CheckedFile {
     pub check: FileCheck,
 }
 
-/// Parses and validates one file with `rules`.
-pub(super) fn check_file(file: &Path, text: &str, rules: &Rules) -> CheckedFile {
+/// Parses and validates one file with `rules`. With `max_entries`, only the first `max_entries`
+/// entries are validated (an import's limit: what comes after is refused anyway, and validating
+/// tens of thousands of entries would only make a longer list of errors); `entries` still
+/// holds every entry's span.
+pub(super) fn check_file(
+    file: &Path,
+    text: &str,
+    rules: &Rules,
+    max_entries: Option<usize>,
+) -> CheckedFile {
     let mut check = FileCheck {
         file: file.to_path_buf(),
         lines: LineIndex::new(text),
@@ -188,9 +196,12 @@ pub(super) fn check_file(file: &Path, text: &str, rules: &Rules) -> CheckedFile 
             check.report(span, format!("invalid TOML: {}", e.message().trim()));
         }
         Ok(raw) => {
+            let validated = max_entries.unwrap_or(usize::MAX);
             for entry in raw.insight {
                 entries.push(entry.span());
-                insights.extend(check_entry(entry, rules, &mut check));
+                if entries.len() <= validated {
+                    insights.extend(check_entry(entry, rules, &mut check));
+                }
             }
         }
     }
@@ -330,7 +341,7 @@ impl Library {
     /// collection), then merged in order, which is where duplicate ids are found.
     pub fn from_sources(sources: &[(PathBuf, String)]) -> Result<Library, LoadError> {
         let rules = Rules::file();
-        let checked = parallel_map(sources, |(file, text)| check_file(file, text, &rules));
+        let checked = parallel_map(sources, |(file, text)| check_file(file, text, &rules, None));
         let mut insights = Vec::new();
         let mut problems = Vec::new();
         // id -> (file, line) of its first definition, so a duplicate names both places.

@@ -17,11 +17,11 @@ pub mod validate;
 
 pub use catalog::Catalog;
 pub use export::export_toml;
-pub use import::{parse_import, MAX_IMPORT_BYTES, MAX_IMPORT_INSIGHTS};
+pub use import::{parse_import, MAX_IMPORT_BYTES, MAX_IMPORT_INSIGHTS, MAX_LISTED_PROBLEMS};
 pub use library::Library;
 pub use validate::{
     parse_asks, parse_topics, slug_from_title, validate, FieldProblem, Fields, ProblemKind, Rules,
-    SourceFields,
+    SourceFields, TitleIds, MAX_ASKS, MAX_TOPICS,
 };
 
 /// Discord: an embed description holds at most 4096 characters.

@@ -10,7 +10,7 @@
 //! ([`slug_from_title`], [`parse_topics`], [`parse_asks`]); what they produce is still checked by
 //! [`validate`].
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use super::{
     is_slug, Insight, Source, MAX_ID_CHARS, MAX_SOURCE_CHARS, MAX_TEXT_CHARS, MAX_TITLE_CHARS,
@@ -18,6 +18,14 @@ use super::{
 
 /// An entry of `topics` or `asks` may hold at most this many characters.
 pub const MAX_ITEM_CHARS: usize = 100;
+/// The most example questions (`asks`) one insight may have. Each is embedded and searched as a
+/// document of its own, so this bounds what one insight costs to save, store and search: 25 is
+/// three times what the shipped insights use (7 to 9), and an import of 1,000 insights stays
+/// under 26,000 documents.
+pub const MAX_ASKS: usize = 25;
+/// The most topics one insight may have: the shipped ones use 3 or 4; topics are browsing
+/// tags, and `/topics` lists every one.
+pub const MAX_TOPICS: usize = 10;
 
 /// The fields of one insight as given, before validation. `None` is an absent field, which is not
 /// the same as an empty one: only an absent `topics`, `asks` or `source` can take a default.
@@ -97,6 +105,8 @@ pub enum ProblemKind {
     TooLong,
     /// One entry of a list (`topics`, `asks`) is blank or over [`MAX_ITEM_CHARS`].
     BadEntry,
+    /// A list (`topics`, `asks`) has more entries than [`MAX_TOPICS`] or [`MAX_ASKS`].
+    TooMany,
     /// `id` is not a lowercase slug, or an entry of `topics` is not a lowercase tag.
     NotSlug,
     /// `id` is one of [`Rules::reserved_ids`].
@@ -254,7 +264,8 @@ pub fn validate(fields: Fields<'_>, rules: &Rules) -> Result<Insight, Vec<FieldP
     }
 }
 
-/// `topics` (entries must be slugs) or `asks`, trimmed.
+/// `topics` (entries must be slugs, at most [`MAX_TOPICS`]) or `asks` (at most [`MAX_ASKS`]),
+/// trimmed.
 fn list_field(
     value: Option<&[String]>,
     name: &'static str,
@@ -278,6 +289,25 @@ fn list_field(
             ProblemKind::Empty,
             format!("`{name}` is empty: give at least one"),
         );
+    }
+    let (max, what) = if slugs {
+        (MAX_TOPICS, "topics")
+    } else {
+        (MAX_ASKS, "example questions")
+    };
+    if items.len() > max {
+        // One problem for the list, not one per entry: a list of half a million entries gets
+        // one line, and nothing is copied.
+        problems.add(
+            name,
+            ProblemKind::TooMany,
+            format!(
+                "`{name}` has {} entries; the limit is {max} {what} per insight: keep the {max} \
+                 that matter most",
+                items.len()
+            ),
+        );
+        return Vec::new();
     }
     for item in items {
         if item.trim().is_empty() {
@@ -307,7 +337,40 @@ fn list_field(
 /// every run of other characters made one hyphen, cut to [`MAX_ID_CHARS`] (at a word boundary when
 /// there is one), `insight` when nothing is left; then `-2`, `-3`... appended while `taken` says
 /// the id is in use. Always a slug (see [`super::is_slug`]).
+///
+/// For one title (a form). Many titles at once (an import) go through [`TitleIds`], which
+/// remembers where each title's suffixes stopped: asking this function N times for one title
+/// would try 1 + 2 + ... + N ids.
 pub fn slug_from_title(title: &str, taken: &dyn Fn(&str) -> bool) -> String {
+    first_free(&slug_base(title), 1, taken).0
+}
+
+/// Ids for the titles of one file, each unique in the file and free of `reserved`, in amortised
+/// constant time a title (plus the title's length): each base (`trust` for "Trust" and "Trust!")
+/// keeps the next suffix to try, so a thousand identical titles cost a thousand look-ups, not
+/// half a million.
+#[derive(Default)]
+pub struct TitleIds {
+    given: HashSet<String>,
+    next_suffix: HashMap<String, u64>,
+}
+
+impl TitleIds {
+    /// The id for `title`, as [`slug_from_title`] would choose it with every id given so far and
+    /// every id `reserved` says is taken.
+    pub fn id_for(&mut self, title: &str, reserved: &dyn Fn(&str) -> bool) -> String {
+        let base = slug_base(title);
+        let from = self.next_suffix.get(&base).copied().unwrap_or(1);
+        let given = &self.given;
+        let (id, n) = first_free(&base, from, &|id: &str| given.contains(id) || reserved(id));
+        self.next_suffix.insert(base, n + 1);
+        self.given.insert(id.clone());
+        id
+    }
+}
+
+/// The title as one long slug, before it is cut to [`MAX_ID_CHARS`].
+fn slug_base(title: &str) -> String {
     // Letters and digits only: deunicode would spell emoji and symbols out as words.
     let letters: String = title
         .chars()
@@ -325,35 +388,43 @@ pub fn slug_from_title(title: &str, taken: &dyn Fn(&str) -> bool) -> String {
         })
         .collect();
     let words: Vec<&str> = folded.split_whitespace().collect();
-    let base = if words.is_empty() {
+    if words.is_empty() {
         "insight".to_string()
     } else {
         words.join("-")
-    };
-    let fitted = |max: usize| -> String {
-        if base.len() <= max {
-            return base.clone();
-        }
-        // ASCII, so byte positions are characters. Cut at the last hyphen when the cut falls in a
-        // word and an earlier word boundary exists.
-        let cut = &base[..max];
-        let cut = if base.as_bytes()[max] != b'-' {
-            cut.rfind('-').map_or(cut, |at| &cut[..at])
-        } else {
-            cut
-        };
-        cut.trim_end_matches('-').to_string()
-    };
-    let first = fitted(MAX_ID_CHARS);
-    if !taken(&first) {
-        return first;
     }
-    (2u64..)
+}
+
+/// `base` cut to `max` characters: at the last hyphen when the cut falls in a word and an earlier
+/// word boundary exists.
+fn fit_slug(base: &str, max: usize) -> &str {
+    if base.len() <= max {
+        return base;
+    }
+    // ASCII, so byte positions are characters.
+    let cut = &base[..max];
+    let cut = if base.as_bytes()[max] != b'-' {
+        cut.rfind('-').map_or(cut, |at| &cut[..at])
+    } else {
+        cut
+    };
+    cut.trim_end_matches('-')
+}
+
+/// The first id made from `base` that `taken` does not hold, trying suffix `from`, `from + 1`...
+/// (suffix 1 is the bare base, 2 is `-2`), and the suffix it took.
+fn first_free(base: &str, from: u64, taken: &dyn Fn(&str) -> bool) -> (String, u64) {
+    (from.max(1)..)
         .map(|n| {
-            let suffix = format!("-{n}");
-            format!("{}{suffix}", fitted(MAX_ID_CHARS - suffix.len()))
+            let id = if n == 1 {
+                fit_slug(base, MAX_ID_CHARS).to_string()
+            } else {
+                let suffix = format!("-{n}");
+                format!("{}{suffix}", fit_slug(base, MAX_ID_CHARS - suffix.len()))
+            };
+            (id, n)
         })
-        .find(|id| !taken(id))
+        .find(|(id, _)| !taken(id))
         .expect("some suffix is free")
 }
 
@@ -570,5 +641,83 @@ mod tests {
             parse_asks("  How do I delegate?\r\n\n   \nI micromanage  \n"),
             ["How do I delegate?", "I micromanage"]
         );
+    }
+
+    #[test]
+    fn at_most_25_asks_and_10_topics_each_refused_in_one_line_stating_the_limit() {
+        let asks = |n: usize| (0..n).map(|i| format!("question {i}?")).collect::<Vec<_>>();
+        let topics = |n: usize| (0..n).map(|i| format!("topic-{i}")).collect::<Vec<_>>();
+        let (ok_topics, ok_asks) = (topics(MAX_TOPICS), asks(MAX_ASKS));
+        assert!(validate(full(&ok_topics, &ok_asks), &Rules::file()).is_ok());
+
+        // Half a million asks (the hostile import) give one problem each for the two lists.
+        let (many_topics, many_asks) = (topics(100_000), asks(500_000));
+        let p = validate(full(&many_topics, &many_asks), &Rules::file()).unwrap_err();
+        let reasons: Vec<(&str, ProblemKind, &str)> = p
+            .iter()
+            .map(|p| (p.field, p.kind, p.reason.as_str()))
+            .collect();
+        assert_eq!(
+            reasons,
+            [
+                (
+                    "topics",
+                    ProblemKind::TooMany,
+                    "`topics` has 100000 entries; the limit is 10 topics per insight: keep the 10 \
+                     that matter most"
+                ),
+                (
+                    "asks",
+                    ProblemKind::TooMany,
+                    "`asks` has 500000 entries; the limit is 25 example questions per insight: \
+                     keep the 25 that matter most"
+                ),
+            ]
+        );
+        let (one_more_topic, one_more_ask) = (topics(MAX_TOPICS + 1), asks(MAX_ASKS + 1));
+        assert_eq!(
+            validate(full(&one_more_topic, &ok_asks), &Rules::file())
+                .unwrap_err()
+                .len(),
+            1
+        );
+        assert_eq!(
+            validate(full(&ok_topics, &one_more_ask), &Rules::file()).unwrap_err()[0].kind,
+            ProblemKind::TooMany
+        );
+    }
+
+    #[test]
+    fn ids_for_many_titles_agree_with_one_at_a_time_and_cost_constant_look_ups_each() {
+        let reserved = |id: &str| id == "trust" || id == "insight-3";
+        let titles = ["Trust", "Trust!", "trust 2", "Trust", "🚀", "???", "🚀", "Other"];
+        let mut ids = TitleIds::default();
+        let mut given: Vec<String> = Vec::new();
+        for title in titles {
+            let alone = slug_from_title(title, &|id: &str| {
+                reserved(id) || given.iter().any(|g| g == id)
+            });
+            let id = ids.id_for(title, &reserved);
+            assert_eq!(id, alone, "{title}");
+            given.push(id);
+        }
+        assert_eq!(
+            given,
+            ["trust-2", "trust-3", "trust-2-2", "trust-4", "insight", "insight-2", "insight-4", "other"]
+        );
+
+        // 16,000 identical titles (the hostile import) take about one look-up each, not 128
+        // million.
+        let look_ups = std::cell::Cell::new(0u64);
+        let counting = |_: &str| {
+            look_ups.set(look_ups.get() + 1);
+            false
+        };
+        let mut ids = TitleIds::default();
+        for _ in 0..16_000 {
+            ids.id_for("a", &counting);
+        }
+        assert_eq!(ids.id_for("a", &counting), "a-16001");
+        assert!(look_ups.get() <= 2 * 16_001, "{} look-ups", look_ups.get());
     }
 }
