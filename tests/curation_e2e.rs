@@ -718,3 +718,57 @@ async fn hidden_and_own_only_reach_advice_and_the_weekly_post_and_survive_a_rest
     bot.shutdown().await.unwrap();
     fake.assert_all_bodies_valid();
 }
+
+/// The hostile import of the review: 1 MiB of `a\nb\n\n`, 209,715 insights all titled "a" (it
+/// used to take over an hour of a runtime thread, N² in the ids).
+fn hostile_import(fake: &FakeDiscord, guild: u64) -> Value {
+    let body = "a\nb\n\n".repeat(insight_bot::insights::MAX_IMPORT_BYTES / 5);
+    let attachment = fake.host_attachment("hostile.txt", "text/plain", body.into_bytes());
+    insights_cmd("import", vec![opt_attachment("file", id_of(&attachment))])
+        .resolved_attachment(attachment)
+        .in_guild(
+            guild,
+            GENERAL_CHANNEL_ID,
+            member(ada(), &[ADMIN_ROLE_ID], None),
+        )
+        .member_permissions(ADMIN_PERMISSIONS)
+        .build()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_imports_in_two_servers_leave_a_third_servers_advice_in_time() {
+    let fake = FakeDiscord::start().await;
+    let bot = start_bot(&fake).await;
+    let third = OTHER_GUILD + 1;
+    let imports = [
+        hostile_import(&fake, GUILD_ID),
+        hostile_import(&fake, OTHER_GUILD),
+    ];
+    for import in &imports {
+        fake.dispatch("INTERACTION_CREATE", import.clone()).await;
+    }
+    let advice = advice_in(third, "How do I stop micromanaging my team?").build();
+    fake.dispatch("INTERACTION_CREATE", advice.clone()).await;
+    let callback = fake.wait_for_callback(&advice, WAIT).await;
+    assert_eq!(callback.status, 204, "{}", callback.describe());
+    let latency = fake
+        .interaction_timing(&advice)
+        .and_then(|t| t.latency())
+        .expect("answered");
+    assert!(
+        latency < Duration::from_secs(3),
+        "/advice answered after {latency:?}"
+    );
+    assert_eq!(callback.json()["type"], 4, "answered, not deferred");
+    // Each hostile server gets a clear refusal, and nothing is held or saved.
+    for import in &imports {
+        let (_, message) = answer_of(&fake, import).await;
+        let text = content(&message);
+        assert!(
+            text.contains("has 1 problem") && text.contains("more than 1000 insights"),
+            "{text}"
+        );
+        assert!(button_ids(&message).is_empty(), "{message:#}");
+    }
+    stop_bot(&fake, bot).await;
+}
