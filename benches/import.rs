@@ -71,7 +71,11 @@ fn shapes() -> Vec<(&'static str, &'static str, String)> {
         .collect();
     vec![
         ("same title", "hostile.txt", fill("", "a\nb\n\n")),
-        ("many asks", "hostile.md", fill("# Title\nText.\nAsks: a", "|a")),
+        (
+            "many asks",
+            "hostile.md",
+            fill("# Title\nText.\nAsks: a", "|a"),
+        ),
         ("many entries", "hostile.toml", fill("", "[[insight]]\n")),
         ("lone data lines", "hostile.txt", fill("", "Topics: x\n\n")),
         ("largest valid", "valid.txt", valid),

@@ -655,10 +655,7 @@ fn cut_to_limits(insight: &mut Insight) -> bool {
 }
 
 /// Each insight with its vectors, or the model's error.
-fn embed_drafts(
-    shipped: &Catalog,
-    insights: Vec<Insight>,
-) -> Result<Vec<Draft>, CollectionError> {
+fn embed_drafts(shipped: &Catalog, insights: Vec<Insight>) -> Result<Vec<Draft>, CollectionError> {
     insights
         .into_iter()
         .map(|insight| {

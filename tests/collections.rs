@@ -301,7 +301,9 @@ async fn an_insight_stored_over_the_limits_is_cut_once_and_saved_so() {
     // to embed all 2,000 again at every load.
     let (store, _dir) = fresh_store();
     let mut over = offsites();
-    over.asks = (0..2000).map(|i| format!("offsite question {i}?")).collect();
+    over.asks = (0..2000)
+        .map(|i| format!("offsite question {i}?"))
+        .collect();
     over.topics = (0..40).map(|i| format!("t{i}")).collect();
     let row = ServerInsight {
         guild_id: A,
@@ -320,10 +322,16 @@ async fn an_insight_stored_over_the_limits_is_cut_once_and_saved_so() {
     let own = collections.get(Some(A)).await.unwrap().own().to_vec();
     assert_eq!(own[0].asks.len(), insight_bot::insights::MAX_ASKS);
     assert_eq!(own[0].topics.len(), insight_bot::insights::MAX_TOPICS);
-    assert_eq!(own[0].asks[24], "offsite question 24?", "the first ones are kept");
+    assert_eq!(
+        own[0].asks[24], "offsite question 24?",
+        "the first ones are kept"
+    );
     // Saved cut, with vectors: the next process loads it without the model.
     let stored = store.blocking().server_insights(A).unwrap();
-    assert_eq!(stored[0].insight.asks.len(), insight_bot::insights::MAX_ASKS);
+    assert_eq!(
+        stored[0].insight.asks.len(),
+        insight_bot::insights::MAX_ASKS
+    );
     let again = Arc::new(Collections::new(catalog(), store.clone()));
     assert_eq!(again.warm_up().await.unwrap().deferred, 0);
 }

@@ -33,11 +33,11 @@ use super::{Context, Data, Error};
 use crate::collections::{
     CollectionError, Draft, Origin, ServerCollection, MAX_OWN_INSIGHTS, NEAR_DUPLICATE,
 };
+use crate::insights::library::Problem;
 use crate::insights::{
     export_toml, parse_asks, parse_import, parse_topics, slug_from_title, validate, Fields,
     Insight, MAX_IMPORT_BYTES, MAX_TEXT_CHARS, MAX_TITLE_CHARS,
 };
-use crate::insights::library::Problem;
 use crate::store::{InsightSource, StoreError};
 
 /// How long a draft or an import preview waits for its button.
@@ -183,16 +183,23 @@ impl Pending {
         };
         let members = |e: &HeldEntry| e.guild == guild && e.user == user;
         while entries.values().filter(|e| members(e)).count() >= MAX_HELD_PER_MEMBER {
-            let Some(key) = oldest(&entries, &members) else { break };
+            let Some(key) = oldest(&entries, &members) else {
+                break;
+            };
             entries.remove(&key);
         }
         let servers = |e: &HeldEntry| e.guild == guild;
-        let server_bytes =
-            |entries: &HashMap<String, HeldEntry>| -> usize {
-                entries.values().filter(|e| servers(e)).map(|e| e.size).sum()
-            };
+        let server_bytes = |entries: &HashMap<String, HeldEntry>| -> usize {
+            entries
+                .values()
+                .filter(|e| servers(e))
+                .map(|e| e.size)
+                .sum()
+        };
         while server_bytes(&entries) + size > MAX_HELD_BYTES_PER_SERVER {
-            let Some(key) = oldest(&entries, &servers) else { break };
+            let Some(key) = oldest(&entries, &servers) else {
+                break;
+            };
             entries.remove(&key);
         }
         let total: usize = entries.values().map(|e| e.size).sum();
@@ -767,7 +774,11 @@ pub async fn import(
 }
 
 /// Where attachments are downloaded from: Discord's CDN hosts, over HTTPS.
-const ATTACHMENT_HOSTS: [&str; 3] = ["cdn.discordapp.com", "media.discordapp.net", "cdn.discord.com"];
+const ATTACHMENT_HOSTS: [&str; 3] = [
+    "cdn.discordapp.com",
+    "media.discordapp.net",
+    "cdn.discord.com",
+];
 
 /// Whether an import may be downloaded from `url`: HTTPS to one of [`ATTACHMENT_HOSTS`], or to
 /// `api_host` (the configured `DISCORD_API_BASE`'s host: a test's fake Discord, or a proxy),
@@ -919,7 +930,9 @@ fn import_preview(
         },
     ) else {
         return (
-            plain(&format!("`{shown_name}` is fine, but {BUSY} Nothing was imported.")),
+            plain(&format!(
+                "`{shown_name}` is fine, but {BUSY} Nothing was imported."
+            )),
             None,
         );
     };
@@ -1544,7 +1557,10 @@ mod tests {
         };
         assert!(bytes <= MAX_HELD_BYTES_PER_SERVER, "{bytes}");
         assert_eq!(held(&pending, 1), 3);
-        assert!(pending.take(&theirs, 2, 20).is_some(), "server 2's preview stays");
+        assert!(
+            pending.take(&theirs, 2, 20).is_some(),
+            "server 2's preview stays"
+        );
         // One thing larger than a server's share is refused outright.
         assert_eq!(
             pending.hold(1, 1, refused(MAX_HELD_BYTES_PER_SERVER)),
@@ -1608,7 +1624,10 @@ mod tests {
         };
         let reply = notice_with(String::new(), vec![preview(&insight)], Vec::new());
         assert_fits(&reply);
-        assert!(render::embed_chars(&reply.embeds[0]) > 5900, "the room is used");
+        assert!(
+            render::embed_chars(&reply.embeds[0]) > 5900,
+            "the room is used"
+        );
     }
 
     proptest::proptest! {

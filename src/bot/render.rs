@@ -76,7 +76,8 @@ fn is_direction_control(c: char) -> bool {
 /// `text` starts with the ASCII `prefix`, in any case (compared as bytes: no char boundary to
 /// find, and no copy of a long text).
 fn starts_with_ignoring_case(text: &str, prefix: &str) -> bool {
-    text.len() >= prefix.len() && text.as_bytes()[..prefix.len()].eq_ignore_ascii_case(prefix.as_bytes())
+    text.len() >= prefix.len()
+        && text.as_bytes()[..prefix.len()].eq_ignore_ascii_case(prefix.as_bytes())
 }
 
 /// The length in bytes of a link starting `rest` (`http://` or `https://`, any case, and at least
@@ -89,7 +90,9 @@ fn link_len(rest: &str) -> Option<usize> {
     let end = rest
         .char_indices()
         .find(|&(_, c)| {
-            c.is_whitespace() || matches!(c, '<' | '>' | '\\') || c.is_control()
+            c.is_whitespace()
+                || matches!(c, '<' | '>' | '\\')
+                || c.is_control()
                 || is_direction_control(c)
         })
         .map_or(rest.len(), |(at, _)| at);
@@ -97,7 +100,11 @@ fn link_len(rest: &str) -> Option<usize> {
 }
 
 /// Invite addresses Discord shows as an invite card even without `https://`.
-const INVITE_HOSTS: [&str; 3] = ["discord.gg/", "discord.com/invite/", "discordapp.com/invite/"];
+const INVITE_HOSTS: [&str; 3] = [
+    "discord.gg/",
+    "discord.com/invite/",
+    "discordapp.com/invite/",
+];
 
 /// [`escape`], one unit at a time: an escaped character, or a whole link. A cut between units
 /// never splits an escape or a link.
@@ -177,7 +184,10 @@ pub fn escape_within(text: &str, max: usize) -> String {
 /// through [`escape_within`] instead.
 pub fn defuse_within(text: &str, max: usize) -> String {
     let mut out = String::with_capacity(text.len());
-    let mut chars = text.chars().filter(|&c| !is_direction_control(c)).peekable();
+    let mut chars = text
+        .chars()
+        .filter(|&c| !is_direction_control(c))
+        .peekable();
     while let Some(c) = chars.next() {
         out.push(c);
         let next = chars.peek().copied();
@@ -578,18 +588,20 @@ pub(crate) mod tests {
             text(MAX_SOURCE_CHARS),
             text(MAX_SOURCE_CHARS),
         )
-            .prop_map(|(title, text, topics, asks, source_title, publisher)| Insight {
-                id: "i".repeat(MAX_ID_CHARS),
-                title,
-                text,
-                topics,
-                asks,
-                source: Source {
-                    title: source_title,
-                    publisher,
-                    url: None,
+            .prop_map(
+                |(title, text, topics, asks, source_title, publisher)| Insight {
+                    id: "i".repeat(MAX_ID_CHARS),
+                    title,
+                    text,
+                    topics,
+                    asks,
+                    source: Source {
+                        title: source_title,
+                        publisher,
+                        url: None,
+                    },
                 },
-            })
+            )
     }
 
     /// Every limit of Discord's on one reply: content, each embed part, and the total.
@@ -645,7 +657,10 @@ pub(crate) mod tests {
             escape("Discord.com/invite/abc"),
             "Discord\u{200B}.com/invite/abc"
         );
-        assert_eq!(escape("https://a@everyone.io"), "<https://a@\u{200B}everyone.io>");
+        assert_eq!(
+            escape("https://a@everyone.io"),
+            "<https://a@\u{200B}everyone.io>"
+        );
         let reversed = "fine \u{202E}evil\u{2066}x\u{2069}\u{202A}";
         assert_eq!(escape(reversed), "fine evilx");
         assert_eq!(echo_question(reversed), "fine evilx");

@@ -860,7 +860,9 @@ Code.
     fn reading_stops_at_the_first_insight_past_the_limit() {
         // 1,001 good blocks, then 80,000 lines that would each be a problem: nothing after the
         // 1,001st block is read.
-        let mut text: String = (1..=1001).map(|i| format!("Title {i}\nText.\n\n")).collect();
+        let mut text: String = (1..=1001)
+            .map(|i| format!("Title {i}\nText.\n\n"))
+            .collect();
         text.push_str(&"Topics: x\n\n".repeat(80_000));
         assert_eq!(
             problems("a.txt", &text),
@@ -911,8 +913,10 @@ Code.
         );
         assert_eq!(
             problems("a.toml", &toml),
-            ["a.toml:5: `asks` has 26 entries; the limit is 25 example questions per insight: \
-              keep the 25 that matter most"]
+            [
+                "a.toml:5: `asks` has 26 entries; the limit is 25 example questions per insight: \
+              keep the 25 that matter most"
+            ]
         );
     }
 

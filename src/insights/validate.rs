@@ -690,7 +690,9 @@ mod tests {
     #[test]
     fn ids_for_many_titles_agree_with_one_at_a_time_and_cost_constant_look_ups_each() {
         let reserved = |id: &str| id == "trust" || id == "insight-3";
-        let titles = ["Trust", "Trust!", "trust 2", "Trust", "🚀", "???", "🚀", "Other"];
+        let titles = [
+            "Trust", "Trust!", "trust 2", "Trust", "🚀", "???", "🚀", "Other",
+        ];
         let mut ids = TitleIds::default();
         let mut given: Vec<String> = Vec::new();
         for title in titles {
@@ -703,7 +705,16 @@ mod tests {
         }
         assert_eq!(
             given,
-            ["trust-2", "trust-3", "trust-2-2", "trust-4", "insight", "insight-2", "insight-4", "other"]
+            [
+                "trust-2",
+                "trust-3",
+                "trust-2-2",
+                "trust-4",
+                "insight",
+                "insight-2",
+                "insight-4",
+                "other"
+            ]
         );
 
         // 16,000 identical titles (the hostile import) take about one look-up each, not 128
