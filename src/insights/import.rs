@@ -896,7 +896,7 @@ Code.
         let asks = vec!["a"; 500_000].join("|");
         let text = format!(
             "# Title\nText.\nAsks: {asks}\nTopics: {}\n",
-            vec!["t"; 11].join(",")
+            ["t"; 11].join(",")
         );
         assert_eq!(
             problems("a.md", &text),
