@@ -264,7 +264,7 @@ fn check_config(config: &Config, out: &mut impl Write) -> Result<(), CliError> {
     };
     writeln!(
         out,
-        "embedding model: {model}, loaded; self-check passed (reference embedding cosine {:.6})",
+        "embedding model: {model}, loaded; self-check passed (reference embedding cosine {:.7})",
         searcher.embedder().self_check_cosine()
     )?;
     match &config.embedding_cache {

@@ -193,7 +193,8 @@ mod tests {
 
     #[test]
     fn each_field_out_of_bounds_is_named_with_its_value_and_range() {
-        let cases: [(fn(&mut Dimensions), &str); 12] = [
+        type Edit = fn(&mut Dimensions);
+        let cases: [(Edit, &str); 12] = [
             (
                 |d| d.num_hidden_layers = 1_000_000_000_000,
                 "m/config.json: num_hidden_layers is 1000000000000, allowed 1..=48",
