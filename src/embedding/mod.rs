@@ -155,7 +155,7 @@ impl Embedder {
         Embedder::read_dir(dir, false)
     }
 
-    fn read_dir(dir: &Path, self_check: bool) -> Result<Embedder, EmbedError> {
+    fn read_dir(dir: &Path, with_self_check: bool) -> Result<Embedder, EmbedError> {
         let read = |name: &str| {
             let path = dir.join(name);
             std::fs::read(&path).map_err(|source| EmbedError::Read { path, source })
@@ -166,7 +166,7 @@ impl Embedder {
             read("vocab.txt")?,
             read("model.safetensors")?,
         );
-        let reference = if self_check {
+        let reference = if with_self_check {
             read(self_check::FILE).map_err(|e| match e {
                 EmbedError::Read { path, source }
                     if source.kind() == std::io::ErrorKind::NotFound =>
@@ -194,7 +194,7 @@ impl Embedder {
             weights: &weights,
             reference: &reference,
         };
-        if self_check {
+        if with_self_check {
             Embedder::from_files(files, dir)
         } else {
             Embedder::build(&files, dir)
