@@ -48,6 +48,21 @@ pub enum Command {
     /// close match, the most shown insights, how helpful they were, and answers per week. Reads
     /// the database at DATABASE_URL (a running bot may keep using it).
     Stats(StatsArgs),
+    /// Print the reference embedding of a model folder, as JSON for its
+    /// `reference_embedding.json` (the self-check every start-up runs): the folder is loaded with
+    /// every check but that one, and the sentence embedded by this build. Check the vector
+    /// against sentence-transformers before shipping it with the model.
+    ModelReference(ModelReferenceArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ModelReferenceArgs {
+    /// The model folder (config.json, sentence_bert_config.json, vocab.txt, model.safetensors).
+    #[arg(value_name = "DIR")]
+    pub dir: std::path::PathBuf,
+    /// The sentence to embed.
+    #[arg(long, default_value = crate::embedding::self_check::DEFAULT_SENTENCE)]
+    pub sentence: String,
 }
 
 #[derive(Debug, Args)]
@@ -110,6 +125,24 @@ pub struct NextPostsArgs {
     /// How many instants to print.
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u16).range(1..=1000))]
     pub count: u16,
+}
+
+/// `insight-bot model-reference DIR`: the folder's reference embedding as JSON on `out`.
+pub fn model_reference(args: &ModelReferenceArgs, out: &mut impl Write) -> Result<(), CliError> {
+    use crate::embedding::{Embedder, ReferenceEmbedding};
+    let embedder = Embedder::load_dir_without_self_check(&args.dir)?;
+    let about = format!(
+        "Self-check at load (src/embedding/self_check.rs): this sentence's vector as computed by \
+         `insight-bot model-reference` {} from {}.",
+        env!("CARGO_PKG_VERSION"),
+        args.dir.display()
+    );
+    let reference = ReferenceEmbedding::compute(&embedder, &args.sentence, &about)?;
+    // Written through `parse`'s own checks, so a model that embeds to NaN gets no file.
+    let json = serde_json::to_string_pretty(&reference)?;
+    ReferenceEmbedding::parse(json.as_bytes(), &args.dir.join("(output)"))?;
+    writeln!(out, "{json}")?;
+    Ok(())
 }
 
 /// `insight-bot stats`: `report` as text (and its chart as a PNG file when asked).

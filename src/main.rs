@@ -67,6 +67,7 @@ const BUILTIN_MODEL: ModelFiles<'static> = ModelFiles {
     sentence_config: include_bytes!("../models/all-MiniLM-L6-v2/sentence_bert_config.json"),
     vocab: include_bytes!("../models/all-MiniLM-L6-v2/vocab.txt"),
     weights: include_bytes!("../models/all-MiniLM-L6-v2/model.safetensors"),
+    reference: include_bytes!("../models/all-MiniLM-L6-v2/reference_embedding.json"),
 };
 
 /// The model (built in, or `EMBEDDING_MODEL_PATH`) with its vector cache and the gate's anchors.
@@ -261,7 +262,11 @@ fn check_config(config: &Config, out: &mut impl Write) -> Result<(), CliError> {
         Some(dir) => format!("EMBEDDING_MODEL_PATH={}", dir.display()),
         None => "built in (all-MiniLM-L6-v2)".to_string(),
     };
-    writeln!(out, "embedding model: {model}, loaded")?;
+    writeln!(
+        out,
+        "embedding model: {model}, loaded; self-check passed (reference embedding cosine {:.7})",
+        searcher.embedder().self_check_cosine()
+    )?;
     match &config.embedding_cache {
         None => writeln!(out, "embedding cache: off (vectors kept in memory only)")?,
         Some(dir) => {
@@ -338,6 +343,7 @@ fn execute(cli: Cli) -> Result<ExitCode, CliError> {
         Command::NextPosts(args) => cli::next_posts(&args, &mut out)?,
         Command::CheckConfig => check_config(&config, &mut out)?,
         Command::Stats(args) => stats(&config, &args, &mut out)?,
+        Command::ModelReference(args) => cli::model_reference(&args, &mut out)?,
     }
     out.flush()?;
     Ok(ExitCode::SUCCESS)

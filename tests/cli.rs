@@ -380,6 +380,10 @@ fn check_config_validates_a_deployment_without_connecting() {
     assert!(out.contains("not contacted"), "{out}");
     assert!(!out.contains("s3cret"), "the password is printed: {out}");
     assert!(out.contains("DISCORD_TOKEN: NOT SET"), "{out}");
+    assert!(
+        out.contains("embedding model: built in (all-MiniLM-L6-v2), loaded; self-check passed"),
+        "{out}"
+    );
     assert!(out.trim_end().ends_with("OK"), "{out}");
     // A range beyond the total is refused, naming the variable.
     let o = Command::new(env!("CARGO_BIN_EXE_insight-bot"))
@@ -471,4 +475,113 @@ fn stats_reports_every_server_one_server_or_dms_from_the_database_with_a_chart()
     );
     let o = run_stats(&["--server", "7", "--dms"]);
     assert_eq!(o.status.code(), Some(2));
+}
+
+/// A copy of the repository's model folder in `dir`, with the files the binary reads.
+fn copy_model(dir: &Path) {
+    let model = Path::new(env!("CARGO_MANIFEST_DIR")).join(insight_bot::embedding::MODEL_DIR);
+    for f in [
+        "config.json",
+        "sentence_bert_config.json",
+        "vocab.txt",
+        "model.safetensors",
+        insight_bot::embedding::self_check::FILE,
+    ] {
+        std::fs::copy(model.join(f), dir.join(f)).unwrap();
+    }
+}
+
+fn check_config_with_model(model: &Path) -> Output {
+    let cwd = tempfile::tempdir().unwrap();
+    Command::new(env!("CARGO_BIN_EXE_insight-bot"))
+        .arg("check-config")
+        .env("EMBEDDING_MODEL_PATH", model)
+        .env("EMBEDDING_CACHE_DIR", "off")
+        .env("DATABASE_URL", "sqlite://state.db")
+        .env_remove("INSIGHTS_PATH")
+        .env_remove("DISCORD_TOKEN")
+        .env_remove("SHARD_RANGE")
+        .env_remove("SHARD_TOTAL")
+        .current_dir(cwd.path())
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn check_config_refuses_a_damaged_model_naming_its_path() {
+    let model = tempfile::tempdir().unwrap();
+    copy_model(model.path());
+    let o = check_config_with_model(model.path());
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("self-check passed"), "{}", stdout(&o));
+
+    // NaN weights used to pass check-config (and then every answer was "no close match").
+    let weights = model.path().join("model.safetensors");
+    let dev = candle_core::Device::Cpu;
+    let mut map = candle_core::safetensors::load(&weights, &dev).unwrap();
+    let name = "encoder.layer.0.intermediate.dense.bias";
+    let nan = (map[name].ones_like().unwrap() * f64::NAN).unwrap();
+    map.insert(name.to_string(), nan);
+    candle_core::safetensors::save(&map, &weights).unwrap();
+    let o = check_config_with_model(model.path());
+    assert_eq!(o.status.code(), Some(2), "{}", stdout(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains(&format!(
+            "EMBEDDING_MODEL_PATH: {}: tensor `{name}`",
+            weights.display()
+        )),
+        "{err}"
+    );
+
+    // A config beyond the bounds: an error, not an abort.
+    copy_model(model.path());
+    let config = model.path().join("config.json");
+    let text = std::fs::read_to_string(&config).unwrap();
+    let huge = text.replace(
+        "\"num_hidden_layers\": 6",
+        "\"num_hidden_layers\": 1000000000000",
+    );
+    assert_ne!(huge, text);
+    std::fs::write(&config, huge).unwrap();
+    let o = check_config_with_model(model.path());
+    assert_eq!(o.status.code(), Some(2), "{}", stdout(&o));
+    assert!(
+        stderr(&o).contains(&format!(
+            "{}: num_hidden_layers is 1000000000000, allowed 1..=48",
+            config.display()
+        )),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn model_reference_writes_the_file_a_new_model_needs() {
+    let model = tempfile::tempdir().unwrap();
+    copy_model(model.path());
+    let reference = model.path().join(insight_bot::embedding::self_check::FILE);
+    let shipped: insight_bot::embedding::ReferenceEmbedding =
+        serde_json::from_slice(&std::fs::read(&reference).unwrap()).unwrap();
+    std::fs::remove_file(&reference).unwrap();
+    let o = check_config_with_model(model.path());
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("model-reference"), "{}", stderr(&o));
+
+    let o = run(&["model-reference", &model.path().to_string_lossy()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let written: insight_bot::embedding::ReferenceEmbedding =
+        serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(written.sentence, shipped.sentence);
+    // This build's f16 forward pass against the Python float64 one.
+    let cos: f32 = written
+        .embedding
+        .iter()
+        .zip(&shipped.embedding)
+        .map(|(a, b)| a * b)
+        .sum();
+    assert!(cos > 0.9999, "{cos}");
+    std::fs::write(&reference, stdout(&o)).unwrap();
+    let o = check_config_with_model(model.path());
+    assert!(o.status.success(), "{}", stderr(&o));
 }

@@ -8,7 +8,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use insight_bot::embedding::{cosine, EmbedError, Embedder, Tokenizer, Vector, DIM, MODEL_DIR};
+use insight_bot::embedding::{
+    cosine, self_check, EmbedError, Embedder, ReferenceEmbedding, Tokenizer, Vector, DIM, MODEL_DIR,
+};
 use serde::Deserialize;
 
 fn model_dir() -> PathBuf {
@@ -126,6 +128,7 @@ fn broken_copy(file: &str, contents: Option<&[u8]>) -> tempfile::TempDir {
         "sentence_bert_config.json",
         "vocab.txt",
         "model.safetensors",
+        self_check::FILE,
     ] {
         if f != file {
             std::fs::copy(model_dir().join(f), dir.path().join(f)).unwrap();
@@ -266,4 +269,162 @@ fn the_shipped_vectors_match_the_model_and_the_current_texts() {
         let stored = shipped.get(text).unwrap();
         assert!(cosine(&stored, &fresh) > 0.9999, "{text:?}");
     }
+}
+
+/// A scratch copy of the model folder whose `file` (a JSON file) has `field` set to `value`.
+fn copy_with_json_field(file: &str, field: &str, value: serde_json::Value) -> tempfile::TempDir {
+    let mut json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(model_dir().join(file)).unwrap()).unwrap();
+    json[field] = value;
+    broken_copy(file, Some(&serde_json::to_vec(&json).unwrap()))
+}
+
+/// A scratch copy of the model folder whose weights have `edit` applied (on the f16 tensors).
+fn copy_with_weights(
+    edit: impl FnOnce(&mut std::collections::HashMap<String, candle_core::Tensor>),
+) -> tempfile::TempDir {
+    let mut map = candle_core::safetensors::load(
+        model_dir().join("model.safetensors"),
+        &candle_core::Device::Cpu,
+    )
+    .unwrap();
+    edit(&mut map);
+    let d = broken_copy("model.safetensors", None);
+    candle_core::safetensors::save(&map, d.path().join("model.safetensors")).unwrap();
+    d
+}
+
+#[test]
+fn a_config_outside_sane_bounds_is_refused_naming_file_field_value_and_range() {
+    // 10^12 layers used to abort the process on a 112 TB allocation; zero layers and a
+    // 2-piece max_seq_length used to load.
+    for (file, field, value, expected) in [
+        (
+            "config.json",
+            "num_hidden_layers",
+            serde_json::json!(1_000_000_000_000u64),
+            "num_hidden_layers is 1000000000000, allowed 1..=48",
+        ),
+        (
+            "config.json",
+            "num_hidden_layers",
+            serde_json::json!(0),
+            "num_hidden_layers is 0, allowed 1..=48",
+        ),
+        (
+            "sentence_bert_config.json",
+            "max_seq_length",
+            serde_json::json!(2),
+            "max_seq_length is 2, allowed 16..=512",
+        ),
+        (
+            "config.json",
+            "max_position_embeddings",
+            serde_json::json!(1u64 << 40),
+            "max_position_embeddings is 1099511627776, allowed 16..=16384",
+        ),
+        (
+            "config.json",
+            "num_attention_heads",
+            serde_json::json!(0),
+            "num_attention_heads is 0, allowed 1..=64",
+        ),
+    ] {
+        let d = copy_with_json_field(file, field, value);
+        let e = load_error(d.path());
+        assert!(matches!(e, EmbedError::OutOfRange { .. }), "{e}");
+        let named = format!("{}: {expected}", d.path().join(file).display());
+        assert!(e.to_string().starts_with(&named), "{e}\nexpected: {named}");
+    }
+}
+
+#[test]
+fn nan_weights_are_refused_naming_the_file_and_the_tensor() {
+    // They used to load, and then every vector was NaN: every answer "no close match".
+    let name = "encoder.layer.2.attention.output.dense.weight";
+    let d = copy_with_weights(|map| {
+        let t = &map[name];
+        let nan = (t.ones_like().unwrap() * f64::NAN).unwrap();
+        map.insert(name.to_string(), nan);
+    });
+    let e = load_error(d.path());
+    assert!(
+        matches!(e, EmbedError::NonFinite { name: ref n, .. } if n == name),
+        "{e}"
+    );
+    let named = d.path().join("model.safetensors");
+    assert!(e.to_string().starts_with(&*named.to_string_lossy()), "{e}");
+    assert!(e.to_string().contains("NaN"), "{e}");
+}
+
+#[test]
+fn garbage_weights_fail_the_self_check_naming_the_model() {
+    // Well-formed, finite and wrong: two layers' feed-forward weights swapped, as a bad
+    // conversion might. Bounds, shapes and the finiteness scan all pass; the vector does not.
+    let d = copy_with_weights(|map| {
+        for part in ["intermediate.dense.weight", "output.dense.weight"] {
+            let a = map.remove(&format!("encoder.layer.0.{part}")).unwrap();
+            let b = map.remove(&format!("encoder.layer.5.{part}")).unwrap();
+            map.insert(format!("encoder.layer.0.{part}"), b);
+            map.insert(format!("encoder.layer.5.{part}"), a);
+        }
+    });
+    assert!(
+        Embedder::load_dir_without_self_check(d.path()).is_ok(),
+        "the other checks pass: this exercises the self-check alone"
+    );
+    let e = load_error(d.path());
+    assert!(matches!(e, EmbedError::SelfCheck { .. }), "{e}");
+    let message = e.to_string();
+    assert!(
+        message.starts_with(&format!(
+            "{}: the model fails its self-check",
+            d.path().display()
+        )),
+        "{message}"
+    );
+    assert!(message.contains("cosine"), "{message}");
+}
+
+#[test]
+fn a_missing_or_wrong_reference_embedding_is_an_error_saying_what_to_do() {
+    let d = broken_copy(self_check::FILE, None);
+    let e = load_error(d.path()).to_string();
+    assert!(
+        e.starts_with(&d.path().join(self_check::FILE).display().to_string()),
+        "{e}"
+    );
+    assert!(e.contains("insight-bot model-reference"), "{e}");
+
+    // Another sentence's vector: the model is fine, the reference does not belong to it.
+    let mut r: ReferenceEmbedding =
+        serde_json::from_slice(&std::fs::read(model_dir().join(self_check::FILE)).unwrap())
+            .unwrap();
+    r.sentence = "What is the best pizza in Naples?".to_string();
+    let d = broken_copy(self_check::FILE, Some(&serde_json::to_vec(&r).unwrap()));
+    assert!(matches!(load_error(d.path()), EmbedError::SelfCheck { .. }));
+
+    r.embedding.pop();
+    let d = broken_copy(self_check::FILE, Some(&serde_json::to_vec(&r).unwrap()));
+    let e = load_error(d.path()).to_string();
+    assert!(e.contains("383 values, the model embeds in 384"), "{e}");
+}
+
+#[test]
+fn the_shipped_reference_embedding_is_the_python_one_and_passes() {
+    // Computed independently of this Rust forward pass (numpy float64, original f32 weights),
+    // so the self-check pins the implementation as well as the files.
+    let r: ReferenceEmbedding =
+        serde_json::from_slice(&std::fs::read(model_dir().join(self_check::FILE)).unwrap())
+            .unwrap();
+    let fixture: Fixture = serde_json::from_str(&data("reference_embeddings.json")).unwrap();
+    let case = fixture
+        .cases
+        .iter()
+        .find(|c| c.sentence == r.sentence)
+        .expect("the reference sentence is a fixture case");
+    assert_eq!(r.embedding, case.embedding);
+    // Measured 0.9999995 with the f16 weights.
+    let c = embedder().self_check_cosine();
+    assert!((0.99999..=1.0001).contains(&c), "{c}");
 }

@@ -7,6 +7,10 @@
 //! - [`bert`]: the encoder's forward pass.
 //! - [`cache`]: vectors of texts already embedded, kept on disk by model and text, so a process
 //!   that starts cold does not embed its whole collection again.
+//! - [`limits`] and [`self_check`]: what every model goes through in [`Embedder::from_files`],
+//!   whatever its architecture: sane bounds on its configuration before anything is allocated,
+//!   and, once built, one sentence embedded and compared with the reference embedding shipped
+//!   beside it, so damaged weights stop start-up instead of silently answering "no close match".
 //!
 //! Where the model comes from: the files under `models/all-MiniLM-L6-v2/` (f16 weights, 45 MB;
 //! licence and provenance there). The `insight-bot` binary embeds them (`src/main.rs`), so an
@@ -21,6 +25,8 @@
 
 pub mod bert;
 pub mod cache;
+pub mod limits;
+pub mod self_check;
 pub mod tokenizer;
 
 use std::hash::Hasher;
@@ -29,6 +35,7 @@ use std::path::{Path, PathBuf};
 use candle_core::{DType, Device};
 use serde::Deserialize;
 
+pub use self_check::ReferenceEmbedding;
 pub use tokenizer::Tokenizer;
 
 /// Embedding width of all-MiniLM-L6-v2; a model of another width is refused.
@@ -61,6 +68,24 @@ pub enum EmbedError {
         what: &'static str,
         reason: String,
     },
+    #[error("{}: {field} is {value}, allowed {allowed}", path.display())]
+    OutOfRange {
+        path: PathBuf,
+        field: &'static str,
+        value: String,
+        allowed: String,
+    },
+    #[error("{}: tensor `{name}` holds NaN or infinite values: the file is damaged", path.display())]
+    NonFinite { path: PathBuf, name: String },
+    #[error(
+        "{}: the model fails its self-check: {sentence:?} embeds to {found}; the weights are damaged or do not match {}",
+        path.display(), self_check::FILE
+    )]
+    SelfCheck {
+        path: PathBuf,
+        sentence: String,
+        found: String,
+    },
     #[error("{}: tensor `{name}` is missing", path.display())]
     MissingTensor { path: PathBuf, name: String },
     #[error("{}: tensor `{name}` has shape {found:?}, expected {expected:?}", path.display())]
@@ -80,13 +105,15 @@ pub enum EmbedError {
     Inference(#[from] candle_core::Error),
 }
 
-/// The four files of a model folder, as bytes (read from disk, or embedded in the binary).
+/// The five files of a model folder, as bytes (read from disk, or embedded in the binary).
 #[derive(Debug, Clone, Copy)]
 pub struct ModelFiles<'a> {
     pub config: &'a [u8],
     pub sentence_config: &'a [u8],
     pub vocab: &'a [u8],
     pub weights: &'a [u8],
+    /// `reference_embedding.json`, for the self-check ([`self_check`]).
+    pub reference: &'a [u8],
 }
 
 #[derive(Deserialize)]
@@ -101,6 +128,8 @@ pub struct Embedder {
     device: Device,
     pad_id: u32,
     fingerprint: u64,
+    /// The cosine the self-check measured (1.0 before it ran).
+    self_check_cosine: f32,
 }
 
 impl std::fmt::Debug for Embedder {
@@ -113,8 +142,20 @@ impl std::fmt::Debug for Embedder {
 
 impl Embedder {
     /// Loads the model folder at `dir` (`config.json`, `sentence_bert_config.json`, `vocab.txt`,
-    /// `model.safetensors`, f16 or f32 weights, computed in f32).
+    /// `model.safetensors`, f16 or f32 weights, computed in f32) and self-checks it against
+    /// its `reference_embedding.json`.
     pub fn load_dir(dir: &Path) -> Result<Embedder, EmbedError> {
+        Embedder::read_dir(dir, true)
+    }
+
+    /// Loads the model folder at `dir` with every check but the self-check, which needs the
+    /// reference embedding this is for: only to write `reference_embedding.json` for a new
+    /// model (`insight-bot model-reference`). Do not serve answers from it.
+    pub fn load_dir_without_self_check(dir: &Path) -> Result<Embedder, EmbedError> {
+        Embedder::read_dir(dir, false)
+    }
+
+    fn read_dir(dir: &Path, with_self_check: bool) -> Result<Embedder, EmbedError> {
         let read = |name: &str| {
             let path = dir.join(name);
             std::fs::read(&path).map_err(|source| EmbedError::Read { path, source })
@@ -125,13 +166,39 @@ impl Embedder {
             read("vocab.txt")?,
             read("model.safetensors")?,
         );
+        let reference = if with_self_check {
+            read(self_check::FILE).map_err(|e| match e {
+                EmbedError::Read { path, source }
+                    if source.kind() == std::io::ErrorKind::NotFound =>
+                {
+                    invalid(
+                        &path,
+                        "reference embedding",
+                        format!(
+                            "the file is missing; every model folder needs one for the self-check at load: \
+                             write it with `insight-bot model-reference {}`, after checking the model's \
+                             vectors against sentence-transformers",
+                            dir.display()
+                        ),
+                    )
+                }
+                e => e,
+            })?
+        } else {
+            Vec::new()
+        };
         let files = ModelFiles {
             config: &config,
             sentence_config: &sentence_config,
             vocab: &vocab,
             weights: &weights,
+            reference: &reference,
         };
-        Embedder::from_files(files, dir)
+        if with_self_check {
+            Embedder::from_files(files, dir)
+        } else {
+            Embedder::build(&files, dir)
+        }
     }
 
     /// The model in this repository's `models/` folder: for tests and benchmarks, which run where
@@ -140,12 +207,31 @@ impl Embedder {
         Embedder::load_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join(MODEL_DIR))
     }
 
-    /// Builds the model from the files' bytes; `origin` is the folder they came from, named in
-    /// errors (`<origin>/model.safetensors: ...`).
+    /// Builds the model from the files' bytes and self-checks it; `origin` is the folder they
+    /// came from, named in errors (`<origin>/model.safetensors: ...`). Every model, whatever its
+    /// architecture, comes through here: bounds ([`limits`]), shapes, finite weights, then the
+    /// reference embedding ([`self_check`]).
     pub fn from_files(files: ModelFiles<'_>, origin: &Path) -> Result<Embedder, EmbedError> {
+        // Parsed first: a malformed reference file is reported before the weights are built.
+        let reference = ReferenceEmbedding::parse(files.reference, &origin.join(self_check::FILE))?;
+        let mut embedder = Embedder::build(&files, origin)?;
+        embedder.self_check_cosine = self_check::verify(&embedder, &reference, origin)?;
+        Ok(embedder)
+    }
+
+    /// Everything of [`Embedder::from_files`] but the self-check.
+    fn build(files: &ModelFiles<'_>, origin: &Path) -> Result<Embedder, EmbedError> {
         let device = Device::Cpu;
         let cfg_path = origin.join("config.json");
         let cfg: bert::BertConfig = parse_json(files.config, &cfg_path, "BERT config")?;
+        let st_path = origin.join("sentence_bert_config.json");
+        let st: SentenceBertConfig = parse_json(
+            files.sentence_config,
+            &st_path,
+            "sentence-transformers config",
+        )?;
+        // Bounds before anything is allocated from the sizes; then what only BERT requires.
+        limits::check(&cfg.dimensions(st.max_seq_length), &cfg_path, &st_path)?;
         cfg.check()
             .map_err(|reason| invalid(&cfg_path, "BERT config", reason))?;
         if cfg.hidden_size != DIM {
@@ -155,23 +241,6 @@ impl Embedder {
                 format!(
                     "hidden_size is {}, insight-bot embeds in {DIM}",
                     cfg.hidden_size
-                ),
-            ));
-        }
-
-        let st_path = origin.join("sentence_bert_config.json");
-        let st: SentenceBertConfig = parse_json(
-            files.sentence_config,
-            &st_path,
-            "sentence-transformers config",
-        )?;
-        if st.max_seq_length < 2 || st.max_seq_length > cfg.max_position_embeddings {
-            return Err(invalid(
-                &st_path,
-                "sentence-transformers config",
-                format!(
-                    "max_seq_length {} is not in 2..={}",
-                    st.max_seq_length, cfg.max_position_embeddings
                 ),
             ));
         }
@@ -217,6 +286,10 @@ impl Embedder {
                 name,
                 dtype: found,
             },
+            bert::WeightError::NonFinite(name) => EmbedError::NonFinite {
+                path: w_path.clone(),
+                name,
+            },
             bert::WeightError::Candle(e) => invalid(&w_path, "safetensors file", e.to_string()),
         })?;
         Ok(Embedder {
@@ -224,12 +297,19 @@ impl Embedder {
             model,
             device,
             pad_id,
-            fingerprint: fingerprint(&files),
+            fingerprint: fingerprint(files),
+            self_check_cosine: 1.0,
         })
     }
 
     pub fn tokenizer(&self) -> &Tokenizer {
         &self.tokenizer
+    }
+
+    /// The cosine between the reference sentence's vector and its reference embedding, measured
+    /// at load ([`self_check`]).
+    pub fn self_check_cosine(&self) -> f32 {
+        self.self_check_cosine
     }
 
     /// Identifies the model's exact files (config, vocabulary and weights), for caches of its
