@@ -44,6 +44,7 @@ use crate::collections::Collections;
 use crate::config::Token;
 use crate::cooldown::Cooldown;
 use crate::insights::Catalog;
+use crate::redact::{redact_url, redact_urls_in};
 use crate::sharding::Shards;
 use crate::store::Store;
 use crate::weekly::clock::Clock;
@@ -458,10 +459,11 @@ pub async fn start(settings: BotSettings) -> Result<RunningBot, BotError> {
             return Err(BotError::RejectedToken)
         }
         Err(e) => {
+            // reqwest's message names the URL it failed on, with the proxy's credentials.
             return Err(BotError::Unreachable {
-                base,
-                reason: e.to_string(),
-            })
+                base: redact_url(&base),
+                reason: redact_urls_in(&e.to_string()),
+            });
         }
     };
     let publisher = weekly::DiscordPublisher::new(
@@ -635,7 +637,7 @@ pub async fn run(settings: BotSettings) -> Result<(), BotError> {
         api_base = settings
             .api_base
             .as_deref()
-            .unwrap_or("https://discord.com"),
+            .map_or_else(|| "https://discord.com".into(), redact_url),
         "starting the Discord bot"
     );
     start(settings).await?.run_until_signal().await
