@@ -4,10 +4,13 @@
 //! Every variable is validated here, once, so the rest of the program holds typed values and a
 //! bad value is reported with the variable's name before anything starts. The token is wrapped in
 //! [`Token`], whose `Debug` and `Display` never show it, so it cannot leak through a log line; a
-//! PostgreSQL [`DatabaseUrl`] shows its password as `<redacted>` for the same reason.
+//! PostgreSQL [`DatabaseUrl`] shows its password as `<redacted>` for the same reason, and so do
+//! `DISCORD_API_BASE`'s credentials ([`crate::redact`]).
 
 use std::fmt;
 use std::path::PathBuf;
+
+use crate::redact::redact_url;
 
 pub use crate::sharding::Shards;
 
@@ -53,7 +56,7 @@ impl fmt::Display for Token {
 
 /// `DATABASE_URL`: which database holds the bot's state.
 ///
-/// `Debug` and `Display` never show a PostgreSQL password (see [`redact_password`]).
+/// `Debug` and `Display` never show a PostgreSQL password (see [`redact_url`]).
 #[derive(Clone, PartialEq, Eq)]
 pub enum DatabaseUrl {
     /// `sqlite://path` (the default): one file, created when missing.
@@ -66,10 +69,9 @@ impl fmt::Debug for DatabaseUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             DatabaseUrl::Sqlite(path) => f.debug_tuple("Sqlite").field(path).finish(),
-            DatabaseUrl::Postgres(url) => f
-                .debug_tuple("Postgres")
-                .field(&redact_password(url))
-                .finish(),
+            DatabaseUrl::Postgres(url) => {
+                f.debug_tuple("Postgres").field(&redact_url(url)).finish()
+            }
         }
     }
 }
@@ -78,57 +80,17 @@ impl fmt::Display for DatabaseUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             DatabaseUrl::Sqlite(path) => write!(f, "sqlite://{}", path.display()),
-            DatabaseUrl::Postgres(url) => f.write_str(&redact_password(url)),
+            DatabaseUrl::Postgres(url) => f.write_str(&redact_url(url)),
         }
     }
 }
 
-/// What replaces a password in a URL that is shown.
-pub const REDACTED: &str = "<redacted>";
+// The store names the database through these.
+pub use crate::redact::{redact_url as redact_password, REDACTED};
 
-/// `url` with its password replaced by [`REDACTED`]: the one in the user info
-/// (`postgres://bot:secret@host/db`) and any `password=` query parameter. The rest is kept, so a
-/// message still says which server, database and user it is about.
-///
-/// Conservative with malformed URLs: the user info runs to the last `@` before the query, so a
-/// password holding a raw `/`, `#` or `@` is still hidden whole (with part of the host, at worst).
-pub fn redact_password(url: &str) -> String {
-    let (scheme, rest) = match url.find("://") {
-        Some(i) => url.split_at(i + 3),
-        None => ("", url),
-    };
-    let query_start = rest.find('?').unwrap_or(rest.len());
-    let (before_query, query) = rest.split_at(query_start);
-    let before_query = match before_query.rfind('@') {
-        Some(at) => {
-            let (userinfo, host_and_path) = before_query.split_at(at);
-            match userinfo.find(':') {
-                Some(colon) => format!("{}:{REDACTED}{host_and_path}", &userinfo[..colon]),
-                None => before_query.to_string(),
-            }
-        }
-        None => before_query.to_string(),
-    };
-    let query = match query.strip_prefix('?') {
-        None => String::new(),
-        Some(pairs) => {
-            let pairs: Vec<String> = pairs
-                .split('&')
-                .map(|pair| match pair.split_once('=') {
-                    Some((key, _)) if key.eq_ignore_ascii_case("password") => {
-                        format!("{key}={REDACTED}")
-                    }
-                    _ => pair.to_string(),
-                })
-                .collect();
-            format!("?{}", pairs.join("&"))
-        }
-    };
-    format!("{scheme}{before_query}{query}")
-}
-
-/// Validated configuration.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Validated configuration. `Debug` shows no secret: the token, the database password and the
+/// user info of `DISCORD_API_BASE` are redacted.
+#[derive(Clone, PartialEq, Eq)]
 pub struct Config {
     /// `DISCORD_TOKEN`: needed only by `run`.
     pub discord_token: Option<Token>,
@@ -154,6 +116,22 @@ pub struct Config {
     /// `off`) keeps them in memory only. Default: `$XDG_CACHE_HOME/insight-bot`, else
     /// `~/.cache/insight-bot`.
     pub embedding_cache: Option<PathBuf>,
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("discord_token", &self.discord_token)
+            .field("insights_path", &self.insights_path)
+            .field("builtin_insights", &self.builtin_insights)
+            .field("database", &self.database)
+            .field("guild_id", &self.guild_id)
+            .field("api_base", &self.api_base.as_deref().map(redact_url))
+            .field("shards", &self.shards)
+            .field("embedding_model_path", &self.embedding_model_path)
+            .field("embedding_cache", &self.embedding_cache)
+            .finish()
+    }
 }
 
 impl Config {
@@ -327,8 +305,8 @@ fn parse_database_url(url: &str) -> Result<DatabaseUrl, ConfigError> {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         return parse_postgres_url(url).map_err(|problem| {
             error(format!(
-                "{:?} is not a PostgreSQL URL ({problem}): use postgres://user:password@host:5432/database",
-                redact_password(url)
+                "{:?} is not a PostgreSQL URL ({problem}): use postgres://user:<password>@host:5432/database",
+                redact_url(url)
             ))
         });
     }
@@ -337,15 +315,16 @@ fn parse_database_url(url: &str) -> Result<DatabaseUrl, ConfigError> {
         .or_else(|| url.strip_prefix("sqlite:"))
         .ok_or_else(|| {
             error(format!(
-                "{:?} is neither a SQLite nor a PostgreSQL URL: use sqlite://path/to/file.db (for example {DEFAULT_DATABASE_URL}) or postgres://user:password@host:5432/database",
-                redact_password(url)
+                "{:?} is neither a SQLite nor a PostgreSQL URL: use sqlite://path/to/file.db (for example {DEFAULT_DATABASE_URL}) or postgres://user:<password>@host:5432/database",
+                redact_url(url)
             ))
         })?;
     // Drop URL options such as `?mode=rwc`: the store always creates the file when missing.
     let path = path.split('?').next().unwrap_or_default();
     if path.is_empty() || path == ":memory:" {
         return Err(error(format!(
-            "{url:?} names no file: the bot keeps its schedules in a file, for example {DEFAULT_DATABASE_URL}"
+            "{:?} names no file: the bot keeps its schedules in a file, for example {DEFAULT_DATABASE_URL}",
+            redact_url(url)
         )));
     }
     Ok(DatabaseUrl::Sqlite(PathBuf::from(path)))
@@ -399,14 +378,16 @@ fn parse_api_base(base: &str) -> Result<String, ConfigError> {
         variable: "DISCORD_API_BASE",
         reason,
     };
+    // A proxy's URL may carry credentials (`https://user:pw@proxy`): messages quote it without.
+    let shown = redact_url(base);
     let url = reqwest::Url::parse(base).map_err(|e| {
         error(format!(
-            "{base:?} is not a URL ({e}): use the proxy's base, for example http://127.0.0.1:3000"
+            "{shown:?} is not a URL ({e}): use the proxy's base, for example http://127.0.0.1:3000"
         ))
     })?;
     let host = url
         .host()
-        .ok_or_else(|| error(format!("{base:?} names no host")))?;
+        .ok_or_else(|| error(format!("{shown:?} names no host")))?;
     match url.scheme() {
         "https" => {}
         // Every REST call carries the bot token: in clear text only to this machine, where
@@ -419,13 +400,13 @@ fn parse_api_base(base: &str) -> Result<String, ConfigError> {
             };
             if !loopback {
                 return Err(error(format!(
-                    "{base:?} is plain http to another machine, which would send the bot token in clear text: use https://, or http:// only to this machine (127.0.0.1, ::1 or localhost)"
+                    "{shown:?} is plain http to another machine, which would send the bot token in clear text: use https://, or http:// only to this machine (127.0.0.1, ::1 or localhost)"
                 )));
             }
         }
         other => {
             return Err(error(format!(
-                "{base:?} is not an http(s) URL (scheme {other:?}): use the proxy's base, for example http://127.0.0.1:3000"
+                "{shown:?} is not an http(s) URL (scheme {other:?}): use the proxy's base, for example http://127.0.0.1:3000"
             )))
         }
     }
@@ -663,29 +644,46 @@ mod tests {
     }
 
     #[test]
-    fn redaction_keeps_everything_but_the_password() {
-        for (url, shown) in [
-            (
-                "postgres://bot:secret@db:5432/x",
-                "postgres://bot:<redacted>@db:5432/x",
-            ),
-            ("postgres://bot@db/x", "postgres://bot@db/x"),
-            ("postgres://db/x", "postgres://db/x"),
-            ("postgres://bot:@db/x", "postgres://bot:<redacted>@db/x"),
-            (
-                "postgres://db/x?user=bot&password=secret&sslmode=disable",
-                "postgres://db/x?user=bot&password=<redacted>&sslmode=disable",
-            ),
-            ("postgres://a:b@c@db/x", "postgres://a:<redacted>@db/x"),
-            ("postgres://a:b/c#d@db/x", "postgres://a:<redacted>@db/x"),
-            ("postgres://a:b@db/x@y", "postgres://a:<redacted>@y"),
-            (
-                "postgresql://bot:secret@%2Ftmp%2Fpg/x",
-                "postgresql://bot:<redacted>@%2Ftmp%2Fpg/x",
-            ),
+    fn the_api_base_credentials_never_show() {
+        let c = config(&[(
+            "DISCORD_API_BASE",
+            "https://proxyuser:proxypass@proxy.example",
+        )])
+        .unwrap();
+        assert_eq!(
+            c.api_base.as_deref(),
+            Some("https://proxyuser:proxypass@proxy.example"),
+            "the client needs them"
+        );
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("proxypass"), "{shown}");
+        assert!(!shown.contains("proxyuser"), "{shown}");
+        assert!(
+            shown.contains("https://<redacted>@proxy.example"),
+            "{shown}"
+        );
+        // Nor in the error about a base that is refused.
+        for bad in [
+            "http://proxyuser:proxypass@proxy.example",
+            "ftp://proxyuser:proxypass@proxy.example",
+            "https://proxyuser:proxypass@",
         ] {
-            assert_eq!(redact_password(url), shown, "{url}");
+            let err = config(&[("DISCORD_API_BASE", bad)]).unwrap_err();
+            assert_eq!(err.variable, "DISCORD_API_BASE");
+            assert!(!err.to_string().contains("proxypass"), "{err}");
         }
+    }
+
+    #[test]
+    fn a_libpq_string_is_refused_without_its_password() {
+        let err = config(&[("DATABASE_URL", "host=db.example password='top secret'")]).unwrap_err();
+        assert_eq!(err.variable, "DATABASE_URL");
+        assert!(!err.to_string().contains("secret"), "{err}");
+        assert!(err.to_string().contains("host=db.example"), "{err}");
+    }
+
+    #[test]
+    fn a_sqlite_database_shows_its_path() {
         let sqlite = DatabaseUrl::Sqlite(PathBuf::from("state/bot.db"));
         assert_eq!(sqlite.to_string(), "sqlite://state/bot.db");
     }

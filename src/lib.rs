@@ -17,6 +17,7 @@
 //! - [`cooldown`]: a per-user sliding-window limit on what a user can make the bot send (pure).
 //! - [`bot`]: the Discord adapter (serenity + poise): commands, DMs, rendering, start/shutdown.
 //! - [`config`]: environment and `.env` -> a validated [`config::Config`]; the token never prints.
+//! - [`redact`]: passwords and user info out of every URL or connection string the bot shows.
 //! - [`cli`]: the command line (clap) and the offline commands: ask, random, topics, check,
 //!   next-posts, stats.
 
@@ -27,6 +28,7 @@ pub mod config;
 pub mod cooldown;
 pub mod embedding;
 pub mod insights;
+pub mod redact;
 pub mod sharding;
 pub mod stats;
 pub mod store;

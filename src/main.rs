@@ -15,6 +15,7 @@ use insight_bot::embedding::{Embedder, ModelFiles, MODEL_DIR};
 use insight_bot::insights::library::LoadError;
 use insight_bot::insights::search::Searcher;
 use insight_bot::insights::{Catalog, Library};
+use insight_bot::redact::{redact_url, redact_urls_in, redacted_stderr};
 use insight_bot::store::Store;
 use insight_bot::weekly::clock::SystemClock;
 use insight_bot::weekly::poster::PosterOptions;
@@ -25,7 +26,9 @@ fn main() -> ExitCode {
     match execute(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e}");
+            // A library's error may quote a URL with its credentials (reqwest does). A hint's
+            // `postgres://user:<password>@…` stays: a `<` ends a URL in text.
+            eprintln!("error: {}", redact_urls_in(&e.to_string()));
             ExitCode::from(2)
         }
     }
@@ -43,7 +46,9 @@ fn init_tracing() -> Result<(), CliError> {
     };
     tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        // Through the redactor: serenity's and reqwest's errors name the URL they failed on,
+        // DISCORD_API_BASE's user info included.
+        .with_writer(redacted_stderr)
         .init();
     Ok(())
 }
@@ -306,7 +311,10 @@ fn check_config(config: &Config, out: &mut impl Write) -> Result<(), CliError> {
     writeln!(
         out,
         "Discord API: {}",
-        config.api_base.as_deref().unwrap_or("https://discord.com")
+        config
+            .api_base
+            .as_deref()
+            .map_or_else(|| "https://discord.com".into(), redact_url)
     )?;
     match config.guild_id {
         Some(id) => writeln!(

@@ -398,6 +398,111 @@ fn check_config_validates_a_deployment_without_connecting() {
     assert!(stderr(&o).contains("SHARD_RANGE"), "{}", stderr(&o));
 }
 
+/// `check-config` with the given database and API base, from an empty directory.
+fn check_config_with(database: &str, api_base: &str) -> Output {
+    let dir = tempfile::tempdir().unwrap();
+    Command::new(env!("CARGO_BIN_EXE_insight-bot"))
+        .arg("check-config")
+        .env("DATABASE_URL", database)
+        .env("DISCORD_API_BASE", api_base)
+        .env(
+            "EMBEDDING_CACHE_DIR",
+            concat!(env!("CARGO_TARGET_TMPDIR"), "/vectors"),
+        )
+        .env_remove("INSIGHTS_PATH")
+        .env_remove("DISCORD_TOKEN")
+        .env_remove("RUST_LOG")
+        .current_dir(dir.path())
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn check_config_never_shows_a_database_password_nor_api_base_credentials() {
+    let proxy = "https://proxyuser:proxypass@proxy.example";
+    // Accepted, and printed: a raw `?` in the password, an encoded option name.
+    for database in [
+        "postgres://bot:s3cr?et@db.example:5432/insights",
+        "postgres://bot@db.example:5432/insights?passw%6Frd=topsecret",
+        "postgres://bot:top%20secret@db.example:5432/insights?sslmode=prefer&password=secret2",
+    ] {
+        let o = check_config_with(database, proxy);
+        let (out, err) = (stdout(&o), stderr(&o));
+        assert!(o.status.success(), "{database}: {err}");
+        for secret in ["s3cr", "et@", "secret", "proxypass", "proxyuser"] {
+            assert!(!out.contains(secret), "{secret} shown: {out}");
+            assert!(!err.contains(secret), "{secret} shown: {err}");
+        }
+        assert!(out.contains("db.example:5432/insights"), "{out}");
+        assert!(
+            out.contains("Discord API: https://<redacted>@proxy.example"),
+            "{out}"
+        );
+    }
+    // Refused, and quoted in the error.
+    for (database, api_base) in [
+        ("host=db.example password='top secret'", proxy),
+        ("postgres://bot:s3cr?et@db.example:notaport/x", proxy),
+        (
+            "sqlite://insight-bot.db",
+            "http://proxyuser:proxypass@proxy.example",
+        ),
+    ] {
+        let o = check_config_with(database, api_base);
+        let (out, err) = (stdout(&o), stderr(&o));
+        assert_eq!(o.status.code(), Some(2), "{database} {api_base}: {out}");
+        for secret in ["s3cr", "et@", "secret", "proxypass", "proxyuser"] {
+            assert!(!err.contains(secret), "{secret} shown: {err}");
+        }
+        assert!(err.contains("example"), "{err}");
+    }
+    // The hint's placeholder is not taken for a password.
+    let o = check_config_with("host=db.example password=x", proxy);
+    assert!(
+        stderr(&o).contains("postgres://user:<password>@host:5432/database"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn an_unreachable_api_base_is_reported_without_its_credentials() {
+    let dir = tempfile::tempdir().unwrap();
+    // A port nothing listens on: refused at once, on this machine only.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let o = Command::new(env!("CARGO_BIN_EXE_insight-bot"))
+        .arg("run")
+        .env("DISCORD_TOKEN", "MTIz.fake-test.token_value")
+        .env(
+            "DISCORD_API_BASE",
+            format!("http://proxyuser:proxypass@127.0.0.1:{port}"),
+        )
+        .env("DATABASE_URL", "sqlite://state.db")
+        .env(
+            "EMBEDDING_CACHE_DIR",
+            concat!(env!("CARGO_TARGET_TMPDIR"), "/vectors"),
+        )
+        .env_remove("INSIGHTS_PATH")
+        .env_remove("RUST_LOG")
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains(&format!(
+            "cannot reach Discord at http://<redacted>@127.0.0.1:{port}"
+        )),
+        "{err}"
+    );
+    assert!(!err.contains("proxypass"), "{err}");
+    assert!(!err.contains("proxyuser"), "{err}");
+}
+
 #[test]
 fn stats_reports_every_server_one_server_or_dms_from_the_database_with_a_chart() {
     use insight_bot::store::{NewAnswer, Store, Vote};

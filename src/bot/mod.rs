@@ -45,6 +45,7 @@ use crate::collections::Collections;
 use crate::config::Token;
 use crate::cooldown::Cooldown;
 use crate::insights::Catalog;
+use crate::redact::{redact_url, redact_urls_in};
 use crate::sharding::Shards;
 use crate::store::Store;
 use crate::weekly::clock::Clock;
@@ -298,7 +299,22 @@ async fn on_error(error: poise::FrameworkError<'_, Data, Error>) {
         E::ArgumentParse {
             error, input, ctx, ..
         } => {
-            tracing::info!(command = %ctx.command().qualified_name, ?input, "bad option: {error}");
+            let options: Vec<(&str, Option<&str>)> = match ctx {
+                poise::Context::Application(app) => app
+                    .args
+                    .iter()
+                    .map(|option| match option.value {
+                        serenity::ResolvedValue::String(text) => (option.name, Some(text)),
+                        _ => (option.name, None),
+                    })
+                    .collect(),
+                poise::Context::Prefix(_) => Vec::new(),
+            };
+            tracing::info!(
+                command = %ctx.command().qualified_name,
+                "{}",
+                bad_option_log(&options, input.as_deref(), &error.to_string())
+            );
             let usage = format!("/{}", ctx.command().qualified_name);
             let _ = ctx
                 .send(commands::ephemeral(format!(
@@ -358,6 +374,40 @@ async fn on_error(error: poise::FrameworkError<'_, Data, Error>) {
                 tracing::error!("error while handling an error: {e}");
             }
         }
+    }
+}
+
+/// The log line for an option that did not parse: which option (the one of `options`, the
+/// command's `(name, text value)` pairs, whose text is `input`) and why, never what the user
+/// typed: that is theirs, not the log's (they see it in their own reply). The parser's reason is
+/// left out when it quotes the value.
+fn bad_option_log(options: &[(&str, Option<&str>)], input: Option<&str>, error: &str) -> String {
+    let typed = input.map(str::trim).filter(|text| !text.is_empty());
+    let names: Vec<&str> = options
+        .iter()
+        .filter(|(_, value)| typed.is_some() && value.map(str::trim) == typed)
+        .map(|(name, _)| *name)
+        .collect();
+    let option = match names.as_slice() {
+        [] => "an option".to_string(),
+        names => format!("option {}", names.join(" or ")),
+    };
+    // The value as typed, escaped as `{:?}` writes it, or any word of it: a reason that holds
+    // one of these is not logged.
+    let quotes = |text: &str| {
+        let (reason, text) = (error.to_lowercase(), text.to_lowercase());
+        let escaped = format!("{text:?}");
+        reason.contains(&text)
+            || reason.contains(escaped.trim_matches('"'))
+            || text
+                .split_whitespace()
+                .any(|word| word.chars().count() >= 3 && reason.contains(word))
+    };
+    match typed {
+        Some(text) if quotes(text) => {
+            format!("{option} did not parse (the reason quotes the value; not logged)")
+        }
+        _ => format!("{option} did not parse: {error}"),
     }
 }
 
@@ -475,10 +525,11 @@ pub async fn start(settings: BotSettings) -> Result<RunningBot, BotError> {
             return Err(BotError::RejectedToken)
         }
         Err(e) => {
+            // reqwest's message names the URL it failed on, with the proxy's credentials.
             return Err(BotError::Unreachable {
-                base,
-                reason: e.to_string(),
-            })
+                base: redact_url(&base),
+                reason: redact_urls_in(&e.to_string()),
+            });
         }
     };
     let publisher = weekly::DiscordPublisher::new(
@@ -652,8 +703,56 @@ pub async fn run(settings: BotSettings) -> Result<(), BotError> {
         api_base = settings
             .api_base
             .as_deref()
-            .unwrap_or("https://discord.com"),
+            .map_or_else(|| "https://discord.com".into(), redact_url),
         "starting the Discord bot"
     );
     start(settings).await?.run_until_signal().await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bad_option_is_logged_by_name_without_its_value() {
+        let options = [("topic", Some("hunter2 secret words")), ("count", None)];
+        let line = bad_option_log(
+            &options,
+            Some("hunter2 secret words"),
+            "invalid digit found in string",
+        );
+        assert_eq!(
+            line,
+            "option topic did not parse: invalid digit found in string"
+        );
+        // A reason that quotes the value is not logged either.
+        let line = bad_option_log(
+            &options,
+            Some("hunter2 secret words"),
+            "\"hunter2 secret words\" is not a channel",
+        );
+        assert!(!line.contains("hunter2"), "{line}");
+        assert!(line.starts_with("option topic did not parse"), "{line}");
+        // Nor one that quotes it escaped, or a word of it in another case.
+        for reason in [
+            r#""he said \"hi\" twice" is not a channel"#,
+            "no channel named Said",
+        ] {
+            let line = bad_option_log(
+                &[("channel", Some(r#"he said "hi" twice"#))],
+                Some(r#"he said "hi" twice"#),
+                reason,
+            );
+            assert_eq!(
+                line,
+                "option channel did not parse (the reason quotes the value; not logged)"
+            );
+        }
+        // No option holds the value (a prefix command): still named as a failure, value unseen.
+        let line = bad_option_log(&[], Some("hunter2"), "no such channel: hunter2");
+        assert_eq!(
+            line,
+            "an option did not parse (the reason quotes the value; not logged)"
+        );
+    }
 }
