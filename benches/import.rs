@@ -63,7 +63,7 @@ fn shapes() -> Vec<(&'static str, &'static str, String)> {
         .map(|i| {
             format!(
                 "Insight number {i}\n{}\nTopics: {}\nAsks: {}\n\n",
-                "Some words of advice. ".repeat(20),
+                "Some words of advice. ".repeat(13),
                 topics.join(", "),
                 asks.join(" | ")
             )

@@ -29,7 +29,7 @@
 //! `**…**` or `__…__` around it. In the body, a line of one of these forms (the label in any case,
 //! optionally after a list mark or in bold: `- **Topics:** a, b`) is read as data, not text:
 //!
-//! - `Topics: delegation, new manager` (or `Topic:`): topics as [`parse_topics`] reads a form's:
+//! - `Topics: delegation, new manager` (or `Topic:`): topics as [`super::parse_topics`] reads a form's:
 //!   separated by commas or semicolons, lowercased, spaces made hyphens;
 //! - `Asks: How do I delegate? | I micromanage`: example questions separated by `|`;
 //! - `Ask: How do I delegate?`: one example question (the whole rest of the line).
@@ -50,7 +50,10 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use super::library::{check_file, drop_duplicates, Problem};
-use super::validate::{parse_topics, validate, Fields, ProblemKind, Rules, TitleIds};
+use super::validate::{
+    too_many as too_many_entries, topics_in, validate, Fields, ProblemKind, Rules, TitleIds,
+    MAX_ASKS, MAX_TOPICS,
+};
 use super::Insight;
 
 /// The largest file [`parse_import`] reads: 1 MiB.
@@ -173,6 +176,22 @@ fn quoted_title(title: &str) -> String {
 }
 
 fn parse_toml(file: &Path, text: &str, rules: &Rules) -> (Vec<Insight>, Vec<Problem>) {
+    // Counted before parsing: 87,000 `[[insight]]` tables in 1 MiB would parse into 56 MiB of
+    // tables only to be refused (measured: `benches/import.rs`).
+    let headers = text.lines().enumerate().filter(|(_, line)| {
+        line.trim_start().starts_with('[') && {
+            let squeezed: String = line.chars().filter(|c| !c.is_whitespace()).collect();
+            squeezed == "[[insight]]"
+        }
+    });
+    if let Some((at, _)) = headers.clone().nth(MAX_IMPORT_INSIGHTS) {
+        let problem = Problem {
+            file: file.to_path_buf(),
+            line: at + 1,
+            reason: too_many(),
+        };
+        return (Vec::new(), vec![problem]);
+    }
     let mut checked = check_file(file, text, rules, Some(MAX_IMPORT_INSIGHTS));
     if let Some(span) = checked.entries.get(MAX_IMPORT_INSIGHTS) {
         checked.check.report(span.clone(), too_many());
@@ -196,6 +215,10 @@ struct Body {
     text_line: Option<usize>,
     topics: Option<(usize, Vec<String>)>,
     asks: Option<(usize, Vec<String>)>,
+    /// How many topics and asks were written: the lists keep one past their limit, enough for
+    /// validation to refuse them, and a half-million-entry line is counted, not kept.
+    topics_written: usize,
+    asks_written: usize,
 }
 
 fn parse_text(file: &Path, text: &str, rules: &Rules) -> (Vec<Insight>, Vec<Problem>) {
@@ -211,12 +234,14 @@ fn parse_text(file: &Path, text: &str, rules: &Rules) -> (Vec<Insight>, Vec<Prob
             reason,
         })
     };
-    let lines: Vec<(usize, &str)> = text.lines().enumerate().map(|(i, l)| (i + 1, l)).collect();
-    let sections = lines.iter().any(|(_, line)| heading(line).is_some());
+    // Lines are read as they come, never collected: reading stops at the 1,001st insight, and a
+    // 1 MiB file of 800,000 short lines costs no list of them.
+    let lines = || text.lines().enumerate().map(|(i, l)| (i + 1, l));
+    let sections = text.lines().any(|line| heading(line).is_some());
     let mut entries: Vec<Entry> = Vec::new();
     if sections {
         let mut preamble_reported = false;
-        for &(n, line) in &lines {
+        for (n, line) in lines() {
             if let Some(title) = heading(line) {
                 if entries.len() == MAX_IMPORT_INSIGHTS {
                     report(n, too_many());
@@ -240,7 +265,7 @@ fn parse_text(file: &Path, text: &str, rules: &Rules) -> (Vec<Insight>, Vec<Prob
             }
         }
     } else {
-        for block in lines.split(|(_, line)| line.trim().is_empty()) {
+        for block in blocks(lines()) {
             let Some(&(n, first)) = block.first() else {
                 continue;
             };
@@ -311,6 +336,8 @@ fn parse_text(file: &Path, text: &str, rules: &Rules) -> (Vec<Insight>, Vec<Prob
                      insight"
                         .into()
                 }
+                ("topics", ProblemKind::TooMany) => too_many_entries("topics", body.topics_written),
+                ("asks", ProblemKind::TooMany) => too_many_entries("asks", body.asks_written),
                 ("source", ProblemKind::Missing) => "no source: a text or Markdown file names \
                                                      none, and this import has no default source"
                     .into(),
@@ -320,6 +347,25 @@ fn parse_text(file: &Path, text: &str, rules: &Rules) -> (Vec<Insight>, Vec<Prob
         }
     }
     (insights, problems)
+}
+
+/// Runs of non-blank numbered lines, as they come (blank lines separate them).
+fn blocks<'a>(
+    mut lines: impl Iterator<Item = (usize, &'a str)>,
+) -> impl Iterator<Item = Vec<(usize, &'a str)>> {
+    std::iter::from_fn(move || {
+        let mut block = Vec::new();
+        for (n, line) in lines.by_ref() {
+            if line.trim().is_empty() {
+                if block.is_empty() {
+                    continue;
+                }
+                return Some(block);
+            }
+            block.push((n, line));
+        }
+        (!block.is_empty()).then_some(block)
+    })
 }
 
 /// The text of a Markdown ATX heading line (`## Title ##` -> `Title`), or `None`.
@@ -401,19 +447,25 @@ fn read_body(lines: &[(usize, &str)]) -> Body {
         match meta_line(line) {
             Some((label, rest)) if label.to_ascii_lowercase().starts_with("topic") => {
                 let topics = &mut body.topics.get_or_insert((n, Vec::new())).1;
-                topics.extend(parse_topics(rest));
+                for topic in topics_in(rest) {
+                    body.topics_written += 1;
+                    if topics.len() <= MAX_TOPICS {
+                        topics.push(topic);
+                    }
+                }
             }
             Some((label, rest)) => {
                 let asks = &mut body.asks.get_or_insert((n, Vec::new())).1;
-                if label.eq_ignore_ascii_case("ask") {
-                    asks.extend((!rest.is_empty()).then(|| rest.to_string()));
+                let written: Box<dyn Iterator<Item = &str>> = if label.eq_ignore_ascii_case("ask") {
+                    Box::new((!rest.is_empty()).then_some(rest).into_iter())
                 } else {
-                    asks.extend(
-                        rest.split('|')
-                            .map(str::trim)
-                            .filter(|ask| !ask.is_empty())
-                            .map(str::to_string),
-                    );
+                    Box::new(rest.split('|').map(str::trim).filter(|ask| !ask.is_empty()))
+                };
+                for ask in written {
+                    body.asks_written += 1;
+                    if asks.len() <= MAX_ASKS {
+                        asks.push(ask.to_string());
+                    }
                 }
             }
             None => {

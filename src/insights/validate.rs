@@ -290,23 +290,11 @@ fn list_field(
             format!("`{name}` is empty: give at least one"),
         );
     }
-    let (max, what) = if slugs {
-        (MAX_TOPICS, "topics")
-    } else {
-        (MAX_ASKS, "example questions")
-    };
+    let max = if slugs { MAX_TOPICS } else { MAX_ASKS };
     if items.len() > max {
         // One problem for the list, not one per entry: a list of half a million entries gets
         // one line, and nothing is copied.
-        problems.add(
-            name,
-            ProblemKind::TooMany,
-            format!(
-                "`{name}` has {} entries; the limit is {max} {what} per insight: keep the {max} \
-                 that matter most",
-                items.len()
-            ),
-        );
+        problems.add(name, ProblemKind::TooMany, too_many(name, items.len()));
         return Vec::new();
     }
     for item in items {
@@ -331,6 +319,21 @@ fn list_field(
         }
     }
     items.iter().map(|s| s.trim().to_string()).collect()
+}
+
+/// The problem with a `topics` or `asks` list of `count` entries, over [`MAX_TOPICS`] or
+/// [`MAX_ASKS`]. An importer that stops reading a list past its limit reports the list's whole
+/// count with it.
+pub fn too_many(field: &str, count: usize) -> String {
+    let (max, what) = if field == "topics" {
+        (MAX_TOPICS, "topics")
+    } else {
+        (MAX_ASKS, "example questions")
+    };
+    format!(
+        "`{field}` has {count} entries; the limit is {max} {what} per insight: keep the {max} \
+         that matter most"
+    )
 }
 
 /// An id for an insight that has only a title: the title folded to ASCII (`deunicode`), lowercased,
@@ -432,6 +435,11 @@ fn first_free(base: &str, from: u64, taken: &dyn Fn(&str) -> bool) -> (String, u
 /// "trust"]`. Separated by commas or semicolons; each trimmed and lowercased, each run of spaces
 /// made one hyphen, empty ones dropped. Not checked: [`validate`] refuses what is not a tag.
 pub fn parse_topics(input: &str) -> Vec<String> {
+    topics_in(input).collect()
+}
+
+/// [`parse_topics`], one topic at a time (an importer counts a long list without keeping it).
+pub fn topics_in(input: &str) -> impl Iterator<Item = String> + '_ {
     input
         .split([',', ';'])
         .map(|topic| {
@@ -442,7 +450,6 @@ pub fn parse_topics(input: &str) -> Vec<String> {
                 .to_lowercase()
         })
         .filter(|topic| !topic.is_empty())
-        .collect()
 }
 
 /// Example questions typed by a person, one per line: each non-empty line, trimmed.
