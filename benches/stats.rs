@@ -101,6 +101,7 @@ fn fill(store: &Store, library: &Library, today: NaiveDate) -> Duration {
             insight_id: (!no_match).then(|| ids[pick(&mut rng)].clone()),
             no_close_match: no_match,
             question: None,
+            question_vector: None,
         });
         if batch.len() == BATCH {
             db.record_answers(&batch).expect("record answers");
@@ -176,6 +177,7 @@ fn measure(name: &str, store: &Store, library: &Arc<Library>, today: NaiveDate) 
                 insight_id: Some("trust-and-delegate".into()),
                 no_close_match: false,
                 question: None,
+                question_vector: None,
             }])
             .expect("answer");
         let t1 = Instant::now();

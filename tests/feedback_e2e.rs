@@ -214,6 +214,7 @@ fn record_history(store: &Store, until: NaiveDate) {
             insight_id: insight.map(str::to_string),
             no_close_match: insight.is_none(),
             question: None,
+            question_vector: None,
         }])
         .unwrap();
         if let (Some(g), Some(i)) = (guild, insight) {
@@ -598,6 +599,7 @@ async fn a_click_faster_than_the_answers_record_still_counts() {
                     insight_id: Some("trust-and-delegate".into()),
                     no_close_match: false,
                     question: None,
+                    question_vector: None,
                 }])
             })
             .await

@@ -104,6 +104,7 @@ pub fn new_answer(
         insight_id: facts.insight_id,
         no_close_match: facts.no_close_match,
         question: guild.map(|_| question.to_string()),
+        question_vector: None,
     }
 }
 
