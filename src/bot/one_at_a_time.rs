@@ -6,6 +6,9 @@
 //! (every curator, every click); refusing keeps the work per server to one listing, and the next
 //! one is quick, since the first wrote back the vectors it computed.
 //!
+//! The state is the process's: enough, since all of a server's interactions reach the process
+//! that runs its shard.
+//!
 //! The [`Turn`] is owned, so it can move into the blocking task that does the work: it ends when
 //! the work ends, even if the command that started it stopped waiting.
 
