@@ -324,6 +324,7 @@ fn usage_stats<B: Backend>(subject: &Subject<B>) {
                         .then(|| insights[rng.gen_range(0..USAGE_INSIGHTS)].clone()),
                     no_close_match: no_match,
                     question: None,
+                    question_vector: None,
                 }
             })
             .collect();

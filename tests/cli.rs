@@ -524,6 +524,7 @@ fn stats_reports_every_server_one_server_or_dms_from_the_database_with_a_chart()
                 insight_id: (n % 4 != 3).then(|| "fix-the-system".to_string()),
                 no_close_match: n % 4 == 3,
                 question: None,
+                question_vector: None,
             })
             .collect();
         db.record_answers(&answers).unwrap();

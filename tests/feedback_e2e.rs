@@ -11,6 +11,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, NaiveDate, Utc};
+use insight_bot::embedding::{cosine, Embedder};
+use insight_bot::insights::search::Question;
+use insight_bot::stats::gap_vectors;
 use insight_bot::store::{NewAnswer, Store, UsageScope, Vote};
 use insight_bot::weekly::clock::ManualClock;
 use serde_json::Value;
@@ -214,6 +217,7 @@ fn record_history(store: &Store, until: NaiveDate) {
             insight_id: insight.map(str::to_string),
             no_close_match: insight.is_none(),
             question: None,
+            question_vector: None,
         }])
         .unwrap();
         if let (Some(g), Some(i)) = (guild, insight) {
@@ -430,6 +434,22 @@ async fn gaps_are_kept_only_when_on_stay_in_their_server_become_an_insight_form_
     );
     assert_no_pings(&listing);
 
+    // Each kept question carries the vector its answer computed to search (the model's, 8-bit):
+    // the listing grouped them without embedding anything.
+    let embedder = Embedder::load_repository_model().unwrap();
+    let kept = store
+        .blocking()
+        .gaps(GUILD_ID, day - chrono::Duration::days(30), 100)
+        .unwrap();
+    assert_eq!(kept.len(), 3);
+    for gap in &kept {
+        let stored = gap.vector.as_ref().expect("stored with its question");
+        let vector = gap_vectors::decode(stored, embedder.fingerprint()).expect("this model's");
+        let read = Question::read(&gap.question).unwrap();
+        let exact = embedder.embed(&[read.normalised.as_str()]).unwrap()[0];
+        assert!(cosine(&vector, &exact) > 0.99, "{}", gap.question);
+    }
+
     // "Add an insight for this": the add form, the group's questions as its example questions.
     let add = button_starting(&listing, "ins:gap:");
     let listing_message = shown(&fake, &listed);
@@ -598,6 +618,7 @@ async fn a_click_faster_than_the_answers_record_still_counts() {
                     insight_id: Some("trust-and-delegate".into()),
                     no_close_match: false,
                     question: None,
+                    question_vector: None,
                 }])
             })
             .await

@@ -77,6 +77,15 @@ impl conformance::Harness for PgHarness {
         .unwrap();
     }
 
+    fn create_version_3(&self) {
+        self.create_version_2();
+        self.exec(&format!(
+            "BEGIN; {} INSERT INTO insight_bot_schema (version) VALUES (3); COMMIT;",
+            include_str!("../migrations/postgres/0003_usage.sql")
+        ))
+        .unwrap();
+    }
+
     fn schema_version(&self) -> i64 {
         self.query_row("SELECT max(version) FROM insight_bot_schema")[0]
             .parse()

@@ -101,6 +101,16 @@ impl conformance::Harness for SqliteHarness {
         tx.commit().unwrap();
     }
 
+    fn create_version_3(&self) {
+        self.create_version_2();
+        let mut conn = self.connection();
+        let tx = conn.transaction().unwrap();
+        tx.execute_batch(include_str!("../migrations/0003_usage.sql"))
+            .unwrap();
+        tx.pragma_update(None, "user_version", 3).unwrap();
+        tx.commit().unwrap();
+    }
+
     fn schema_version(&self) -> i64 {
         self.connection()
             .query_row("PRAGMA user_version", [], |r| r.get(0))

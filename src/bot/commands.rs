@@ -21,7 +21,8 @@ use super::feedback;
 use super::render::{self, no_pings};
 use super::{Context, Data, Error};
 use crate::collections::CollectionError;
-use crate::insights::search::AskError;
+use crate::insights::search::{AskError, Question};
+use crate::stats::gap_vectors;
 
 /// How long a command works before it defers its answer: Discord drops an interaction that is not
 /// acknowledged within 3 s. Most answers take milliseconds and go out in one request; a long
@@ -146,7 +147,14 @@ pub async fn answer_question(
     let catalog = Arc::clone(collection.catalog());
     let asked = question.to_string();
     let ranked = tokio::task::spawn_blocking(move || {
-        let answer = catalog.ask(&asked, 3)?;
+        // Catalog::ask in its two steps, to keep the question's vector: a server's answer
+        // carries it to the store, where it is kept with the question if gaps are on.
+        let read = Question::read(&asked)?;
+        let queries = catalog.searcher().embed_question(&read)?;
+        let answer = catalog.rank(&read, &queries, 3);
+        let question_vector = guild
+            .and(queries.first())
+            .map(|v| gap_vectors::encode(v, catalog.searcher().embedder().fingerprint()));
         let fallback = if answer.no_close_match {
             catalog
                 .library()
@@ -162,6 +170,7 @@ pub async fn answer_question(
         let facts = feedback::AnswerFacts {
             insight_id: answer.best().map(|m| m.insight.id.clone()),
             no_close_match: answer.no_close_match,
+            question_vector,
         };
         Ok::<_, AskError>((render::answer(&answer, fallback), shown, facts))
     })

@@ -21,7 +21,7 @@ use sha2::{Digest, Sha256};
 
 use super::access::{Answer, Incoming};
 use super::{Data, Error};
-use crate::store::{NewAnswer, Store, Vote, VoteOutcome, VOTE_WINDOW_DAYS};
+use crate::store::{NewAnswer, Store, StoredVectors, Vote, VoteOutcome, VOTE_WINDOW_DAYS};
 
 /// The custom id prefix of the feedback buttons.
 pub const PREFIX: &str = "fb:";
@@ -86,10 +86,15 @@ pub fn record(store: &Store, answer: NewAnswer) {
 pub struct AnswerFacts {
     pub insight_id: Option<String>,
     pub no_close_match: bool,
+    /// The question's vector as answering computed it, stored form
+    /// ([`crate::stats::gap_vectors::encode`]): kept with the question where gaps are on, so
+    /// listing gaps embeds nothing.
+    pub question_vector: Option<StoredVectors>,
 }
 
 /// The [`NewAnswer`] for an answer sent in `guild` (`None`: a DM) on `day`. The question goes
-/// with a server's answer (the store keeps it only where gaps are on); a DM's is never passed.
+/// with a server's answer, with its vector (the store keeps both only where gaps are on); a DM's
+/// is never passed.
 pub fn new_answer(
     id: u64,
     guild: Option<u64>,
@@ -104,6 +109,7 @@ pub fn new_answer(
         insight_id: facts.insight_id,
         no_close_match: facts.no_close_match,
         question: guild.map(|_| question.to_string()),
+        question_vector: facts.question_vector.filter(|_| guild.is_some()),
     }
 }
 
@@ -245,17 +251,20 @@ mod tests {
 
     #[test]
     fn a_dm_never_passes_its_question() {
+        let vector = StoredVectors {
+            fingerprint: 3,
+            bytes: vec![1; 8],
+        };
         let facts = || AnswerFacts {
             insight_id: None,
             no_close_match: true,
+            question_vector: Some(vector.clone()),
         };
         let day = NaiveDate::from_ymd_opt(2026, 11, 26).unwrap();
-        assert_eq!(new_answer(1, None, day, facts(), "q").question, None);
-        assert_eq!(
-            new_answer(1, Some(5), day, facts(), "q")
-                .question
-                .as_deref(),
-            Some("q")
-        );
+        let dm = new_answer(1, None, day, facts(), "q");
+        assert_eq!((dm.question, dm.question_vector), (None, None));
+        let server = new_answer(1, Some(5), day, facts(), "q");
+        assert_eq!(server.question.as_deref(), Some("q"));
+        assert_eq!(server.question_vector, Some(vector));
     }
 }

@@ -14,11 +14,12 @@
 //!   dropped. The jobs themselves are linear in their bounded input (1 MiB, 1,000 insights), so
 //!   the limit is a backstop.
 
-use std::collections::HashSet;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::Semaphore;
+
+use super::one_at_a_time::OneAtATime;
 
 /// Why a job did not run, or did not finish in time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,28 +46,16 @@ impl Refused {
 
 /// See the module documentation.
 pub struct HeavyWork {
-    busy: Arc<Mutex<HashSet<u64>>>,
+    /// One job per server (the same rule as `/insights gaps`' listings, a set of its own).
+    turns: OneAtATime,
     permits: Arc<Semaphore>,
-}
-
-/// A server's slot; freed when dropped, wherever the job ends.
-struct ServerSlot {
-    guild: u64,
-    busy: Arc<Mutex<HashSet<u64>>>,
-}
-
-impl Drop for ServerSlot {
-    fn drop(&mut self) {
-        let mut busy = self.busy.lock().unwrap_or_else(|e| e.into_inner());
-        busy.remove(&self.guild);
-    }
 }
 
 impl HeavyWork {
     /// At most `at_once` jobs run at a time across servers.
     pub fn new(at_once: usize) -> HeavyWork {
         HeavyWork {
-            busy: Arc::new(Mutex::new(HashSet::new())),
+            turns: OneAtATime::default(),
             permits: Arc::new(Semaphore::new(at_once.max(1))),
         }
     }
@@ -79,16 +68,7 @@ impl HeavyWork {
         limit: Duration,
         job: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, Refused> {
-        let slot = {
-            let mut busy = self.busy.lock().unwrap_or_else(|e| e.into_inner());
-            if !busy.insert(guild) {
-                return Err(Refused::ServerBusy);
-            }
-            ServerSlot {
-                guild,
-                busy: Arc::clone(&self.busy),
-            }
-        };
+        let slot = self.turns.try_start(guild).ok_or(Refused::ServerBusy)?;
         let work = async {
             let permit = Arc::clone(&self.permits)
                 .acquire_owned()
@@ -118,18 +98,21 @@ mod tests {
     #[tokio::test]
     async fn one_job_per_server_and_others_run_beside_it() {
         let work = Arc::new(HeavyWork::new(2));
+        let (started, running) = mpsc::channel::<()>();
         let (release, wait) = mpsc::channel::<()>();
         let first = {
             let work = Arc::clone(&work);
             tokio::spawn(async move {
-                work.run(1, Duration::from_secs(30), move || wait.recv().is_ok())
-                    .await
+                let job = move || {
+                    started.send(()).unwrap();
+                    wait.recv().is_ok()
+                };
+                work.run(1, Duration::from_secs(30), job).await
             })
         };
-        // Until the first job is running, its server is busy (the claim is synchronous).
-        while work.busy.lock().unwrap().is_empty() {
-            tokio::task::yield_now().await;
-        }
+        tokio::task::spawn_blocking(move || running.recv().unwrap())
+            .await
+            .unwrap();
         let again = work.run(1, Duration::from_secs(30), || 0).await;
         assert_eq!(again, Err(Refused::ServerBusy));
         assert_eq!(work.run(2, Duration::from_secs(30), || 7).await, Ok(7));

@@ -27,6 +27,7 @@ pub mod curation;
 pub mod dm;
 pub mod feedback;
 pub mod heavy_work;
+pub mod one_at_a_time;
 pub mod render;
 pub mod suggestions;
 pub mod usage;
@@ -94,6 +95,8 @@ pub struct Data {
     pub clock: Arc<dyn Clock>,
     /// The key of voter keys ([`feedback::voter_key`]), the database's, so every process agrees.
     pub voter_secret: [u8; 32],
+    /// Servers whose `/insights gaps` listing is being computed (one at a time per server).
+    pub gap_listings: one_at_a_time::OneAtATime,
 }
 
 /// What the bot needs to start.
@@ -460,6 +463,7 @@ fn framework(
                     poster,
                     clock,
                     voter_secret,
+                    gap_listings: one_at_a_time::OneAtATime::default(),
                 })
             })
         })

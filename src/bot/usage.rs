@@ -17,7 +17,7 @@ use super::commands::{answer_in_time, ephemeral};
 use super::curation::{as_curator, insight_form, Typed};
 use super::render::{self, escape_within, no_pings};
 use super::{Context, Data, Error};
-use crate::stats::{chart, gaps, Report, MIN_VOTES};
+use crate::stats::{chart, gap_vectors, gaps, Report, MIN_VOTES};
 use crate::store::{Gap, UsageScope, GAP_RETENTION_DAYS};
 
 /// `/insights stats`' default period, in days.
@@ -240,31 +240,31 @@ pub async fn gaps(
 }
 
 /// The gaps of the last [`GAP_RETENTION_DAYS`] days, grouped, most asked first.
+///
+/// The grouping reads the vectors stored with the questions ([`gap_vectors`]), embedding only
+/// those kept without one, a bounded number per listing. One listing per server at a time
+/// ([`Data::gap_listings`]): a second one meanwhile is told to try again in a few seconds. The
+/// work runs on the blocking pool, holding the server's turn until it ends.
 async fn listing(data: &Data, collection: &crate::collections::ServerCollection) -> render::Reply {
     let guild = collection.guild_id().unwrap_or_default();
     let on = collection.settings().gaps;
-    let since = data.clock.now().date_naive() - Duration::days(GAP_RETENTION_DAYS);
-    let catalog = Arc::clone(collection.catalog());
-    let store = data.store.clone();
-    let found = async move {
-        let kept: Vec<Gap> = store
-            .call(move |db| db.gaps(guild, since, MAX_GAPS_READ))
-            .await
-            .map_err(|e| e.to_string())?;
-        tokio::task::spawn_blocking(move || {
-            let questions: Vec<String> = kept.iter().map(|g| g.question.clone()).collect();
-            let texts: Vec<&str> = questions.iter().map(String::as_str).collect();
-            let vectors = catalog
-                .searcher()
-                .embedder()
-                .embed(&texts)
-                .map_err(|e| e.to_string())?;
-            Ok::<_, String>((kept, gaps::group(&questions, &vectors)))
-        })
-        .await
-        .map_err(|e| e.to_string())?
+    let Some(turn) = data.gap_listings.try_start(guild) else {
+        return plain(LISTING_BUSY);
     };
-    let (kept, groups) = match found.await {
+    let since = data.clock.now().date_naive() - Duration::days(GAP_RETENTION_DAYS);
+    let searcher = collection.catalog().searcher().clone();
+    let found = data
+        .store
+        .call(move |db| {
+            let _turn = turn;
+            let listed =
+                gap_vectors::gaps_with_vectors(db, guild, since, MAX_GAPS_READ, &searcher)?;
+            let questions: Vec<String> = listed.gaps.iter().map(|g| g.question.clone()).collect();
+            let groups = gaps::group(&questions, &listed.vectors);
+            Ok((listed, groups))
+        })
+        .await;
+    let (listed, groups) = match found {
         Ok(found) => found,
         Err(e) => {
             tracing::error!(guild, "cannot list gaps: {e}");
@@ -273,6 +273,10 @@ async fn listing(data: &Data, collection: &crate::collections::ServerCollection)
             );
         }
     };
+    let kept = &listed.gaps;
+    if groups.is_empty() && listed.left_out > 0 {
+        return plain(&left_out_note(listed.left_out));
+    }
     if groups.is_empty() {
         return plain(&if on {
             format!("No gaps in the last {GAP_RETENTION_DAYS} days: every question kept found a close match and nobody said it was not what they needed.")
@@ -315,17 +319,41 @@ async fn listing(data: &Data, collection: &crate::collections::ServerCollection)
                 .style(ButtonStyle::Primary),
         );
     }
+    let mut footer = Vec::new();
     if groups.len() > GROUPS_SHOWN {
-        embed = embed.footer(serenity::CreateEmbedFooter::new(format!(
+        footer.push(format!(
             "{} more groups; add insights for these first and they will show.",
             groups.len() - GROUPS_SHOWN
-        )));
+        ));
+    }
+    if listed.left_out > 0 {
+        footer.push(left_out_note(listed.left_out));
+    }
+    if !footer.is_empty() {
+        embed = embed.footer(serenity::CreateEmbedFooter::new(footer.join(" ")));
     }
     render::Reply {
         content: None,
         embeds: vec![embed],
         buttons,
     }
+}
+
+/// What a curator is told when another listing of the server's gaps is being computed.
+const LISTING_BUSY: &str = "I am already listing this server's gaps (for you or another curator). Please try again in a few seconds.";
+
+/// The questions a listing left out: kept without a vector (before the bot stored them), beyond
+/// the few one listing prepares. The next listing prepares more.
+fn left_out_note(left_out: usize) -> String {
+    let these = if left_out == 1 {
+        "1 older question is not".to_string()
+    } else {
+        format!("{left_out} older questions are not")
+    };
+    let them = if left_out == 1 { "it" } else { "them" };
+    format!(
+        "{these} grouped yet (each listing prepares a few): list the gaps again to include {them}."
+    )
 }
 
 fn plain(text: &str) -> render::Reply {

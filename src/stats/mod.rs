@@ -1,12 +1,14 @@
 //! What curators learn from the answers: usage over a period ([`Report`]: answers, the share with
 //! no close match, the most shown insights, how helpful each was, the insights never shown), its
-//! chart ([`chart`]), and the questions the collection cannot answer yet, grouped ([`gaps`]).
+//! chart ([`chart`]), and the questions the collection cannot answer yet, grouped ([`gaps`]) by
+//! the vectors stored with them ([`gap_vectors`]).
 //!
 //! Pure: the figures come from the store's daily aggregates and a collection; nothing here knows
 //! Discord. The bot's `/insights stats` and the `insight-bot stats` command both render a
 //! [`Report`].
 
 pub mod chart;
+pub mod gap_vectors;
 pub mod gaps;
 pub mod retention;
 

@@ -2,8 +2,11 @@
 //! [`prune`](crate::store::Backend::prune) deletes answers and votes older than
 //! [`ANSWER_RETENTION_DAYS`](crate::store::ANSWER_RETENTION_DAYS) (their counts stay in the daily
 //! totals), questions kept as gaps for longer than
-//! [`GAP_RETENTION_DAYS`](crate::store::GAP_RETENTION_DAYS), and the questions of earlier days
-//! that did not become gaps.
+//! [`GAP_RETENTION_DAYS`](crate::store::GAP_RETENTION_DAYS), the questions of earlier days
+//! that did not become gaps, and suggestions approved or rejected more than
+//! [`DECIDED_SUGGESTION_RETENTION_DAYS`](crate::store::DECIDED_SUGGESTION_RETENTION_DAYS) ago.
+//! On SQLite, a pass that deleted anything then empties the write-ahead log into the file, so
+//! the deleted text is in no file (see [`crate::store::sqlite`]).
 //!
 //! It runs on the same [`Clock`] as the weekly poster, so tests move time forward instead of
 //! waiting. Every process of a sharded bot runs it; pruning is idempotent, so that costs a few
@@ -40,11 +43,14 @@ pub async fn run(store: Store, clock: Arc<dyn Clock>) {
     loop {
         let today = clock.now().date_naive();
         match store.call(move |db| db.prune(today)).await {
-            Ok(pruned) if pruned.answers > 0 || pruned.questions > 0 => tracing::info!(
-                answers = pruned.answers,
-                questions = pruned.questions,
-                "usage housekeeping: deleted what is past its retention"
-            ),
+            Ok(pruned) if pruned.answers > 0 || pruned.questions > 0 || pruned.suggestions > 0 => {
+                tracing::info!(
+                    answers = pruned.answers,
+                    questions = pruned.questions,
+                    suggestions = pruned.suggestions,
+                    "usage housekeeping: deleted what is past its retention"
+                )
+            }
             Ok(_) => {}
             Err(e) => tracing::warn!("usage housekeeping failed (retried tomorrow): {e}"),
         }

@@ -53,6 +53,17 @@
 //!   [`GAP_RETENTION_DAYS`] in any case. Turning gaps off clears every question of the server at
 //!   once.
 //!
+//! What a server can make the store keep is bounded (schema version 4):
+//! - **Kept questions**: at most [`KEPT_QUESTIONS_PER_SERVER`] per server, the oldest cleared
+//!   first ([`Backend::record_answers`]). Each keeps its sentence vector, the one answering
+//!   computed (8-bit, with the model's fingerprint, like a server's insights), so listing gaps
+//!   runs no model; the vector is always cleared with its text.
+//! - **Decided suggestions** are deleted [`DECIDED_SUGGESTION_RETENTION_DAYS`] after the decision
+//!   ([`Backend::prune`]); pending ones are bounded by the per-member and per-server limits.
+//! - **Deleted text is in no file** on SQLite: see [`sqlite`] (`secure_delete`, and a checkpoint
+//!   after every deletion of what people wrote). On PostgreSQL the row is deleted and its bytes
+//!   go when `VACUUM` reuses the space.
+//!
 //! Backends: [`sqlite`] (the default, one file) and [`postgres`] (one database shared by several
 //! processes, for a bot run as shard ranges). [`Store::connect`] picks one from `DATABASE_URL`.
 
@@ -762,8 +773,11 @@ pub trait Backend: Send + Sync + 'static {
     // ---- answers, votes, usage and gaps (schema version 3) ----
 
     /// Records answers (one transaction for the batch) and adds them to the daily totals. Returns
-    /// each answer's id ([`NewAnswer::id`]), in order. A question is kept only when the
-    /// answer's server has gaps on at the time of writing; it is dropped otherwise.
+    /// each answer's id ([`NewAnswer::id`]), in order. A question (and its vector) is kept only
+    /// when the answer's server has gaps on at the time of writing; it is dropped otherwise. A
+    /// server that would then keep more than [`KEPT_QUESTIONS_PER_SERVER`] questions has its
+    /// oldest cleared (by day; within one day in no set order, since an answer records no time)
+    /// down to [`KEPT_QUESTIONS_TRIMMED_TO`], in the same transaction.
     fn record_answers(&self, answers: &[NewAnswer]) -> Result<Vec<u64>, StoreError>;
 
     /// One voter's vote on an answer, on `today`. `voter` is an opaque key the caller derives
@@ -796,11 +810,22 @@ pub trait Backend: Send + Sync + 'static {
     /// is kept and that had no close match or carry a "not helpful" vote.
     fn gaps(&self, guild_id: u64, since: NaiveDate, limit: usize) -> Result<Vec<Gap>, StoreError>;
 
+    /// Stores the vectors of kept questions of `guild_id` that had none (or another model's),
+    /// by answer id. An answer of another server, or whose question is no longer kept, is left
+    /// as it is (no vector without its question). Returns how many were stored.
+    fn set_gap_vectors(
+        &self,
+        guild_id: u64,
+        vectors: &[(u64, StoredVectors)],
+    ) -> Result<u64, StoreError>;
+
     /// Housekeeping, run daily: deletes answers (and their votes) from before `today` −
     /// [`ANSWER_RETENTION_DAYS`], deletes the voter keys of answers from before `today` −
     /// [`VOTE_WINDOW_DAYS`], clears gap questions from before `today` −
-    /// [`GAP_RETENTION_DAYS`], and clears the questions of answers from before `today` that are
-    /// not gaps (a question is kept one day for a "not helpful" vote to make it one).
+    /// [`GAP_RETENTION_DAYS`], clears the questions of answers from before `today` that are
+    /// not gaps (a question is kept one day for a "not helpful" vote to make it one), and deletes
+    /// suggestions decided before `today` − [`DECIDED_SUGGESTION_RETENTION_DAYS`] (pending ones
+    /// stay).
     fn prune(&self, today: NaiveDate) -> Result<Pruned, StoreError>;
 
     /// A random 32-byte secret made on first use and stable afterwards (shared by every process
@@ -821,6 +846,26 @@ pub const VOTE_WINDOW_DAYS: i64 = 7;
 /// How long the question behind a gap is kept, in days (only in servers with gaps on).
 pub const GAP_RETENTION_DAYS: i64 = 30;
 
+/// The most questions one server keeps at once (gaps, and today's questions that may still
+/// become gaps). A server that asks faster than the 30 days of [`GAP_RETENTION_DAYS`] would clear
+/// loses its oldest first ([`Backend::record_answers`]; their answers stay counted). 500 is
+/// above the 300 newest gaps a listing reads, with room for a day's questions still waiting for a
+/// vote, and bounds what one server can make the store keep to about 2.5 MB (questions of at
+/// most 1,000 characters, up to 4 bytes each, and 391 bytes of vector).
+pub const KEPT_QUESTIONS_PER_SERVER: usize = 500;
+
+/// Where a server over [`KEPT_QUESTIONS_PER_SERVER`] is brought back to. Clearing 50 at once
+/// rather than one per answer means the SQLite file is rewritten (so the cleared text is in no
+/// file, see [`sqlite`]) once per 50 questions of a server at its cap, not on every answer.
+pub const KEPT_QUESTIONS_TRIMMED_TO: usize = 450;
+
+/// How long an approved or rejected suggestion (its text, its author's id, who decided) is kept
+/// after the decision, in days; then [`Backend::prune`] deletes it. 90 days leave a curator time to
+/// look back at what was decided and why, and a suggester's DM about the outcome links nothing
+/// that is gone sooner than that. Pending suggestions are never deleted: they wait for a curator,
+/// under the per-member and per-server limits.
+pub const DECIDED_SUGGESTION_RETENTION_DAYS: i64 = 90;
+
 /// An answer given to a question (`/advice`, a DM), as recorded: no author, no message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewAnswer {
@@ -838,6 +883,10 @@ pub struct NewAnswer {
     /// What was asked: only for a server with gaps on, never for a direct message. The bot
     /// passes it; the store keeps it only while it may be or is a gap (see [`Backend::prune`]).
     pub question: Option<String>,
+    /// The question's sentence vector, as answering it computed it (8-bit, with the model's
+    /// fingerprint): kept with the question, and only while the question is, so that listing
+    /// gaps embeds nothing (schema version 4). Ignored when the question is not kept.
+    pub question_vector: Option<StoredVectors>,
 }
 
 /// A vote on an answer.
@@ -906,6 +955,9 @@ pub struct Gap {
     pub no_close_match: bool,
     /// Someone voted "Not what I needed" (and has not changed it since).
     pub not_helpful: bool,
+    /// The question's vector as stored with it; `None` for a question kept before schema
+    /// version 4 (or whose vector was never written back).
+    pub vector: Option<StoredVectors>,
 }
 
 /// What [`Backend::prune`] deleted.
@@ -918,6 +970,9 @@ pub struct Pruned {
     pub questions: u64,
     /// Voter keys deleted: votes on answers older than [`VOTE_WINDOW_DAYS`].
     pub voter_keys: u64,
+    /// Approved and rejected suggestions deleted, decided more than
+    /// [`DECIDED_SUGGESTION_RETENTION_DAYS`] ago.
+    pub suggestions: u64,
 }
 
 /// A list column (topics, asks) as stored: a JSON array of strings.
@@ -957,15 +1012,39 @@ pub(crate) fn answer_totals(
     totals
 }
 
-/// What [`Backend::prune`] compares with on `today`: answers from before the first day are
-/// deleted, gap questions from before the second cleared.
-pub(crate) fn retention_cutoffs(today: NaiveDate) -> (NaiveDate, NaiveDate) {
+/// What [`Backend::prune`] compares with on `today`.
+pub(crate) struct Cutoffs {
+    /// Answers from before this day are deleted.
+    pub answers: NaiveDate,
+    /// Gap questions from before this day are cleared.
+    pub gaps: NaiveDate,
+    /// Suggestions decided before this instant (midnight UTC starting the day) are deleted.
+    pub decided: DateTime<Utc>,
+}
+
+pub(crate) fn retention_cutoffs(today: NaiveDate) -> Cutoffs {
     let back = |days: i64| {
         today
             .checked_sub_days(chrono::Days::new(days.unsigned_abs()))
             .unwrap_or(NaiveDate::MIN)
     };
-    (back(ANSWER_RETENTION_DAYS), back(GAP_RETENTION_DAYS))
+    Cutoffs {
+        answers: back(ANSWER_RETENTION_DAYS),
+        gaps: back(GAP_RETENTION_DAYS),
+        decided: back(DECIDED_SUGGESTION_RETENTION_DAYS)
+            .and_hms_opt(0, 0, 0)
+            .map_or(DateTime::<Utc>::MIN_UTC, |t| t.and_utc()),
+    }
+}
+
+/// How many of a server's `kept` questions to clear so that it keeps at most
+/// [`KEPT_QUESTIONS_PER_SERVER`]: none up to the cap, else down to [`KEPT_QUESTIONS_TRIMMED_TO`].
+pub(crate) fn questions_over_cap(kept: usize) -> usize {
+    if kept > KEPT_QUESTIONS_PER_SERVER {
+        kept - KEPT_QUESTIONS_TRIMMED_TO
+    } else {
+        0
+    }
 }
 
 /// How a vote changes an insight's (helpful, not helpful) totals, and what to report: `old` is

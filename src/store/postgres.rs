@@ -46,9 +46,9 @@
 //!   updates its totals rows in key order, so concurrent batches cannot deadlock; recording
 //!   answers reads each server's gaps flag `FOR SHARE`, so a concurrent `set_gaps(off)` clears
 //!   what it wrote too; pruning and turning gaps off, which update many answer rows in no set
-//!   order, take one advisory lock ([`QUESTIONS_LOCK`]) so that two cannot deadlock. Every other
-//!   write is one transaction too, even a single
-//!   `UPDATE … RETURNING`: then "the connection broke before COMMIT was sent" is a sure sign
+//!   order, take one advisory lock ([`QUESTIONS_LOCK`]) so that two cannot deadlock (as do the
+//!   per-server cap on kept questions and storing their vectors). Every other write is one
+//!   transaction too, even a single `UPDATE … RETURNING`: then "the connection broke before COMMIT was sent" is a sure sign
 //!   that nothing was applied, which is what makes retrying it safe.
 //! - **Migrations** are the embedded files `migrations/postgres/NNNN_*.sql`, applied in order in
 //!   one transaction that first takes `pg_advisory_xact_lock(`[`MIGRATION_LOCK`]`)`: a second
@@ -84,11 +84,11 @@ use tokio_postgres::{Client, NoTls, Row, Statement};
 
 use super::sqlite::weekday_code;
 use super::{
-    answer_totals, count_from_db, list_json, parse_list, post_nonce, retention_cutoffs,
-    vote_change, Backend, Claim, Decision, Failure, Gap, InsightSource, Limit, NewAnswer,
-    NewSuggestion, PostRecord, PostSource, Pruned, ReviewMessage, SaveOutcome, ServerInsight,
-    ServerSettings, StoreError, StoredVectors, Suggestion, SuggestionStatus, UsageScope,
-    UsageStats, Vote, VoteOutcome, WeeklySettings, VOTE_WINDOW_DAYS,
+    answer_totals, count_from_db, list_json, parse_list, post_nonce, questions_over_cap,
+    retention_cutoffs, vote_change, Backend, Claim, Decision, Failure, Gap, InsightSource, Limit,
+    NewAnswer, NewSuggestion, PostRecord, PostSource, Pruned, ReviewMessage, SaveOutcome,
+    ServerInsight, ServerSettings, StoreError, StoredVectors, Suggestion, SuggestionStatus,
+    UsageScope, UsageStats, Vote, VoteOutcome, WeeklySettings, VOTE_WINDOW_DAYS,
 };
 use crate::config::{redact_password, REDACTED};
 use crate::insights::{Insight, Source};
@@ -96,11 +96,19 @@ use crate::stats::{DayAnswers, InsightUse};
 use crate::weekly::rotation::RotationState;
 use crate::weekly::schedule::{WeekKey, WeeklySchedule};
 
+/// The assignments that clear a kept question: its vector goes with its text, always.
+macro_rules! clear_question {
+    () => {
+        "question = NULL, question_vector = NULL, question_model = NULL"
+    };
+}
+
 /// The schema migrations, in order: `MIGRATIONS[i]` takes the schema from version `i` to `i + 1`.
 const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/postgres/0001_init.sql"),
     include_str!("../../migrations/postgres/0002_server_insights.sql"),
     include_str!("../../migrations/postgres/0003_usage.sql"),
+    include_str!("../../migrations/postgres/0004_gap_vectors.sql"),
 ];
 
 /// The newest schema version this build knows.
@@ -1408,11 +1416,25 @@ impl Backend for PostgresBackend {
                     _ => None,
                 })
                 .collect();
+            let kept_vectors: Vec<Option<&StoredVectors>> = answers
+                .iter()
+                .zip(&questions)
+                .map(|(a, q)| a.question_vector.as_ref().filter(|_| q.is_some()))
+                .collect();
+            let vectors: Vec<Option<&[u8]>> = kept_vectors
+                .iter()
+                .map(|v| v.map(|v| v.bytes.as_slice()))
+                .collect();
+            let models: Vec<Option<i64>> = kept_vectors
+                .iter()
+                .map(|v| v.map(|v| db_id(v.fingerprint)))
+                .collect();
             s.execute(
-                "INSERT INTO answer (id, guild_id, day, insight_id, no_close_match, question) \
-                 SELECT a, g, d, i, n, q \
+                "INSERT INTO answer (id, guild_id, day, insight_id, no_close_match, question, \
+                     question_vector, question_model) \
+                 SELECT a, g, d, i, n, q, v, m \
                  FROM unnest($1::bigint[], $2::bigint[], $3::date[], $4::text[], $5::boolean[], \
-                             $6::text[]) AS t (a, g, d, i, n, q)",
+                             $6::text[], $7::bytea[], $8::bigint[]) AS t (a, g, d, i, n, q, v, m)",
                 &[
                     &answer_ids,
                     &guilds,
@@ -1420,8 +1442,42 @@ impl Backend for PostgresBackend {
                     &insights,
                     &no_match,
                     &questions,
+                    &vectors,
+                    &models,
                 ],
             )?;
+            // The cap, before the daily totals: this transaction then holds no totals row while
+            // it waits for the questions lock or for an answer row a vote holds (a vote locks
+            // its answer, then totals), so the two cannot wait for each other.
+            let mut kept_by: Vec<u64> = keep.iter().copied().collect();
+            kept_by.sort_unstable();
+            let mut locked = false;
+            for guild in kept_by {
+                let kept = count(
+                    s,
+                    "SELECT count(*) FROM answer WHERE guild_id = $1 AND question IS NOT NULL",
+                    &[&db_id(guild)],
+                )?;
+                let over = questions_over_cap(kept);
+                if over == 0 {
+                    continue;
+                }
+                if !locked {
+                    // Clearing updates many answer rows, like prune and set_gaps(off).
+                    s.execute("SELECT pg_advisory_xact_lock($1)", &[&QUESTIONS_LOCK])?;
+                    locked = true;
+                }
+                s.execute(
+                    concat!(
+                        "UPDATE answer SET ",
+                        clear_question!(),
+                        " WHERE id IN (SELECT id FROM answer \
+                           WHERE guild_id = $1 AND question IS NOT NULL \
+                           ORDER BY day, id LIMIT $2)"
+                    ),
+                    &[&db_id(guild), &(over as i64)],
+                )?;
+            }
             // In key order (as sorted by answer_totals): concurrent batches lock the rows they
             // share in the same order, so they cannot deadlock.
             s.execute(
@@ -1599,7 +1655,11 @@ impl Backend for PostgresBackend {
             }
             s.execute("SELECT pg_advisory_xact_lock($1)", &[&QUESTIONS_LOCK])?;
             s.execute(
-                "UPDATE answer SET question = NULL WHERE guild_id = $1 AND question IS NOT NULL",
+                concat!(
+                    "UPDATE answer SET ",
+                    clear_question!(),
+                    " WHERE guild_id = $1 AND question IS NOT NULL"
+                ),
                 &[&db_id(guild_id)],
             )
         })
@@ -1609,9 +1669,10 @@ impl Backend for PostgresBackend {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         self.read(|s| {
             s.query(
-                "SELECT id, question, day, no_close_match, not_helpful FROM ( \
+                "SELECT id, question, day, no_close_match, not_helpful, question_vector, \
+                     question_model FROM ( \
                      SELECT a.id, a.question, a.day, a.no_close_match, \
-                         a.not_helpful > 0 AS not_helpful \
+                         a.not_helpful > 0 AS not_helpful, a.question_vector, a.question_model \
                      FROM answer a \
                      WHERE a.guild_id = $1 AND a.question IS NOT NULL AND a.day >= $2) AS kept \
                  WHERE no_close_match OR not_helpful \
@@ -1626,27 +1687,70 @@ impl Backend for PostgresBackend {
                     day: row.try_get(2)?,
                     no_close_match: row.try_get(3)?,
                     not_helpful: row.try_get(4)?,
+                    // The schema keeps both or neither.
+                    vector: row
+                        .try_get::<_, Option<Vec<u8>>>(5)?
+                        .zip(row.try_get::<_, Option<i64>>(6)?)
+                        .map(|(bytes, model)| StoredVectors {
+                            fingerprint: from_db_id(model),
+                            bytes,
+                        }),
                 })
             })
             .collect()
         })
     }
 
+    fn set_gap_vectors(
+        &self,
+        guild_id: u64,
+        vectors: &[(u64, StoredVectors)],
+    ) -> Result<u64, StoreError> {
+        if vectors.is_empty() {
+            return Ok(0);
+        }
+        let ids: Vec<i64> = vectors.iter().map(|(id, _)| db_id(*id)).collect();
+        let bytes: Vec<&[u8]> = vectors.iter().map(|(_, v)| v.bytes.as_slice()).collect();
+        let models: Vec<i64> = vectors.iter().map(|(_, v)| db_id(v.fingerprint)).collect();
+        self.write(|s| {
+            // Many answer rows, like prune and the cap: the same lock keeps them from deadlocking.
+            s.execute("SELECT pg_advisory_xact_lock($1)", &[&QUESTIONS_LOCK])?;
+            s.execute(
+                "UPDATE answer SET question_vector = t.v, question_model = t.m \
+                 FROM unnest($2::bigint[], $3::bytea[], $4::bigint[]) AS t (a, v, m) \
+                 WHERE answer.id = t.a AND answer.guild_id = $1 AND answer.question IS NOT NULL",
+                &[&db_id(guild_id), &ids, &bytes, &models],
+            )
+        })
+    }
+
     fn prune(&self, today: NaiveDate) -> Result<Pruned, StoreError> {
-        let (answers_before, gaps_before) = retention_cutoffs(today);
+        let cutoffs = retention_cutoffs(today);
         self.write(|s| {
             s.execute("SELECT pg_advisory_xact_lock($1)", &[&QUESTIONS_LOCK])?;
             // Votes go with their answers (ON DELETE CASCADE).
-            let answers = s.execute("DELETE FROM answer WHERE day < $1", &[&answers_before])?;
+            let answers = s.execute("DELETE FROM answer WHERE day < $1", &[&cutoffs.answers])?;
             let old_gaps = s.execute(
-                "UPDATE answer SET question = NULL WHERE question IS NOT NULL AND day < $1",
-                &[&gaps_before],
+                concat!(
+                    "UPDATE answer SET ",
+                    clear_question!(),
+                    " WHERE question IS NOT NULL AND day < $1"
+                ),
+                &[&cutoffs.gaps],
             )?;
             let not_gaps = s.execute(
-                "UPDATE answer SET question = NULL \
-                 WHERE question IS NOT NULL AND day < $1 AND NOT no_close_match \
-                     AND not_helpful = 0",
+                concat!(
+                    "UPDATE answer SET ",
+                    clear_question!(),
+                    " WHERE question IS NOT NULL AND day < $1 AND NOT no_close_match \
+                     AND not_helpful = 0"
+                ),
                 &[&today],
+            )?;
+            // One row each, by the primary key: no order to deadlock on.
+            let suggestions = s.execute(
+                "DELETE FROM suggestion WHERE decided_at IS NOT NULL AND decided_at < $1",
+                &[&cutoffs.decided],
             )?;
             let voter_keys = s.execute(
                 "DELETE FROM answer_vote \
@@ -1657,6 +1761,7 @@ impl Backend for PostgresBackend {
                 answers,
                 questions: old_gaps + not_gaps,
                 voter_keys,
+                suggestions,
             })
         })
     }

@@ -34,6 +34,12 @@
 //! - **Migrations** are embedded SQL files (`migrations/NNNN_*.sql`) applied in order, each in
 //!   one transaction with `PRAGMA user_version`; the file also carries an `application_id` so
 //!   another program's SQLite file is refused rather than migrated.
+//! - **Deleted text is in no file.** `PRAGMA secure_delete = ON` zeroes what a delete or an
+//!   update frees in the database's pages; and every write that deletes what people wrote
+//!   (turning gaps off, the daily prune, the per-server cap on kept questions) is followed by
+//!   `PRAGMA wal_checkpoint(TRUNCATE)`, because until a checkpoint the WAL still holds the page
+//!   images that carried the text (SQLite's automatic checkpoints copy pages but never truncate
+//!   the log). The cap clears 50 questions at a time so this is not a checkpoint per answer.
 //! - **Never lost or silently replaced.** An existing file that is not an insight-bot database,
 //!   is damaged, or was written by a newer version stops [`SqliteBackend::open`] with an error
 //!   naming the file and saying what to do; it is never recreated or overwritten.
@@ -50,11 +56,11 @@ use rusqlite::{params, Connection, ErrorCode, OpenFlags, OptionalExtension, Row,
 use rusqlite::{Params, TransactionBehavior};
 
 use super::{
-    answer_totals, count_from_db, list_json, parse_list, post_nonce, retention_cutoffs,
-    vote_change, Backend, Claim, Decision, Failure, Gap, InsightSource, Limit, NewAnswer,
-    NewSuggestion, PostRecord, PostSource, Pruned, ReviewMessage, SaveOutcome, ServerInsight,
-    ServerSettings, StoreError, StoredVectors, Suggestion, SuggestionStatus, UsageScope,
-    UsageStats, Vote, VoteOutcome, WeeklySettings, VOTE_WINDOW_DAYS,
+    answer_totals, count_from_db, list_json, parse_list, post_nonce, questions_over_cap,
+    retention_cutoffs, vote_change, Backend, Claim, Decision, Failure, Gap, InsightSource, Limit,
+    NewAnswer, NewSuggestion, PostRecord, PostSource, Pruned, ReviewMessage, SaveOutcome,
+    ServerInsight, ServerSettings, StoreError, StoredVectors, Suggestion, SuggestionStatus,
+    UsageScope, UsageStats, Vote, VoteOutcome, WeeklySettings, VOTE_WINDOW_DAYS,
 };
 use crate::insights::{Insight, Source};
 use crate::stats::{DayAnswers, InsightUse};
@@ -66,6 +72,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0001_init.sql"),
     include_str!("../../migrations/0002_server_insights.sql"),
     include_str!("../../migrations/0003_usage.sql"),
+    include_str!("../../migrations/0004_gap_vectors.sql"),
 ];
 
 /// The newest schema version this build knows.
@@ -78,6 +85,13 @@ const APPLICATION_ID: i64 = 0x6942_6F74;
 /// wait happens on tokio's blocking pool (see `Store::call`), never on the runtime, so it can be
 /// generous: a backup or another process holding the lock for seconds delays a write, not fails it.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The assignments that clear a kept question: its vector goes with its text, always.
+macro_rules! clear_question {
+    () => {
+        "question = NULL, question_vector = NULL, question_model = NULL"
+    };
+}
 
 /// The first 16 bytes of every SQLite database file.
 const SQLITE_HEADER: &[u8; 16] = b"SQLite format 3\0";
@@ -142,8 +156,12 @@ impl SqliteBackend {
         if !mode.eq_ignore_ascii_case("wal") {
             return Err(StoreError::NoWal { path, mode });
         }
-        conn.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")
-            .map_err(|e| classify(&path, e))?;
+        // secure_delete: what a delete or an update frees is overwritten with zeros in the file,
+        // not left in free space (see `write_erasing`).
+        conn.execute_batch(
+            "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA secure_delete = ON;",
+        )
+        .map_err(|e| classify(&path, e))?;
         migrate(&mut conn, &path)?;
         Ok(SqliteBackend {
             path,
@@ -179,6 +197,42 @@ impl SqliteBackend {
             Ok(value)
         })();
         result.map_err(|fault| self.error(fault))
+    }
+
+    /// [`Self::write`] for a transaction that may delete what people wrote (question texts,
+    /// suggestions): `f` returns its value and whether it erased any. Then, with the commit
+    /// done, the WAL is checkpointed into the file and truncated, so the text is in no file:
+    /// `secure_delete` zeroes it in the database's pages, but until a checkpoint the WAL still
+    /// holds the page images that carried it, and SQLite's own checkpoints never truncate it.
+    /// A checkpoint that another process's open reader holds back is logged and left to the
+    /// next erasing write (the commit stands).
+    fn write_erasing<T>(
+        &self,
+        f: impl FnOnce(&Transaction<'_>) -> Result<(T, bool), Fault>,
+    ) -> Result<T, StoreError> {
+        let mut conn = self.conn.lock().unwrap_or_else(PoisonError::into_inner);
+        let result = (|| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let value = f(&tx)?;
+            tx.commit()?;
+            Ok(value)
+        })();
+        let (value, erased) = result.map_err(|fault| self.error(fault))?;
+        if erased {
+            match checkpoint(&conn) {
+                Ok(true) => {}
+                Ok(false) => tracing::warn!(
+                    path = %self.path.display(),
+                    "deleted text stays in the write-ahead log until the next checkpoint: another \
+                     connection was reading"
+                ),
+                Err(e) => tracing::warn!(
+                    path = %self.path.display(),
+                    "cannot checkpoint the write-ahead log after deleting text: {e}"
+                ),
+            }
+        }
+        Ok(value)
     }
 
     /// Converts raw rows, logging and dropping the ones that no longer parse.
@@ -815,12 +869,13 @@ impl Backend for SqliteBackend {
             return Ok(Vec::new());
         }
         let totals = answer_totals(answers);
-        self.write(|tx| {
+        self.write_erasing(|tx| {
             // Under BEGIN IMMEDIATE no set_gaps can commit between this read and the inserts.
             let mut gaps_on: HashMap<u64, bool> = HashMap::new();
             let mut insert = tx.prepare_cached(
-                "INSERT INTO answer (id, guild_id, day, insight_id, no_close_match, question) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                "INSERT INTO answer (id, guild_id, day, insight_id, no_close_match, question, \
+                     question_vector, question_model) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             )?;
             for answer in answers {
                 let question = match (answer.guild_id, &answer.question) {
@@ -837,6 +892,10 @@ impl Backend for SqliteBackend {
                     }
                     _ => None,
                 };
+                let vector = answer
+                    .question_vector
+                    .as_ref()
+                    .filter(|_| question.is_some());
                 insert.execute(params![
                     db_id(answer.id),
                     db_id(answer.guild_id.unwrap_or(0)),
@@ -844,7 +903,13 @@ impl Backend for SqliteBackend {
                     answer.insight_id,
                     answer.no_close_match,
                     question,
+                    vector.map(|v| &v.bytes),
+                    vector.map(|v| db_id(v.fingerprint)),
                 ])?;
+            }
+            let mut trimmed = 0;
+            for (&guild, _) in gaps_on.iter().filter(|(_, &on)| on) {
+                trimmed += trim_kept_questions(tx, guild)?;
             }
             let mut upsert = tx.prepare_cached(
                 "INSERT INTO usage_day (guild_id, day, insight_id, answers, no_close_match) \
@@ -862,7 +927,7 @@ impl Backend for SqliteBackend {
                     no_match
                 ])?;
             }
-            Ok(answers.iter().map(|a| a.id).collect())
+            Ok((answers.iter().map(|a| a.id).collect(), trimmed > 0))
         })
     }
 
@@ -1006,20 +1071,24 @@ impl Backend for SqliteBackend {
     }
 
     fn set_gaps(&self, guild_id: u64, on: bool) -> Result<u64, StoreError> {
-        self.write(|tx| {
+        self.write_erasing(|tx| {
             tx.execute(
                 "INSERT INTO server_settings (guild_id, gaps) VALUES (?1, ?2) \
                  ON CONFLICT (guild_id) DO UPDATE SET gaps = excluded.gaps",
                 params![db_id(guild_id), on],
             )?;
             if on {
-                return Ok(0);
+                return Ok((0, false));
             }
             let cleared = tx.execute(
-                "UPDATE answer SET question = NULL WHERE guild_id = ?1 AND question IS NOT NULL",
+                concat!(
+                    "UPDATE answer SET ",
+                    clear_question!(),
+                    " WHERE guild_id = ?1 AND question IS NOT NULL"
+                ),
                 [db_id(guild_id)],
             )?;
-            Ok(cleared as u64)
+            Ok((cleared as u64, cleared > 0))
         })
     }
 
@@ -1027,9 +1096,10 @@ impl Backend for SqliteBackend {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let rows = self.read(|conn| {
             let mut stmt = conn.prepare_cached(
-                "SELECT id, question, day, no_close_match, not_helpful FROM ( \
+                "SELECT id, question, day, no_close_match, not_helpful, question_vector, \
+                     question_model FROM ( \
                      SELECT a.id, a.question, a.day, a.no_close_match, \
-                         a.not_helpful > 0 AS not_helpful \
+                         a.not_helpful > 0 AS not_helpful, a.question_vector, a.question_model \
                      FROM answer a \
                      WHERE a.guild_id = ?1 AND a.question IS NOT NULL AND a.day >= ?2) \
                  WHERE no_close_match OR not_helpful \
@@ -1037,55 +1107,106 @@ impl Backend for SqliteBackend {
             )?;
             let rows = stmt.query_map(params![db_id(guild_id), db_day(since), limit], |row| {
                 Ok((
-                    row.get::<_, i64>(0)?,
-                    row.get::<_, String>(1)?,
-                    row.get::<_, String>(2)?,
-                    row.get::<_, bool>(3)?,
-                    row.get::<_, bool>(4)?,
+                    (
+                        row.get::<_, i64>(0)?,
+                        row.get::<_, String>(1)?,
+                        row.get::<_, String>(2)?,
+                        row.get::<_, bool>(3)?,
+                        row.get::<_, bool>(4)?,
+                    ),
+                    row.get::<_, Option<Vec<u8>>>(5)?,
+                    row.get::<_, Option<i64>>(6)?,
                 ))
             })?;
             Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
         })?;
         rows.into_iter()
-            .map(|(id, question, day, no_close_match, not_helpful)| {
-                Ok(Gap {
-                    answer_id: from_db_id(id),
-                    question,
-                    day: parse_day("answer", &day).map_err(|fault| self.error(fault))?,
-                    no_close_match,
-                    not_helpful,
-                })
-            })
+            .map(
+                |((id, question, day, no_close_match, not_helpful), bytes, model)| {
+                    Ok(Gap {
+                        answer_id: from_db_id(id),
+                        question,
+                        day: parse_day("answer", &day).map_err(|fault| self.error(fault))?,
+                        no_close_match,
+                        not_helpful,
+                        // The schema keeps both or neither.
+                        vector: bytes.zip(model).map(|(bytes, model)| StoredVectors {
+                            fingerprint: from_db_id(model),
+                            bytes,
+                        }),
+                    })
+                },
+            )
             .collect()
     }
 
-    fn prune(&self, today: NaiveDate) -> Result<Pruned, StoreError> {
-        let (answers_before, gaps_before) = retention_cutoffs(today);
+    fn set_gap_vectors(
+        &self,
+        guild_id: u64,
+        vectors: &[(u64, StoredVectors)],
+    ) -> Result<u64, StoreError> {
+        if vectors.is_empty() {
+            return Ok(0);
+        }
         self.write(|tx| {
+            let mut update = tx.prepare_cached(
+                "UPDATE answer SET question_vector = ?3, question_model = ?4 \
+                 WHERE id = ?1 AND guild_id = ?2 AND question IS NOT NULL",
+            )?;
+            let mut stored = 0;
+            for (id, vector) in vectors {
+                stored += update.execute(params![
+                    db_id(*id),
+                    db_id(guild_id),
+                    vector.bytes,
+                    db_id(vector.fingerprint)
+                ])?;
+            }
+            Ok(stored as u64)
+        })
+    }
+
+    fn prune(&self, today: NaiveDate) -> Result<Pruned, StoreError> {
+        let cutoffs = retention_cutoffs(today);
+        self.write_erasing(|tx| {
             // Votes go with their answers: foreign keys are on (see open_once).
             let answers = tx.execute(
                 "DELETE FROM answer WHERE day < ?1",
-                [db_day(answers_before)],
+                [db_day(cutoffs.answers)],
             )?;
             let old_gaps = tx.execute(
-                "UPDATE answer SET question = NULL WHERE question IS NOT NULL AND day < ?1",
-                [db_day(gaps_before)],
+                concat!(
+                    "UPDATE answer SET ",
+                    clear_question!(),
+                    " WHERE question IS NOT NULL AND day < ?1"
+                ),
+                [db_day(cutoffs.gaps)],
             )?;
             let not_gaps = tx.execute(
-                "UPDATE answer SET question = NULL \
-                 WHERE question IS NOT NULL AND day < ?1 AND NOT no_close_match \
-                     AND not_helpful = 0",
+                concat!(
+                    "UPDATE answer SET ",
+                    clear_question!(),
+                    " WHERE question IS NOT NULL AND day < ?1 AND NOT no_close_match \
+                     AND not_helpful = 0"
+                ),
                 [db_day(today)],
             )?;
             let voter_keys = tx.execute(
                 "DELETE FROM answer_vote WHERE answer_id IN (SELECT id FROM answer WHERE day < ?1)",
                 [db_day(today - chrono::Duration::days(VOTE_WINDOW_DAYS))],
             )?;
-            Ok(Pruned {
+            let suggestions = tx.execute(
+                "DELETE FROM suggestion WHERE decided_at IS NOT NULL AND decided_at < ?1",
+                [db_time(cutoffs.decided)],
+            )?;
+            let pruned = Pruned {
                 answers: answers as u64,
                 questions: (old_gaps + not_gaps) as u64,
                 voter_keys: voter_keys as u64,
-            })
+                suggestions: suggestions as u64,
+            };
+            let erased = pruned != Pruned::default();
+            Ok((pruned, erased))
         })
     }
 
@@ -1104,6 +1225,40 @@ impl Backend for SqliteBackend {
             select_secret(tx)?.ok_or(Fault::Sql(rusqlite::Error::QueryReturnedNoRows))
         })
     }
+}
+
+/// Clears a server's oldest kept questions beyond [`super::KEPT_QUESTIONS_PER_SERVER`] (see
+/// [`questions_over_cap`]); returns how many. Oldest by day, then by id (random: in no set order
+/// within a day).
+fn trim_kept_questions(tx: &Transaction<'_>, guild_id: u64) -> Result<usize, Fault> {
+    let kept = count(
+        tx,
+        "SELECT count(*) FROM answer WHERE guild_id = ?1 AND question IS NOT NULL",
+        [db_id(guild_id)],
+    )?;
+    let over = questions_over_cap(kept);
+    if over == 0 {
+        return Ok(0);
+    }
+    Ok(tx.execute(
+        concat!(
+            "UPDATE answer SET ",
+            clear_question!(),
+            " WHERE id IN (SELECT id FROM answer WHERE guild_id = ?1 AND question IS NOT NULL \
+               ORDER BY day, id LIMIT ?2)"
+        ),
+        params![db_id(guild_id), over as i64],
+    )?)
+}
+
+/// `PRAGMA wal_checkpoint(TRUNCATE)`: copies every committed page into the database file and
+/// empties the write-ahead log. `false` when a reader kept it from finishing.
+fn checkpoint(conn: &Connection) -> rusqlite::Result<bool> {
+    let (busy, _log, _copied): (i64, i64, i64) =
+        conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })?;
+    Ok(busy == 0)
 }
 
 /// A failure inside a store call, before the file name is attached.
@@ -2082,6 +2237,121 @@ mod tests {
             err.to_string().contains(&dir.path().display().to_string()),
             "{err}"
         );
+    }
+
+    // ---- deleting what people wrote ----
+
+    /// Which of the database's files (the file, its -wal, its -shm) hold `text`, byte for byte.
+    fn files_holding(path: &Path, text: &str) -> Vec<String> {
+        let mut holding = Vec::new();
+        for suffix in ["", "-wal", "-shm"] {
+            let file = PathBuf::from(format!("{}{suffix}", path.display()));
+            let bytes = fs::read(&file).unwrap_or_default();
+            if bytes.windows(text.len()).any(|w| w == text.as_bytes()) {
+                holding.push(file.display().to_string());
+            }
+        }
+        holding
+    }
+
+    fn asked(id: u64, day: &str, question: &str) -> NewAnswer {
+        NewAnswer {
+            id,
+            guild_id: Some(GUILD),
+            day: day.parse().unwrap(),
+            insight_id: None,
+            no_close_match: true,
+            question: Some(question.to_string()),
+            question_vector: None,
+        }
+    }
+
+    #[test]
+    fn turning_gaps_off_leaves_the_questions_in_no_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = db(&dir);
+        let store = SqliteBackend::open(&path).unwrap();
+        store.set_gaps(GUILD, true).unwrap();
+        let secret = "zqx-turned-off-4711 how do I tell my boss I am leaving";
+        store
+            .record_answers(&[asked(1, "2026-03-02", secret)])
+            .unwrap();
+        assert!(
+            !files_holding(&path, secret).is_empty(),
+            "the question is written somewhere before it is deleted"
+        );
+        assert_eq!(store.set_gaps(GUILD, false).unwrap(), 1);
+        // The store is still open: its -wal and -shm exist, as on a running bot.
+        assert_eq!(files_holding(&path, secret), Vec::<String>::new());
+        drop(store);
+        assert_eq!(files_holding(&path, secret), Vec::<String>::new());
+    }
+
+    #[test]
+    fn pruned_questions_and_suggestions_are_in_no_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = db(&dir);
+        let store = SqliteBackend::open(&path).unwrap();
+        store.set_gaps(GUILD, true).unwrap();
+        let question = "zqx-pruned-0815 should I report my manager to HR";
+        store
+            .record_answers(&[
+                asked(1, "2026-03-02", question),
+                asked(2, "2026-03-30", "a newer question, kept"),
+            ])
+            .unwrap();
+        let text = "zqx-suggestion-2323 a member's own words";
+        let suggestion = store
+            .add_suggestion(
+                NewSuggestion {
+                    guild_id: GUILD,
+                    author_id: 5,
+                    title: "A title".into(),
+                    text: text.into(),
+                    why: None,
+                    now: utc("2026-01-02T10:00:00Z"),
+                },
+                5,
+                50,
+            )
+            .unwrap();
+        store
+            .decide_suggestion(
+                GUILD,
+                suggestion.id,
+                Decision::Reject { reason: None },
+                6,
+                utc("2026-01-03T10:00:00Z"),
+            )
+            .unwrap();
+        assert_eq!(files_holding(&path, question).len(), 1, "in the WAL");
+        assert_eq!(files_holding(&path, text).len(), 1, "in the WAL");
+        let pruned = store.prune("2026-04-15".parse().unwrap()).unwrap();
+        assert_eq!((pruned.questions, pruned.suggestions), (1, 1));
+        assert_eq!(files_holding(&path, question), Vec::<String>::new());
+        assert_eq!(files_holding(&path, text), Vec::<String>::new());
+        assert_eq!(
+            files_holding(&path, "a newer question, kept").len(),
+            1,
+            "what is kept is still there (in the file now)"
+        );
+    }
+
+    #[test]
+    fn questions_over_the_cap_are_in_no_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = db(&dir);
+        let store = SqliteBackend::open(&path).unwrap();
+        store.set_gaps(GUILD, true).unwrap();
+        let oldest = "zqx-over-the-cap-9001 the oldest question";
+        store
+            .record_answers(&[asked(1, "2026-01-01", oldest)])
+            .unwrap();
+        let newer: Vec<NewAnswer> = (2..=super::super::KEPT_QUESTIONS_PER_SERVER as u64 + 1)
+            .map(|id| asked(id, "2026-01-02", "a newer question"))
+            .collect();
+        store.record_answers(&newer).unwrap();
+        assert_eq!(files_holding(&path, oldest), Vec::<String>::new());
     }
 
     // ---- sharing ----

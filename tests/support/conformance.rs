@@ -26,7 +26,8 @@ use insight_bot::store::{
     post_nonce, Backend, Claim, Decision, Failure, Gap, InsightSource, Limit, NewAnswer,
     NewSuggestion, PostSource, Pruned, ReviewMessage, SaveOutcome, ServerInsight, ServerSettings,
     Store, StoreError, StoredVectors, Suggestion, SuggestionStatus, UsageScope, UsageStats, Vote,
-    VoteOutcome, WeeklySettings, VOTE_WINDOW_DAYS,
+    VoteOutcome, WeeklySettings, DECIDED_SUGGESTION_RETENTION_DAYS, KEPT_QUESTIONS_PER_SERVER,
+    KEPT_QUESTIONS_TRIMMED_TO, VOTE_WINDOW_DAYS,
 };
 use insight_bot::weekly::rotation::RotationState;
 use insight_bot::weekly::schedule::{WeekKey, WeeklySchedule};
@@ -62,6 +63,9 @@ pub trait Harness: Sync {
     /// Creates this test's (new) database as an insight-bot of schema version 2 left it: the
     /// migrations of versions 1 and 2, by the backend's own means, without opening a store.
     fn create_version_2(&self);
+
+    /// Creates this test's (new) database as an insight-bot of schema version 3 left it.
+    fn create_version_3(&self);
 
     /// The database's schema version, as the backend records it.
     fn schema_version(&self) -> i64;
@@ -118,6 +122,10 @@ macro_rules! conformance_suite {
             the_secret_is_made_once_and_shared,
             concurrent_votes_on_one_answer_are_all_counted,
             a_version_2_database_migrates_forward_keeping_its_rows,
+            gap_vectors_are_kept_with_their_question_and_go_with_it,
+            kept_questions_are_capped_per_server_oldest_first,
+            decided_suggestions_are_deleted_after_their_period,
+            a_version_3_database_migrates_forward_keeping_its_rows,
         );
     };
     (@tests $harness:expr; $($name:ident),* $(,)?) => {
@@ -133,7 +141,7 @@ macro_rules! conformance_suite {
 pub(crate) use conformance_suite;
 
 /// The schema version this build writes.
-const SCHEMA_VERSION: i64 = 3;
+const SCHEMA_VERSION: i64 = 4;
 
 const GUILD: u64 = 1_100_000_000_000_000_001;
 const CHANNEL: u64 = 1_200_000_000_000_000_002;
@@ -2130,6 +2138,7 @@ fn answer(
         insight_id: insight.map(str::to_string),
         no_close_match: insight.is_none(),
         question: question.map(str::to_string),
+        question_vector: None,
     }
 }
 
@@ -2196,6 +2205,7 @@ fn gap(answer_id: u64, question: &str, on: &str, no_close_match: bool, not_helpf
         day: day(on),
         no_close_match,
         not_helpful,
+        vector: None,
     }
 }
 
@@ -2676,6 +2686,7 @@ pub fn prune_deletes_old_answers_but_keeps_the_daily_totals(h: &impl Harness) {
             answers: 4,
             questions: 4,
             voter_keys: 2,
+            suggestions: 0,
         }
     );
     let after: Vec<UsageStats> = scopes
@@ -2742,6 +2753,7 @@ pub fn prune_deletes_old_answers_but_keeps_the_daily_totals(h: &impl Harness) {
             answers: 1,
             questions: 2,
             voter_keys: 0,
+            suggestions: 0,
         }
     );
     assert_eq!(
@@ -2895,4 +2907,285 @@ pub fn a_version_2_database_migrates_forward_keeping_its_rows(h: &impl Harness) 
     let store = h.open();
     assert_eq!(h.schema_version(), SCHEMA_VERSION);
     assert!(store.server_settings(2).unwrap().gaps);
+}
+
+// ---- what a server can make the store keep (schema version 4) ----
+
+/// A question's vector as the bot would store it (opaque to the store): distinct per `n`.
+fn question_vector(n: u32, model: u64) -> StoredVectors {
+    StoredVectors {
+        fingerprint: model,
+        bytes: (0..391u32).map(|i| (i * 13 + n) as u8).collect(),
+    }
+}
+
+fn with_vector(mut new: NewAnswer, vector: StoredVectors) -> NewAnswer {
+    new.question_vector = Some(vector);
+    new
+}
+
+fn kept_vectors(h: &impl Harness) -> String {
+    h.query_row("SELECT count(*) FROM answer WHERE question_vector IS NOT NULL")[0].clone()
+}
+
+pub fn gap_vectors_are_kept_with_their_question_and_go_with_it(h: &impl Harness) {
+    let store = h.open();
+    store.set_gaps(GUILD, true).unwrap();
+    let model = u64::MAX - 5; // above i64::MAX: stored reinterpreted
+    let ids = store
+        .record_answers(&[
+            with_vector(
+                answer(Some(GUILD), "2026-03-02", None, Some("with a vector")),
+                question_vector(1, model),
+            ),
+            answer(Some(GUILD), "2026-03-02", None, Some("kept without one")),
+            with_vector(
+                answer(
+                    Some(OTHER_GUILD),
+                    "2026-03-02",
+                    None,
+                    Some("gaps off there"),
+                ),
+                question_vector(2, model),
+            ),
+            with_vector(
+                answer(None, "2026-03-02", None, Some("a direct message")),
+                question_vector(3, model),
+            ),
+            with_vector(
+                answer(Some(GUILD), "2026-03-02", Some("a"), None),
+                question_vector(4, model),
+            ),
+        ])
+        .unwrap();
+    // Newest first; on one day, by id (the later answer first).
+    assert_eq!(
+        store.gaps(GUILD, day("2026-03-01"), 10).unwrap(),
+        [
+            gap(ids[1], "kept without one", "2026-03-02", true, false),
+            Gap {
+                vector: Some(question_vector(1, model)),
+                ..gap(ids[0], "with a vector", "2026-03-02", true, false)
+            },
+        ]
+    );
+    assert_eq!(kept_vectors(h), "1", "no vector without its question");
+
+    // The listing writes back what it computed: only for this server's kept questions.
+    let new = question_vector(5, model);
+    assert_eq!(
+        store
+            .set_gap_vectors(
+                GUILD,
+                &[
+                    (ids[1], new.clone()),
+                    (ids[2], new.clone()),
+                    (ids[3], new.clone()),
+                    (ids[4], new.clone()),
+                    (999_999, new.clone()),
+                ],
+            )
+            .unwrap(),
+        1
+    );
+    assert_eq!(store.set_gap_vectors(GUILD, &[]).unwrap(), 0);
+    let listed = store.gaps(GUILD, day("2026-03-01"), 10).unwrap();
+    let by_id: HashMap<u64, Option<StoredVectors>> = listed
+        .into_iter()
+        .map(|g| (g.answer_id, g.vector))
+        .collect();
+    assert_eq!(by_id[&ids[0]], Some(question_vector(1, model)));
+    assert_eq!(by_id[&ids[1]], Some(new));
+    assert_eq!(kept_vectors(h), "2");
+
+    // Turning gaps off deletes the vectors with the text.
+    assert_eq!(store.set_gaps(GUILD, false).unwrap(), 2);
+    assert_eq!(kept_vectors(h), "0");
+}
+
+pub fn kept_questions_are_capped_per_server_oldest_first(h: &impl Harness) {
+    let store = h.open();
+    store.set_gaps(GUILD, true).unwrap();
+    store.set_gaps(OTHER_GUILD, true).unwrap();
+    let first = day("2025-01-01");
+    let on = |i: usize| {
+        first
+            .checked_add_days(Days::new(i as u64))
+            .unwrap()
+            .format("%Y-%m-%d")
+            .to_string()
+    };
+    // One question a day: the cap's "oldest" is then one order.
+    let history: Vec<NewAnswer> = (0..KEPT_QUESTIONS_PER_SERVER)
+        .map(|i| {
+            with_vector(
+                answer(Some(GUILD), &on(i), None, Some(&format!("question {i}"))),
+                question_vector(i as u32, 7),
+            )
+        })
+        .collect();
+    let mut ids = store.record_answers(&history).unwrap();
+    let others: Vec<NewAnswer> = (0..10)
+        .map(|i| answer(Some(OTHER_GUILD), &on(i), None, Some("another server's")))
+        .collect();
+    store.record_answers(&others).unwrap();
+    let kept = |guild: u64| {
+        h.query_row(&format!(
+            "SELECT count(*) FROM answer WHERE guild_id = {} AND question IS NOT NULL",
+            guild as i64
+        ))[0]
+            .clone()
+    };
+    assert_eq!(
+        kept(GUILD),
+        KEPT_QUESTIONS_PER_SERVER.to_string(),
+        "at the cap: all kept"
+    );
+
+    // One more: the oldest go, down to KEPT_QUESTIONS_TRIMMED_TO, text and vector.
+    let newest = KEPT_QUESTIONS_PER_SERVER;
+    ids.extend(
+        store
+            .record_answers(&[answer(Some(GUILD), &on(newest), None, Some("the newest"))])
+            .unwrap(),
+    );
+    assert_eq!(kept(GUILD), KEPT_QUESTIONS_TRIMMED_TO.to_string());
+    let listed: Vec<u64> = store
+        .gaps(GUILD, first, 10_000)
+        .unwrap()
+        .iter()
+        .map(|g| g.answer_id)
+        .collect();
+    let cleared = newest + 1 - KEPT_QUESTIONS_TRIMMED_TO;
+    let expected: Vec<u64> = ids[cleared..].iter().rev().copied().collect();
+    assert_eq!(listed, expected, "the newest are kept, the oldest cleared");
+    assert_eq!(
+        kept_vectors(h),
+        (KEPT_QUESTIONS_TRIMMED_TO - 1).to_string(),
+        "the cleared questions' vectors went with them (the newest had none)"
+    );
+    assert_eq!(kept(OTHER_GUILD), "10", "another server is untouched");
+    // The answers stay counted.
+    let usage = stats(
+        &store,
+        UsageScope::Server(GUILD),
+        "2025-01-01",
+        "2027-12-31",
+    );
+    assert_eq!(
+        usage.days.iter().map(|d| d.answers).sum::<u64>(),
+        newest as u64 + 1
+    );
+    // Below the cap again: the next question is simply kept.
+    store
+        .record_answers(&[answer(Some(GUILD), &on(newest + 1), None, Some("next"))])
+        .unwrap();
+    assert_eq!(kept(GUILD), (KEPT_QUESTIONS_TRIMMED_TO + 1).to_string());
+}
+
+pub fn decided_suggestions_are_deleted_after_their_period(h: &impl Harness) {
+    let store = h.open();
+    let rejected = add(&store, new_suggestion(GUILD, MEMBER, 1)).unwrap();
+    let approved = add(&store, new_suggestion(GUILD, MEMBER, 2)).unwrap();
+    let later = add(&store, new_suggestion(OTHER_GUILD, MEMBER, 3)).unwrap();
+    let pending = add(&store, new_suggestion(GUILD, MEMBER, 4)).unwrap();
+    let decide = |guild: u64, id: u64, decision: Decision, at: &str| {
+        store
+            .decide_suggestion(guild, id, decision, CURATOR, utc(at))
+            .unwrap()
+            .unwrap()
+    };
+    decide(
+        GUILD,
+        rejected.id,
+        Decision::Reject { reason: None },
+        "2026-04-02T23:59:59Z",
+    );
+    decide(
+        GUILD,
+        approved.id,
+        approve(server_insight(GUILD, "from-a-suggestion", 2), 10),
+        "2026-04-02T08:00:00Z",
+    );
+    decide(
+        OTHER_GUILD,
+        later.id,
+        Decision::Reject {
+            reason: Some("no".into()),
+        },
+        "2026-04-03T00:00:00Z",
+    );
+    let decided_on = day("2026-04-02");
+    let days_after = |n: i64| decided_on.checked_add_days(Days::new(n as u64)).unwrap();
+
+    // Until DECIDED_SUGGESTION_RETENTION_DAYS have passed since the decision's day, all stay.
+    let last_kept = days_after(DECIDED_SUGGESTION_RETENTION_DAYS);
+    assert_eq!(store.prune(last_kept).unwrap().suggestions, 0);
+    for (guild, id) in [
+        (GUILD, rejected.id),
+        (GUILD, approved.id),
+        (OTHER_GUILD, later.id),
+        (GUILD, pending.id),
+    ] {
+        assert!(store.suggestion(guild, id).unwrap().is_some(), "{id}");
+    }
+    // The day after: the two decided on 2026-04-02 go; the one decided on the 3rd and the
+    // pending one stay.
+    let pruned = store.prune(last_kept.succ_opt().unwrap()).unwrap();
+    assert_eq!(pruned.suggestions, 2);
+    assert_eq!(store.suggestion(GUILD, rejected.id).unwrap(), None);
+    assert_eq!(store.suggestion(GUILD, approved.id).unwrap(), None);
+    assert!(store.suggestion(OTHER_GUILD, later.id).unwrap().is_some());
+    assert_eq!(
+        store.suggestion(GUILD, pending.id).unwrap().unwrap().status,
+        SuggestionStatus::Pending
+    );
+    assert_eq!(
+        insight_ids(&store.server_insights(GUILD).unwrap()),
+        ["from-a-suggestion"],
+        "an approved suggestion's insight is the server's: it stays"
+    );
+    // Pending suggestions are never deleted, however old.
+    let much_later = days_after(10 * DECIDED_SUGGESTION_RETENTION_DAYS);
+    assert_eq!(store.prune(much_later).unwrap().suggestions, 1);
+    assert!(store.suggestion(GUILD, pending.id).unwrap().is_some());
+    assert_eq!(store.pending_suggestion_count(GUILD).unwrap(), 1);
+    // Ids are never handed out again.
+    let next = add(&store, new_suggestion(GUILD, MEMBER, 5)).unwrap();
+    assert!(next.id > pending.id);
+}
+
+/// A database of schema version 3 (answers and kept questions without vectors) is brought to
+/// the current version on open: its questions are kept, without a vector, and can get one.
+pub fn a_version_3_database_migrates_forward_keeping_its_rows(h: &impl Harness) {
+    h.create_version_3();
+    assert_eq!(h.schema_version(), 3);
+    h.exec(
+        "INSERT INTO server_settings (guild_id, gaps) VALUES (2, true); \
+         INSERT INTO answer (id, guild_id, day, insight_id, no_close_match, question) \
+         VALUES (5, 2, '2026-03-02', NULL, true, 'kept before vectors')",
+    )
+    .unwrap();
+
+    let store = h.open();
+    assert_eq!(h.schema_version(), SCHEMA_VERSION);
+    assert_eq!(
+        store.gaps(2, day("2026-03-01"), 5).unwrap(),
+        [gap(5, "kept before vectors", "2026-03-02", true, false)],
+        "no vector: the listing embeds it once"
+    );
+    assert_eq!(
+        store
+            .set_gap_vectors(2, &[(5, question_vector(1, 9))])
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        store.gaps(2, day("2026-03-01"), 5).unwrap()[0].vector,
+        Some(question_vector(1, 9))
+    );
+    drop(store);
+    let store = h.open();
+    assert_eq!(h.schema_version(), SCHEMA_VERSION);
+    assert_eq!(store.gaps(2, day("2026-03-01"), 5).unwrap().len(), 1);
 }
