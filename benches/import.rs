@@ -13,7 +13,8 @@
 //! - **many entries**: `[[insight]]` tables repeated (87,000 entries of TOML);
 //! - **lone data lines**: blocks of a lone `Topics:` line, each a problem;
 //! - **largest valid**: 1,000 insights with 10 topics and 25 example questions each (what an
-//!   honest curator's biggest file looks like).
+//!   honest curator's biggest file looks like). After reading it, its 26,000 documents are also
+//!   embedded once, timed: what the Import button then costs.
 //!
 //! Measured when it was written (release, 2 cores, another build running): see the README's
 //! "Benchmarks" table.
@@ -82,6 +83,29 @@ fn shapes() -> Vec<(&'static str, &'static str, String)> {
     ]
 }
 
+/// What the **Import** button costs for the largest valid file: every document of 1,000
+/// insights with 25 example questions each (26,000 texts) through the model, on one thread of
+/// the blocking pool as `Collections::prepare_here` runs it.
+fn embed_largest(insights: &[insight_bot::insights::Insight]) {
+    let embedder = insight_bot::embedding::Embedder::load_repository_model().expect("the model");
+    let texts: Vec<String> = insights
+        .iter()
+        .flat_map(|i| {
+            insight_bot::insights::search::semantic::documents(i)
+                .into_iter()
+                .map(|(_, text)| text)
+        })
+        .collect();
+    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let started = Instant::now();
+    let vectors = embedder.embed(&refs).expect("embedded");
+    println!(
+        "embedding the largest valid import: {} documents in {:.1} s",
+        vectors.len(),
+        started.elapsed().as_secs_f64()
+    );
+}
+
 fn main() {
     let rules = Rules::server(server_source(), Some("general".into()));
     println!("reading a 1 MiB import (median of 10 runs; peak heap of one read)");
@@ -101,6 +125,11 @@ fn main() {
                 Ok(insights) => format!("{} insights", insights.len()),
                 Err(problems) => format!("{} problems", problems.len()),
             };
+            if name == "largest valid" && times.len() == 10 {
+                if let Ok(insights) = &result {
+                    embed_largest(insights);
+                }
+            }
             drop(result);
         }
         times.sort();
