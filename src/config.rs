@@ -144,9 +144,15 @@ impl Config {
     /// count as unset, which is what an untouched line of `.env.example` gives.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
         let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
-        let discord_token = match get("DISCORD_TOKEN") {
+        let discord_token = match secret(&get, "DISCORD_TOKEN", "DISCORD_TOKEN_FILE")? {
             None => None,
-            Some(token) => Some(parse_token(&token)?),
+            Some(Secret::Given(token)) => Some(parse_token(&token)?),
+            Some(Secret::FromFile(token, path)) => {
+                Some(parse_token(&token).map_err(|e| ConfigError {
+                    variable: "DISCORD_TOKEN_FILE",
+                    reason: format!("{}: {}", path.display(), e.reason),
+                })?)
+            }
         };
         let insights_path = get("INSIGHTS_PATH").map(PathBuf::from);
         let builtin_insights = match get("INSIGHTS_BUILTIN") {
@@ -162,9 +168,16 @@ impl Config {
                 reason: "is off, but INSIGHTS_PATH is not set: there would be no insights; set INSIGHTS_PATH to your collection, or turn INSIGHTS_BUILTIN on".into(),
             });
         }
-        let database = parse_database_url(
-            &get("DATABASE_URL").unwrap_or_else(|| DEFAULT_DATABASE_URL.to_string()),
-        )?;
+        let database = match secret(&get, "DATABASE_URL", "DATABASE_URL_FILE")? {
+            None => parse_database_url(DEFAULT_DATABASE_URL)?,
+            Some(Secret::Given(url)) => parse_database_url(&url)?,
+            Some(Secret::FromFile(url, path)) => {
+                parse_database_url(&url).map_err(|e| ConfigError {
+                    variable: "DATABASE_URL_FILE",
+                    reason: format!("{}: {}", path.display(), e.reason),
+                })?
+            }
+        };
         let guild_id = match get("DISCORD_GUILD_ID") {
             None => None,
             Some(id) => Some(parse_snowflake(&id).ok_or_else(|| ConfigError {
@@ -294,6 +307,48 @@ fn parse_token(token: &str) -> Result<Token, ConfigError> {
         });
     }
     Ok(Token(token.to_string()))
+}
+
+/// A secret as configured: in its variable, or read from the file its `_FILE` variable names.
+enum Secret {
+    Given(String),
+    /// The file's content, trimmed, and the file (absolute when it could be made so).
+    FromFile(String, PathBuf),
+}
+
+/// `name`, or the content of the file `file_variable` names (Docker and systemd hand secrets to
+/// a process as files, so that they appear in no environment listing), with surrounding white
+/// space trimmed. Setting both is an error, so that nobody wonders which one won. A file that
+/// cannot be read, or is empty, is an error naming the variable and the path, never the content.
+fn secret(
+    get: &dyn Fn(&str) -> Option<String>,
+    name: &'static str,
+    file_variable: &'static str,
+) -> Result<Option<Secret>, ConfigError> {
+    let error = |reason: String| ConfigError {
+        variable: file_variable,
+        reason,
+    };
+    match (get(name), get(file_variable)) {
+        (None, None) => Ok(None),
+        (Some(value), None) => Ok(Some(Secret::Given(value))),
+        (Some(_), Some(_)) => Err(error(format!(
+            "is set, and so is {name}: set one of them ({file_variable} names a file holding the value of {name})"
+        ))),
+        (None, Some(path)) => {
+            let path = PathBuf::from(path.trim());
+            let path = std::path::absolute(&path).unwrap_or(path);
+            match std::fs::read_to_string(&path) {
+                Ok(content) if content.trim().is_empty() => Err(error(format!(
+                    "{} is empty: put the value of {name} in it",
+                    path.display()
+                ))),
+                Ok(content) => Ok(Some(Secret::FromFile(content.trim().to_string(), path))),
+                // The kind only: an io::Error never holds the content, but say so by construction.
+                Err(e) => Err(error(format!("cannot read {}: {}", path.display(), e.kind()))),
+            }
+        }
+    }
 }
 
 fn parse_database_url(url: &str) -> Result<DatabaseUrl, ConfigError> {
@@ -686,5 +741,67 @@ mod tests {
     fn a_sqlite_database_shows_its_path() {
         let sqlite = DatabaseUrl::Sqlite(PathBuf::from("state/bot.db"));
         assert_eq!(sqlite.to_string(), "sqlite://state/bot.db");
+    }
+
+    #[test]
+    fn secrets_may_come_from_files_trimmed() {
+        let dir = tempfile::tempdir().unwrap();
+        let token_file = dir.path().join("token");
+        std::fs::write(&token_file, format!("  {FAKE_TOKEN}\n\n")).unwrap();
+        let db_file = dir.path().join("db");
+        std::fs::write(&db_file, "postgres://bot:s3cr3t@db.example/insights\n").unwrap();
+        let c = config(&[
+            ("DISCORD_TOKEN_FILE", token_file.to_str().unwrap()),
+            ("DATABASE_URL_FILE", db_file.to_str().unwrap()),
+        ])
+        .unwrap();
+        assert_eq!(c.discord_token.as_ref().unwrap().expose(), FAKE_TOKEN);
+        assert!(
+            matches!(c.database, DatabaseUrl::Postgres(_)),
+            "not PostgreSQL"
+        );
+    }
+
+    #[test]
+    fn a_secret_and_its_file_together_or_an_unreadable_file_are_errors_without_the_content() {
+        let dir = tempfile::tempdir().unwrap();
+        let token_file = dir.path().join("token");
+        std::fs::write(&token_file, "not a token but a secret\n").unwrap();
+        let both = config(&[
+            ("DISCORD_TOKEN", FAKE_TOKEN),
+            ("DISCORD_TOKEN_FILE", token_file.to_str().unwrap()),
+        ])
+        .unwrap_err();
+        assert_eq!(both.variable, "DISCORD_TOKEN_FILE");
+        assert!(both.reason.contains("and so is DISCORD_TOKEN"), "{both}");
+
+        let missing = dir.path().join("nowhere");
+        let err = config(&[("DATABASE_URL_FILE", missing.to_str().unwrap())]).unwrap_err();
+        assert_eq!(err.variable, "DATABASE_URL_FILE");
+        assert!(err.reason.contains(missing.to_str().unwrap()), "{err}");
+        assert!(err.reason.contains("not found"), "{err}");
+
+        // A file whose content is refused names the file, never what is in it.
+        let err = config(&[("DISCORD_TOKEN_FILE", token_file.to_str().unwrap())]).unwrap_err();
+        assert_eq!(err.variable, "DISCORD_TOKEN_FILE");
+        assert!(
+            err.reason.starts_with(token_file.to_str().unwrap()),
+            "{err}"
+        );
+        assert!(!err.to_string().contains("secret"), "{err}");
+        let db_file = dir.path().join("db");
+        std::fs::write(&db_file, "mysql://bot:hunter2@db/x").unwrap();
+        let err = config(&[("DATABASE_URL_FILE", db_file.to_str().unwrap())]).unwrap_err();
+        assert_eq!(err.variable, "DATABASE_URL_FILE");
+        assert!(!err.to_string().contains("hunter2"), "{err}");
+
+        let empty = dir.path().join("empty");
+        std::fs::write(&empty, " \n").unwrap();
+        let err = config(&[("DISCORD_TOKEN_FILE", empty.to_str().unwrap())]).unwrap_err();
+        assert!(
+            err.reason
+                .ends_with("is empty: put the value of DISCORD_TOKEN in it"),
+            "{err}"
+        );
     }
 }

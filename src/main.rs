@@ -1,7 +1,7 @@
 //! The `insight-bot` binary: parse the command line, set up logging and configuration, and hand
 //! over to the library. Every error ends here, printed on stderr, with exit code 2.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
 use std::sync::Arc;
@@ -44,13 +44,47 @@ fn init_tracing() -> Result<(), CliError> {
         })?,
         _ => EnvFilter::new("info"),
     };
-    tracing_subscriber::fmt()
+    // Colours only for a person at a terminal: piped into a file or a log collector, escape
+    // codes are noise.
+    let colours = std::io::stderr().is_terminal();
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
         // Through the redactor: serenity's and reqwest's errors name the URL they failed on,
         // DISCORD_API_BASE's user info included.
-        .with_writer(redacted_stderr)
-        .init();
+        .with_writer(redacted_stderr);
+    match log_format()? {
+        LogFormat::Text => logs.with_ansi(colours).init(),
+        // One object a line: time, level, target, message and the event's fields at the top
+        // level, for a log collector; no colours.
+        LogFormat::Json => logs
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_ansi(false)
+            .init(),
+    }
     Ok(())
+}
+
+/// How logs are written: `LOG_FORMAT`.
+enum LogFormat {
+    Text,
+    Json,
+}
+
+/// `LOG_FORMAT`: `text` (the default) or `json`. Read here, before the rest of the configuration,
+/// because the configuration's own problems are logged.
+fn log_format() -> Result<LogFormat, CliError> {
+    match std::env::var("LOG_FORMAT") {
+        Err(_) => Ok(LogFormat::Text),
+        Ok(value) => match value.trim().to_ascii_lowercase().as_str() {
+            "" | "text" => Ok(LogFormat::Text),
+            "json" => Ok(LogFormat::Json),
+            _ => Err(CliError(format!(
+                "LOG_FORMAT: {value:?} is not a log format: use text (the default, for people) or json (one object a line, for a log collector)"
+            ))),
+        },
+    }
 }
 
 fn load_library(config: &Config) -> Result<Library, CliError> {

@@ -691,3 +691,80 @@ fn model_reference_writes_the_file_a_new_model_needs() {
     let o = check_config_with_model(model.path());
     assert!(o.status.success(), "{}", stderr(&o));
 }
+
+/// `run` against a port nothing listens on, with the token from a file and credentials in the
+/// API base, logging everything at debug in `format`: its stderr.
+fn failing_run_logs(format: &str) -> (Output, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let token = "MTIz.fake-test.token_value";
+    std::fs::write(dir.path().join("token"), format!("{token}\n")).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let o = Command::new(env!("CARGO_BIN_EXE_insight-bot"))
+        .arg("run")
+        .env_remove("DISCORD_TOKEN")
+        .env("DISCORD_TOKEN_FILE", dir.path().join("token"))
+        .env(
+            "DISCORD_API_BASE",
+            format!("http://proxyuser:proxypass@127.0.0.1:{port}"),
+        )
+        .env("DATABASE_URL", "sqlite://state.db")
+        .env(
+            "EMBEDDING_CACHE_DIR",
+            concat!(env!("CARGO_TARGET_TMPDIR"), "/vectors"),
+        )
+        .env("LOG_FORMAT", format)
+        .env("RUST_LOG", "debug")
+        .env_remove("INSIGHTS_PATH")
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    for secret in [token, "proxypass", "proxyuser"] {
+        assert!(
+            !err.contains(secret),
+            "{secret} in the {format} logs:\n{err}"
+        );
+    }
+    assert!(!err.contains('\u{1b}'), "colour codes in a pipe:\n{err}");
+    (o, err)
+}
+
+#[test]
+fn json_logs_are_one_object_a_line_and_neither_format_shows_a_secret() {
+    let (_, json) = failing_run_logs("json");
+    let lines: Vec<&str> = json.lines().filter(|l| !l.starts_with("error: ")).collect();
+    assert!(lines.len() >= 3, "too few log lines to judge:\n{json}");
+    for line in &lines {
+        let object: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        for key in ["timestamp", "level", "target"] {
+            assert!(object.get(key).is_some(), "no {key}: {line}");
+        }
+    }
+    assert!(
+        lines.iter().any(|l| l.contains("\"message\"")),
+        "no message field:\n{json}"
+    );
+    let (_, text) = failing_run_logs("text");
+    assert!(text.contains("cannot reach Discord"), "{text}");
+}
+
+#[test]
+fn an_unknown_log_format_is_refused_naming_the_variable() {
+    let o = Command::new(env!("CARGO_BIN_EXE_insight-bot"))
+        .args(["ask", "how do I delegate?"])
+        .env("LOG_FORMAT", "xml")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("LOG_FORMAT: \"xml\" is not a log format"),
+        "{}",
+        stderr(&o)
+    );
+}
