@@ -323,6 +323,9 @@ fn the_shipped_example_env_lists_every_variable() {
         "EMBEDDING_MODEL_PATH",
         "EMBEDDING_CACHE_DIR",
         "RUST_LOG",
+        "DISCORD_TOKEN_FILE",
+        "DATABASE_URL_FILE",
+        "LOG_FORMAT",
     ] {
         assert!(
             example.lines().any(|l| l.starts_with(&format!("{var}="))),
