@@ -206,8 +206,17 @@ impl std::fmt::Display for CliError {
     }
 }
 
-impl<E: std::error::Error> From<E> for CliError {
+/// The error of a write to a closed pipe (`insight-bot topics | head -1`): not a failure of the
+/// command, so `main` ends quietly with the status a shell gives a command stopped by SIGPIPE,
+/// as `cat` does.
+pub const BROKEN_PIPE: &str = "the reader of the output went away (broken pipe)";
+
+impl<E: std::error::Error + 'static> From<E> for CliError {
     fn from(e: E) -> Self {
+        let io = (&e as &(dyn std::error::Error + 'static)).downcast_ref::<std::io::Error>();
+        if io.is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe) {
+            return CliError(BROKEN_PIPE.to_string());
+        }
         CliError(e.to_string())
     }
 }
@@ -217,6 +226,8 @@ struct JsonMatch<'a> {
     id: &'a str,
     title: &'a str,
     text: &'a str,
+    topics: &'a [String],
+    source: String,
     score: f32,
 }
 
@@ -225,10 +236,18 @@ struct JsonAnswer<'a> {
     question: &'a str,
     matches: Vec<JsonMatch<'a>>,
     no_close_match: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    explanation: Option<serde_json::Value>,
 }
 
-/// The `ask --json` object: `{"question", "matches": [{id, title, text, score}], "no_close_match"}`.
-pub fn answer_json(answer: &Answer<'_>) -> String {
+/// Rounded so the output is readable and stable across platforms' float printing.
+fn rounded(x: f32) -> f32 {
+    (x * 1000.0).round() / 1000.0
+}
+
+/// The `ask --json` object: `{"question", "matches": [{id, title, text, topics, source, score}],
+/// "no_close_match"}`, with `"explanation"` (what `--explain` prints, as data) when `explain`.
+pub fn answer_json(answer: &Answer<'_>, explain: bool) -> String {
     let json = JsonAnswer {
         question: &answer.question,
         matches: answer
@@ -238,13 +257,64 @@ pub fn answer_json(answer: &Answer<'_>) -> String {
                 id: &m.insight.id,
                 title: &m.insight.title,
                 text: &m.insight.text,
-                // Rounded so the output is readable and stable across platforms' float printing.
-                score: (m.score * 1000.0).round() / 1000.0,
+                topics: &m.insight.topics,
+                source: m.insight.source.to_string(),
+                score: rounded(m.score),
             })
             .collect(),
         no_close_match: answer.no_close_match,
+        explanation: explain.then(|| explanation_json(answer)),
     };
     serde_json::to_string(&json).expect("plain strings and numbers always serialize")
+}
+
+/// `--explain` as data: the question as matched, the gate's figures and every candidate's.
+fn explanation_json(answer: &Answer<'_>) -> serde_json::Value {
+    let e = &answer.explanation;
+    let v = &e.verdict;
+    serde_json::json!({
+        "normalised": e.normalised,
+        "sentences": e.sentences,
+        "gate": {
+            "on_topic": v.on_topic,
+            "insight_similarity": rounded(v.insight_similarity),
+            "anchor_similarity": rounded(v.anchor_similarity),
+            "off_topic_similarity": rounded(v.off_topic.1),
+            "margin": rounded(v.margin),
+        },
+        "evidence": {
+            "domain_words": e.evidence.strong,
+            "collection_words": e.evidence.weak,
+            "unknown_words": e.evidence.unknown,
+        },
+        "candidates": e.candidates.iter().map(|c| serde_json::json!({
+            "id": c.id,
+            "score": rounded(c.score),
+            "similarity": rounded(c.similarity),
+            "matched": c.matched,
+            "lexical": rounded(c.lexical),
+            "bm25": rounded(c.bm25),
+        })).collect::<Vec<_>>(),
+    })
+}
+
+/// A question as `ask` echoes it: one line (control characters as spaces), direction controls
+/// dropped, at most 80 characters with "…" when cut, written as text (an emoji's joiner stays a
+/// joiner, not `\u{200d}`). A 10,000-character message is not printed back whole.
+fn echoed(question: &str) -> String {
+    const SHOWN: usize = 80;
+    let line: String = question
+        .chars()
+        .filter(|c| !matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}'))
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    let line = line.split_whitespace().collect::<Vec<_>>().join(" ");
+    if line.chars().count() <= SHOWN {
+        return line;
+    }
+    let mut cut: String = line.chars().take(SHOWN - 1).collect();
+    cut.push('…');
+    cut
 }
 
 fn write_insight(out: &mut impl Write, insight: &Insight) -> std::io::Result<()> {
@@ -309,7 +379,7 @@ pub fn ask(catalog: &Catalog, args: &AskArgs, out: &mut impl Write) -> Result<()
     let question = args.question.join(" ");
     let answer = catalog.ask(&question, args.top as usize)?;
     if args.json {
-        writeln!(out, "{}", answer_json(&answer))?;
+        writeln!(out, "{}", answer_json(&answer, args.explain))?;
         return Ok(());
     }
     if args.explain {
@@ -318,8 +388,8 @@ pub fn ask(catalog: &Catalog, args: &AskArgs, out: &mut impl Write) -> Result<()
     if answer.no_close_match {
         writeln!(
             out,
-            "No close match for {:?} in the collection.\nTry other words, or see `insight-bot topics` and `insight-bot random --topic TOPIC`.",
-            answer.question
+            "No close match for \"{}\" in the collection.\nTry other words, or see `insight-bot topics` and `insight-bot random --topic TOPIC`.",
+            echoed(&answer.question)
         )?;
         return Ok(());
     }

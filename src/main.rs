@@ -25,6 +25,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match execute(cli) {
         Ok(code) => code,
+        // 128 + SIGPIPE, what a shell reports for `cat` in the same place; nothing printed.
+        Err(e) if e.0 == cli::BROKEN_PIPE => ExitCode::from(141),
         Err(e) => {
             // A library's error may quote a URL with its credentials (reqwest does). A hint's
             // `postgres://user:<password>@…` stays: a `<` ends a URL in text.
@@ -235,6 +237,16 @@ fn lock_sqlite_file(database: &std::path::Path) -> Result<std::fs::File, CliErro
 /// (the shipped one, plus the server's own for `--server`, for "never shown").
 fn stats(config: &Config, args: &cli::StatsArgs, out: &mut impl Write) -> Result<(), CliError> {
     use insight_bot::store::UsageScope;
+    // A report reads; it never creates a database (nor its folders) to report nothing from.
+    if let DatabaseUrl::Sqlite(path) = &config.database {
+        if !path.exists() {
+            let shown = std::path::absolute(path).unwrap_or_else(|_| path.clone());
+            return Err(CliError(format!(
+                "DATABASE_URL: there is no database at {}: nothing has been recorded there. Point DATABASE_URL at the bot's database (the one `run` uses)",
+                shown.display()
+            )));
+        }
+    }
     let store =
         Store::connect(&config.database).map_err(|e| CliError(format!("DATABASE_URL: {e}")))?;
     let db = store.blocking();

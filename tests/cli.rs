@@ -80,14 +80,53 @@ fn ask_json_is_exactly_one_object_with_the_documented_shape() {
     for m in matches {
         let mut keys: Vec<&str> = m.as_object().unwrap().keys().map(String::as_str).collect();
         keys.sort();
-        assert_eq!(keys, ["id", "score", "text", "title"]);
+        assert_eq!(keys, ["id", "score", "source", "text", "title", "topics"]);
         assert!(m["score"].as_f64().unwrap() > 0.0);
+        assert!(!m["topics"].as_array().unwrap().is_empty());
+        assert!(m["source"].as_str().unwrap().contains("RiffOn"));
     }
     let scores: Vec<f64> = matches
         .iter()
         .map(|m| m["score"].as_f64().unwrap())
         .collect();
     assert!(scores.windows(2).all(|w| w[0] >= w[1]), "{scores:?}");
+}
+
+#[test]
+fn ask_json_with_explain_carries_the_explanation() {
+    let o = run(&[
+        "ask",
+        "--json",
+        "--explain",
+        "How do I delegate effectively?",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let e = &v["explanation"];
+    assert_eq!(e["gate"]["on_topic"], true, "{v:#}");
+    assert!(e["gate"]["insight_similarity"].as_f64().unwrap() > 0.0);
+    let candidates = e["candidates"].as_array().unwrap();
+    assert!(!candidates.is_empty());
+    assert_eq!(candidates[0]["id"], v["matches"][0]["id"]);
+    // Without --explain, no explanation key.
+    let plain = run(&["ask", "--json", "How do I delegate effectively?"]);
+    let v: serde_json::Value = serde_json::from_str(&stdout(&plain)).unwrap();
+    assert!(v.get("explanation").is_none());
+}
+
+#[test]
+fn a_long_question_with_no_match_is_echoed_cut_and_as_text() {
+    let question = format!("👨\u{200d}👩 {}", "pizza toppings ".repeat(700));
+    let o = run(&["ask", &question]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    let first = out.lines().next().unwrap();
+    assert!(
+        first.starts_with("No close match for \"👨\u{200d}👩 pizza"),
+        "{first}"
+    );
+    assert!(first.chars().count() < 140, "{first}");
+    assert!(!out.contains("\\u{200d}"), "{out}");
 }
 
 #[test]
@@ -306,6 +345,15 @@ fn next_posts_prints_utc_instants_across_dst() {
         assert_eq!(o.status.code(), Some(2), "{bad:?}");
         assert!(stderr(&o).contains("for example"), "{}", stderr(&o));
     }
+    // A fixed-offset abbreviation would post an hour late all summer: refused, with the zone.
+    let o = run(&["next-posts", "--timezone", "EST"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("is an abbreviation, not a time zone")
+            && stderr(&o).contains("America/New_York"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[test]
@@ -770,4 +818,42 @@ fn an_unknown_log_format_is_refused_naming_the_variable() {
         "{}",
         stderr(&o)
     );
+}
+
+#[test]
+fn stats_never_creates_a_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_insight-bot"))
+        .arg("stats")
+        .env("DATABASE_URL", "sqlite://missing/folder/state.db")
+        .env_remove("INSIGHTS_PATH")
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", stdout(&o));
+    assert!(
+        stderr(&o).contains("there is no database at /"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!dir.path().join("missing").exists(), "a folder was created");
+}
+
+#[test]
+fn a_closed_pipe_ends_quietly_with_the_status_cat_gives() {
+    for args in [&["topics"][..], &["ask", "how do I delegate?"][..]] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_insight-bot"))
+            .args(args)
+            .env_remove("INSIGHTS_PATH")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // The reader goes away before the program writes (it is still loading): every write
+        // meets a closed pipe, as `| head -1` does once it has its line.
+        drop(child.stdout.take());
+        let o = child.wait_with_output().unwrap();
+        assert_eq!(o.status.code(), Some(141), "{args:?}: {}", stderr(&o));
+        assert_eq!(stderr(&o), "", "{args:?}");
+    }
 }

@@ -412,7 +412,17 @@ impl Library {
     }
 
     pub fn has_topic(&self, topic: &str) -> bool {
-        self.topics.contains_key(topic)
+        self.topic(topic).is_some()
+    }
+
+    /// The insights of `topic` as typed: exactly, or as a tag (`Delegation`, ` New Manager `
+    /// find `delegation` and `new-manager`), since topics are lowercase tags and people type
+    /// them as words.
+    fn topic(&self, typed: &str) -> Option<&Vec<usize>> {
+        self.topics.get(typed).or_else(|| {
+            let tag = super::validate::topics_in(typed).next()?;
+            self.topics.get(&tag)
+        })
     }
 
     /// A random insight, from `topic` when given, preferring one other than `avoid` (so "another
@@ -426,7 +436,7 @@ impl Library {
     ) -> Option<&Insight> {
         let everything: Vec<usize>;
         let pool: &[usize] = match topic {
-            Some(t) => self.topics.get(t)?,
+            Some(t) => self.topic(t)?,
             None => {
                 everything = (0..self.insights.len()).collect();
                 &everything
@@ -784,6 +794,14 @@ source = { title = "A page", publisher = "RiffOn" }
             assert_eq!(pick.id, "second-one");
         }
         assert!(library.random(Some("nope"), None, &mut rng).is_none());
+        // Typed as a word, in any case: the tag is found.
+        for typed in ["Delegation", " DELEGATION "] {
+            assert!(
+                library.random(Some(typed), None, &mut rng).is_some(),
+                "{typed}"
+            );
+            assert!(library.has_topic(typed), "{typed}");
+        }
         let one = load(&[("a.toml", GOOD)]).unwrap();
         assert_eq!(
             one.random(None, Some("first-one"), &mut rng).unwrap().id,

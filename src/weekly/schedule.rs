@@ -29,7 +29,53 @@ pub enum ScheduleError {
         "unknown time zone {0:?}: use an IANA zone name, for example Europe/London or America/New_York"
     )]
     UnknownZone(String),
+    #[error(
+        "{typed:?} is an abbreviation, not a time zone: it would not follow your clocks when they change for daylight saving (a post an hour off for half the year); use {meant}"
+    )]
+    Abbreviation { typed: String, meant: &'static str },
 }
+
+/// Zone abbreviations people type, and the IANA zone they mean. `EST` and `MST` are in the tz
+/// database, as fixed offsets: accepted, a New York team's post would be an hour late all summer.
+/// The others are not zones at all, and get the same suggestion instead of "unknown".
+const ABBREVIATIONS: &[(&str, &str)] = &[
+    ("EST", "America/New_York"),
+    ("EDT", "America/New_York"),
+    ("ET", "America/New_York"),
+    ("CST", "America/Chicago"),
+    ("CDT", "America/Chicago"),
+    ("CT", "America/Chicago"),
+    (
+        "MST",
+        "America/Denver (or America/Phoenix in Arizona, which keeps standard time)",
+    ),
+    ("MDT", "America/Denver"),
+    ("MT", "America/Denver"),
+    ("PST", "America/Los_Angeles"),
+    ("PDT", "America/Los_Angeles"),
+    ("PT", "America/Los_Angeles"),
+    ("AKST", "America/Anchorage"),
+    ("BST", "Europe/London"),
+    (
+        "CEST",
+        "Europe/Paris, Europe/Berlin or your own city's zone",
+    ),
+    (
+        "EEST",
+        "Europe/Athens, Europe/Helsinki or your own city's zone",
+    ),
+    (
+        "IST",
+        "Asia/Kolkata (India), Europe/Dublin (Ireland) or Asia/Jerusalem (Israel)",
+    ),
+    (
+        "AEST",
+        "Australia/Sydney (or Australia/Brisbane in Queensland)",
+    ),
+    ("AEDT", "Australia/Sydney"),
+    ("NZST", "Pacific/Auckland"),
+    ("NZDT", "Pacific/Auckland"),
+];
 
 /// An ISO week of the local calendar (`2026-W48`): the identity of one weekly post.
 ///
@@ -266,6 +312,15 @@ pub fn parse_time(s: &str) -> Result<NaiveTime, ScheduleError> {
 /// dependency; a linear scan of ~600 names on the rare `/weekly set` call costs nothing.
 pub fn parse_zone(s: &str) -> Result<Tz, ScheduleError> {
     let name = s.trim();
+    if let Some(&(_, meant)) = ABBREVIATIONS
+        .iter()
+        .find(|(abbreviation, _)| abbreviation.eq_ignore_ascii_case(name))
+    {
+        return Err(ScheduleError::Abbreviation {
+            typed: name.to_string(),
+            meant,
+        });
+    }
     name.parse::<Tz>()
         .ok()
         .or_else(|| {
@@ -413,6 +468,24 @@ mod tests {
             "{err}"
         );
         assert!(parse_zone("").is_err());
+        // A fixed-offset abbreviation the tz database accepts, and one it does not: both get the
+        // zone that follows the clocks.
+        for typed in ["EST", "est", " EDT "] {
+            let err = parse_zone(typed).unwrap_err();
+            assert!(
+                err.to_string()
+                    .contains("is an abbreviation, not a time zone")
+                    && err.to_string().ends_with("use America/New_York"),
+                "{err}"
+            );
+        }
+        assert!(parse_zone("PST")
+            .unwrap_err()
+            .to_string()
+            .contains("America/Los_Angeles"));
+        // Zones with a daylight-saving rule of their own stay accepted.
+        assert_eq!(parse_zone("CET"), Ok(Tz::CET));
+        assert_eq!(parse_zone("HST"), Ok(Tz::HST));
     }
 
     #[test]
