@@ -140,6 +140,26 @@ impl Config {
         Config::from_lookup(|name| std::env::var(name).ok())
     }
 
+    /// [`Config::from_env`] for the offline commands (`ask`, `random`, `topics`, `check`,
+    /// `next-posts`): the variables only the bot uses ([`BOT_ONLY`]) are not read, so a
+    /// half-filled `.env` (a placeholder token, a database not set up yet) never stops them.
+    pub fn offline_from_env() -> Result<Config, ConfigError> {
+        Config::offline_from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// [`Config::offline_from_env`] through `lookup`.
+    pub fn offline_from_lookup(
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        Config::from_lookup(|name| {
+            if BOT_ONLY.contains(&name) {
+                None
+            } else {
+                lookup(name)
+            }
+        })
+    }
+
     /// Reads configuration through `lookup` (the environment, or a map in tests). Empty values
     /// count as unset, which is what an untouched line of `.env.example` gives.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
@@ -223,6 +243,20 @@ impl Config {
         })
     }
 }
+
+/// The variables only `run` (and `check-config`, `stats`) read: the offline commands take their
+/// defaults instead (see [`Config::offline_from_env`]).
+pub const BOT_ONLY: &[&str] = &[
+    "DISCORD_TOKEN",
+    "DISCORD_TOKEN_FILE",
+    "DATABASE_URL",
+    "DATABASE_URL_FILE",
+    "DISCORD_GUILD_ID",
+    "DISCORD_API_BASE",
+    "SHARDS",
+    "SHARD_RANGE",
+    "SHARD_TOTAL",
+];
 
 /// `SHARDS`, `SHARD_RANGE` and `SHARD_TOTAL` together.
 fn parse_shards(

@@ -381,10 +381,18 @@ fn execute(cli: Cli) -> Result<ExitCode, CliError> {
         }
     }
     init_tracing()?;
-    let config = Config::from_env()?;
+    let command = cli.command.unwrap_or(Command::Run);
+    let config = if matches!(
+        command,
+        Command::Run | Command::CheckConfig | Command::Stats(_)
+    ) {
+        Config::from_env()?
+    } else {
+        Config::offline_from_env()?
+    };
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
-    match cli.command.unwrap_or(Command::Run) {
+    match command {
         Command::Run => run_bot(config)?,
         Command::Ask(args) => cli::ask(&load_catalog(&config)?, &args, &mut out)?,
         Command::Random(args) => cli::random(&load_library(&config)?, &args, &mut out)?,

@@ -857,3 +857,35 @@ fn a_closed_pipe_ends_quietly_with_the_status_cat_gives() {
         assert_eq!(stderr(&o), "", "{args:?}");
     }
 }
+
+#[test]
+fn offline_commands_ignore_settings_only_the_bot_uses() {
+    let half_filled = [
+        ("DISCORD_TOKEN", "abc"),
+        ("SHARDS", "-1"),
+        ("DATABASE_URL", "mysql://x"),
+        ("DISCORD_GUILD_ID", "abc"),
+        ("DISCORD_API_BASE", "http://example.com"),
+    ];
+    let with = |args: &[&str]| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_insight-bot"));
+        command.args(args).env_remove("INSIGHTS_PATH");
+        for (name, value) in half_filled {
+            command.env(name, value);
+        }
+        command.output().unwrap()
+    };
+    for args in [
+        &["ask", "how do I delegate?"][..],
+        &["topics"][..],
+        &["random"][..],
+        &["check"][..],
+        &["next-posts"][..],
+    ] {
+        let o = with(args);
+        assert!(o.status.success(), "{args:?}: {}", stderr(&o));
+    }
+    // What the bot itself reads is still checked where it is used.
+    let o = with(&["check-config"]);
+    assert_eq!(o.status.code(), Some(2));
+}
