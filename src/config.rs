@@ -161,64 +161,98 @@ impl Config {
     }
 
     /// Reads configuration through `lookup` (the environment, or a map in tests). Empty values
-    /// count as unset, which is what an untouched line of `.env.example` gives.
+    /// count as unset, which is what an untouched line of `.env.example` gives. The first problem
+    /// is the error; [`Config::check_lookup`] gives every one.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        Config::check_lookup(lookup).map_err(|mut problems| problems.remove(0))
+    }
+
+    /// [`Config::from_lookup`], reporting every problem (`check-config`): each variable is read on
+    /// its own, and one that is wrong does not hide the next.
+    pub fn check_lookup(
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<Config, Vec<ConfigError>> {
         let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
-        let discord_token = match secret(&get, "DISCORD_TOKEN", "DISCORD_TOKEN_FILE")? {
-            None => None,
-            Some(Secret::Given(token)) => Some(parse_token(&token)?),
-            Some(Secret::FromFile(token, path)) => {
-                Some(parse_token(&token).map_err(|e| ConfigError {
-                    variable: "DISCORD_TOKEN_FILE",
-                    reason: format!("{}: {}", path.display(), e.reason),
-                })?)
-            }
-        };
+        let mut problems: Vec<ConfigError> = Vec::new();
+        fn keep<T>(problems: &mut Vec<ConfigError>, result: Result<T, ConfigError>) -> Option<T> {
+            result.map_err(|problem| problems.push(problem)).ok()
+        }
+        let discord_token = keep(
+            &mut problems,
+            (|| {
+                Ok(match secret(&get, "DISCORD_TOKEN", "DISCORD_TOKEN_FILE")? {
+                    None => None,
+                    Some(Secret::Given(token)) => Some(parse_token(&token)?),
+                    Some(Secret::FromFile(token, path)) => {
+                        Some(parse_token(&token).map_err(|e| ConfigError {
+                            variable: "DISCORD_TOKEN_FILE",
+                            reason: format!("{}: {}", path.display(), e.reason),
+                        })?)
+                    }
+                })
+            })(),
+        )
+        .flatten();
         let insights_path = get("INSIGHTS_PATH").map(PathBuf::from);
-        let builtin_insights = match get("INSIGHTS_BUILTIN") {
-            None => true,
+        let builtin_insights = keep(&mut problems, match get("INSIGHTS_BUILTIN") {
+            None => Ok(true),
             Some(value) => parse_switch(&value).ok_or_else(|| ConfigError {
                 variable: "INSIGHTS_BUILTIN",
                 reason: format!("{value:?} is not on or off: use on (the default: serve the built-in collection, plus INSIGHTS_PATH) or off (serve INSIGHTS_PATH alone)"),
-            })?,
-        };
+            }),
+        })
+        .unwrap_or(true);
         if !builtin_insights && insights_path.is_none() {
-            return Err(ConfigError {
+            keep(&mut problems, Err::<(), _>(ConfigError {
                 variable: "INSIGHTS_BUILTIN",
                 reason: "is off, but INSIGHTS_PATH is not set: there would be no insights; set INSIGHTS_PATH to your collection, or turn INSIGHTS_BUILTIN on".into(),
-            });
+            }));
         }
-        let database = match secret(&get, "DATABASE_URL", "DATABASE_URL_FILE")? {
-            None => parse_database_url(DEFAULT_DATABASE_URL)?,
-            Some(Secret::Given(url)) => parse_database_url(&url)?,
-            Some(Secret::FromFile(url, path)) => {
-                parse_database_url(&url).map_err(|e| ConfigError {
-                    variable: "DATABASE_URL_FILE",
-                    reason: format!("{}: {}", path.display(), e.reason),
-                })?
-            }
-        };
-        let guild_id = match get("DISCORD_GUILD_ID") {
-            None => None,
-            Some(id) => Some(parse_snowflake(&id).ok_or_else(|| ConfigError {
+        let database = keep(
+            &mut problems,
+            (|| {
+                Ok(match secret(&get, "DATABASE_URL", "DATABASE_URL_FILE")? {
+                    None => parse_database_url(DEFAULT_DATABASE_URL)?,
+                    Some(Secret::Given(url)) => parse_database_url(&url)?,
+                    Some(Secret::FromFile(url, path)) => {
+                        parse_database_url(&url).map_err(|e| ConfigError {
+                            variable: "DATABASE_URL_FILE",
+                            reason: format!("{}: {}", path.display(), e.reason),
+                        })?
+                    }
+                })
+            })(),
+        );
+        let guild_id = keep(&mut problems, match get("DISCORD_GUILD_ID") {
+            None => Ok(None),
+            Some(id) => parse_snowflake(&id).map(Some).ok_or_else(|| ConfigError {
                 variable: "DISCORD_GUILD_ID",
                 reason: format!(
                     "{id:?} is not a server id: copy it with Developer Mode on (right-click the server, Copy Server ID); it is a number like 1234567890123456789"
                 ),
-            })?),
-        };
-        let api_base = match get("DISCORD_API_BASE") {
-            None => None,
-            Some(base) => Some(parse_api_base(&base)?),
-        };
-        let shards = parse_shards(get("SHARDS"), get("SHARD_RANGE"), get("SHARD_TOTAL"))?;
-        if shards.is_partial() && matches!(database, DatabaseUrl::Sqlite(_)) {
-            return Err(ConfigError {
-                variable: "SHARD_RANGE",
-                reason: format!(
-                    "{shards} means other processes run the other shards, and several processes cannot share one SQLite file: set DATABASE_URL to a PostgreSQL database (postgres://...), or run every shard in one process (SHARDS=auto)"
-                ),
-            });
+            }),
+        })
+        .flatten();
+        let api_base = keep(
+            &mut problems,
+            get("DISCORD_API_BASE")
+                .map(|b| parse_api_base(&b))
+                .transpose(),
+        )
+        .flatten();
+        let shards = keep(
+            &mut problems,
+            parse_shards(get("SHARDS"), get("SHARD_RANGE"), get("SHARD_TOTAL")),
+        );
+        if let (Some(shards), Some(DatabaseUrl::Sqlite(_))) = (&shards, &database) {
+            if shards.is_partial() {
+                keep(&mut problems, Err::<(), _>(ConfigError {
+                    variable: "SHARD_RANGE",
+                    reason: format!(
+                        "{shards} means other processes run the other shards, and several processes cannot share one SQLite file: set DATABASE_URL to a PostgreSQL database (postgres://...), or run every shard in one process (SHARDS=auto)"
+                    ),
+                }));
+            }
         }
         let embedding_model_path = get("EMBEDDING_MODEL_PATH").map(PathBuf::from);
         let embedding_cache = match get("EMBEDDING_CACHE_DIR") {
@@ -229,6 +263,9 @@ impl Config {
                 .map(PathBuf::from)
                 .or_else(|| lookup("HOME").map(|home| PathBuf::from(home).join(".cache")))
                 .map(|dir| dir.join("insight-bot")),
+        };
+        let (Some(database), Some(shards), true) = (database, shards, problems.is_empty()) else {
+            return Err(problems);
         };
         Ok(Config {
             discord_token,

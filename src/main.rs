@@ -295,58 +295,93 @@ fn stats(config: &Config, args: &cli::StatsArgs, out: &mut impl Write) -> Result
 }
 
 /// `insight-bot check-config`: every deployment setting checked without connecting anywhere.
-fn check_config(config: &Config, out: &mut impl Write) -> Result<(), CliError> {
-    let token = match &config.discord_token {
-        Some(_) => "set (well-formed; Discord checks it at start-up)",
-        None => "NOT SET: `run` needs DISCORD_TOKEN",
+/// `check-config`: everything `run` would refuse, all of it, without connecting to Discord or to
+/// PostgreSQL. What is fine goes to stdout, one line a setting; each problem to stderr as
+/// `error: …`; exit 2 when there was any, so a systemd `ExecStartPre` stops a bad deployment.
+fn check_config(out: &mut impl Write) -> Result<ExitCode, CliError> {
+    let mut problems: Vec<String> = Vec::new();
+    let config = match Config::check_lookup(|name| std::env::var(name).ok()) {
+        Ok(config) => config,
+        Err(found) => {
+            problems.extend(found.iter().map(ToString::to_string));
+            // Go on with what the offline commands read, to report the rest too.
+            match Config::offline_from_env() {
+                Ok(config) => config,
+                Err(_) => return Ok(report_problems(out, &problems)?),
+            }
+        }
     };
-    writeln!(out, "DISCORD_TOKEN: {token}")?;
-    let library = load_library(config)?;
-    writeln!(
-        out,
-        "collection: {} insights from {}",
-        library.len(),
-        collection_origin(config)
-    )?;
-    let searcher = load_searcher(config)?;
-    let model = match &config.embedding_model_path {
-        Some(dir) => format!("EMBEDDING_MODEL_PATH={}", dir.display()),
-        None => "built in (all-MiniLM-L6-v2)".to_string(),
-    };
-    writeln!(
-        out,
-        "embedding model: {model}, loaded; self-check passed (reference embedding cosine {:.7})",
-        searcher.embedder().self_check_cosine()
-    )?;
+    match &config.discord_token {
+        Some(_) => writeln!(
+            out,
+            "DISCORD_TOKEN: set (well-formed; Discord checks it at start-up)"
+        )?,
+        None if problems.iter().any(|p| p.starts_with("DISCORD_TOKEN")) => {}
+        None => {
+            writeln!(out, "DISCORD_TOKEN: NOT SET")?;
+            problems.push(
+                "DISCORD_TOKEN: not set: `run` needs the bot token (DISCORD_TOKEN, or DISCORD_TOKEN_FILE naming a file that holds it)".into(),
+            );
+        }
+    }
+    match load_library(&config) {
+        Ok(library) => writeln!(
+            out,
+            "collection: {} insights from {}",
+            library.len(),
+            collection_origin(&config)
+        )?,
+        Err(e) => problems.push(e.0),
+    }
+    match load_searcher(&config) {
+        Ok(searcher) => {
+            let model = match &config.embedding_model_path {
+                Some(dir) => format!("EMBEDDING_MODEL_PATH={}", absolute(dir).display()),
+                None => "built in (all-MiniLM-L6-v2)".to_string(),
+            };
+            writeln!(
+                out,
+                "embedding model: {model}, loaded; self-check passed (reference embedding cosine {:.7})",
+                searcher.embedder().self_check_cosine()
+            )?;
+        }
+        Err(e) => problems.push(e.0),
+    }
     match &config.embedding_cache {
         None => writeln!(out, "embedding cache: off (vectors kept in memory only)")?,
         Some(dir) => {
+            let dir = absolute(dir);
             let probe = dir.join(".insight-bot-write-test");
-            let writable = std::fs::create_dir_all(dir)
+            let writable = std::fs::create_dir_all(&dir)
                 .and_then(|()| std::fs::write(&probe, b"ok"))
                 .and_then(|()| std::fs::remove_file(&probe));
             match writable {
                 Ok(()) => writeln!(out, "embedding cache: {} (writable)", dir.display())?,
-                Err(e) => writeln!(
-                    out,
-                    "embedding cache: {} is NOT writable ({e}): vectors will be kept in memory only",
+                Err(e) => problems.push(format!(
+                    "EMBEDDING_CACHE_DIR: {} is not writable ({e}): make it writable, or set EMBEDDING_CACHE_DIR=off to keep vectors in memory only",
                     dir.display()
-                )?,
+                )),
             }
         }
     }
-    drop(searcher);
-    let database = match &config.database {
-        DatabaseUrl::Sqlite(path) => format!(
-            "SQLite file {} (one process only; created when missing)",
-            path.display()
-        ),
-        DatabaseUrl::Postgres(_) => format!(
-            "PostgreSQL {} (not contacted by this check)",
+    match &config.database {
+        DatabaseUrl::Sqlite(path) => {
+            let path = absolute(path);
+            match sqlite_health(&path) {
+                Ok(state) => writeln!(
+                    out,
+                    "DATABASE_URL: SQLite file {} ({state}; one process only)",
+                    path.display()
+                )?,
+                Err(reason) => problems.push(format!("DATABASE_URL: {}: {reason}", path.display())),
+            }
+        }
+        DatabaseUrl::Postgres(_) => writeln!(
+            out,
+            "DATABASE_URL: PostgreSQL {} (not contacted by this check)",
             config.database
-        ),
-    };
-    writeln!(out, "DATABASE_URL: {database}")?;
+        )?,
+    }
     writeln!(out, "shards: {}", config.shards)?;
     if config.shards.is_partial() {
         writeln!(
@@ -369,8 +404,51 @@ fn check_config(config: &Config, out: &mut impl Write) -> Result<(), CliError> {
         )?,
         None => writeln!(out, "commands: registered globally")?,
     }
-    writeln!(out, "OK")?;
-    Ok(())
+    Ok(report_problems(out, &problems)?)
+}
+
+/// The end of `check-config`: `OK` (exit 0), or every problem on stderr (exit 2).
+fn report_problems(out: &mut impl Write, problems: &[String]) -> std::io::Result<ExitCode> {
+    if problems.is_empty() {
+        writeln!(out, "OK")?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    out.flush()?;
+    for problem in problems {
+        eprintln!("error: {}", redact_urls_in(problem));
+    }
+    let count = problems.len();
+    eprintln!(
+        "{count} {}: `run` would not start",
+        if count == 1 { "problem" } else { "problems" }
+    );
+    Ok(ExitCode::from(2))
+}
+
+/// `path` made absolute (against the working directory), for messages an operator acts on.
+fn absolute(path: &std::path::Path) -> std::path::PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
+}
+
+/// A SQLite state file as `run` would find it: missing (created at start), or readable, a
+/// database, and whole (`PRAGMA quick_check`), read only, so the check changes nothing.
+fn sqlite_health(path: &std::path::Path) -> Result<&'static str, String> {
+    if !path.exists() {
+        return Ok("not there yet: created at start");
+    }
+    let flags =
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let db = rusqlite::Connection::open_with_flags(path, flags)
+        .map_err(|e| format!("cannot open it: {e}"))?;
+    let verdict: String = db
+        .query_row("PRAGMA quick_check", [], |row| row.get(0))
+        .map_err(|e| format!("not a readable SQLite database ({e}); restore it from a backup"))?;
+    if verdict != "ok" {
+        return Err(format!(
+            "the database is damaged ({verdict}); restore it from a backup"
+        ));
+    }
+    Ok("present and whole")
 }
 
 fn execute(cli: Cli) -> Result<ExitCode, CliError> {
@@ -382,10 +460,12 @@ fn execute(cli: Cli) -> Result<ExitCode, CliError> {
     }
     init_tracing()?;
     let command = cli.command.unwrap_or(Command::Run);
-    let config = if matches!(
-        command,
-        Command::Run | Command::CheckConfig | Command::Stats(_)
-    ) {
+    if matches!(command, Command::CheckConfig) {
+        // It reads the settings itself, to report every problem.
+        let code = check_config(&mut std::io::stdout().lock())?;
+        return Ok(code);
+    }
+    let config = if matches!(command, Command::Run | Command::Stats(_)) {
         Config::from_env()?
     } else {
         Config::offline_from_env()?
@@ -403,7 +483,7 @@ fn execute(cli: Cli) -> Result<ExitCode, CliError> {
             &mut out,
         )?,
         Command::NextPosts(args) => cli::next_posts(&args, &mut out)?,
-        Command::CheckConfig => check_config(&config, &mut out)?,
+        Command::CheckConfig => unreachable!("answered above"),
         Command::Stats(args) => stats(&config, &args, &mut out)?,
         Command::ModelReference(args) => cli::model_reference(&args, &mut out)?,
     }

@@ -275,8 +275,9 @@ fn broken_data_stops_with_file_line_and_reason() {
 
 #[test]
 fn bad_configuration_names_the_variable() {
+    // A setting of the bot's, where the bot's settings are read (the offline commands ignore it).
     let o = Command::new(env!("CARGO_BIN_EXE_insight-bot"))
-        .args(["check"])
+        .args(["check-config"])
         .env("DISCORD_GUILD_ID", "my server")
         .current_dir(env!("CARGO_TARGET_TMPDIR"))
         .output()
@@ -421,7 +422,7 @@ fn check_config_validates_a_deployment_without_connecting() {
             concat!(env!("CARGO_TARGET_TMPDIR"), "/vectors"),
         )
         .env_remove("INSIGHTS_PATH")
-        .env_remove("DISCORD_TOKEN")
+        .env("DISCORD_TOKEN", "MTIz.fake-test.token_value")
         .current_dir(dir.path())
         .output()
         .unwrap();
@@ -430,7 +431,7 @@ fn check_config_validates_a_deployment_without_connecting() {
     assert!(out.contains("shards: shards 2-3 of 4"), "{out}");
     assert!(out.contains("not contacted"), "{out}");
     assert!(!out.contains("s3cret"), "the password is printed: {out}");
-    assert!(out.contains("DISCORD_TOKEN: NOT SET"), "{out}");
+    assert!(out.contains("DISCORD_TOKEN: set"), "{out}");
     assert!(
         out.contains("embedding model: built in (all-MiniLM-L6-v2), loaded; self-check passed"),
         "{out}"
@@ -461,7 +462,7 @@ fn check_config_with(database: &str, api_base: &str) -> Output {
             concat!(env!("CARGO_TARGET_TMPDIR"), "/vectors"),
         )
         .env_remove("INSIGHTS_PATH")
-        .env_remove("DISCORD_TOKEN")
+        .env("DISCORD_TOKEN", "MTIz.fake-test.token_value")
         .env_remove("RUST_LOG")
         .current_dir(dir.path())
         .output()
@@ -656,7 +657,7 @@ fn check_config_with_model(model: &Path) -> Output {
         .env("EMBEDDING_CACHE_DIR", "off")
         .env("DATABASE_URL", "sqlite://state.db")
         .env_remove("INSIGHTS_PATH")
-        .env_remove("DISCORD_TOKEN")
+        .env("DISCORD_TOKEN", "MTIz.fake-test.token_value")
         .env_remove("SHARD_RANGE")
         .env_remove("SHARD_TOTAL")
         .current_dir(cwd.path())
@@ -888,4 +889,68 @@ fn offline_commands_ignore_settings_only_the_bot_uses() {
     // What the bot itself reads is still checked where it is used.
     let o = with(&["check-config"]);
     assert_eq!(o.status.code(), Some(2));
+}
+
+#[test]
+fn check_config_reports_every_problem_with_absolute_paths() {
+    let dir = tempfile::tempdir().unwrap();
+    // Three bad values, no token, a cache folder that is a file, a damaged database.
+    std::fs::write(dir.path().join("cache"), "a file, not a folder").unwrap();
+    std::fs::write(dir.path().join("state.db"), vec![0x5a; 8192]).unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_insight-bot"))
+        .arg("check-config")
+        .env_remove("DISCORD_TOKEN")
+        .env("DISCORD_GUILD_ID", "abc")
+        .env("SHARDS", "-1")
+        .env("INSIGHTS_BUILTIN", "maybe")
+        .env("EMBEDDING_CACHE_DIR", "cache")
+        .env("DATABASE_URL", "sqlite://state.db")
+        .env_remove("INSIGHTS_PATH")
+        .env_remove("RUST_LOG")
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    for variable in ["DISCORD_GUILD_ID", "SHARDS", "INSIGHTS_BUILTIN"] {
+        assert!(
+            err.contains(&format!("error: {variable}: ")),
+            "{variable}: {err}"
+        );
+    }
+    // Reported too, once the settings are read: the token, the cache, the database.
+    let again = Command::new(env!("CARGO_BIN_EXE_insight-bot"))
+        .arg("check-config")
+        .env_remove("DISCORD_TOKEN")
+        .env("EMBEDDING_CACHE_DIR", "cache")
+        .env("DATABASE_URL", "sqlite://state.db")
+        .env_remove("INSIGHTS_PATH")
+        .env_remove("RUST_LOG")
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let err = stderr(&again);
+    assert_eq!(again.status.code(), Some(2), "{err}");
+    let root = dir.path().canonicalize().unwrap();
+    assert!(err.contains("error: DISCORD_TOKEN: not set"), "{err}");
+    assert!(
+        err.contains(&format!(
+            "error: EMBEDDING_CACHE_DIR: {}",
+            root.join("cache").display()
+        )) || err.contains(&format!(
+            "error: EMBEDDING_CACHE_DIR: {}",
+            dir.path().join("cache").display()
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains("state.db: not a readable SQLite database"),
+        "{err}"
+    );
+    assert!(err.contains("3 problems: `run` would not start"), "{err}");
+    assert!(
+        !stdout(&again).lines().any(|l| l == "OK"),
+        "{}",
+        stdout(&again)
+    );
 }
