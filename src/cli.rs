@@ -317,10 +317,43 @@ fn echoed(question: &str) -> String {
     cut
 }
 
+/// The width output is wrapped to: `COLUMNS` when the shell exports it, else 80 (a pipe, or a
+/// terminal that does not say), never under 40.
+fn output_width() -> usize {
+    std::env::var("COLUMNS")
+        .ok()
+        .and_then(|c| c.trim().parse::<usize>().ok())
+        .unwrap_or(80)
+        .max(40)
+}
+
+/// `text` wrapped at spaces to `width` characters a line, its own line breaks kept; a word longer
+/// than the width stands on a line of its own.
+fn wrap(text: &str, width: usize) -> String {
+    let mut wrapped = Vec::new();
+    for paragraph in text.split('\n') {
+        let mut line = String::new();
+        for word in paragraph.split_whitespace() {
+            let needed =
+                line.chars().count() + usize::from(!line.is_empty()) + word.chars().count();
+            if !line.is_empty() && needed > width {
+                wrapped.push(std::mem::take(&mut line));
+            }
+            if !line.is_empty() {
+                line.push(' ');
+            }
+            line.push_str(word);
+        }
+        wrapped.push(line);
+    }
+    wrapped.join("\n")
+}
+
 fn write_insight(out: &mut impl Write, insight: &Insight) -> std::io::Result<()> {
+    let width = output_width();
     writeln!(out, "{}  [{}]", insight.title, insight.id)?;
     writeln!(out)?;
-    writeln!(out, "{}", insight.text)?;
+    writeln!(out, "{}", wrap(&insight.text, width))?;
     writeln!(out)?;
     writeln!(out, "  -- {}", insight.source)?;
     writeln!(out, "  topics: {}", insight.topics.join(", "))
@@ -393,6 +426,13 @@ pub fn ask(catalog: &Catalog, args: &AskArgs, out: &mut impl Write) -> Result<()
         )?;
         return Ok(());
     }
+    if answer.matches.len() > 1 {
+        writeln!(
+            out,
+            "(score: similarity to the question, 0 to 1, plus up to {} for shared words)\n",
+            crate::insights::search::LEXICAL_WEIGHT
+        )?;
+    }
     for (rank, m) in answer.matches.iter().enumerate() {
         if answer.matches.len() > 1 {
             writeln!(out, "#{} (score {:.2})", rank + 1, m.score)?;
@@ -428,9 +468,12 @@ pub fn random(library: &Library, args: &RandomArgs, out: &mut impl Write) -> Res
     Ok(())
 }
 
+/// One line a topic: the topic, padded to a column, and how many insights it has.
 pub fn topics(library: &Library, out: &mut impl Write) -> Result<(), CliError> {
+    let width = library.topics().map(|(t, _)| t.len()).max().unwrap_or(0);
     for (topic, count) in library.topics() {
-        writeln!(out, "{topic}\t{count}")?;
+        let noun = if count == 1 { "insight" } else { "insights" };
+        writeln!(out, "{topic:<width$}  {count} {noun}")?;
     }
     Ok(())
 }
@@ -465,4 +508,24 @@ pub fn next_posts(args: &NextPostsArgs, out: &mut impl Write) -> Result<(), CliE
         writeln!(out, "{}", format_rfc3339_z(slot.at))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_wraps_at_spaces_within_the_width_and_keeps_its_line_breaks() {
+        let text =
+            "Delegate the outcome, not the steps: say what done looks like.\n- first\n- second";
+        let wrapped = wrap(text, 20);
+        assert_eq!(
+            wrapped,
+            "Delegate the\noutcome, not the\nsteps: say what done\nlooks like.\n- first\n- second"
+        );
+        assert!(wrapped.lines().all(|l| l.chars().count() <= 20));
+        // A word longer than the line stands alone, uncut.
+        let long = format!("a {}", "x".repeat(30));
+        assert_eq!(wrap(&long, 10), format!("a\n{}", "x".repeat(30)));
+    }
 }

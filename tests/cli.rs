@@ -182,8 +182,13 @@ fn random_topics_and_check() {
 
     let o = run(&["topics"]);
     let out = stdout(&o);
-    assert!(out.lines().any(|l| l == "career\t5"), "{out}");
-    assert!(out.lines().any(|l| l == "delegation\t2"), "{out}");
+    let line = |topic: &str| {
+        out.lines()
+            .find(|l| l.split_whitespace().next() == Some(topic))
+            .map(|l| l.split_whitespace().skip(1).collect::<Vec<_>>().join(" "))
+    };
+    assert_eq!(line("career").as_deref(), Some("5 insights"), "{out}");
+    assert_eq!(line("delegation").as_deref(), Some("2 insights"), "{out}");
 
     let o = run(&["check"]);
     assert!(o.status.success());
@@ -953,4 +958,23 @@ fn check_config_reports_every_problem_with_absolute_paths() {
         "{}",
         stdout(&again)
     );
+}
+
+#[test]
+fn ask_wraps_the_insight_to_the_width_and_says_what_scores_mean() {
+    let o = Command::new(env!("CARGO_BIN_EXE_insight-bot"))
+        .args(["ask", "--top", "2", "how do I delegate?"])
+        .env("COLUMNS", "50")
+        .env_remove("INSIGHTS_PATH")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(out.contains("similarity to the question, 0 to 1"), "{out}");
+    // The texts are wrapped (titles and source lines are shown whole).
+    let text_lines: Vec<&str> = out
+        .lines()
+        .filter(|l| !l.contains("  [") && !l.starts_with("  ") && !l.starts_with('('))
+        .collect();
+    assert!(text_lines.iter().all(|l| l.chars().count() <= 50), "{out}");
 }
