@@ -352,6 +352,9 @@ impl Library {
                 &mut file.check,
                 &mut first_seen,
             ));
+            // In line order within each file (validation reports field by field, then
+            // duplicates), files in the order given.
+            file.check.problems.sort_by_key(|p| p.line);
             problems.append(&mut file.check.problems);
         }
         if insights.is_empty() && problems.is_empty() {
@@ -807,5 +810,24 @@ source = { title = "A page", publisher = "RiffOn" }
             one.random(None, Some("first-one"), &mut rng).unwrap().id,
             "first-one"
         );
+    }
+
+    #[test]
+    fn problems_are_listed_in_line_order() {
+        // The second entry's id is reported on its entry line after its title's problem, and the
+        // third repeats the first's id: all come out by line.
+        let long_title = "T".repeat(300);
+        let text = format!(
+            "{GOOD}{}{}",
+            GOOD.replace("first-one", "Bad Id")
+                .replace("\"A title\"", &format!("\"{long_title}\"")),
+            GOOD
+        );
+        let Err(LoadError::Invalid { problems }) = load(&[("a.toml", &text)]) else {
+            panic!("should not load");
+        };
+        let lines: Vec<usize> = problems.iter().map(|p| p.line).collect();
+        assert_eq!(lines.len(), 3, "{problems:?}");
+        assert!(lines.windows(2).all(|w| w[0] <= w[1]), "{lines:?}");
     }
 }
