@@ -75,8 +75,17 @@ impl VectorCache {
             }),
             Err(e) if e.kind() == io::ErrorKind::NotFound => HashMap::new(),
             Err(e) => {
-                tracing::warn!(path = %path.display(), "cannot read the embedding cache: {e}");
-                HashMap::new()
+                // One warning, and no second one at every save: a file that cannot be read
+                // will not be written either, so the cache stays in memory.
+                tracing::warn!(
+                    path = %path.display(),
+                    "cannot read the embedding cache ({e}): vectors are kept in memory only"
+                );
+                return VectorCache {
+                    path: None,
+                    fingerprint,
+                    entries: Mutex::default(),
+                };
             }
         };
         VectorCache {
@@ -291,14 +300,17 @@ mod tests {
     }
 
     #[test]
-    fn an_unwritable_cache_is_an_error_to_log_not_a_failure_to_answer() {
+    fn a_cache_that_cannot_be_read_stays_in_memory_and_still_answers() {
         let dir = tempfile::tempdir().unwrap();
         let blocker = dir.path().join("file");
         std::fs::write(&blocker, b"x").unwrap();
-        // The cache folder would have to be inside a regular file.
+        // The cache folder would have to be inside a regular file: reading it fails with "not a
+        // directory", so the cache is kept in memory, with one warning, and never written (no
+        // second warning at each save).
         let cache = VectorCache::open(&blocker.join("cache"), 1);
+        assert_eq!(cache.path(), None);
         cache.insert("a", vector(1.0));
-        assert!(cache.save().is_err());
+        assert!(cache.save().is_ok());
         assert_eq!(
             cache.get("a"),
             Some(vector(1.0)),

@@ -346,8 +346,9 @@ impl Searcher {
     pub fn index(&self, insights: &[Insight]) -> Result<SearchIndex, EmbedError> {
         let vectors = self.document_vectors(insights)?;
         if let Err(e) = self.cache.save() {
+            let path = self.cache.path().map(|p| p.display().to_string());
             tracing::warn!(
-                path = ?self.cache.path(),
+                path = path.unwrap_or_default(),
                 "cannot write the embedding cache (answers are not affected): {e}"
             );
         }
