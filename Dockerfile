@@ -36,8 +36,9 @@ RUN apt-get update \
     && rm -rf /var/lib/apt/lists/*
 # A fixed, non-root uid, so that operators can give it the secret files
 # (chown 10001 secrets/discord_token) and Kubernetes' runAsNonRoot can check it.
-RUN groupadd --system --gid 10001 insight-bot \
-    && useradd --system --uid 10001 --gid 10001 --home-dir /var/lib/insight-bot \
+# (Not --system: system accounts are expected below uid 1000, and useradd warns about 10001.)
+RUN groupadd --gid 10001 insight-bot \
+    && useradd --uid 10001 --gid 10001 --no-create-home --home-dir /var/lib/insight-bot \
                --shell /usr/sbin/nologin insight-bot \
     && mkdir -p /var/lib/insight-bot /var/cache/insight-bot \
     && chown insight-bot:insight-bot /var/lib/insight-bot /var/cache/insight-bot
