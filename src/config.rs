@@ -180,16 +180,24 @@ impl Config {
         let discord_token = keep(
             &mut problems,
             (|| {
-                Ok(match secret(&get, "DISCORD_TOKEN", "DISCORD_TOKEN_FILE")? {
-                    None => None,
-                    Some(Secret::Given(token)) => Some(parse_token(&token)?),
-                    Some(Secret::FromFile(token, path)) => {
-                        Some(parse_token(&token).map_err(|e| ConfigError {
-                            variable: "DISCORD_TOKEN_FILE",
-                            reason: format!("{}: {}", path.display(), e.reason),
-                        })?)
-                    }
-                })
+                let file = get("DISCORD_TOKEN_FILE");
+                Ok(
+                    match secret(
+                        "DISCORD_TOKEN",
+                        get("DISCORD_TOKEN"),
+                        "DISCORD_TOKEN_FILE",
+                        file,
+                    )? {
+                        None => None,
+                        Some(Secret::Given(token)) => Some(parse_token(&token)?),
+                        Some(Secret::FromFile(token, path)) => {
+                            Some(parse_token(&token).map_err(|e| ConfigError {
+                                variable: "DISCORD_TOKEN_FILE",
+                                reason: format!("{}: {}", path.display(), e.reason),
+                            })?)
+                        }
+                    },
+                )
             })(),
         )
         .flatten();
@@ -211,16 +219,24 @@ impl Config {
         let database = keep(
             &mut problems,
             (|| {
-                Ok(match secret(&get, "DATABASE_URL", "DATABASE_URL_FILE")? {
-                    None => parse_database_url(DEFAULT_DATABASE_URL)?,
-                    Some(Secret::Given(url)) => parse_database_url(&url)?,
-                    Some(Secret::FromFile(url, path)) => {
-                        parse_database_url(&url).map_err(|e| ConfigError {
-                            variable: "DATABASE_URL_FILE",
-                            reason: format!("{}: {}", path.display(), e.reason),
-                        })?
-                    }
-                })
+                let file = get("DATABASE_URL_FILE");
+                Ok(
+                    match secret(
+                        "DATABASE_URL",
+                        get("DATABASE_URL"),
+                        "DATABASE_URL_FILE",
+                        file,
+                    )? {
+                        None => parse_database_url(DEFAULT_DATABASE_URL)?,
+                        Some(Secret::Given(url)) => parse_database_url(&url)?,
+                        Some(Secret::FromFile(url, path)) => {
+                            parse_database_url(&url).map_err(|e| ConfigError {
+                                variable: "DATABASE_URL_FILE",
+                                reason: format!("{}: {}", path.display(), e.reason),
+                            })?
+                        }
+                    },
+                )
             })(),
         );
         let guild_id = keep(&mut problems, match get("DISCORD_GUILD_ID") {
@@ -392,15 +408,16 @@ enum Secret {
 /// space trimmed. Setting both is an error, so that nobody wonders which one won. A file that
 /// cannot be read, or is empty, is an error naming the variable and the path, never the content.
 fn secret(
-    get: &dyn Fn(&str) -> Option<String>,
     name: &'static str,
+    value: Option<String>,
     file_variable: &'static str,
+    file: Option<String>,
 ) -> Result<Option<Secret>, ConfigError> {
     let error = |reason: String| ConfigError {
         variable: file_variable,
         reason,
     };
-    match (get(name), get(file_variable)) {
+    match (value, file) {
         (None, None) => Ok(None),
         (Some(value), None) => Ok(Some(Secret::Given(value))),
         (Some(_), Some(_)) => Err(error(format!(
