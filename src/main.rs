@@ -159,6 +159,15 @@ fn run_bot(config: Config) -> Result<(), CliError> {
         .discord_token
         .clone()
         .ok_or_else(|| CliError(BotError::MissingToken.to_string()))?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    // From here a SIGTERM or SIGINT is kept, not fatal: loading the collection and the model
+    // takes a moment, and a signal meanwhile stops the bot before it connects, with status 0.
+    let mut signals = {
+        let _context = runtime.enter();
+        bot::ShutdownSignals::listen()
+    };
     let catalog = load_catalog(&config)?;
     tracing::info!(
         insights = catalog.library().len(),
@@ -188,10 +197,7 @@ fn run_bot(config: Config) -> Result<(), CliError> {
             ..PosterOptions::default()
         },
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    runtime.block_on(bot::run(settings))?;
+    runtime.block_on(bot::run_with_signals(settings, &mut signals))?;
     tracing::info!("stopped");
     Ok(())
 }

@@ -952,3 +952,72 @@ fn ask_wraps_the_insight_to_the_width_and_says_what_scores_mean() {
         .collect();
     assert!(text_lines.iter().all(|l| l.chars().count() <= 50), "{out}");
 }
+
+/// A port on this machine that accepts connections and never answers (a stuck proxy), and the
+/// `run` command pointed at it, with the token from the environment.
+fn run_against_a_silent_api() -> (std::process::Child, tempfile::TempDir) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming().flatten() {
+            held.push(stream);
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_insight-bot"))
+        .arg("run")
+        .env("DISCORD_TOKEN", "MTIz.fake-test.token_value")
+        .env("DISCORD_API_BASE", format!("http://127.0.0.1:{port}"))
+        .env("DATABASE_URL", "sqlite://state.db")
+        .env(
+            "EMBEDDING_CACHE_DIR",
+            concat!(env!("CARGO_TARGET_TMPDIR"), "/vectors"),
+        )
+        .env_remove("INSIGHTS_PATH")
+        .env_remove("RUST_LOG")
+        .current_dir(dir.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    (child, dir)
+}
+
+#[test]
+fn start_up_against_a_silent_api_gives_up_with_a_clear_error() {
+    let (child, _dir) = run_against_a_silent_api();
+    let o = child.wait_with_output().unwrap();
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("no answer within 15 s"), "{err}");
+}
+
+#[test]
+fn sigterm_during_start_up_exits_0() {
+    let (mut child, _dir) = run_against_a_silent_api();
+    // Loading, or waiting for the silent API: either way, still starting.
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "exited before the signal"
+    );
+    let asked = std::time::Instant::now();
+    let kill = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        asked.elapsed() < std::time::Duration::from_secs(10),
+        "took {:?}",
+        asked.elapsed()
+    );
+    assert!(
+        stderr(&o).contains("SIGTERM during start-up"),
+        "{}",
+        stderr(&o)
+    );
+}

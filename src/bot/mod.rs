@@ -71,6 +71,9 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(7);
 const CLIENT_STOP_GRACE: Duration = Duration::from_secs(2);
 
 /// State shared by every command and event handler.
+/// How long start-up waits for Discord's first answer (the token check).
+pub const START_ANSWER_WITHIN: Duration = Duration::from_secs(15);
+
 /// Imports read or embedded at once across servers: the machine this runs on has 2 cores, and
 /// answering questions needs a share of them.
 pub const HEAVY_JOBS_AT_ONCE: usize = 2;
@@ -518,7 +521,19 @@ pub async fn start(settings: BotSettings) -> Result<RunningBot, BotError> {
         .api_base
         .clone()
         .unwrap_or_else(|| "https://discord.com".into());
-    let bot_user = match http.get_current_user().await {
+    // An address that accepts the connection and never answers (a stuck proxy) would otherwise
+    // hold start-up, silently, for as long as the connection lives.
+    let current_user = tokio::time::timeout(START_ANSWER_WITHIN, http.get_current_user()).await;
+    let Ok(current_user) = current_user else {
+        return Err(BotError::Unreachable {
+            base: redact_url(&base),
+            reason: format!(
+                "no answer within {} s (is DISCORD_API_BASE a proxy that is up?)",
+                START_ANSWER_WITHIN.as_secs()
+            ),
+        });
+    };
+    let bot_user = match current_user {
         Ok(user) => {
             tracing::info!(bot = %user.name, id = %user.id, "token accepted");
             user
@@ -658,9 +673,15 @@ impl RunningBot {
     }
 
     /// Runs until SIGINT/SIGTERM (then shuts down cleanly) or until the client stops by itself.
-    pub async fn run_until_signal(mut self) -> Result<(), BotError> {
+    pub async fn run_until_signal(self) -> Result<(), BotError> {
+        let mut signals = ShutdownSignals::listen();
+        self.run_until(&mut signals).await
+    }
+
+    /// Runs until one of `signals` arrives (then shuts down in order) or the client stops.
+    pub async fn run_until(mut self, signals: &mut ShutdownSignals) -> Result<(), BotError> {
         tokio::select! {
-            signal = shutdown_signal() => {
+            signal = signals.recv() => {
                 tracing::info!("{signal}: shutting down");
                 self.shutdown().await
             }
@@ -676,30 +697,47 @@ impl RunningBot {
     }
 }
 
-async fn shutdown_signal() -> &'static str {
+/// SIGINT and SIGTERM, listened for from the moment [`ShutdownSignals::listen`] is called (in a
+/// runtime's context): one that arrives while the bot is still loading or connecting is kept and
+/// stops it as soon as that step allows, with exit status 0, instead of the default action,
+/// which kills the process (status 143) in the middle of whatever it was doing.
+pub struct ShutdownSignals {
     #[cfg(unix)]
-    {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => {
-                    let _ = tokio::signal::ctrl_c().await;
-                    return "SIGINT";
-                }
-            };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => "SIGINT",
-            _ = term.recv() => "SIGTERM",
+    streams: Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>,
+}
+
+impl ShutdownSignals {
+    /// Starts listening. Needs a tokio runtime's context (`Runtime::enter` is enough).
+    pub fn listen() -> ShutdownSignals {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            let streams = signal(SignalKind::interrupt())
+                .and_then(|int| Ok((int, signal(SignalKind::terminate())?)))
+                .map_err(|e| tracing::warn!("cannot listen for SIGINT/SIGTERM ({e}); Ctrl-C only"))
+                .ok();
+            ShutdownSignals { streams }
+        }
+        #[cfg(not(unix))]
+        {
+            ShutdownSignals {}
         }
     }
-    #[cfg(not(unix))]
-    {
+
+    /// The next signal's name.
+    pub async fn recv(&mut self) -> &'static str {
+        #[cfg(unix)]
+        if let Some((int, term)) = &mut self.streams {
+            return tokio::select! {
+                _ = int.recv() => "SIGINT",
+                _ = term.recv() => "SIGTERM",
+            };
+        }
         let _ = tokio::signal::ctrl_c().await;
         "Ctrl-C"
     }
 }
 
-/// `insight-bot run`: start the bot and run it until a signal.
 pub async fn run(settings: BotSettings) -> Result<(), BotError> {
     tracing::info!(
         shards = %settings.poster_options.shards,
@@ -710,7 +748,24 @@ pub async fn run(settings: BotSettings) -> Result<(), BotError> {
             .map_or_else(|| "https://discord.com".into(), redact_url),
         "starting the Discord bot"
     );
-    start(settings).await?.run_until_signal().await
+    let mut signals = ShutdownSignals::listen();
+    run_with_signals(settings, &mut signals).await
+}
+
+/// [`run`], with signals listened for since before the bot started loading (`main` starts
+/// listening before it loads the collection and the model).
+pub async fn run_with_signals(
+    settings: BotSettings,
+    signals: &mut ShutdownSignals,
+) -> Result<(), BotError> {
+    let bot = tokio::select! {
+        signal = signals.recv() => {
+            tracing::info!("{signal} during start-up: stopping before connecting");
+            return Ok(());
+        }
+        started = start(settings) => started?,
+    };
+    bot.run_until(signals).await
 }
 
 #[cfg(test)]
