@@ -89,13 +89,24 @@ pub struct AskArgs {
     /// How many insights to show, best first.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=25))]
     pub top: u16,
-    /// Show why: for each candidate its semantic similarity, the document that matched and its
-    /// lexical score, and the off-topic gate's decision.
-    #[arg(long)]
-    pub explain: bool,
+    /// Say why, in plain sentences: which example question or text the answer is closest to,
+    /// and what to add to change it. `--explain=debug` shows the figures instead: every
+    /// candidate's similarity, the document that matched, its lexical score and the gate's
+    /// margins.
+    #[arg(long, value_enum, num_args = 0..=1, default_missing_value = "plain", require_equals = true)]
+    pub explain: Option<ExplainLevel>,
     /// The question, in your own words.
     #[arg(required = true, num_args = 1.., value_name = "QUESTION")]
     pub question: Vec<String>,
+}
+
+/// How much `ask --explain` says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExplainLevel {
+    /// Sentences for a curator.
+    Plain,
+    /// The figures, for whoever tunes the ranking.
+    Debug,
 }
 
 #[derive(Debug, Args)]
@@ -359,7 +370,72 @@ fn write_insight(out: &mut impl Write, insight: &Insight) -> std::io::Result<()>
     writeln!(out, "  topics: {}", insight.topics.join(", "))
 }
 
-/// `ask --explain`: what the question became, the gate's reasoning and every candidate's evidence.
+/// `ask --explain`: why, in sentences a curator can act on, without the figures.
+fn write_plain_explanation(
+    out: &mut impl Write,
+    catalog: &Catalog,
+    answer: &Answer<'_>,
+) -> std::io::Result<()> {
+    let e = &answer.explanation;
+    let title = |id: &str| {
+        catalog
+            .library()
+            .get(id)
+            .map_or_else(|| id.to_string(), |i| i.title.clone())
+    };
+    let through = |matched: &str| match matched.strip_prefix("ask: ") {
+        Some(ask) => format!("the example question \"{ask}\""),
+        None => "its title and text".to_string(),
+    };
+    let why = if answer.no_close_match {
+        if e.verdict.insight_similarity < crate::insights::search::gate::FLOOR {
+            "No close match: no insight in the collection comes near this question.".to_string()
+        } else if !e.verdict.on_topic {
+            "No close match: the question reads more like a message about something else than \
+             like a question about leading people."
+                .to_string()
+        } else {
+            "No close match.".to_string()
+        }
+    } else {
+        match e.candidates.first() {
+            Some(best) => format!(
+                "Matched \"{}\" because the question is closest to {}.",
+                title(&best.id),
+                through(&best.matched)
+            ),
+            None => "Matched.".to_string(),
+        }
+    };
+    writeln!(out, "{}", wrap(&why, output_width()))?;
+    if let Some(next) = e.candidates.get(1).filter(|_| !answer.no_close_match) {
+        writeln!(
+            out,
+            "{}",
+            wrap(
+                &format!(
+                    "Next closest: \"{}\", through {}.",
+                    title(&next.id),
+                    through(&next.matched)
+                ),
+                output_width()
+            )
+        )?;
+    }
+    writeln!(
+        out,
+        "{}",
+        wrap(
+            "To change this, add the question, in the words people use, to the `asks` of the \
+             insight that should answer it (in a server: /insights edit), or write that insight.",
+            output_width()
+        )
+    )?;
+    writeln!(out)
+}
+
+/// `ask --explain=debug`: what the question became, the gate's reasoning and every candidate's
+/// evidence.
 fn write_explanation(out: &mut impl Write, answer: &Answer<'_>) -> std::io::Result<()> {
     let e = &answer.explanation;
     writeln!(out, "question as matched: {}", e.normalised)?;
@@ -412,11 +488,13 @@ pub fn ask(catalog: &Catalog, args: &AskArgs, out: &mut impl Write) -> Result<()
     let question = args.question.join(" ");
     let answer = catalog.ask(&question, args.top as usize)?;
     if args.json {
-        writeln!(out, "{}", answer_json(&answer, args.explain))?;
+        writeln!(out, "{}", answer_json(&answer, args.explain.is_some()))?;
         return Ok(());
     }
-    if args.explain {
-        write_explanation(out, &answer)?;
+    match args.explain {
+        Some(ExplainLevel::Debug) => write_explanation(out, &answer)?,
+        Some(ExplainLevel::Plain) => write_plain_explanation(out, catalog, &answer)?,
+        None => {}
     }
     if answer.no_close_match {
         writeln!(

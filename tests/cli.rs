@@ -363,10 +363,37 @@ fn next_posts_prints_utc_instants_across_dst() {
 }
 
 #[test]
-fn ask_explain_shows_the_evidence_and_the_gate() {
+fn ask_explain_says_why_in_sentences_and_debug_shows_the_figures() {
     let o = run(&[
         "ask",
         "--explain",
+        "new EM, cant stop micromanagin my team tbh",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let plain = stdout(&o);
+    assert!(
+        plain.starts_with("Matched \"Learn to trust and delegate") && plain.contains("closest to"),
+        "{plain}"
+    );
+    assert!(
+        plain.contains("To change this, add the question"),
+        "{plain}"
+    );
+    for figure in ["margin", "bm25", "similarity 0.", "gate:"] {
+        assert!(
+            !plain.contains(figure),
+            "{figure} in the plain explanation: {plain}"
+        );
+    }
+    let off = run(&["ask", "--explain", "who directed the new dune movie?"]);
+    assert!(
+        stdout(&off).starts_with("No close match: "),
+        "{}",
+        stdout(&off)
+    );
+    let o = run(&[
+        "ask",
+        "--explain=debug",
         "new EM, cant stop micromanagin my team tbh",
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
@@ -379,7 +406,7 @@ fn ask_explain_shows_the_evidence_and_the_gate() {
     assert!(out.contains("closest off-topic message"), "{out}");
     assert!(out.contains("trust-and-delegate"), "{out}");
     assert!(out.contains("similarity"), "{out}");
-    let off = run(&["ask", "--explain", "who directed the new dune movie?"]);
+    let off = run(&["ask", "--explain=debug", "who directed the new dune movie?"]);
     let out = stdout(&off);
     assert!(out.contains("gate: no close match"), "{out}");
     assert!(out.contains("No close match"), "{out}");
