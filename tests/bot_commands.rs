@@ -495,3 +495,48 @@ async fn commands_work_in_the_bots_dms_too() {
     assert!(button_ids(&message)[0].starts_with("another:"));
     stop_bot(&fake, bot).await;
 }
+
+/// A server that never installed the bot.
+const STRANGER_GUILD: u64 = 1_100_000_000_000_000_777;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn user_installed_commands_answer_privately_where_the_bot_is_not() {
+    let fake = FakeDiscord::start().await;
+    let bot = start_bot(&fake).await;
+    let question = "How do I stop micromanaging?";
+    let best = catalog().ask(question, 3).expect("a question").matches[0]
+        .insight
+        .title
+        .clone();
+    // In a server without the bot, through the asker's own install; and in a group DM.
+    let places = [
+        advice(question, None)
+            .in_guild(STRANGER_GUILD, GENERAL_CHANNEL_ID, fresh_member())
+            .user_installed(),
+        advice(question, None).in_private_channel(1_100_000_000_000_000_888, fresh_user()),
+    ];
+    for place in places {
+        let interaction = place.build();
+        let callback = ask(&fake, &interaction).await;
+        let message = callback_message(&callback, 4);
+        assert!(
+            is_ephemeral(&message),
+            "only the asker sees it: {message:#}"
+        );
+        assert_no_pings(&message);
+        assert_eq!(only_embed(&message)["title"], best.as_str(), "{message:#}");
+    }
+    // /insight and /topics too; /help says what it is.
+    for command in ["insight", "topics", "help"] {
+        let interaction = slash_command(command, vec![])
+            .in_guild(STRANGER_GUILD, GENERAL_CHANNEL_ID, fresh_member())
+            .user_installed()
+            .build();
+        let message = callback_message(&ask(&fake, &interaction).await, 4);
+        assert!(is_ephemeral(&message), "/{command}: {message:#}");
+    }
+    // In a server that installed the bot, answers stay public.
+    let inside = advice(question, None).build();
+    public_reply(&ask(&fake, &inside).await);
+    stop_bot(&fake, bot).await;
+}

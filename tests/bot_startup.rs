@@ -2,7 +2,8 @@
 //! REST call before anything connects (a rejected token is a clear `RejectedToken` error that
 //! names DISCORD_TOKEN and never shows the token), the gateway IDENTIFY asks only for unprivileged
 //! intents, and the slash commands are registered once, globally or in one development server,
-//! with the options, the server + bot-DM contexts and the guild-install type the issue asks for.
+//! with the options, the server, bot-DM and private-channel contexts and both install types
+//! (server and user) the issues ask for.
 //! The last test proves that CI validates every body against Discord's OpenAPI spec.
 
 mod support;
@@ -64,13 +65,28 @@ fn check_everyday_commands(commands: &[Value]) {
         let contexts = c["contexts"]
             .as_array()
             .unwrap_or_else(|| panic!("/{name} has no contexts: {c:#}"));
-        for (context, what) in [(0, "servers (0)"), (1, "the bot's DMs (1)")] {
+        for (context, what) in [
+            (0, "servers (0)"),
+            (1, "the bot's DMs (1)"),
+            (2, "group DMs and other DMs, through a user install (2)"),
+        ] {
             assert!(
                 contexts.contains(&json!(context)),
                 "/{name} must be usable in {what}: {c:#}"
             );
         }
+        assert_eq!(
+            c["integration_types"],
+            json!([0, 1]),
+            "/{name}: installable to a server and to a user: {c:#}"
+        );
+    }
+
+    // The server's own commands stay with the server's install.
+    for name in ["weekly", "insights", "suggest"] {
+        let c = command(commands, name);
         assert_eq!(c["integration_types"], json!([0]), "/{name}: {c:#}");
+        assert_eq!(c["contexts"], json!([0]), "/{name}: {c:#}");
     }
 
     let advice = command(commands, "advice");

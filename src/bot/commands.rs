@@ -204,6 +204,60 @@ pub async fn answer_question(
     }
 }
 
+/// Where a command was used, as far as answering goes.
+///
+/// `/advice`, `/insight`, `/topics` and `/help` can be installed to a person as well as to a
+/// server (Discord's user installs), so they also run where the bot itself is not: a server that
+/// never added it, a group DM, someone else's DM. There they are **outside**: they draw on the
+/// shipped collection (a server's own insights need that server's install) and answer so that
+/// only the asker sees it, since the people around never asked for the bot. In a server that
+/// installed the bot, and in the bot's own DM, they are inside, as before.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reach {
+    /// The server whose collection answers; `None`: the shipped collection.
+    pub guild: Option<serenity::GuildId>,
+    /// Used where the bot is not installed: answers are ephemeral.
+    pub outside: bool,
+}
+
+/// The [`Reach`] of a command.
+pub fn reach(ctx: Context<'_>) -> Reach {
+    match ctx {
+        poise::Context::Application(app) => reach_of(
+            app.interaction.guild_id,
+            &app.interaction.authorizing_integration_owners,
+            app.interaction.context,
+        ),
+        poise::Context::Prefix(_) => Reach {
+            guild: ctx.guild_id(),
+            outside: false,
+        },
+    }
+}
+
+/// The [`Reach`] of any interaction (a command, a button under an answer), from its fields.
+pub fn reach_of(
+    guild_id: Option<serenity::GuildId>,
+    owners: &serenity::AuthorizingIntegrationOwners,
+    context: Option<serenity::InteractionContext>,
+) -> Reach {
+    match guild_id {
+        Some(guild) => {
+            let installed = owners.0.iter().any(|owner| {
+                matches!(owner, serenity::AuthorizingIntegrationOwner::GuildInstall(Some(id)) if *id == guild)
+            });
+            Reach {
+                guild: installed.then_some(guild),
+                outside: !installed,
+            }
+        }
+        None => Reach {
+            guild: None,
+            outside: context == Some(serenity::InteractionContext::PrivateChannel),
+        },
+    }
+}
+
 /// What a person is told when their server's collection cannot be loaded (the database is
 /// down): the cause is logged, the person is asked to retry.
 pub fn collection_unavailable(guild: Option<u64>, error: &CollectionError) -> String {
@@ -217,8 +271,8 @@ const NOTHING_TO_SHOW: &str = "This server answers from its own insights only (`
 /// Ask for advice: the most relevant insight for your question.
 #[poise::command(
     slash_command,
-    install_context = "Guild",
-    interaction_context = "Guild|BotDm"
+    install_context = "Guild|User",
+    interaction_context = "Guild|BotDm|PrivateChannel"
 )]
 pub async fn advice(
     ctx: Context<'_>,
@@ -227,11 +281,12 @@ pub async fn advice(
     question: String,
     #[description = "Only you see the answer (default: false)"] private: Option<bool>,
 ) -> Result<(), Error> {
-    let private = private.unwrap_or(false);
+    let reach = reach(ctx);
+    let private = private.unwrap_or(false) || reach.outside;
     let answered = answer_in_time(
         ctx,
         private,
-        answer_question(ctx.data(), ctx.guild_id(), &question),
+        answer_question(ctx.data(), reach.guild, &question),
     )
     .await?;
     let reply = match answered {
@@ -245,7 +300,7 @@ pub async fn advice(
 /// Topics matching what has been typed: prefix matches first, at most 25 (Discord's limit).
 async fn autocomplete_topic(ctx: Context<'_>, partial: &str) -> CreateAutocompleteResponse {
     let typed = partial.trim().to_lowercase();
-    let guild = ctx.guild_id().map(|g| g.get());
+    let guild = reach(ctx).guild.map(|g| g.get());
     let Ok(collection) = ctx.data().collections.get(guild).await else {
         return CreateAutocompleteResponse::new();
     };
@@ -270,8 +325,8 @@ async fn autocomplete_topic(ctx: Context<'_>, partial: &str) -> CreateAutocomple
 /// A random insight, from a topic if you like, with a button for another one.
 #[poise::command(
     slash_command,
-    install_context = "Guild",
-    interaction_context = "Guild|BotDm"
+    install_context = "Guild|User",
+    interaction_context = "Guild|BotDm|PrivateChannel"
 )]
 pub async fn insight(
     ctx: Context<'_>,
@@ -279,7 +334,8 @@ pub async fn insight(
     #[autocomplete = "autocomplete_topic"]
     topic: Option<String>,
 ) -> Result<(), Error> {
-    let guild = ctx.guild_id().map(|g| g.get());
+    let reach = reach(ctx);
+    let guild = reach.guild.map(|g| g.get());
     let collection = match ctx.data().collections.get(guild).await {
         Ok(c) => c,
         Err(e) => {
@@ -302,7 +358,7 @@ pub async fn insight(
     }
     let picked = picked.map(|insight| render::random_insight(insight, topic.as_deref()));
     let reply = match (picked, &topic) {
-        (Some(reply), _) => reply.to_poise(false),
+        (Some(reply), _) => reply.to_poise(reach.outside),
         (None, _) if library.is_empty() => ephemeral(NOTHING_TO_SHOW),
         (None, topic) => {
             let examples: Vec<&str> = library.topics().map(|(t, _)| t).take(5).collect();
@@ -320,14 +376,15 @@ pub async fn insight(
 /// The topics and how many insights each has.
 #[poise::command(
     slash_command,
-    install_context = "Guild",
-    interaction_context = "Guild|BotDm"
+    install_context = "Guild|User",
+    interaction_context = "Guild|BotDm|PrivateChannel"
 )]
 pub async fn topics(ctx: Context<'_>) -> Result<(), Error> {
-    let guild = ctx.guild_id().map(|g| g.get());
+    let reach = reach(ctx);
+    let guild = reach.guild.map(|g| g.get());
     let reply = match ctx.data().collections.get(guild).await {
         Ok(collection) if collection.library().is_empty() => ephemeral(NOTHING_TO_SHOW),
-        Ok(collection) => render::topics(collection.library()).to_poise(false),
+        Ok(collection) => render::topics(collection.library()).to_poise(reach.outside),
         Err(e) => ephemeral(collection_unavailable(guild, &e)),
     };
     ctx.send(reply).await?;
@@ -337,11 +394,11 @@ pub async fn topics(ctx: Context<'_>) -> Result<(), Error> {
 /// What this bot does and how to use it.
 #[poise::command(
     slash_command,
-    install_context = "Guild",
-    interaction_context = "Guild|BotDm"
+    install_context = "Guild|User",
+    interaction_context = "Guild|BotDm|PrivateChannel"
 )]
 pub async fn help(ctx: Context<'_>) -> Result<(), Error> {
-    let guild = ctx.guild_id().map(|g| g.get());
+    let guild = reach(ctx).guild.map(|g| g.get());
     let count = match ctx.data().collections.get(guild).await {
         Ok(collection) => collection.library().len(),
         Err(_) => ctx.data().collections.shipped().library().len(),
@@ -369,7 +426,13 @@ pub async fn another_one(
         interaction.create_response(&ctx.http, notice).await?;
         return Ok(());
     }
-    let guild = interaction.guild_id.map(|g| g.get());
+    let guild = reach_of(
+        interaction.guild_id,
+        &interaction.authorizing_integration_owners,
+        interaction.context,
+    )
+    .guild
+    .map(|g| g.get());
     let collection = match data.collections.get(guild).await {
         Ok(c) => c,
         Err(e) => {

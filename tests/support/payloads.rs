@@ -562,6 +562,8 @@ pub struct InteractionBuilder {
     app_permissions: u64,
     resolved_channels: Vec<Value>,
     resolved_attachments: Vec<Value>,
+    /// Through the asker's own install of the bot, in a server that has not installed it.
+    user_installed: bool,
 }
 
 /// A slash command (interaction type 2) named `name` with `options`.
@@ -623,7 +625,15 @@ impl InteractionBuilder {
             app_permissions: BOT_PERMISSIONS,
             resolved_channels: Vec::new(),
             resolved_attachments: Vec::new(),
+            user_installed: false,
         }
+    }
+
+    /// Through the asker's own (user) install, in a server that never installed the bot:
+    /// `authorizing_integration_owners` names the user only, as Discord sends it.
+    pub fn user_installed(mut self) -> Self {
+        self.user_installed = true;
+        self
     }
 
     /// The message the interaction comes from: for a button click, the one its button is on;
@@ -776,11 +786,13 @@ impl InteractionBuilder {
                     "channel".into(),
                     json!({"id": id(*channel_id), "type": 0, "guild_id": id(*guild_id), "name": "channel"}),
                 );
+                let owners = if self.user_installed {
+                    json!({"1": member["user"]["id"]})
+                } else {
+                    json!({"0": id(*guild_id)})
+                };
                 o.insert("member".into(), member);
-                o.insert(
-                    "authorizing_integration_owners".into(),
-                    json!({"0": id(*guild_id)}),
-                );
+                o.insert("authorizing_integration_owners".into(), owners);
                 o.insert("context".into(), json!(0));
             }
             Place::Dm {
