@@ -136,6 +136,10 @@ pub struct NextPostsArgs {
     /// How many instants to print.
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u16).range(1..=1000))]
     pub count: u16,
+    /// Also show each instant in the schedule's zone, with its offset, beside UTC (to check a
+    /// DST change by eye). Without it: one RFC 3339 UTC instant a line, for scripts.
+    #[arg(long)]
+    pub local: bool,
 }
 
 /// `insight-bot model-reference DIR`: the folder's reference embedding as JSON on `out`.
@@ -583,7 +587,18 @@ pub fn next_posts(args: &NextPostsArgs, out: &mut impl Write) -> Result<(), CliE
             .with_timezone(&chrono::Utc),
     };
     for slot in schedule.next_slots(from, args.count as usize) {
-        writeln!(out, "{}", format_rfc3339_z(slot.at))?;
+        if args.local {
+            let local = slot.at.with_timezone(&schedule.zone);
+            writeln!(
+                out,
+                "{}  {} ({})",
+                format_rfc3339_z(slot.at),
+                local.format("%a %Y-%m-%d %H:%M %:z"),
+                schedule.zone.name()
+            )?;
+        } else {
+            writeln!(out, "{}", format_rfc3339_z(slot.at))?;
+        }
     }
     Ok(())
 }

@@ -341,6 +341,26 @@ fn next_posts_prints_utc_instants_across_dst() {
         stdout(&o),
         "2026-03-08T07:00:00Z\n2026-03-15T06:30:00Z\n2026-03-22T06:30:00Z\n"
     );
+    // --local shows the wall clock and offset beside UTC: 02:30 did not exist on the 8th.
+    let local = run(&[
+        "next-posts",
+        "--day",
+        "sun",
+        "--time",
+        "02:30",
+        "--timezone",
+        "America/New_York",
+        "--from",
+        "2026-03-01T08:00:00Z",
+        "--count",
+        "2",
+        "--local",
+    ]);
+    assert_eq!(
+        stdout(&local),
+        "2026-03-08T07:00:00Z  Sun 2026-03-08 03:00 -04:00 (America/New_York)\n\
+         2026-03-15T06:30:00Z  Sun 2026-03-15 02:30 -04:00 (America/New_York)\n"
+    );
     for bad in [
         &["next-posts", "--time", "25:00"][..],
         &["next-posts", "--timezone", "Mars/Olympus"][..],
