@@ -23,6 +23,7 @@
 
 pub mod access;
 pub mod commands;
+pub mod curating;
 pub mod curation;
 pub mod dm;
 pub mod feedback;

@@ -20,7 +20,7 @@ use serenity::{
 
 use super::access::{is_curator, not_a_curator, Answer, Incoming};
 use super::commands::{collection_unavailable, ephemeral};
-use super::curation::{as_curator, checked, insight_form, refusal, Typed};
+use super::curating::{as_curator, checked, insight_form, refusal, Typed};
 use super::render::{self, escape_within, no_pings, Reply};
 use super::{Context, Data, Error};
 use crate::collections::{CollectionError, MAX_PENDING_PER_MEMBER};

@@ -14,7 +14,7 @@ use serenity::{ButtonStyle, CreateAttachment, CreateButton, CreateEmbed};
 
 use super::access::Answer;
 use super::commands::{answer_in_time, ephemeral};
-use super::curation::{as_curator, insight_form, Typed};
+use super::curating::{as_curator, insight_form, refusal, Typed};
 use super::render::{self, escape_within, no_pings};
 use super::{Context, Data, Error};
 use crate::stats::{chart, gap_vectors, gaps, Report, MIN_VOTES};
@@ -217,7 +217,7 @@ pub async fn gaps(
                     "Gaps are on. From now on I keep {}. `/insights gaps` lists them; `/insights gaps turn:off` deletes them all at once.",
                     render::what_gaps_keep()
                 ),
-                Err(e) => super::curation::refusal(&e),
+                Err(e) => refusal(&e),
             }
         }
         Some(GapsChoice::Off) => {
@@ -226,7 +226,7 @@ pub async fn gaps(
                     "Gaps are off: no question text is kept, and the {deleted} kept {} deleted now.",
                     if deleted == 1 { "question was" } else { "questions were" }
                 ),
-                Err(e) => super::curation::refusal(&e),
+                Err(e) => refusal(&e),
             }
         }
         None => {
