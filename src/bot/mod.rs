@@ -28,6 +28,7 @@ pub mod curation;
 pub mod dm;
 pub mod feedback;
 pub mod heavy_work;
+pub mod held;
 pub mod one_at_a_time;
 pub mod render;
 pub mod suggestions;
@@ -83,7 +84,7 @@ pub struct Data {
     /// Every server's collection (the shipped one in DMs): look-ups, random picks, questions.
     pub collections: Arc<Collections>,
     /// Drafts and imports waiting for a curator's button.
-    pub pending: curation::Pending,
+    pub pending: held::Pending,
     /// Reading and embedding imports: one per server, [`HEAVY_JOBS_AT_ONCE`] across servers.
     pub heavy: heavy_work::HeavyWork,
     /// The host of `DISCORD_API_BASE`, when set: attachments are downloaded from Discord's CDN
@@ -452,7 +453,7 @@ fn framework(
                 register_commands(ctx, &framework.options().commands, guild_id).await;
                 Ok(Data {
                     collections,
-                    pending: curation::Pending::default(),
+                    pending: held::Pending::default(),
                     heavy: heavy_work::HeavyWork::new(HEAVY_JOBS_AT_ONCE),
                     api_host,
                     curation_cooldown: Mutex::new(Cooldown::new(
