@@ -23,13 +23,18 @@ use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // A HEALTHCHECK reads 1 as unhealthy and reserves 2: every failure of this one is 1.
+    let failure = match cli.command {
+        Some(Command::Healthcheck) => ExitCode::FAILURE,
+        _ => ExitCode::from(2),
+    };
     match execute(cli) {
         Ok(code) => code,
         Err(e) => {
             // A library's error may quote a URL with its credentials (reqwest does). A hint's
             // `postgres://user:<password>@…` stays: a `<` ends a URL in text.
             eprintln!("error: {}", redact_urls_in(&e.to_string()));
-            ExitCode::from(2)
+            failure
         }
     }
 }
@@ -151,6 +156,7 @@ fn run_bot(config: Config) -> Result<(), CliError> {
             shards: config.shards,
             ..PosterOptions::default()
         },
+        metrics_addr: config.metrics_addr,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -327,6 +333,19 @@ fn check_config(config: &Config, out: &mut impl Write) -> Result<(), CliError> {
     Ok(())
 }
 
+/// `insight-bot healthcheck`: `/readyz` of the endpoint at `METRICS_ADDR`; an error (exit 1)
+/// unless it answers 200.
+fn healthcheck(config: &Config, out: &mut impl Write) -> Result<(), CliError> {
+    let addr = config.metrics_addr.ok_or_else(|| {
+        CliError(
+            "METRICS_ADDR is not set: the health check asks the bot's /readyz there; set it, for example METRICS_ADDR=127.0.0.1:9100, for both the bot and this check".into(),
+        )
+    })?;
+    let ready = insight_bot::ops::healthcheck::check(addr).map_err(CliError)?;
+    writeln!(out, "{ready}")?;
+    Ok(())
+}
+
 fn execute(cli: Cli) -> Result<ExitCode, CliError> {
     // A missing .env is normal; a broken one is reported. Variables already set win.
     if let Err(e) = dotenvy::dotenv() {
@@ -352,6 +371,7 @@ fn execute(cli: Cli) -> Result<ExitCode, CliError> {
         Command::CheckConfig => check_config(&config, &mut out)?,
         Command::Stats(args) => stats(&config, &args, &mut out)?,
         Command::ModelReference(args) => cli::model_reference(&args, &mut out)?,
+        Command::Healthcheck => healthcheck(&config, &mut out)?,
     }
     out.flush()?;
     Ok(ExitCode::SUCCESS)

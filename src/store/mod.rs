@@ -831,6 +831,12 @@ pub trait Backend: Send + Sync + 'static {
     /// A random 32-byte secret made on first use and stable afterwards (shared by every process
     /// on the database): the key of voter keys.
     fn secret(&self) -> Result<[u8; 32], StoreError>;
+
+    /// A trivial query, for readiness: the database answers. Reads one server's weekly settings
+    /// (server 0, which Discord never uses), so any backend has it without a method of its own.
+    fn ping(&self) -> Result<(), StoreError> {
+        self.weekly(0).map(|_| ())
+    }
 }
 
 /// How long an answer's row (and the votes on it) is kept, in days. Older rows are deleted by

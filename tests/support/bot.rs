@@ -97,6 +97,7 @@ pub fn settings(
         store,
         clock: Arc::new(SystemClock),
         poster_options: PosterOptions::default(),
+        metrics_addr: None,
     }
 }
 
