@@ -322,6 +322,13 @@ fn check_config(config: &Config, out: &mut impl Write) -> Result<(), CliError> {
             .as_deref()
             .map_or_else(|| "https://discord.com".into(), redact_url)
     )?;
+    match config.metrics_addr {
+        Some(addr) => writeln!(
+            out,
+            "METRICS_ADDR: {addr} serves /healthz, /readyz and /metrics (not bound by this check)"
+        )?,
+        None => writeln!(out, "METRICS_ADDR: off (no health or metrics endpoint)")?,
+    }
     match config.guild_id {
         Some(id) => writeln!(
             out,

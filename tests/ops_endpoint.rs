@@ -303,6 +303,20 @@ async fn metrics_count_one_advice_one_dm_and_one_weekly_post_exactly() {
     .map(|(k, v)| (k.to_string(), v))
     .collect();
     assert_eq!(moved(&before, &counters(&after)), expected);
+    // The store and the model were timed: the post's claim and confirmation once each, and the
+    // two questions' embeddings (at least; a question may be embedded in more than one run).
+    let count =
+        |e: &Exposition, name: &str, labels: &[(&str, &str)]| e.value(name, labels).unwrap_or(0.0);
+    for op in ["claim", "confirm_post"] {
+        let name = "insight_bot_store_call_seconds_count";
+        assert_eq!(
+            count(&after, name, &[("op", op)]) - count(&first, name, &[("op", op)]),
+            1.0,
+            "{op}"
+        );
+    }
+    let name = "insight_bot_embedding_seconds_count";
+    assert!(count(&after, name, &[]) - count(&first, name, &[]) >= 2.0);
     // The post went out after its slot (within the last week), not before.
     let delay = after
         .value("insight_bot_post_delay_seconds_sum", &[])

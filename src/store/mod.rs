@@ -83,6 +83,7 @@ use crate::weekly::schedule::{WeekKey, WeeklySchedule};
 
 pub mod postgres;
 pub mod sqlite;
+mod timed;
 
 pub use postgres::PostgresBackend;
 pub use sqlite::SqliteBackend;
@@ -1102,9 +1103,10 @@ impl Store {
         }
     }
 
+    /// Every call through the store is timed for operators ([`timed`]).
     pub fn new(backend: impl Backend) -> Store {
         Store {
-            backend: Arc::new(backend),
+            backend: Arc::new(timed::Timed(backend)),
         }
     }
 
