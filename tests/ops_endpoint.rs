@@ -14,12 +14,17 @@ use std::net::SocketAddr;
 use std::process::Command;
 use std::time::Duration;
 
-use insight_bot::bot::{start, RunningBot};
+use insight_bot::bot::{start, RunningBot, REPLIES_PER_MINUTE};
+use insight_bot::store::Store;
 use support::bot::{advice, ask, fresh_store, settings};
 use support::payloads::{
-    alice, message, next_snowflake, APP_ID, DM_CHANNEL_ID, GUILD_ID, WEEKLY_CHANNEL_ID,
+    alice, message, next_snowflake, opt_string, slash_command, APP_ID, DM_CHANNEL_ID, GUILD_ID,
+    WEEKLY_CHANNEL_ID,
 };
-use support::prometheus::{self, Exposition};
+use support::prometheus::{self, Exposition, Labels};
+
+/// Counter series by name, then labels.
+type Counters = BTreeMap<String, BTreeMap<Labels, f64>>;
 use support::{FakeDiscord, TOKEN, WAIT};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -192,7 +197,7 @@ async fn a_taken_metrics_addr_stops_start_up_naming_the_variable() {
 }
 
 /// Every series of the counters this test checks, as `name -> labels -> value`.
-fn counters(e: &Exposition) -> BTreeMap<String, BTreeMap<Vec<(String, String)>, f64>> {
+fn counters(e: &Exposition) -> Counters {
     [
         "insight_bot_interactions_total",
         "insight_bot_answers_total",
@@ -201,6 +206,7 @@ fn counters(e: &Exposition) -> BTreeMap<String, BTreeMap<Vec<(String, String)>, 
         "insight_bot_discord_responses_total",
         "insight_bot_interaction_ack_seconds_count",
         "insight_bot_post_delay_seconds_count",
+        "insight_bot_discord_rate_limited_seconds_total",
     ]
     .iter()
     .map(|name| (name.to_string(), e.series(name)))
@@ -208,10 +214,7 @@ fn counters(e: &Exposition) -> BTreeMap<String, BTreeMap<Vec<(String, String)>, 
 }
 
 /// What moved between two scrapes: only the series whose value changed.
-fn moved(
-    before: &BTreeMap<String, BTreeMap<Vec<(String, String)>, f64>>,
-    after: &BTreeMap<String, BTreeMap<Vec<(String, String)>, f64>>,
-) -> BTreeMap<String, f64> {
+fn moved(before: &Counters, after: &Counters) -> BTreeMap<String, f64> {
     let mut out = BTreeMap::new();
     for (name, series) in after {
         for (labels, value) in series {
@@ -225,10 +228,12 @@ fn moved(
     out
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn metrics_count_one_advice_one_dm_and_one_weekly_post_exactly() {
-    let fake = FakeDiscord::start().await;
-    let (bot, _dir, store) = start_with_endpoint(&fake).await;
+/// Held by the tests that compare counters before and after: the registry is the process's.
+static COUNTERS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// [`start_with_endpoint`], then waits until the commands are registered and `/readyz` is 200.
+async fn start_ready(fake: &FakeDiscord) -> (RunningBot, tempfile::TempDir, Store, SocketAddr) {
+    let (bot, dir, store) = start_with_endpoint(fake).await;
     let addr = bot.endpoint_addr().unwrap();
     fake.wait_for_ready(WAIT).await;
     let route = format!("/applications/{APP_ID}/commands");
@@ -237,6 +242,31 @@ async fn metrics_count_one_advice_one_dm_and_one_weekly_post_exactly() {
     })
     .await;
     wait_for_status(addr, "/readyz", 200).await;
+    (bot, dir, store, addr)
+}
+
+/// Scrapes until `done` holds for what moved since `before` (an interaction is counted when its
+/// handling returns, a moment after its reply), at most [`WAIT`]; the last scrape.
+async fn scrape_until(
+    addr: SocketAddr,
+    before: &Counters,
+    done: impl Fn(&BTreeMap<String, f64>) -> bool,
+) -> Exposition {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let now = scrape(addr).await;
+        if done(&moved(before, &counters(&now))) || tokio::time::Instant::now() > deadline {
+            return now;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_one_advice_one_dm_and_one_weekly_post_exactly() {
+    let _counters = COUNTERS.lock().await;
+    let fake = FakeDiscord::start().await;
+    let (bot, _dir, store, addr) = start_ready(&fake).await;
     let first = scrape(addr).await;
     assert_eq!(
         first.value(
@@ -269,24 +299,21 @@ async fn metrics_count_one_advice_one_dm_and_one_weekly_post_exactly() {
         .blocking()
         .set_weekly(GUILD_ID, WEEKLY_CHANNEL_ID, &schedule, active_since)
         .unwrap();
+    // Its first send is answered 429 (a quarter of a second), the second goes out.
+    let route = format!("/channels/{WEEKLY_CHANNEL_ID}/messages");
+    fake.rate_limit_next("POST", &route, 1, Duration::from_millis(250));
     let mark = fake.mark();
     bot.poster().wake();
     fake.wait_for_channel_message_since(mark, WEEKLY_CHANNEL_ID, WAIT)
         .await;
 
-    // The interaction is counted when its handling returns, a moment after its reply.
-    let deadline = tokio::time::Instant::now() + WAIT;
-    let after = loop {
-        let now = scrape(addr).await;
-        let moved = moved(&before, &counters(&now));
-        let posted = moved.contains_key("insight_bot_posts_total{outcome=sent}");
-        let advised = moved
-            .contains_key("insight_bot_interactions_total{command=advice,kind=slash,outcome=ok}");
-        if (posted && advised) || tokio::time::Instant::now() > deadline {
-            break now;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let after = scrape_until(addr, &before, |moved| {
+        moved.contains_key("insight_bot_posts_total{outcome=sent}")
+            && moved.contains_key(
+                "insight_bot_interactions_total{command=advice,kind=slash,outcome=ok}",
+            )
+    })
+    .await;
     let expected: BTreeMap<String, f64> = [
         (
             "insight_bot_interactions_total{command=advice,kind=slash,outcome=ok}",
@@ -298,6 +325,8 @@ async fn metrics_count_one_advice_one_dm_and_one_weekly_post_exactly() {
         ("insight_bot_posts_total{outcome=sent}", 1.0),
         ("insight_bot_post_delay_seconds_count{}", 1.0),
         ("insight_bot_discord_responses_total{status=2xx}", 1.0),
+        ("insight_bot_discord_responses_total{status=429}", 1.0),
+        ("insight_bot_discord_rate_limited_seconds_total{}", 0.25),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
@@ -325,6 +354,47 @@ async fn metrics_count_one_advice_one_dm_and_one_weekly_post_exactly() {
             .value("insight_bot_post_delay_seconds_sum", &[])
             .unwrap();
     assert!(delay > 0.0 && delay <= 7.0 * 86400.0, "{delay}");
+    bot.shutdown().await.unwrap();
+    fake.assert_all_bodies_valid();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spent_reply_budget_is_counted_as_rate_limited() {
+    let _counters = COUNTERS.lock().await;
+    let fake = FakeDiscord::start().await;
+    let (bot, _dir, _store, addr) = start_ready(&fake).await;
+    let before = counters(&scrape(addr).await);
+    // One person asks one more time than the budget allows.
+    let member = support::bot::fresh_member();
+    for _ in 0..=REPLIES_PER_MINUTE {
+        let interaction =
+            slash_command("advice", vec![opt_string("question", "How do I delegate?")])
+                .in_guild_member(member.clone())
+                .build();
+        let callback = ask(&fake, &interaction).await;
+        assert_eq!(callback.status, 204, "{}", callback.describe());
+    }
+    let key = |outcome: &str| {
+        format!("insight_bot_interactions_total{{command=advice,kind=slash,outcome={outcome}}}")
+    };
+    let after = scrape_until(addr, &before, |moved| {
+        moved.get(&key("ok")).copied().unwrap_or(0.0)
+            + moved.get(&key("rate_limited")).copied().unwrap_or(0.0)
+            == (REPLIES_PER_MINUTE + 1) as f64
+    })
+    .await;
+    let moved = moved(&before, &counters(&after));
+    assert_eq!(
+        moved.get(&key("ok")),
+        Some(&(REPLIES_PER_MINUTE as f64)),
+        "{moved:#?}"
+    );
+    assert_eq!(moved.get(&key("rate_limited")), Some(&1.0), "{moved:#?}");
+    assert_eq!(
+        moved.get("insight_bot_answers_total{confidence=answered}"),
+        Some(&(REPLIES_PER_MINUTE as f64)),
+        "the refused one was not answered: {moved:#?}"
+    );
     bot.shutdown().await.unwrap();
     fake.assert_all_bodies_valid();
 }

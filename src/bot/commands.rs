@@ -88,9 +88,8 @@ fn spend(
     let mut cooldown = budget.lock().unwrap_or_else(|e| e.into_inner());
     cooldown
         .check(user.get(), Instant::now())
-        .map_err(|refusal| {
-            crate::ops::interaction::note_outcome(crate::ops::interaction::Outcome::RateLimited);
-            refusal
+        .inspect_err(|_| {
+            crate::ops::interaction::note_outcome(crate::ops::interaction::Outcome::RateLimited)
         })
         .map_err(|refusal| SlowDown {
             text: format!(

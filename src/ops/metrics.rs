@@ -49,6 +49,7 @@ impl Counter {
 }
 
 /// A monotonic sum of non-negative fractions (seconds), stored as `f64` bits.
+#[derive(Default)]
 pub struct FloatCounter(AtomicU64);
 
 impl FloatCounter {

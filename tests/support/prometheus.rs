@@ -5,6 +5,9 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+/// A series' labels, sorted by name.
+pub type Labels = Vec<(String, String)>;
+
 /// One sample line.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Sample {
@@ -35,7 +38,7 @@ impl Exposition {
     }
 
     /// Every series of `name`, by its labels.
-    pub fn series(&self, name: &str) -> BTreeMap<Vec<(String, String)>, f64> {
+    pub fn series(&self, name: &str) -> BTreeMap<Labels, f64> {
         self.samples
             .iter()
             .filter(|s| s.name == name)
@@ -174,7 +177,7 @@ pub fn parse(text: &str) -> Result<Exposition, String> {
 fn check_histograms(exposition: &Exposition) -> Result<(), String> {
     for (name, _) in exposition.types.iter().filter(|(_, t)| *t == "histogram") {
         // Buckets of each series (its labels without `le`), in order of `le`.
-        let mut series: BTreeMap<Vec<(String, String)>, Vec<(f64, f64)>> = BTreeMap::new();
+        let mut series: BTreeMap<Labels, Vec<(f64, f64)>> = BTreeMap::new();
         for s in exposition
             .samples
             .iter()
