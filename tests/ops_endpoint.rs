@@ -111,7 +111,11 @@ async fn healthcheck(metrics_addr: Option<SocketAddr>) -> (Option<i32>, String) 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readyz_follows_the_gateway_and_healthcheck_says_the_same() {
-    let fake = FakeDiscord::start().await;
+    // Heartbeats often, so a round trip is measured within the test.
+    let fake = FakeDiscord::builder()
+        .heartbeat_interval(Duration::from_millis(200))
+        .start()
+        .await;
     // IDENTIFY stays unanswered: the bot runs but is not READY.
     fake.hold_sessions(true);
     let (bot, _dir, _store) = start_with_endpoint(&fake).await;
@@ -139,6 +143,20 @@ async fn readyz_follows_the_gateway_and_healthcheck_says_the_same() {
         metrics.value("insight_bot_shard_up", &[("shard", "0")]),
         Some(1.0)
     );
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let latency = loop {
+        let metrics = scrape(addr).await;
+        if let Some(latency) = metrics.value("insight_bot_shard_latency_seconds", &[("shard", "0")])
+        {
+            break latency;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no heartbeat round trip measured"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!((0.0..WAIT.as_secs_f64()).contains(&latency), "{latency}");
 
     // The connection closes and the RESUME stays unanswered: not ready, shard 0 down.
     fake.hold_sessions(true);
