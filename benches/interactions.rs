@@ -22,7 +22,10 @@
 //! serving and recording each request: they are an upper bound for the bot.
 //!
 //! Run: `cargo bench --bench interactions` (release). `BENCH_INTERACTIONS=N` changes the
-//! sequential count (default 300).
+//! sequential count (default 300). `BENCH_METRICS=on` runs the bot with its operators' endpoint
+//! (`METRICS_ADDR` on 127.0.0.1) and scrapes `/metrics` every second meanwhile, far more often
+//! than Prometheus does: compare with a run without it to see what serving metrics costs
+//! (recording them is always on).
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -101,7 +104,32 @@ async fn run(n: usize) {
         !fake.validates_bodies(),
         "OpenAPI validation must be off in the benchmark"
     );
-    let bot = start_bot(&fake).await;
+    let with_metrics = std::env::var("BENCH_METRICS").is_ok_and(|v| v == "on");
+    let bot = if with_metrics {
+        support::bot::start_bot_with_endpoint(&fake).await
+    } else {
+        start_bot(&fake).await
+    };
+    // A scraper, as Prometheus would be, every second.
+    let scrapes = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let scraper = bot.bot.endpoint_addr().map(|addr| {
+        let scrapes = std::sync::Arc::clone(&scrapes);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                let body = scrape(addr).await;
+                assert!(body.contains("insight_bot_interactions_total"), "{body}");
+                scrapes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        })
+    });
+    println!(
+        "METRICS_ADDR: {}",
+        match bot.bot.endpoint_addr() {
+            Some(addr) => format!("on ({addr}), /metrics scraped every second"),
+            None => "off".into(),
+        }
+    );
     let collection = support::bot::library().len();
     println!("interactions: /advice on the shipped collection ({collection} insights), fake Discord on 127.0.0.1, OpenAPI validation off");
 
@@ -184,5 +212,27 @@ async fn run(n: usize) {
         ms(DEADLINE),
         if bmax < DEADLINE { "met" } else { "MISSED" }
     );
+    if let Some(scraper) = scraper {
+        scraper.abort();
+        println!(
+            "/metrics was scraped {} times meanwhile",
+            scrapes.load(std::sync::atomic::Ordering::Relaxed)
+        );
+    }
     stop_bot(&fake, bot).await;
+}
+
+/// `GET /metrics`: the body (the endpoint answers and closes).
+async fn scrape(addr: std::net::SocketAddr) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .expect("the endpoint");
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: bench\r\n\r\n")
+        .await
+        .expect("send");
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).await.expect("read");
+    answer
 }

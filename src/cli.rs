@@ -42,6 +42,10 @@ pub enum Command {
     /// the database: the collection, the embedding model and its cache folder, the database URL,
     /// the shards, the token's shape.
     CheckConfig,
+    /// Ask the running bot's `/readyz` at METRICS_ADDR: exit 0 when it is ready (every shard
+    /// connected, the database answering), 1 otherwise, with the reason on stderr. For a
+    /// container's HEALTHCHECK.
+    Healthcheck,
     /// Print the next weekly post instants (UTC) for a schedule.
     NextPosts(NextPostsArgs),
     /// Usage across every server and DMs (or one server, or DMs only): answers, the share with no

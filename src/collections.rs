@@ -243,6 +243,12 @@ impl Collections {
         lock(&self.servers).len()
     }
 
+    /// The servers' own insights, summed over the servers loaded in memory (a gauge for
+    /// operators: no database query).
+    pub fn own_insights(&self) -> usize {
+        lock(&self.servers).values().map(|c| c.own().len()).sum()
+    }
+
     async fn server_lock(&self, guild: u64) -> tokio::sync::OwnedMutexGuard<()> {
         let mutex = Arc::clone(lock(&self.locks).entry(guild).or_default());
         mutex.lock_owned().await

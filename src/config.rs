@@ -116,6 +116,9 @@ pub struct Config {
     /// `off`) keeps them in memory only. Default: `$XDG_CACHE_HOME/insight-bot`, else
     /// `~/.cache/insight-bot`.
     pub embedding_cache: Option<PathBuf>,
+    /// `METRICS_ADDR`: where the operators' endpoint listens (`/healthz`, `/readyz`,
+    /// `/metrics`; see [`crate::ops`]); `None` (the default): no endpoint.
+    pub metrics_addr: Option<std::net::SocketAddr>,
 }
 
 impl fmt::Debug for Config {
@@ -130,6 +133,7 @@ impl fmt::Debug for Config {
             .field("shards", &self.shards)
             .field("embedding_model_path", &self.embedding_model_path)
             .field("embedding_cache", &self.embedding_cache)
+            .field("metrics_addr", &self.metrics_addr)
             .finish()
     }
 }
@@ -280,6 +284,13 @@ impl Config {
                 .or_else(|| lookup("HOME").map(|home| PathBuf::from(home).join(".cache")))
                 .map(|dir| dir.join("insight-bot")),
         };
+        let metrics_addr = keep(
+            &mut problems,
+            get("METRICS_ADDR")
+                .map(|addr| parse_metrics_addr(&addr))
+                .transpose(),
+        )
+        .flatten();
         let (Some(database), Some(shards), true) = (database, shards, problems.is_empty()) else {
             return Err(problems);
         };
@@ -293,6 +304,7 @@ impl Config {
             shards,
             embedding_model_path,
             embedding_cache,
+            metrics_addr,
         })
     }
 }
@@ -310,6 +322,17 @@ pub const BOT_ONLY: &[&str] = &[
     "SHARD_RANGE",
     "SHARD_TOTAL",
 ];
+
+/// `METRICS_ADDR`: an IP address and port, never a host name (the endpoint binds exactly there;
+/// a name could resolve to an address the operator did not mean to expose).
+fn parse_metrics_addr(addr: &str) -> Result<std::net::SocketAddr, ConfigError> {
+    addr.trim().parse().map_err(|_| ConfigError {
+        variable: "METRICS_ADDR",
+        reason: format!(
+            "{addr:?} is not an IP address and port: use for example 127.0.0.1:9100 (this machine only) or 0.0.0.0:9100 (every interface, for a container)"
+        ),
+    })
+}
 
 /// `SHARDS`, `SHARD_RANGE` and `SHARD_TOTAL` together.
 fn parse_shards(
@@ -586,6 +609,20 @@ mod tests {
         assert_eq!(c.discord_token, None);
         assert_eq!(c.guild_id, None);
         assert_eq!(c.api_base, None);
+        assert_eq!(
+            c.metrics_addr, None,
+            "the operators' endpoint is off by default"
+        );
+    }
+
+    #[test]
+    fn the_metrics_address_is_an_ip_and_port() {
+        let c = config(&[("METRICS_ADDR", " 127.0.0.1:9100 ")]).unwrap();
+        assert_eq!(c.metrics_addr, Some("127.0.0.1:9100".parse().unwrap()));
+        let c = config(&[("METRICS_ADDR", "[::]:9100")]).unwrap();
+        assert_eq!(c.metrics_addr, Some("[::]:9100".parse().unwrap()));
+        let err = config(&[("METRICS_ADDR", "localhost:9100")]).unwrap_err();
+        assert!(err.reason.contains("127.0.0.1:9100"), "{err}");
     }
 
     #[test]
@@ -615,6 +652,9 @@ mod tests {
             ("SHARDS", "many"),
             ("SHARDS", "0"),
             ("SHARD_TOTAL", "16"),
+            ("METRICS_ADDR", "localhost:9100"),
+            ("METRICS_ADDR", "127.0.0.1"),
+            ("METRICS_ADDR", "127.0.0.1:99999"),
         ] {
             let err = config(&[(name, value)]).unwrap_err();
             assert_eq!(err.variable, name, "{value}");

@@ -16,6 +16,8 @@
 //!   questions the collection cannot answer yet, grouped, and the daily retention pass.
 //! - [`cooldown`]: a per-user sliding-window limit on what a user can make the bot send (pure).
 //! - [`bot`]: the Discord adapter (serenity + poise): commands, DMs, rendering, start/shutdown.
+//! - [`ops`]: what operators see: `/healthz`, `/readyz` and Prometheus `/metrics` on
+//!   `METRICS_ADDR`, the metrics registry, and the `healthcheck` client.
 //! - [`config`]: environment and `.env` -> a validated [`config::Config`]; the token never prints.
 //! - [`redact`]: passwords and user info out of every URL or connection string the bot shows.
 //! - [`cli`]: the command line (clap) and the offline commands: ask, random, topics, check,
@@ -28,6 +30,7 @@ pub mod config;
 pub mod cooldown;
 pub mod embedding;
 pub mod insights;
+pub mod ops;
 pub mod redact;
 pub mod sharding;
 pub mod stats;

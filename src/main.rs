@@ -23,6 +23,11 @@ use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // A HEALTHCHECK reads 1 as unhealthy and reserves 2: every failure of this one is 1.
+    let failure = match cli.command {
+        Some(Command::Healthcheck) => ExitCode::FAILURE,
+        _ => ExitCode::from(2),
+    };
     match execute(cli) {
         Ok(code) => code,
         // 128 + SIGPIPE, what a shell reports for `cat` in the same place; nothing printed.
@@ -31,7 +36,7 @@ fn main() -> ExitCode {
             // A library's error may quote a URL with its credentials (reqwest does). A hint's
             // `postgres://user:<password>@…` stays: a `<` ends a URL in text.
             eprintln!("error: {}", redact_urls_in(&e.to_string()));
-            ExitCode::from(2)
+            failure
         }
     }
 }
@@ -196,6 +201,7 @@ fn run_bot(config: Config) -> Result<(), CliError> {
             shards: config.shards,
             ..PosterOptions::default()
         },
+        metrics_addr: config.metrics_addr,
     };
     runtime.block_on(bot::run_with_signals(settings, &mut signals))?;
     tracing::info!("stopped");
@@ -403,6 +409,13 @@ fn check_config(out: &mut impl Write) -> Result<ExitCode, CliError> {
             .as_deref()
             .map_or_else(|| "https://discord.com".into(), redact_url)
     )?;
+    match config.metrics_addr {
+        Some(addr) => writeln!(
+            out,
+            "METRICS_ADDR: {addr} serves /healthz, /readyz and /metrics (not bound by this check)"
+        )?,
+        None => writeln!(out, "METRICS_ADDR: off (no health or metrics endpoint)")?,
+    }
     match config.guild_id {
         Some(id) => writeln!(
             out,
@@ -457,6 +470,19 @@ fn sqlite_health(path: &std::path::Path) -> Result<&'static str, String> {
     Ok("present and whole")
 }
 
+/// `insight-bot healthcheck`: `/readyz` of the endpoint at `METRICS_ADDR`; an error (exit 1)
+/// unless it answers 200.
+fn healthcheck(config: &Config, out: &mut impl Write) -> Result<(), CliError> {
+    let addr = config.metrics_addr.ok_or_else(|| {
+        CliError(
+            "METRICS_ADDR is not set: the health check asks the bot's /readyz there; set it, for example METRICS_ADDR=127.0.0.1:9100, for both the bot and this check".into(),
+        )
+    })?;
+    let ready = insight_bot::ops::healthcheck::check(addr).map_err(CliError)?;
+    writeln!(out, "{ready}")?;
+    Ok(())
+}
+
 fn execute(cli: Cli) -> Result<ExitCode, CliError> {
     // A missing .env is normal; a broken one is reported. Variables already set win.
     if let Err(e) = dotenvy::dotenv() {
@@ -492,6 +518,7 @@ fn execute(cli: Cli) -> Result<ExitCode, CliError> {
         Command::CheckConfig => unreachable!("answered above"),
         Command::Stats(args) => stats(&config, &args, &mut out)?,
         Command::ModelReference(args) => cli::model_reference(&args, &mut out)?,
+        Command::Healthcheck => healthcheck(&config, &mut out)?,
     }
     out.flush()?;
     Ok(ExitCode::SUCCESS)

@@ -443,6 +443,7 @@ fn check_config_validates_a_deployment_without_connecting() {
         )
         .env("SHARD_RANGE", "2-3")
         .env("SHARD_TOTAL", "4")
+        .env("METRICS_ADDR", "127.0.0.1:9100")
         .env(
             "EMBEDDING_CACHE_DIR",
             concat!(env!("CARGO_TARGET_TMPDIR"), "/vectors"),
@@ -456,6 +457,10 @@ fn check_config_validates_a_deployment_without_connecting() {
     let out = stdout(&o);
     assert!(out.contains("shards: shards 2-3 of 4"), "{out}");
     assert!(out.contains("not contacted"), "{out}");
+    assert!(
+        out.contains("METRICS_ADDR: 127.0.0.1:9100 serves /healthz, /readyz and /metrics"),
+        "{out}"
+    );
     assert!(!out.contains("s3cret"), "the password is printed: {out}");
     assert!(out.contains("DISCORD_TOKEN: set"), "{out}");
     assert!(

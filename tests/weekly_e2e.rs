@@ -157,6 +157,7 @@ impl Harness {
             store: self.store.clone(),
             clock: Arc::clone(&self.clock) as Arc<dyn Clock>,
             poster_options: fast_options(),
+            metrics_addr: None,
         };
         let bot = match tokio::time::timeout(WAIT, bot::start(settings)).await {
             Ok(Ok(bot)) => bot,

@@ -40,8 +40,10 @@ pub fn manages_server(member: &Member) -> bool {
     permissions.manage_guild() || permissions.administrator()
 }
 
-/// What a member who is not a curator is told.
+/// What a member who is not a curator is told. Every refusal of a non-curator goes through
+/// here, so this is also where the interaction is noted as refused (for the metrics).
 pub fn not_a_curator(settings: &ServerSettings) -> String {
+    crate::ops::interaction::note_outcome(crate::ops::interaction::Outcome::Refused);
     match settings.curator_role {
         Some(role) => format!(
             "Only curators can do this: members with the Manage Server permission or the <@&{role}> role."
@@ -226,6 +228,7 @@ impl<'a> Incoming<'a> {
             Incoming::Button(i) => i.create_response(http, deferral).await?,
             Incoming::Form(i) => i.create_response(http, deferral).await?,
         }
+        crate::ops::interaction::note_acknowledged();
         let edit = match work.await {
             Answer::Notice(text) => EditInteractionResponse::new()
                 .content(render::truncate(&text, render::MAX_CONTENT))

@@ -47,6 +47,7 @@ pub async fn answer_in_time<T>(
     } else {
         ctx.defer().await?;
     }
+    crate::ops::interaction::note_acknowledged();
     Ok(work.await)
 }
 
@@ -87,6 +88,9 @@ fn spend(
     let mut cooldown = budget.lock().unwrap_or_else(|e| e.into_inner());
     cooldown
         .check(user.get(), Instant::now())
+        .inspect_err(|_| {
+            crate::ops::interaction::note_outcome(crate::ops::interaction::Outcome::RateLimited)
+        })
         .map_err(|refusal| SlowDown {
             text: format!(
                 "Slow down a little — you can ask again in {} s.",
@@ -177,6 +181,13 @@ pub async fn answer_question(
     .await;
     match ranked {
         Ok(Ok((mut reply, shown, facts))) => {
+            // The ranking has no strong/weak grades: a close match was found, or none was.
+            let confidence = if facts.no_close_match {
+                "none"
+            } else {
+                "answered"
+            };
+            crate::ops::metrics().answers.inc([confidence]);
             let day = data.clock.now().date_naive();
             if let Some(id) = shown {
                 data.collections.record_shown(guild, &id, day);

@@ -39,6 +39,7 @@ pub async fn handle_message(
     if message.guild_id.is_some() || message.author.bot || message.webhook_id.is_some() {
         return Ok(());
     }
+    crate::ops::metrics().dm_messages.inc();
     // Every DM spends the author's budget, whatever it asks: a flood gets one notice, then
     // silence until the budget allows a reply again.
     if let Err(slow_down) = spend_budget(data, message.author.id) {

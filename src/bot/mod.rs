@@ -48,6 +48,7 @@ use crate::collections::Collections;
 use crate::config::Token;
 use crate::cooldown::Cooldown;
 use crate::insights::Catalog;
+use crate::ops;
 use crate::redact::{redact_url, redact_urls_in};
 use crate::sharding::Shards;
 use crate::store::Store;
@@ -119,6 +120,8 @@ pub struct BotSettings {
     /// Wall-clock time for the weekly poster (tests pass a manual clock).
     pub clock: Arc<dyn Clock>,
     pub poster_options: PosterOptions,
+    /// `METRICS_ADDR`: serve the operators' endpoint ([`crate::ops`]) here; `None`: no endpoint.
+    pub metrics_addr: Option<std::net::SocketAddr>,
 }
 
 /// Why the bot could not start or stopped with an error.
@@ -134,6 +137,9 @@ pub enum BotError {
     Store(String),
     #[error("the Discord client stopped: {0}")]
     Client(String),
+    /// The operators' endpoint could not listen (the message names `METRICS_ADDR`).
+    #[error("{0}")]
+    Endpoint(String),
 }
 
 /// Counts event handlers in progress, so shutdown can let them finish.
@@ -188,8 +194,61 @@ impl serenity::Framework for TrackedFramework {
 
     async fn dispatch(&self, ctx: serenity::Context, event: FullEvent) {
         let _guard = self.in_flight.enter();
-        self.inner.dispatch(ctx, event).await;
+        match interaction_labels(&event) {
+            Some((kind, command)) => {
+                ops::interaction::track(kind, command, self.inner.dispatch(ctx, event)).await
+            }
+            None => self.inner.dispatch(ctx, event).await,
+        }
     }
+}
+
+/// The top-level commands, as the metrics name them: a fixed list, so a name Discord sends that
+/// the bot does not have (a stale registration) is counted as "other", never as itself.
+const COMMAND_LABELS: &[&str] = &[
+    "advice", "insight", "topics", "help", "weekly", "insights", "suggest",
+];
+
+/// The `kind` and `command` labels of an interaction event; `None` for other events.
+fn interaction_labels(event: &FullEvent) -> Option<(ops::interaction::Kind, &'static str)> {
+    use ops::interaction::Kind;
+    let FullEvent::InteractionCreate { interaction } = event else {
+        return None;
+    };
+    let known = |name: &str| {
+        COMMAND_LABELS
+            .iter()
+            .copied()
+            .find(|known| *known == name)
+            .unwrap_or("other")
+    };
+    Some(match interaction {
+        Interaction::Command(command) => (Kind::Slash, known(&command.data.name)),
+        Interaction::Autocomplete(command) => (Kind::Autocomplete, known(&command.data.name)),
+        // Buttons and forms by the family their custom id belongs to (see `on_event`).
+        Interaction::Component(component) => {
+            let id = component.data.custom_id.as_str();
+            let family = if id.starts_with(feedback::PREFIX) {
+                "feedback"
+            } else if id.starts_with("ins:") {
+                "insights"
+            } else if id.starts_with("sug:") {
+                "suggest"
+            } else {
+                "insight"
+            };
+            (Kind::Component, family)
+        }
+        Interaction::Modal(modal) => {
+            let family = if modal.data.custom_id.starts_with("sug:") {
+                "suggest"
+            } else {
+                "insights"
+            };
+            (Kind::Modal, family)
+        }
+        _ => (Kind::Component, "other"),
+    })
 }
 
 /// The REST client: straight to Discord with serenity's rate limiter, or through
@@ -294,9 +353,11 @@ async fn on_event(ctx: &serenity::Context, event: &FullEvent, data: &Data) -> Re
 /// One place for every error: log it with context, tell the user in an ephemeral message what
 /// to do, never crash.
 async fn on_error(error: poise::FrameworkError<'_, Data, Error>) {
+    use ops::interaction::{note_outcome, Outcome};
     use poise::FrameworkError as E;
     match error {
         E::Command { error, ctx, .. } => {
+            note_outcome(Outcome::Error);
             tracing::error!(command = %ctx.command().qualified_name, user = %ctx.author().id, "command failed: {error}");
             let _ = ctx
                 .send(commands::ephemeral(
@@ -307,6 +368,7 @@ async fn on_error(error: poise::FrameworkError<'_, Data, Error>) {
         E::ArgumentParse {
             error, input, ctx, ..
         } => {
+            note_outcome(Outcome::Refused);
             let options: Vec<(&str, Option<&str>)> = match ctx {
                 poise::Context::Application(app) => app
                     .args
@@ -335,6 +397,7 @@ async fn on_error(error: poise::FrameworkError<'_, Data, Error>) {
             ctx,
             ..
         } => {
+            note_outcome(Outcome::Refused);
             // serenity names it "Manage Guild"; Discord's interface says "Manage Server".
             let needed = missing_permissions
                 .map(|p| p.to_string().replace("Manage Guild", "Manage Server"))
@@ -347,6 +410,7 @@ async fn on_error(error: poise::FrameworkError<'_, Data, Error>) {
                 .await;
         }
         E::GuildOnly { ctx, .. } => {
+            note_outcome(Outcome::Refused);
             let _ = ctx
                 .send(commands::ephemeral(format!(
                     "`/{}` works in a server, not in DMs.",
@@ -354,13 +418,15 @@ async fn on_error(error: poise::FrameworkError<'_, Data, Error>) {
                 )))
                 .await;
         }
-        // A refused check has answered already (the budget's "slow down").
-        E::CommandCheckFailed { error: None, .. } => {}
+        // A refused check has answered already (the budget's "slow down", noted as rate
+        // limited where the budget was spent; another check's refusal is a refusal).
+        E::CommandCheckFailed { error: None, .. } => note_outcome(Outcome::Refused),
         E::CommandCheckFailed {
             error: Some(error),
             ctx,
             ..
         } => {
+            note_outcome(Outcome::Error);
             tracing::error!(command = %ctx.command().qualified_name, "command check failed: {error}");
             let _ = ctx
                 .send(commands::ephemeral(
@@ -369,6 +435,7 @@ async fn on_error(error: poise::FrameworkError<'_, Data, Error>) {
                 .await;
         }
         E::EventHandler { error, event, .. } => {
+            note_outcome(Outcome::Error);
             tracing::error!(
                 event = event.snake_case_name(),
                 "event handler failed: {error}"
@@ -378,6 +445,7 @@ async fn on_error(error: poise::FrameworkError<'_, Data, Error>) {
             tracing::error!("start-up failed: {error}");
         }
         other => {
+            note_outcome(Outcome::Error);
             if let Err(e) = poise::builtins::on_error(other).await {
                 tracing::error!("error while handling an error: {e}");
             }
@@ -514,10 +582,22 @@ pub struct RunningBot {
     poster: Arc<Poster>,
     /// The daily usage housekeeping ([`crate::stats::retention`]).
     housekeeping_task: JoinHandle<()>,
+    /// The operators' endpoint, when `METRICS_ADDR` is set.
+    endpoint: Option<ops::Endpoint>,
 }
 
 /// Checks the token, connects, and returns once the client is started (not yet ready).
 pub async fn start(settings: BotSettings) -> Result<RunningBot, BotError> {
+    // Listening first: a taken port stops start-up before anything connects, and `/readyz`
+    // answers (503) while the bot connects.
+    let endpoint = match settings.metrics_addr {
+        Some(addr) => Some(
+            ops::Endpoint::bind(addr, settings.store.clone())
+                .await
+                .map_err(BotError::Endpoint)?,
+        ),
+        None => None,
+    };
     let http = build_http(&settings.token, settings.api_base.as_deref());
     let base = settings
         .api_base
@@ -570,6 +650,7 @@ pub async fn start(settings: BotSettings) -> Result<RunningBot, BotError> {
         Arc::clone(&settings.catalog),
         settings.store.clone(),
     ));
+    let probe_collections = Arc::clone(&collections);
     // Every server's collection is built in the background; a server asked about before its
     // turn is built on the spot (a few milliseconds), so nothing waits for this.
     {
@@ -611,7 +692,19 @@ pub async fn start(settings: BotSettings) -> Result<RunningBot, BotError> {
         .map_err(|e| BotError::Client(e.to_string()))?;
     let shard_manager = Arc::clone(&client.shard_manager);
     let shards = settings.poster_options.shards;
+    let loops = Arc::new(LoopsRunning::default());
+    if let Some(endpoint) = &endpoint {
+        endpoint.attach(Arc::new(BotProbe {
+            shard_manager: Arc::clone(&shard_manager),
+            shards,
+            cache: Arc::clone(&client.cache),
+            collections: Arc::clone(&probe_collections),
+            loops: Arc::clone(&loops),
+        }));
+    }
+    let client_stopped = LoopStopped(Arc::clone(&loops));
     let client_task = tokio::spawn(async move {
+        let _stopped = client_stopped;
         match shards {
             Shards::Auto => client.start_autosharded().await,
             Shards::All(n) => client.start_shards(n).await,
@@ -624,7 +717,12 @@ pub async fn start(settings: BotSettings) -> Result<RunningBot, BotError> {
     // The weekly poster is started here, once, not from READY (which fires again after every
     // reconnect). It needs only REST, so it runs even while the gateway reconnects.
     let stop_poster = Arc::new(Notify::new());
-    let poster_task = tokio::spawn(Arc::clone(&poster).run(Arc::clone(&stop_poster)));
+    let poster_stopped = LoopStopped(Arc::clone(&loops));
+    let poster_run = Arc::clone(&poster).run(Arc::clone(&stop_poster));
+    let poster_task = tokio::spawn(async move {
+        let _stopped = poster_stopped;
+        poster_run.await
+    });
     let housekeeping_task = tokio::spawn(crate::stats::retention::run(
         settings.store.clone(),
         Arc::clone(&settings.clock),
@@ -637,10 +735,89 @@ pub async fn start(settings: BotSettings) -> Result<RunningBot, BotError> {
         stop_poster,
         poster,
         housekeeping_task,
+        endpoint,
     })
 }
 
+/// Whether the gateway client and the weekly poster still run (`/healthz`).
+#[derive(Default)]
+struct LoopsRunning {
+    stopped: std::sync::atomic::AtomicBool,
+}
+
+/// Held by a loop's task: marks the loops stopped when the task ends, however it ends.
+struct LoopStopped(Arc<LoopsRunning>);
+
+impl Drop for LoopStopped {
+    fn drop(&mut self) {
+        self.0.stopped.store(true, Ordering::Release);
+    }
+}
+
+/// What the operators' endpoint reads from the running bot.
+struct BotProbe {
+    shard_manager: Arc<serenity::ShardManager>,
+    shards: Shards,
+    cache: Arc<serenity::Cache>,
+    collections: Arc<Collections>,
+    loops: Arc<LoopsRunning>,
+}
+
+impl ops::Probe for BotProbe {
+    fn loops_running(&self) -> bool {
+        !self.loops.stopped.load(Ordering::Acquire)
+    }
+
+    fn snapshot(
+        &self,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ops::Snapshot> + Send + '_>> {
+        Box::pin(async move {
+            let mut shards: Vec<ops::ShardStatus> = self
+                .shard_manager
+                .runners
+                .lock()
+                .await
+                .iter()
+                .map(|(id, runner)| ops::ShardStatus {
+                    id: id.0,
+                    connected: runner.stage == serenity::ConnectionStage::Connected,
+                    stage: runner.stage.to_string(),
+                    latency: runner.latency,
+                })
+                .collect();
+            // Shards this process must run that have no runner yet (queued, or restarting)
+            // count as down. With `auto` the count is Discord's, known once the client asked.
+            let expected: Vec<u32> = match self.shards {
+                Shards::All(n) => (0..n).collect(),
+                Shards::Range { first, last, .. } => (first..=last).collect(),
+                Shards::Auto => Vec::new(),
+            };
+            for id in expected {
+                if !shards.iter().any(|s| s.id == id) {
+                    shards.push(ops::ShardStatus {
+                        id,
+                        connected: false,
+                        stage: "not started".into(),
+                        latency: None,
+                    });
+                }
+            }
+            shards.sort_by_key(|s| s.id);
+            ops::Snapshot {
+                shards,
+                servers: self.cache.guild_count() as u64,
+                server_insights: self.collections.own_insights() as u64,
+            }
+        })
+    }
+}
+
 impl RunningBot {
+    /// Where the operators' endpoint listens (`METRICS_ADDR`, its port resolved), if it does.
+    pub fn endpoint_addr(&self) -> Option<std::net::SocketAddr> {
+        self.endpoint.as_ref().map(ops::Endpoint::local_addr)
+    }
+
     /// The weekly poster (tests drive and inspect it).
     pub fn poster(&self) -> &Arc<Poster> {
         &self.poster
@@ -653,6 +830,8 @@ impl RunningBot {
     pub async fn shutdown(mut self) -> Result<(), BotError> {
         // notify_one stores a permit, so the poster stops even if it is mid-pass right now.
         self.stop_poster.notify_one();
+        // The endpoint goes with the bot; until here `/readyz` reports the shards going down.
+        let endpoint = self.endpoint.take();
         // A pass in progress finishes its transaction on the blocking pool; the task stops here.
         self.housekeeping_task.abort();
         if let Err(e) = self.poster_task.await {
@@ -662,7 +841,7 @@ impl RunningBot {
         if !self.in_flight.wait_idle(SHUTDOWN_GRACE).await {
             tracing::warn!("shutting down with replies still in progress");
         }
-        match tokio::time::timeout(CLIENT_STOP_GRACE, &mut self.client_task).await {
+        let stopped = match tokio::time::timeout(CLIENT_STOP_GRACE, &mut self.client_task).await {
             Ok(Ok(Ok(()))) => Ok(()),
             Ok(Ok(Err(e))) => Err(BotError::Client(e.to_string())),
             Ok(Err(e)) => Err(BotError::Client(e.to_string())),
@@ -671,7 +850,9 @@ impl RunningBot {
                 self.client_task.abort();
                 Ok(())
             }
-        }
+        };
+        drop(endpoint);
+        stopped
     }
 
     /// Runs until SIGINT/SIGTERM (then shuts down cleanly) or until the client stops by itself.

@@ -428,6 +428,7 @@ impl DiscordPublisher {
             .await
             .map_err(|e| PublishError::Transient(format!("network error: {}", e.without_url())))?;
         let status = response.status();
+        crate::ops::metrics().discord_response(status.as_u16());
         let header_wait = response
             .headers()
             .get("retry-after")
@@ -442,6 +443,9 @@ impl DiscordPublisher {
             403 | 404 => PublishError::Forbidden(format!("Discord answered {status}: {message}")),
             429 => {
                 let seconds = body["retry_after"].as_f64().or(header_wait).unwrap_or(1.0);
+                crate::ops::metrics()
+                    .discord_rate_limited_seconds
+                    .add(seconds);
                 PublishError::RateLimited(Duration::from_secs_f64(seconds.clamp(0.0, 3600.0)))
             }
             _ => PublishError::Transient(format!("Discord answered {status}: {message}")),

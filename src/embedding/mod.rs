@@ -321,6 +321,15 @@ impl Embedder {
     /// Unit-length embeddings of `texts`, in order. Texts longer than the model's 256 word pieces
     /// are truncated (as sentence-transformers does). An empty slice gives an empty Vec.
     pub fn embed(&self, texts: &[&str]) -> Result<Vec<Vector>, EmbedError> {
+        let started = std::time::Instant::now();
+        let embedded = self.embed_untimed(texts);
+        crate::ops::metrics()
+            .embedding
+            .observe_duration(started.elapsed());
+        embedded
+    }
+
+    fn embed_untimed(&self, texts: &[&str]) -> Result<Vec<Vector>, EmbedError> {
         let seqs: Vec<Vec<u32>> = texts.iter().map(|t| self.tokenizer.encode(t)).collect();
         // Longest first, so each batch pads to a similar length; results go back in input order.
         let mut order: Vec<usize> = (0..seqs.len()).collect();

@@ -83,6 +83,7 @@ use crate::weekly::schedule::{WeekKey, WeeklySchedule};
 
 pub mod postgres;
 pub mod sqlite;
+mod timed;
 
 pub use postgres::PostgresBackend;
 pub use sqlite::SqliteBackend;
@@ -831,6 +832,12 @@ pub trait Backend: Send + Sync + 'static {
     /// A random 32-byte secret made on first use and stable afterwards (shared by every process
     /// on the database): the key of voter keys.
     fn secret(&self) -> Result<[u8; 32], StoreError>;
+
+    /// A trivial query, for readiness: the database answers. Reads one server's weekly settings
+    /// (server 0, which Discord never uses), so any backend has it without a method of its own.
+    fn ping(&self) -> Result<(), StoreError> {
+        self.weekly(0).map(|_| ())
+    }
 }
 
 /// How long an answer's row (and the votes on it) is kept, in days. Older rows are deleted by
@@ -1096,9 +1103,10 @@ impl Store {
         }
     }
 
+    /// Every call through the store is timed for operators ([`timed`]).
     pub fn new(backend: impl Backend) -> Store {
         Store {
-            backend: Arc::new(backend),
+            backend: Arc::new(timed::Timed(backend)),
         }
     }
 

@@ -448,6 +448,16 @@ impl Poster {
             Job::Claim(settings, week) => (settings.guild_id, *week),
             Job::Claimed(record) => (record.guild_id, record.week),
         };
+        // The schedule of a scheduled post, for its delay against the slot (`None` for
+        // `post-now`, which has no slot; a retry's is read back when it succeeds).
+        let schedule = match &job {
+            Job::Claim(settings, _) => Some(settings.schedule),
+            Job::Claimed(_) => None,
+        };
+        let from_schedule = match &job {
+            Job::Claim(..) => true,
+            Job::Claimed(record) => record.source == PostSource::Schedule,
+        };
         let result = match job {
             Job::Claim(settings, week) => {
                 match self.claim(&settings, week, PostSource::Schedule).await {
@@ -459,6 +469,8 @@ impl Poster {
             }
             Job::Claimed(record) => self.try_deliver(&record).await,
         };
+        self.count_delivery(&result, key, schedule, from_schedule)
+            .await;
         let retry_later = chrono::Duration::from_std(self.options.retry_later).unwrap_or_default();
         match result {
             Ok(Delivery::NothingToPost) => {
@@ -474,6 +486,45 @@ impl Poster {
                 lock(&self.held_back).insert(key, self.clock.now() + retry_later);
                 Delivery::WillRetry(e.to_string())
             }
+        }
+    }
+
+    /// `posts_total{outcome}`, and for a scheduled post that went out, `post_delay_seconds`:
+    /// when it went out against its slot.
+    async fn count_delivery(
+        &self,
+        result: &PosterResult<Delivery>,
+        (guild, week): (u64, WeekKey),
+        schedule: Option<crate::weekly::schedule::WeeklySchedule>,
+        from_schedule: bool,
+    ) {
+        let metrics = crate::ops::metrics();
+        let outcome = match result {
+            Ok(Delivery::Posted(_)) => "sent",
+            Ok(Delivery::Paused(_)) => "paused",
+            Ok(Delivery::WillRetry(_)) | Err(_) => "failed",
+            Ok(Delivery::AlreadyPosted(_) | Delivery::InProgress | Delivery::NothingToPost) => {
+                "skipped"
+            }
+        };
+        metrics.posts.inc([outcome]);
+        if outcome != "sent" || !from_schedule {
+            return;
+        }
+        let schedule = match schedule {
+            Some(schedule) => Some(schedule),
+            // A retried slot: its schedule is read back (a count must not fail the post).
+            None => self
+                .store
+                .call(move |db| db.weekly(guild))
+                .await
+                .ok()
+                .flatten()
+                .map(|settings| settings.schedule),
+        };
+        if let Some(slot) = schedule.and_then(|s| s.slot_in_week(week)) {
+            let late = (self.clock.now() - slot.at).to_std().unwrap_or_default();
+            metrics.post_delay.observe_duration(late);
         }
     }
 

@@ -21,6 +21,7 @@
 //!   send.
 //! - `payloads`: dispatch and REST payloads, tested to deserialize into serenity's models.
 //! - `openapi`: request-body validation against Discord's OpenAPI spec.
+//! - `prometheus`: a strict parser of the Prometheus text format, for the `/metrics` tests.
 
 // Every test crate compiles this module but uses only part of it; without this each one would
 // warn about the helpers it happens not to call.
@@ -31,6 +32,7 @@ pub mod bot;
 pub mod fake_discord;
 pub mod openapi;
 pub mod payloads;
+pub mod prometheus;
 
 // Short paths for the names most tests use; a test crate that uses none of them must not warn.
 #[allow(unused_imports)]
