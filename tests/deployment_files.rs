@@ -23,13 +23,6 @@ const READ_SHAPES: &[&str] = &[
     "env = \"",
 ];
 
-/// Variables added by the issue 18 branches that are merged after this one (the operators'
-/// endpoint; JSON logs; secrets from files). Accepted as read until `src/` reads them; once it
-/// does, the scan finds them and the test prints that this entry can go.
-const ADDED_BY_ISSUE_18_BRANCHES: &[&str] = &[
-    "METRICS_ADDR", // the /healthz, /readyz, /metrics endpoint
-];
-
 /// Read by the program but set by the platform, not by the operator: the fallbacks for the
 /// embedding cache's folder when `EMBEDDING_CACHE_DIR` is unset, and the terminal's width the
 /// command line wraps its output to. `.env.example` need not list them.
@@ -96,7 +89,7 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
-/// What the program reads: the scan of `src/`, plus [`ADDED_BY_ISSUE_18_BRANCHES`].
+/// What the program reads: the scan of `src/`.
 struct Known {
     src: BTreeMap<String, String>,
 }
@@ -112,29 +105,18 @@ impl Known {
                 "the scan of src/ no longer finds {name}: update READ_SHAPES to how src/ reads variables"
             );
         }
-        for name in ADDED_BY_ISSUE_18_BRANCHES {
-            match known.src.get(*name) {
-                Some(at) => println!(
-                    "{name}: read by src/ ({at}); its ADDED_BY_ISSUE_18_BRANCHES entry can go"
-                ),
-                None => println!(
-                    "{name}: not read by src/ yet, accepted from ADDED_BY_ISSUE_18_BRANCHES"
-                ),
-            }
-        }
         known
     }
 
     fn reads(&self, name: &str) -> bool {
-        self.src.contains_key(name) || ADDED_BY_ISSUE_18_BRANCHES.contains(&name)
+        self.src.contains_key(name)
     }
 
-    /// Every variable the operator sets: what src/ reads and the pending ones, less the platform's.
+    /// Every variable the operator sets: what src/ reads, less the platform's.
     fn configurable(&self) -> BTreeSet<String> {
         self.src
             .keys()
             .map(String::as_str)
-            .chain(ADDED_BY_ISSUE_18_BRANCHES.iter().copied())
             .filter(|name| !PLATFORM_VARIABLES.contains(name))
             .map(str::to_string)
             .collect()
@@ -426,10 +408,7 @@ fn the_example_env_names_every_variable_the_program_reads() {
         .configurable()
         .into_iter()
         .filter(|name| !listed.contains(name))
-        .map(|name| match known.src.get(&name) {
-            Some(at) => format!("{name} (read at {at})"),
-            None => format!("{name} (ADDED_BY_ISSUE_18_BRANCHES)"),
-        })
+        .map(|name| format!("{name} (read at {})", known.src[&name]))
         .collect();
     assert!(
         missing.is_empty(),
