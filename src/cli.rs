@@ -28,7 +28,7 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the Discord bot (needs DISCORD_TOKEN; see README).
+    /// Run the Discord bot (needs DISCORD_TOKEN; see docs/operations.md).
     Run,
     /// Answer a question with the most relevant insight.
     Ask(AskArgs),

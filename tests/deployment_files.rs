@@ -529,3 +529,17 @@ fn the_readers_find_what_the_formats_allow() {
         [("DISCORD_TOKEN", 1), ("HOME", 1), ("SOME_VAR", 2)].map(|(n, l)| (n.to_string(), l))
     );
 }
+
+#[test]
+fn the_operations_guide_names_every_variable_the_program_reads() {
+    let guide = read("docs/operations.md");
+    let missing: Vec<String> = Known::now()
+        .configurable()
+        .into_iter()
+        .filter(|name| !guide.contains(&format!("`{name}`")))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "docs/operations.md does not describe these variables the program reads: {missing:?}"
+    );
+}

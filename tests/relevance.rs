@@ -15,10 +15,10 @@
 //! - **Generalisation**: `feedback/insights.toml`, a second collection (feedback and one-on-ones,
 //!   12 insights with 2 asks each, no vocabulary written for it), and its questions. The issue's
 //!   goal of 80% top-1 is not reached: measured 31/48 (65%), top-3 41/48, every off-topic line
-//!   refused; the floors hold that level (the README says what limits it).
+//!   refused; the floors hold that level (docs/relevance.md says what limits it).
 //!
 //! The figures of every set are printed (`cargo test --test relevance -- --nocapture`) and quoted
-//! in the README.
+//! in docs/relevance.md.
 
 mod support;
 

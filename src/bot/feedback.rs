@@ -11,7 +11,7 @@
 //! A vote is stored under a *voter key*: a keyed hash of the person's id and the answer's id with
 //! the database's secret. It lets one person change their vote on one answer and nothing else: it
 //! names nobody, and the same person's keys on two answers have nothing in common. Votes do not
-//! change the ranking (see the README): they are shown to curators in `/insights stats`.
+//! change the ranking (see docs/curation.md): they are shown to curators in `/insights stats`.
 
 use chrono::NaiveDate;
 use poise::serenity_prelude as serenity;

@@ -24,8 +24,8 @@ pub fn export_toml(insights: &[Insight]) -> String {
     // Writing to a String cannot fail.
     let _ = writeln!(
         out,
-        "# {count} exported by insight-bot, in the format of its data files (see \"Adding \
-         insights\" in its README)."
+        "# {count} exported by insight-bot, in the format of its data files (see \
+         docs/curation.md in its repository)."
     );
     for insight in insights {
         out.push_str("\n[[insight]]\nid = ");
@@ -159,7 +159,7 @@ mod tests {
         second.source.url = None;
         assert_eq!(
             export_toml(&[insight("Plain text."), second]),
-            r#"# 2 insights exported by insight-bot, in the format of its data files (see "Adding insights" in its README).
+            r#"# 2 insights exported by insight-bot, in the format of its data files (see docs/curation.md in its repository).
 
 [[insight]]
 id = "an-id"

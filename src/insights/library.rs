@@ -1,6 +1,6 @@
 //! The insight collection: loading, validation, look-up and random picks.
 //!
-//! A collection is one TOML file or a directory of them (see "Adding insights" in the README).
+//! A collection is one TOML file or a directory of them (see docs/curation.md).
 //! Loading is all-or-nothing: every file is parsed and every entry validated, all problems are
 //! collected and reported as `file:line: reason`, and only a collection with no problem at all is
 //! returned. A half-loaded collection would silently hide insights (or serve a broken one to
@@ -306,7 +306,7 @@ impl Library {
     /// What the program serves: the built-in collection (when `builtin`), plus the operator's
     /// files at `extra` (`INSIGHTS_PATH`). An id may not be defined twice, also across the two:
     /// an operator's file changes the collection by adding to it, never by silently replacing a
-    /// shipped insight (see "Adding insights" in the README).
+    /// shipped insight (see docs/curation.md).
     pub fn load_collection(builtin: bool, extra: Option<&Path>) -> Result<Library, LoadError> {
         let mut sources = Vec::new();
         if builtin {

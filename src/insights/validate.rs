@@ -4,7 +4,7 @@
 //!
 //! [`validate`] knows nothing about files or spans: it reports each problem with the field it is
 //! about ([`FieldProblem`]), and the caller places it (the loader on the field's line, a form next
-//! to its input). The wording is the loader's, which its tests and the README pin down.
+//! to its input). The wording is the loader's, which its tests and docs/curation.md pin down.
 //!
 //! Also here: the helpers a form or an import needs to turn free text into fields
 //! ([`slug_from_title`], [`parse_topics`], [`parse_asks`]); what they produce is still checked by

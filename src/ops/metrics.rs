@@ -155,7 +155,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 /// Every metric the process records (the ones read at scrape time, shards and servers, are in
-/// [`Live`]). The names are a contract with dashboards: see the README's "Metrics".
+/// [`Live`]). The names are a contract with dashboards: see "Metrics" in docs/operations.md.
 pub struct Metrics {
     /// `kind` (slash, component, modal, autocomplete), `command`, `outcome` (ok, error,
     /// refused, rate_limited).

@@ -18,7 +18,7 @@
 //! insight. For a long message each sentence is tried too, so one clear sentence is enough.
 //! Both anchor files were written by someone who never saw an evaluation question; `MARGIN` and
 //! `FLOOR` were calibrated on the tuning sets (`tests/data/eval/tuning_*`) and checked on the
-//! held-out ones (see the README for both figures).
+//! held-out ones (see docs/relevance.md for both figures).
 
 use crate::embedding::{cosine, Vector};
 

@@ -15,7 +15,7 @@
 //! BM25 term-frequency part, so answering a question is one multiply-add per posting of its terms.
 //! The `bm25` crate was measured against this in `benches/search.rs`: its scorer collects
 //! candidates in a hash set and scans each document's terms linearly, and it has no field weights
-//! or concept terms; ours answers 30-120x faster at 100,000 insights (figures in the README).
+//! or concept terms; ours answers 30-120x faster at 100,000 insights (figures in docs/benchmarks.md).
 //! Equal scores are ordered by id, so answers are stable.
 //!
 //! Indexing analyses each distinct word once (stem, stop word, concepts) and keeps the result by

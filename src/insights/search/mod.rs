@@ -17,7 +17,7 @@
 //!    off-topic messages.
 //!
 //! Calibration: `LEXICAL_WEIGHT`, `gate::MARGIN` and `gate::FLOOR` were chosen on the tuning
-//! sets and then measured once on the held-out sets (figures in the README). Embedding is CPU
+//! sets and then measured once on the held-out sets (figures in docs/relevance.md). Embedding is CPU
 //! work of milliseconds; callers on the async runtime run [`Searcher::ask`] on the blocking pool.
 
 pub mod gate;

@@ -11,7 +11,7 @@
 //! stays around ten milliseconds on this machine, where f32 would read four times as much. The
 //! rounding moves a cosine by about 0.003 (at most 0.01, tested), far below the differences the
 //! ranking and the gate act on. Brute force rather than an approximate index: exact, simple, and
-//! fast enough at the scale the bot is built for (the README has the measurements).
+//! fast enough at the scale the bot is built for (docs/benchmarks.md has the measurements).
 
 use crate::embedding::{Vector, DIM};
 use crate::insights::Insight;
