@@ -101,8 +101,9 @@ pub struct Library {
 
 // ---- the file format, as parsed before validation ----
 
+// Unknown fields are not refused by serde here (that would stop at the first and hide every
+// other problem of the file): `unknown_fields` finds them all, from a second, shallow parse.
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct RawFile {
     #[serde(default)]
     insight: Vec<Spanned<RawInsight>>,
@@ -111,7 +112,6 @@ struct RawFile {
 // Every field is optional here so that a missing one is reported by our validation with the
 // entry's line and a plain sentence, rather than by serde's generic message.
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct RawInsight {
     id: Option<Spanned<String>>,
     title: Option<Spanned<String>>,
@@ -122,11 +122,103 @@ struct RawInsight {
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct RawSource {
     title: Option<String>,
     publisher: Option<String>,
     url: Option<String>,
+}
+
+/// The fields a file may have, at each level.
+const FILE_FIELDS: [&str; 1] = ["insight"];
+const INSIGHT_FIELDS: [&str; 6] = ["id", "title", "text", "topics", "asks", "source"];
+const SOURCE_FIELDS: [&str; 3] = ["title", "publisher", "url"];
+
+/// Only the keys of a file, for [`unknown_fields`]: values are skipped, not built.
+#[derive(Deserialize)]
+struct FileKeys {
+    #[serde(default)]
+    insight: Vec<InsightKeys>,
+    #[serde(flatten)]
+    other: BTreeMap<String, serde::de::IgnoredAny>,
+}
+
+#[derive(Deserialize)]
+struct InsightKeys {
+    #[serde(default)]
+    source: Option<BTreeMap<String, serde::de::IgnoredAny>>,
+    #[serde(flatten)]
+    other: BTreeMap<String, serde::de::IgnoredAny>,
+}
+
+/// Every field no insight has (a typo such as `aks`), each with where it is written: at the top of
+/// the file, in an `[[insight]]` (whose span is in `entries`), or in its `source`.
+fn unknown_fields(text: &str, entries: &[Range<usize>]) -> Vec<(Range<usize>, String)> {
+    let Ok(keys) = toml::from_str::<FileKeys>(text) else {
+        return Vec::new();
+    };
+    let mut found = Vec::new();
+    let known = |list: &[&str], key: &str| list.contains(&key);
+    for key in keys.other.keys().filter(|k| !known(&FILE_FIELDS, k)) {
+        let at = key_position(text, 0..text.len(), key);
+        found.push((
+            at,
+            format!("unknown field `{key}`: a file holds `[[insight]]` tables only"),
+        ));
+    }
+    // An entry's span may cover its header only: its keys are written up to the next entry.
+    let regions: Vec<Range<usize>> = entries
+        .iter()
+        .enumerate()
+        .map(|(i, span)| {
+            let end = entries.get(i + 1).map_or(text.len(), |next| next.start);
+            span.start..end.max(span.end)
+        })
+        .collect();
+    for (entry, span) in keys.insight.iter().zip(&regions) {
+        let mut report = |key: &str, fields: &[&str]| {
+            found.push((
+                key_position(text, span.clone(), key),
+                format!(
+                    "unknown field `{key}` (a typo?): the fields are {}",
+                    fields
+                        .iter()
+                        .map(|f| format!("`{f}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            ));
+        };
+        for key in entry.other.keys().filter(|k| !known(&INSIGHT_FIELDS, k)) {
+            report(key, &INSIGHT_FIELDS);
+        }
+        for key in entry.source.iter().flat_map(|s| s.keys()) {
+            if !known(&SOURCE_FIELDS, key) {
+                report(key, &SOURCE_FIELDS);
+            }
+        }
+    }
+    found
+}
+
+/// Where `key = …` is written within `span` of `text` (bare or quoted, at the start of a line or
+/// inside an inline table), or the span's start when it cannot be told.
+fn key_position(text: &str, span: Range<usize>, key: &str) -> Range<usize> {
+    let within = &text[span.clone()];
+    let mut from = 0;
+    while let Some(found) = within[from..].find(key) {
+        let at = from + found;
+        let before = within[..at].chars().next_back();
+        let starts = matches!(
+            before,
+            None | Some(' ' | '\t' | '\n' | '{' | ',' | '"' | '\'')
+        );
+        let after = within[at + key.len()..].trim_start_matches(['"', '\'', ' ', '\t']);
+        if starts && after.starts_with('=') {
+            return span.start + at..span.start + at + key.len();
+        }
+        from = at + key.len();
+    }
+    span.start..span.start
 }
 
 /// Maps byte offsets of one file to 1-based line numbers.
@@ -202,6 +294,14 @@ pub(super) fn check_file(
                 if entries.len() <= validated {
                     insights.extend(check_entry(entry, rules, &mut check));
                 }
+            }
+            let unknown = unknown_fields(text, &entries[..entries.len().min(validated)]);
+            if !unknown.is_empty() {
+                // An insight with an unknown field is not whole: keep none of them.
+                insights.clear();
+            }
+            for (span, reason) in unknown {
+                check.report(span, reason);
             }
         }
     }
@@ -729,16 +829,45 @@ source = { title = "A page", publisher = "RiffOn" }
     }
 
     #[test]
-    fn unknown_fields_are_refused() {
+    fn unknown_fields_are_refused_each_on_its_line_with_the_other_problems() {
         let text = GOOD.replace("asks =", "aks = [\"typo\"]\nasks =");
         let p = problems(&[("a.toml", &text)]);
-        assert_eq!(p.len(), 1);
-        assert!(
-            p[0].starts_with("a.toml:7: invalid TOML: unknown field `aks`"),
-            "{p:?}"
+        assert_eq!(
+            p,
+            [
+                "a.toml:7: unknown field `aks` (a typo?): the fields are `id`, `title`, `text`, \
+              `topics`, `asks`, `source`"
+            ]
         );
         let top = format!("insights = 1\n{GOOD}");
-        assert!(problems(&[("a.toml", &top)])[0].contains("unknown field `insights`"));
+        assert_eq!(
+            problems(&[("a.toml", &top)]),
+            ["a.toml:1: unknown field `insights`: a file holds `[[insight]]` tables only"]
+        );
+        // An unknown field hides nothing else: a typo in one entry's source, a title too long in
+        // the next, and a typo there too, each on its own line.
+        let second = GOOD
+            .replace("first-one", "second-one")
+            .replace("\"A title\"", &format!("\"{}\"", "t".repeat(257)))
+            .replace("topics =", "topcis = [\"x\"]\ntopics =");
+        let text = format!(
+            "{}{second}",
+            GOOD.replace("publisher = ", "publsher = \"x\", publisher = ")
+        );
+        let p = problems(&[("a.toml", &text)]);
+        assert_eq!(p.len(), 3, "{p:?}");
+        assert!(
+            p[0].starts_with("a.toml:8: unknown field `publsher`"),
+            "{p:?}"
+        );
+        assert!(
+            p[1].starts_with("a.toml:12: `title` is 257 characters long"),
+            "{p:?}"
+        );
+        assert!(
+            p[2].starts_with("a.toml:14: unknown field `topcis`"),
+            "{p:?}"
+        );
     }
 
     #[test]
