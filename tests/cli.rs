@@ -1073,3 +1073,20 @@ fn sigterm_during_start_up_exits_0() {
         stderr(&o)
     );
 }
+
+#[test]
+fn the_curation_guides_example_loads_beside_the_shipped_collection() {
+    // Copied as it is from docs/curation.md ("Adding insights"), it must load: its id used to
+    // repeat a shipped one.
+    let guide =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/curation.md"))
+            .unwrap();
+    let start = guide.find("```toml\n").expect("a TOML example") + "```toml\n".len();
+    let example = &guide[start..start + guide[start..].find("```").unwrap()];
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("ours.toml");
+    std::fs::write(&file, example).unwrap();
+    let o = run_with(Some(file.to_str().unwrap()), &["check"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("OK: 12 insights"), "{}", stdout(&o));
+}
