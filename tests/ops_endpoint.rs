@@ -183,6 +183,56 @@ async fn readyz_follows_the_gateway_and_healthcheck_says_the_same() {
     fake.assert_all_bodies_valid();
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readyz_waits_for_every_shard_discord_recommends() {
+    // Two shards recommended (SHARDS=auto): serenity starts the second 5 s after the first.
+    let fake = FakeDiscord::builder().recommended_shards(2).start().await;
+    let (bot, _dir, _store) = start_with_endpoint(&fake).await;
+    let addr = bot.endpoint_addr().unwrap();
+    fake.wait_for_shards(&[(0, 2)], WAIT).await;
+    // The bot sees shard 0 READY a moment after the fake sent it.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while scrape(addr)
+        .await
+        .value("insight_bot_shard_up", &[("shard", "0")])
+        != Some(1.0)
+    {
+        assert!(tokio::time::Instant::now() < deadline, "shard 0 never up");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        fake.shard_session((1, 2)).is_none(),
+        "shard 1 identified already: the test needs serenity's spacing"
+    );
+    let (status, reason) = get(addr, "/readyz").await;
+    assert_eq!(status, 503, "shard 0 alone is not ready: {reason}");
+    assert!(reason.contains("shard 1 is "), "{reason}");
+    // The second identify comes after serenity's 5 s spacing.
+    fake.wait_for_shards(&[(0, 2), (1, 2)], WAIT * 3).await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let ready = loop {
+        let (status, body) = get(addr, "/readyz").await;
+        if status == 200 {
+            break body;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "still {status}: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(ready.contains("2 shard(s) connected"), "{ready}");
+    let metrics = scrape(addr).await;
+    for shard in ["0", "1"] {
+        assert_eq!(
+            metrics.value("insight_bot_shard_up", &[("shard", shard)]),
+            Some(1.0)
+        );
+    }
+    bot.shutdown().await.unwrap();
+    fake.assert_all_bodies_valid();
+}
+
 #[tokio::test]
 async fn healthcheck_without_metrics_addr_fails_with_what_to_set() {
     let (code, stderr) = healthcheck(None).await;

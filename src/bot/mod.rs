@@ -768,12 +768,13 @@ impl ops::Probe for BotProbe {
                     latency: runner.latency,
                 })
                 .collect();
-            // Shards this process must run that have no runner yet (queued, or restarting)
-            // count as down. With `auto` the count is Discord's, known once the client asked.
+            // Shards this process must run that have no runner yet (queued: serenity starts
+            // them 5 s apart; or restarting) count as down. With `auto` the count is Discord's,
+            // which the cache learns from the first READY (1 until then).
             let expected: Vec<u32> = match self.shards {
                 Shards::All(n) => (0..n).collect(),
                 Shards::Range { first, last, .. } => (first..=last).collect(),
-                Shards::Auto => Vec::new(),
+                Shards::Auto => (0..self.cache.shard_count()).collect(),
             };
             for id in expected {
                 if !shards.iter().any(|s| s.id == id) {
