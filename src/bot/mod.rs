@@ -242,6 +242,7 @@ fn interaction_labels(event: &FullEvent) -> Option<(ops::interaction::Kind, &'st
             };
             (Kind::Modal, family)
         }
+        // A ping (only sent to HTTP endpoints) or a kind serenity adds later: still counted.
         _ => (Kind::Component, "other"),
     })
 }
