@@ -212,6 +212,7 @@ async fn run(n: usize) {
         ms(DEADLINE),
         if bmax < DEADLINE { "met" } else { "MISSED" }
     );
+    recording_cost().await;
     if let Some(scraper) = scraper {
         scraper.abort();
         println!(
@@ -235,4 +236,35 @@ async fn scrape(addr: std::net::SocketAddr) -> String {
     let mut answer = String::new();
     stream.read_to_string(&mut answer).await.expect("read");
     answer
+}
+
+/// What the metrics cost in isolation, free of the end-to-end figures' noise on a shared machine:
+/// counting one interaction (the task-local scope, its notes, the counter and the histogram), and
+/// rendering `/metrics` once.
+async fn recording_cost() {
+    use insight_bot::ops::interaction::{note_acknowledged, note_outcome, track, Kind, Outcome};
+    const N: u32 = 100_000;
+    let started = Instant::now();
+    for _ in 0..N {
+        track(Kind::Slash, "advice", async {
+            note_acknowledged();
+            note_outcome(Outcome::Ok);
+        })
+        .await;
+    }
+    let per_interaction = started.elapsed() / N;
+    let started = Instant::now();
+    let renders = 1_000;
+    let mut bytes = 0;
+    for _ in 0..renders {
+        bytes = insight_bot::ops::metrics()
+            .render(&insight_bot::ops::Live::default())
+            .len();
+    }
+    let per_render = started.elapsed() / renders;
+    println!(
+        "metrics: counting one interaction {:.0} ns; rendering /metrics ({bytes} bytes) {:.1} us",
+        per_interaction.as_nanos(),
+        per_render.as_secs_f64() * 1e6
+    );
 }

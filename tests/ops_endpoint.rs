@@ -18,8 +18,8 @@ use insight_bot::bot::{start, RunningBot, REPLIES_PER_MINUTE};
 use insight_bot::store::Store;
 use support::bot::{advice, ask, fresh_store, settings};
 use support::payloads::{
-    alice, message, next_snowflake, opt_string, slash_command, APP_ID, DM_CHANNEL_ID, GUILD_ID,
-    WEEKLY_CHANNEL_ID,
+    alice, message, modal_submit, next_snowflake, opt_string, opt_subcommand, slash_command,
+    APP_ID, DM_CHANNEL_ID, GUILD_ID, WEEKLY_CHANNEL_ID,
 };
 use support::prometheus::{self, Exposition, Labels};
 
@@ -179,6 +179,56 @@ async fn readyz_follows_the_gateway_and_healthcheck_says_the_same() {
     // Once it resumes, ready again.
     fake.hold_sessions(false);
     wait_for_status(addr, "/readyz", 200).await;
+    bot.shutdown().await.unwrap();
+    fake.assert_all_bodies_valid();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readyz_waits_for_every_shard_discord_recommends() {
+    // Two shards recommended (SHARDS=auto): serenity starts the second 5 s after the first.
+    let fake = FakeDiscord::builder().recommended_shards(2).start().await;
+    let (bot, _dir, _store) = start_with_endpoint(&fake).await;
+    let addr = bot.endpoint_addr().unwrap();
+    fake.wait_for_shards(&[(0, 2)], WAIT).await;
+    // The bot sees shard 0 READY a moment after the fake sent it.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while scrape(addr)
+        .await
+        .value("insight_bot_shard_up", &[("shard", "0")])
+        != Some(1.0)
+    {
+        assert!(tokio::time::Instant::now() < deadline, "shard 0 never up");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        fake.shard_session((1, 2)).is_none(),
+        "shard 1 identified already: the test needs serenity's spacing"
+    );
+    let (status, reason) = get(addr, "/readyz").await;
+    assert_eq!(status, 503, "shard 0 alone is not ready: {reason}");
+    assert!(reason.contains("shard 1 is "), "{reason}");
+    // The second identify comes after serenity's 5 s spacing.
+    fake.wait_for_shards(&[(0, 2), (1, 2)], WAIT * 3).await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let ready = loop {
+        let (status, body) = get(addr, "/readyz").await;
+        if status == 200 {
+            break body;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "still {status}: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(ready.contains("2 shard(s) connected"), "{ready}");
+    let metrics = scrape(addr).await;
+    for shard in ["0", "1"] {
+        assert_eq!(
+            metrics.value("insight_bot_shard_up", &[("shard", shard)]),
+            Some(1.0)
+        );
+    }
     bot.shutdown().await.unwrap();
     fake.assert_all_bodies_valid();
 }
@@ -377,7 +427,7 @@ async fn metrics_count_one_advice_one_dm_and_one_weekly_post_exactly() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_spent_reply_budget_is_counted_as_rate_limited() {
+async fn refusals_an_error_and_a_spent_reply_budget_are_counted_by_outcome() {
     let _counters = COUNTERS.lock().await;
     let fake = FakeDiscord::start().await;
     let (bot, _dir, _store, addr) = start_ready(&fake).await;
@@ -392,13 +442,42 @@ async fn a_spent_reply_budget_is_counted_as_rate_limited() {
         let callback = ask(&fake, &interaction).await;
         assert_eq!(callback.status, 204, "{}", callback.describe());
     }
+    // A member who is not a curator: the command and a form sent anyway are refused.
+    let refused = ask(
+        &fake,
+        &slash_command("insights", vec![opt_subcommand("add", vec![])]).build(),
+    )
+    .await;
+    assert!(
+        refused.body_text().contains("Only curators"),
+        "{}",
+        refused.body_text()
+    );
+    let form = modal_submit("ins:add", &[("title", "Sneaky"), ("text", "Sneaky text.")]).build();
+    let refused = ask(&fake, &form).await;
+    assert!(
+        refused.body_text().contains("Only curators"),
+        "{}",
+        refused.body_text()
+    );
+    // Discord fails the answer of one /advice (a 500 on its callback): an error.
+    fake.fail_next("POST", "/interactions/", 1, 500);
+    let failed = ask(
+        &fake,
+        &advice("How do I delegate effectively?", None).build(),
+    )
+    .await;
+    assert_eq!(failed.status, 500, "{}", failed.describe());
     let key = |outcome: &str| {
         format!("insight_bot_interactions_total{{command=advice,kind=slash,outcome={outcome}}}")
     };
     let after = scrape_until(addr, &before, |moved| {
-        moved.get(&key("ok")).copied().unwrap_or(0.0)
-            + moved.get(&key("rate_limited")).copied().unwrap_or(0.0)
-            == (REPLIES_PER_MINUTE + 1) as f64
+        let total: f64 = moved
+            .iter()
+            .filter(|(k, _)| k.starts_with("insight_bot_interactions_total"))
+            .map(|(_, v)| v)
+            .sum();
+        total == (REPLIES_PER_MINUTE + 4) as f64
     })
     .await;
     let moved = moved(&before, &counters(&after));
@@ -408,10 +487,26 @@ async fn a_spent_reply_budget_is_counted_as_rate_limited() {
         "{moved:#?}"
     );
     assert_eq!(moved.get(&key("rate_limited")), Some(&1.0), "{moved:#?}");
+    let refusals = [
+        "insight_bot_interactions_total{command=advice,kind=slash,outcome=error}",
+        "insight_bot_interactions_total{command=insights,kind=slash,outcome=refused}",
+        "insight_bot_interactions_total{command=insights,kind=modal,outcome=refused}",
+    ];
+    for refusal in refusals {
+        assert_eq!(moved.get(refusal), Some(&1.0), "{moved:#?}");
+    }
+    assert_eq!(
+        moved
+            .keys()
+            .filter(|k| k.starts_with("insight_bot_interactions_total"))
+            .count(),
+        5,
+        "ok, rate_limited, the error and the two refusals, nothing else: {moved:#?}"
+    );
     assert_eq!(
         moved.get("insight_bot_answers_total{confidence=answered}"),
-        Some(&(REPLIES_PER_MINUTE as f64)),
-        "the refused one was not answered: {moved:#?}"
+        Some(&(REPLIES_PER_MINUTE as f64 + 1.0)),
+        "the budget's answers and the one whose delivery failed; not the refused one: {moved:#?}"
     );
     bot.shutdown().await.unwrap();
     fake.assert_all_bodies_valid();

@@ -10,7 +10,8 @@
 //! - [`access`]: who is a curator, and answering button clicks and forms;
 //! - [`dm`]: questions sent in direct messages;
 //! - [`render`]: core results -> embeds and messages, with Discord's limits and no pings;
-//! - [`weekly`]: the `/weekly` commands and the publisher the core weekly poster sends through.
+//! - [`weekly`]: the `/weekly` commands and the publisher the core weekly poster sends through;
+//! - `operations`: what the operators' endpoint ([`crate::ops`]) reads from the running bot.
 //!
 //! Where poise is in the way we use serenity directly, in three places: DMs and button clicks are
 //! handled in poise's event handler as raw events (poise only dispatches commands), and the
@@ -30,6 +31,7 @@ pub mod feedback;
 pub mod heavy_work;
 pub mod held;
 pub mod one_at_a_time;
+mod operations;
 pub mod render;
 pub mod suggestions;
 pub mod usage;
@@ -54,6 +56,7 @@ use crate::sharding::Shards;
 use crate::store::Store;
 use crate::weekly::clock::Clock;
 use crate::weekly::poster::{Poster, PosterOptions};
+use operations::{interaction_labels, BotProbe, LoopStopped, LoopsRunning};
 
 pub type Error = Box<dyn std::error::Error + Send + Sync>;
 pub type Context<'a> = poise::Context<'a, Data, Error>;
@@ -201,54 +204,6 @@ impl serenity::Framework for TrackedFramework {
             None => self.inner.dispatch(ctx, event).await,
         }
     }
-}
-
-/// The top-level commands, as the metrics name them: a fixed list, so a name Discord sends that
-/// the bot does not have (a stale registration) is counted as "other", never as itself.
-const COMMAND_LABELS: &[&str] = &[
-    "advice", "insight", "topics", "help", "weekly", "insights", "suggest",
-];
-
-/// The `kind` and `command` labels of an interaction event; `None` for other events.
-fn interaction_labels(event: &FullEvent) -> Option<(ops::interaction::Kind, &'static str)> {
-    use ops::interaction::Kind;
-    let FullEvent::InteractionCreate { interaction } = event else {
-        return None;
-    };
-    let known = |name: &str| {
-        COMMAND_LABELS
-            .iter()
-            .copied()
-            .find(|known| *known == name)
-            .unwrap_or("other")
-    };
-    Some(match interaction {
-        Interaction::Command(command) => (Kind::Slash, known(&command.data.name)),
-        Interaction::Autocomplete(command) => (Kind::Autocomplete, known(&command.data.name)),
-        // Buttons and forms by the family their custom id belongs to (see `on_event`).
-        Interaction::Component(component) => {
-            let id = component.data.custom_id.as_str();
-            let family = if id.starts_with(feedback::PREFIX) {
-                "feedback"
-            } else if id.starts_with("ins:") {
-                "insights"
-            } else if id.starts_with("sug:") {
-                "suggest"
-            } else {
-                "insight"
-            };
-            (Kind::Component, family)
-        }
-        Interaction::Modal(modal) => {
-            let family = if modal.data.custom_id.starts_with("sug:") {
-                "suggest"
-            } else {
-                "insights"
-            };
-            (Kind::Modal, family)
-        }
-        _ => (Kind::Component, "other"),
-    })
 }
 
 /// The REST client: straight to Discord with serenity's rate limiter, or through
@@ -737,79 +692,6 @@ pub async fn start(settings: BotSettings) -> Result<RunningBot, BotError> {
         housekeeping_task,
         endpoint,
     })
-}
-
-/// Whether the gateway client and the weekly poster still run (`/healthz`).
-#[derive(Default)]
-struct LoopsRunning {
-    stopped: std::sync::atomic::AtomicBool,
-}
-
-/// Held by a loop's task: marks the loops stopped when the task ends, however it ends.
-struct LoopStopped(Arc<LoopsRunning>);
-
-impl Drop for LoopStopped {
-    fn drop(&mut self) {
-        self.0.stopped.store(true, Ordering::Release);
-    }
-}
-
-/// What the operators' endpoint reads from the running bot.
-struct BotProbe {
-    shard_manager: Arc<serenity::ShardManager>,
-    shards: Shards,
-    cache: Arc<serenity::Cache>,
-    collections: Arc<Collections>,
-    loops: Arc<LoopsRunning>,
-}
-
-impl ops::Probe for BotProbe {
-    fn loops_running(&self) -> bool {
-        !self.loops.stopped.load(Ordering::Acquire)
-    }
-
-    fn snapshot(
-        &self,
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ops::Snapshot> + Send + '_>> {
-        Box::pin(async move {
-            let mut shards: Vec<ops::ShardStatus> = self
-                .shard_manager
-                .runners
-                .lock()
-                .await
-                .iter()
-                .map(|(id, runner)| ops::ShardStatus {
-                    id: id.0,
-                    connected: runner.stage == serenity::ConnectionStage::Connected,
-                    stage: runner.stage.to_string(),
-                    latency: runner.latency,
-                })
-                .collect();
-            // Shards this process must run that have no runner yet (queued, or restarting)
-            // count as down. With `auto` the count is Discord's, known once the client asked.
-            let expected: Vec<u32> = match self.shards {
-                Shards::All(n) => (0..n).collect(),
-                Shards::Range { first, last, .. } => (first..=last).collect(),
-                Shards::Auto => Vec::new(),
-            };
-            for id in expected {
-                if !shards.iter().any(|s| s.id == id) {
-                    shards.push(ops::ShardStatus {
-                        id,
-                        connected: false,
-                        stage: "not started".into(),
-                        latency: None,
-                    });
-                }
-            }
-            shards.sort_by_key(|s| s.id);
-            ops::Snapshot {
-                shards,
-                servers: self.cache.guild_count() as u64,
-                server_insights: self.collections.own_insights() as u64,
-            }
-        })
-    }
 }
 
 impl RunningBot {
