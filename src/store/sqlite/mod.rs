@@ -69,10 +69,10 @@ use crate::weekly::schedule::{WeekKey, WeeklySchedule};
 
 /// The schema migrations, in order: `MIGRATIONS[i]` takes `user_version` from `i` to `i + 1`.
 const MIGRATIONS: &[&str] = &[
-    include_str!("../../migrations/0001_init.sql"),
-    include_str!("../../migrations/0002_server_insights.sql"),
-    include_str!("../../migrations/0003_usage.sql"),
-    include_str!("../../migrations/0004_gap_vectors.sql"),
+    include_str!("../../../migrations/0001_init.sql"),
+    include_str!("../../../migrations/0002_server_insights.sql"),
+    include_str!("../../../migrations/0003_usage.sql"),
+    include_str!("../../../migrations/0004_gap_vectors.sql"),
 ];
 
 /// The newest schema version this build knows.
