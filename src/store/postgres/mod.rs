@@ -105,10 +105,10 @@ macro_rules! clear_question {
 
 /// The schema migrations, in order: `MIGRATIONS[i]` takes the schema from version `i` to `i + 1`.
 const MIGRATIONS: &[&str] = &[
-    include_str!("../../migrations/postgres/0001_init.sql"),
-    include_str!("../../migrations/postgres/0002_server_insights.sql"),
-    include_str!("../../migrations/postgres/0003_usage.sql"),
-    include_str!("../../migrations/postgres/0004_gap_vectors.sql"),
+    include_str!("../../../migrations/postgres/0001_init.sql"),
+    include_str!("../../../migrations/postgres/0002_server_insights.sql"),
+    include_str!("../../../migrations/postgres/0003_usage.sql"),
+    include_str!("../../../migrations/postgres/0004_gap_vectors.sql"),
 ];
 
 /// The newest schema version this build knows.
