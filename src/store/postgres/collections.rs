@@ -306,7 +306,7 @@ pub(super) fn set_suggestion_review_message(
     Ok(changed > 0)
 }
 
-pub(super) fn count_server_insights(s: &mut Session<'_>, guild_id: u64) -> Result<usize, Fault> {
+fn count_server_insights(s: &mut Session<'_>, guild_id: u64) -> Result<usize, Fault> {
     count(
         s,
         "SELECT count(*) FROM server_insight WHERE guild_id = $1",
@@ -375,20 +375,19 @@ macro_rules! suggestion_columns {
     };
 }
 
-pub(super) const SERVER_INSIGHTS: &str = concat!(
+const SERVER_INSIGHTS: &str = concat!(
     "SELECT ",
     server_insight_columns!(),
     " FROM server_insight WHERE guild_id = $1 ORDER BY insight_id"
 );
 
-pub(super) const ALL_SERVER_INSIGHTS: &str = concat!(
+const ALL_SERVER_INSIGHTS: &str = concat!(
     "SELECT ",
     server_insight_columns!(),
     " FROM server_insight ORDER BY guild_id, insight_id"
 );
 
-pub(super) const UPSERT_SERVER_INSIGHT: &str =
-    "INSERT INTO server_insight (guild_id, insight_id, title, \
+const UPSERT_SERVER_INSIGHT: &str = "INSERT INTO server_insight (guild_id, insight_id, title, \
          text, topics, asks, source_title, source_publisher, source_url, created_by, created_at, \
          updated_at, vectors, vectors_model) \
      VALUES ($1, $2, $3, $4, $5::text::jsonb, $6::text::jsonb, $7, $8, $9, $10, $11, $12, $13, \
@@ -400,30 +399,30 @@ pub(super) const UPSERT_SERVER_INSIGHT: &str =
          updated_at = excluded.updated_at, vectors = excluded.vectors, \
          vectors_model = excluded.vectors_model";
 
-pub(super) const PENDING_SUGGESTION_COUNT: &str =
+const PENDING_SUGGESTION_COUNT: &str =
     "SELECT count(*) FROM suggestion WHERE guild_id = $1 AND status = 'pending'";
 
-pub(super) const INSERT_SUGGESTION: &str = concat!(
+const INSERT_SUGGESTION: &str = concat!(
     "INSERT INTO suggestion (guild_id, author_id, title, text, why, status, created_at) \
      VALUES ($1, $2, $3, $4, $5, 'pending', $6) \
      RETURNING ",
     suggestion_columns!()
 );
 
-pub(super) const SELECT_SUGGESTION: &str = concat!(
+const SELECT_SUGGESTION: &str = concat!(
     "SELECT ",
     suggestion_columns!(),
     " FROM suggestion WHERE guild_id = $1 AND id = $2"
 );
 
-pub(super) const OLDEST_PENDING_SUGGESTION: &str = concat!(
+const OLDEST_PENDING_SUGGESTION: &str = concat!(
     "SELECT ",
     suggestion_columns!(),
     " FROM suggestion WHERE guild_id = $1 AND status = 'pending' \
       ORDER BY created_at, id LIMIT 1"
 );
 
-pub(super) const DECIDE_SUGGESTION: &str = concat!(
+const DECIDE_SUGGESTION: &str = concat!(
     "UPDATE suggestion SET status = $3, reason = $4, insight_id = $5, decided_at = $6, \
          decided_by = $7 \
      WHERE guild_id = $1 AND id = $2 AND status = 'pending' \
@@ -432,7 +431,7 @@ pub(super) const DECIDE_SUGGESTION: &str = concat!(
 );
 
 /// A `server_insight` row as stored, before parsing.
-pub(super) struct ServerInsightRow {
+struct ServerInsightRow {
     guild_id: i64,
     insight_id: String,
     title: String,
@@ -510,7 +509,7 @@ impl ServerInsightRow {
 }
 
 /// A `suggestion` row as stored, before parsing.
-pub(super) struct SuggestionRow {
+struct SuggestionRow {
     id: i64,
     guild_id: i64,
     author_id: i64,

@@ -484,7 +484,7 @@ pub(super) fn secret(backend: &PostgresBackend) -> Result<[u8; 32], StoreError> 
     })
 }
 
-pub(super) fn select_secret(s: &mut Session<'_>) -> Result<Option<[u8; 32]>, Fault> {
+fn select_secret(s: &mut Session<'_>) -> Result<Option<[u8; 32]>, Fault> {
     let Some(row) = s.query_opt("SELECT value FROM secret WHERE id = 1", &[])? else {
         return Ok(None);
     };
@@ -499,6 +499,6 @@ pub(super) fn select_secret(s: &mut Session<'_>) -> Result<Option<[u8; 32]>, Fau
 }
 
 /// The first day whose answers still take votes on `today`.
-pub(super) fn open_since_for(today: NaiveDate) -> NaiveDate {
+fn open_since_for(today: NaiveDate) -> NaiveDate {
     today - chrono::Duration::days(VOTE_WINDOW_DAYS)
 }

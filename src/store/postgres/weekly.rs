@@ -304,19 +304,19 @@ macro_rules! post_columns {
     };
 }
 
-pub(super) const SELECT_WEEKLY: &str = concat!(
+const SELECT_WEEKLY: &str = concat!(
     "SELECT ",
     weekly_columns!(),
     " FROM weekly WHERE guild_id = $1"
 );
 
-pub(super) const ACTIVE_WEEKLIES: &str = concat!(
+const ACTIVE_WEEKLIES: &str = concat!(
     "SELECT ",
     weekly_columns!(),
     " FROM weekly WHERE enabled AND failure_reason IS NULL ORDER BY guild_id"
 );
 
-pub(super) const UPSERT_WEEKLY: &str = concat!(
+const UPSERT_WEEKLY: &str = concat!(
     "INSERT INTO weekly (guild_id, channel_id, weekday, time, zone, enabled, active_since, \
          failure_reason, failed_at, updated_at) \
      VALUES ($1, $2, $3, $4, $5, true, $6, NULL, NULL, $6) \
@@ -329,13 +329,13 @@ pub(super) const UPSERT_WEEKLY: &str = concat!(
     weekly_columns!()
 );
 
-pub(super) const SELECT_POST: &str = concat!(
+const SELECT_POST: &str = concat!(
     "SELECT ",
     post_columns!(),
     " FROM post_log WHERE guild_id = $1 AND iso_year = $2 AND iso_week = $3"
 );
 
-pub(super) const INSERT_CLAIM: &str = concat!(
+const INSERT_CLAIM: &str = concat!(
     "INSERT INTO post_log (guild_id, iso_year, iso_week, channel_id, insight_id, nonce, source, \
          claimed_at, updated_at) \
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) \
@@ -344,7 +344,7 @@ pub(super) const INSERT_CLAIM: &str = concat!(
     post_columns!()
 );
 
-pub(super) const RECORD_ATTEMPT: &str = concat!(
+const RECORD_ATTEMPT: &str = concat!(
     "UPDATE post_log SET attempts = attempts + $4, last_error = $5, retry_at = $6, \
          updated_at = $7 \
      WHERE guild_id = $1 AND iso_year = $2 AND iso_week = $3 \
@@ -352,21 +352,21 @@ pub(super) const RECORD_ATTEMPT: &str = concat!(
     post_columns!()
 );
 
-pub(super) const LAST_POST: &str = concat!(
+const LAST_POST: &str = concat!(
     "SELECT ",
     post_columns!(),
     " FROM post_log WHERE guild_id = $1 AND message_id IS NOT NULL \
       ORDER BY iso_year DESC, iso_week DESC LIMIT 1"
 );
 
-pub(super) const UNCONFIRMED_POSTS: &str = concat!(
+const UNCONFIRMED_POSTS: &str = concat!(
     "SELECT ",
     post_columns!(),
     " FROM post_log WHERE message_id IS NULL ORDER BY iso_year, iso_week, guild_id"
 );
 
 /// A `weekly` row as stored, before parsing.
-pub(super) struct WeeklyRow {
+struct WeeklyRow {
     guild_id: i64,
     channel_id: i64,
     weekday: String,
@@ -434,7 +434,7 @@ impl WeeklyRow {
 }
 
 /// A `post_log` row as stored, before parsing.
-pub(super) struct PostRow {
+struct PostRow {
     guild_id: i64,
     iso_year: i32,
     iso_week: i32,
@@ -509,7 +509,7 @@ impl PostRow {
     }
 }
 
-pub(super) fn select_post(
+fn select_post(
     s: &mut Session<'_>,
     guild_id: u64,
     week: WeekKey,
@@ -522,7 +522,7 @@ pub(super) fn select_post(
     .transpose()
 }
 
-pub(super) fn select_rotation(s: &mut Session<'_>, guild_id: u64) -> Result<RotationState, Fault> {
+fn select_rotation(s: &mut Session<'_>, guild_id: u64) -> Result<RotationState, Fault> {
     let json: Option<String> = match s.query_opt(
         "SELECT state::text FROM rotation WHERE guild_id = $1",
         &[&db_id(guild_id)],
@@ -540,7 +540,7 @@ pub(super) fn select_rotation(s: &mut Session<'_>, guild_id: u64) -> Result<Rota
     }
 }
 
-pub(super) fn save_rotation(
+fn save_rotation(
     s: &mut Session<'_>,
     guild_id: u64,
     state: &RotationState,

@@ -337,7 +337,7 @@ pub(super) fn set_suggestion_review_message(
     })
 }
 
-pub(super) fn count_server_insights(conn: &Connection, guild_id: u64) -> Result<usize, Fault> {
+fn count_server_insights(conn: &Connection, guild_id: u64) -> Result<usize, Fault> {
     count(
         conn,
         "SELECT count(*) FROM server_insight WHERE guild_id = ?1",
@@ -400,12 +400,12 @@ fn save_server_insights_in(
     })
 }
 
-pub(super) const SERVER_INSIGHT_COLUMNS: &str = "guild_id, insight_id, title, text, topics, asks, \
+const SERVER_INSIGHT_COLUMNS: &str = "guild_id, insight_id, title, text, topics, asks, \
      source_title, source_publisher, source_url, created_by, created_at, updated_at, vectors, \
      vectors_model";
 
 /// A `server_insight` row as stored, before parsing.
-pub(super) struct ServerInsightRow {
+struct ServerInsightRow {
     guild_id: i64,
     insight_id: String,
     title: String,
@@ -491,12 +491,11 @@ impl ServerInsightRow {
     }
 }
 
-pub(super) const SUGGESTION_COLUMNS: &str =
-    "id, guild_id, author_id, title, text, why, status, reason, \
+const SUGGESTION_COLUMNS: &str = "id, guild_id, author_id, title, text, why, status, reason, \
      created_at, decided_at, decided_by, insight_id, review_channel_id, review_message_id";
 
 /// A `suggestion` row as stored, before parsing.
-pub(super) struct SuggestionRow {
+struct SuggestionRow {
     id: i64,
     guild_id: i64,
     author_id: i64,

@@ -422,7 +422,7 @@ pub(super) fn secret(backend: &SqliteBackend) -> Result<[u8; 32], StoreError> {
 /// Clears a server's oldest kept questions beyond [`super::KEPT_QUESTIONS_PER_SERVER`] (see
 /// [`questions_over_cap`]); returns how many. Oldest by day, then by id (random: in no set order
 /// within a day).
-pub(super) fn trim_kept_questions(tx: &Transaction<'_>, guild_id: u64) -> Result<usize, Fault> {
+fn trim_kept_questions(tx: &Transaction<'_>, guild_id: u64) -> Result<usize, Fault> {
     let kept = count(
         tx,
         "SELECT count(*) FROM answer WHERE guild_id = ?1 AND question IS NOT NULL",
@@ -444,7 +444,7 @@ pub(super) fn trim_kept_questions(tx: &Transaction<'_>, guild_id: u64) -> Result
 }
 
 /// Whether a server keeps gap questions (off when it never changed its settings).
-pub(super) fn gaps_enabled(conn: &Connection, guild_id: u64) -> Result<bool, Fault> {
+fn gaps_enabled(conn: &Connection, guild_id: u64) -> Result<bool, Fault> {
     Ok(conn
         .prepare_cached("SELECT gaps FROM server_settings WHERE guild_id = ?1")?
         .query_row([db_id(guild_id)], |row| row.get::<_, bool>(0))
@@ -452,7 +452,7 @@ pub(super) fn gaps_enabled(conn: &Connection, guild_id: u64) -> Result<bool, Fau
         .unwrap_or(false))
 }
 
-pub(super) fn select_secret(conn: &Connection) -> Result<Option<[u8; 32]>, Fault> {
+fn select_secret(conn: &Connection) -> Result<Option<[u8; 32]>, Fault> {
     let value = conn
         .prepare_cached("SELECT value FROM secret WHERE id = 1")?
         .query_row([], |row| row.get::<_, Vec<u8>>(0))

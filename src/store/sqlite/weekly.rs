@@ -267,12 +267,11 @@ pub(super) fn rotation(
     backend.read(|conn| select_rotation(conn, guild_id))
 }
 
-pub(super) const WEEKLY_COLUMNS: &str =
-    "guild_id, channel_id, weekday, time, zone, enabled, active_since, \
+const WEEKLY_COLUMNS: &str = "guild_id, channel_id, weekday, time, zone, enabled, active_since, \
      failure_reason, failed_at, updated_at";
 
 /// A `weekly` row as stored, before parsing.
-pub(super) struct WeeklyRow {
+struct WeeklyRow {
     guild_id: i64,
     channel_id: i64,
     weekday: String,
@@ -342,10 +341,7 @@ impl WeeklyRow {
     }
 }
 
-pub(super) fn select_weekly(
-    conn: &Connection,
-    guild_id: u64,
-) -> Result<Option<WeeklySettings>, Fault> {
+fn select_weekly(conn: &Connection, guild_id: u64) -> Result<Option<WeeklySettings>, Fault> {
     let sql = format!("SELECT {WEEKLY_COLUMNS} FROM weekly WHERE guild_id = ?1");
     conn.prepare_cached(&sql)?
         .query_row([db_id(guild_id)], WeeklyRow::read)
@@ -354,7 +350,7 @@ pub(super) fn select_weekly(
         .transpose()
 }
 
-pub(super) fn upsert_weekly(
+fn upsert_weekly(
     conn: &Connection,
     guild_id: u64,
     channel_id: u64,
@@ -383,12 +379,11 @@ pub(super) fn upsert_weekly(
     Ok(())
 }
 
-pub(super) const POST_COLUMNS: &str =
-    "guild_id, iso_year, iso_week, channel_id, insight_id, nonce, source, \
+const POST_COLUMNS: &str = "guild_id, iso_year, iso_week, channel_id, insight_id, nonce, source, \
      claimed_at, attempts, retry_at, last_error, message_id, posted_at";
 
 /// A `post_log` row as stored, before parsing.
-pub(super) struct PostRow {
+struct PostRow {
     guild_id: i64,
     iso_year: i64,
     iso_week: i64,
@@ -462,7 +457,7 @@ impl PostRow {
     }
 }
 
-pub(super) fn select_post(
+fn select_post(
     conn: &Connection,
     guild_id: u64,
     week: WeekKey,
@@ -481,7 +476,7 @@ pub(super) fn select_post(
         .transpose()
 }
 
-pub(super) fn select_rotation(conn: &Connection, guild_id: u64) -> Result<RotationState, Fault> {
+fn select_rotation(conn: &Connection, guild_id: u64) -> Result<RotationState, Fault> {
     let json: Option<String> = conn
         .prepare_cached("SELECT state FROM rotation WHERE guild_id = ?1")?
         .query_row([db_id(guild_id)], |r| r.get(0))
@@ -496,7 +491,7 @@ pub(super) fn select_rotation(conn: &Connection, guild_id: u64) -> Result<Rotati
     }
 }
 
-pub(super) fn save_rotation(
+fn save_rotation(
     conn: &Connection,
     guild_id: u64,
     state: &RotationState,
