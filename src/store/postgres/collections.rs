@@ -4,7 +4,16 @@
 //! `Backend` methods delegate to; the per-server limits hold across processes through the
 //! server's advisory lock (`lock_server` in `mod.rs`), taken in the same transaction as the write.
 
-use super::*;
+use chrono::{DateTime, Utc};
+use tokio_postgres::Row;
+
+use super::{count, db_id, db_time, from_db_id, lock_server, Fault, PostgresBackend, Session};
+use crate::insights::{Insight, Source};
+use crate::store::{
+    list_json, parse_list, Decision, InsightSource, Limit, NewSuggestion, ReviewMessage,
+    SaveOutcome, ServerInsight, ServerSettings, StoreError, StoredVectors, Suggestion,
+    SuggestionStatus,
+};
 
 pub(super) fn server_insights(
     backend: &PostgresBackend,

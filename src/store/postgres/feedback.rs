@@ -3,7 +3,17 @@
 //! the functions [`PostgresBackend`]'s `Backend` methods delegate to, with the SQL they run; the
 //! pool, sessions and transactions are the backend's (`mod.rs`).
 
-use super::*;
+use std::collections::{HashMap, HashSet};
+
+use chrono::NaiveDate;
+
+use super::{count, db_id, from_db_id, Fault, PostgresBackend, Session, QUESTIONS_LOCK};
+use crate::stats::{DayAnswers, InsightUse};
+use crate::store::{
+    answer_totals, count_from_db, questions_over_cap, retention_cutoffs, vote_change, Gap,
+    NewAnswer, Pruned, StoreError, StoredVectors, UsageScope, UsageStats, Vote, VoteOutcome,
+    VOTE_WINDOW_DAYS,
+};
 
 pub(super) fn record_shown(
     backend: &PostgresBackend,

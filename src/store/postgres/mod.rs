@@ -84,23 +84,18 @@ use std::future::Future;
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, NaiveDate, SubsecRound, Timelike, Utc};
+use chrono::{DateTime, NaiveDate, SubsecRound, Utc};
 use tokio::runtime::{Handle, Runtime};
 use tokio::task::JoinHandle;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, NoTls, Row, Statement};
 
-use super::sqlite::weekday_code;
 use super::{
-    answer_totals, count_from_db, list_json, parse_list, post_nonce, questions_over_cap,
-    retention_cutoffs, vote_change, Backend, Claim, Decision, Failure, Gap, InsightSource, Limit,
-    NewAnswer, NewSuggestion, PostRecord, PostSource, Pruned, ReviewMessage, SaveOutcome,
-    ServerInsight, ServerSettings, StoreError, StoredVectors, Suggestion, SuggestionStatus,
-    UsageScope, UsageStats, Vote, VoteOutcome, WeeklySettings, VOTE_WINDOW_DAYS,
+    count_from_db, Backend, Claim, Decision, Gap, InsightSource, Limit, NewAnswer, NewSuggestion,
+    PostRecord, PostSource, Pruned, SaveOutcome, ServerInsight, ServerSettings, StoreError,
+    StoredVectors, Suggestion, UsageScope, UsageStats, Vote, VoteOutcome, WeeklySettings,
 };
 use crate::config::{redact_password, REDACTED};
-use crate::insights::{Insight, Source};
-use crate::stats::{DayAnswers, InsightUse};
 use crate::weekly::rotation::RotationState;
 use crate::weekly::schedule::{WeekKey, WeeklySchedule};
 

@@ -5,7 +5,18 @@
 //! stored touches one file; the pool, sessions, transactions and errors are the backend's
 //! (`mod.rs`).
 
-use super::*;
+use std::collections::HashSet;
+
+use chrono::{DateTime, Timelike, Utc};
+use tokio_postgres::Row;
+
+use super::{db_id, db_time, db_week, from_db_id, lock_server, Fault, PostgresBackend, Session};
+use crate::store::sqlite::weekday_code;
+use crate::store::{
+    post_nonce, Claim, Failure, PostRecord, PostSource, StoreError, WeeklySettings,
+};
+use crate::weekly::rotation::RotationState;
+use crate::weekly::schedule::{WeekKey, WeeklySchedule};
 
 pub(super) fn set_weekly(
     backend: &PostgresBackend,

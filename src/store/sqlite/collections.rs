@@ -4,7 +4,16 @@
 //! methods delegate to; the per-server limits are checked in the same `BEGIN IMMEDIATE`
 //! transaction as the write, through the backend's helpers in `mod.rs`.
 
-use super::*;
+use chrono::{DateTime, Utc};
+use rusqlite::{params, Connection, OptionalExtension, Row};
+
+use super::{count, db_id, db_time, from_db_id, parse_time, query_all, Fault, SqliteBackend};
+use crate::insights::{Insight, Source};
+use crate::store::{
+    list_json, parse_list, Decision, InsightSource, Limit, NewSuggestion, ReviewMessage,
+    SaveOutcome, ServerInsight, ServerSettings, StoreError, StoredVectors, Suggestion,
+    SuggestionStatus,
+};
 
 pub(super) fn server_insights(
     backend: &SqliteBackend,

@@ -4,7 +4,20 @@
 //! deleted text is in no file; these are the functions [`SqliteBackend`]'s `Backend` methods
 //! delegate to.
 
-use super::*;
+use std::collections::HashMap;
+
+use chrono::NaiveDate;
+use rusqlite::{params, Connection, OptionalExtension, Transaction};
+
+use super::{
+    count, db_day, db_id, db_time, from_db_id, parse_day, query_all, Fault, SqliteBackend,
+};
+use crate::stats::{DayAnswers, InsightUse};
+use crate::store::{
+    answer_totals, count_from_db, questions_over_cap, retention_cutoffs, vote_change, Gap,
+    NewAnswer, Pruned, StoreError, StoredVectors, UsageScope, UsageStats, Vote, VoteOutcome,
+    VOTE_WINDOW_DAYS,
+};
 
 pub(super) fn record_shown(
     backend: &SqliteBackend,

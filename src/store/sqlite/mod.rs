@@ -58,19 +58,15 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
-use chrono::{DateTime, NaiveDate, SecondsFormat, Timelike, Utc, Weekday};
-use rusqlite::{params, Connection, ErrorCode, OpenFlags, OptionalExtension, Row, Transaction};
+use chrono::{DateTime, NaiveDate, SecondsFormat, Utc, Weekday};
+use rusqlite::{Connection, ErrorCode, OpenFlags, Row, Transaction};
 use rusqlite::{Params, TransactionBehavior};
 
 use super::{
-    answer_totals, count_from_db, list_json, parse_list, post_nonce, questions_over_cap,
-    retention_cutoffs, vote_change, Backend, Claim, Decision, Failure, Gap, InsightSource, Limit,
-    NewAnswer, NewSuggestion, PostRecord, PostSource, Pruned, ReviewMessage, SaveOutcome,
-    ServerInsight, ServerSettings, StoreError, StoredVectors, Suggestion, SuggestionStatus,
-    UsageScope, UsageStats, Vote, VoteOutcome, WeeklySettings, VOTE_WINDOW_DAYS,
+    count_from_db, Backend, Claim, Decision, Gap, InsightSource, Limit, NewAnswer, NewSuggestion,
+    PostRecord, PostSource, Pruned, SaveOutcome, ServerInsight, ServerSettings, StoreError,
+    StoredVectors, Suggestion, UsageScope, UsageStats, Vote, VoteOutcome, WeeklySettings,
 };
-use crate::insights::{Insight, Source};
-use crate::stats::{DayAnswers, InsightUse};
 use crate::weekly::rotation::RotationState;
 use crate::weekly::schedule::{WeekKey, WeeklySchedule};
 

@@ -4,7 +4,17 @@
 //! [`SqliteBackend`]'s `Backend` methods delegate to, so a change to how weekly posts are stored
 //! touches one file; the connection, transactions and errors are the backend's (`mod.rs`).
 
-use super::*;
+use chrono::{DateTime, Timelike, Utc};
+use rusqlite::{params, Connection, OptionalExtension, Row};
+
+use super::{
+    db_id, db_time, from_db_id, parse_time, query_all, weekday_code, Fault, SqliteBackend,
+};
+use crate::store::{
+    post_nonce, Claim, Failure, PostRecord, PostSource, StoreError, WeeklySettings,
+};
+use crate::weekly::rotation::RotationState;
+use crate::weekly::schedule::{WeekKey, WeeklySchedule};
 
 pub(super) fn set_weekly(
     backend: &SqliteBackend,
