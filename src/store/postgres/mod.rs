@@ -1115,8 +1115,6 @@ fn count(
     Ok(usize::try_from(count_from_db(n)).unwrap_or(usize::MAX))
 }
 
-// ---- rows ----
-
 #[cfg(test)]
 mod tests {
     use super::*;
