@@ -1,6 +1,6 @@
 //! The store's conformance suite (tests/support/conformance.rs) on the SQLite backend: a fresh
 //! file in a temporary directory per test. The SQLite-only behaviour (the file header, damage,
-//! WAL, another program's file) is tested next to the backend, in src/store/sqlite.rs.
+//! WAL, another program's file) is tested next to the backend, in src/store/sqlite/mod.rs.
 
 #[path = "support/conformance.rs"]
 mod conformance;
