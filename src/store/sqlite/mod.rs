@@ -104,7 +104,6 @@ mod weekly;
 /// The first 16 bytes of every SQLite database file.
 const SQLITE_HEADER: &[u8; 16] = b"SQLite format 3\0";
 
-/// What to tell the operator when the file cannot be used as it is.
 /// The SQLite backend. Every method takes `&self`; calls are serialized on one connection.
 #[derive(Debug)]
 pub struct SqliteBackend {
