@@ -888,6 +888,21 @@ fn a_closed_pipe_ends_quietly_with_the_status_cat_gives() {
         assert_eq!(o.status.code(), Some(141), "{args:?}: {}", stderr(&o));
         assert_eq!(stderr(&o), "", "{args:?}");
     }
+    // `stats --days 366 | head` used to panic (exit 101) in half the runs.
+    let dir = tempfile::tempdir().unwrap();
+    drop(insight_bot::store::Store::open(&dir.path().join("state.db")).unwrap());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_insight-bot"))
+        .args(["stats", "--days", "366"])
+        .env("DATABASE_URL", "sqlite://state.db")
+        .env_remove("INSIGHTS_PATH")
+        .current_dir(dir.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(141), "stats: {}", stderr(&o));
 }
 
 #[test]
