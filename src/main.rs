@@ -252,7 +252,7 @@ fn stats(config: &Config, args: &cli::StatsArgs, out: &mut impl Write) -> Result
     // A report reads; it never creates a database (nor its folders) to report nothing from.
     if let DatabaseUrl::Sqlite(path) = &config.database {
         if !path.exists() {
-            let shown = std::path::absolute(path).unwrap_or_else(|_| path.clone());
+            let shown = absolute(path);
             return Err(CliError(format!(
                 "DATABASE_URL: there is no database at {}: nothing has been recorded there. Point DATABASE_URL at the bot's database (the one `run` uses)",
                 shown.display()

@@ -548,22 +548,22 @@ fn check_config_never_shows_a_database_password_nor_api_base_credentials() {
     );
 }
 
-#[test]
-fn an_unreachable_api_base_is_reported_without_its_credentials() {
-    let dir = tempfile::tempdir().unwrap();
-    // A port nothing listens on: refused at once, on this machine only.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
+/// A port on this machine that nothing listens on: a connection to it is refused at once.
+fn closed_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
-        .port();
-    let o = Command::new(env!("CARGO_BIN_EXE_insight-bot"))
+        .port()
+}
+
+/// `insight-bot run` from `dir`, its REST calls sent to `api_base`, with a SQLite state file in
+/// `dir`, the shared vector cache, no INSIGHTS_PATH and no RUST_LOG (callers add the token).
+fn run_bot_at(dir: &Path, api_base: &str) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_insight-bot"));
+    command
         .arg("run")
-        .env("DISCORD_TOKEN", "MTIz.fake-test.token_value")
-        .env(
-            "DISCORD_API_BASE",
-            format!("http://proxyuser:proxypass@127.0.0.1:{port}"),
-        )
+        .env("DISCORD_API_BASE", api_base)
         .env("DATABASE_URL", "sqlite://state.db")
         .env(
             "EMBEDDING_CACHE_DIR",
@@ -571,9 +571,22 @@ fn an_unreachable_api_base_is_reported_without_its_credentials() {
         )
         .env_remove("INSIGHTS_PATH")
         .env_remove("RUST_LOG")
-        .current_dir(dir.path())
-        .output()
-        .unwrap();
+        .current_dir(dir);
+    command
+}
+
+#[test]
+fn an_unreachable_api_base_is_reported_without_its_credentials() {
+    let dir = tempfile::tempdir().unwrap();
+    // A port nothing listens on: refused at once, on this machine only.
+    let port = closed_port();
+    let o = run_bot_at(
+        dir.path(),
+        &format!("http://proxyuser:proxypass@127.0.0.1:{port}"),
+    )
+    .env("DISCORD_TOKEN", "MTIz.fake-test.token_value")
+    .output()
+    .unwrap();
     let err = stderr(&o);
     assert_eq!(o.status.code(), Some(2), "{err}");
     assert!(
@@ -781,30 +794,17 @@ fn failing_run_logs(format: &str) -> (Output, String) {
     let dir = tempfile::tempdir().unwrap();
     let token = "MTIz.fake-test.token_value";
     std::fs::write(dir.path().join("token"), format!("{token}\n")).unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let o = Command::new(env!("CARGO_BIN_EXE_insight-bot"))
-        .arg("run")
-        .env_remove("DISCORD_TOKEN")
-        .env("DISCORD_TOKEN_FILE", dir.path().join("token"))
-        .env(
-            "DISCORD_API_BASE",
-            format!("http://proxyuser:proxypass@127.0.0.1:{port}"),
-        )
-        .env("DATABASE_URL", "sqlite://state.db")
-        .env(
-            "EMBEDDING_CACHE_DIR",
-            concat!(env!("CARGO_TARGET_TMPDIR"), "/vectors"),
-        )
-        .env("LOG_FORMAT", format)
-        .env("RUST_LOG", "debug")
-        .env_remove("INSIGHTS_PATH")
-        .current_dir(dir.path())
-        .output()
-        .unwrap();
+    let port = closed_port();
+    let o = run_bot_at(
+        dir.path(),
+        &format!("http://proxyuser:proxypass@127.0.0.1:{port}"),
+    )
+    .env_remove("DISCORD_TOKEN")
+    .env("DISCORD_TOKEN_FILE", dir.path().join("token"))
+    .env("LOG_FORMAT", format)
+    .env("RUST_LOG", "debug")
+    .output()
+    .unwrap();
     let err = stderr(&o);
     assert_eq!(o.status.code(), Some(2), "{err}");
     for secret in [token, "proxypass", "proxyuser"] {
@@ -1032,18 +1032,8 @@ fn run_against_a_silent_api() -> (std::process::Child, tempfile::TempDir) {
         }
     });
     let dir = tempfile::tempdir().unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_insight-bot"))
-        .arg("run")
+    let child = run_bot_at(dir.path(), &format!("http://127.0.0.1:{port}"))
         .env("DISCORD_TOKEN", "MTIz.fake-test.token_value")
-        .env("DISCORD_API_BASE", format!("http://127.0.0.1:{port}"))
-        .env("DATABASE_URL", "sqlite://state.db")
-        .env(
-            "EMBEDDING_CACHE_DIR",
-            concat!(env!("CARGO_TARGET_TMPDIR"), "/vectors"),
-        )
-        .env_remove("INSIGHTS_PATH")
-        .env_remove("RUST_LOG")
-        .current_dir(dir.path())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
