@@ -106,14 +106,30 @@ fn load_library(config: &Config) -> Result<Library, CliError> {
 }
 
 /// The embedding model's files, built into the binary (and only into it: test binaries that link
-/// the library do not carry 45 MB each), so that an installed `insight-bot` needs nothing beside
-/// it. `EMBEDDING_MODEL_PATH` loads another copy instead.
+/// the library do not carry 110 MB each), so that an installed `insight-bot` needs nothing beside
+/// it: one file to copy, and no way to run a binary against another version's model folder.
+/// `EMBEDDING_MODEL_PATH` loads another copy instead. The shards are the ones
+/// `models/all-mpnet-base-v2/model.safetensors.index.json` names; one missing here is a missing
+/// tensor at start-up, which every test of the binary would show.
 const BUILTIN_MODEL: ModelFiles<'static> = ModelFiles {
-    config: include_bytes!("../models/all-MiniLM-L6-v2/config.json"),
-    sentence_config: include_bytes!("../models/all-MiniLM-L6-v2/sentence_bert_config.json"),
-    vocab: include_bytes!("../models/all-MiniLM-L6-v2/vocab.txt"),
-    weights: include_bytes!("../models/all-MiniLM-L6-v2/model.safetensors"),
-    reference: include_bytes!("../models/all-MiniLM-L6-v2/reference_embedding.json"),
+    config: include_bytes!("../models/all-mpnet-base-v2/config.json"),
+    sentence_config: include_bytes!("../models/all-mpnet-base-v2/sentence_bert_config.json"),
+    tokenizer: include_bytes!("../models/all-mpnet-base-v2/tokenizer.json"),
+    weights: &[
+        (
+            "model-00001-of-00003.safetensors",
+            include_bytes!("../models/all-mpnet-base-v2/model-00001-of-00003.safetensors"),
+        ),
+        (
+            "model-00002-of-00003.safetensors",
+            include_bytes!("../models/all-mpnet-base-v2/model-00002-of-00003.safetensors"),
+        ),
+        (
+            "model-00003-of-00003.safetensors",
+            include_bytes!("../models/all-mpnet-base-v2/model-00003-of-00003.safetensors"),
+        ),
+    ],
+    reference: include_bytes!("../models/all-mpnet-base-v2/reference_embedding.json"),
 };
 
 /// The model (built in, or `EMBEDDING_MODEL_PATH`) with its vector cache and the gate's anchors.
@@ -349,7 +365,7 @@ fn check_config(out: &mut impl Write) -> Result<ExitCode, CliError> {
         Ok(searcher) => {
             let model = match &config.embedding_model_path {
                 Some(dir) => format!("EMBEDDING_MODEL_PATH={}", absolute(dir).display()),
-                None => "built in (all-MiniLM-L6-v2)".to_string(),
+                None => "built in (all-mpnet-base-v2)".to_string(),
             };
             writeln!(
                 out,

@@ -1,9 +1,10 @@
 //! The embedding model as the rest of the bot relies on it: the same token ids as Hugging Face
-//! `tokenizers`, the same vectors as sentence-transformers (within f16 rounding of the shipped
-//! weights), and a clear error naming the file for every way the model folder can be broken.
+//! `tokenizers`, the same vectors as sentence-transformers (within the int8 rounding of the
+//! shipped weights), and a clear error naming the file for every way the model folder can be
+//! broken.
 //!
-//! The references (`tests/data/embedding/`) were computed in Python from the original f32
-//! weights; `models/all-MiniLM-L6-v2/reference/` has the scripts.
+//! The references (`tests/data/embedding/mpnet_*`) were computed in Python from the original f32
+//! weights; `models/all-mpnet-base-v2/reference/` has the scripts.
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -11,6 +12,8 @@ use std::sync::OnceLock;
 use insight_bot::embedding::{
     cosine, self_check, EmbedError, Embedder, ReferenceEmbedding, Tokenizer, Vector, DIM, MODEL_DIR,
 };
+use safetensors::tensor::TensorView;
+use safetensors::Dtype;
 use serde::Deserialize;
 
 fn model_dir() -> PathBuf {
@@ -45,7 +48,7 @@ struct Case {
 
 #[test]
 fn vectors_match_sentence_transformers() {
-    let fixture: Fixture = serde_json::from_str(&data("reference_embeddings.json")).unwrap();
+    let fixture: Fixture = serde_json::from_str(&data("mpnet_reference_embeddings.json")).unwrap();
     assert!(fixture.cases.len() >= 40);
     let e = embedder();
     for c in &fixture.cases {
@@ -58,15 +61,20 @@ fn vectors_match_sentence_transformers() {
     }
     let texts: Vec<&str> = fixture.cases.iter().map(|c| c.sentence.as_str()).collect();
     let batched = e.embed(&texts).unwrap();
-    let mut worst = 1.0f32;
+    let mut cosines = Vec::new();
     for (c, got) in fixture.cases.iter().zip(&batched) {
-        let expected: Vector = c.embedding.as_slice().try_into().expect("384 values");
+        let expected: Vector = c.embedding.as_slice().try_into().expect("768 values");
         let norm: f32 = got.iter().map(|x| x * x).sum::<f32>().sqrt();
         assert!((norm - 1.0).abs() < 1e-4, "not unit length: {norm}");
-        worst = worst.min(cosine(got, &expected));
+        cosines.push((cosine(got, &expected), c.sentence.as_str()));
     }
-    // Measured 0.9999986 with the f16 weights; 0.999 leaves room for platform differences only.
-    assert!(worst >= 0.999, "worst cosine {worst}");
+    cosines.sort_by(|a, b| a.0.total_cmp(&b.0));
+    // The int8 weights (one scale per 128) against the original f32 model, measured in numpy
+    // float64: worst 0.99775 (the degenerate "word " x 300), median 0.99977. The Rust f32
+    // forward must land there too; a forward pass that is wrong anywhere falls far below.
+    let (worst, median) = (cosines[0], cosines[cosines.len() / 2]);
+    assert!(worst.0 >= 0.997, "worst cosine {worst:?}");
+    assert!(median.0 >= 0.9995, "median cosine {median:?}");
     // Batching and padding change nothing: a text alone gives the same vector.
     let alone = e.embed_one(texts[0]).unwrap();
     assert!(cosine(&alone, &batched[0]) > 0.99999);
@@ -76,18 +84,15 @@ fn vectors_match_sentence_transformers() {
 struct TokenCase {
     text: String,
     ids: Vec<u32>,
-    ids256: Vec<u32>,
+    ids384: Vec<u32>,
 }
 
 #[test]
 fn token_ids_match_hugging_face_tokenizers() {
-    let vocab = std::fs::read_to_string(model_dir().join("vocab.txt")).unwrap();
-    let tok = Tokenizer::from_vocab(&vocab, 256).unwrap();
-    let (cls, sep) = (
-        tok.token_id("[CLS]").unwrap(),
-        tok.token_id("[SEP]").unwrap(),
-    );
-    let cases: Vec<TokenCase> = data("tokenizer_cases.jsonl")
+    let json = std::fs::read_to_string(model_dir().join("tokenizer.json")).unwrap();
+    let tok = Tokenizer::from_json(&json, 384).unwrap();
+    let (cls, sep) = (tok.token_id("<s>").unwrap(), tok.token_id("</s>").unwrap());
+    let cases: Vec<TokenCase> = data("mpnet_tokenizer_cases.jsonl")
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
@@ -97,7 +102,7 @@ fn token_ids_match_hugging_face_tokenizers() {
         let mut full = vec![cls];
         full.extend(tok.encode_untruncated(&c.text));
         full.push(sep);
-        if full != c.ids || tok.encode(&c.text) != c.ids256 {
+        if full != c.ids || tok.encode(&c.text) != c.ids384 {
             mismatches.push(format!("{:?}\n  hf   {:?}\n  ours {full:?}", c.text, c.ids));
         }
     }
@@ -113,25 +118,59 @@ fn token_ids_match_hugging_face_tokenizers() {
 fn empty_and_odd_input_still_embeds() {
     let e = embedder();
     assert!(e.embed(&[]).unwrap().is_empty());
-    for text in ["", " ", "?", "[CLS]", "🙂🙂🙂", &"word ".repeat(2000)] {
+    for text in [
+        "",
+        " ",
+        "?",
+        "<pad>",
+        "<s></s>",
+        "🙂🙂🙂",
+        &"word ".repeat(2000),
+    ] {
         let v = e.embed_one(text).unwrap();
         assert_eq!(v.len(), DIM);
         assert!(v.iter().all(|x| x.is_finite()), "{text:?}");
     }
 }
 
+/// Every file of the model folder that loading reads.
+fn model_files() -> Vec<String> {
+    let mut files: Vec<String> = [
+        "config.json",
+        "sentence_bert_config.json",
+        "tokenizer.json",
+        "model.safetensors.index.json",
+        self_check::FILE,
+    ]
+    .map(String::from)
+    .to_vec();
+    files.extend(shards());
+    files
+}
+
+/// The weight shards' file names, from the index.
+fn shards() -> Vec<String> {
+    let index: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(model_dir().join("model.safetensors.index.json")).unwrap(),
+    )
+    .unwrap();
+    let mut names: Vec<String> = index["weight_map"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
 /// A scratch copy of the model folder with `file` replaced by `contents` (or removed).
 fn broken_copy(file: &str, contents: Option<&[u8]>) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    for f in [
-        "config.json",
-        "sentence_bert_config.json",
-        "vocab.txt",
-        "model.safetensors",
-        self_check::FILE,
-    ] {
+    for f in model_files() {
         if f != file {
-            std::fs::copy(model_dir().join(f), dir.path().join(f)).unwrap();
+            std::fs::copy(model_dir().join(&f), dir.path().join(&f)).unwrap();
         }
     }
     if let Some(c) = contents {
@@ -147,6 +186,48 @@ fn load_error(dir: &Path) -> EmbedError {
     }
 }
 
+/// One tensor as stored: dtype, shape, bytes.
+type Stored = (Dtype, Vec<usize>, Vec<u8>);
+
+/// A scratch copy of the model folder whose shard `shard` has `edit` applied to its tensors.
+fn copy_with_shard(
+    shard: &str,
+    edit: impl FnOnce(&mut std::collections::BTreeMap<String, Stored>),
+) -> tempfile::TempDir {
+    let bytes = std::fs::read(model_dir().join(shard)).unwrap();
+    let file = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let mut tensors: std::collections::BTreeMap<String, Stored> = file
+        .iter()
+        .map(|(n, v)| {
+            (
+                n.to_string(),
+                (v.dtype(), v.shape().to_vec(), v.data().to_vec()),
+            )
+        })
+        .collect();
+    edit(&mut tensors);
+    let views: Vec<(String, TensorView<'_>)> = tensors
+        .iter()
+        .map(|(n, (d, s, b))| (n.clone(), TensorView::new(*d, s.clone(), b).unwrap()))
+        .collect();
+    let d = broken_copy(shard, None);
+    std::fs::write(
+        d.path().join(shard),
+        safetensors::serialize(views, None).unwrap(),
+    )
+    .unwrap();
+    d
+}
+
+/// The shard that holds `tensor`.
+fn shard_of(tensor: &str) -> String {
+    let index: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(model_dir().join("model.safetensors.index.json")).unwrap(),
+    )
+    .unwrap();
+    index["weight_map"][tensor].as_str().unwrap().to_string()
+}
+
 #[test]
 fn a_missing_or_corrupt_model_is_an_error_naming_the_file() {
     let e = load_error(Path::new("/nonexistent/model"));
@@ -156,15 +237,16 @@ fn a_missing_or_corrupt_model_is_an_error_naming_the_file() {
         "{e}"
     );
 
-    let d = broken_copy("model.safetensors", None);
+    let second = &shards()[1];
+    let d = broken_copy(second, None);
     let e = load_error(d.path());
     assert!(matches!(e, EmbedError::Read { .. }), "{e}");
     assert!(
-        e.to_string().contains("model.safetensors: cannot read"),
+        e.to_string().contains(&format!("{second}: cannot read")),
         "{e}"
     );
 
-    let full = std::fs::read(model_dir().join("model.safetensors")).unwrap();
+    let full = std::fs::read(model_dir().join(second)).unwrap();
     for (what, bytes) in [
         ("empty", &b""[..]),
         ("garbage", &b"this is not a safetensors file at all"[..]),
@@ -174,48 +256,59 @@ fn a_missing_or_corrupt_model_is_an_error_naming_the_file() {
         ),
         ("truncated", &full[..full.len() / 2]),
     ] {
-        let d = broken_copy("model.safetensors", Some(bytes));
+        let d = broken_copy(second, Some(bytes));
         let e = load_error(d.path());
         assert!(matches!(e, EmbedError::Invalid { .. }), "{what}: {e}");
-        let named = d.path().join("model.safetensors");
+        let named = d.path().join(second);
         assert!(
             e.to_string().starts_with(&*named.to_string_lossy()),
             "{what}: {e}"
         );
     }
 
-    let d = broken_copy("config.json", Some(br#"{"model_type": "bert"}"#));
-    let e = load_error(d.path());
-    assert!(
-        e.to_string().contains("config.json: invalid BERT config"),
-        "{e}"
+    let d = broken_copy(
+        "model.safetensors.index.json",
+        Some(br#"{"weight_map": {"x": "../../etc/passwd"}}"#),
     );
-    let d = broken_copy("vocab.txt", Some(b"[PAD]\n[UNK]\n"));
-    let e = load_error(d.path());
+    let e = load_error(d.path()).to_string();
     assert!(
-        e.to_string().contains("vocab.txt: invalid vocabulary"),
+        e.contains("model.safetensors.index.json: invalid safetensors index"),
         "{e}"
     );
 
-    // A readable safetensors file with one tensor of the wrong shape, and one missing.
-    let dev = candle_core::Device::Cpu;
-    let mut map =
-        candle_core::safetensors::load(model_dir().join("model.safetensors"), &dev).unwrap();
-    map.insert(
-        "encoder.layer.3.output.dense.bias".into(),
-        candle_core::Tensor::zeros(383, candle_core::DType::F16, &dev).unwrap(),
-    );
-    let d = broken_copy("model.safetensors", None);
-    candle_core::safetensors::save(&map, d.path().join("model.safetensors")).unwrap();
+    let d = broken_copy("config.json", Some(br#"{"model_type": "bert"}"#));
     let e = load_error(d.path());
     assert!(
-        matches!(e, EmbedError::Shape { ref name, .. } if name == "encoder.layer.3.output.dense.bias"),
+        e.to_string()
+            .contains("config.json: invalid model config: model_type \"bert\" is not implemented"),
         "{e}"
     );
-    map.remove("embeddings.token_type_embeddings.weight");
-    candle_core::safetensors::save(&map, d.path().join("model.safetensors")).unwrap();
+    let d = broken_copy("tokenizer.json", Some(br#"{"added_tokens": []}"#));
     let e = load_error(d.path());
-    assert!(matches!(e, EmbedError::MissingTensor { .. }), "{e}");
+    assert!(
+        e.to_string().contains("tokenizer.json: invalid tokenizer"),
+        "{e}"
+    );
+
+    // A readable shard with one tensor of the wrong shape, and then one missing.
+    let bias = "encoder.layer.3.output.dense.bias";
+    let d = copy_with_shard(&shard_of(bias), |map| {
+        map.insert(bias.into(), (Dtype::F32, vec![383], vec![0; 383 * 4]));
+    });
+    let e = load_error(d.path());
+    assert!(
+        matches!(e, EmbedError::Shape { ref name, .. } if name == bias),
+        "{e}"
+    );
+    let table = "encoder.relative_attention_bias.weight";
+    let d = copy_with_shard(&shard_of(table), |map| {
+        map.remove(table);
+    });
+    let e = load_error(d.path());
+    assert!(
+        matches!(e, EmbedError::MissingTensor { ref name, .. } if name == table),
+        "{e}"
+    );
 }
 
 #[test]
@@ -279,21 +372,6 @@ fn copy_with_json_field(file: &str, field: &str, value: serde_json::Value) -> te
     broken_copy(file, Some(&serde_json::to_vec(&json).unwrap()))
 }
 
-/// A scratch copy of the model folder whose weights have `edit` applied (on the f16 tensors).
-fn copy_with_weights(
-    edit: impl FnOnce(&mut std::collections::HashMap<String, candle_core::Tensor>),
-) -> tempfile::TempDir {
-    let mut map = candle_core::safetensors::load(
-        model_dir().join("model.safetensors"),
-        &candle_core::Device::Cpu,
-    )
-    .unwrap();
-    edit(&mut map);
-    let d = broken_copy("model.safetensors", None);
-    candle_core::safetensors::save(&map, d.path().join("model.safetensors")).unwrap();
-    d
-}
-
 #[test]
 fn a_config_outside_sane_bounds_is_refused_naming_file_field_value_and_range() {
     // 10^12 layers used to abort the process on a 112 TB allocation; zero layers and a
@@ -315,7 +393,7 @@ fn a_config_outside_sane_bounds_is_refused_naming_file_field_value_and_range() {
             "sentence_bert_config.json",
             "max_seq_length",
             serde_json::json!(2),
-            "max_seq_length is 2, allowed 16..=512",
+            "max_seq_length is 2, allowed 16..=514",
         ),
         (
             "config.json",
@@ -340,19 +418,20 @@ fn a_config_outside_sane_bounds_is_refused_naming_file_field_value_and_range() {
 
 #[test]
 fn nan_weights_are_refused_naming_the_file_and_the_tensor() {
-    // They used to load, and then every vector was NaN: every answer "no close match".
-    let name = "encoder.layer.2.attention.output.dense.weight";
-    let d = copy_with_weights(|map| {
-        let t = &map[name];
-        let nan = (t.ones_like().unwrap() * f64::NAN).unwrap();
-        map.insert(name.to_string(), nan);
+    // They used to load, and then every vector was NaN: every answer "no close match". A NaN
+    // scale makes a whole group of an int8 matrix NaN.
+    let name = "encoder.layer.2.attention.attn.o.weight";
+    let shard = shard_of(name);
+    let d = copy_with_shard(&shard, |map| {
+        let scale = map.get_mut(&format!("{name}.scale")).unwrap();
+        scale.2[..4].copy_from_slice(&f32::NAN.to_le_bytes());
     });
     let e = load_error(d.path());
     assert!(
         matches!(e, EmbedError::NonFinite { name: ref n, .. } if n == name),
         "{e}"
     );
-    let named = d.path().join("model.safetensors");
+    let named = d.path().join(&shard);
     assert!(e.to_string().starts_with(&*named.to_string_lossy()), "{e}");
     assert!(e.to_string().contains("NaN"), "{e}");
 }
@@ -361,12 +440,19 @@ fn nan_weights_are_refused_naming_the_file_and_the_tensor() {
 fn garbage_weights_fail_the_self_check_naming_the_model() {
     // Well-formed, finite and wrong: two layers' feed-forward weights swapped, as a bad
     // conversion might. Bounds, shapes and the finiteness scan all pass; the vector does not.
-    let d = copy_with_weights(|map| {
-        for part in ["intermediate.dense.weight", "output.dense.weight"] {
+    let shard = shard_of("encoder.layer.0.output.dense.weight");
+    assert_eq!(shard, shard_of("encoder.layer.1.output.dense.weight"));
+    let d = copy_with_shard(&shard, |map| {
+        for part in [
+            "intermediate.dense.weight",
+            "intermediate.dense.weight.scale",
+            "output.dense.weight",
+            "output.dense.weight.scale",
+        ] {
             let a = map.remove(&format!("encoder.layer.0.{part}")).unwrap();
-            let b = map.remove(&format!("encoder.layer.5.{part}")).unwrap();
+            let b = map.remove(&format!("encoder.layer.1.{part}")).unwrap();
             map.insert(format!("encoder.layer.0.{part}"), b);
-            map.insert(format!("encoder.layer.5.{part}"), a);
+            map.insert(format!("encoder.layer.1.{part}"), a);
         }
     });
     assert!(
@@ -407,7 +493,7 @@ fn a_missing_or_wrong_reference_embedding_is_an_error_saying_what_to_do() {
     r.embedding.pop();
     let d = broken_copy(self_check::FILE, Some(&serde_json::to_vec(&r).unwrap()));
     let e = load_error(d.path()).to_string();
-    assert!(e.contains("383 values, the model embeds in 384"), "{e}");
+    assert!(e.contains("767 values, the model embeds in 768"), "{e}");
 }
 
 #[test]
@@ -417,14 +503,15 @@ fn the_shipped_reference_embedding_is_the_python_one_and_passes() {
     let r: ReferenceEmbedding =
         serde_json::from_slice(&std::fs::read(model_dir().join(self_check::FILE)).unwrap())
             .unwrap();
-    let fixture: Fixture = serde_json::from_str(&data("reference_embeddings.json")).unwrap();
+    let fixture: Fixture = serde_json::from_str(&data("mpnet_reference_embeddings.json")).unwrap();
     let case = fixture
         .cases
         .iter()
         .find(|c| c.sentence == r.sentence)
         .expect("the reference sentence is a fixture case");
     assert_eq!(r.embedding, case.embedding);
-    // Measured 0.9999995 with the f16 weights.
+    // The int8 weights against the f32 model's vector: 0.9997 or better (numpy: see
+    // models/all-mpnet-base-v2/PROVENANCE.md); the load refuses anything under 0.999.
     let c = embedder().self_check_cosine();
-    assert!((0.99999..=1.0001).contains(&c), "{c}");
+    assert!((0.9997..=1.0001).contains(&c), "{c}");
 }

@@ -10,7 +10,7 @@
 //! process never leaves a half-written file.
 //!
 //! Format: `IBVC`, version (u32), model fingerprint (u64), entry count (u64), then per entry the
-//! text hash (u128) and 384 f32, all little-endian.
+//! text hash (u128) and `DIM` (768) f32, all little-endian.
 
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};

@@ -2,21 +2,21 @@
 //! it: a model folder is data, and a typo or a damaged `config.json` (`num_hidden_layers` of
 //! 10^12) must be a clear error, not a process aborted on a 112 TB allocation.
 //!
-//! Every architecture (BERT today, MPNet next) describes itself as a [`Dimensions`] and goes
+//! Every architecture (MPNet today) describes itself as a [`Dimensions`] and goes
 //! through [`check`] in `Embedder::from_files`, before its tokenizer or weights are built. The
 //! bounds are wide enough for any real sentence-transformer encoder; the largest ones known
 //! when they were chosen:
 //!
-//! | model | layers | hidden | heads | intermediate | vocab | positions | types | max_seq_length |
-//! |---|---:|---:|---:|---:|---:|---:|---:|---:|
-//! | all-MiniLM-L6-v2 (BERT) | 6 | 384 | 12 | 1536 | 30522 | 512 | 2 | 256 |
-//! | all-mpnet-base-v2 (MPNet) | 12 | 768 | 12 | 3072 | 30527 | 514 | 1 | 384 |
-//! | bge-large / e5-large (BERT) | 24 | 1024 | 16 | 4096 | 30522 | 512 | 2 | 512 |
-//! | multilingual-e5-large (XLM-R) | 24 | 1024 | 16 | 4096 | 250002 | 514 | 1 | 512 |
-//! | bge-m3 (XLM-R) | 24 | 1024 | 16 | 4096 | 250002 | 8194 | 1 | 8192 |
+//! | model | layers | hidden | heads | intermediate | vocab | positions | max_seq_length |
+//! |---|---:|---:|---:|---:|---:|---:|---:|
+//! | all-MiniLM-L6-v2 (BERT) | 6 | 384 | 12 | 1536 | 30522 | 512 | 256 |
+//! | all-mpnet-base-v2 (MPNet) | 12 | 768 | 12 | 3072 | 30527 | 514 | 384 |
+//! | bge-large / e5-large (BERT) | 24 | 1024 | 16 | 4096 | 30522 | 512 | 512 |
+//! | multilingual-e5-large (XLM-R) | 24 | 1024 | 16 | 4096 | 250002 | 514 | 512 |
+//! | bge-m3 (XLM-R) | 24 | 1024 | 16 | 4096 | 250002 | 8194 | 8192 |
 //!
 //! Within these bounds the only large allocations are the weight tensors, and each tensor's
-//! shape is checked against the file before it is used (`bert.rs`), so memory stays
+//! shape is checked against the file before it is used (`weights.rs`), so memory stays
 //! proportional to the size of the file itself.
 
 use std::ops::RangeInclusive;
@@ -32,8 +32,6 @@ pub const INTERMEDIATE_SIZE: RangeInclusive<usize> = 1..=16_384;
 /// XLM-R's 250,002 tokens with room to spare; the vocabulary file must hold exactly this many.
 pub const VOCAB_SIZE: RangeInclusive<usize> = 1..=300_000;
 pub const MAX_POSITION_EMBEDDINGS: RangeInclusive<usize> = 16..=16_384;
-/// Token types (segments): BERT has 2, RoBERTa and MPNet 1.
-pub const TYPE_VOCAB_SIZE: RangeInclusive<usize> = 1..=16;
 /// The least `max_seq_length`: [CLS] and [SEP] take two positions, and a model that keeps fewer
 /// than 14 word pieces of a question would silently answer its first few words only. The upper
 /// bound is the model's own `max_position_embeddings`.
@@ -50,7 +48,6 @@ pub struct Dimensions {
     pub intermediate_size: usize,
     pub vocab_size: usize,
     pub max_position_embeddings: usize,
-    pub type_vocab_size: usize,
     pub layer_norm_eps: f64,
     /// From `sentence_bert_config.json`, not `config.json`.
     pub max_seq_length: usize,
@@ -97,7 +94,6 @@ pub fn check(d: &Dimensions, config: &Path, sentence_config: &Path) -> Result<()
         d.max_position_embeddings,
         MAX_POSITION_EMBEDDINGS,
     )?;
-    in_range("type_vocab_size", d.type_vocab_size, TYPE_VOCAB_SIZE)?;
     // `contains` is false for NaN, so a NaN epsilon is refused too.
     if !LAYER_NORM_EPS.contains(&d.layer_norm_eps) {
         return Err(out_of_range(
@@ -147,7 +143,6 @@ mod tests {
             intermediate_size: 1536,
             vocab_size: 30522,
             max_position_embeddings: 512,
-            type_vocab_size: 2,
             layer_norm_eps: 1e-12,
             max_seq_length: 256,
         }
@@ -171,7 +166,6 @@ mod tests {
             intermediate_size: 3072,
             vocab_size: 30527,
             max_position_embeddings: 514,
-            type_vocab_size: 1,
             layer_norm_eps: 1e-5,
             max_seq_length: 384,
         };
@@ -182,7 +176,6 @@ mod tests {
             intermediate_size: 4096,
             vocab_size: 250_002,
             max_position_embeddings: 8194,
-            type_vocab_size: 1,
             layer_norm_eps: 1e-5,
             max_seq_length: 8192,
         };
@@ -194,7 +187,7 @@ mod tests {
     #[test]
     fn each_field_out_of_bounds_is_named_with_its_value_and_range() {
         type Edit = fn(&mut Dimensions);
-        let cases: [(Edit, &str); 12] = [
+        let cases: [(Edit, &str); 11] = [
             (
                 |d| d.num_hidden_layers = 1_000_000_000_000,
                 "m/config.json: num_hidden_layers is 1000000000000, allowed 1..=48",
@@ -226,10 +219,6 @@ mod tests {
             (
                 |d| d.max_position_embeddings = 1 << 20,
                 "max_position_embeddings is 1048576, allowed 16..=16384",
-            ),
-            (
-                |d| d.type_vocab_size = 0,
-                "type_vocab_size is 0, allowed 1..=16",
             ),
             (
                 |d| d.layer_norm_eps = f64::NAN,

@@ -75,8 +75,11 @@ def load_model(which: str = "f32", dtype=np.float64):
             if k.endswith(".scale"):
                 continue
             if v.dtype == np.int8:
-                # exact in float64: int8 * f32
-                w[k] = (v.astype(np.float64) * raw[k + ".scale"].astype(np.float64)[:, None]).astype(dtype)
+                # exact in float64: int8 * f32, one scale per 128 weights of a row (convert.py)
+                scale = raw[k + ".scale"].astype(np.float64)
+                rows, groups = scale.shape
+                deq = v.astype(np.float64).reshape(rows, groups, -1) * scale[:, :, None]
+                w[k] = deq.reshape(v.shape).astype(dtype)
             else:
                 w[k] = v.astype(dtype)
     else:

@@ -6,7 +6,7 @@
 //! vector, eight ways of asking blur into none; apart, the one closest to the question speaks.
 //!
 //! Storage and scan: vectors are unit length, so a cosine is a dot product. They are kept as i8
-//! with one scale per vector (384 bytes instead of 1,536): a scan is bound by memory bandwidth,
+//! with one scale per vector (768 bytes instead of 3,072): a scan is bound by memory bandwidth,
 //! so at 100,000 insights (about 300,000 documents, 115 MB) a brute-force pass over all of them
 //! stays around ten milliseconds on this machine, where f32 would read four times as much. The
 //! rounding moves a cosine by about 0.003 (at most 0.01, tested), far below the differences the
@@ -76,8 +76,9 @@ fn quantize_query(v: &Vector) -> QuantizedQuery {
 }
 
 /// The dot product of a question with a stored document, in integers: 16 x 8-bit products summed
-/// in 32 bits (|sum| < 384 x 32767 x 127 < 2^31), which the compiler turns into vector
-/// multiply-adds of 16-bit pairs. About four times faster than widening to f32, and the scan over
+/// in 32 bits per lane (each of the 16 lanes sums 48 products: |lane| < 48 x 32767 x 127 < 2^31;
+/// the lanes are added in 64 bits, since 768 x 32767 x 127 is not < 2^31), which the compiler
+/// turns into vector multiply-adds of 16-bit pairs. About four times faster than widening to f32, and the scan over
 /// 300,000 documents is most of a question's time at 100,000 insights.
 #[inline(always)]
 fn dot(query: &QuantizedQuery, doc: &Quantized) -> f32 {
@@ -87,12 +88,12 @@ fn dot(query: &QuantizedQuery, doc: &Quantized) -> f32 {
             acc[k] += i32::from(q[k]) * i32::from(d[k]);
         }
     }
-    acc.iter().sum::<i32>() as f32 * query.scale * doc.scale
+    acc.iter().map(|&lane| i64::from(lane)).sum::<i64>() as f32 * query.scale * doc.scale
 }
 
 /// One insight's documents (body, then each ask) as the index keeps them, in 8 bits: also the
 /// form a server's own insights keep in the database, so a restart loads them without running
-/// the model (388 bytes a document; [`InsightVectors::encode`]).
+/// the model (772 bytes a document; [`InsightVectors::encode`]).
 #[derive(Debug, Clone)]
 pub struct InsightVectors {
     docs: Vec<Quantized>,
