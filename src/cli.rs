@@ -9,7 +9,7 @@ use std::io::Write;
 use clap::{Args, Parser, Subcommand};
 use serde::Serialize;
 
-use crate::insights::search::Answer;
+use crate::insights::search::{Answer, Confidence};
 use crate::insights::{Catalog, Insight, Library};
 use crate::stats::{chart, Report, MIN_VOTES};
 use crate::weekly::schedule::{format_rfc3339_z, WeeklySchedule};
@@ -253,6 +253,7 @@ struct JsonMatch<'a> {
 #[derive(Serialize)]
 struct JsonAnswer<'a> {
     question: &'a str,
+    confidence: &'static str,
     matches: Vec<JsonMatch<'a>>,
     no_close_match: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -264,11 +265,13 @@ fn rounded(x: f32) -> f32 {
     (x * 1000.0).round() / 1000.0
 }
 
-/// The `ask --json` object: `{"question", "matches": [{id, title, text, topics, source, score}],
-/// "no_close_match"}`, with `"explanation"` (what `--explain` prints, as data) when `explain`.
+/// The `ask --json` object: `{"question", "confidence": "strong" | "weak" | "none", "matches":
+/// [{id, title, text, topics, source, score}], "no_close_match"}` (true exactly when confidence
+/// is "none"), with `"explanation"` (what `--explain` prints, as data) when `explain`.
 pub fn answer_json(answer: &Answer<'_>, explain: bool) -> String {
     let json = JsonAnswer {
         question: &answer.question,
+        confidence: answer.confidence.as_str(),
         matches: answer
             .matches
             .iter()
@@ -297,10 +300,17 @@ fn explanation_json(answer: &Answer<'_>) -> serde_json::Value {
         "gate": {
             "on_topic": v.on_topic,
             "insight_similarity": rounded(v.insight_similarity),
-            "anchor_similarity": rounded(v.anchor_similarity),
-            "off_topic_similarity": rounded(v.off_topic.1),
+            "leadership_question": {"text": v.on_topic_anchor.0, "similarity": rounded(v.on_topic_anchor.1)},
+            "off_topic_message": {"text": v.off_topic.0, "similarity": rounded(v.off_topic.1)},
             "margin": rounded(v.margin),
+            "other_language": e.other_language,
+            "no_known_word": e.no_known_word,
         },
+        "uncovered": e.uncovered.as_ref().map(|u| serde_json::json!({
+            "leadership_question": u.anchor,
+            "similarity": rounded(u.similarity),
+            "collection_coverage": rounded(u.coverage),
+        })),
         "evidence": {
             "domain_words": e.evidence.strong,
             "collection_words": e.evidence.weak,
@@ -395,25 +405,39 @@ fn write_plain_explanation(
         Some(ask) => format!("the example question \"{ask}\""),
         None => "its title and text".to_string(),
     };
-    let why = if answer.no_close_match {
-        if e.verdict.insight_similarity < crate::insights::search::gate::FLOOR {
-            "No close match: no insight in the collection comes near this question.".to_string()
-        } else if !e.verdict.on_topic {
-            "No close match: the question reads more like a message about something else than \
-             like a question about leading people."
+    let best = e.candidates.first();
+    let why = match answer.confidence {
+        Confidence::None if e.other_language => {
+            "none: the question is not in English, and insight-bot understands English only for now."
                 .to_string()
-        } else {
-            "No close match.".to_string()
         }
-    } else {
-        match e.candidates.first() {
+        Confidence::None if e.no_known_word => {
+            "none: the question has no word of English in it to match.".to_string()
+        }
+        Confidence::None if answer.matches.is_empty() && best.is_none() => {
+            "none: the collection has no insight.".to_string()
+        }
+        Confidence::None => "none: the question reads more like a message about something else \
+             than like a question about leading people."
+            .to_string(),
+        Confidence::Weak => match (best, &e.uncovered) {
+            (Some(best), Some(u)) => format!(
+                "weak: the closest is {} of \"{}\", but the question is nearer to topics this \
+                 collection has no insight on, such as \"{}\".",
+                through(&best.matched),
+                title(&best.id),
+                u.anchor
+            ),
+            _ => "weak: the closest insight may not fit.".to_string(),
+        },
+        Confidence::Strong => match best {
             Some(best) => format!(
-                "Matched \"{}\" because the question is closest to {}.",
+                "strong: matched \"{}\" because the question is closest to {}.",
                 title(&best.id),
                 through(&best.matched)
             ),
-            None => "Matched.".to_string(),
-        }
+            None => "strong.".to_string(),
+        },
     };
     writeln!(out, "{}", wrap(&why, output_width()))?;
     if let Some(next) = e.candidates.get(1).filter(|_| !answer.no_close_match) {
@@ -453,16 +477,45 @@ fn write_explanation(out: &mut impl Write, answer: &Answer<'_>) -> std::io::Resu
     let v = &e.verdict;
     writeln!(
         out,
-        "gate: {} (closest insight {:.3}, closest leadership question {:.3}, closest off-topic message {:.3}: {:?}; margin {:.3}, needed {:.3} and an insight at {:.3} or more)",
-        if v.on_topic { "on topic" } else { "no close match" },
+        "confidence: {}{}{}",
+        answer.confidence.as_str(),
+        if e.other_language {
+            " (not English)"
+        } else {
+            ""
+        },
+        if e.no_known_word {
+            " (no known word)"
+        } else {
+            ""
+        },
+    )?;
+    writeln!(
+        out,
+        "gate: {} (closest insight {:.3}; closest leadership question {:.3}: {:?}; closest off-topic message {:.3}: {:?}; \
+         neighbourhood margin {:.3}, needed {:.3})",
+        if v.on_topic { "on topic" } else { "off topic" },
         v.insight_similarity,
-        v.anchor_similarity,
+        v.on_topic_anchor.1,
+        v.on_topic_anchor.0,
         v.off_topic.1,
         v.off_topic.0,
         v.margin,
         crate::insights::search::gate::MARGIN,
-        crate::insights::search::gate::FLOOR,
     )?;
+    if let Some(u) = &e.uncovered {
+        writeln!(
+            out,
+            "uncovered topic: {:?} at {:.3}, {:.3} nearer than the closest insight (weak from {:.2}); \
+             the collection's nearest document to it is at {:.3} (covered from {:.2})",
+            u.anchor,
+            u.similarity,
+            u.similarity - v.insight_similarity,
+            crate::insights::search::gate::UNCOVERED_LEAD,
+            u.coverage,
+            crate::insights::search::gate::COVERED,
+        )?;
+    }
     let words = |w: &[String]| {
         if w.is_empty() {
             "-".to_string()
@@ -504,6 +557,13 @@ pub fn ask(catalog: &Catalog, args: &AskArgs, out: &mut impl Write) -> Result<()
         Some(ExplainLevel::Plain) => write_plain_explanation(out, catalog, &answer)?,
         None => {}
     }
+    if answer.explanation.other_language {
+        writeln!(
+            out,
+            "insight-bot understands English only for now: ask again in English, for example \"How do I give feedback to my team?\"."
+        )?;
+        return Ok(());
+    }
     if answer.no_close_match {
         writeln!(
             out,
@@ -511,6 +571,12 @@ pub fn ask(catalog: &Catalog, args: &AskArgs, out: &mut impl Write) -> Result<()
             echoed(&answer.question)
         )?;
         return Ok(());
+    }
+    if answer.confidence == Confidence::Weak {
+        writeln!(
+            out,
+            "weak: this is the closest insight, but it may not fit: the collection has no insight on this topic.\n"
+        )?;
     }
     if answer.matches.len() > 1 {
         writeln!(

@@ -159,7 +159,8 @@ pub async fn answer_question(
         let question_vector = guild
             .and(queries.first())
             .map(|v| gap_vectors::encode(v, catalog.searcher().embedder().fingerprint()));
-        let fallback = if answer.no_close_match {
+        // A question in another language gets "English only", not a random insight.
+        let fallback = if answer.no_close_match && !answer.explanation.other_language {
             catalog
                 .library()
                 .random(None, None, &mut rand::thread_rng())
@@ -176,18 +177,14 @@ pub async fn answer_question(
             no_close_match: answer.no_close_match,
             question_vector,
         };
-        Ok::<_, AskError>((render::answer(&answer, fallback), shown, facts))
+        let confidence = answer.confidence;
+        let reply = render::answer(&answer, fallback, guild.is_some());
+        Ok::<_, AskError>((reply, shown, facts, confidence))
     })
     .await;
     match ranked {
-        Ok(Ok((mut reply, shown, facts))) => {
-            // The ranking has no strong/weak grades: a close match was found, or none was.
-            let confidence = if facts.no_close_match {
-                "none"
-            } else {
-                "answered"
-            };
-            crate::ops::metrics().answers.inc([confidence]);
+        Ok(Ok((mut reply, shown, facts, confidence))) => {
+            crate::ops::metrics().answers.inc([confidence.as_str()]);
             let day = data.clock.now().date_naive();
             if let Some(id) = shown {
                 data.collections.record_shown(guild, &id, day);

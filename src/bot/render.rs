@@ -16,7 +16,7 @@ use serenity::{
     CreateEmbedFooter, CreateInteractionResponseMessage, CreateMessage,
 };
 
-use crate::insights::search::Answer;
+use crate::insights::search::{Answer, Confidence};
 use crate::insights::{Insight, Library};
 use crate::weekly::schedule::WeekKey;
 
@@ -331,11 +331,23 @@ pub fn parse_another(custom_id: &str) -> Option<(Option<&str>, &str)> {
     Some(((!topic.is_empty()).then_some(topic), shown))
 }
 
-/// The answer to a question (`/advice` and DMs). With a match: the best insight as an embed and
-/// up to two related insights by title. Without: says so in plain words ("no close match") and
-/// offers `fallback`, a random insight, labelled as such.
-pub fn answer(answer: &Answer<'_>, fallback: Option<&Insight>) -> Reply {
+/// The answer to a question (`/advice` and DMs), by its confidence:
+/// - strong: the best insight as an embed and up to two related insights by title;
+/// - weak: the same, but introduced as the closest match that may not fit, with the invitation
+///   to suggest an insight (`/suggest`, in a server: `in_server`);
+/// - none: says so in plain words ("no close match", or "English only for now" for a question
+///   in another language) and offers `fallback`, a random insight, labelled as such.
+pub fn answer(answer: &Answer<'_>, fallback: Option<&Insight>, in_server: bool) -> Reply {
     let question = echo_question(&answer.question);
+    if answer.explanation.other_language {
+        return Reply {
+            content: Some(format!(
+                "> {question}\nI understand English only for now. Ask me in English, for example: How do I stop micromanaging my team?"
+            )),
+            embeds: Vec::new(),
+            buttons: Vec::new(),
+        };
+    }
     match answer.matches.split_first() {
         Some((best, related)) => {
             let mut embed = insight_embed(best.insight);
@@ -348,8 +360,23 @@ pub fn answer(answer: &Answer<'_>, fallback: Option<&Insight>) -> Reply {
                     .join("\n");
                 embed = embed.field("Related", truncate(&list, MAX_FIELD_VALUE), false);
             }
+            let content = if answer.confidence == Confidence::Weak {
+                embed = embed.author(serenity::CreateEmbedAuthor::new(
+                    "Closest match (may not fit)",
+                ));
+                let invite = if in_server {
+                    " If you know what would help, `/suggest` an insight for this server."
+                } else {
+                    ""
+                };
+                format!(
+                    "> {question}\nI have nothing written on exactly this. This is the closest insight I have, and it may not fit.{invite}"
+                )
+            } else {
+                format!("> {question}")
+            };
             Reply {
-                content: Some(format!("> {question}")),
+                content: Some(content),
                 embeds: vec![embed],
                 buttons: Vec::new(),
             }

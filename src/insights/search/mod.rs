@@ -12,26 +12,29 @@
 //!    vocabulary's related words ([`vocabulary`]). It still wins on precise words, so it is
 //!    blended in: `score = similarity + LEXICAL_WEIGHT x bm25 / best bm25 of this question`.
 //!    Equal scores are ordered by id, so answers are stable.
-//! 4. **The gate** ([`gate`]): "no close match" is decided apart from the score, by whether the
-//!    question is nearer to the collection and to generic leadership questions than to everyday
-//!    off-topic messages.
+//! 4. **Confidence** ([`gate`]), decided apart from the score: **none** when the question is
+//!    nearer to everyday off-topic messages than to leadership questions; **weak** when it is a
+//!    leadership question on a topic this collection has no insight on (a generic question the
+//!    collection does not cover is nearer to it than any insight); **strong** otherwise. A weak
+//!    answer still names the closest insight, as the closest one.
 //!
-//! Calibration: `LEXICAL_WEIGHT`, `gate::MARGIN` and `gate::FLOOR` were chosen on the tuning
-//! sets and then measured once on the held-out sets (figures in docs/relevance.md). Embedding is CPU
-//! work of milliseconds; callers on the async runtime run [`Searcher::ask`] on the blocking pool.
+//! Calibration: `LEXICAL_WEIGHT` and the gate's constants were chosen on the tuning sets and then
+//! measured once on the held-out sets (figures in docs/relevance.md). Embedding is CPU work of
+//! milliseconds; callers on the async runtime run [`Searcher::ask`] on the blocking pool.
 
 pub mod gate;
+pub mod language;
 pub mod lexical;
 pub mod normalize;
 pub mod semantic;
 pub mod vocabulary;
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use crate::embedding::cache::VectorCache;
 use crate::embedding::{EmbedError, Embedder, Vector};
 use crate::insights::Insight;
-use gate::{anchor_lines, Anchors, Verdict, OFF_TOPIC_ANCHORS, ON_TOPIC_ANCHORS};
+use gate::{anchor_lines, Anchors, Uncovered, Verdict, OFF_TOPIC_ANCHORS, ON_TOPIC_ANCHORS};
 use lexical::{Evidence, LexicalIndex};
 use semantic::{DocKind, SemanticIndex};
 
@@ -85,6 +88,29 @@ pub struct Candidate {
     pub lexical: f32,
 }
 
+/// How well the answer fits the question.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Confidence {
+    /// The best insight fits.
+    Strong,
+    /// The closest insight, shown as the closest: the question is about a topic the collection
+    /// has no insight on.
+    Weak,
+    /// No close match: the question is not about what the collection is about.
+    None,
+}
+
+impl Confidence {
+    /// The word `ask --json`, the logs and the metrics use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Confidence::Strong => "strong",
+            Confidence::Weak => "weak",
+            Confidence::None => "none",
+        }
+    }
+}
+
 /// Why an answer is what it is.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Explanation {
@@ -95,15 +121,25 @@ pub struct Explanation {
     /// The question's words as the collection knows them.
     pub evidence: Evidence,
     pub verdict: Verdict,
+    /// For a weak answer, the uncovered topic the question is nearer to.
+    pub uncovered: Option<Uncovered>,
+    /// Whether the question has no word of English the model knows (so it was not matched).
+    pub no_known_word: bool,
+    /// Whether the question is written in another language (so it was not matched: the bot
+    /// understands English only, and says so).
+    pub other_language: bool,
     /// The best candidates, gate or not.
     pub candidates: Vec<Candidate>,
 }
 
-/// The answer to a question: the best insights first, or none and `no_close_match`.
+/// The answer to a question: the best insights first (also when weak), or none and
+/// `no_close_match`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Answer<'a> {
     pub question: String,
     pub matches: Vec<Match<'a>>,
+    pub confidence: Confidence,
+    /// Exactly `confidence == Confidence::None`.
     pub no_close_match: bool,
     pub explanation: Explanation,
 }
@@ -125,6 +161,9 @@ impl<'a> Answer<'a> {
 pub struct SearchIndex {
     lexical: LexicalIndex,
     semantic: Vec<Layer>,
+    /// Each generic anchor's similarity to this collection's nearest document, computed the
+    /// first time a question needs it ([`SearchIndex::anchor_coverage`]).
+    coverage: Mutex<rustc_hash::FxHashMap<usize, f32>>,
 }
 
 /// Documents of some of a collection's insights: all of `index`'s, or those numbered in `keep`.
@@ -161,6 +200,7 @@ impl SearchIndex {
                 index: Arc::new(semantic),
                 keep: None,
             }],
+            coverage: Mutex::default(),
         }
     }
 
@@ -182,7 +222,33 @@ impl SearchIndex {
         SearchIndex {
             lexical: LexicalIndex::build(insights),
             semantic,
+            coverage: Mutex::default(),
         }
+    }
+
+    /// How close this collection comes to generic anchor `n` (vector `anchor`): its best
+    /// document's similarity, -1 for a collection with none. One scan of the documents the
+    /// first time, remembered after: only anchors nearer to a question than its best insight are
+    /// ever asked, so most are never computed.
+    pub fn anchor_coverage(&self, n: usize, anchor: &Vector) -> f32 {
+        let known = self
+            .coverage
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&n)
+            .copied();
+        known.unwrap_or_else(|| {
+            let best = self
+                .similarities(std::slice::from_ref(anchor))
+                .iter()
+                .map(|s| s.value)
+                .fold(-1f32, f32::max);
+            self.coverage
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(n, best);
+            best
+        })
     }
 
     /// The documents of layer `n` (`0` is the whole index of a collection built in one piece).
@@ -415,13 +481,25 @@ impl Searcher {
             .iter()
             .map(|sims| sims.iter().map(|s| s.value).fold(-1f32, f32::max))
             .collect();
-        let mut verdict = self.anchors.verdict(queries, &per_query_best);
-        // Punctuation, numbers, emoji or keyboard mashing alone say nothing a collection could
-        // answer, whatever the model makes of them: at least one word must be a word of English
-        // (one the model's vocabulary holds whole).
-        if !self.has_a_known_word(normalised) {
+        let (mut verdict, anchor_similarities) = self.anchors.verdict(queries, &per_query_best);
+        // Punctuation, numbers, emoji, other languages or keyboard mashing alone say nothing a
+        // collection could answer, whatever the model makes of them: at least one word must be
+        // a word of English (one the model's vocabulary holds whole).
+        let no_known_word = !self.has_a_known_word(normalised);
+        let other_language = language::is_other_language(&question.text);
+        if no_known_word || other_language {
             verdict.on_topic = false;
         }
+        let uncovered = if verdict.on_topic {
+            self.uncovered_topic(index, &anchor_similarities, verdict.insight_similarity)
+        } else {
+            None
+        };
+        let confidence = match (verdict.on_topic, &uncovered) {
+            (false, _) => Confidence::None,
+            (true, Some(_)) => Confidence::Weak,
+            (true, None) => Confidence::Strong,
+        };
 
         // Lexical: the best BM25 candidates, scaled to this question's best.
         let lexical = index
@@ -491,13 +569,19 @@ impl Searcher {
             Vec::new()
         };
         tracing::debug!(
-            on_topic = verdict.on_topic,
+            confidence = confidence.as_str(),
             margin = verdict.margin,
             best = ?matches.first().map(|m| &m.insight.id),
             "question ranked"
         );
         Answer {
             question: question.text.clone(),
+            // An empty collection has nothing to show, whatever the gate says.
+            confidence: if matches.is_empty() {
+                Confidence::None
+            } else {
+                confidence
+            },
             no_close_match: matches.is_empty(),
             matches,
             explanation: Explanation {
@@ -505,9 +589,39 @@ impl Searcher {
                 sentences: question.sentences.clone(),
                 evidence: lexical.evidence,
                 verdict,
+                uncovered,
+                no_known_word,
+                other_language,
                 candidates,
             },
         }
+    }
+
+    /// The nearest generic anchor the collection does not cover, when it is nearer to the
+    /// question than the best insight by more than [`gate::UNCOVERED_LEAD`] (see [`gate`]).
+    /// Anchors are tried nearest first, and each one's coverage is computed only when reached.
+    fn uncovered_topic(
+        &self,
+        index: &SearchIndex,
+        anchor_similarities: &[f32],
+        best_insight: f32,
+    ) -> Option<Uncovered> {
+        let mut nearer: Vec<(usize, f32)> = anchor_similarities
+            .iter()
+            .enumerate()
+            .map(|(i, &s)| (i, s))
+            .filter(|&(_, s)| s - best_insight > gate::UNCOVERED_LEAD)
+            .collect();
+        nearer.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        let anchors = self.anchors.on_topic();
+        nearer.into_iter().find_map(|(n, similarity)| {
+            let coverage = index.anchor_coverage(n, &anchors[n]);
+            (coverage < gate::COVERED).then(|| Uncovered {
+                anchor: self.anchors.on_topic_text(n).to_string(),
+                similarity,
+                coverage,
+            })
+        })
     }
 }
 
@@ -632,6 +746,7 @@ mod tests {
                 Err(e) => prop_assert!(false, "{e}"),
                 Ok(answer) => {
                     prop_assert_eq!(answer.no_close_match, answer.matches.is_empty());
+                    prop_assert_eq!(answer.no_close_match, answer.confidence == Confidence::None);
                     prop_assert!(answer.matches.len() <= 3);
                     prop_assert!(answer.matches.iter().all(|m| m.score.is_finite()));
                 }
