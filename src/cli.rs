@@ -422,10 +422,10 @@ fn write_plain_explanation(
             .to_string(),
         Confidence::Weak => match (best, &e.uncovered) {
             (Some(best), Some(u)) => format!(
-                "weak: the closest is {} of \"{}\", but the question is nearer to topics this \
-                 collection has no insight on, such as \"{}\".",
-                through(&best.matched),
+                "weak: the closest insight is \"{}\", through {}, but the question is nearer to \
+                 topics this collection has no insight on, such as \"{}\".",
                 title(&best.id),
+                through(&best.matched),
                 u.anchor
             ),
             _ => "weak: the closest insight may not fit.".to_string(),
