@@ -9,20 +9,17 @@ use super::weights::Weights;
 use super::EmbedError;
 
 /// y = x W^T + b, as one gemm over all batch*seq rows (candle_nn::Linear broadcasts W^T per
-/// batch instead). W^T is made contiguous (in, out) once at load: that costs some load time but
-/// halves the latency of a short query, where gemm would otherwise re-pack the strided weights on
-/// every call.
+/// batch instead). W^T is kept contiguous (in, out), decoded that way at load: it halves the
+/// latency of a short query, where gemm would otherwise re-pack the strided weights on every call.
 pub struct Linear {
     w_t: Tensor,
     b: Tensor,
 }
 
 impl Linear {
-    pub fn new(w: &Tensor, b: Tensor) -> candle_core::Result<Self> {
-        Ok(Self {
-            w_t: w.t()?.contiguous()?,
-            b,
-        })
+    /// From W^T, already (in, out) and contiguous ([`Weights::get_transposed`]), and the bias.
+    pub fn from_transposed(w_t: Tensor, b: Tensor) -> Self {
+        Self { w_t, b }
     }
 
     /// `{prefix}.weight` [out, inp] and `{prefix}.bias` [out].
@@ -32,9 +29,9 @@ impl Linear {
         inp: usize,
         out: usize,
     ) -> Result<Self, EmbedError> {
-        let weight = w.get(&format!("{prefix}.weight"), &[out, inp])?;
+        let w_t = w.get_transposed(&[&format!("{prefix}.weight")], out, inp)?;
         let bias = w.get(&format!("{prefix}.bias"), &[out])?;
-        Ok(Linear::new(&weight, bias)?)
+        Ok(Linear::from_transposed(w_t, bias))
     }
 }
 

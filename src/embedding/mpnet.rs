@@ -129,20 +129,22 @@ impl Mpnet {
         let mut layers = Vec::with_capacity(cfg.num_hidden_layers);
         for i in 0..cfg.num_hidden_layers {
             let p = format!("encoder.layer.{i}");
-            let part = |w: &mut Weights<'_>, x: &str, kind: &str, shape: &[usize]| {
-                w.get(&format!("{p}.attention.attn.{x}.{kind}"), shape)
-            };
-            let (q, k, v) = (
-                part(w, "q", "weight", &[h, h])?,
-                part(w, "k", "weight", &[h, h])?,
-                part(w, "v", "weight", &[h, h])?,
-            );
-            let (qb, kb, vb) = (
-                part(w, "q", "bias", &[h])?,
-                part(w, "k", "bias", &[h])?,
-                part(w, "v", "bias", &[h])?,
-            );
-            let qkv = Linear::new(&Tensor::cat(&[q, k, v], 0)?, Tensor::cat(&[qb, kb, vb], 0)?)?;
+            let name = |x: &str, kind: &str| format!("{p}.attention.attn.{x}.{kind}");
+            let w_t = w.get_transposed(
+                &[
+                    &name("q", "weight"),
+                    &name("k", "weight"),
+                    &name("v", "weight"),
+                ],
+                h,
+                h,
+            )?;
+            let biases = [
+                w.get(&name("q", "bias"), &[h])?,
+                w.get(&name("k", "bias"), &[h])?,
+                w.get(&name("v", "bias"), &[h])?,
+            ];
+            let qkv = Linear::from_transposed(w_t, Tensor::cat(&biases, 0)?);
             layers.push(Layer {
                 qkv,
                 attn_out: Linear::load(w, &format!("{p}.attention.attn.o"), h, h)?,

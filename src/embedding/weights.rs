@@ -100,38 +100,19 @@ impl<'a> Weights<'a> {
                     .map_err(candle)?
             }
             Dtype::I8 => {
-                let scale_name = format!("{name}.scale");
-                let scale_path = self.path_of(&scale_name);
-                let (_, scale) =
-                    self.tensors
-                        .remove(&scale_name)
-                        .ok_or_else(|| EmbedError::MissingTensor {
-                            path: scale_path.clone(),
-                            name: scale_name.clone(),
-                        })?;
-                let rows = shape.first().copied().unwrap_or(0);
-                let cols: usize = shape.iter().skip(1).product();
-                let groups = scale.shape().get(1).copied().unwrap_or(1);
-                let scale_fits = scale.dtype() == Dtype::F32
-                    && scale.shape().first() == Some(&rows)
-                    && scale.shape().len() <= 2
-                    && groups > 0
-                    && cols.is_multiple_of(groups);
-                if !scale_fits {
-                    return Err(EmbedError::Invalid {
-                        path: scale_path,
-                        what: "int8 scales",
-                        reason: format!(
-                            "`{scale_name}` is {:?} {:?}; for `{name}` {shape:?} it must be F32 \
-                             [{rows}] or [{rows}, groups] with groups dividing {cols}",
-                            scale.dtype(),
-                            scale.shape()
-                        ),
-                    });
-                }
-                dequantize(view.data(), scale.data(), rows, cols, groups, &self.device)
-                    .and_then(|t| t.reshape(shape))
-                    .map_err(candle)?
+                let (scale, groups) = self.take_scales(name, shape)?;
+                let (rows, cols) = (shape[0], shape.iter().skip(1).product::<usize>());
+                let mut values = vec![0f32; rows * cols];
+                int8_weights::dequantize(
+                    view.data(),
+                    &scale,
+                    rows,
+                    cols,
+                    cols / groups,
+                    &mut values,
+                );
+                // Scales checked finite: the values then are too.
+                return Tensor::from_vec(values, shape, &self.device).map_err(candle);
             }
             other => {
                 return Err(EmbedError::DType {
@@ -159,20 +140,99 @@ impl<'a> Weights<'a> {
     }
 }
 
-/// `q[r, k] * scale[r, k / (cols / groups)]` as an f32 [rows, cols] tensor, `q` being int8 bytes.
-fn dequantize(
-    q: &[u8],
-    scale: &[u8],
-    rows: usize,
-    cols: usize,
-    groups: usize,
-    device: &Device,
-) -> candle_core::Result<Tensor> {
-    let bytes = Tensor::from_raw_buffer(q, DType::U8, &[rows, groups, cols / groups], device)?;
-    let wrapped = (bytes.ge(128u8)?.to_dtype(DType::F32)? * 256.0)?;
-    let signed = (bytes.to_dtype(DType::F32)? - wrapped)?;
-    let scale = Tensor::from_raw_buffer(scale, DType::F32, &[rows, groups, 1], device)?;
-    signed.broadcast_mul(&scale)?.reshape((rows, cols))
+impl Weights<'_> {
+    /// The f32 scales of int8 tensor `name` of `shape` ([rows, cols]): one per row, or one per
+    /// group of a row; checked finite. Returns them and the number of groups per row.
+    fn take_scales(
+        &mut self,
+        name: &str,
+        shape: &[usize],
+    ) -> Result<(Vec<f32>, usize), EmbedError> {
+        let scale_name = format!("{name}.scale");
+        let scale_path = self.path_of(&scale_name);
+        let (_, scale) =
+            self.tensors
+                .remove(&scale_name)
+                .ok_or_else(|| EmbedError::MissingTensor {
+                    path: scale_path.clone(),
+                    name: scale_name.clone(),
+                })?;
+        let rows = shape.first().copied().unwrap_or(0);
+        let cols: usize = shape.iter().skip(1).product();
+        let groups = scale.shape().get(1).copied().unwrap_or(1);
+        let fits = shape.len() == 2
+            && scale.dtype() == Dtype::F32
+            && scale.shape().first() == Some(&rows)
+            && scale.shape().len() <= 2
+            && groups > 0
+            && cols.is_multiple_of(groups);
+        if !fits {
+            return Err(EmbedError::Invalid {
+                path: scale_path,
+                what: "int8 scales",
+                reason: format!(
+                    "`{scale_name}` is {:?} {:?}; for `{name}` {shape:?} it must be F32 \
+                     [{rows}] or [{rows}, groups] with groups dividing {cols}",
+                    scale.dtype(),
+                    scale.shape()
+                ),
+            });
+        }
+        let values: Vec<f32> = scale
+            .data()
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect();
+        if !values.iter().all(|v| v.is_finite()) {
+            return Err(EmbedError::NonFinite {
+                path: self.path_of(name),
+                name: name.to_string(),
+            });
+        }
+        Ok((values, groups))
+    }
+
+    /// The matrices `names`, each [`rows`, `cols`] (a Linear layer's weight, out x in), stacked
+    /// along their rows and transposed: one f32 tensor [`cols`, `rows` x names], contiguous,
+    /// the layout the products read fastest. int8 matrices are decoded straight into it in one
+    /// pass (`int8_weights`); float ones go through candle.
+    pub fn get_transposed(
+        &mut self,
+        names: &[&str],
+        rows: usize,
+        cols: usize,
+    ) -> Result<Tensor, EmbedError> {
+        let all_int8 = names.iter().all(|n| {
+            self.tensors
+                .get(*n)
+                .is_some_and(|(_, v)| v.dtype() == Dtype::I8 && v.shape() == [rows, cols])
+        });
+        if !all_int8 {
+            let parts = names
+                .iter()
+                .map(|n| self.get(n, &[rows, cols]))
+                .collect::<Result<Vec<_>, _>>()?;
+            let stacked = Tensor::cat(&parts, 0).and_then(|w| w.t()?.contiguous());
+            return Ok(stacked?);
+        }
+        let out_cols = rows * names.len();
+        let mut out = vec![0f32; cols * out_cols];
+        for (i, name) in names.iter().enumerate() {
+            let (scale, groups) = self.take_scales(name, &[rows, cols])?;
+            let (_, view) = self.tensors.remove(*name).expect("checked above");
+            int8_weights::dequantize_transposed(
+                view.data(),
+                &scale,
+                rows,
+                cols,
+                cols / groups,
+                &mut out,
+                out_cols,
+                i * rows,
+            );
+        }
+        Ok(Tensor::from_vec(out, (cols, out_cols), &self.device)?)
+    }
 }
 
 /// Names every shard, for a tensor found in none of them.
@@ -300,6 +360,34 @@ mod tests {
             again.contains("m.safetensors") && again.contains("`w`"),
             "{again}"
         );
+    }
+
+    #[test]
+    fn stacked_int8_matrices_are_decoded_transposed_like_the_float_path() {
+        // Two 3 x 4 int8 matrices (groups of 2) and the same values stored as f32: stacking and
+        // transposing must give the same tensor either way.
+        let q: Vec<u8> = (0..12).map(|i: i32| (i * 37 - 200) as i8 as u8).collect();
+        let scales = [0.5f32, 2.0, 1.0, 0.25, 4.0, 0.125];
+        let value = |i: usize| f32::from(q[i] as i8) * scales[i / 2];
+        let floats: Vec<f32> = (0..12).map(value).collect();
+        let bytes = file(&[
+            ("a", Dtype::I8, vec![3, 4], q.clone()),
+            ("a.scale", Dtype::F32, vec![3, 2], f32_bytes(&scales)),
+            ("b", Dtype::I8, vec![3, 4], q.clone()),
+            ("b.scale", Dtype::F32, vec![3, 2], f32_bytes(&scales)),
+            ("fa", Dtype::F32, vec![3, 4], f32_bytes(&floats)),
+            ("fb", Dtype::F32, vec![3, 4], f32_bytes(&floats)),
+        ]);
+        let shards = [(PathBuf::from("m.safetensors"), bytes.as_slice())];
+        let mut w = Weights::read(&shards).unwrap();
+        let int8 = w.get_transposed(&["a", "b"], 3, 4).unwrap();
+        let float = w.get_transposed(&["fa", "fb"], 3, 4).unwrap();
+        assert_eq!(int8.dims(), [4, 6]);
+        assert_eq!(
+            int8.to_vec2::<f32>().unwrap(),
+            float.to_vec2::<f32>().unwrap()
+        );
+        assert_eq!(int8.to_vec2::<f32>().unwrap()[1][0], value(1));
     }
 
     #[test]
