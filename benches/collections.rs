@@ -294,6 +294,7 @@ impl Writer<'_> {
             topics,
             asks,
             source: server_source(),
+            pack: None,
         }
     }
 }
@@ -944,6 +945,7 @@ fn main() {
             "our offsites feel like a waste of money".into(),
         ],
         source: server_source(),
+        pack: None,
     };
     let prepares: Vec<Duration> = (0..INSIGHT_EMBEDS)
         .map(|_| {

@@ -39,9 +39,9 @@ pub const MAX_PENDING_PER_MEMBER: usize = 5;
 /// The most suggestions a server may have waiting for review.
 pub const MAX_PENDING_PER_SERVER: usize = 100;
 /// From this cosine similarity of title and text, a new insight is shown the existing one it is
-/// most like before it is saved. The two closest distinct insights of the shipped collection score
-/// 0.62; a reworded copy of one scores 0.94 (both measured in `tests/collections.rs`).
-pub const NEAR_DUPLICATE: f32 = 0.85;
+/// most like before it is saved: the same line `insight-bot check` draws across the library
+/// ([`crate::insights::duplicates`], where the figures behind it are).
+pub use crate::insights::duplicates::NEAR_DUPLICATE;
 /// The topic of a server insight given without one.
 pub const DEFAULT_TOPIC: &str = "general";
 

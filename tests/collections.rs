@@ -33,6 +33,7 @@ fn insight(id: &str, title: &str, text: &str, asks: &[&str]) -> Insight {
             publisher: "Team".into(),
             url: None,
         },
+        pack: None,
     }
 }
 

@@ -1205,6 +1205,7 @@ mod tests {
                 publisher: "p".repeat(MAX_SOURCE_CHARS),
                 url: None,
             },
+            pack: None,
         };
         let reply = notice_with(String::new(), vec![preview(&insight)], Vec::new());
         assert_fits(&reply);

@@ -600,6 +600,7 @@ pub(crate) mod tests {
                         publisher,
                         url: None,
                     },
+                    pack: None,
                 },
             )
     }

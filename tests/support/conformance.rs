@@ -990,6 +990,7 @@ fn server_insight(guild_id: u64, id: &str, n: u8) -> ServerInsight {
                     .is_multiple_of(2)
                     .then(|| format!("https://example.com/{id}/{n}")),
             },
+            pack: None,
         },
         created_by: CURATOR + u64::from(n),
         created_at: at,

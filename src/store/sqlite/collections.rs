@@ -491,6 +491,7 @@ impl ServerInsightRow {
                     publisher: self.source_publisher,
                     url: self.source_url,
                 },
+                pack: None,
             },
             created_by: from_db_id(self.created_by),
             created_at,
