@@ -619,14 +619,15 @@ fn build_parts(store: &Store, shipped: &Arc<Catalog>) {
         lexical_heap += heap.retained;
         let (_, heap) = counting_alloc::measure(|| black_box(Library::from_insights(all.clone())));
         library_heap += heap.retained;
-        let (catalog, t) =
-            timed(|| Catalog::for_server(shipped, Shipped::AllBut(&[]), &own, Arc::clone(&index)));
+        let (catalog, t) = timed(|| {
+            Catalog::for_server(shipped, Shipped::AllBut(&[], &[]), &own, Arc::clone(&index))
+        });
         for_server.push(t);
         drop(catalog);
         let (_, heap) = counting_alloc::measure(|| {
             black_box(Catalog::for_server(
                 shipped,
-                Shipped::AllBut(&[]),
+                Shipped::AllBut(&[], &[]),
                 &own,
                 Arc::clone(&index),
             ))
@@ -916,7 +917,9 @@ fn main() {
             own.push(insight);
             let edited = Arc::new(index.edited(|_| true, &[&vectors]));
             let visible = match current.settings().source {
-                InsightSource::All => Shipped::AllBut(&current.settings().hidden),
+                InsightSource::All => {
+                    Shipped::AllBut(&current.settings().hidden, &current.settings().packs_off)
+                }
                 InsightSource::Ours => Shipped::None,
             };
             Catalog::for_server(&shipped, visible, &own, edited)

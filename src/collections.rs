@@ -126,6 +126,8 @@ pub enum CollectionError {
     ShippedId(String),
     #[error("there is no shipped insight \"{0}\"")]
     NotShipped(String),
+    #[error("there is no pack \"{0}\" among the packs this bot serves")]
+    UnknownPack(String),
     /// A task of the blocking pool panicked or was cancelled.
     #[error("interrupted: {0}")]
     Interrupted(String),
@@ -321,7 +323,7 @@ impl Collections {
         own_index: Arc<SemanticIndex>,
     ) -> ServerCollection {
         let visible = match settings.source {
-            InsightSource::All => Shipped::AllBut(&settings.hidden),
+            InsightSource::All => Shipped::AllBut(&settings.hidden, &settings.packs_off),
             InsightSource::Ours => Shipped::None,
         };
         let catalog = Catalog::for_server(&self.shipped, visible, &own, Arc::clone(&own_index));
@@ -516,6 +518,34 @@ impl Collections {
         }
         let owned = id.to_string();
         self.change_settings(guild, move |db| db.set_hidden(guild, &owned, hidden))
+            .await
+    }
+
+    /// The built-in packs this bot serves (`INSIGHTS_PACKS`), with how many insights each, in
+    /// order: what a server may turn on and off.
+    pub fn packs(&self) -> Vec<(&'static str, usize)> {
+        self.shipped.library().packs()
+    }
+
+    /// Turns a served pack off in a server, or on again; `false` when it already was so. Its
+    /// insights leave (or join) the server's answers, topics and weekly rotation at once: the
+    /// rotation skips what left and adds what joined to the current round, as it does for any
+    /// insight removed or added.
+    pub async fn set_pack_on(
+        &self,
+        guild: u64,
+        pack: &str,
+        on: bool,
+    ) -> Result<bool, CollectionError> {
+        let Some(pack) = self
+            .packs()
+            .into_iter()
+            .map(|(id, _)| id)
+            .find(|&id| id == pack)
+        else {
+            return Err(CollectionError::UnknownPack(pack.to_string()));
+        };
+        self.change_settings(guild, move |db| db.set_pack_on(guild, pack, on))
             .await
     }
 

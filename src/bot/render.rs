@@ -209,6 +209,11 @@ pub fn echo_question(question: &str) -> String {
     escape_within(&one_line, MAX_ECHOED_QUESTION)
 }
 
+/// Discord: at most 5 buttons in an action row.
+pub const BUTTONS_PER_ROW: usize = 5;
+/// Discord: at most 5 action rows in a message.
+pub const MAX_BUTTON_ROWS: usize = 5;
+
 /// What to send: content, embeds, and optionally the "Another one" button.
 #[derive(Debug, Clone, Default)]
 pub struct Reply {
@@ -218,12 +223,15 @@ pub struct Reply {
 }
 
 impl Reply {
+    /// The buttons in rows of [`BUTTONS_PER_ROW`], as Discord lays them out (at most
+    /// [`MAX_BUTTON_ROWS`] rows; a reply never has more buttons than fit).
     fn components(&self) -> Vec<CreateActionRow> {
-        if self.buttons.is_empty() {
-            Vec::new()
-        } else {
-            vec![CreateActionRow::Buttons(self.buttons.clone())]
-        }
+        debug_assert!(self.buttons.len() <= BUTTONS_PER_ROW * MAX_BUTTON_ROWS);
+        self.buttons
+            .chunks(BUTTONS_PER_ROW)
+            .take(MAX_BUTTON_ROWS)
+            .map(|row| CreateActionRow::Buttons(row.to_vec()))
+            .collect()
     }
 
     /// The content, cut to Discord's limit.

@@ -151,6 +151,29 @@ pub async fn start_bot_with(fake: &FakeDiscord, guild_id: Option<u64>) -> TestBo
     bot
 }
 
+/// Starts the bot on `fake` serving `catalog` (e.g. [`library_catalog`], every pack) instead of
+/// the seed pack, commands registered globally, and waits until it is ready.
+#[allow(dead_code)]
+pub async fn start_bot_serving(fake: &FakeDiscord, catalog: Arc<Catalog>) -> TestBot {
+    let (store, state) = fresh_store();
+    let mut settings = settings(fake, TOKEN, None, store);
+    settings.catalog = catalog;
+    let bot = match tokio::time::timeout(WAIT, start(settings)).await {
+        Ok(Ok(bot)) => TestBot { bot, _state: state },
+        Ok(Err(e)) => panic!("the bot did not start: {e}"),
+        Err(_) => panic!("insight_bot::bot::start did not return within {WAIT:?}"),
+    };
+    fake.wait_for_ready(WAIT).await;
+    let route = format!("/applications/{APP_ID}/commands");
+    fake.wait_for_request(
+        &format!("the command registration (PUT {route}) answered 200"),
+        WAIT,
+        |r| r.is("PUT", &route) && r.status == 200,
+    )
+    .await;
+    bot
+}
+
 /// Starts the bot on `fake` with the operators' endpoint on 127.0.0.1 (port 0; read it back with
 /// `RunningBot::endpoint_addr`), commands registered globally, and waits until it is ready.
 pub async fn start_bot_with_endpoint(fake: &FakeDiscord) -> TestBot {
