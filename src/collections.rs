@@ -184,11 +184,19 @@ impl Collections {
             own_index: Arc::new(SemanticIndex::default()),
         });
         Collections {
+            // Every built-in pack's ids are reserved, served or not: a server that took the id of
+            // a pack the operator does not serve today would collide with it the day the pack
+            // is served (a pack file that does not load has already stopped start-up).
             shipped_ids: shipped
                 .library()
                 .insights()
                 .iter()
                 .map(|i| i.id.clone())
+                .chain(
+                    Library::builtin()
+                        .map(|all| all.insights().iter().map(|i| i.id.clone()).collect())
+                        .unwrap_or_else(|_| Vec::new()),
+                )
                 .collect(),
             shipped,
             shipped_view,
@@ -214,6 +222,8 @@ impl Collections {
             .reserving(self.shipped_ids.iter().cloned())
     }
 
+    /// Whether a server's own insight may not take `id`: the id of a shipped insight, or of any
+    /// built-in pack's, served or not.
     pub fn is_shipped_id(&self, id: &str) -> bool {
         self.shipped_ids.contains(id)
     }
@@ -513,7 +523,8 @@ impl Collections {
         id: &str,
         hidden: bool,
     ) -> Result<bool, CollectionError> {
-        if !self.is_shipped_id(id) {
+        // Only what is served can be hidden (an unserved pack's insight is not there to hide).
+        if self.shipped.library().get(id).is_none() {
             return Err(CollectionError::NotShipped(id.to_string()));
         }
         let owned = id.to_string();

@@ -1207,3 +1207,38 @@ fn the_curation_guides_example_loads_beside_the_shipped_collection() {
         stdout(&o)
     );
 }
+
+#[test]
+fn check_warns_of_an_operators_near_duplicate_naming_both_ids_and_still_succeeds() {
+    // A copy of a shipped insight under another id, lightly reworded: a near-duplicate across
+    // the built-in packs and INSIGHTS_PATH.
+    let library = insight_bot::insights::Library::builtin().unwrap();
+    let original = library.get("trust-and-delegate").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("ours.toml");
+    let copy = insight_bot::insights::Insight {
+        id: "our-delegation".into(),
+        title: format!("{}, always", original.title),
+        pack: None,
+        ..original.clone()
+    };
+    std::fs::write(&file, insight_bot::insights::export_toml(&[copy])).unwrap();
+    let o = run_with(Some(file.to_str().unwrap()), &["check"]);
+    assert!(
+        o.status.success(),
+        "a warning, not an error: {}",
+        stderr(&o)
+    );
+    let out = stdout(&o);
+    let warning = out
+        .lines()
+        .find(|l| l.starts_with("warning: near-duplicates: "))
+        .unwrap_or_else(|| panic!("no warning:\n{out}"));
+    assert!(
+        warning.starts_with(
+            "warning: near-duplicates: trust-and-delegate and our-delegation (cosine 0."
+        ),
+        "{warning}"
+    );
+    assert!(!out.contains("near-duplicates (cosine >= 0.85 of title and text): none"));
+}

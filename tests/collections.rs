@@ -242,6 +242,27 @@ async fn a_pack_turned_off_leaves_a_servers_answers_and_rotation_and_joins_the_r
         collections.set_pack_on(A, "no-such-pack", false).await,
         Err(CollectionError::UnknownPack(_))
     ));
+    // A pack the operator does not serve cannot be turned on, but its ids stay reserved: a
+    // server's own insight cannot take one and collide the day the pack is served.
+    let (store, _dir2) = fresh_store();
+    let seed_only = Collections::new(catalog(), store);
+    assert!(matches!(
+        seed_only.set_pack_on(A, "hiring", true).await,
+        Err(CollectionError::UnknownPack(_))
+    ));
+    let hiring_id = hiring.iter().next().unwrap().clone();
+    assert!(seed_only.is_shipped_id(&hiring_id));
+    assert!(matches!(
+        seed_only.set_hidden(A, &hiring_id, true).await,
+        Err(CollectionError::NotShipped(_))
+    ));
+    let mut taken = offsites();
+    taken.id = hiring_id.clone();
+    let d = draft(&seed_only, taken).await;
+    assert!(matches!(
+        seed_only.save(A, vec![d], CURATOR, Utc::now()).await,
+        Err(CollectionError::ShippedId(id)) if id == hiring_id
+    ));
     // Hidden insights still count: a pack off and a hidden insight together.
     collections
         .set_hidden(A, "tour-of-duty", true)
