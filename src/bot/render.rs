@@ -467,11 +467,11 @@ pub fn help(count: usize, shipped: usize, in_server: bool) -> Reply {
     };
     let gaps = what_gaps_keep();
     let description = format!(
-        "I answer leadership questions with the most relevant insight from {collection}, on management, careers and moving between individual-contributor and management roles.\n\n\
+        "I answer leadership questions with the most relevant insight from {collection}, on leading a team: one-on-ones, feedback, hiring and onboarding, performance and growth, conflict, team health, meetings, priorities and managing up, resignations and reorganisations, and moving between individual-contributor and management roles.\n\n\
 **Ask a question**\n`/advice question:<your question>` — the best insight and two related ones. Add `private:true` to see the answer alone.\n\n\
 **Browse**\n`/insight` — a random insight (pick a `topic:` to narrow it), with an *Another one* button.\n`/topics` — the topics and how many insights each has.\n\n\
 **Direct messages**\nWrite me a question in a DM, in your own words, and I answer the same way. Send `help` for this message. DMs draw from the {shipped} insights that come with me only: a server's own insights stay in that server.\n\n\
-**A server's own insights**\nAnyone can propose one with `/suggest`. Curators (Manage Server, or the role set with `/insights curators`) add, edit, import and review them: `/insights add`, `/insights import`, `/insights review`, `/insights list` and more.\n\n\
+**A server's own insights**\nAnyone can propose one with `/suggest`. Curators (Manage Server, or the role set with `/insights curators`) add, edit, import and review them: `/insights add`, `/insights import`, `/insights review`, `/insights list` and more; `/insights packs` turns off the packs of insights this server does not need.\n\n\
 **Was it helpful?**\nEvery answer has *Helpful* and *Not what I needed* buttons. I count each vote with the server (or \"DM\") and the day, never with who voted; a vote can be changed for 7 days, then nothing links it to anyone. Curators see the figures with `/insights stats`. A server's curators can turn on `/insights gaps`: then I also keep {gaps}, so they can add the insights that are missing. Gaps are off unless turned on, and `/insights gaps turn:off` deletes what was kept.\n\n\
 **Insight of the week**\nServer admins (Manage Server) can have me post one insight a week: `/weekly set channel:<#channel> day:<weekday> time:<HH:MM> timezone:<zone>`, then `/weekly show`, `/weekly post-now` or `/weekly off`."
     );
