@@ -294,6 +294,7 @@ impl Writer<'_> {
             topics,
             asks,
             source: server_source(),
+            pack: None,
         }
     }
 }
@@ -618,14 +619,15 @@ fn build_parts(store: &Store, shipped: &Arc<Catalog>) {
         lexical_heap += heap.retained;
         let (_, heap) = counting_alloc::measure(|| black_box(Library::from_insights(all.clone())));
         library_heap += heap.retained;
-        let (catalog, t) =
-            timed(|| Catalog::for_server(shipped, Shipped::AllBut(&[]), &own, Arc::clone(&index)));
+        let (catalog, t) = timed(|| {
+            Catalog::for_server(shipped, Shipped::AllBut(&[], &[]), &own, Arc::clone(&index))
+        });
         for_server.push(t);
         drop(catalog);
         let (_, heap) = counting_alloc::measure(|| {
             black_box(Catalog::for_server(
                 shipped,
-                Shipped::AllBut(&[]),
+                Shipped::AllBut(&[], &[]),
                 &own,
                 Arc::clone(&index),
             ))
@@ -915,7 +917,9 @@ fn main() {
             own.push(insight);
             let edited = Arc::new(index.edited(|_| true, &[&vectors]));
             let visible = match current.settings().source {
-                InsightSource::All => Shipped::AllBut(&current.settings().hidden),
+                InsightSource::All => {
+                    Shipped::AllBut(&current.settings().hidden, &current.settings().packs_off)
+                }
                 InsightSource::Ours => Shipped::None,
             };
             Catalog::for_server(&shipped, visible, &own, edited)
@@ -944,6 +948,7 @@ fn main() {
             "our offsites feel like a waste of money".into(),
         ],
         source: server_source(),
+        pack: None,
     };
     let prepares: Vec<Duration> = (0..INSIGHT_EMBEDS)
         .map(|_| {

@@ -73,6 +73,7 @@ fn library() -> Library {
             title: format!("Own insight number {n}"),
             text: "A server's own insight, for the report's titles.".into(),
             topics: vec!["general".into()],
+            pack: None,
             ..insights[0].clone()
         });
     }

@@ -1,7 +1,7 @@
 //! The command line: argument definitions (clap) and the offline commands.
 //!
 //! `main.rs` only sets up logging and configuration and calls [`execute`]. The offline commands
-//! (`ask`, `random`, `topics`, `check`, `next-posts`) print to stdout and report problems on
+//! (`ask`, `random`, `topics`, `check`, `packs`, `next-posts`) print to stdout and report problems on
 //! stderr; every failure maps to exit code 2 so scripts can tell "bad input or data" from success.
 
 use std::io::Write;
@@ -9,8 +9,10 @@ use std::io::Write;
 use clap::{Args, Parser, Subcommand};
 use serde::Serialize;
 
+use crate::insights::duplicates::{near_duplicates, NEAR_DUPLICATE};
+use crate::insights::packs::{describe, BUILTIN_PACKS};
 use crate::insights::search::{Answer, Confidence};
-use crate::insights::{Catalog, Insight, Library};
+use crate::insights::{Catalog, Insight, Library, PackSelection};
 use crate::stats::{chart, Report, MIN_VOTES};
 use crate::weekly::schedule::{format_rfc3339_z, WeeklySchedule};
 
@@ -36,8 +38,12 @@ pub enum Command {
     Random(RandomArgs),
     /// List the topics and how many insights each has.
     Topics,
-    /// Validate the collection and print a summary.
+    /// Validate the collection and print a summary, with a warning for each pair of insights
+    /// that say nearly the same thing (near-duplicates: cosine >= 0.85 of title and text).
     Check,
+    /// List the built-in packs: id, title, how many insights, and whether INSIGHTS_PACKS serves
+    /// it.
+    Packs,
     /// Validate the deployment settings (environment and .env) without connecting to Discord or
     /// the database: the collection, the embedding model and its cache folder, the database URL,
     /// the shards, the token's shape.
@@ -630,7 +636,10 @@ pub fn topics(library: &Library, out: &mut impl Write) -> Result<(), CliError> {
     Ok(())
 }
 
-pub fn check(library: &Library, path: &str, out: &mut impl Write) -> Result<(), CliError> {
+/// The collection's summary and every insight, then its near-duplicates, each a warning: the
+/// exit status stays 0 (see [`crate::insights::duplicates`] for why it is not an error).
+pub fn check(catalog: &Catalog, path: &str, out: &mut impl Write) -> Result<(), CliError> {
+    let library = catalog.library();
     let asks: usize = library.insights().iter().map(|i| i.asks.len()).sum();
     writeln!(
         out,
@@ -641,6 +650,66 @@ pub fn check(library: &Library, path: &str, out: &mut impl Write) -> Result<(), 
     for insight in library.insights() {
         writeln!(out, "  {:<28} {}", insight.id, insight.title)?;
     }
+    let pairs = near_duplicates(catalog)
+        .map_err(|e| CliError(format!("cannot compare the insights: {e}")))?;
+    if pairs.is_empty() {
+        writeln!(
+            out,
+            "near-duplicates (cosine >= {NEAR_DUPLICATE:.2} of title and text): none"
+        )?;
+    }
+    for pair in &pairs {
+        writeln!(
+            out,
+            "warning: near-duplicates: {} and {} (cosine {:.3} >= {NEAR_DUPLICATE:.2}): merge them, or reword one so each says something of its own",
+            pair.first, pair.second, pair.cosine
+        )?;
+    }
+    Ok(())
+}
+
+/// One line a built-in pack: id, title, how many insights, and whether it is served
+/// (`selection`; `None` when `INSIGHTS_BUILTIN=off` serves none).
+pub fn packs(
+    library: &Library,
+    selection: Option<&PackSelection>,
+    out: &mut impl Write,
+) -> Result<(), CliError> {
+    let counts = library.packs();
+    let rows: Vec<(String, String, usize, bool)> = BUILTIN_PACKS
+        .iter()
+        .map(|p| {
+            let title = describe(p.id).map(|d| d.title).unwrap_or_default();
+            let count = counts
+                .iter()
+                .find(|(id, _)| *id == p.id)
+                .map_or(0, |&(_, n)| n);
+            let served = selection.is_some_and(|s| s.includes(p.id));
+            (p.id.to_string(), title, count, served)
+        })
+        .collect();
+    let id_width = rows.iter().map(|r| r.0.len()).max().unwrap_or(0);
+    let title_width = rows.iter().map(|r| r.1.chars().count()).max().unwrap_or(0);
+    for (id, title, count, served) in &rows {
+        let noun = if *count == 1 { "insight " } else { "insights" };
+        let mark = if *served { "selected" } else { "-" };
+        writeln!(
+            out,
+            "{id:<id_width$}  {title:<title_width$}  {count:>3} {noun}  {mark}"
+        )?;
+    }
+    let served: usize = rows.iter().filter(|r| r.3).map(|r| r.2).sum();
+    let chosen = match selection {
+        None => "INSIGHTS_BUILTIN=off: no pack is served".to_string(),
+        Some(PackSelection::All) => "INSIGHTS_PACKS=all (the default)".to_string(),
+        Some(s) => format!("INSIGHTS_PACKS={s}"),
+    };
+    writeln!(
+        out,
+        "{} packs, {} insights; {served} served ({chosen})",
+        rows.len(),
+        library.len()
+    )?;
     Ok(())
 }
 

@@ -39,9 +39,9 @@ pub const MAX_PENDING_PER_MEMBER: usize = 5;
 /// The most suggestions a server may have waiting for review.
 pub const MAX_PENDING_PER_SERVER: usize = 100;
 /// From this cosine similarity of title and text, a new insight is shown the existing one it is
-/// most like before it is saved. The two closest distinct insights of the shipped collection score
-/// 0.62; a reworded copy of one scores 0.94 (both measured in `tests/collections.rs`).
-pub const NEAR_DUPLICATE: f32 = 0.85;
+/// most like before it is saved: the same line `insight-bot check` draws across the library
+/// ([`crate::insights::duplicates`], where the figures behind it are).
+pub use crate::insights::duplicates::NEAR_DUPLICATE;
 /// The topic of a server insight given without one.
 pub const DEFAULT_TOPIC: &str = "general";
 
@@ -126,6 +126,8 @@ pub enum CollectionError {
     ShippedId(String),
     #[error("there is no shipped insight \"{0}\"")]
     NotShipped(String),
+    #[error("there is no pack \"{0}\" among the packs this bot serves")]
+    UnknownPack(String),
     /// A task of the blocking pool panicked or was cancelled.
     #[error("interrupted: {0}")]
     Interrupted(String),
@@ -182,11 +184,19 @@ impl Collections {
             own_index: Arc::new(SemanticIndex::default()),
         });
         Collections {
+            // Every built-in pack's ids are reserved, served or not: a server that took the id of
+            // a pack the operator does not serve today would collide with it the day the pack
+            // is served (a pack file that does not load has already stopped start-up).
             shipped_ids: shipped
                 .library()
                 .insights()
                 .iter()
                 .map(|i| i.id.clone())
+                .chain(
+                    Library::builtin()
+                        .map(|all| all.insights().iter().map(|i| i.id.clone()).collect())
+                        .unwrap_or_else(|_| Vec::new()),
+                )
                 .collect(),
             shipped,
             shipped_view,
@@ -212,6 +222,8 @@ impl Collections {
             .reserving(self.shipped_ids.iter().cloned())
     }
 
+    /// Whether a server's own insight may not take `id`: the id of a shipped insight, or of any
+    /// built-in pack's, served or not.
     pub fn is_shipped_id(&self, id: &str) -> bool {
         self.shipped_ids.contains(id)
     }
@@ -321,7 +333,7 @@ impl Collections {
         own_index: Arc<SemanticIndex>,
     ) -> ServerCollection {
         let visible = match settings.source {
-            InsightSource::All => Shipped::AllBut(&settings.hidden),
+            InsightSource::All => Shipped::AllBut(&settings.hidden, &settings.packs_off),
             InsightSource::Ours => Shipped::None,
         };
         let catalog = Catalog::for_server(&self.shipped, visible, &own, Arc::clone(&own_index));
@@ -511,11 +523,40 @@ impl Collections {
         id: &str,
         hidden: bool,
     ) -> Result<bool, CollectionError> {
-        if !self.is_shipped_id(id) {
+        // Only what is served can be hidden (an unserved pack's insight is not there to hide).
+        if self.shipped.library().get(id).is_none() {
             return Err(CollectionError::NotShipped(id.to_string()));
         }
         let owned = id.to_string();
         self.change_settings(guild, move |db| db.set_hidden(guild, &owned, hidden))
+            .await
+    }
+
+    /// The built-in packs this bot serves (`INSIGHTS_PACKS`), with how many insights each, in
+    /// order: what a server may turn on and off.
+    pub fn packs(&self) -> Vec<(&'static str, usize)> {
+        self.shipped.library().packs()
+    }
+
+    /// Turns a served pack off in a server, or on again; `false` when it already was so. Its
+    /// insights leave (or join) the server's answers, topics and weekly rotation at once: the
+    /// rotation skips what left and adds what joined to the current round, as it does for any
+    /// insight removed or added.
+    pub async fn set_pack_on(
+        &self,
+        guild: u64,
+        pack: &str,
+        on: bool,
+    ) -> Result<bool, CollectionError> {
+        let Some(pack) = self
+            .packs()
+            .into_iter()
+            .map(|(id, _)| id)
+            .find(|&id| id == pack)
+        else {
+            return Err(CollectionError::UnknownPack(pack.to_string()));
+        };
+        self.change_settings(guild, move |db| db.set_pack_on(guild, pack, on))
             .await
     }
 

@@ -10,6 +10,7 @@
 use std::fmt;
 use std::path::PathBuf;
 
+use crate::insights::PackSelection;
 use crate::redact::redact_url;
 
 pub use crate::sharding::Shards;
@@ -100,6 +101,9 @@ pub struct Config {
     /// `INSIGHTS_BUILTIN` (default on): serve the collection built into the binary. Off, only
     /// `INSIGHTS_PATH` is served.
     pub builtin_insights: bool,
+    /// `INSIGHTS_PACKS` (default `all`): which built-in packs are served (see
+    /// [`crate::insights::packs`]); each server may then turn some of them off.
+    pub packs: PackSelection,
     /// `DATABASE_URL`: a SQLite file (`sqlite://path`, the default) or a PostgreSQL database
     /// (`postgres://…`).
     pub database: DatabaseUrl,
@@ -127,6 +131,7 @@ impl fmt::Debug for Config {
             .field("discord_token", &self.discord_token)
             .field("insights_path", &self.insights_path)
             .field("builtin_insights", &self.builtin_insights)
+            .field("packs", &self.packs)
             .field("database", &self.database)
             .field("guild_id", &self.guild_id)
             .field("api_base", &self.api_base.as_deref().map(redact_url))
@@ -220,6 +225,26 @@ impl Config {
                 reason: "is off, but INSIGHTS_PATH is not set: there would be no insights; set INSIGHTS_PATH to your collection, or turn INSIGHTS_BUILTIN on".into(),
             }));
         }
+        let packs_set = get("INSIGHTS_PACKS");
+        let packs = keep(
+            &mut problems,
+            packs_set
+                .as_deref()
+                .map_or(Ok(PackSelection::All), PackSelection::parse)
+                .map_err(|reason| ConfigError {
+                    variable: "INSIGHTS_PACKS",
+                    reason,
+                }),
+        )
+        .unwrap_or_default();
+        // Choosing packs while serving none of them is a contradiction, not a preference: say so
+        // rather than silently ignore one of the two settings.
+        if !builtin_insights && packs != PackSelection::All {
+            keep(&mut problems, Err::<(), _>(ConfigError {
+                variable: "INSIGHTS_PACKS",
+                reason: format!("is {packs}, but INSIGHTS_BUILTIN is off, which serves no built-in pack: unset INSIGHTS_PACKS, or turn INSIGHTS_BUILTIN on"),
+            }));
+        }
         let database = keep(
             &mut problems,
             (|| {
@@ -298,6 +323,7 @@ impl Config {
             discord_token,
             insights_path,
             builtin_insights,
+            packs,
             database,
             guild_id,
             api_base,
@@ -626,6 +652,39 @@ mod tests {
     }
 
     #[test]
+    fn packs_are_all_by_default_or_the_ones_named() {
+        assert_eq!(config(&[]).unwrap().packs, PackSelection::All);
+        let c = config(&[("INSIGHTS_PACKS", "hiring, feedback")]).unwrap();
+        assert_eq!(c.packs, PackSelection::Only(vec!["feedback", "hiring"]));
+        let err = config(&[("INSIGHTS_PACKS", "hiring,onbording")]).unwrap_err();
+        assert!(
+            err.reason
+                .contains("unknown pack \"onbording\": the packs are ic-and-management,"),
+            "{err}"
+        );
+        // Reported with the other problems, by check-config.
+        let map: HashMap<&str, &str> =
+            [("INSIGHTS_PACKS", "nope"), ("DISCORD_GUILD_ID", "x")].into();
+        let all = Config::check_lookup(|n| map.get(n).map(|v| v.to_string())).unwrap_err();
+        let variables: Vec<&str> = all.iter().map(|p| p.variable).collect();
+        assert!(variables.contains(&"INSIGHTS_PACKS") && variables.contains(&"DISCORD_GUILD_ID"));
+        // Packs named with the built-in collection off is a contradiction; `all` is the default.
+        let err = config(&[
+            ("INSIGHTS_BUILTIN", "off"),
+            ("INSIGHTS_PATH", "/srv/ours"),
+            ("INSIGHTS_PACKS", "hiring"),
+        ])
+        .unwrap_err();
+        assert_eq!(err.variable, "INSIGHTS_PACKS", "{err}");
+        assert!(config(&[
+            ("INSIGHTS_BUILTIN", "off"),
+            ("INSIGHTS_PATH", "/srv/ours"),
+            ("INSIGHTS_PACKS", "all"),
+        ])
+        .is_ok());
+    }
+
+    #[test]
     fn empty_values_count_as_unset() {
         let c = config(&[("DISCORD_GUILD_ID", ""), ("DISCORD_TOKEN", "  ")]).unwrap();
         assert_eq!(c.guild_id, None);
@@ -648,6 +707,8 @@ mod tests {
             ("DISCORD_API_BASE", "ftp://127.0.0.1"),
             ("INSIGHTS_BUILTIN", "maybe"),
             ("INSIGHTS_BUILTIN", "off"),
+            ("INSIGHTS_PACKS", "feedback,nope"),
+            ("INSIGHTS_PACKS", ","),
             ("DISCORD_TOKEN", "not a token"),
             ("SHARDS", "many"),
             ("SHARDS", "0"),

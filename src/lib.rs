@@ -2,8 +2,9 @@
 //!
 //! Crate map (the core knows nothing of Discord; [`bot`] is the only adapter):
 //! - [`insights`]: the [`insights::Insight`] type; the collection ([`insights::library`]: load and
-//!   validate TOML files, look up, pick at random) and ranking ([`insights::search`]: text analysis,
-//!   BM25, the domain vocabulary, the "no close match" decision).
+//!   validate TOML files, look up, pick at random), the built-in packs ([`insights::packs`]), and
+//!   ranking ([`insights::search`]: text analysis, BM25, the domain vocabulary, the "no close
+//!   match" decision).
 //! - [`collections`]: each server's collection: the shipped insights it sees plus its own,
 //!   loaded from the store, changed live by its curators.
 //! - [`weekly`]: the insight of the week: schedule math across DST, the no-repeat rotation, the

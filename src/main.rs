@@ -14,7 +14,7 @@ use insight_bot::embedding::cache::VectorCache;
 use insight_bot::embedding::{Embedder, ModelFiles, MODEL_DIR};
 use insight_bot::insights::library::LoadError;
 use insight_bot::insights::search::Searcher;
-use insight_bot::insights::{Catalog, Library};
+use insight_bot::insights::{Catalog, Library, PackSelection};
 use insight_bot::redact::{redact_url, redact_urls_in, redacted_stderr};
 use insight_bot::store::Store;
 use insight_bot::weekly::clock::SystemClock;
@@ -95,14 +95,11 @@ fn log_format() -> Result<LogFormat, CliError> {
 }
 
 fn load_library(config: &Config) -> Result<Library, CliError> {
-    Library::load_collection(config.builtin_insights, config.insights_path.as_deref()).map_err(
-        |e| match e {
-            LoadError::Path { .. } => CliError(format!("INSIGHTS_PATH: {e}")),
-            LoadError::Invalid { .. } => {
-                CliError(format!("cannot load the insight collection:\n{e}"))
-            }
-        },
-    )
+    let packs = config.builtin_insights.then_some(&config.packs);
+    Library::load_collection(packs, config.insights_path.as_deref()).map_err(|e| match e {
+        LoadError::Path { .. } => CliError(format!("INSIGHTS_PATH: {e}")),
+        LoadError::Invalid { .. } => CliError(format!("cannot load the insight collection:\n{e}")),
+    })
 }
 
 /// The embedding model's files, built into the binary (and only into it: test binaries that link
@@ -162,10 +159,12 @@ fn load_catalog(config: &Config) -> Result<Catalog, CliError> {
 
 /// Where the collection comes from, for logs and `check`.
 fn collection_origin(config: &Config) -> String {
-    let builtin = format!(
-        "the built-in collection ({})",
-        insight_bot::insights::library::BUILTIN_NAME
-    );
+    let builtin = match &config.packs {
+        PackSelection::All => "the built-in packs (data/packs, all)".to_string(),
+        PackSelection::Only(ids) => {
+            format!("the built-in packs {} (INSIGHTS_PACKS)", ids.join(", "))
+        }
+    };
     match (&config.insights_path, config.builtin_insights) {
         (None, _) => builtin,
         (Some(path), true) => format!("{builtin} + INSIGHTS_PATH={}", path.display()),
@@ -526,8 +525,14 @@ fn execute(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Random(args) => cli::random(&load_library(&config)?, &args, &mut out)?,
         Command::Topics => cli::topics(&load_library(&config)?, &mut out)?,
         Command::Check => cli::check(
-            &load_library(&config)?,
+            &load_catalog(&config)?,
             &collection_origin(&config),
+            &mut out,
+        )?,
+        Command::Packs => cli::packs(
+            &Library::builtin()
+                .map_err(|e| CliError(format!("cannot load the built-in packs:\n{e}")))?,
+            config.builtin_insights.then_some(&config.packs),
             &mut out,
         )?,
         Command::NextPosts(args) => cli::next_posts(&args, &mut out)?,

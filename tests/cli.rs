@@ -18,6 +18,7 @@ fn run_in(binary: &Path, insights: Option<&str>, args: &[&str]) -> Output {
             concat!(env!("CARGO_TARGET_TMPDIR"), "/vectors"),
         )
         .env_remove("INSIGHTS_BUILTIN")
+        .env_remove("INSIGHTS_PACKS")
         .env_remove("RUST_LOG")
         .env_remove("DISCORD_TOKEN")
         .current_dir(cwd.path());
@@ -33,6 +34,29 @@ fn run_with(insights: Option<&str>, args: &[&str]) -> Output {
 
 fn run(args: &[&str]) -> Output {
     run_with(None, args)
+}
+
+/// [`run`] serving the built-in packs `packs` only (`INSIGHTS_PACKS`).
+fn run_packs(packs: &str, args: &[&str]) -> Output {
+    let cwd = tempfile::tempdir().expect("a temporary directory");
+    Command::new(env!("CARGO_BIN_EXE_insight-bot"))
+        .args(args)
+        .env_remove("INSIGHTS_PATH")
+        .env_remove("INSIGHTS_BUILTIN")
+        .env("INSIGHTS_PACKS", packs)
+        .env(
+            "EMBEDDING_CACHE_DIR",
+            concat!(env!("CARGO_TARGET_TMPDIR"), "/vectors"),
+        )
+        .env_remove("RUST_LOG")
+        .current_dir(cwd.path())
+        .output()
+        .expect("run insight-bot")
+}
+
+/// How many insights the whole built-in library has (every pack).
+fn library_size() -> usize {
+    insight_bot::insights::Library::builtin().unwrap().len()
 }
 
 fn stdout(o: &Output) -> String {
@@ -269,7 +293,8 @@ fn random_topics_and_check() {
         stderr(&o)
     );
 
-    let o = run(&["topics"]);
+    // The seed pack alone has the seed page's topics.
+    let o = run_packs("ic-and-management", &["topics"]);
     let out = stdout(&o);
     let line = |topic: &str| {
         out.lines()
@@ -279,15 +304,85 @@ fn random_topics_and_check() {
     assert_eq!(line("career").as_deref(), Some("5 insights"), "{out}");
     assert_eq!(line("delegation").as_deref(), Some("2 insights"), "{out}");
 
-    let o = run(&["check"]);
+    let o = run_packs("ic-and-management", &["check"]);
     assert!(o.status.success());
     assert!(
-        stdout(&o).starts_with(
-            "the built-in collection (data/insights.toml (built in)): OK: 11 insights"
-        ),
+        stdout(&o)
+            .starts_with("the built-in packs ic-and-management (INSIGHTS_PACKS): OK: 11 insights"),
         "{}",
         stdout(&o)
     );
+    // The whole library by default, checked for near-duplicates.
+    let o = run(&["check"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(
+        out.starts_with(&format!(
+            "the built-in packs (data/packs, all): OK: {} insights",
+            library_size()
+        )),
+        "{out}"
+    );
+    assert!(
+        out.ends_with("near-duplicates (cosine >= 0.85 of title and text): none\n"),
+        "{out}"
+    );
+}
+
+#[test]
+fn packs_lists_every_pack_with_its_count_and_whether_it_is_served() {
+    let o = run(&["packs"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 12, "{out}");
+    let seed: Vec<&str> = lines[0].split("  ").filter(|c| !c.is_empty()).collect();
+    assert_eq!(
+        seed.iter().map(|c| c.trim()).collect::<Vec<_>>(),
+        [
+            "ic-and-management",
+            "From IC to manager and back",
+            "11 insights",
+            "selected"
+        ],
+        "{out}"
+    );
+    assert!(lines[..11].iter().all(|l| l.ends_with("selected")), "{out}");
+    let total = library_size();
+    assert_eq!(
+        lines[11],
+        format!("11 packs, {total} insights; {total} served (INSIGHTS_PACKS=all (the default))")
+    );
+
+    let o = run_packs("hiring,feedback", &["packs"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    let served: Vec<&str> = out
+        .lines()
+        .filter(|l| l.ends_with("selected"))
+        .map(|l| l.split_whitespace().next().unwrap())
+        .collect();
+    assert_eq!(served, ["feedback", "hiring"], "{out}");
+    assert!(
+        out.lines()
+            .last()
+            .unwrap()
+            .ends_with("(INSIGHTS_PACKS=feedback,hiring)"),
+        "{out}"
+    );
+
+    // An unknown pack stops every command, naming the known ones.
+    let o = run_packs("hiring,onbording", &["topics"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("INSIGHTS_PACKS: unknown pack \"onbording\": the packs are ic-and-management, one-on-ones,"),
+        "{}",
+        stderr(&o)
+    );
+    // And only the chosen packs are served.
+    let o = run_packs("hiring", &["check"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("OK: 10 insights"), "{}", stdout(&o));
 }
 
 #[test]
@@ -305,8 +400,12 @@ fn an_installed_binary_answers_from_any_directory() {
     );
     let o = run_in(&installed, None, &["check"]);
     assert!(o.status.success(), "{}", stderr(&o));
-    assert!(stdout(&o).contains("built-in collection"), "{}", stdout(&o));
-    assert!(stdout(&o).contains("OK: 11 insights"), "{}", stdout(&o));
+    assert!(stdout(&o).contains("built-in packs"), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains(&format!("OK: {} insights", library_size())),
+        "{}",
+        stdout(&o)
+    );
 }
 
 #[test]
@@ -320,7 +419,11 @@ fn insights_path_adds_to_the_builtin_collection_or_replaces_it() {
     let path = dir.path().to_str().unwrap();
     let o = run_with(Some(path), &["check"]);
     assert!(o.status.success(), "{}", stderr(&o));
-    assert!(stdout(&o).contains("OK: 12 insights"), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains(&format!("OK: {} insights", library_size() + 1)),
+        "{}",
+        stdout(&o)
+    );
     let o = Command::new(env!("CARGO_BIN_EXE_insight-bot"))
         .args(["check"])
         .env("INSIGHTS_PATH", path)
@@ -395,6 +498,7 @@ fn every_command_has_help() {
         "random",
         "topics",
         "check",
+        "packs",
         "check-config",
         "run",
         "next-posts",
@@ -748,7 +852,11 @@ fn stats_reports_every_server_one_server_or_dms_from_the_database_with_a_chart()
     );
     assert!(out.contains("      8  fix-the-system"), "{out}");
     assert!(out.contains("100.0% of     8  fix-the-system"), "{out}");
-    assert!(out.contains("never shown: 10"), "{out}");
+    // Every shipped insight but fix-the-system.
+    assert!(
+        out.contains(&format!("never shown: {}", library_size() - 1)),
+        "{out}"
+    );
     let png = std::fs::read(&chart).unwrap();
     assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
     // Server 7 has n = 1, 2, 6 and 7; n = 7 found no close match.
@@ -1212,5 +1320,44 @@ fn the_curation_guides_example_loads_beside_the_shipped_collection() {
     std::fs::write(&file, example).unwrap();
     let o = run_with(Some(file.to_str().unwrap()), &["check"]);
     assert!(o.status.success(), "{}", stderr(&o));
-    assert!(stdout(&o).contains("OK: 12 insights"), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains(&format!("OK: {} insights", library_size() + 1)),
+        "{}",
+        stdout(&o)
+    );
+}
+
+#[test]
+fn check_warns_of_an_operators_near_duplicate_naming_both_ids_and_still_succeeds() {
+    // A copy of a shipped insight under another id, lightly reworded: a near-duplicate across
+    // the built-in packs and INSIGHTS_PATH.
+    let library = insight_bot::insights::Library::builtin().unwrap();
+    let original = library.get("trust-and-delegate").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("ours.toml");
+    let copy = insight_bot::insights::Insight {
+        id: "our-delegation".into(),
+        title: format!("{}, always", original.title),
+        pack: None,
+        ..original.clone()
+    };
+    std::fs::write(&file, insight_bot::insights::export_toml(&[copy])).unwrap();
+    let o = run_with(Some(file.to_str().unwrap()), &["check"]);
+    assert!(
+        o.status.success(),
+        "a warning, not an error: {}",
+        stderr(&o)
+    );
+    let out = stdout(&o);
+    let warning = out
+        .lines()
+        .find(|l| l.starts_with("warning: near-duplicates: "))
+        .unwrap_or_else(|| panic!("no warning:\n{out}"));
+    assert!(
+        warning.starts_with(
+            "warning: near-duplicates: trust-and-delegate and our-delegation (cosine 0."
+        ),
+        "{warning}"
+    );
+    assert!(!out.contains("near-duplicates (cosine >= 0.85 of title and text): none"));
 }

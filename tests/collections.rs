@@ -15,7 +15,9 @@ use insight_bot::insights::search::semantic::InsightVectors;
 use insight_bot::insights::{Insight, Source};
 use insight_bot::store::{InsightSource, ServerInsight, Store, StoreError, StoredVectors};
 use insight_bot::weekly::poster::ServerLibraries;
-use support::bot::{catalog, fresh_store};
+use insight_bot::weekly::rotation::RotationState;
+use rand::SeedableRng;
+use support::bot::{catalog, fresh_store, library_catalog};
 
 const A: u64 = 1_100_000_000_000_000_001;
 const B: u64 = 1_100_000_000_000_000_002;
@@ -33,6 +35,7 @@ fn insight(id: &str, title: &str, text: &str, asks: &[&str]) -> Insight {
             publisher: "Team".into(),
             url: None,
         },
+        pack: None,
     }
 }
 
@@ -214,6 +217,93 @@ async fn hidden_insights_and_source_ours_change_what_a_server_sees() {
     collections.set_source(A, InsightSource::All).await.unwrap();
     let a = collections.get(Some(A)).await.unwrap();
     assert_eq!(a.library().len(), catalog().library().len() + 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pack_turned_off_leaves_a_servers_answers_and_rotation_and_joins_the_round_again_when_on()
+{
+    let (store, _dir) = fresh_store();
+    let collections = Collections::new(library_catalog(), store);
+    let in_pack = |pack: &str| -> HashSet<String> {
+        library_catalog()
+            .library()
+            .insights()
+            .iter()
+            .filter(|i| i.pack == Some(pack))
+            .map(|i| i.id.clone())
+            .collect()
+    };
+    let hiring = in_pack("hiring");
+    let served: Vec<&str> = collections.packs().iter().map(|(id, _)| *id).collect();
+    assert_eq!(served.len(), 11, "{served:?}");
+    assert!(collections.set_pack_on(A, "hiring", false).await.unwrap());
+    assert!(!collections.set_pack_on(A, "hiring", false).await.unwrap());
+    assert!(matches!(
+        collections.set_pack_on(A, "no-such-pack", false).await,
+        Err(CollectionError::UnknownPack(_))
+    ));
+    // A pack the operator does not serve cannot be turned on, but its ids stay reserved: a
+    // server's own insight cannot take one and collide the day the pack is served.
+    let (store, _dir2) = fresh_store();
+    let seed_only = Collections::new(catalog(), store);
+    assert!(matches!(
+        seed_only.set_pack_on(A, "hiring", true).await,
+        Err(CollectionError::UnknownPack(_))
+    ));
+    let hiring_id = hiring.iter().next().unwrap().clone();
+    assert!(seed_only.is_shipped_id(&hiring_id));
+    assert!(matches!(
+        seed_only.set_hidden(A, &hiring_id, true).await,
+        Err(CollectionError::NotShipped(_))
+    ));
+    let mut taken = offsites();
+    taken.id = hiring_id.clone();
+    let d = draft(&seed_only, taken).await;
+    assert!(matches!(
+        seed_only.save(A, vec![d], CURATOR, Utc::now()).await,
+        Err(CollectionError::ShippedId(id)) if id == hiring_id
+    ));
+    // Hidden insights still count: a pack off and a hidden insight together.
+    collections
+        .set_hidden(A, "tour-of-duty", true)
+        .await
+        .unwrap();
+    let a = collections.get(Some(A)).await.unwrap();
+    assert!(ids(&a).is_disjoint(&hiring));
+    assert!(!ids(&a).contains("tour-of-duty"));
+    assert_eq!(
+        a.library().len(),
+        library_catalog().library().len() - hiring.len() - 1
+    );
+    assert!(ids(&collections.get(Some(B)).await.unwrap()).is_superset(&hiring));
+
+    // The weekly rotation: a round begun without the pack ...
+    let mut rng = rand::rngs::StdRng::seed_from_u64(16);
+    let weekly = collections.library_for(A).await.unwrap();
+    assert!(weekly.insights().iter().all(|i| !hiring.contains(&i.id)));
+    let without: Vec<&str> = weekly.insights().iter().map(|i| i.id.as_str()).collect();
+    let (first, state) = RotationState::default().next(&without, &mut rng).unwrap();
+    assert!(!hiring.contains(&first));
+    assert!(state.order.iter().all(|id| !hiring.contains(id)));
+    // ... takes the pack's insights into what is left of it once the pack is on again.
+    assert!(collections.set_pack_on(A, "hiring", true).await.unwrap());
+    let weekly = collections.library_for(A).await.unwrap();
+    assert!(
+        weekly
+            .insights()
+            .iter()
+            .filter(|i| hiring.contains(&i.id))
+            .count()
+            == hiring.len()
+    );
+    let with: Vec<&str> = weekly.insights().iter().map(|i| i.id.as_str()).collect();
+    let (_, state) = state.next(&with, &mut rng).unwrap();
+    assert_eq!(state.cycle, 1, "the same round");
+    assert_eq!(
+        state.order.iter().filter(|id| hiring.contains(*id)).count(),
+        hiring.len(),
+        "every insight of the pack joined this round"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -772,3 +772,165 @@ async fn hostile_imports_in_two_servers_leave_a_third_servers_advice_in_time() {
     }
     stop_bot(&fake, bot).await;
 }
+
+/// The titles of the insights of `pack` in the whole library.
+fn pack_titles(pack: &str) -> Vec<String> {
+    library_catalog()
+        .library()
+        .insights()
+        .iter()
+        .filter(|i| i.pack == Some(pack))
+        .map(|i| i.title.clone())
+        .collect()
+}
+
+/// The topics only `pack`'s insights carry in the whole library.
+fn topics_only_in(pack: &str) -> Vec<String> {
+    let library = library_catalog().library().clone();
+    let (inside, outside): (Vec<_>, Vec<_>) = library
+        .insights()
+        .iter()
+        .partition(|i| i.pack == Some(pack));
+    let mut only: Vec<String> = inside
+        .iter()
+        .flat_map(|i| i.topics.iter())
+        .filter(|t| !outside.iter().any(|o| o.topics.contains(t)))
+        .cloned()
+        .collect();
+    only.sort();
+    only.dedup();
+    only
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_curator_turns_a_pack_off_and_the_servers_answers_and_topics_stop_using_it() {
+    let fake = FakeDiscord::start().await;
+    let bot = start_bot_serving(&fake, library_catalog()).await;
+    let hiring = pack_titles("hiring");
+    assert!(hiring.len() >= 10);
+    // A question the hiring pack answers: one of its own insights' example questions.
+    let question = library_catalog()
+        .library()
+        .insights()
+        .iter()
+        .find(|i| i.pack == Some("hiring"))
+        .unwrap()
+        .asks[0]
+        .clone();
+    let answer = advice_title(&fake, &question, advice_in(GUILD_ID, &question)).await;
+    assert!(hiring.contains(&answer), "{question:?} -> {answer:?}");
+
+    // The list of packs, for curators only, every pack on.
+    let (_, _, refused) = send(&fake, &insights_cmd("packs", vec![])).await;
+    assert!(content(&refused).contains("Only curators"), "{refused:#}");
+    let (asked, kind, page) = send(&fake, &insights_cmd("packs", vec![]).by_admin()).await;
+    assert_eq!(kind, 4, "{page:#}");
+    assert!(is_ephemeral(&page), "{page:#}");
+    let packs = library_catalog().library().packs();
+    assert_eq!(
+        page["embeds"][0]["title"],
+        format!(
+            "Packs: {0} of {0} on, {1} insights",
+            packs.len(),
+            library_catalog().library().len()
+        )
+    );
+    let listed = page["embeds"][0]["description"].as_str().unwrap();
+    assert!(
+        listed.contains("**Hiring and interviewing** · on · `hiring` · 10 insights"),
+        "{listed}"
+    );
+    let ids = button_ids(&page);
+    assert_eq!(ids.len(), packs.len(), "{ids:?}");
+    assert!(
+        ids.iter().all(|id| id.starts_with("ins:packoff:")),
+        "{ids:?}"
+    );
+    assert_eq!(
+        page["components"].as_array().unwrap().len(),
+        packs.len().div_ceil(5),
+        "five buttons a row"
+    );
+
+    // A member cannot press the button; a curator turns hiring off.
+    let off = button_starting(&page, "ins:packoff:hiring");
+    let (_, kind, refused) = send(&fake, &button_click(&off, shown(&fake, &asked))).await;
+    assert_eq!(kind, 4, "{refused:#}");
+    assert!(content(&refused).contains("Only curators"), "{refused:#}");
+    let (_, kind, updated) =
+        send(&fake, &button_click(&off, shown(&fake, &asked)).by_admin()).await;
+    assert_eq!(kind, 7, "{updated:#}");
+    assert!(content(&updated).contains("is off"), "{updated:#}");
+    let listed = updated["embeds"][0]["description"].as_str().unwrap();
+    assert!(listed.contains("· off · `hiring`"), "{listed}");
+    button_starting(&updated, "ins:packon:hiring");
+    // The same click again changes nothing (the button names the state it sets).
+    let (_, _, again) = send(&fake, &button_click(&off, shown(&fake, &asked)).by_admin()).await;
+    assert!(content(&again).contains("was already off"), "{again:#}");
+
+    // The answer no longer comes from it, in this server only.
+    let answer = advice_title(&fake, &question, advice_in(GUILD_ID, &question)).await;
+    assert!(!hiring.contains(&answer), "{question:?} -> {answer:?}");
+    let elsewhere = advice_title(&fake, &question, advice_in(OTHER_GUILD, &question)).await;
+    assert!(hiring.contains(&elsewhere), "{question:?} -> {elsewhere:?}");
+    let dm = slash_command("advice", vec![opt_string("question", &question)]).in_dm(fresh_user());
+    assert!(hiring.contains(&advice_title(&fake, &question, dm).await));
+
+    // Nor its topics: /topics leaves them out and /insight topic: does not know them.
+    let only = topics_only_in("hiring");
+    assert!(!only.is_empty());
+    let topics_in = |guild: u64| {
+        slash_command("topics", vec![]).in_guild(guild, GENERAL_CHANNEL_ID, fresh_member())
+    };
+    let (_, _, here) = send(&fake, &topics_in(GUILD_ID)).await;
+    let (_, _, there) = send(&fake, &topics_in(OTHER_GUILD)).await;
+    let topic_list = |m: &Value| m["embeds"][0]["description"].as_str().unwrap().to_string();
+    for topic in &only {
+        assert!(
+            !topic_list(&here).contains(&format!("`{topic}`")),
+            "{topic}"
+        );
+        assert!(
+            topic_list(&there).contains(&format!("`{topic}`")),
+            "{topic}"
+        );
+    }
+    let (_, _, unknown) = send(
+        &fake,
+        &slash_command("insight", vec![opt_string("topic", &only[0])]).in_guild(
+            GUILD_ID,
+            GENERAL_CHANNEL_ID,
+            fresh_member(),
+        ),
+    )
+    .await;
+    assert!(
+        unknown["embeds"].as_array().is_none_or(|e| e.is_empty()),
+        "{unknown:#}"
+    );
+    assert!(
+        content(&unknown).contains(&only[0]) && content(&unknown).contains("/topics"),
+        "{unknown:#}"
+    );
+
+    // /insights list names each insight's pack, and says a pack is off.
+    let (_, _, list) = send(&fake, &insights_cmd("list", vec![])).await;
+    let listed = list["embeds"][0]["description"].as_str().unwrap();
+    assert!(listed.contains("· pack ic-and-management ·"), "{listed}");
+    assert!(
+        list["embeds"][0]["title"]
+            .as_str()
+            .unwrap()
+            .contains("1 pack off"),
+        "{list:#}"
+    );
+
+    // On again: the answer comes back.
+    let on = button_starting(&updated, "ins:packon:hiring");
+    let (_, kind, updated) = send(&fake, &button_click(&on, shown(&fake, &asked)).by_admin()).await;
+    assert_eq!(kind, 7, "{updated:#}");
+    assert!(content(&updated).contains("is on"), "{updated:#}");
+    let answer = advice_title(&fake, &question, advice_in(GUILD_ID, &question)).await;
+    assert!(hiring.contains(&answer), "{question:?} -> {answer:?}");
+    stop_bot(&fake, bot).await;
+}

@@ -1,6 +1,9 @@
 //! Relevance, measured through `Catalog::ask`: the one code path behind `insight-bot ask`,
-//! `/advice` and DMs (the CLI tests check that `ask --json` prints what it returns). Every
-//! question set lives in `tests/data/` (see its README for where each came from):
+//! `/advice` and DMs (the CLI tests check that `ask --json` prints what it returns). These sets
+//! were written for the seed page, so they are asked of its pack alone (`ic-and-management`,
+//! `INSIGHTS_PACKS=ic-and-management`); the whole library is measured on the packs' own held-out
+//! questions in `tests/packs.rs`. Every question set lives in `tests/data/` (see its README for
+//! where each came from):
 //!
 //! - `eval/dev_questions.tsv`, the shared dev set: top-1 >= 90%, top-3 = 100%, every off-topic
 //!   line answered "no close match".

@@ -86,6 +86,15 @@ impl conformance::Harness for PgHarness {
         .unwrap();
     }
 
+    fn create_version_4(&self) {
+        self.create_version_3();
+        self.exec(&format!(
+            "BEGIN; {} INSERT INTO insight_bot_schema (version) VALUES (4); COMMIT;",
+            include_str!("../migrations/postgres/0004_gap_vectors.sql")
+        ))
+        .unwrap();
+    }
+
     fn schema_version(&self) -> i64 {
         self.query_row("SELECT max(version) FROM insight_bot_schema")[0]
             .parse()

@@ -111,6 +111,16 @@ impl conformance::Harness for SqliteHarness {
         tx.commit().unwrap();
     }
 
+    fn create_version_4(&self) {
+        self.create_version_3();
+        let mut conn = self.connection();
+        let tx = conn.transaction().unwrap();
+        tx.execute_batch(include_str!("../migrations/0004_gap_vectors.sql"))
+            .unwrap();
+        tx.pragma_update(None, "user_version", 4).unwrap();
+        tx.commit().unwrap();
+    }
+
     fn schema_version(&self) -> i64 {
         self.connection()
             .query_row("PRAGMA user_version", [], |r| r.get(0))

@@ -92,7 +92,8 @@ pub(super) fn refusal(error: &CollectionError) -> String {
     match error {
         CollectionError::Store(StoreError::Limit { .. })
         | CollectionError::ShippedId(_)
-        | CollectionError::NotShipped(_) => {
+        | CollectionError::NotShipped(_)
+        | CollectionError::UnknownPack(_) => {
             let text = error.to_string();
             let mut chars = text.chars();
             let first = chars.next().map(|c| c.to_uppercase().to_string());

@@ -1,11 +1,12 @@
 //! `/insights`: a server's own collection, kept by its curators — add, edit, remove, show, list,
-//! import, export, hide and unhide shipped insights, choose the source, name the curator role and
-//! the review channel. (`/insights review` and `/suggest` are in [`super::suggestions`].)
+//! import, export, hide and unhide shipped insights, turn packs of them on and off, choose the
+//! source, name the curator role and the review channel. (`/insights review` and `/suggest` are in [`super::suggestions`].)
 //!
 //! Every change goes through [`Collections`](crate::collections::Collections), which writes the
 //! database and then puts the server's new collection in place: the next `/advice` in the server
 //! sees it. Forms (modals) and buttons are answered in `on_form` / `on_button` here; their custom
-//! ids carry what they act on (`ins:edit:<id>`, `ins:rm:<id>`, `ins:list:<page>`), so they work
+//! ids carry what they act on (`ins:edit:<id>`, `ins:rm:<id>`, `ins:list:<page>`,
+//! `ins:packoff:<pack>`), so they work
 //! after a restart, except the two that hold a draft in memory while a curator decides (Save
 //! anyway after a near-duplicate warning, Import after a preview): those expire after
 //! [`super::held::HOLD_FOR`] or a restart ([`super::held`]), and say so, with the typed text
@@ -145,6 +146,7 @@ fn preview(insight: &Insight) -> CreateEmbed {
         "export",
         "hide",
         "unhide",
+        "packs",
         "source",
         "curators",
         "review_channel",
@@ -294,10 +296,18 @@ pub async fn show(
         .await
         .unwrap_or_default();
     let times = shown.get(&id).copied().unwrap_or(0);
-    let origin = match collection.origin(&id) {
-        Some(Origin::Own) => "this server's own",
-        Some(Origin::Shipped) => "comes with the bot",
-        None => "",
+    let origin = match (collection.origin(&id), collection.library().get(&id)) {
+        (Some(Origin::Own), _) => "this server's own".to_string(),
+        (
+            Some(Origin::Shipped),
+            Some(Insight {
+                pack: Some(pack), ..
+            }),
+        ) => {
+            format!("comes with the bot, pack `{pack}`")
+        }
+        (Some(Origin::Shipped), _) => "comes with the bot".to_string(),
+        (None, _) => String::new(),
     };
     let reply = match collection.library().get(&id) {
         Some(insight) => notice_with(
@@ -309,7 +319,16 @@ pub async fn show(
         None if collection.settings().hidden.contains(&id) => ephemeral(format!(
             "`{id}` comes with the bot and is hidden in this server; `/insights unhide id:{id}` brings it back."
         )),
-        None => ephemeral(unknown_id(&id)),
+        None => match ctx.data().collections.shipped().library().get(&id) {
+            Some(Insight { pack: Some(pack), .. })
+                if collection.settings().packs_off.iter().any(|p| p == pack) =>
+            {
+                ephemeral(format!(
+                    "`{id}` comes with the bot in the pack `{pack}`, which is off in this server; `/insights packs` turns it on."
+                ))
+            }
+            _ => ephemeral(unknown_id(&id)),
+        },
     };
     ctx.send(reply).await?;
     Ok(())
@@ -346,23 +365,25 @@ async fn list_page(data: &Data, collection: &ServerCollection, page: usize) -> R
     let shipped_count = collection.library().len() - own.len();
     let shipped = &collection.library().insights()[..shipped_count];
     let hidden = &collection.settings().hidden;
-    let mut rows: Vec<(String, String, &str)> = own
+    // A shipped insight's origin names its pack (an operator's INSIGHTS_PATH insight has none).
+    let origin = |insight: &Insight| match insight.pack {
+        Some(pack) => format!("pack {pack}"),
+        None => "shipped".to_string(),
+    };
+    let mut rows: Vec<(String, String, String)> = own
         .iter()
-        .map(|i| (i.id.clone(), i.title.clone(), "this server"))
+        .map(|i| (i.id.clone(), i.title.clone(), "this server".to_string()))
         .chain(
             shipped
                 .iter()
-                .map(|i| (i.id.clone(), i.title.clone(), "shipped")),
+                .map(|i| (i.id.clone(), i.title.clone(), origin(i))),
         )
         .collect();
     for id in hidden {
-        let title = data
-            .collections
-            .shipped()
-            .library()
-            .get(id)
-            .map_or_else(String::new, |i| i.title.clone());
-        rows.push((id.clone(), title, "shipped, hidden"));
+        let found = data.collections.shipped().library().get(id);
+        let title = found.map_or_else(String::new, |i| i.title.clone());
+        let origin = found.map_or_else(|| "shipped".to_string(), origin);
+        rows.push((id.clone(), title, format!("{origin}, hidden")));
     }
     let pages = rows.len().div_ceil(PER_PAGE).max(1);
     let page = page.min(pages - 1);
@@ -384,9 +405,16 @@ async fn list_page(data: &Data, collection: &ServerCollection, page: usize) -> R
     } else {
         lines.join("\n")
     };
+    let packs_off = collection.settings().packs_off.len();
     let source = match collection.settings().source {
-        InsightSource::All => "shipped and own",
-        InsightSource::Ours => "own only",
+        InsightSource::All if packs_off > 0 => {
+            format!(
+                "shipped and own, {packs_off} {} off",
+                plural(packs_off as u64, "pack", "packs")
+            )
+        }
+        InsightSource::All => "shipped and own".to_string(),
+        InsightSource::Ours => "own only".to_string(),
     };
     let embed = CreateEmbed::new()
         .title(format!(
@@ -780,6 +808,114 @@ async fn set_hidden(ctx: Context<'_>, id: String, hidden: bool) -> Result<(), Er
     Ok(())
 }
 
+/// The packs of shipped insights, each with an on/off button (curators).
+#[poise::command(slash_command)]
+pub async fn packs(ctx: Context<'_>) -> Result<(), Error> {
+    let Some(collection) = as_curator(ctx).await? else {
+        return Ok(());
+    };
+    let reply = packs_page(ctx.data(), &collection, None);
+    ctx.send(reply.to_poise(true)).await?;
+    Ok(())
+}
+
+/// `/insights packs`: every pack the bot serves, with its insight count and whether this server
+/// uses it, and one button a pack that turns it off (green, on) or on (grey, off). The button
+/// names the state it sets (`ins:packoff:<id>`, `ins:packon:<id>`), not "toggle", so a second
+/// click on an old message, or two curators at once, cannot flip a pack back unseen.
+fn packs_page(data: &Data, collection: &ServerCollection, note: Option<String>) -> Reply {
+    let settings = collection.settings();
+    let off = |id: &str| settings.packs_off.iter().any(|p| p == id);
+    let packs = data.collections.packs();
+    let lines: Vec<String> = packs
+        .iter()
+        .map(|&(id, count)| {
+            let described = crate::insights::packs::describe(id);
+            let title = described.as_ref().map_or(id, |d| d.title.as_str());
+            let description = described
+                .as_ref()
+                .map(|d| format!("\n{}", escape_within(&d.description, 200)))
+                .unwrap_or_default();
+            format!(
+                "**{}** · {} · `{id}` · {count} {}{description}",
+                escape_within(title, 80),
+                if off(id) { "off" } else { "on" },
+                plural(count as u64, "insight", "insights")
+            )
+        })
+        .collect();
+    let on: usize = packs
+        .iter()
+        .filter(|(id, _)| !off(id))
+        .map(|&(_, n)| n)
+        .sum();
+    let mut description = if lines.is_empty() {
+        "This bot serves no built-in pack (its operator turned them off).".to_string()
+    } else {
+        lines.join("\n\n")
+    };
+    if settings.source == InsightSource::Ours {
+        description.push_str("\n\nThis server answers from its own insights only (`/insights source which:ours`), so no pack is used until `/insights source which:all`.");
+    }
+    let embed = CreateEmbed::new()
+        .title(format!(
+            "Packs: {} of {} on, {on} insights",
+            packs.iter().filter(|(id, _)| !off(id)).count(),
+            packs.len()
+        ))
+        .description(render::truncate(
+            &description,
+            render::MAX_EMBED_DESCRIPTION,
+        ))
+        .footer(serenity::CreateEmbedFooter::new(
+            "A pack's button turns it off or on for this server's answers, topics and weekly posts.",
+        ));
+    let buttons = packs
+        .iter()
+        .take(render::BUTTONS_PER_ROW * render::MAX_BUTTON_ROWS)
+        .map(|&(id, _)| {
+            let title = crate::insights::packs::describe(id).map_or(id.to_string(), |d| d.title);
+            let label = render::truncate(&title, 80);
+            if off(id) {
+                button(format!("ins:packon:{id}"), &label, ButtonStyle::Secondary)
+            } else {
+                button(format!("ins:packoff:{id}"), &label, ButtonStyle::Success)
+            }
+        })
+        .collect();
+    Reply {
+        content: note,
+        embeds: vec![embed],
+        buttons,
+    }
+}
+
+/// A click on a pack's button: turn it on or off, then show the packs as they are now.
+async fn set_pack(data: &Data, collection: &ServerCollection, pack: &str, on: bool) -> Answer {
+    let guild = collection.guild_id().unwrap_or_default();
+    let title = crate::insights::packs::describe(pack).map_or(pack.to_string(), |d| d.title);
+    let note = match data.collections.set_pack_on(guild, pack, on).await {
+        Ok(true) if on => format!(
+            "**{}** is on: its insights are back in this server's answers and weekly posts.",
+            escape_within(&title, 80)
+        ),
+        Ok(true) => format!(
+            "**{}** is off: this server's answers and weekly posts no longer use its insights.",
+            escape_within(&title, 80)
+        ),
+        Ok(false) => format!(
+            "**{}** was already {}.",
+            escape_within(&title, 80),
+            if on { "on" } else { "off" }
+        ),
+        Err(e) => return Answer::Notice(refusal(&e)),
+    };
+    match data.collections.get(Some(guild)).await {
+        Ok(now) => Answer::Update(packs_page(data, &now, Some(note))),
+        Err(e) => Answer::Notice(collection_unavailable(Some(guild), &e)),
+    }
+}
+
 /// Which insights this server answers and posts from.
 #[derive(Debug, Clone, Copy, poise::ChoiceParameter)]
 pub enum SourceChoice {
@@ -1087,6 +1223,8 @@ pub async fn on_button(
         let user = click.user().id.get();
         match action {
             "gap" => super::usage::add_for_gap(data, &collection, arg).await,
+            "packon" => set_pack(data, &collection, arg, true).await,
+            "packoff" => set_pack(data, &collection, arg, false).await,
             "rm" => match data.collections.remove(guild, arg).await {
                 Ok(true) => Answer::Update(plain(&format!("Removed `{arg}` from this server."))),
                 Ok(false) => Answer::Update(plain(&format!("`{arg}` was already gone."))),
@@ -1205,6 +1343,7 @@ mod tests {
                 publisher: "p".repeat(MAX_SOURCE_CHARS),
                 url: None,
             },
+            pack: None,
         };
         let reply = notice_with(String::new(), vec![preview(&insight)], Vec::new());
         assert_fits(&reply);

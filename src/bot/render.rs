@@ -209,6 +209,11 @@ pub fn echo_question(question: &str) -> String {
     escape_within(&one_line, MAX_ECHOED_QUESTION)
 }
 
+/// Discord: at most 5 buttons in an action row.
+pub const BUTTONS_PER_ROW: usize = 5;
+/// Discord: at most 5 action rows in a message.
+pub const MAX_BUTTON_ROWS: usize = 5;
+
 /// What to send: content, embeds, and optionally the "Another one" button.
 #[derive(Debug, Clone, Default)]
 pub struct Reply {
@@ -218,12 +223,15 @@ pub struct Reply {
 }
 
 impl Reply {
+    /// The buttons in rows of [`BUTTONS_PER_ROW`], as Discord lays them out (at most
+    /// [`MAX_BUTTON_ROWS`] rows; a reply never has more buttons than fit).
     fn components(&self) -> Vec<CreateActionRow> {
-        if self.buttons.is_empty() {
-            Vec::new()
-        } else {
-            vec![CreateActionRow::Buttons(self.buttons.clone())]
-        }
+        debug_assert!(self.buttons.len() <= BUTTONS_PER_ROW * MAX_BUTTON_ROWS);
+        self.buttons
+            .chunks(BUTTONS_PER_ROW)
+            .take(MAX_BUTTON_ROWS)
+            .map(|row| CreateActionRow::Buttons(row.to_vec()))
+            .collect()
     }
 
     /// The content, cut to Discord's limit.
@@ -486,11 +494,11 @@ pub fn help(count: usize, shipped: usize, in_server: bool) -> Reply {
     };
     let gaps = what_gaps_keep();
     let description = format!(
-        "I answer leadership questions with the most relevant insight from {collection}, on management, careers and moving between individual-contributor and management roles.\n\n\
+        "I answer leadership questions with the most relevant insight from {collection}, on leading a team: one-on-ones, feedback, hiring and onboarding, performance and growth, conflict, team health, meetings, priorities and managing up, resignations and reorganisations, and moving between individual-contributor and management roles.\n\n\
 **Ask a question**\n`/advice question:<your question>` — the best insight and two related ones. Add `private:true` to see the answer alone.\n\n\
 **Browse**\n`/insight` — a random insight (pick a `topic:` to narrow it), with an *Another one* button.\n`/topics` — the topics and how many insights each has.\n\n\
 **Direct messages**\nWrite me a question in a DM, in your own words, and I answer the same way. Send `help` for this message. DMs draw from the {shipped} insights that come with me only: a server's own insights stay in that server.\n\n\
-**A server's own insights**\nAnyone can propose one with `/suggest`. Curators (Manage Server, or the role set with `/insights curators`) add, edit, import and review them: `/insights add`, `/insights import`, `/insights review`, `/insights list` and more.\n\n\
+**A server's own insights**\nAnyone can propose one with `/suggest`. Curators (Manage Server, or the role set with `/insights curators`) add, edit, import and review them: `/insights add`, `/insights import`, `/insights review`, `/insights list` and more; `/insights packs` turns off the packs of insights this server does not need.\n\n\
 **Was it helpful?**\nEvery answer has *Helpful* and *Not what I needed* buttons. I count each vote with the server (or \"DM\") and the day, never with who voted; a vote can be changed for 7 days, then nothing links it to anyone. Curators see the figures with `/insights stats`. A server's curators can turn on `/insights gaps`: then I also keep {gaps}, so they can add the insights that are missing. Gaps are off unless turned on, and `/insights gaps turn:off` deletes what was kept.\n\n\
 **Insight of the week**\nServer admins (Manage Server) can have me post one insight a week: `/weekly set channel:<#channel> day:<weekday> time:<HH:MM> timezone:<zone>`, then `/weekly show`, `/weekly post-now` or `/weekly off`."
     );
@@ -627,6 +635,7 @@ pub(crate) mod tests {
                         publisher,
                         url: None,
                     },
+                    pack: None,
                 },
             )
     }

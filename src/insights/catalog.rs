@@ -27,8 +27,9 @@ pub struct Catalog {
 /// Which of the shipped insights a server sees.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Shipped<'a> {
-    /// All but these ids (sorted).
-    AllBut(&'a [String]),
+    /// All but the insights with these ids (sorted: the ones it hid) and those of these built-in
+    /// packs (sorted: the packs it turned off).
+    AllBut(&'a [String], &'a [String]),
     /// None: the server answers from its own insights only.
     None,
 }
@@ -56,8 +57,16 @@ impl Catalog {
         let all = shipped.library.insights();
         let keep: Vec<u32> = match visible {
             Shipped::None => Vec::new(),
-            Shipped::AllBut(hidden) => (0..all.len() as u32)
-                .filter(|&i| hidden.binary_search(&all[i as usize].id).is_err())
+            Shipped::AllBut(hidden, packs_off) => (0..all.len() as u32)
+                .filter(|&i| {
+                    let insight = &all[i as usize];
+                    let pack_off = insight.pack.is_some_and(|pack| {
+                        packs_off
+                            .binary_search_by(|off| off.as_str().cmp(pack))
+                            .is_ok()
+                    });
+                    !pack_off && hidden.binary_search(&insight.id).is_err()
+                })
                 .collect(),
         };
         let mut insights = Vec::with_capacity(keep.len() + own.len());

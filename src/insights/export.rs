@@ -132,7 +132,7 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
-    use crate::insights::library::BUILTIN_SOURCE;
+    use crate::insights::packs::BUILTIN_PACKS;
     use crate::insights::validate::Rules;
     use crate::insights::{parse_import, Library, Source};
 
@@ -148,6 +148,7 @@ mod tests {
                 publisher: "RiffOn".into(),
                 url: Some("https://example.com/a?b=c".into()),
             },
+            pack: None,
         }
     }
 
@@ -184,13 +185,22 @@ source = { title = "A page", publisher = "RiffOn" }
     }
 
     #[test]
-    fn the_builtin_collection_survives_export_and_import() {
-        let builtin = Library::builtin().unwrap();
-        let exported = export_toml(builtin.insights());
+    fn every_pack_survives_export_and_import() {
+        // An export is not a pack: what comes back is the pack's insights without their pack.
+        let builtin: Vec<Insight> = Library::builtin()
+            .unwrap()
+            .insights()
+            .iter()
+            .map(|i| Insight {
+                pack: None,
+                ..i.clone()
+            })
+            .collect();
+        let exported = export_toml(&builtin);
         let back = parse_import("export.toml", exported.as_bytes(), &Rules::file());
-        assert_eq!(back.as_deref(), Ok(builtin.insights()));
-        // The same layout as the data file: its entries, without its own header comment, where
-        // a text with neither quote nor newline is a basic string.
+        assert_eq!(back.as_deref(), Ok(&builtin[..]));
+        // The same layout as the data files: their entries, without their own header comment,
+        // where a text with neither quote nor newline is a basic string.
         let entries = |toml: &str| -> String {
             toml.lines()
                 .skip_while(|line| !line.starts_with("[[insight]]"))
@@ -203,7 +213,15 @@ source = { title = "A page", publisher = "RiffOn" }
                 .collect::<Vec<_>>()
                 .join("\n")
         };
-        assert_eq!(entries(&exported), entries(BUILTIN_SOURCE));
+        // The seed pack was written in the exporter's layout; the starter packs were written by
+        // hand (a text may open with `""""`, where the exporter escapes the quote), so for them
+        // the round trip above is the check.
+        let seed = &BUILTIN_PACKS[0];
+        let count = seed.insights_toml.matches("[[insight]]").count();
+        assert_eq!(
+            entries(&export_toml(&builtin[..count])),
+            entries(seed.insights_toml)
+        );
     }
 
     #[test]
@@ -271,6 +289,7 @@ source = { title = "A page", publisher = "RiffOn" }
                         publisher,
                         url,
                     },
+                    pack: None,
                 },
             )
     }

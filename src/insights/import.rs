@@ -489,7 +489,7 @@ mod tests {
     use super::*;
     use std::collections::HashSet;
 
-    use crate::insights::library::BUILTIN_SOURCE;
+    use crate::insights::packs::BUILTIN_PACKS;
     use crate::insights::{Library, Source};
 
     const GOOD: &str = r#"
@@ -535,10 +535,24 @@ source = { title = "A page", publisher = "RiffOn" }
     }
 
     #[test]
-    fn the_data_file_imports_as_the_loader_loads_it() {
+    fn the_data_files_import_as_the_loader_loads_them() {
         let builtin = Library::builtin().unwrap();
-        let imported = parse_import("insights.toml", BUILTIN_SOURCE.as_bytes(), &Rules::file());
-        assert_eq!(imported.as_deref(), Ok(builtin.insights()));
+        let mut imported = Vec::new();
+        for pack in BUILTIN_PACKS {
+            let part = parse_import(
+                "insights.toml",
+                pack.insights_toml.as_bytes(),
+                &Rules::file(),
+            )
+            .unwrap_or_else(|p| panic!("{}: {p:?}", pack.id));
+            // An import is a server's: it belongs to no pack.
+            assert!(part.iter().all(|i| i.pack.is_none()));
+            imported.extend(part.into_iter().map(|i| Insight {
+                pack: Some(pack.id),
+                ..i
+            }));
+        }
+        assert_eq!(imported, builtin.insights());
     }
 
     #[test]

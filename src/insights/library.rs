@@ -20,6 +20,7 @@ use toml::Spanned;
 
 #[cfg(test)]
 use super::is_slug;
+use super::packs::{self, PackSelection, BUILTIN_PACKS};
 use super::validate::{validate, Fields, ProblemKind, Rules, SourceFields};
 use super::Insight;
 
@@ -83,12 +84,6 @@ impl fmt::Display for LoadError {
 }
 
 impl std::error::Error for LoadError {}
-
-/// The shipped collection, built into the binary so that an installed `insight-bot` answers from
-/// any directory: `data/insights.toml` at compile time.
-pub const BUILTIN_SOURCE: &str = include_str!("../../data/insights.toml");
-/// The name the built-in collection's problems and duplicate ids are reported under.
-pub const BUILTIN_NAME: &str = "data/insights.toml (built in)";
 
 /// The loaded collection (answering questions needs a [`super::Catalog`] on top of it).
 #[derive(Debug)]
@@ -360,8 +355,23 @@ fn parallel_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Ve
     })
 }
 
-fn builtin_source() -> (PathBuf, String) {
-    (PathBuf::from(BUILTIN_NAME), BUILTIN_SOURCE.to_string())
+/// One file to load, with the built-in pack it is (`None`: an operator's file, or a test's).
+struct SourceFile {
+    file: PathBuf,
+    text: String,
+    pack: Option<&'static str>,
+}
+
+/// Every built-in pack's insights file, in [`BUILTIN_PACKS`] order, named by its folder.
+fn builtin_sources() -> Vec<SourceFile> {
+    BUILTIN_PACKS
+        .iter()
+        .map(|pack| SourceFile {
+            file: pack.insights_file(),
+            text: pack.insights_toml.to_string(),
+            pack: Some(pack.id),
+        })
+        .collect()
 }
 
 /// The (file, text) pairs at `path`: the file itself, or every `*.toml` file of the directory.
@@ -397,23 +407,80 @@ fn read_sources(path: &Path) -> Result<Vec<(PathBuf, String)>, LoadError> {
         .collect()
 }
 
+/// Parses and validates `sources` in parallel (TOML parsing is most of the cost of a large
+/// collection), then merges them in order, which is where duplicate ids are found: the whole
+/// insights, each tagged with its file's pack, and every problem.
+fn check_sources(sources: &[SourceFile]) -> (Vec<Insight>, Vec<Problem>) {
+    let rules = Rules::file();
+    let checked = parallel_map(sources, |source| {
+        check_file(&source.file, &source.text, &rules, None)
+    });
+    let mut insights = Vec::new();
+    let mut problems = Vec::new();
+    // id -> (file, line) of its first definition, so a duplicate names both places.
+    let mut first_seen: HashMap<String, (PathBuf, usize)> = HashMap::new();
+    for (mut file, source) in checked.into_iter().zip(sources) {
+        let kept = drop_duplicates(file.insights, &mut file.check, &mut first_seen);
+        insights.extend(kept.into_iter().map(|insight| Insight {
+            pack: source.pack,
+            ..insight
+        }));
+        // In line order within each file (validation reports field by field, then
+        // duplicates), files in the order given.
+        file.check.problems.sort_by_key(|p| p.line);
+        problems.append(&mut file.check.problems);
+    }
+    if insights.is_empty() && problems.is_empty() {
+        problems.push(Problem {
+            file: sources.first().map(|s| s.file.clone()).unwrap_or_default(),
+            line: 1,
+            reason: "the collection is empty: add at least one [[insight]]".into(),
+        });
+    }
+    (insights, problems)
+}
+
 impl Library {
-    /// The built-in collection alone.
+    /// The built-in collection alone: every pack.
     pub fn builtin() -> Result<Library, LoadError> {
-        Library::from_sources(&[builtin_source()])
+        Library::load_collection(Some(&PackSelection::All), None)
     }
 
-    /// What the program serves: the built-in collection (when `builtin`), plus the operator's
-    /// files at `extra` (`INSIGHTS_PATH`). An id may not be defined twice, also across the two:
-    /// an operator's file changes the collection by adding to it, never by silently replacing a
-    /// shipped insight (see docs/curation.md).
-    pub fn load_collection(builtin: bool, extra: Option<&Path>) -> Result<Library, LoadError> {
+    /// The built-in packs in `selection` alone (the relevance tests serve the seed pack alone).
+    pub fn builtin_packs(selection: &PackSelection) -> Result<Library, LoadError> {
+        Library::load_collection(Some(selection), None)
+    }
+
+    /// What the program serves: the built-in packs in `packs` (`None`: `INSIGHTS_BUILTIN=off`),
+    /// plus the operator's files at `extra` (`INSIGHTS_PATH`). An id may not be defined twice,
+    /// also across the two: an operator's file changes the collection by adding to it, never by
+    /// silently replacing a shipped insight (see docs/curation.md).
+    ///
+    /// Every built-in pack is loaded and checked, the ones not selected included, and only then
+    /// are those left out: ids are unique across the whole library, so that selecting another
+    /// pack later never turns an operator's file into a duplicate.
+    pub fn load_collection(
+        packs: Option<&PackSelection>,
+        extra: Option<&Path>,
+    ) -> Result<Library, LoadError> {
         let mut sources = Vec::new();
-        if builtin {
-            sources.push(builtin_source());
+        let mut problems = Vec::new();
+        if packs.is_some() {
+            if let Err(mut found) = packs::builtin_packs() {
+                problems.append(&mut found);
+            }
+            sources.extend(builtin_sources());
         }
         if let Some(path) = extra {
-            sources.extend(read_sources(path)?);
+            sources.extend(
+                read_sources(path)?
+                    .into_iter()
+                    .map(|(file, text)| SourceFile {
+                        file,
+                        text,
+                        pack: None,
+                    }),
+            );
         }
         if sources.is_empty() {
             return Err(LoadError::Invalid {
@@ -426,7 +493,18 @@ impl Library {
                 }],
             });
         }
-        Library::from_sources(&sources)
+        let (insights, mut found) = check_sources(&sources);
+        problems.append(&mut found);
+        if !problems.is_empty() {
+            return Err(LoadError::Invalid { problems });
+        }
+        let selection = packs.cloned().unwrap_or_default();
+        Ok(Library::from_insights(
+            insights
+                .into_iter()
+                .filter(|i| i.pack.is_none_or(|p| selection.includes(p)))
+                .collect(),
+        ))
     }
 
     /// Loads a collection from a `.toml` file, or from every `*.toml` file of a directory
@@ -440,30 +518,15 @@ impl Library {
     /// Files are parsed and validated in parallel (TOML parsing is most of the cost of a large
     /// collection), then merged in order, which is where duplicate ids are found.
     pub fn from_sources(sources: &[(PathBuf, String)]) -> Result<Library, LoadError> {
-        let rules = Rules::file();
-        let checked = parallel_map(sources, |(file, text)| check_file(file, text, &rules, None));
-        let mut insights = Vec::new();
-        let mut problems = Vec::new();
-        // id -> (file, line) of its first definition, so a duplicate names both places.
-        let mut first_seen: HashMap<String, (PathBuf, usize)> = HashMap::new();
-        for mut file in checked {
-            insights.extend(drop_duplicates(
-                file.insights,
-                &mut file.check,
-                &mut first_seen,
-            ));
-            // In line order within each file (validation reports field by field, then
-            // duplicates), files in the order given.
-            file.check.problems.sort_by_key(|p| p.line);
-            problems.append(&mut file.check.problems);
-        }
-        if insights.is_empty() && problems.is_empty() {
-            problems.push(Problem {
-                file: sources.first().map(|(f, _)| f.clone()).unwrap_or_default(),
-                line: 1,
-                reason: "the collection is empty: add at least one [[insight]]".into(),
-            });
-        }
+        let sources: Vec<SourceFile> = sources
+            .iter()
+            .map(|(file, text)| SourceFile {
+                file: file.clone(),
+                text: text.clone(),
+                pack: None,
+            })
+            .collect();
+        let (insights, problems) = check_sources(&sources);
         if !problems.is_empty() {
             return Err(LoadError::Invalid { problems });
         }
@@ -512,6 +575,19 @@ impl Library {
     /// Topics with how many insights carry each, alphabetically.
     pub fn topics(&self) -> impl Iterator<Item = (&str, usize)> {
         self.topics.iter().map(|(t, v)| (t.as_str(), v.len()))
+    }
+
+    /// The built-in packs this collection holds insights of, with how many each, in load order
+    /// (the insights of no pack are not counted).
+    pub fn packs(&self) -> Vec<(&'static str, usize)> {
+        let mut counts: Vec<(&'static str, usize)> = Vec::new();
+        for pack in self.insights.iter().filter_map(|i| i.pack) {
+            match counts.iter_mut().find(|(id, _)| *id == pack) {
+                Some((_, n)) => *n += 1,
+                None => counts.push((pack, 1)),
+            }
+        }
+        counts
     }
 
     pub fn has_topic(&self, topic: &str) -> bool {
@@ -661,9 +737,14 @@ source = { title = "A page", publisher = "RiffOn" }
         );
     }
 
+    fn seed_pack() -> Library {
+        Library::builtin_packs(&PackSelection::only(&[packs::SEED_PACK]).unwrap())
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
     #[test]
-    fn the_builtin_collection_loads_with_all_eleven_ids() {
-        let library = Library::builtin().unwrap_or_else(|e| panic!("{e}"));
+    fn the_seed_pack_holds_the_eleven_insights_of_the_seed_page() {
+        let library = seed_pack();
         let ids: Vec<&str> = library.insights().iter().map(|i| i.id.as_str()).collect();
         assert_eq!(
             ids,
@@ -681,6 +762,74 @@ source = { title = "A page", publisher = "RiffOn" }
                 "fix-the-system"
             ]
         );
+        assert!(library
+            .insights()
+            .iter()
+            .all(|i| i.pack == Some("ic-and-management") && i.source.publisher == "RiffOn"));
+    }
+
+    #[test]
+    fn the_library_is_every_pack_each_insight_knowing_its_pack() {
+        let library = Library::builtin().unwrap_or_else(|e| panic!("{e}"));
+        let counts = library.packs();
+        let ids: Vec<&str> = counts.iter().map(|(id, _)| *id).collect();
+        let all: Vec<&str> = BUILTIN_PACKS.iter().map(|p| p.id).collect();
+        assert_eq!(ids, all);
+        assert!(counts.iter().all(|&(_, n)| n >= 10), "{counts:?}");
+        assert_eq!(
+            counts.iter().map(|(_, n)| n).sum::<usize>(),
+            library.len(),
+            "every insight has a pack"
+        );
+        // Each pack's count is its file's number of entries.
+        for pack in BUILTIN_PACKS {
+            let entries = pack.insights_toml.matches("[[insight]]").count();
+            let counted = counts.iter().find(|(id, _)| *id == pack.id).unwrap().1;
+            assert_eq!(counted, entries, "{}", pack.id);
+        }
+        let starter = library
+            .insights()
+            .iter()
+            .filter(|i| i.pack != Some(packs::SEED_PACK));
+        assert!(starter
+            .clone()
+            .all(|i| i.source.title == "insight-bot starter library"));
+        assert!(starter.count() >= 100);
+    }
+
+    #[test]
+    fn a_selection_serves_its_packs_and_the_operators_files() {
+        let two = PackSelection::only(&["hiring", "feedback"]).unwrap();
+        let library = Library::builtin_packs(&two).unwrap();
+        let packs: Vec<&str> = library.packs().iter().map(|(id, _)| *id).collect();
+        assert_eq!(packs, ["feedback", "hiring"]);
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("ours.toml"), GOOD).unwrap();
+        let with_ours = Library::load_collection(Some(&two), Some(dir.path())).unwrap();
+        assert_eq!(with_ours.len(), library.len() + 1);
+        assert_eq!(with_ours.get("first-one").unwrap().pack, None);
+        // An id of a pack that is not selected is still taken: selecting it later must not
+        // break the operator's file.
+        let hiring_id = Library::builtin_packs(&PackSelection::only(&["hiring"]).unwrap())
+            .unwrap()
+            .insights()[0]
+            .id
+            .clone();
+        std::fs::write(
+            dir.path().join("ours.toml"),
+            GOOD.replace("first-one", &hiring_id),
+        )
+        .unwrap();
+        let only_feedback = PackSelection::only(&["feedback"]).unwrap();
+        let err = Library::load_collection(Some(&only_feedback), Some(dir.path()))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(&format!(
+                "ours.toml:3: duplicate id {hiring_id:?}: already defined at data/packs/hiring/insights.toml (built in):"
+            )),
+            "{err}"
+        );
     }
 
     #[test]
@@ -691,7 +840,7 @@ source = { title = "A page", publisher = "RiffOn" }
         );
         let seed = std::fs::read_to_string(seed_path)
             .unwrap_or_else(|e| panic!("the seed page {seed_path}: {e}"));
-        let library = Library::builtin().unwrap_or_else(|e| panic!("{e}"));
+        let library = seed_pack();
         for insight in library.insights() {
             assert!(
                 seed.lines().any(|line| line.trim() == insight.text),
@@ -702,27 +851,43 @@ source = { title = "A page", publisher = "RiffOn" }
     }
 
     #[test]
-    fn the_builtin_collection_is_the_data_file_and_operator_files_add_to_it() {
-        let on_disk = Library::load(Path::new(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/data/insights.toml"
-        )))
-        .unwrap_or_else(|e| panic!("{e}"));
+    fn the_builtin_collection_is_the_data_files_and_operator_files_add_to_it() {
+        let on_disk: Vec<(PathBuf, String)> = BUILTIN_PACKS
+            .iter()
+            .map(|p| {
+                let file = Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join(format!("data/packs/{}/insights.toml", p.id));
+                let text = std::fs::read_to_string(&file).unwrap();
+                (file, text)
+            })
+            .collect();
+        let on_disk = Library::from_sources(&on_disk).unwrap_or_else(|e| panic!("{e}"));
         let builtin = Library::builtin().unwrap();
-        assert_eq!(on_disk.insights(), builtin.insights());
+        let without_packs: Vec<Insight> = builtin
+            .insights()
+            .iter()
+            .map(|i| Insight {
+                pack: None,
+                ..i.clone()
+            })
+            .collect();
+        assert_eq!(on_disk.insights(), without_packs);
 
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("ours.toml"), GOOD).unwrap();
-        let both = Library::load_collection(true, Some(dir.path())).unwrap();
+        let all = PackSelection::All;
+        let both = Library::load_collection(Some(&all), Some(dir.path())).unwrap();
         assert_eq!(both.len(), builtin.len() + 1);
         assert!(both.get("first-one").is_some() && both.get("tour-of-duty").is_some());
-        let ours = Library::load_collection(false, Some(dir.path())).unwrap();
+        let ours = Library::load_collection(None, Some(dir.path())).unwrap();
         assert_eq!(ours.len(), 1);
         assert_eq!(
-            Library::load_collection(true, None).unwrap().insights(),
+            Library::load_collection(Some(&all), None)
+                .unwrap()
+                .insights(),
             builtin.insights()
         );
-        let nothing = Library::load_collection(false, None)
+        let nothing = Library::load_collection(None, None)
             .unwrap_err()
             .to_string();
         assert!(nothing.contains("nothing to load"), "{nothing}");
@@ -733,11 +898,11 @@ source = { title = "A page", publisher = "RiffOn" }
             GOOD.replace("first-one", "tour-of-duty"),
         )
         .unwrap();
-        let err = Library::load_collection(true, Some(dir.path()))
+        let err = Library::load_collection(Some(&all), Some(dir.path()))
             .unwrap_err()
             .to_string();
         assert!(
-            err.contains("ours.toml:3: duplicate id \"tour-of-duty\": already defined at data/insights.toml (built in):"),
+            err.contains("ours.toml:3: duplicate id \"tour-of-duty\": already defined at data/packs/ic-and-management/insights.toml (built in):"),
             "{err}"
         );
     }

@@ -9,9 +9,11 @@
 use std::fmt;
 
 pub mod catalog;
+pub mod duplicates;
 pub mod export;
 pub mod import;
 pub mod library;
+pub mod packs;
 pub mod search;
 pub mod validate;
 
@@ -19,6 +21,7 @@ pub use catalog::Catalog;
 pub use export::export_toml;
 pub use import::{parse_import, MAX_IMPORT_BYTES, MAX_IMPORT_INSIGHTS, MAX_LISTED_PROBLEMS};
 pub use library::Library;
+pub use packs::PackSelection;
 pub use validate::{
     parse_asks, parse_topics, slug_from_title, validate, FieldProblem, Fields, ProblemKind, Rules,
     SourceFields, TitleIds, MAX_ASKS, MAX_TOPICS,
@@ -61,6 +64,9 @@ pub struct Insight {
     /// Questions and situations, in people's own words, that this insight answers.
     pub asks: Vec<String>,
     pub source: Source,
+    /// The built-in pack it comes from ([`packs`]); `None` for an operator's (`INSIGHTS_PATH`)
+    /// or a server's own insight. Not part of the file format: the loader sets it.
+    pub pack: Option<&'static str>,
 }
 
 /// True for a lowercase slug: `a-z`, `0-9`, single hyphens between words.

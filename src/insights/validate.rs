@@ -259,6 +259,7 @@ pub fn validate(fields: Fields<'_>, rules: &Rules) -> Result<Insight, Vec<FieldP
             topics,
             asks,
             source,
+            pack: None,
         }),
         _ => Err(problems.0),
     }

@@ -25,7 +25,8 @@
 //! What a server owns besides its weekly post (schema version 2): its own insights
 //! ([`ServerInsight`], saved all or nothing under a per-server limit), its settings
 //! ([`ServerSettings`]: which insights it sees, its curator role, its review channel, the shipped
-//! insights it hid), its members' suggestions ([`Suggestion`], pending until a curator decides,
+//! insights it hid, and since schema version 5 the built-in packs it turned off), its members'
+//! suggestions ([`Suggestion`], pending until a curator decides,
 //! with per-member and per-server limits on what may wait), and how often each insight was shown.
 //! Every check of a limit happens in the transaction that writes, holding the server's write lock
 //! (SQLite's single writer, a per-server advisory lock on PostgreSQL), so concurrent calls from
@@ -426,6 +427,9 @@ pub struct ServerSettings {
     pub review_channel: Option<u64>,
     /// Shipped insights the server hid, by id, sorted.
     pub hidden: Vec<String>,
+    /// Built-in packs the server turned off (`/insights packs`), by id, sorted. Every pack is on
+    /// unless named here, so a pack shipped later reaches every server.
+    pub packs_off: Vec<String>,
     /// Whether the questions behind gaps are kept (`/insights gaps on`); off by default.
     pub gaps: bool,
 }
@@ -703,6 +707,11 @@ pub trait Backend: Send + Sync + 'static {
     /// changed something, `false` when it was already so.
     fn set_hidden(&self, guild_id: u64, insight_id: &str, hidden: bool)
         -> Result<bool, StoreError>;
+
+    /// Turns a built-in pack off (`on: false`) or on again in a server (schema version 5). `true`
+    /// when this changed something, `false` when it was already so. Any id is stored as given:
+    /// which packs exist is the program's knowledge, not the store's.
+    fn set_pack_on(&self, guild_id: u64, pack_id: &str, on: bool) -> Result<bool, StoreError>;
 
     // ---- suggestions ----
 

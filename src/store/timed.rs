@@ -190,6 +190,10 @@ impl<B: Backend> Backend for Timed<B> {
         })
     }
 
+    fn set_pack_on(&self, guild_id: u64, pack_id: &str, on: bool) -> Result<bool, StoreError> {
+        timed("set_pack_on", || self.0.set_pack_on(guild_id, pack_id, on))
+    }
+
     fn add_suggestion(
         &self,
         suggestion: NewSuggestion,

@@ -17,8 +17,9 @@ use insight_bot::bot::{start, BotError, BotSettings, RunningBot};
 use insight_bot::config::Token;
 use insight_bot::embedding::cache::VectorCache;
 use insight_bot::embedding::Embedder;
+use insight_bot::insights::packs::SEED_PACK;
 use insight_bot::insights::search::Searcher;
-use insight_bot::insights::{Catalog, Library};
+use insight_bot::insights::{Catalog, Library, PackSelection};
 use insight_bot::store::Store;
 use insight_bot::weekly::clock::SystemClock;
 use insight_bot::weekly::poster::PosterOptions;
@@ -31,17 +32,37 @@ pub use insight_bot::bot::REPLIES_PER_MINUTE;
 use super::fake_discord::{FakeDiscord, TOKEN, WAIT};
 use super::payloads::{self, InteractionBuilder, APP_ID};
 
-/// The built-in collection, indexed with the repository's model, once per test binary. Vectors
-/// are cached under the target folder, so only the first test binary of a build embeds them.
+/// The seed pack (`ic-and-management`, the page the first collection was), indexed with the
+/// repository's model, once per test binary: what the end-to-end and relevance tests were written
+/// against, so a pack added to the library does not move their answers. Vectors are cached under
+/// the target folder, so only the first test binary of a build embeds them.
 pub fn catalog() -> Arc<Catalog> {
     static CATALOG: OnceLock<Arc<Catalog>> = OnceLock::new();
     CATALOG
         .get_or_init(|| {
-            let library =
-                Library::builtin().unwrap_or_else(|e| panic!("the built-in collection: {e}"));
+            let seed = PackSelection::only(&[SEED_PACK]).expect("the seed pack");
+            let library = Library::builtin_packs(&seed)
+                .unwrap_or_else(|e| panic!("the built-in collection: {e}"));
             Arc::new(
                 Catalog::new(Arc::new(library), searcher())
                     .unwrap_or_else(|e| panic!("index the built-in collection: {e}")),
+            )
+        })
+        .clone()
+}
+
+/// The whole built-in library (every pack), indexed, once per test binary: what the bot serves
+/// by default.
+#[allow(dead_code)]
+pub fn library_catalog() -> Arc<Catalog> {
+    static CATALOG: OnceLock<Arc<Catalog>> = OnceLock::new();
+    CATALOG
+        .get_or_init(|| {
+            let library =
+                Library::builtin().unwrap_or_else(|e| panic!("the built-in library: {e}"));
+            Arc::new(
+                Catalog::new(Arc::new(library), searcher())
+                    .unwrap_or_else(|e| panic!("index the built-in library: {e}")),
             )
         })
         .clone()
@@ -63,7 +84,7 @@ pub fn searcher() -> Searcher {
         .clone()
 }
 
-/// The built-in collection, loaded once per test binary.
+/// The seed pack's collection ([`catalog`]'s), loaded once per test binary.
 pub fn library() -> Arc<Library> {
     Arc::clone(catalog().library())
 }
@@ -121,6 +142,29 @@ pub async fn start_bot_with(fake: &FakeDiscord, guild_id: Option<u64>) -> TestBo
         Some(g) => format!("/applications/{APP_ID}/guilds/{g}/commands"),
         None => format!("/applications/{APP_ID}/commands"),
     };
+    fake.wait_for_request(
+        &format!("the command registration (PUT {route}) answered 200"),
+        WAIT,
+        |r| r.is("PUT", &route) && r.status == 200,
+    )
+    .await;
+    bot
+}
+
+/// Starts the bot on `fake` serving `catalog` (e.g. [`library_catalog`], every pack) instead of
+/// the seed pack, commands registered globally, and waits until it is ready.
+#[allow(dead_code)]
+pub async fn start_bot_serving(fake: &FakeDiscord, catalog: Arc<Catalog>) -> TestBot {
+    let (store, state) = fresh_store();
+    let mut settings = settings(fake, TOKEN, None, store);
+    settings.catalog = catalog;
+    let bot = match tokio::time::timeout(WAIT, start(settings)).await {
+        Ok(Ok(bot)) => TestBot { bot, _state: state },
+        Ok(Err(e)) => panic!("the bot did not start: {e}"),
+        Err(_) => panic!("insight_bot::bot::start did not return within {WAIT:?}"),
+    };
+    fake.wait_for_ready(WAIT).await;
+    let route = format!("/applications/{APP_ID}/commands");
     fake.wait_for_request(
         &format!("the command registration (PUT {route}) answered 200"),
         WAIT,

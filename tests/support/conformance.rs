@@ -67,6 +67,9 @@ pub trait Harness: Sync {
     /// Creates this test's (new) database as an insight-bot of schema version 3 left it.
     fn create_version_3(&self);
 
+    /// Creates this test's (new) database as an insight-bot of schema version 4 left it.
+    fn create_version_4(&self);
+
     /// The database's schema version, as the backend records it.
     fn schema_version(&self) -> i64;
 }
@@ -126,6 +129,8 @@ macro_rules! conformance_suite {
             kept_questions_are_capped_per_server_oldest_first,
             decided_suggestions_are_deleted_after_their_period,
             a_version_3_database_migrates_forward_keeping_its_rows,
+            turning_packs_off_and_on,
+            a_version_4_database_migrates_forward_keeping_its_rows,
         );
     };
     (@tests $harness:expr; $($name:ident),* $(,)?) => {
@@ -141,7 +146,7 @@ macro_rules! conformance_suite {
 pub(crate) use conformance_suite;
 
 /// The schema version this build writes.
-const SCHEMA_VERSION: i64 = 4;
+const SCHEMA_VERSION: i64 = 5;
 
 const GUILD: u64 = 1_100_000_000_000_000_001;
 const CHANNEL: u64 = 1_200_000_000_000_000_002;
@@ -990,6 +995,7 @@ fn server_insight(guild_id: u64, id: &str, n: u8) -> ServerInsight {
                     .is_multiple_of(2)
                     .then(|| format!("https://example.com/{id}/{n}")),
             },
+            pack: None,
         },
         created_by: CURATOR + u64::from(n),
         created_at: at,
@@ -1319,6 +1325,14 @@ pub fn servers_are_kept_apart_in_every_table(h: &impl Harness) {
         store.server_settings(GUILD).unwrap().hidden,
         ["tour-of-duty"]
     );
+    assert!(store.set_pack_on(GUILD, "hiring", false).unwrap());
+    assert_eq!(
+        store.server_settings(OTHER_GUILD).unwrap().packs_off,
+        Vec::<String>::new()
+    );
+    assert!(store.set_pack_on(OTHER_GUILD, "feedback", false).unwrap());
+    assert!(store.set_pack_on(OTHER_GUILD, "feedback", true).unwrap());
+    assert_eq!(store.server_settings(GUILD).unwrap().packs_off, ["hiring"]);
 
     // Suggestions: ids, counts, limits, decisions and review messages are per server.
     let add = |guild: u64| {
@@ -1416,6 +1430,7 @@ pub fn server_settings_defaults_and_updates(h: &impl Harness) {
             curator_role: None,
             review_channel: None,
             hidden: vec![],
+            packs_off: vec![],
             gaps: false,
         }
     );
@@ -1438,6 +1453,7 @@ pub fn server_settings_defaults_and_updates(h: &impl Harness) {
         curator_role: Some(u64::MAX),
         review_channel: Some(CHANNEL),
         hidden: vec![],
+        packs_off: vec![],
         gaps: false,
     };
     assert_eq!(store.server_settings(GUILD).unwrap(), set);
@@ -2061,6 +2077,7 @@ pub fn reopening_keeps_server_insights_settings_and_suggestions(h: &impl Harness
         store.set_curator_role(GUILD, Some(11)).unwrap();
         store.set_review_channel(GUILD, Some(12)).unwrap();
         store.set_hidden(GUILD, "tour-of-duty", true).unwrap();
+        store.set_pack_on(GUILD, "hiring", false).unwrap();
         let first = add(&store, new_suggestion(GUILD, MEMBER, 1)).unwrap();
         let pending = add(&store, new_suggestion(GUILD, MEMBER, 2)).unwrap();
         store
@@ -2094,6 +2111,7 @@ pub fn reopening_keeps_server_insights_settings_and_suggestions(h: &impl Harness
             curator_role: Some(11),
             review_channel: Some(12),
             hidden: vec!["tour-of-duty".into()],
+            packs_off: vec!["hiring".into()],
             gaps: false,
         }
     );
@@ -2874,6 +2892,7 @@ pub fn a_version_2_database_migrates_forward_keeping_its_rows(h: &impl Harness) 
             curator_role: Some(7),
             review_channel: Some(8),
             hidden: vec!["hidden-one".into()],
+            packs_off: vec![],
             gaps: false,
         }
     );
@@ -3188,4 +3207,90 @@ pub fn a_version_3_database_migrates_forward_keeping_its_rows(h: &impl Harness) 
     let store = h.open();
     assert_eq!(h.schema_version(), SCHEMA_VERSION);
     assert_eq!(store.gaps(2, day("2026-03-01"), 5).unwrap().len(), 1);
+}
+
+pub fn turning_packs_off_and_on(h: &impl Harness) {
+    let store = h.open();
+    assert_eq!(
+        store.server_settings(GUILD).unwrap().packs_off,
+        Vec::<String>::new(),
+        "every pack is on by default"
+    );
+    assert!(store.set_pack_on(GUILD, "team-health", false).unwrap());
+    assert!(
+        !store.set_pack_on(GUILD, "team-health", false).unwrap(),
+        "already off"
+    );
+    assert!(store.set_pack_on(GUILD, "feedback", false).unwrap());
+    assert!(store.set_pack_on(GUILD, "Hiring", false).unwrap());
+    assert!(store.set_pack_on(GUILD, "a-b", false).unwrap());
+    assert!(store.set_pack_on(GUILD, "ab", false).unwrap());
+    // Sorted by code point, whatever the database's collation.
+    assert_eq!(
+        store.server_settings(GUILD).unwrap().packs_off,
+        ["Hiring", "a-b", "ab", "feedback", "team-health"]
+    );
+    assert!(store.set_pack_on(GUILD, "team-health", true).unwrap());
+    assert!(
+        !store.set_pack_on(GUILD, "team-health", true).unwrap(),
+        "already on"
+    );
+    assert!(!store.set_pack_on(GUILD, "never-off", true).unwrap());
+    let settings = store.server_settings(GUILD).unwrap();
+    assert_eq!(settings.packs_off, ["Hiring", "a-b", "ab", "feedback"]);
+    assert_eq!(
+        ServerSettings {
+            packs_off: vec![],
+            ..settings
+        },
+        ServerSettings::default(),
+        "turning packs off sets nothing else"
+    );
+    // A reopened store (a restart) keeps the choice.
+    drop(store);
+    let store = h.open();
+    assert_eq!(
+        store.server_settings(GUILD).unwrap().packs_off,
+        ["Hiring", "a-b", "ab", "feedback"]
+    );
+    // The schema refuses an id no pack could have.
+    let err = h
+        .exec(&format!(
+            "INSERT INTO pack_off (guild_id, pack_id) VALUES ({GUILD}, '{}')",
+            "p".repeat(65)
+        ))
+        .unwrap_err();
+    assert!(err.to_lowercase().contains("check"), "{err}");
+}
+
+pub fn a_version_4_database_migrates_forward_keeping_its_rows(h: &impl Harness) {
+    h.create_version_4();
+    assert_eq!(h.schema_version(), 4);
+    h.exec(
+        "INSERT INTO server_settings (guild_id, insight_source, curator_role) \
+         VALUES (2, 'all', 7); \
+         INSERT INTO hidden_insight (guild_id, insight_id) VALUES (2, 'hidden-one')",
+    )
+    .unwrap();
+
+    let store = h.open();
+    assert_eq!(h.schema_version(), SCHEMA_VERSION);
+    let before = store.server_settings(2).unwrap();
+    assert_eq!(before.curator_role, Some(7));
+    assert_eq!(before.hidden, ["hidden-one"]);
+    assert!(
+        before.packs_off.is_empty(),
+        "a server from before packs has every pack on"
+    );
+    assert!(store.set_pack_on(2, "hiring", false).unwrap());
+    drop(store);
+    let store = h.open();
+    assert_eq!(h.schema_version(), SCHEMA_VERSION);
+    assert_eq!(
+        store.server_settings(2).unwrap(),
+        ServerSettings {
+            packs_off: vec!["hiring".into()],
+            ..before
+        }
+    );
 }

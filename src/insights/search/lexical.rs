@@ -821,6 +821,7 @@ mod tests {
                     publisher: "p".into(),
                     url: None,
                 },
+                pack: None,
             })
             .collect()
     }

@@ -92,8 +92,19 @@ pub(super) fn server_settings(
             .iter()
             .map(|row| row.try_get::<_, String>(0))
             .collect::<Result<Vec<_>, _>>()?;
+        let mut packs_off = s
+            .query(
+                "SELECT pack_id FROM pack_off WHERE guild_id = $1",
+                &[&db_id(guild_id)],
+            )?
+            .iter()
+            .map(|row| row.try_get::<_, String>(0))
+            .collect::<Result<Vec<_>, _>>()?;
+        // Sorted here, by code point, whatever the database's collation (as both backends do).
+        packs_off.sort();
         let mut settings = ServerSettings {
             hidden,
+            packs_off,
             ..ServerSettings::default()
         };
         if let Some(row) = row {
@@ -169,6 +180,23 @@ pub(super) fn set_hidden(
         "DELETE FROM hidden_insight WHERE guild_id = $1 AND insight_id = $2"
     };
     let changed = backend.write(|s| s.execute(sql, &[&db_id(guild_id), &insight_id]))?;
+    Ok(changed > 0)
+}
+
+pub(super) fn set_pack_on(
+    backend: &PostgresBackend,
+    guild_id: u64,
+    pack_id: &str,
+    on: bool,
+) -> Result<bool, StoreError> {
+    // The packs turned off are the rows: turning one on deletes its row.
+    let sql = if on {
+        "DELETE FROM pack_off WHERE guild_id = $1 AND pack_id = $2"
+    } else {
+        "INSERT INTO pack_off (guild_id, pack_id) VALUES ($1, $2) \
+         ON CONFLICT (guild_id, pack_id) DO NOTHING"
+    };
+    let changed = backend.write(|s| s.execute(sql, &[&db_id(guild_id), &pack_id]))?;
     Ok(changed > 0)
 }
 
@@ -508,6 +536,7 @@ impl ServerInsightRow {
                     publisher: self.source_publisher,
                     url: self.source_url,
                 },
+                pack: None,
             },
             created_by: from_db_id(self.created_by),
             created_at: self.created_at,

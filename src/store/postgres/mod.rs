@@ -117,6 +117,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/postgres/0002_server_insights.sql"),
     include_str!("../../../migrations/postgres/0003_usage.sql"),
     include_str!("../../../migrations/postgres/0004_gap_vectors.sql"),
+    include_str!("../../../migrations/postgres/0005_server_packs.sql"),
 ];
 
 /// The newest schema version this build knows.
@@ -951,6 +952,10 @@ impl Backend for PostgresBackend {
         hidden: bool,
     ) -> Result<bool, StoreError> {
         collections::set_hidden(self, guild_id, insight_id, hidden)
+    }
+
+    fn set_pack_on(&self, guild_id: u64, pack_id: &str, on: bool) -> Result<bool, StoreError> {
+        collections::set_pack_on(self, guild_id, pack_id, on)
     }
 
     // ---- suggestions ----

@@ -96,8 +96,17 @@ pub(super) fn server_settings(
             [db_id(guild_id)],
             |row| row.get::<_, String>(0),
         )?;
+        let mut packs_off = query_all(
+            conn,
+            "SELECT pack_id FROM pack_off WHERE guild_id = ?1",
+            [db_id(guild_id)],
+            |row| row.get::<_, String>(0),
+        )?;
+        // Sorted here, by code point, whatever the database's collation (as both backends do).
+        packs_off.sort();
         let mut settings = ServerSettings {
             hidden,
+            packs_off,
             ..ServerSettings::default()
         };
         if let Some((source, curator_role, review_channel, gaps)) = row {
@@ -172,6 +181,22 @@ pub(super) fn set_hidden(
         "DELETE FROM hidden_insight WHERE guild_id = ?1 AND insight_id = ?2"
     };
     backend.write(|tx| Ok(tx.execute(sql, params![db_id(guild_id), insight_id])? > 0))
+}
+
+pub(super) fn set_pack_on(
+    backend: &SqliteBackend,
+    guild_id: u64,
+    pack_id: &str,
+    on: bool,
+) -> Result<bool, StoreError> {
+    // The packs turned off are the rows: turning one on deletes its row.
+    let sql = if on {
+        "DELETE FROM pack_off WHERE guild_id = ?1 AND pack_id = ?2"
+    } else {
+        "INSERT INTO pack_off (guild_id, pack_id) VALUES (?1, ?2) \
+         ON CONFLICT (guild_id, pack_id) DO NOTHING"
+    };
+    backend.write(|tx| Ok(tx.execute(sql, params![db_id(guild_id), pack_id])? > 0))
 }
 
 pub(super) fn add_suggestion(
@@ -491,6 +516,7 @@ impl ServerInsightRow {
                     publisher: self.source_publisher,
                     url: self.source_url,
                 },
+                pack: None,
             },
             created_by: from_db_id(self.created_by),
             created_at,

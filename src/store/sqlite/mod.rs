@@ -76,6 +76,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/0002_server_insights.sql"),
     include_str!("../../../migrations/0003_usage.sql"),
     include_str!("../../../migrations/0004_gap_vectors.sql"),
+    include_str!("../../../migrations/0005_server_packs.sql"),
 ];
 
 /// The newest schema version this build knows.
@@ -441,6 +442,10 @@ impl Backend for SqliteBackend {
         hidden: bool,
     ) -> Result<bool, StoreError> {
         collections::set_hidden(self, guild_id, insight_id, hidden)
+    }
+
+    fn set_pack_on(&self, guild_id: u64, pack_id: &str, on: bool) -> Result<bool, StoreError> {
+        collections::set_pack_on(self, guild_id, pack_id, on)
     }
 
     // ---- suggestions ----
