@@ -115,6 +115,7 @@ fn fill(store: &Store, library: &Library, today: NaiveDate) -> Duration {
             day: today - chrono::Duration::days((n % 365) as i64),
             insight_id: (!no_match).then(|| ids[pick(&mut rng)].clone()),
             no_close_match: no_match,
+            weak: false,
             question: None,
             question_vector: None,
         });
@@ -191,6 +192,7 @@ fn measure(name: &str, store: &Store, library: &Arc<Library>, today: NaiveDate) 
                 day: today,
                 insight_id: Some("trust-and-delegate".into()),
                 no_close_match: false,
+                weak: false,
                 question: None,
                 question_vector: None,
             }])
@@ -263,6 +265,7 @@ fn measure_gap_listing(library: &Library, today: NaiveDate) {
             day: today,
             insight_id: None,
             no_close_match: true,
+            weak: false,
             question: Some(question.clone()),
             question_vector: Some(gap_vectors::encode(vector, embedder.fingerprint())),
         })

@@ -323,6 +323,7 @@ fn usage_stats<B: Backend>(subject: &Subject<B>) {
                     insight_id: (!no_match)
                         .then(|| insights[rng.gen_range(0..USAGE_INSIGHTS)].clone()),
                     no_close_match: no_match,
+                    weak: false,
                     question: None,
                     question_vector: None,
                 }

@@ -216,6 +216,7 @@ fn record_history(store: &Store, until: NaiveDate) {
             day,
             insight_id: insight.map(str::to_string),
             no_close_match: insight.is_none(),
+            weak: false,
             question: None,
             question_vector: None,
         }])
@@ -617,6 +618,7 @@ async fn a_click_faster_than_the_answers_record_still_counts() {
                     day: today(),
                     insight_id: Some("trust-and-delegate".into()),
                     no_close_match: false,
+                    weak: false,
                     question: None,
                     question_vector: None,
                 }])

@@ -86,6 +86,8 @@ pub fn record(store: &Store, answer: NewAnswer) {
 pub struct AnswerFacts {
     pub insight_id: Option<String>,
     pub no_close_match: bool,
+    /// The closest insight was shown as possibly not fitting: a gap like "no close match".
+    pub weak: bool,
     /// The question's vector as answering computed it, stored form
     /// ([`crate::stats::gap_vectors::encode`]): kept with the question where gaps are on, so
     /// listing gaps embeds nothing.
@@ -108,6 +110,7 @@ pub fn new_answer(
         day,
         insight_id: facts.insight_id,
         no_close_match: facts.no_close_match,
+        weak: facts.weak,
         question: guild.map(|_| question.to_string()),
         question_vector: facts.question_vector.filter(|_| guild.is_some()),
     }
@@ -258,6 +261,7 @@ mod tests {
         let facts = || AnswerFacts {
             insight_id: None,
             no_close_match: true,
+            weak: false,
             question_vector: Some(vector.clone()),
         };
         let day = NaiveDate::from_ymd_opt(2026, 11, 26).unwrap();

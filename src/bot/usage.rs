@@ -291,6 +291,10 @@ async fn listing(data: &Data, collection: &crate::collections::ServerCollection)
     for (n, group) in groups.iter().take(GROUPS_SHOWN).enumerate() {
         let members: Vec<&Gap> = group.members.iter().map(|&i| &kept[i]).collect();
         let no_match = members.iter().filter(|g| g.no_close_match).count();
+        let weak = members
+            .iter()
+            .filter(|g| g.weak && !g.no_close_match)
+            .count();
         let wordings = group
             .questions
             .iter()
@@ -298,10 +302,24 @@ async fn listing(data: &Data, collection: &crate::collections::ServerCollection)
             .map(|q| format!("> {}", escape_within(q, 180)))
             .collect::<Vec<_>>()
             .join("\n");
-        let why = match (no_match, group.asked - no_match) {
-            (_, 0) => "no close match".to_string(),
-            (0, _) => "\"not what I needed\"".to_string(),
-            (a, b) => format!("{a} no close match, {b} \"not what I needed\""),
+        // Each answer counts once, by its first reason: no close match, only a weak match, or
+        // a "not what I needed" vote on an answer that looked fine.
+        let voted = group.asked.saturating_sub(no_match + weak);
+        let reasons: Vec<(usize, &str)> = [
+            (no_match, "no close match"),
+            (weak, "only a weak match"),
+            (voted, "\"not what I needed\""),
+        ]
+        .into_iter()
+        .filter(|&(n, _)| n > 0)
+        .collect();
+        let why = match reasons.as_slice() {
+            [(_, only)] => only.to_string(),
+            several => several
+                .iter()
+                .map(|(n, reason)| format!("{n} {reason}"))
+                .collect::<Vec<_>>()
+                .join(", "),
         };
         embed = embed.field(
             format!("{}. Asked {} × ({why})", n + 1, group.asked),

@@ -214,6 +214,7 @@ mod tests {
                 day: day(),
                 insight_id: None,
                 no_close_match: true,
+                weak: false,
                 question: Some(q.clone()),
                 question_vector: with_vectors.map(|model| encode(&vector_of(q), model)),
             })

@@ -896,6 +896,9 @@ pub struct NewAnswer {
     pub insight_id: Option<String>,
     /// The answer was the "no close match" reply (with or without a suggestion).
     pub no_close_match: bool,
+    /// The answer was weak: the closest insight, shown as possibly not fitting (schema version
+    /// 6). Its question is a gap like a "no close match" one.
+    pub weak: bool,
     /// What was asked: only for a server with gaps on, never for a direct message. The bot
     /// passes it; the store keeps it only while it may be or is a gap (see [`Backend::prune`]).
     pub question: Option<String>,
@@ -969,6 +972,8 @@ pub struct Gap {
     pub day: NaiveDate,
     /// Nothing matched closely enough.
     pub no_close_match: bool,
+    /// Only the closest insight, shown as possibly not fitting, was found.
+    pub weak: bool,
     /// Someone voted "Not what I needed" (and has not changed it since).
     pub not_helpful: bool,
     /// The question's vector as stored with it; `None` for a question kept before schema

@@ -122,6 +122,7 @@ macro_rules! conformance_suite {
             votes_count_once_per_voter_and_a_change_moves_the_count,
             gap_questions_are_kept_only_while_gaps_are_on,
             prune_deletes_old_answers_but_keeps_the_daily_totals,
+            a_weak_answer_is_a_gap_and_its_question_is_kept_like_a_no_close_match,
             the_secret_is_made_once_and_shared,
             concurrent_votes_on_one_answer_are_all_counted,
             a_version_2_database_migrates_forward_keeping_its_rows,
@@ -146,7 +147,7 @@ macro_rules! conformance_suite {
 pub(crate) use conformance_suite;
 
 /// The schema version this build writes.
-const SCHEMA_VERSION: i64 = 5;
+const SCHEMA_VERSION: i64 = 6;
 
 const GUILD: u64 = 1_100_000_000_000_000_001;
 const CHANNEL: u64 = 1_200_000_000_000_000_002;
@@ -2155,6 +2156,7 @@ fn answer(
         day: day(on),
         insight_id: insight.map(str::to_string),
         no_close_match: insight.is_none(),
+        weak: false,
         question: question.map(str::to_string),
         question_vector: None,
     }
@@ -2222,9 +2224,33 @@ fn gap(answer_id: u64, question: &str, on: &str, no_close_match: bool, not_helpf
         question: question.into(),
         day: day(on),
         no_close_match,
+        weak: false,
         not_helpful,
         vector: None,
     }
+}
+
+pub fn a_weak_answer_is_a_gap_and_its_question_is_kept_like_a_no_close_match(h: &impl Harness) {
+    let store = h.open();
+    store.set_gaps(GUILD, true).unwrap();
+    let weak = NewAnswer {
+        weak: true,
+        ..answer(Some(GUILD), "2026-03-02", Some("a"), Some("how do I hire?"))
+    };
+    let strong = answer(Some(GUILD), "2026-03-02", Some("a"), Some("matched fine"));
+    let ids = store.record_answers(&[weak, strong]).unwrap();
+    let expected = [Gap {
+        weak: true,
+        ..gap(ids[0], "how do I hire?", "2026-03-02", false, false)
+    }];
+    assert_eq!(store.gaps(GUILD, day("2026-01-01"), 10).unwrap(), expected);
+    // The next day's clearing drops the question that found a fitting insight, keeps the gap.
+    store.prune(day("2026-03-03")).unwrap();
+    assert_eq!(store.gaps(GUILD, day("2026-01-01"), 10).unwrap(), expected);
+    assert_eq!(
+        h.query_row("SELECT count(*) FROM answer WHERE question IS NOT NULL"),
+        ["1"]
+    );
 }
 
 pub fn answers_add_up_per_day_and_scope(h: &impl Harness) {

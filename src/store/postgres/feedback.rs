@@ -81,6 +81,7 @@ pub(super) fn record_answers(
     let days: Vec<NaiveDate> = answers.iter().map(|a| a.day).collect();
     let insights: Vec<Option<&str>> = answers.iter().map(|a| a.insight_id.as_deref()).collect();
     let no_match: Vec<bool> = answers.iter().map(|a| a.no_close_match).collect();
+    let weak: Vec<bool> = answers.iter().map(|a| a.weak).collect();
     let (mut t_guilds, mut t_days, mut t_insights, mut t_answers, mut t_no_match) =
         (vec![], vec![], vec![], vec![], vec![]);
     for ((guild, day, insight), (count, no_match)) in &totals {
@@ -129,10 +130,11 @@ pub(super) fn record_answers(
             .collect();
         s.execute(
             "INSERT INTO answer (id, guild_id, day, insight_id, no_close_match, question, \
-                 question_vector, question_model) \
-             SELECT a, g, d, i, n, q, v, m \
+                 question_vector, question_model, weak) \
+             SELECT a, g, d, i, n, q, v, m, w \
              FROM unnest($1::bigint[], $2::bigint[], $3::date[], $4::text[], $5::boolean[], \
-                         $6::text[], $7::bytea[], $8::bigint[]) AS t (a, g, d, i, n, q, v, m)",
+                         $6::text[], $7::bytea[], $8::bigint[], $9::boolean[]) \
+                 AS t (a, g, d, i, n, q, v, m, w)",
             &[
                 &answer_ids,
                 &guilds,
@@ -142,6 +144,7 @@ pub(super) fn record_answers(
                 &questions,
                 &vectors,
                 &models,
+                &weak,
             ],
         )?;
         // The cap, before the daily totals: this transaction then holds no totals row while
@@ -377,12 +380,13 @@ pub(super) fn gaps(
     backend.read(|s| {
         s.query(
             "SELECT id, question, day, no_close_match, not_helpful, question_vector, \
-                 question_model FROM ( \
+                 question_model, weak FROM ( \
                  SELECT a.id, a.question, a.day, a.no_close_match, \
-                     a.not_helpful > 0 AS not_helpful, a.question_vector, a.question_model \
+                     a.not_helpful > 0 AS not_helpful, a.question_vector, a.question_model, \
+                     a.weak \
                  FROM answer a \
                  WHERE a.guild_id = $1 AND a.question IS NOT NULL AND a.day >= $2) AS kept \
-             WHERE no_close_match OR not_helpful \
+             WHERE no_close_match OR weak OR not_helpful \
              ORDER BY day DESC, id DESC LIMIT $3",
             &[&db_id(guild_id), &since, &limit],
         )?
@@ -393,6 +397,7 @@ pub(super) fn gaps(
                 question: row.try_get(1)?,
                 day: row.try_get(2)?,
                 no_close_match: row.try_get(3)?,
+                weak: row.try_get(7)?,
                 not_helpful: row.try_get(4)?,
                 // The schema keeps both or neither.
                 vector: row
@@ -450,7 +455,7 @@ pub(super) fn prune(backend: &PostgresBackend, today: NaiveDate) -> Result<Prune
                 "UPDATE answer SET ",
                 clear_question!(),
                 " WHERE question IS NOT NULL AND day < $1 AND NOT no_close_match \
-                 AND not_helpful = 0"
+                 AND NOT weak AND not_helpful = 0"
             ),
             &[&today],
         )?;

@@ -118,6 +118,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/postgres/0003_usage.sql"),
     include_str!("../../../migrations/postgres/0004_gap_vectors.sql"),
     include_str!("../../../migrations/postgres/0005_server_packs.sql"),
+    include_str!("../../../migrations/postgres/0006_weak_answers.sql"),
 ];
 
 /// The newest schema version this build knows.

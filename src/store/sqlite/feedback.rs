@@ -73,8 +73,8 @@ pub(super) fn record_answers(
         let mut gaps_on: HashMap<u64, bool> = HashMap::new();
         let mut insert = tx.prepare_cached(
             "INSERT INTO answer (id, guild_id, day, insight_id, no_close_match, question, \
-                 question_vector, question_model) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                 question_vector, question_model, weak) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
         )?;
         for answer in answers {
             let question = match (answer.guild_id, &answer.question) {
@@ -104,6 +104,7 @@ pub(super) fn record_answers(
                 question,
                 vector.map(|v| &v.bytes),
                 vector.map(|v| db_id(v.fingerprint)),
+                answer.weak,
             ])?;
         }
         let mut trimmed = 0;
@@ -303,12 +304,13 @@ pub(super) fn gaps(
     let rows = backend.read(|conn| {
         let mut stmt = conn.prepare_cached(
             "SELECT id, question, day, no_close_match, not_helpful, question_vector, \
-                 question_model FROM ( \
+                 question_model, weak FROM ( \
                  SELECT a.id, a.question, a.day, a.no_close_match, \
-                     a.not_helpful > 0 AS not_helpful, a.question_vector, a.question_model \
+                     a.not_helpful > 0 AS not_helpful, a.question_vector, a.question_model, \
+                     a.weak \
                  FROM answer a \
                  WHERE a.guild_id = ?1 AND a.question IS NOT NULL AND a.day >= ?2) \
-             WHERE no_close_match OR not_helpful \
+             WHERE no_close_match OR weak OR not_helpful \
              ORDER BY day DESC, id DESC LIMIT ?3",
         )?;
         let rows = stmt.query_map(params![db_id(guild_id), db_day(since), limit], |row| {
@@ -322,18 +324,20 @@ pub(super) fn gaps(
                 ),
                 row.get::<_, Option<Vec<u8>>>(5)?,
                 row.get::<_, Option<i64>>(6)?,
+                row.get::<_, bool>(7)?,
             ))
         })?;
         Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
     })?;
     rows.into_iter()
         .map(
-            |((id, question, day, no_close_match, not_helpful), bytes, model)| {
+            |((id, question, day, no_close_match, not_helpful), bytes, model, weak)| {
                 Ok(Gap {
                     answer_id: from_db_id(id),
                     question,
                     day: parse_day("answer", &day).map_err(|fault| backend.error(fault))?,
                     no_close_match,
+                    weak,
                     not_helpful,
                     // The schema keeps both or neither.
                     vector: bytes.zip(model).map(|(bytes, model)| StoredVectors {
@@ -393,7 +397,7 @@ pub(super) fn prune(backend: &SqliteBackend, today: NaiveDate) -> Result<Pruned,
                 "UPDATE answer SET ",
                 clear_question!(),
                 " WHERE question IS NOT NULL AND day < ?1 AND NOT no_close_match \
-                 AND not_helpful = 0"
+                 AND NOT weak AND not_helpful = 0"
             ),
             [db_day(today)],
         )?;

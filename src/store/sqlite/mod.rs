@@ -77,6 +77,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/0003_usage.sql"),
     include_str!("../../../migrations/0004_gap_vectors.sql"),
     include_str!("../../../migrations/0005_server_packs.sql"),
+    include_str!("../../../migrations/0006_weak_answers.sql"),
 ];
 
 /// The newest schema version this build knows.
@@ -1059,6 +1060,7 @@ mod tests {
             day: day.parse().unwrap(),
             insight_id: None,
             no_close_match: true,
+            weak: false,
             question: Some(question.to_string()),
             question_vector: None,
         }
