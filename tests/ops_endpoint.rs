@@ -388,7 +388,7 @@ async fn metrics_count_one_advice_one_dm_and_one_weekly_post_exactly() {
             1.0,
         ),
         ("insight_bot_interaction_ack_seconds_count{}", 1.0),
-        ("insight_bot_answers_total{confidence=answered}", 2.0),
+        ("insight_bot_answers_total{confidence=strong}", 2.0),
         ("insight_bot_dm_messages_total{}", 1.0),
         ("insight_bot_posts_total{outcome=sent}", 1.0),
         ("insight_bot_post_delay_seconds_count{}", 1.0),
@@ -504,7 +504,7 @@ async fn refusals_an_error_and_a_spent_reply_budget_are_counted_by_outcome() {
         "ok, rate_limited, the error and the two refusals, nothing else: {moved:#?}"
     );
     assert_eq!(
-        moved.get("insight_bot_answers_total{confidence=answered}"),
+        moved.get("insight_bot_answers_total{confidence=strong}"),
         Some(&(REPLIES_PER_MINUTE as f64 + 1.0)),
         "the budget's answers and the one whose delivery failed; not the refused one: {moved:#?}"
     );

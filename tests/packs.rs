@@ -22,19 +22,21 @@ use insight_bot::insights::packs::{BUILTIN_PACKS, SEED_PACK};
 use insight_bot::insights::Catalog;
 
 /// Whole library, top-1 over every pack's held-out questions, in percent. Measured with
-/// all-MiniLM-L6-v2 (and the seed's tuned vocabulary and gate, nothing changed for the packs):
-/// 52/107 (49%).
-const LIBRARY_TOP1_FLOOR: f64 = 47.0;
-/// Whole library, top-3. Measured with all-MiniLM-L6-v2: 73/107 (68%).
-const LIBRARY_TOP3_FLOOR: f64 = 66.0;
+/// all-mpnet-base-v2 (and the seed's tuned vocabulary, nothing changed for the packs): 68/107
+/// (64%); all-MiniLM-L6-v2 gave 52/107 (49%).
+const LIBRARY_TOP1_FLOOR: f64 = 62.0;
+/// Whole library, top-3. Measured: 84/107 (79%); MiniLM 73/107 (68%).
+const LIBRARY_TOP3_FLOOR: f64 = 77.0;
 /// The weakest pack's top-1, so that one pack cannot sink while the others carry the average.
-/// Measured with all-MiniLM-L6-v2: onboarding, 3/11 (27%).
-const PACK_TOP1_FLOOR: f64 = 25.0;
-/// The weakest pack's top-3. Measured with all-MiniLM-L6-v2: onboarding, 4/11 (36%).
-const PACK_TOP3_FLOOR: f64 = 35.0;
+/// Measured: priorities-and-managing-up, 3/10 (30%); MiniLM: onboarding, 3/11 (27%).
+const PACK_TOP1_FLOOR: f64 = 28.0;
+/// The weakest pack's top-3. Measured: priorities-and-managing-up, 6/10 (60%); MiniLM:
+/// onboarding, 4/11 (36%).
+const PACK_TOP3_FLOOR: f64 = 58.0;
 /// Held-out questions answered "no close match" although an insight is acceptable, at most, in
-/// percent of the library's. Measured with all-MiniLM-L6-v2: 1/107 (0.9%).
-const LIBRARY_REFUSED_AT_MOST: f64 = 2.0;
+/// percent of the library's. Measured: 4/107 (3.7%), leadership questions put in the words of
+/// incidents, access tickets and release dates, which the gate reads as off topic; MiniLM 1/107.
+const LIBRARY_REFUSED_AT_MOST: f64 = 4.0;
 
 struct Line {
     question: String,

@@ -231,10 +231,10 @@ fn tuning_sets_stay_at_their_measured_level() {
         &catalog,
         "tests/data/eval/tuning_plain.tsv",
         Floors {
-            top1: 92.0,
-            top3: 100.0,
+            top1: 93.0,
+            top3: 96.0,
             off_topic: 100.0,
-            wrongly_refused_at_most: 0.0,
+            wrongly_refused_at_most: 2.0,
         },
     );
 }

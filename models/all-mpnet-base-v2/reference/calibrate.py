@@ -106,8 +106,9 @@ def load_collection(path):
     return out
 
 
-PACK_IDS = sorted(p.name for p in (REPO / "data/packs").iterdir() if (p / "insights.toml").exists())
-SEED = load_collection(REPO / "data/insights.toml")
+PACK_IDS = sorted(p.name for p in (REPO / "data/packs").iterdir()
+                  if (p / "insights.toml").exists() and p.name != "ic-and-management")
+SEED = load_collection(REPO / "data/packs/ic-and-management/insights.toml")
 FEEDBACK = load_collection(REPO / "tests/data/feedback/insights.toml")
 PACKS = {p: load_collection(REPO / f"data/packs/{p}/insights.toml") for p in PACK_IDS}
 LIBRARY = SEED + [i for p in PACK_IDS for i in PACKS[p]]
