@@ -309,6 +309,7 @@ fn explanation_json(answer: &Answer<'_>) -> serde_json::Value {
             "leadership_question": {"text": v.on_topic_anchor.0, "similarity": rounded(v.on_topic_anchor.1)},
             "off_topic_message": {"text": v.off_topic.0, "similarity": rounded(v.off_topic.1)},
             "margin": rounded(v.margin),
+            "lead": rounded(v.lead),
             "other_language": e.other_language,
             "no_known_word": e.no_known_word,
         },
@@ -499,7 +500,7 @@ fn write_explanation(out: &mut impl Write, answer: &Answer<'_>) -> std::io::Resu
     writeln!(
         out,
         "gate: {} (closest insight {:.3}; closest leadership question {:.3}: {:?}; closest off-topic message {:.3}: {:?}; \
-         neighbourhood margin {:.3}, needed {:.3})",
+         neighbourhood margin {:.3}, needed {:.3}; or the insight's lead over the off-topic message {:.3}, needed {:.3})",
         if v.on_topic { "on topic" } else { "off topic" },
         v.insight_similarity,
         v.on_topic_anchor.1,
@@ -508,6 +509,8 @@ fn write_explanation(out: &mut impl Write, answer: &Answer<'_>) -> std::io::Resu
         v.off_topic.0,
         v.margin,
         crate::insights::search::gate::MARGIN,
+        v.lead,
+        crate::insights::search::gate::LEAD,
     )?;
     if let Some(u) = &e.uncovered {
         writeln!(
@@ -578,12 +581,13 @@ pub fn ask(catalog: &Catalog, args: &AskArgs, out: &mut impl Write) -> Result<()
         )?;
         return Ok(());
     }
-    if answer.confidence == Confidence::Weak {
-        writeln!(
-            out,
-            "weak: this is the closest insight, but it may not fit: the collection has no insight on this topic.\n"
-        )?;
-    }
+    let outcome = match answer.confidence {
+        Confidence::Weak => {
+            "weak: this is the closest insight, but it may not fit: the collection has no insight on this topic."
+        }
+        _ => "strong: the insight fits the question.",
+    };
+    writeln!(out, "{}\n", wrap(outcome, output_width()))?;
     if answer.matches.len() > 1 {
         writeln!(
             out,

@@ -180,6 +180,57 @@ async fn advice_off_topic_says_no_close_match_and_offers_a_random_insight() {
     stop_bot(&fake, bot).await;
 }
 
+/// A leadership question on a topic the shipped library has no insight on (impostor feelings).
+const WEAK_QUESTION: &str =
+    "I feel like an impostor since I became a team lead, how do I deal with it?";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn advice_on_a_topic_no_insight_covers_shows_the_closest_as_possibly_not_fitting() {
+    use insight_bot::insights::search::Confidence;
+    // The premise, from the same collection the bot serves: this question is weak.
+    let catalog = catalog();
+    let expected = catalog.ask(WEAK_QUESTION, 3).expect("a question");
+    assert_eq!(
+        expected.confidence,
+        Confidence::Weak,
+        "{:?}",
+        expected.explanation
+    );
+    let closest = expected.best().expect("the closest insight").insight;
+
+    let fake = FakeDiscord::start().await;
+    let bot = start_bot(&fake).await;
+    let callback = ask(&fake, &advice(WEAK_QUESTION, None).build()).await;
+    let message = public_reply(&callback);
+    let content = message["content"].as_str().unwrap_or_default();
+    assert!(
+        content.contains("This is the closest insight I have, and it may not fit."),
+        "{content}"
+    );
+    assert!(
+        content.contains("`/suggest`"),
+        "invites a suggestion: {content}"
+    );
+    let embed = only_embed(&message);
+    assert_eq!(embed["title"], closest.title.as_str());
+    assert_eq!(embed["author"]["name"], "Closest match (may not fit)");
+
+    // A question in another language: English only, no random insight.
+    let callback = ask(
+        &fake,
+        &advice("¿Cómo puedo dar feedback a mi equipo?", None).build(),
+    )
+    .await;
+    let message = public_reply(&callback);
+    let content = message["content"].as_str().unwrap_or_default();
+    assert!(content.contains("English only for now"), "{content}");
+    assert!(
+        message["embeds"].as_array().is_none_or(|e| e.is_empty()),
+        "{message:#}"
+    );
+    stop_bot(&fake, bot).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn advice_never_pings_and_keeps_long_questions_within_limits() {
     let fake = FakeDiscord::start().await;

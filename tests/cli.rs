@@ -73,7 +73,9 @@ fn ask_prints_the_best_insight_readably() {
     assert!(o.status.success(), "{}", stderr(&o));
     let out = stdout(&o);
     assert!(
-        out.starts_with("Learn to trust and delegate  [trust-and-delegate]"),
+        out.starts_with(
+            "strong: the insight fits the question.\n\nLearn to trust and delegate  [trust-and-delegate]"
+        ),
         "{out}"
     );
     assert!(out.contains("learning to trust and delegate"), "{out}");
@@ -394,7 +396,7 @@ fn an_installed_binary_answers_from_any_directory() {
     let o = run_in(&installed, None, &["ask", "How do I stop micromanaging?"]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(
-        stdout(&o).starts_with("Learn to trust and delegate"),
+        stdout(&o).contains("\nLearn to trust and delegate  [trust-and-delegate]"),
         "{}",
         stdout(&o)
     );
@@ -816,6 +818,7 @@ fn stats_reports_every_server_one_server_or_dms_from_the_database_with_a_chart()
                 day: today - chrono::Duration::days(n as i64),
                 insight_id: (n % 4 != 3).then(|| "fix-the-system".to_string()),
                 no_close_match: n % 4 == 3,
+                weak: false,
                 question: None,
                 question_vector: None,
             })

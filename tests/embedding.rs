@@ -115,6 +115,25 @@ fn token_ids_match_hugging_face_tokenizers() {
 }
 
 #[test]
+fn a_text_limited_to_n_pieces_embeds_as_its_first_n_minus_2_pieces() {
+    let e = embedder();
+    // Each "word" is one piece: 300 of them limited to 16 tokens are the first 14 in the template.
+    let long = "word ".repeat(300);
+    let short = "word ".repeat(14);
+    let limited = e.embed_limited(&[&long, "short one"], &[16, 16]).unwrap();
+    let expected = e.embed(&[&short, "short one"]).unwrap();
+    assert!(cosine(&limited[0], &expected[0]) > 0.99999);
+    assert!(
+        cosine(&limited[1], &expected[1]) > 0.99999,
+        "under the limit: unchanged"
+    );
+    assert!(
+        cosine(&limited[0], &e.embed_one(&long).unwrap()) < 0.9999,
+        "the cut matters"
+    );
+}
+
+#[test]
 fn empty_and_odd_input_still_embeds() {
     let e = embedder();
     assert!(e.embed(&[]).unwrap().is_empty());
@@ -336,6 +355,9 @@ fn the_shipped_vectors_match_the_model_and_the_current_texts() {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("src/insights/search/shipped_vectors.bin");
     if std::env::var_os("INSIGHT_BOT_WRITE_SHIPPED_VECTORS").is_some() {
         let cache = VectorCache::in_memory(e.fingerprint());
+        // Texts already shipped for this model keep their vectors (the merge refuses another
+        // model's); only new texts are embedded, and texts no longer used are left out.
+        let _ = cache.merge(SHIPPED_VECTORS);
         cache.embed(e, &refs).unwrap();
         std::fs::write(&file, cache.export(&refs)).unwrap();
         eprintln!("wrote {} vectors to {}", refs.len(), file.display());

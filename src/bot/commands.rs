@@ -175,6 +175,7 @@ pub async fn answer_question(
         let facts = feedback::AnswerFacts {
             insight_id: answer.best().map(|m| m.insight.id.clone()),
             no_close_match: answer.no_close_match,
+            weak: answer.confidence == crate::insights::search::Confidence::Weak,
             question_vector,
         };
         let confidence = answer.confidence;

@@ -479,7 +479,7 @@ pub fn topics(library: &Library) -> Reply {
 /// What `/insights gaps turn:on` and `/help` say is kept, and for how long.
 pub fn what_gaps_keep() -> String {
     format!(
-        "the text of questions asked here (privately too) that found no close match or got a \"Not what I needed\" vote, without who asked, for {} days (the text of other questions is deleted the next day)",
+        "the text of questions asked here (privately too) that found no close match or only a weak one, or got a \"Not what I needed\" vote, without who asked, for {} days (the text of other questions is deleted the next day)",
         crate::store::GAP_RETENTION_DAYS
     )
 }

@@ -321,8 +321,40 @@ impl Embedder {
         embedded
     }
 
+    /// [`Embedder::embed`] with text `i` cut to `limits[i]` tokens (template included, at least
+    /// 2): cheaper for long texts, as the cost of a forward pass grows with its length.
+    pub fn embed_limited(
+        &self,
+        texts: &[&str],
+        limits: &[usize],
+    ) -> Result<Vec<Vector>, EmbedError> {
+        let started = std::time::Instant::now();
+        let seqs: Vec<Vec<u32>> = texts
+            .iter()
+            .zip(limits.iter().chain(std::iter::repeat(&usize::MAX)))
+            .map(|(t, &limit)| {
+                let mut seq = self.tokenizer.encode(t);
+                if seq.len() > limit.max(2) {
+                    let end = *seq.last().expect("the template's end");
+                    seq.truncate(limit.max(2) - 1);
+                    seq.push(end);
+                }
+                seq
+            })
+            .collect();
+        let embedded = self.embed_sequences(seqs);
+        crate::ops::metrics()
+            .embedding
+            .observe_duration(started.elapsed());
+        embedded
+    }
+
     fn embed_untimed(&self, texts: &[&str]) -> Result<Vec<Vector>, EmbedError> {
         let seqs: Vec<Vec<u32>> = texts.iter().map(|t| self.tokenizer.encode(t)).collect();
+        self.embed_sequences(seqs)
+    }
+
+    fn embed_sequences(&self, seqs: Vec<Vec<u32>>) -> Result<Vec<Vector>, EmbedError> {
         // Longest first, so each batch pads to a similar length; results go back in input order.
         let mut order: Vec<usize> = (0..seqs.len()).collect();
         order.sort_by_key(|&i| std::cmp::Reverse(seqs[i].len()));

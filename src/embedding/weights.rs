@@ -309,7 +309,10 @@ pub fn shards_of_index(text: &[u8], path: &Path) -> Result<Vec<String>, EmbedErr
 mod tests {
     use super::*;
 
-    fn file(tensors: &[(&str, Dtype, Vec<usize>, Vec<u8>)]) -> Vec<u8> {
+    /// A tensor to write: name, dtype, shape, bytes.
+    type Stored<'a> = (&'a str, Dtype, Vec<usize>, Vec<u8>);
+
+    fn file(tensors: &[Stored<'_>]) -> Vec<u8> {
         let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = tensors
             .iter()
             .map(|(n, d, s, b)| {
@@ -393,7 +396,7 @@ mod tests {
     #[test]
     fn bad_scales_shapes_dtypes_and_non_finite_values_name_file_and_tensor() {
         let q = vec![1u8; 8];
-        let cases: Vec<(Vec<(&str, Dtype, Vec<usize>, Vec<u8>)>, &str)> = vec![
+        let cases: Vec<(Vec<Stored<'_>>, &str)> = vec![
             (
                 vec![("w", Dtype::I8, vec![2, 4], q.clone())],
                 "`w.scale` is missing",
