@@ -41,7 +41,11 @@ pub fn next_pass(now: DateTime<Utc>) -> DateTime<Utc> {
 /// is logged and retried at the next.
 pub async fn run(store: Store, clock: Arc<dyn Clock>) {
     loop {
-        let today = clock.now().date_naive();
+        // The next pass is reckoned from the instant this one started, not from the clock after
+        // it: a clock that moved past the next pass during this one (a manual clock in tests, a
+        // machine suspended) then runs it at once instead of skipping a whole day.
+        let started = clock.now();
+        let today = started.date_naive();
         match store.call(move |db| db.prune(today)).await {
             Ok(pruned) if pruned.answers > 0 || pruned.questions > 0 || pruned.suggestions > 0 => {
                 tracing::info!(
@@ -54,8 +58,7 @@ pub async fn run(store: Store, clock: Arc<dyn Clock>) {
             Ok(_) => {}
             Err(e) => tracing::warn!("usage housekeeping failed (retried tomorrow): {e}"),
         }
-        let next = next_pass(clock.now());
-        clock.sleep_until(next).await;
+        clock.sleep_until(next_pass(started)).await;
     }
 }
 
