@@ -6,8 +6,8 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 /// The binary, run from a fresh empty directory (no `data/`, no `.env`: a developer's own
-/// `.env` cannot change the result), with `INSIGHTS_PATH` set only when given.
-fn run_in(binary: &Path, insights: Option<&str>, args: &[&str]) -> Output {
+/// `.env` cannot change the result), with none of the collection's variables set but `env`.
+fn run_in_env(binary: &Path, env: &[(&str, &str)], args: &[&str]) -> Output {
     let cwd = tempfile::tempdir().expect("a temporary directory");
     let mut command = Command::new(binary);
     command
@@ -21,11 +21,15 @@ fn run_in(binary: &Path, insights: Option<&str>, args: &[&str]) -> Output {
         .env_remove("INSIGHTS_PACKS")
         .env_remove("RUST_LOG")
         .env_remove("DISCORD_TOKEN")
+        .envs(env.iter().copied())
         .current_dir(cwd.path());
-    if let Some(path) = insights {
-        command.env("INSIGHTS_PATH", path);
-    }
     command.output().expect("run insight-bot")
+}
+
+/// [`run_in_env`] with `INSIGHTS_PATH` set only when given.
+fn run_in(binary: &Path, insights: Option<&str>, args: &[&str]) -> Output {
+    let env: Vec<(&str, &str)> = insights.map(|p| ("INSIGHTS_PATH", p)).into_iter().collect();
+    run_in_env(binary, &env, args)
 }
 
 fn run_with(insights: Option<&str>, args: &[&str]) -> Output {
@@ -38,20 +42,11 @@ fn run(args: &[&str]) -> Output {
 
 /// [`run`] serving the built-in packs `packs` only (`INSIGHTS_PACKS`).
 fn run_packs(packs: &str, args: &[&str]) -> Output {
-    let cwd = tempfile::tempdir().expect("a temporary directory");
-    Command::new(env!("CARGO_BIN_EXE_insight-bot"))
-        .args(args)
-        .env_remove("INSIGHTS_PATH")
-        .env_remove("INSIGHTS_BUILTIN")
-        .env("INSIGHTS_PACKS", packs)
-        .env(
-            "EMBEDDING_CACHE_DIR",
-            concat!(env!("CARGO_TARGET_TMPDIR"), "/vectors"),
-        )
-        .env_remove("RUST_LOG")
-        .current_dir(cwd.path())
-        .output()
-        .expect("run insight-bot")
+    run_in_env(
+        Path::new(env!("CARGO_BIN_EXE_insight-bot")),
+        &[("INSIGHTS_PACKS", packs)],
+        args,
+    )
 }
 
 /// How many insights the whole built-in library has (every pack).
@@ -162,23 +157,15 @@ fn a_long_question_with_no_match_is_echoed_cut_and_as_text() {
 /// The feedback collection of the tests (12 insights on feedback and one-on-ones) as the only
 /// collection: a collection that leaves most leadership topics uncovered.
 fn run_on_feedback_collection(args: &[&str]) -> Output {
-    let cwd = tempfile::tempdir().expect("a temporary directory");
-    Command::new(env!("CARGO_BIN_EXE_insight-bot"))
-        .args(args)
-        .env(
-            "INSIGHTS_PATH",
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/feedback/insights.toml"),
-        )
-        .env("INSIGHTS_BUILTIN", "off")
-        .env(
-            "EMBEDDING_CACHE_DIR",
-            concat!(env!("CARGO_TARGET_TMPDIR"), "/vectors"),
-        )
-        .env_remove("RUST_LOG")
-        .env_remove("DISCORD_TOKEN")
-        .current_dir(cwd.path())
-        .output()
-        .expect("run insight-bot")
+    let collection = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/feedback/insights.toml"
+    );
+    run_in_env(
+        Path::new(env!("CARGO_BIN_EXE_insight-bot")),
+        &[("INSIGHTS_PATH", collection), ("INSIGHTS_BUILTIN", "off")],
+        args,
+    )
 }
 
 #[test]

@@ -313,16 +313,12 @@ impl Embedder {
     /// Unit-length embeddings of `texts`, in order. Texts longer than the model's 384 tokens
     /// are truncated (as sentence-transformers does). An empty slice gives an empty Vec.
     pub fn embed(&self, texts: &[&str]) -> Result<Vec<Vector>, EmbedError> {
-        let started = std::time::Instant::now();
-        let embedded = self.embed_untimed(texts);
-        crate::ops::metrics()
-            .embedding
-            .observe_duration(started.elapsed());
-        embedded
+        self.embed_limited(texts, &[])
     }
 
     /// [`Embedder::embed`] with text `i` cut to `limits[i]` tokens (template included, at least
-    /// 2): cheaper for long texts, as the cost of a forward pass grows with its length.
+    /// 2; texts past the end of `limits` are not cut): cheaper for long texts, as the cost of a
+    /// forward pass grows with its length.
     pub fn embed_limited(
         &self,
         texts: &[&str],
@@ -347,11 +343,6 @@ impl Embedder {
             .embedding
             .observe_duration(started.elapsed());
         embedded
-    }
-
-    fn embed_untimed(&self, texts: &[&str]) -> Result<Vec<Vector>, EmbedError> {
-        let seqs: Vec<Vec<u32>> = texts.iter().map(|t| self.tokenizer.encode(t)).collect();
-        self.embed_sequences(seqs)
     }
 
     fn embed_sequences(&self, seqs: Vec<Vec<u32>>) -> Result<Vec<Vector>, EmbedError> {
