@@ -1,11 +1,11 @@
 //! The state store on PostgreSQL against SQLite, in one run.
 //!
-//! - **Claims per second**: 10,000 servers each claiming their week (the claim transaction with
-//!   its rotation step), from one thread, then 10,000 more from 8 threads sharing one backend
-//!   (as the poster's concurrent deliveries do).
-//! - **An idle scheduler wake** over 100,000 schedules: `active_weeklies` + `unconfirmed_posts` +
-//!   `claimed_slots_since(this week)`, the three reads of every poster wake, with five weeks of
-//!   post history (500,000 rows, this week's all claimed, 100 of them unconfirmed).
+//! - **Claims per second**: 10,000 feeds (one per server) each claiming their week (the claim
+//!   transaction with its rotation step), from one thread, then 10,000 more from 8 threads
+//!   sharing one backend (as the poster's concurrent deliveries do).
+//! - **An idle scheduler wake** over 100,000 feeds: `active_feeds` + `unconfirmed_posts` +
+//!   `claimed_slots_since(this week's Monday)`, the three reads of every poster wake, with five
+//!   weeks of post history (500,000 rows, this week's all claimed, 100 of them unconfirmed).
 //! - **Usage reports** (`usage_stats`): one server with 1,000,000 answers recorded through
 //!   `record_answers` (batches of 10,000) over 365 days and 60 insights, 10,000 votes, and
 //!   showings; the report over 30 and 365 days for the server, and over 365 days everywhere.
@@ -25,8 +25,8 @@
 //! ranges over three runs): claims, SQLite 14,000-22,000/s from one thread and 10,000-14,000/s
 //! from 8; PostgreSQL 2,400-2,700/s (about 0.4 ms: seven round trips) and 5,100-6,800/s from 8
 //! threads over its 4 connections. Idle wake over 100,000 schedules: SQLite 175-260 ms,
-//! PostgreSQL 255-370 ms (median), most of it `active_weeklies` decoding 100,000 rows and
-//! parsing their schedules. Either is far below what a weekly post needs: Discord's rate limit
+//! PostgreSQL 255-370 ms (median), most of it `active_weeklies` (since schema version 7,
+//! `active_feeds`) decoding 100,000 rows and parsing their schedules. Either is far below what a weekly post needs: Discord's rate limit
 //! (about 50 requests a second) bounds the posting, and a wake comes once per due slot.
 //!
 //! usage_stats, measured when it was added (one run, same machine, median of 15): SQLite 0.75 ms
@@ -45,7 +45,8 @@ use chrono::{DateTime, Days, NaiveDate, Utc};
 use insight_bot::store::{
     Backend, Claim, NewAnswer, PostSource, PostgresBackend, SqliteBackend, UsageScope, Vote,
 };
-use insight_bot::weekly::schedule::WeekKey;
+use insight_bot::weekly::feed::FeedId;
+use insight_bot::weekly::schedule::{Period, WeekKey};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -64,10 +65,16 @@ const USAGE_INSIGHTS: usize = 60;
 const USAGE_VOTES: usize = 10_000;
 const USAGE_RUNS: usize = 15;
 
-const WEEK: WeekKey = WeekKey {
+const WEEK_KEY: WeekKey = WeekKey {
     year: 2026,
     week: 11,
 };
+const WEEK: Period = Period::Week(WEEK_KEY);
+
+/// The Monday of [`WEEK`]: where the poster's `claimed_slots_since` starts.
+fn week_start() -> NaiveDate {
+    WEEK_KEY.monday().unwrap()
+}
 
 fn now() -> DateTime<Utc> {
     DateTime::parse_from_rfc3339("2026-03-09T09:00:00Z")
@@ -128,8 +135,8 @@ fn main() {
 
     if run("idle_wake") {
         println!(
-            "\nidle scheduler wake over {SCHEDULES} schedules ({} post_log rows): \
-             active_weeklies + unconfirmed_posts + claimed_slots_since",
+            "\nidle scheduler wake over {SCHEDULES} feeds ({} feed_post rows): \
+             active_feeds + unconfirmed_posts + claimed_slots_since",
             SCHEDULES * u64::from(HISTORY_WEEKS)
         );
         idle_wake(&sqlite);
@@ -167,9 +174,8 @@ fn claim(backend: &impl Backend, guild: u64, ids: &[&str]) {
     let mut rng = StdRng::seed_from_u64(guild);
     let claim = backend
         .claim(
-            guild,
+            FeedId::new(guild, guild),
             WEEK,
-            guild,
             ids,
             PostSource::Schedule,
             &mut rng,
@@ -215,30 +221,35 @@ fn idle_wake<B: Backend>(subject: &Subject<B>) {
     let yes = subject.yes;
     // Servers are numbered from 1,000,001 so they do not meet the claims' servers.
     (subject.load)(&format!(
-        "DELETE FROM post_log; DELETE FROM rotation; DELETE FROM weekly; \
-         INSERT INTO weekly (guild_id, channel_id, weekday, time, zone, enabled, active_since, \
-             failure_reason, failed_at, updated_at) \
-         SELECT 1000000 + g, g, 'mon', '09:00', 'Europe/London', {yes}, \
+        "DELETE FROM feed_post; DELETE FROM feed_rotation; DELETE FROM feed; \
+         INSERT INTO feed (guild_id, channel_id, cadence, weekday, time, zone, enabled, \
+             active_since, failure_reason, failed_at, updated_at) \
+         SELECT 1000000 + g, g, 'weekly', 'mon', '09:00', 'Europe/London', {yes}, \
              '2026-01-01T00:00:00.000Z', NULL, NULL, '2026-01-01T00:00:00.000Z' \
          FROM ({}) AS servers;",
         series(yes, SCHEDULES)
     ));
-    for w in (WEEK.week + 1 - HISTORY_WEEKS)..=WEEK.week {
+    for w in (WEEK_KEY.week + 1 - HISTORY_WEEKS)..=WEEK_KEY.week {
+        let key = WeekKey {
+            year: WEEK_KEY.year,
+            week: w,
+        };
         // This week: the first UNCONFIRMED servers' posts are claimed but not confirmed.
-        let confirmed = if w == WEEK.week {
+        let confirmed = if w == WEEK_KEY.week {
             format!("g > {UNCONFIRMED}")
         } else {
             "1 = 1".into()
         };
         (subject.load)(&format!(
-            "INSERT INTO post_log (guild_id, iso_year, iso_week, channel_id, insight_id, nonce, \
-                 source, claimed_at, attempts, updated_at, message_id, posted_at) \
-             SELECT 1000000 + g, {year}, {w}, g, 'insight-01', 'iw' || g, 'schedule', \
-                 '2026-03-09T09:00:00.000Z', 1, '2026-03-09T09:00:00.000Z', \
+            "INSERT INTO feed_post (guild_id, feed_channel_id, period, period_start, channel_id, \
+                 insight_id, nonce, source, claimed_at, attempts, updated_at, message_id, \
+                 posted_at) \
+             SELECT 1000000 + g, g, '{key}', '{start}', g, 'insight-01', 'iw' || g, \
+                 'schedule', '2026-03-09T09:00:00.000Z', 1, '2026-03-09T09:00:00.000Z', \
                  CASE WHEN {confirmed} THEN g END, \
                  CASE WHEN {confirmed} THEN {posted_at} END \
              FROM ({series}) AS servers;",
-            year = WEEK.year,
+            start = key.monday().unwrap().format("%Y-%m-%d"),
             series = series(yes, SCHEDULES),
             posted_at = (subject.instant)("2026-03-09T09:00:01.000Z"),
         ));
@@ -249,9 +260,9 @@ fn idle_wake<B: Backend>(subject: &Subject<B>) {
     let mut wakes = Vec::new();
     for _ in 0..WAKES {
         let started = Instant::now();
-        let active = backend.active_weeklies().unwrap();
+        let active = backend.active_feeds().unwrap();
         let unconfirmed = backend.unconfirmed_posts().unwrap();
-        let claimed = backend.claimed_slots_since(WEEK).unwrap();
+        let claimed = backend.claimed_slots_since(week_start()).unwrap();
         let took = started.elapsed();
         assert_eq!(active.len() as u64, SCHEDULES);
         assert_eq!(unconfirmed.len() as u64, UNCONFIRMED);
@@ -272,11 +283,11 @@ fn idle_wake<B: Backend>(subject: &Subject<B>) {
         runs.sort();
         runs[WAKES / 2].as_secs_f64() * 1000.0
     };
-    let active = time(&|| drop(backend.active_weeklies().unwrap()));
+    let active = time(&|| drop(backend.active_feeds().unwrap()));
     let unconfirmed = time(&|| drop(backend.unconfirmed_posts().unwrap()));
-    let claimed = time(&|| drop(backend.claimed_slots_since(WEEK).unwrap()));
+    let claimed = time(&|| drop(backend.claimed_slots_since(week_start()).unwrap()));
     println!(
-        "  {:<10}  median {:>6.1} ms, best {:>6.1} ms  (active_weeklies {active:.1} ms, \
+        "  {:<10}  median {:>6.1} ms, best {:>6.1} ms  (active_feeds {active:.1} ms, \
          unconfirmed_posts {unconfirmed:.1} ms, claimed_slots_since {claimed:.1} ms; \
          bulk load {:.1} s)",
         subject.name,

@@ -14,7 +14,9 @@ use crate::insights::packs::{describe, BUILTIN_PACKS};
 use crate::insights::search::{Answer, Confidence};
 use crate::insights::{Catalog, Insight, Library, PackSelection};
 use crate::stats::{chart, Report, MIN_VOTES};
-use crate::weekly::schedule::{format_rfc3339_z, WeeklySchedule};
+use crate::weekly::schedule::{
+    format_rfc3339_z, parse_repeat, parse_time, parse_weekday, parse_zone,
+};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -52,7 +54,7 @@ pub enum Command {
     /// connected, the database answering), 1 otherwise, with the reason on stderr. For a
     /// container's HEALTHCHECK.
     Healthcheck,
-    /// Print the next weekly post instants (UTC) for a schedule.
+    /// Print the next post instants (UTC) for a schedule (weekly by default).
     NextPosts(NextPostsArgs),
     /// Usage across every server and DMs (or one server, or DMs only): answers, the share with no
     /// close match, the most shown insights, how helpful they were, and answers per week. Reads
@@ -131,7 +133,10 @@ pub struct RandomArgs {
 
 #[derive(Debug, Args)]
 pub struct NextPostsArgs {
-    /// Weekday: mon, tue, ... or monday, tuesday, ...
+    /// How often: weekly, every-2-weeks, weekdays or daily.
+    #[arg(long, default_value = "weekly")]
+    pub repeat: String,
+    /// Weekday: mon, tue, ... or monday, tuesday, ... (weekly and every-2-weeks only).
     #[arg(long, default_value = "mon")]
     pub day: String,
     /// Local time, 24-hour HH:MM.
@@ -718,7 +723,12 @@ pub fn packs(
 }
 
 pub fn next_posts(args: &NextPostsArgs, out: &mut impl Write) -> Result<(), CliError> {
-    let schedule = WeeklySchedule::parse(&args.day, &args.time, &args.timezone)?;
+    let repeat = parse_repeat(&args.repeat)?;
+    let (weekday, time, zone) = (
+        parse_weekday(&args.day)?,
+        parse_time(&args.time)?,
+        parse_zone(&args.timezone)?,
+    );
     let from = match &args.from {
         None => chrono::Utc::now(),
         Some(text) => chrono::DateTime::parse_from_rfc3339(text.trim())
@@ -729,6 +739,7 @@ pub fn next_posts(args: &NextPostsArgs, out: &mut impl Write) -> Result<(), CliE
             })?
             .with_timezone(&chrono::Utc),
     };
+    let schedule = repeat.schedule(weekday, time, zone, from);
     for slot in schedule.next_slots(from, args.count as usize) {
         if args.local {
             let local = slot.at.with_timezone(&schedule.zone);

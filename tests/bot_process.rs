@@ -11,8 +11,10 @@ mod support;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use insight_bot::store::FeedSpec;
 use insight_bot::store::Store;
-use insight_bot::weekly::schedule::{WeekKey, WeeklySchedule};
+use insight_bot::weekly::feed::FeedId;
+use insight_bot::weekly::schedule::{Period, Schedule};
 use support::payloads::{self, APP_ID};
 use support::{FakeDiscord, TOKEN, WAIT};
 
@@ -224,24 +226,23 @@ fn a_corrupt_database_stops_start_up_and_is_left_alone() {
 
 /// A UTC schedule in #weekly whose latest slot was a minute ago, set two days ago: due the moment
 /// the bot starts. Returns that slot's week.
-fn schedule_due_now(db: &std::path::Path) -> WeekKey {
+fn schedule_due_now(db: &std::path::Path) -> Period {
     use chrono::{Datelike, Timelike};
     let store = Store::open(db).expect("open the state database");
     let now = chrono::Utc::now();
     let minute_ago = now - chrono::Duration::minutes(1);
     let time = chrono::NaiveTime::from_hms_opt(minute_ago.hour(), minute_ago.minute(), 0)
         .expect("a time of day");
-    let schedule = WeeklySchedule::new(minute_ago.weekday(), time, chrono_tz::UTC);
+    let schedule = Schedule::weekly(minute_ago.weekday(), time, chrono_tz::UTC);
     store
         .blocking()
-        .set_weekly(
-            payloads::GUILD_ID,
-            payloads::WEEKLY_CHANNEL_ID,
-            &schedule,
+        .set_feed(
+            FeedId::new(payloads::GUILD_ID, payloads::WEEKLY_CHANNEL_ID),
+            &FeedSpec::plain(schedule),
             now - chrono::Duration::days(2),
         )
         .expect("store the schedule");
-    schedule.latest_slot_at_or_before(now).week
+    schedule.latest_slot_at_or_before(now).period
 }
 
 fn weekly_route() -> String {
@@ -300,7 +301,10 @@ async fn sigterm_during_a_long_429_wait_exits_promptly_and_the_restart_posts_onc
     let store = Store::open(&dir.path().join("state.db")).unwrap();
     let record = store
         .blocking()
-        .post(payloads::GUILD_ID, week)
+        .post(
+            FeedId::new(payloads::GUILD_ID, payloads::WEEKLY_CHANNEL_ID),
+            week,
+        )
         .unwrap()
         .unwrap();
     assert!(record.is_confirmed(), "{record:?}");
@@ -347,7 +351,10 @@ async fn killed_between_send_and_commit_the_restart_posts_nothing_more() {
     let store = Store::open(&dir.path().join("state.db")).unwrap();
     let record = store
         .blocking()
-        .post(payloads::GUILD_ID, week)
+        .post(
+            FeedId::new(payloads::GUILD_ID, payloads::WEEKLY_CHANNEL_ID),
+            week,
+        )
         .unwrap()
         .unwrap();
     let message_id = fake.channel_messages(payloads::WEEKLY_CHANNEL_ID)[0]["id"].clone();

@@ -688,14 +688,18 @@ async fn hidden_and_own_only_reach_advice_and_the_weekly_post_and_survive_a_rest
     // server's own insight, never the shipped one the question is about.
     assert_eq!(title, OFFSITE_TITLE);
     // The weekly post picks the server's own insight (the only one it may use).
-    let schedule = insight_bot::weekly::schedule::WeeklySchedule::new(
+    let schedule = insight_bot::weekly::schedule::Schedule::weekly(
         chrono::Weekday::Mon,
         chrono::NaiveTime::from_hms_opt(9, 0, 0).unwrap(),
         chrono_tz::Europe::Paris,
     );
     store
         .blocking()
-        .set_weekly(GUILD_ID, WEEKLY_CHANNEL_ID, &schedule, chrono::Utc::now())
+        .set_feed(
+            insight_bot::weekly::feed::FeedId::new(GUILD_ID, WEEKLY_CHANNEL_ID),
+            &insight_bot::store::FeedSpec::plain(schedule),
+            chrono::Utc::now(),
+        )
         .unwrap();
     let mark = fake.mark();
     let (_, _, posted) = send(

@@ -357,7 +357,7 @@ async fn metrics_count_one_advice_one_dm_and_one_weekly_post_exactly() {
         .await;
     // One scheduled weekly post: a schedule active for eight days has a slot due in the last
     // week, which the poster posts (late) when woken.
-    let schedule = insight_bot::weekly::schedule::WeeklySchedule::new(
+    let schedule = insight_bot::weekly::schedule::Schedule::weekly(
         chrono::Weekday::Mon,
         chrono::NaiveTime::from_hms_opt(9, 0, 0).unwrap(),
         chrono_tz::UTC,
@@ -365,7 +365,11 @@ async fn metrics_count_one_advice_one_dm_and_one_weekly_post_exactly() {
     let active_since = chrono::Utc::now() - chrono::Duration::days(8);
     store
         .blocking()
-        .set_weekly(GUILD_ID, WEEKLY_CHANNEL_ID, &schedule, active_since)
+        .set_feed(
+            insight_bot::weekly::feed::FeedId::new(GUILD_ID, WEEKLY_CHANNEL_ID),
+            &insight_bot::store::FeedSpec::plain(schedule),
+            active_since,
+        )
         .unwrap();
     // Its first send is answered 429 (a quarter of a second), the second goes out.
     let route = format!("/channels/{WEEKLY_CHANNEL_ID}/messages");

@@ -19,10 +19,11 @@ use chrono::{DateTime, Datelike, Timelike, Utc};
 use insight_bot::config::DatabaseUrl;
 use insight_bot::insights::Library;
 use insight_bot::sharding::{shard_of, Shards};
-use insight_bot::store::Store;
+use insight_bot::store::{FeedSpec, Store};
 use insight_bot::weekly::clock::ManualClock;
+use insight_bot::weekly::feed::FeedId;
 use insight_bot::weekly::poster::{OutgoingPost, Poster, PosterOptions, PublishFuture, Publisher};
-use insight_bot::weekly::schedule::{WeekKey, WeeklySchedule};
+use insight_bot::weekly::schedule::{Period, Schedule};
 use serde_json::Value;
 use support::payloads::{
     self, guild_text_channel, opt_string, opt_subcommand, role, slash_command, TestGuild, APP_ID,
@@ -39,6 +40,22 @@ fn guild_id(i: u64) -> u64 {
 
 fn weekly_channel(i: u64) -> u64 {
     ((300_000_000_000 + i) << 22) | 111
+}
+
+/// Server `i`'s feed: its weekly channel.
+fn feed(i: u64) -> FeedId {
+    FeedId::new(guild_id(i), weekly_channel(i))
+}
+
+/// A feed of `schedule` and nothing more (the whole collection, no thread, no ping).
+fn plain(schedule: Schedule) -> FeedSpec {
+    FeedSpec {
+        schedule,
+        topic: None,
+        thread: false,
+        ping_role: None,
+        forum: false,
+    }
 }
 
 fn general_channel(i: u64) -> u64 {
@@ -59,17 +76,17 @@ fn guild(i: u64) -> TestGuild {
     }
 }
 
-/// A UTC schedule whose latest slot was a minute ago, set two days ago: due at once.
-fn schedule_due_now(store: &Store, guild: u64, channel: u64) -> WeekKey {
+/// A weekly UTC feed whose latest slot was a minute ago, set two days ago: due at once.
+fn schedule_due_now(store: &Store, feed: FeedId) -> Period {
     let now = Utc::now();
     let minute_ago = now - chrono::Duration::minutes(1);
     let time = chrono::NaiveTime::from_hms_opt(minute_ago.hour(), minute_ago.minute(), 0).unwrap();
-    let schedule = WeeklySchedule::new(minute_ago.weekday(), time, chrono_tz::UTC);
+    let schedule = Schedule::weekly(minute_ago.weekday(), time, chrono_tz::UTC);
     store
         .blocking()
-        .set_weekly(guild, channel, &schedule, now - chrono::Duration::days(2))
+        .set_feed(feed, &plain(schedule), now - chrono::Duration::days(2))
         .unwrap();
-    schedule.latest_slot_at_or_before(now).week
+    schedule.latest_slot_at_or_before(now).period
 }
 
 fn spawn(fake: &FakeDiscord, dir: &std::path::Path, url: &str, range: &str) -> Child {
@@ -144,7 +161,7 @@ async fn two_processes_share_the_shards_and_post_each_server_exactly_once() {
         // Every server's schedule is set (a lazy `map(..).last()` would set only the last one).
         let mut week = None;
         for i in 0..SERVERS {
-            week = Some(schedule_due_now(&store, guild_id(i), weekly_channel(i)));
+            week = Some(schedule_due_now(&store, feed(i)));
         }
         week.expect("at least one server")
     })
@@ -236,7 +253,7 @@ async fn two_processes_share_the_shards_and_post_each_server_exactly_once() {
         let records = blocking(move || {
             let store = Store::connect(&DatabaseUrl::Postgres(url)).unwrap();
             (0..SERVERS)
-                .map(|i| store.blocking().post(guild_id(i), week).unwrap())
+                .map(|i| store.blocking().post(feed(i), week).unwrap())
                 .collect::<Vec<_>>()
         })
         .await;
@@ -344,7 +361,7 @@ impl Publisher for Recorder {
             tokio::time::sleep(Duration::from_millis(20)).await;
             self.sent.lock().unwrap().push(post.clone());
             let mut created = self.created.lock().unwrap();
-            let key = (post.channel_id, post.nonce.clone());
+            let key = (post.feed.channel_id, post.nonce.clone());
             if let Some(&id) = created.get(&key) {
                 return Ok(id);
             }
@@ -357,11 +374,20 @@ impl Publisher for Recorder {
 
     fn find_post<'a>(
         &'a self,
-        _channel_id: u64,
-        _week: WeekKey,
+        _post: &'a OutgoingPost,
         _since: DateTime<Utc>,
     ) -> PublishFuture<'a, Option<u64>> {
         Box::pin(async move { Ok(None) })
+    }
+
+    /// No feed here asks for a thread.
+    fn create_thread<'a>(
+        &'a self,
+        _channel_id: u64,
+        message_id: u64,
+        _name: &'a str,
+    ) -> PublishFuture<'a, u64> {
+        Box::pin(async move { Ok(message_id) })
     }
 }
 
@@ -374,10 +400,10 @@ async fn overlapping_shard_ranges_still_post_once_per_server_and_week() {
         let setup = Store::connect(&setup_url).unwrap();
         let set_at: DateTime<Utc> = "2026-11-22T12:00:00Z".parse().unwrap();
         for i in 0..SERVERS {
-            let schedule = WeeklySchedule::parse("mon", "09:00", "UTC").unwrap();
+            let schedule = Schedule::parse("mon", "09:00", "UTC").unwrap();
             setup
                 .blocking()
-                .set_weekly(guild_id(i), weekly_channel(i), &schedule, set_at)
+                .set_feed(feed(i), &plain(schedule), set_at)
                 .unwrap();
         }
         // Two processes' stores: two handles on the database.
@@ -426,7 +452,7 @@ async fn overlapping_shard_ranges_still_post_once_per_server_and_week() {
     let mut nonces: HashMap<u64, HashSet<String>> = HashMap::new();
     for post in &sent {
         nonces
-            .entry(post.guild_id)
+            .entry(post.feed.guild_id)
             .or_default()
             .insert(post.nonce.clone());
     }

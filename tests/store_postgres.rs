@@ -95,6 +95,25 @@ impl conformance::Harness for PgHarness {
         .unwrap();
     }
 
+    fn create_version_6(&self) {
+        self.create_version_4();
+        for (version, sql) in [
+            (
+                5,
+                include_str!("../migrations/postgres/0005_server_packs.sql"),
+            ),
+            (
+                6,
+                include_str!("../migrations/postgres/0006_weak_answers.sql"),
+            ),
+        ] {
+            self.exec(&format!(
+                "BEGIN; {sql} INSERT INTO insight_bot_schema (version) VALUES ({version}); COMMIT;"
+            ))
+            .unwrap();
+        }
+    }
+
     fn schema_version(&self) -> i64 {
         self.query_row("SELECT max(version) FROM insight_bot_schema")[0]
             .parse()
@@ -108,12 +127,13 @@ conformance::conformance_suite!(PgHarness::new());
 
 use std::sync::Barrier;
 
-use chrono::{DateTime, NaiveTime, Utc, Weekday};
+use chrono::{DateTime, NaiveDate, NaiveTime, Utc, Weekday};
 use conformance::Harness;
 use insight_bot::config::DatabaseUrl;
 use insight_bot::store::postgres::{POOL_SIZE, SCHEMA_VERSION};
-use insight_bot::store::{Backend, Claim, PostSource, Store, StoreError};
-use insight_bot::weekly::schedule::{WeekKey, WeeklySchedule};
+use insight_bot::store::{Backend, Claim, FeedSpec, PostSource, Store, StoreError};
+use insight_bot::weekly::feed::FeedId;
+use insight_bot::weekly::schedule::{Period, Schedule, WeekKey};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 
@@ -123,26 +143,41 @@ fn now() -> DateTime<Utc> {
         .with_timezone(&Utc)
 }
 
-fn monday_9() -> WeeklySchedule {
-    WeeklySchedule::new(
-        Weekday::Mon,
-        NaiveTime::from_hms_opt(9, 0, 0).unwrap(),
-        chrono_tz::UTC,
-    )
+fn monday_9() -> FeedSpec {
+    FeedSpec {
+        schedule: Schedule::weekly(
+            Weekday::Mon,
+            NaiveTime::from_hms_opt(9, 0, 0).unwrap(),
+            chrono_tz::UTC,
+        ),
+        topic: None,
+        thread: false,
+        ping_role: None,
+        forum: false,
+    }
 }
 
-const WEEK: WeekKey = WeekKey {
+const WEEK: Period = Period::Week(WeekKey {
     year: 2026,
     week: 11,
-};
+});
+
+/// The Monday of [`WEEK`].
+fn week_start() -> NaiveDate {
+    NaiveDate::from_ymd_opt(2026, 3, 9).unwrap()
+}
+
+/// Server `guild`'s feed, in the channel of the same number.
+fn feed(guild: u64) -> FeedId {
+    FeedId::new(guild, guild)
+}
 
 fn claim(store: &(impl Backend + ?Sized), guild: u64, seed: u64) -> Option<Claim> {
     let mut rng = StdRng::seed_from_u64(seed);
     store
         .claim(
-            guild,
+            feed(guild),
             WEEK,
-            guild,
             &["a", "b", "c"],
             PostSource::Schedule,
             &mut rng,
@@ -190,7 +225,7 @@ fn snapshot(db: &pg::TestDb) -> Vec<Vec<Option<String>>> {
 fn a_database_from_a_newer_version_is_refused_and_left_unchanged() {
     let h = PgHarness::new();
     let store = h.open();
-    store.set_weekly(1, 1, &monday_9(), now()).unwrap();
+    store.set_feed(feed(1), &monday_9(), now()).unwrap();
     drop(store);
     h.exec("INSERT INTO insight_bot_schema (version) VALUES (99)")
         .unwrap();
@@ -234,9 +269,9 @@ fn another_programs_database_is_refused_and_left_untouched() {
     db.execute("CREATE SCHEMA insight_bot").unwrap();
     let url = format!("{}?options=-csearch_path%3Dinsight_bot", db.url);
     let store = PostgresBackend::connect(&url).unwrap();
-    store.set_weekly(1, 1, &monday_9(), now()).unwrap();
+    store.set_feed(feed(1), &monday_9(), now()).unwrap();
     assert_eq!(
-        db.query("SELECT count(*)::text FROM insight_bot.weekly")
+        db.query("SELECT count(*)::text FROM insight_bot.feed")
             .unwrap(),
         [[Some("1".to_string())]]
     );
@@ -262,7 +297,7 @@ fn many_handles_opening_a_new_database_at_once_create_its_schema_once() {
     for (i, store) in opened.iter().enumerate() {
         let store = store.as_ref().unwrap_or_else(|e| panic!("handle {i}: {e}"));
         store
-            .set_weekly(i as u64 + 1, 1, &monday_9(), now())
+            .set_feed(FeedId::new(i as u64 + 1, 1), &monday_9(), now())
             .unwrap();
     }
     let versions: Vec<Vec<Option<String>>> = (1..=SCHEMA_VERSION)
@@ -274,7 +309,7 @@ fn many_handles_opening_a_new_database_at_once_create_its_schema_once() {
         versions
     );
     assert_eq!(
-        h.open().active_weeklies().unwrap().len(),
+        h.open().active_feeds().unwrap().len(),
         HANDLES,
         "every handle writes to the same tables"
     );
@@ -305,15 +340,15 @@ fn our_connections(db: &pg::TestDb) -> usize {
 fn connections_the_server_closed_are_replaced() {
     let h = PgHarness::new();
     let store = h.open();
-    store.set_weekly(1, 1, &monday_9(), now()).unwrap();
+    store.set_feed(feed(1), &monday_9(), now()).unwrap();
     assert!(terminate_connections(&h.db) >= 1);
     // A read on a dead connection runs again on a new one.
-    assert!(store.weekly(1).unwrap().is_some());
+    assert!(store.feed(feed(1)).unwrap().is_some());
 
     assert!(terminate_connections(&h.db) >= 1);
     // So does a write that failed before its commit: claimed once, the rotation advanced once.
     assert!(matches!(claim(&store, 1, 1), Some(Claim::Claimed(_))));
-    assert_eq!(store.rotation(1).unwrap().shown, 1);
+    assert_eq!(store.rotation(feed(1)).unwrap().shown, 1);
 
     // Several connections at once, all closed: concurrent calls all get through.
     std::thread::scope(|scope| {
@@ -328,7 +363,7 @@ fn connections_the_server_closed_are_replaced() {
             let store = &store;
             scope.spawn(move || {
                 store
-                    .record_attempt(guild, WEEK, now(), None, None)
+                    .record_attempt(feed(guild), WEEK, now(), None, None)
                     .unwrap()
             });
         }
@@ -388,8 +423,8 @@ fn a_claim_whose_connection_is_closed_under_it_runs_again() {
         // Nothing was committed, so it ran again on a new connection once the lock was free.
         assert!(matches!(claimer.join().unwrap(), Some(Claim::Claimed(_))));
     });
-    assert_eq!(store.rotation(1).unwrap().shown, 1);
-    assert!(store.post(1, WEEK).unwrap().is_some());
+    assert_eq!(store.rotation(feed(1)).unwrap().shown, 1);
+    assert!(store.post(feed(1), WEEK).unwrap().is_some());
 }
 
 #[test]
@@ -402,7 +437,7 @@ fn concurrent_calls_share_a_few_connections() {
             scope.spawn(move || {
                 for i in 0..20 {
                     let guild = t * 100 + i + 1;
-                    store.set_weekly(guild, guild, &monday_9(), now()).unwrap();
+                    store.set_feed(feed(guild), &monday_9(), now()).unwrap();
                     assert!(matches!(
                         claim(store, guild, guild),
                         Some(Claim::Claimed(_))
@@ -411,8 +446,8 @@ fn concurrent_calls_share_a_few_connections() {
             });
         }
     });
-    assert_eq!(store.active_weeklies().unwrap().len(), 320);
-    assert_eq!(store.claimed_slots_since(WEEK).unwrap().len(), 320);
+    assert_eq!(store.active_feeds().unwrap().len(), 320);
+    assert_eq!(store.claimed_slots_since(week_start()).unwrap().len(), 320);
     let open = our_connections(&h.db);
     assert!((1..=POOL_SIZE).contains(&open), "{open} connections");
     // Dropping the backend closes them (the server notices a moment later).
@@ -478,7 +513,7 @@ fn a_password_is_never_shown() {
 
     let url = db.url_as(pg::PASSWORD_USER, pg::PASSWORD);
     let backend = PostgresBackend::connect(&url).unwrap();
-    backend.set_weekly(1, 1, &monday_9(), now()).unwrap();
+    backend.set_feed(feed(1), &monday_9(), now()).unwrap();
     let mut shown = vec![
         backend.describe(),
         format!("{backend:?}"),
@@ -486,11 +521,10 @@ fn a_password_is_never_shown() {
         format!("{:?}", DatabaseUrl::Postgres(url.clone())),
     ];
     // Errors of every kind name the database: a bad row, a failing query.
-    db.execute("UPDATE weekly SET zone = 'Nowhere/Land'")
-        .unwrap();
-    shown.push(backend.weekly(1).unwrap_err().to_string());
-    db.execute("DROP TABLE post_log").unwrap();
-    let err = backend.post(1, WEEK).unwrap_err();
+    db.execute("UPDATE feed SET zone = 'Nowhere/Land'").unwrap();
+    shown.push(backend.feed(feed(1)).unwrap_err().to_string());
+    db.execute("DROP TABLE feed_post").unwrap();
+    let err = backend.post(feed(1), WEEK).unwrap_err();
     assert!(matches!(err, StoreError::Postgres { .. }), "{err:?}");
     shown.push(format!("{err} {err:?}"));
     let store = Store::new(backend);
@@ -508,10 +542,10 @@ fn store_connect_opens_the_database_a_url_names() {
     assert_eq!(store.describe(), db.url);
     store
         .blocking()
-        .set_weekly(1, 1, &monday_9(), now())
+        .set_feed(feed(1), &monday_9(), now())
         .unwrap();
     assert_eq!(
-        db.query("SELECT count(*)::text FROM weekly").unwrap(),
+        db.query("SELECT count(*)::text FROM feed").unwrap(),
         [[Some("1".to_string())]]
     );
 }

@@ -24,10 +24,11 @@ use chrono::{DateTime, Utc};
 use insight_bot::bot::{self, BotSettings, RunningBot};
 use insight_bot::config::Token;
 use insight_bot::insights::Insight;
-use insight_bot::store::{Claim, PostRecord, PostSource, Store, WeeklySettings};
+use insight_bot::store::{Claim, FeedSettings, FeedSpec, PostRecord, PostSource, Store};
 use insight_bot::weekly::clock::{Clock, ManualClock};
+use insight_bot::weekly::feed::FeedId;
 use insight_bot::weekly::poster::PosterOptions;
-use insight_bot::weekly::schedule::{WeekKey, WeeklySchedule};
+use insight_bot::weekly::schedule::{Period, Schedule, WeekKey};
 use serde_json::{json, Value};
 use support::bot::library;
 use support::payloads::{
@@ -54,9 +55,14 @@ const EPHEMERAL: u64 = 1 << 6;
 const SUNDAY_NOON: &str = "2026-11-22T12:00:00Z";
 /// Monday 2026-11-23 09:00 in Europe/London (GMT): the slot of ISO week 48.
 const SLOT: &str = "2026-11-23T09:00:00Z";
-const WEEK: WeekKey = WeekKey {
+const WEEK: Period = Period::Week(WeekKey {
     year: 2026,
     week: 48,
+});
+/// The feed of #weekly in the test server.
+const FEED: FeedId = FeedId {
+    guild_id: GUILD_ID,
+    channel_id: WEEKLY_CHANNEL_ID,
 };
 
 fn at(rfc3339: &str) -> DateTime<Utc> {
@@ -70,8 +76,8 @@ fn minutes(n: i64) -> chrono::Duration {
 }
 
 /// "Mondays at 09:00 in Europe/London".
-fn monday_9_london() -> WeeklySchedule {
-    WeeklySchedule::parse("monday", "09:00", "Europe/London").expect("a valid schedule")
+fn monday_9_london() -> Schedule {
+    Schedule::parse("monday", "09:00", "Europe/London").expect("a valid schedule")
 }
 
 /// The insight whose full text is `text`.
@@ -97,9 +103,12 @@ fn fast_options() -> PosterOptions {
 /// The weekly publisher's request timeout in these tests.
 const REQUEST_TIMEOUT: Duration = Duration::from_millis(500);
 
-/// The week label of the footer: "Week 48 · 2026".
-fn week_label(week: WeekKey) -> String {
-    format!("Week {} · {}", week.week, week.year)
+/// The period label of the footer: "Week 48 · 2026", "Monday 23 November 2026".
+fn week_label(period: Period) -> String {
+    match period {
+        Period::Week(week) => format!("Week {} · {}", week.week, week.year),
+        Period::Day(day) => day.format("%A %-d %B %Y").to_string(),
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -380,22 +389,22 @@ impl Harness {
 
     // -- the store ----------------------------------------------------------------------------
 
-    fn settings(&self) -> Option<WeeklySettings> {
+    fn settings(&self) -> Option<FeedSettings> {
         self.store
             .blocking()
-            .weekly(GUILD_ID)
+            .feed(FEED)
             .unwrap_or_else(|e| panic!("read the weekly settings: {e}"))
     }
 
-    fn post(&self, week: WeekKey) -> Option<PostRecord> {
+    fn post(&self, week: Period) -> Option<PostRecord> {
         self.store
             .blocking()
-            .post(GUILD_ID, week)
+            .post(FEED, week)
             .unwrap_or_else(|e| panic!("read the post of {week}: {e}"))
     }
 
     /// Waits until the post of `week` is confirmed in the store; its record.
-    async fn wait_for_confirmed(&self, week: WeekKey, why: &str) -> PostRecord {
+    async fn wait_for_confirmed(&self, week: Period, why: &str) -> PostRecord {
         let mut record = None;
         wait_until(
             &format!("the post of {week} confirmed in the store {why}"),
@@ -439,7 +448,7 @@ fn weekly_command(commands: &[Value]) -> &Value {
 
 /// Checks a weekly post's body: the fixed title, an insight's full text, the week's footer, no
 /// pings, a nonce Discord accepts with `enforce_nonce`. Returns the insight.
-fn check_post_body(post: &RecordedRequest, week: WeekKey) -> Insight {
+fn check_post_body(post: &RecordedRequest, week: Period) -> Insight {
     let body = post.json();
     let embeds = body["embeds"].as_array().map(Vec::as_slice).unwrap_or(&[]);
     assert_eq!(embeds.len(), 1, "the weekly post has one embed: {body:#}");
@@ -464,7 +473,7 @@ fn check_post_body(post: &RecordedRequest, week: WeekKey) -> Insight {
 }
 
 /// A message the bot posted in an earlier run: its weekly post of `week` in #weekly.
-fn earlier_weekly_post(week: WeekKey, nonce: &str) -> (u64, Value) {
+fn earlier_weekly_post(week: Period, nonce: &str) -> (u64, Value) {
     let id = payloads::next_snowflake();
     let mut message = payloads::message(
         id,
@@ -490,21 +499,20 @@ fn earlier_weekly_post(week: WeekKey, nonce: &str) -> (u64, Value) {
 fn store_schedule(store: &Store, since: &str) {
     store
         .blocking()
-        .set_weekly(GUILD_ID, WEEKLY_CHANNEL_ID, &monday_9_london(), at(since))
+        .set_feed(FEED, &FeedSpec::plain(monday_9_london()), at(since))
         .unwrap_or_else(|e| panic!("set the schedule: {e}"));
 }
 
 /// A claim of `week` whose send was started (`record_attempt` with no error) but never
 /// confirmed: what a crash between the send and its confirmation leaves.
-fn store_started_send(store: &Store, week: WeekKey, now: &str) -> PostRecord {
+fn store_started_send(store: &Store, week: Period, now: &str) -> PostRecord {
     let library = library();
     let ids: Vec<&str> = library.insights().iter().map(|i| i.id.as_str()).collect();
     let claim = store
         .blocking()
         .claim(
-            GUILD_ID,
+            FEED,
             week,
-            WEEKLY_CHANNEL_ID,
             &ids,
             PostSource::Schedule,
             &mut rand::thread_rng(),
@@ -514,7 +522,7 @@ fn store_started_send(store: &Store, week: WeekKey, now: &str) -> PostRecord {
     assert!(matches!(claim, Some(Claim::Claimed(_))), "{claim:?}");
     store
         .blocking()
-        .record_attempt(GUILD_ID, week, at(now), None, None)
+        .record_attempt(FEED, week, at(now), None, None)
         .unwrap_or_else(|e| panic!("record the attempt: {e}"))
 }
 
@@ -542,7 +550,11 @@ async fn set_confirms_the_schedule_and_the_slot_posts_exactly_once() {
     }
     let settings = h.settings().expect("the schedule is stored");
     assert_eq!(
-        (settings.channel_id, settings.schedule, settings.enabled),
+        (
+            settings.feed.channel_id,
+            settings.schedule,
+            settings.enabled
+        ),
         (WEEKLY_CHANNEL_ID, monday_9_london(), true)
     );
 
@@ -604,7 +616,7 @@ async fn invalid_time_or_zone_is_refused_with_an_example_and_nothing_is_stored()
     }
     let shown = h.weekly("show", vec![]).await;
     assert!(
-        shown.contains("No weekly post is set up"),
+        shown.contains("No scheduled posts are set up"),
         "/weekly show after refused input: {shown}"
     );
     h.finish().await;
@@ -712,7 +724,8 @@ async fn restart_with_an_unconfirmed_send_that_reached_the_channel_does_not_post
         WeekKey {
             year: 2026,
             week: 47,
-        },
+        }
+        .into(),
         "older",
     );
     h.fake.add_message(last_week);
@@ -974,13 +987,13 @@ async fn a_403_pauses_the_schedule_until_set_again() {
 
     let shown = h.weekly("show", vec![]).await;
     assert!(
-        shown.contains("Paused") && shown.contains("Missing Permissions"),
+        shown.contains("Stopped") && shown.contains("Missing Permissions"),
         "/weekly show should show the failure: {shown}"
     );
     let refused_now = h.weekly("post-now", vec![]).await;
     assert!(
-        refused_now.contains("paused"),
-        "post-now while paused: {refused_now}"
+        refused_now.contains("stopped because of a channel problem"),
+        "post-now while stopped: {refused_now}"
     );
 
     // A week and two weeks later: not a single request to that channel.
@@ -1019,7 +1032,8 @@ async fn a_403_pauses_the_schedule_until_set_again() {
         WeekKey {
             year: 2026,
             week: 51,
-        },
+        }
+        .into(),
     );
     h.finish().await;
 }
@@ -1076,7 +1090,7 @@ async fn off_stops_the_post_and_show_says_how_to_set_it_up() {
     let h = Harness::started(SUNDAY_NOON).await;
     let shown = h.weekly("show", vec![]).await;
     assert!(
-        shown.contains("No weekly post is set up") && shown.contains("/weekly set"),
+        shown.contains("No scheduled posts are set up") && shown.contains("/weekly set"),
         "/weekly show with nothing set should say how to set it: {shown}"
     );
 
@@ -1085,7 +1099,7 @@ async fn off_stops_the_post_and_show_says_how_to_set_it_up() {
     assert!(text.contains("off"), "{text}");
     assert!(!h.settings().expect("kept").enabled);
     let shown = h.weekly("show", vec![]).await;
-    assert!(shown.contains("off"), "/weekly show when off: {shown}");
+    assert!(shown.contains("Off."), "/weekly show when off: {shown}");
 
     let mark = h.fake.mark();
     h.clock.set(at(SLOT));
@@ -1170,12 +1184,10 @@ async fn a_server_in_a_long_429_wait_delays_no_other_server_and_not_the_shutdown
     let mut h = Harness::with_fake(SUNDAY_NOON, fake);
     // B posts Mondays 09:00, C Mondays 09:01 (UTC), both set on Sunday.
     let db = h.store.blocking();
-    let utc = |time| WeeklySchedule::parse("mon", time, "UTC").unwrap();
-    db.set_weekly(GUILD_ID, WEEKLY_CHANNEL_ID, &utc("09:00"), at(SUNDAY_NOON))
-        .unwrap();
-    db.set_weekly(
-        OTHER_GUILD_ID,
-        OTHER_WEEKLY_CHANNEL_ID,
+    let utc = |time| FeedSpec::plain(Schedule::parse("mon", time, "UTC").unwrap());
+    db.set_feed(FEED, &utc("09:00"), at(SUNDAY_NOON)).unwrap();
+    db.set_feed(
+        FeedId::new(OTHER_GUILD_ID, OTHER_WEEKLY_CHANNEL_ID),
         &utc("09:01"),
         at(SUNDAY_NOON),
     )
@@ -1216,7 +1228,7 @@ async fn a_server_in_a_long_429_wait_delays_no_other_server_and_not_the_shutdown
     let b = h
         .store
         .blocking()
-        .post(GUILD_ID, WEEK)
+        .post(FEED, WEEK)
         .unwrap()
         .expect("B's claim is kept");
     assert_eq!((b.attempts, b.message_id), (1, None), "{b:?}");
@@ -1253,7 +1265,7 @@ async fn a_write_locked_database_never_makes_the_bot_miss_discords_three_seconds
     // write lock for 5 s.
     let locker = rusqlite::Connection::open(&h.db).unwrap();
     locker
-        .execute_batch("BEGIN IMMEDIATE; UPDATE weekly SET updated_at = updated_at;")
+        .execute_batch("BEGIN IMMEDIATE; UPDATE feed SET updated_at = updated_at;")
         .unwrap();
     let release = std::thread::spawn(move || {
         std::thread::sleep(Duration::from_secs(5));
@@ -1304,7 +1316,7 @@ async fn a_write_locked_database_never_makes_the_bot_miss_discords_three_seconds
     )
     .await;
     let off_text = answer(&off).unwrap();
-    assert!(off_text.contains("The weekly post is off"), "{off_text}");
+    assert!(off_text.contains("are off"), "{off_text}");
     assert!(
         !h.settings().unwrap().enabled,
         "the write went through once the lock was free"

@@ -18,7 +18,7 @@ use serenity::{
 
 use crate::insights::search::{Answer, Confidence};
 use crate::insights::{Insight, Library};
-use crate::weekly::schedule::WeekKey;
+use crate::weekly::schedule::Period;
 
 pub const MAX_CONTENT: usize = 2000;
 pub const MAX_EMBED_TITLE: usize = 256;
@@ -36,7 +36,7 @@ pub const MAX_ECHOED_QUESTION: usize = 200;
 pub const MAX_CUSTOM_ID: usize = 100;
 
 /// Embed accent colour (a calm blue).
-const COLOUR: u32 = 0x3b82f6;
+pub const COLOUR: u32 = 0x3b82f6;
 
 /// The prefix of the "Another one" button's custom id: `another:<topic>:<shown id>`.
 pub const ANOTHER_PREFIX: &str = "another:";
@@ -424,15 +424,27 @@ pub fn random_insight(insight: &Insight, topic: Option<&str>) -> Reply {
     }
 }
 
-/// The title of every weekly post; with the week label in the footer it identifies the bot's own
-/// post of a slot when an unconfirmed send is checked after a restart.
+/// The title of a weekly (or every-two-weeks) feed's post; with the period label in the footer
+/// it identifies the bot's own post of a slot when an unconfirmed send is checked after a
+/// restart.
 pub const WEEKLY_TITLE: &str = "Leadership insight of the week";
 
-/// The insight of the week: fixed title, the insight's headline as author line, its full text,
-/// its source, and the ISO week ("Week 48 · 2026") in the footer.
-pub fn weekly_post(insight: &Insight, week: WeekKey) -> Reply {
+/// The title of a daily or weekdays feed's post.
+pub const DAILY_TITLE: &str = "Leadership insight of the day";
+
+/// The title of a post of `period`.
+pub fn post_title(period: Period) -> &'static str {
+    match period {
+        Period::Week(_) => WEEKLY_TITLE,
+        Period::Day(_) => DAILY_TITLE,
+    }
+}
+
+/// A feed's post: fixed title, the insight's headline as author line, its full text, its
+/// source, and the period ("Week 48 · 2026", "Monday 7 December 2026") in the footer.
+pub fn feed_post(insight: &Insight, period: Period) -> Reply {
     let embed = CreateEmbed::new()
-        .title(WEEKLY_TITLE)
+        .title(post_title(period))
         .author(serenity::CreateEmbedAuthor::new(defuse_within(
             &insight.title,
             MAX_EMBED_TITLE,
@@ -443,7 +455,7 @@ pub fn weekly_post(insight: &Insight, week: WeekKey) -> Reply {
             truncate(&insight.source.to_string(), MAX_FOOTER),
             false,
         )
-        .footer(CreateEmbedFooter::new(week.label()))
+        .footer(CreateEmbedFooter::new(period.label()))
         .colour(COLOUR);
     Reply {
         content: None,
@@ -669,7 +681,8 @@ pub(crate) mod tests {
             insight in insight_up_to_limits(),
         ) {
             assert_fits(&random_insight(&insight, Some(&"t".repeat(100))));
-            assert_fits(&weekly_post(&insight, crate::weekly::schedule::WeekKey { year: 2026, week: 49 }));
+            assert_fits(&feed_post(&insight, crate::weekly::schedule::WeekKey { year: 2026, week: 49 }.into()));
+            assert_fits(&feed_post(&insight, crate::weekly::schedule::Period::Day(chrono::NaiveDate::from_ymd_opt(2026, 9, 30).unwrap())));
             assert_fits(&Reply {
                 content: None,
                 embeds: vec![insight_embed(&insight)],

@@ -1,37 +1,56 @@
-//! The insight of the week on Discord: the `/weekly` commands and the [`DiscordPublisher`] that
-//! the core [`Poster`](crate::weekly::poster::Poster) sends through.
+//! Scheduled posts on Discord: the `/weekly` commands that manage a server's feeds, and the
+//! [`DiscordPublisher`] that the core [`Poster`](crate::weekly::poster::Poster) sends through.
 //!
 //! `/weekly` is server-only and needs Manage Server twice over: `default_member_permissions`
 //! hides it from other members in Discord's UI, and poise's `required_permissions` checks the
 //! member's permissions from the interaction again at run time (a server can override the UI
 //! default, so the run-time check is the one that counts).
 //!
+//! A server has up to ten feeds, one per channel. `set` creates or changes the feed of the
+//! channel it names; every other subcommand takes an optional `channel`, which may be left out
+//! when the server has one feed (with several, the reply names them and asks which): a command
+//! that guessed would skip or pause the wrong channel's posts.
+//!
+//! Pings: a post mentions at most the feed's one role, and its `allowed_mentions` lists that
+//! role and nothing else (`parse: []`), so no insight text, title or topic can ping anyone.
+//! `set` refuses `@everyone` and a role the bot could not mention (not mentionable, and the bot
+//! lacks Mention Everyone), rather than save a ping that silently does nothing.
+//!
 //! The publisher makes plain REST calls with reqwest instead of serenity's `Http`: serenity turns a
 //! 429 into an error without its `retry_after`, and the poster needs the status (403/404 pause a
-//! schedule, 5xx retry, 429 waits) to follow Discord's rules.
+//! feed, 5xx retry, 429 waits) to follow Discord's rules.
 
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{NaiveDate, Utc};
 use chrono_tz::Tz;
 use poise::serenity_prelude as serenity;
-use serenity::{ChannelType, Mentionable, Permissions};
+use serenity::{ChannelType, CreateAutocompleteResponse, Mentionable, Permissions};
 
 use super::commands::{answer_in_time, ephemeral};
-use super::render::{self, WEEKLY_TITLE};
+use super::render::{self, post_title};
 use super::{Context, Error};
 use crate::config::Token;
 use crate::sharding::Shards;
+use crate::store::{FeedSettings, FeedSpec, Limit, Pause, PostSource, StoreError};
+use crate::weekly::feed::{FeedId, MAX_FEEDS_PER_SERVER, MAX_PAUSE_DAYS, THREAD_ARCHIVE_MINUTES};
 use crate::weekly::poster::{Delivery, OutgoingPost, PublishError, PublishFuture, Publisher};
-use crate::weekly::schedule::{
-    format_rfc3339_z, parse_time, parse_zone, weekday_name, WeekKey, WeeklySchedule,
-};
+use crate::weekly::schedule::{format_rfc3339_z, parse_time, parse_zone, Repeat, Schedule};
 
 /// What the bot needs in a channel to post there.
 const NEEDED: [(Permissions, &str); 3] = [
     (Permissions::VIEW_CHANNEL, "View Channel"),
     (Permissions::SEND_MESSAGES, "Send Messages"),
     (Permissions::EMBED_LINKS, "Embed Links"),
+];
+
+/// What the bot needs besides [`NEEDED`] to start a thread under each post.
+const NEEDED_FOR_THREADS: [(Permissions, &str); 2] = [
+    (Permissions::CREATE_PUBLIC_THREADS, "Create Public Threads"),
+    (
+        Permissions::SEND_MESSAGES_IN_THREADS,
+        "Send Messages in Threads",
+    ),
 ];
 
 #[derive(Debug, Clone, Copy, poise::ChoiceParameter)]
@@ -60,10 +79,36 @@ impl Day {
     }
 }
 
-/// The insight of the week for this server (Manage Server).
+/// How often a feed posts (`repeat:`).
+#[derive(Debug, Clone, Copy, poise::ChoiceParameter)]
+pub enum RepeatChoice {
+    #[name = "weekly"]
+    Weekly,
+    #[name = "every-2-weeks"]
+    EveryTwoWeeks,
+    #[name = "weekdays"]
+    Weekdays,
+    #[name = "daily"]
+    Daily,
+}
+
+impl RepeatChoice {
+    fn repeat(self) -> Repeat {
+        match self {
+            RepeatChoice::Weekly => Repeat::Weekly,
+            RepeatChoice::EveryTwoWeeks => Repeat::EveryTwoWeeks,
+            RepeatChoice::Weekdays => Repeat::Weekdays,
+            RepeatChoice::Daily => Repeat::Daily,
+        }
+    }
+}
+
+/// Scheduled insight posts for this server (Manage Server).
 #[poise::command(
     slash_command,
-    subcommands("set", "show", "off", "post_now"),
+    subcommands(
+        "set", "list", "show", "off", "post_now", "skip", "pause", "resume", "preview"
+    ),
     subcommand_required,
     guild_only,
     default_member_permissions = "MANAGE_GUILD",
@@ -79,10 +124,7 @@ pub async fn weekly(_ctx: Context<'_>) -> Result<(), Error> {
 const POST_NOW_WAIT: Duration = Duration::from_secs(10);
 
 /// IANA zones matching what has been typed, at most 25.
-async fn autocomplete_zone(
-    _ctx: Context<'_>,
-    partial: &str,
-) -> serenity::CreateAutocompleteResponse {
+async fn autocomplete_zone(_ctx: Context<'_>, partial: &str) -> CreateAutocompleteResponse {
     let typed = partial.trim().to_lowercase().replace(' ', "_");
     let mut zones: Vec<(bool, &str)> = chrono_tz::TZ_VARIANTS
         .iter()
@@ -102,7 +144,77 @@ async fn autocomplete_zone(
         .take(25)
         .map(|(_, name)| serenity::AutocompleteChoice::new(name, name))
         .collect();
-    serenity::CreateAutocompleteResponse::new().set_choices(choices)
+    CreateAutocompleteResponse::new().set_choices(choices)
+}
+
+/// The topics and packs of this server's collection matching what has been typed (packs
+/// first: a pack is a whole library section), at most 25.
+async fn autocomplete_feed_topic(ctx: Context<'_>, partial: &str) -> CreateAutocompleteResponse {
+    let typed = partial.trim().to_lowercase();
+    let Ok(collection) = ctx
+        .data()
+        .collections
+        .get(ctx.guild_id().map(|g| g.get()))
+        .await
+    else {
+        return CreateAutocompleteResponse::new();
+    };
+    let library = collection.library();
+    let packs = library
+        .packs()
+        .into_iter()
+        .map(|(pack, count)| (pack.to_string(), format!("pack: {pack} ({count})")));
+    let topics = library
+        .topics()
+        .map(|(topic, count)| (topic.to_string(), format!("{topic} ({count})")));
+    let choices = packs
+        .chain(topics)
+        .filter(|(value, _)| value.contains(&typed))
+        .take(25)
+        .map(|(value, name)| {
+            serenity::AutocompleteChoice::new(
+                render::truncate(&name, 100),
+                render::truncate(&value, 100),
+            )
+        })
+        .collect();
+    CreateAutocompleteResponse::new().set_choices(choices)
+}
+
+/// The bot's permissions in `channel_id`, or the names to report when they cannot be known
+/// (a channel it cannot see is "View Channel" missing).
+async fn bot_permissions(
+    ctx: Context<'_>,
+    channel_id: serenity::ChannelId,
+) -> Result<Permissions, Vec<&'static str>> {
+    let everything = || NEEDED.iter().map(|(_, name)| *name).collect();
+    let Some(guild_id) = ctx.guild_id() else {
+        return Err(everything());
+    };
+    let channel = match ctx.http().get_channel(channel_id).await {
+        Ok(serenity::Channel::Guild(channel)) => channel,
+        _ => return Err(vec!["View Channel"]),
+    };
+    let bot_id = ctx.framework().bot_id();
+    match (
+        guild_id.to_partial_guild(ctx).await,
+        guild_id.member(ctx, bot_id).await,
+    ) {
+        (Ok(guild), Ok(member)) => Ok(guild.user_permissions_in(&channel, &member)),
+        (Err(e), _) | (_, Err(e)) => {
+            tracing::warn!(%guild_id, "cannot read the server to check permissions: {e}");
+            Err(everything())
+        }
+    }
+}
+
+/// The names of `needed` missing from `have`.
+fn missing_of(have: Permissions, needed: &[(Permissions, &'static str)]) -> Vec<&'static str> {
+    needed
+        .iter()
+        .filter(|(permission, _)| !have.contains(*permission))
+        .map(|(_, name)| *name)
+        .collect()
 }
 
 /// The bot's missing permissions in `channel`, as names; empty when it can post there.
@@ -110,32 +222,10 @@ pub(super) async fn missing_permissions(
     ctx: Context<'_>,
     channel_id: serenity::ChannelId,
 ) -> Vec<&'static str> {
-    let everything = || NEEDED.iter().map(|(_, name)| *name).collect();
-    let Some(guild_id) = ctx.guild_id() else {
-        return everything();
-    };
-    // A channel the bot cannot see answers 403/404: that is "View Channel" missing.
-    let channel = match ctx.http().get_channel(channel_id).await {
-        Ok(serenity::Channel::Guild(channel)) => channel,
-        _ => return vec!["View Channel"],
-    };
-    let bot_id = ctx.framework().bot_id();
-    let (guild, member) = match (
-        guild_id.to_partial_guild(ctx).await,
-        guild_id.member(ctx, bot_id).await,
-    ) {
-        (Ok(guild), Ok(member)) => (guild, member),
-        (Err(e), _) | (_, Err(e)) => {
-            tracing::warn!(%guild_id, "cannot read the server to check permissions: {e}");
-            return everything();
-        }
-    };
-    let have = guild.user_permissions_in(&channel, &member);
-    NEEDED
-        .iter()
-        .filter(|(permission, _)| !have.contains(*permission))
-        .map(|(_, name)| *name)
-        .collect()
+    match bot_permissions(ctx, channel_id).await {
+        Ok(have) => missing_of(have, &NEEDED),
+        Err(missing) => missing,
+    }
 }
 
 fn discord_timestamp(at: chrono::DateTime<Utc>) -> String {
@@ -148,216 +238,672 @@ fn local(at: chrono::DateTime<Utc>, zone: Tz) -> String {
         .to_string()
 }
 
-/// Post an insight every week in a channel.
+/// "every Monday at 09:00", "every other Monday at 09:00", "every weekday (Monday to Friday) at
+/// 09:00", "every day at 09:00": how a feed's cadence reads in a sentence.
+fn cadence_phrase(schedule: &Schedule) -> String {
+    use crate::weekly::schedule::{weekday_name, Cadence};
+    let when = match schedule.cadence {
+        Cadence::Weekly(day) => format!("every {}", weekday_name(day)),
+        Cadence::EveryTwoWeeks { weekday, .. } => format!("every other {}", weekday_name(weekday)),
+        Cadence::Weekdays => "every weekday (Monday to Friday)".to_string(),
+        Cadence::Daily => "every day".to_string(),
+    };
+    format!("{when} at {}", schedule.time.format("%H:%M"))
+}
+
+/// Replies ephemerally with `text` and returns `Ok(())`: the shape of every refusal.
+async fn refuse(ctx: Context<'_>, text: impl Into<String>) -> Result<(), Error> {
+    ctx.send(ephemeral(text)).await?;
+    Ok(())
+}
+
+/// Create or change the scheduled insight posts of a channel.
 #[poise::command(slash_command, guild_only, required_permissions = "MANAGE_GUILD")]
+#[allow(clippy::too_many_arguments)] // one per command option
 pub async fn set(
     ctx: Context<'_>,
-    #[description = "The channel to post in"]
-    #[channel_types("Text", "News")]
+    #[description = "The channel to post in (a text, announcement or forum channel)"]
+    #[channel_types("Text", "News", "Forum")]
     channel: serenity::PartialChannel,
-    #[description = "Day of the week (default Monday)"] day: Option<Day>,
+    #[description = "Day of the week, for weekly and every-2-weeks (default Monday)"] day: Option<
+        Day,
+    >,
     #[description = "Local time, 24-hour HH:MM (default 09:00)"]
     #[max_length = 5]
     time: Option<String>,
     #[description = "IANA time zone, e.g. Europe/London (default UTC)"]
     #[autocomplete = "autocomplete_zone"]
+    #[max_length = 64]
     timezone: Option<String>,
+    #[description = "How often (default weekly)"] repeat: Option<RepeatChoice>,
+    #[description = "Post only insights of this topic or pack (default: all)"]
+    #[autocomplete = "autocomplete_feed_topic"]
+    #[max_length = 64]
+    topic: Option<String>,
+    #[description = "Start a discussion thread under each post (default no)"] thread: Option<bool>,
+    #[description = "A role to mention in each post (members opt in by taking the role)"]
+    ping: Option<serenity::Role>,
 ) -> Result<(), Error> {
     let Some(guild_id) = ctx.guild_id() else {
         return Ok(());
     };
+    let repeat = repeat.map_or(Repeat::Weekly, RepeatChoice::repeat);
+    let example = format!(
+        "/weekly set channel:#{} repeat:{}",
+        channel.name.as_deref().unwrap_or("general"),
+        repeat.name()
+    );
+    if day.is_some() && !repeat.takes_a_day() {
+        return refuse(ctx, format!(
+            "`day` is only for weekly and every-2-weeks posts: a `{}` feed posts on {} at `time`. Leave `day` out, for example `{example} time:09:00`.",
+            repeat.name(),
+            if repeat == Repeat::Daily { "every day" } else { "every weekday, Monday to Friday," },
+        )).await;
+    }
     let weekday = day.unwrap_or(Day::Monday).weekday();
     let time = match parse_time(time.as_deref().unwrap_or("09:00")) {
         Ok(t) => t,
-        Err(e) => {
-            ctx.send(ephemeral(format!(
-                "{e}. Try `/weekly set channel:#general time:09:00`."
-            )))
-            .await?;
-            return Ok(());
-        }
+        Err(e) => return refuse(ctx, format!("{e}. Try `{example} time:09:00`.")).await,
     };
     let zone = match parse_zone(timezone.as_deref().unwrap_or("UTC")) {
         Ok(z) => z,
-        Err(e) => {
-            ctx.send(ephemeral(format!("{e}. Pick a zone from the list as you type, for example `timezone:Europe/London` or `timezone:America/New_York`."))).await?;
-            return Ok(());
+        Err(e) => return refuse(ctx, format!("{e}. Pick a zone from the list as you type, for example `timezone:Europe/London` or `timezone:America/New_York`.")).await,
+    };
+    let forum = match channel.kind {
+        ChannelType::Text | ChannelType::News => false,
+        ChannelType::Forum => true,
+        _ => {
+            return refuse(
+                ctx,
+                "Pick a text, announcement or forum channel for the posts.",
+            )
+            .await
         }
     };
-    if !matches!(channel.kind, ChannelType::Text | ChannelType::News) {
-        ctx.send(ephemeral(
-            "Pick a text or announcement channel for the weekly post.",
-        ))
-        .await?;
-        return Ok(());
+    let topic = topic
+        .map(|t| t.trim().to_lowercase())
+        .filter(|t| !t.is_empty());
+    if let Some(topic) = &topic {
+        let collection = ctx.data().collections.get(Some(guild_id.get())).await?;
+        let library = collection.library();
+        let known = library.packs().iter().any(|(pack, _)| pack == topic)
+            || library.topics().any(|(t, _)| t == topic);
+        if !known {
+            return refuse(ctx, format!(
+                "This server's insights have no topic or pack `{}`. Pick one from the list as you type `topic:` (`/topics` lists the topics, `/insights packs` the packs), or leave `topic` out to post from every insight.",
+                render::escape_within(topic, 64),
+            )).await;
+        }
+    }
+    // A forum post is a thread already: `thread` only applies to text and announcement channels.
+    let thread = thread.unwrap_or(false) && !forum;
+    if let Some(role) = &ping {
+        if role.id.get() == guild_id.get() {
+            return refuse(ctx, "I won't ping @everyone. Make a role for the people who want the posts (for example `insights`), let them take it, and give it as `ping:`.").await;
+        }
     }
     ctx.defer_ephemeral().await?;
-    let missing = missing_permissions(ctx, channel.id).await;
-    if !missing.is_empty() {
-        ctx.send(ephemeral(format!(
-            "I can't post in {}: I am missing **{}** there. Give me {} in the channel's settings (Edit Channel › Permissions), then run `/weekly set` again.",
-            channel.id.mention(),
-            missing.join(", "),
-            if missing.len() == 1 { "that permission" } else { "those permissions" },
-        )))
-        .await?;
-        return Ok(());
+    let have = match bot_permissions(ctx, channel.id).await {
+        Ok(have) => have,
+        Err(missing) => return refuse(ctx, missing_message(channel.id, &missing)).await,
+    };
+    let mut missing = missing_of(have, &NEEDED);
+    if thread {
+        missing.extend(missing_of(have, &NEEDED_FOR_THREADS));
     }
-    let schedule = WeeklySchedule::new(weekday, time, zone);
+    if !missing.is_empty() {
+        return refuse(ctx, missing_message(channel.id, &missing)).await;
+    }
+    if let Some(role) = &ping {
+        if !role.mentionable && !have.contains(Permissions::MENTION_EVERYONE) {
+            return refuse(ctx, format!(
+                "I can't ping {}: the role is not mentionable, and I lack **Mention Everyone** in {}. Turn on \"Allow anyone to @mention this role\" in the role's settings (Server Settings › Roles), or give me Mention Everyone there, then run `/weekly set` again.",
+                role.id.mention(),
+                channel.id.mention(),
+            )).await;
+        }
+    }
     let data = ctx.data();
     let now = data.poster.clock().now();
-    let (guild, channel_id) = (guild_id.get(), channel.id.get());
-    data.store
-        .call(move |db| db.set_weekly(guild, channel_id, &schedule, now))
-        .await?;
+    let schedule = repeat.schedule(weekday, time, zone, now);
+    let spec = FeedSpec {
+        schedule,
+        topic,
+        thread,
+        ping_role: ping.as_ref().map(|role| role.id.get()),
+        forum,
+    };
+    let feed = FeedId::new(guild_id.get(), channel.id.get());
+    let stored = data
+        .store
+        .call(move |db| db.set_feed(feed, &spec, now))
+        .await;
+    let settings = match stored {
+        Ok(settings) => settings,
+        Err(StoreError::Limit {
+            what: Limit::Feeds, ..
+        }) => {
+            return refuse(ctx, format!(
+                "This server already has {MAX_FEEDS_PER_SERVER} feeds on, the most it may have. Change one of them with `/weekly set` on its channel, or turn one off with `/weekly off channel:` first (`/weekly list` shows them)."
+            )).await;
+        }
+        Err(e @ StoreError::Limit { .. }) => {
+            return refuse(ctx, format!("Not saved: {e}.")).await;
+        }
+        Err(e) => return Err(e.into()),
+    };
     data.poster.wake();
-    let next = schedule.next_slot_at_or_after(now);
-    tracing::info!(guild = %guild_id, channel = %channel.id, %schedule, next = %format_rfc3339_z(next.at), "weekly post set");
-    ctx.send(ephemeral(format!(
-        "Done: an insight every **{} at {}** ({}) in {}.\nNext post: {} — {}.",
-        weekday_name(weekday),
-        time.format("%H:%M"),
+    let next = settings.next_slot_after(now);
+    tracing::info!(%feed, schedule = %settings.schedule, next = ?next.map(|slot| format_rfc3339_z(slot.at)), "feed set");
+    let mut text = format!(
+        "Done: an insight {} ({}) in {}{}.",
+        cadence_phrase(&settings.schedule),
         zone.name(),
         channel.id.mention(),
-        local(next.at, zone),
-        discord_timestamp(next.at),
-    )))
-    .await?;
-    Ok(())
-}
-
-/// Show this server's weekly post settings.
-#[poise::command(slash_command, guild_only, required_permissions = "MANAGE_GUILD")]
-pub async fn show(ctx: Context<'_>) -> Result<(), Error> {
-    let Some(guild_id) = ctx.guild_id() else {
-        return Ok(());
-    };
-    let data = ctx.data();
-    let guild = guild_id.get();
-    let stored = answer_in_time(
-        ctx,
-        true,
-        data.store
-            .call(move |db| Ok((db.weekly(guild)?, db.last_post(guild)?))),
-    )
-    .await??;
-    let (settings, last_post) = stored;
-    let Some(settings) = settings else {
-        ctx.send(ephemeral("No weekly post is set up here. Start one with `/weekly set channel:#general day:Monday time:09:00 timezone:Europe/London`.")).await?;
-        return Ok(());
-    };
-    let schedule = &settings.schedule;
-    let zone = schedule.zone;
-    let mut lines = vec![format!(
-        "**Weekly insight:** {} at {} ({}) in <#{}>{}",
-        weekday_name(schedule.weekday),
-        schedule.time.format("%H:%M"),
-        zone.name(),
-        settings.channel_id,
-        if settings.enabled { "" } else { " — **off**" },
-    )];
-    if let Some(failure) = &settings.failure {
-        lines.push(format!(
-            "⚠️ **Paused since {}:** {}. Fix the channel or my permissions, then run `/weekly set` again.",
-            discord_timestamp(failure.at),
-            render::escape(&failure.reason),
-        ));
-    } else if settings.enabled {
-        let next = schedule.next_slot_at_or_after(data.poster.clock().now());
-        lines.push(format!(
-            "**Next post:** {} — {}",
+        feed_extras(&settings),
+    );
+    if let Some(next) = next {
+        text.push_str(&format!(
+            "\nNext post: {} — {}.",
             local(next.at, zone),
             discord_timestamp(next.at)
         ));
     }
-    match last_post {
-        Some(post) => lines.push(format!(
-            "**Last post:** {} ({}), https://discord.com/channels/{}/{}/{}",
-            post.week.label(),
-            post.posted_at.map(discord_timestamp).unwrap_or_default(),
-            guild_id,
-            post.channel_id,
-            post.message_id.unwrap_or_default(),
-        )),
-        None => lines.push("**Last post:** none yet".into()),
+    if forum {
+        text.push_str("\nIn a forum, each post is a forum post titled by its insight, with room to discuss under it.");
     }
-    ctx.send(ephemeral(lines.join("\n"))).await?;
-    Ok(())
-}
-
-/// Stop the weekly post.
-#[poise::command(slash_command, guild_only, required_permissions = "MANAGE_GUILD")]
-pub async fn off(ctx: Context<'_>) -> Result<(), Error> {
-    let Some(guild_id) = ctx.guild_id() else {
-        return Ok(());
-    };
-    let data = ctx.data();
-    let (guild, now) = (guild_id.get(), data.poster.clock().now());
-    let was_on = answer_in_time(
-        ctx,
-        true,
-        data.store.call(move |db| db.disable_weekly(guild, now)),
-    )
-    .await??;
-    data.poster.wake();
-    let text = if was_on {
-        "The weekly post is off. `/weekly set` turns it back on (the rotation continues where it left off)."
-    } else {
-        "The weekly post was not on. `/weekly set` starts it."
-    };
     ctx.send(ephemeral(text)).await?;
     Ok(())
 }
 
-/// Post this week's insight now (the scheduled post of this week is then skipped).
+fn missing_message(channel: serenity::ChannelId, missing: &[&str]) -> String {
+    format!(
+        "I can't post in {}: I am missing **{}** there. Give me {} in the channel's settings (Edit Channel › Permissions), then run `/weekly set` again.",
+        channel.mention(),
+        missing.join(", "),
+        if missing.len() == 1 { "that permission" } else { "those permissions" },
+    )
+}
+
+/// ", topic `delegation`, with a thread, pinging @role": what a feed adds to its cadence.
+fn feed_extras(settings: &FeedSettings) -> String {
+    let mut extras = String::new();
+    if let Some(topic) = &settings.topic {
+        extras.push_str(&format!(", topic `{}`", render::escape_within(topic, 64)));
+    }
+    if settings.thread {
+        extras.push_str(", with a discussion thread");
+    }
+    if let Some(role) = settings.ping_role {
+        extras.push_str(&format!(", pinging <@&{role}>"));
+    }
+    extras
+}
+
+/// The feed a subcommand acts on: the `channel` given, or the server's only feed. `Err` holds
+/// the reply when there is none, or several and no `channel`.
+async fn target_feed(
+    ctx: Context<'_>,
+    channel: Option<&serenity::PartialChannel>,
+    command: &str,
+) -> Result<Result<FeedSettings, String>, Error> {
+    let Some(guild_id) = ctx.guild_id() else {
+        return Ok(Err("This works in a server.".into()));
+    };
+    let guild = guild_id.get();
+    let data = ctx.data();
+    if let Some(channel) = channel {
+        let feed = FeedId::new(guild, channel.id.get());
+        let found = answer_in_time(ctx, true, data.store.call(move |db| db.feed(feed))).await??;
+        return Ok(found.ok_or_else(|| {
+            format!(
+                "{} has no scheduled posts. `/weekly list` shows this server's feeds; `/weekly set channel:{}` starts one.",
+                channel.id.mention(),
+                channel.id.mention(),
+            )
+        }));
+    }
+    let mut feeds = answer_in_time(ctx, true, data.store.call(move |db| db.feeds(guild))).await??;
+    Ok(match feeds.len() {
+        0 => Err("No scheduled posts are set up here. Start one with `/weekly set channel:#general day:Monday time:09:00 timezone:Europe/London`.".into()),
+        1 => Ok(feeds.remove(0)),
+        n => Err(format!(
+            "This server has {n} feeds: {}. Say which, for example `/weekly {command} channel:<#{}>`.",
+            feeds.iter().map(|f| format!("<#{}>", f.feed.channel_id)).collect::<Vec<_>>().join(", "),
+            feeds[0].feed.channel_id,
+        )),
+    })
+}
+
+/// One feed as `/weekly list` and `show` describe it.
+async fn describe_feed(ctx: Context<'_>, settings: &FeedSettings) -> Result<String, Error> {
+    let data = ctx.data();
+    let feed = settings.feed;
+    let last_post = data.store.call(move |db| db.last_post(feed)).await?;
+    let schedule = &settings.schedule;
+    let mut lines = vec![format!(
+        "**<#{}>** — {} ({}){}{}",
+        feed.channel_id,
+        cadence_phrase(schedule),
+        schedule.zone.name(),
+        feed_extras(settings),
+        if settings.forum { ", forum posts" } else { "" },
+    )];
+    let today = data
+        .poster
+        .clock()
+        .now()
+        .with_timezone(&schedule.zone)
+        .date_naive();
+    if !settings.enabled {
+        lines.push("**Off.** `/weekly set` on this channel turns it back on.".into());
+    } else if let Some(failure) = &settings.failure {
+        lines.push(format!(
+            "⚠️ **Stopped since {}:** {}. Fix the channel or my permissions, then run `/weekly set` again.",
+            discord_timestamp(failure.at),
+            render::escape_within(&failure.reason, 200),
+        ));
+    } else {
+        match settings.pause {
+            Some(Pause::Indefinitely) => {
+                lines.push("**Paused.** `/weekly resume` starts it again.".into())
+            }
+            Some(Pause::Until(until)) if until > today => lines.push(format!(
+                "**Paused until {}.**",
+                until.format("%A %-d %B %Y")
+            )),
+            _ => {}
+        }
+        match data.poster.next_post(settings).await? {
+            Some(next) => lines.push(format!("Next post: {}", discord_timestamp(next.at))),
+            None => lines.push("Next post: none scheduled".into()),
+        }
+    }
+    match last_post {
+        Some(post) => {
+            lines.push(format!(
+                "Last post: {} ({}), https://discord.com/channels/{}/{}/{}",
+                post.period.label(),
+                post.posted_at.map(discord_timestamp).unwrap_or_default(),
+                feed.guild_id,
+                post.channel_id,
+                post.message_id.unwrap_or_default(),
+            ));
+            if let (true, None, Some(error)) =
+                (post.thread_wanted, post.thread_id, &post.thread_error)
+            {
+                lines.push(format!(
+                    "⚠️ No thread under it yet: {}. I try again; give me Create Public Threads and Send Messages in Threads in the channel.",
+                    render::escape_within(error, 200)
+                ));
+            }
+        }
+        None => lines.push("Last post: none yet".into()),
+    }
+    Ok(lines.join("\n"))
+}
+
+/// Every scheduled feed of this server.
+#[poise::command(slash_command, guild_only, required_permissions = "MANAGE_GUILD")]
+pub async fn list(ctx: Context<'_>) -> Result<(), Error> {
+    let Some(guild_id) = ctx.guild_id() else {
+        return Ok(());
+    };
+    let guild = guild_id.get();
+    let data = ctx.data();
+    let feeds = answer_in_time(ctx, true, data.store.call(move |db| db.feeds(guild))).await??;
+    if feeds.is_empty() {
+        return refuse(ctx, "No scheduled posts are set up here. Start one with `/weekly set channel:#general day:Monday time:09:00 timezone:Europe/London`.").await;
+    }
+    let described = async {
+        let mut blocks = Vec::with_capacity(feeds.len());
+        for settings in &feeds {
+            blocks.push(describe_feed(ctx, settings).await?);
+        }
+        Ok::<_, Error>(blocks)
+    };
+    let blocks = answer_in_time(ctx, true, described).await??;
+    let embed = serenity::CreateEmbed::new()
+        .title(format!(
+            "Scheduled posts ({} of at most {MAX_FEEDS_PER_SERVER})",
+            feeds.len()
+        ))
+        .description(render::truncate(
+            &blocks.join("\n\n"),
+            render::MAX_EMBED_DESCRIPTION,
+        ))
+        .colour(render::COLOUR);
+    ctx.send(
+        poise::CreateReply::default()
+            .embed(embed)
+            .ephemeral(true)
+            .allowed_mentions(render::no_pings()),
+    )
+    .await?;
+    Ok(())
+}
+
+/// One feed's settings, next and last post.
+#[poise::command(slash_command, guild_only, required_permissions = "MANAGE_GUILD")]
+pub async fn show(
+    ctx: Context<'_>,
+    #[description = "The feed's channel (needed when the server has several)"]
+    #[channel_types("Text", "News", "Forum")]
+    channel: Option<serenity::PartialChannel>,
+) -> Result<(), Error> {
+    let settings = match target_feed(ctx, channel.as_ref(), "show").await? {
+        Ok(settings) => settings,
+        Err(reply) => return refuse(ctx, reply).await,
+    };
+    let text = answer_in_time(ctx, true, describe_feed(ctx, &settings)).await??;
+    refuse(ctx, text).await
+}
+
+/// Stop a channel's scheduled posts (its settings and rotation are kept).
+#[poise::command(slash_command, guild_only, required_permissions = "MANAGE_GUILD")]
+pub async fn off(
+    ctx: Context<'_>,
+    #[description = "The feed's channel (needed when the server has several)"]
+    #[channel_types("Text", "News", "Forum")]
+    channel: Option<serenity::PartialChannel>,
+) -> Result<(), Error> {
+    let settings = match target_feed(ctx, channel.as_ref(), "off").await? {
+        Ok(settings) => settings,
+        Err(reply) => return refuse(ctx, reply).await,
+    };
+    let data = ctx.data();
+    let (feed, now) = (settings.feed, data.poster.clock().now());
+    let was_on = answer_in_time(
+        ctx,
+        true,
+        data.store.call(move |db| db.disable_feed(feed, now)),
+    )
+    .await??;
+    data.poster.wake();
+    let text = if was_on {
+        format!("The posts in <#{}> are off. `/weekly set` on that channel turns them back on (the rotation continues where it left off).", feed.channel_id)
+    } else {
+        format!(
+            "The posts in <#{}> were not on. `/weekly set` starts them.",
+            feed.channel_id
+        )
+    };
+    refuse(ctx, text).await
+}
+
+/// Post the current period's insight now (that period's scheduled post is then skipped).
 #[poise::command(
     slash_command,
     guild_only,
     required_permissions = "MANAGE_GUILD",
     rename = "post-now"
 )]
-pub async fn post_now(ctx: Context<'_>) -> Result<(), Error> {
-    let Some(guild_id) = ctx.guild_id() else {
-        return Ok(());
+pub async fn post_now(
+    ctx: Context<'_>,
+    #[description = "The feed's channel (needed when the server has several)"]
+    #[channel_types("Text", "News", "Forum")]
+    channel: Option<serenity::PartialChannel>,
+) -> Result<(), Error> {
+    let settings = match target_feed(ctx, channel.as_ref(), "post-now").await? {
+        Ok(settings) => settings,
+        Err(reply) => return refuse(ctx, reply).await,
     };
+    if let Some(reply) = inactive_reason(&settings) {
+        return refuse(ctx, reply).await;
+    }
     let data = ctx.data();
-    let guild = guild_id.get();
-    let settings = answer_in_time(ctx, true, data.store.call(move |db| db.weekly(guild))).await??;
-    let channel_id = match settings {
-        Some(s) if s.enabled && s.failure.is_none() => s.channel_id,
-        Some(s) if s.failure.is_some() => {
-            ctx.send(ephemeral("The weekly post is paused because of a channel problem (see `/weekly show`). Fix it with `/weekly set` first.")).await?;
-            return Ok(());
-        }
-        _ => {
-            ctx.send(ephemeral(
-                "No weekly post is set up here. Start one with `/weekly set channel:#general`.",
-            ))
-            .await?;
-            return Ok(());
-        }
-    };
+    let (guild_id, channel_id) = (settings.feed.guild_id, settings.feed.channel_id);
     // Sending can take a while with retries: answer Discord within its 3 s first.
     ctx.defer_ephemeral().await?;
-    let outcome = tokio::time::timeout(POST_NOW_WAIT, data.poster.post_now(guild_id.get())).await;
+    let outcome = tokio::time::timeout(POST_NOW_WAIT, data.poster.post_now(settings.feed)).await;
     let Ok(outcome) = outcome else {
-        ctx.send(ephemeral("Discord has not confirmed the post yet. I keep trying in the background; `/weekly show` shows it once it is out.")).await?;
-        return Ok(());
+        return refuse(ctx, "Discord has not confirmed the post yet. I keep trying in the background; `/weekly list` shows it once it is out.").await;
     };
+    let this = settings
+        .schedule
+        .cadence
+        .period_of(
+            data.poster
+                .clock()
+                .now()
+                .with_timezone(&settings.schedule.zone)
+                .date_naive(),
+        )
+        .this();
     let text = match outcome? {
-        Some(Delivery::Posted(message_id)) => format!("Posted this week's insight: https://discord.com/channels/{guild_id}/{channel_id}/{message_id}. This week's scheduled post is skipped; the next one follows the schedule."),
+        Some(Delivery::Posted(message_id)) => format!("Posted {this}'s insight: https://discord.com/channels/{guild_id}/{channel_id}/{message_id}. The scheduled post of {this} is skipped; the next one follows the schedule."),
+        Some(Delivery::AlreadyPosted(record)) if record.source == PostSource::Skip => format!("{} was skipped with `/weekly skip`, so nothing is posted for it. The next post follows the schedule (`/weekly preview`).", record.period.label()),
         Some(Delivery::AlreadyPosted(record)) => format!(
-            "This week's insight ({}) is already posted{}. One post a week: the next one follows the schedule (`/weekly show`).",
-            record.week.label(),
+            "The insight of {} is already posted{}. One post per period: the next one follows the schedule (`/weekly show`).",
+            record.period.label(),
             record.posted_at.map(|at| format!(" {}", discord_timestamp(at))).unwrap_or_default(),
         ),
-        Some(Delivery::InProgress) => "This week's insight is being posted right now; `/weekly show` shows it once it is out.".to_string(),
+        Some(Delivery::InProgress) => format!("The insight of {this} is being posted right now; `/weekly show` shows it once it is out."),
         Some(Delivery::WillRetry(error)) => format!("Discord did not take the post yet ({}); I will retry in a few minutes.", render::escape(&error)),
-        Some(Delivery::Paused(reason)) => format!("I could not post: {}. The weekly post is paused until you fix it and run `/weekly set` again.", render::escape(&reason)),
-        Some(Delivery::NothingToPost) => "The insight collection is empty.".to_string(),
-        None => "No weekly post is set up here.".to_string(),
+        Some(Delivery::Paused(reason)) => format!("I could not post: {}. These posts are stopped until you fix it and run `/weekly set` again.", render::escape(&reason)),
+        Some(Delivery::NothingToPost) => "There is no insight to post: the collection (or this feed's topic) is empty.".to_string(),
+        None => "These posts are not on.".to_string(),
     };
-    ctx.send(ephemeral(text)).await?;
+    refuse(ctx, text).await
+}
+
+/// Why a feed posts nothing at all (off, stopped by a channel problem), as a reply; `None` when
+/// it is on (a pause aside).
+fn inactive_reason(settings: &FeedSettings) -> Option<String> {
+    let channel = settings.feed.channel_id;
+    if !settings.enabled {
+        return Some(format!("The posts in <#{channel}> are off. `/weekly set channel:<#{channel}>` turns them back on."));
+    }
+    settings.failure.as_ref().map(|_| format!(
+        "The posts in <#{channel}> are stopped because of a channel problem (see `/weekly show`). Fix it and run `/weekly set channel:<#{channel}>` first."
+    ))
+}
+
+/// Skip the next post of a feed (its insight waits for the post after).
+#[poise::command(slash_command, guild_only, required_permissions = "MANAGE_GUILD")]
+pub async fn skip(
+    ctx: Context<'_>,
+    #[description = "The feed's channel (needed when the server has several)"]
+    #[channel_types("Text", "News", "Forum")]
+    channel: Option<serenity::PartialChannel>,
+) -> Result<(), Error> {
+    let settings = match target_feed(ctx, channel.as_ref(), "skip").await? {
+        Ok(settings) => settings,
+        Err(reply) => return refuse(ctx, reply).await,
+    };
+    if let Some(reply) = inactive_reason(&settings) {
+        return refuse(ctx, reply).await;
+    }
+    let data = ctx.data();
+    let skipping = async {
+        let skipped = data.poster.skip_next(&settings).await?;
+        let after = data.poster.next_post(&settings).await?;
+        Ok::<_, StoreError>((skipped, after))
+    };
+    let (skipped, after) = answer_in_time(ctx, true, skipping).await??;
+    let Some(skipped) = skipped else {
+        return refuse(ctx, "These posts are paused, so there is no next post to skip. `/weekly resume` starts them again.").await;
+    };
+    let text = format!(
+        "Skipped the post of {} ({}). The insight it would have carried comes next: {}.",
+        skipped.period.label(),
+        discord_timestamp(skipped.at),
+        after.map_or("no later post is scheduled".to_string(), |slot| {
+            discord_timestamp(slot.at)
+        }),
+    );
+    refuse(ctx, text).await
+}
+
+/// Pause a feed, until you resume it or until a date.
+#[poise::command(slash_command, guild_only, required_permissions = "MANAGE_GUILD")]
+pub async fn pause(
+    ctx: Context<'_>,
+    #[description = "The feed's channel (needed when the server has several)"]
+    #[channel_types("Text", "News", "Forum")]
+    channel: Option<serenity::PartialChannel>,
+    #[description = "Resume on this date, YYYY-MM-DD in the feed's time zone (default: until /weekly resume)"]
+    #[max_length = 10]
+    until: Option<String>,
+) -> Result<(), Error> {
+    let settings = match target_feed(ctx, channel.as_ref(), "pause").await? {
+        Ok(settings) => settings,
+        Err(reply) => return refuse(ctx, reply).await,
+    };
+    if let Some(reply) = inactive_reason(&settings) {
+        return refuse(ctx, reply).await;
+    }
+    let data = ctx.data();
+    let now = data.poster.clock().now();
+    let today = now.with_timezone(&settings.schedule.zone).date_naive();
+    let pause = match until.as_deref().map(str::trim) {
+        None | Some("") => Pause::Indefinitely,
+        Some(text) => match parse_until(text, today) {
+            Ok(day) => Pause::Until(day),
+            Err(reply) => return refuse(ctx, reply).await,
+        },
+    };
+    let feed = settings.feed;
+    answer_in_time(
+        ctx,
+        true,
+        data.store
+            .call(move |db| db.set_pause(feed, Some(pause), now)),
+    )
+    .await??;
+    data.poster.wake();
+    let text = match pause {
+        Pause::Indefinitely => format!(
+            "The posts in <#{}> are paused. `/weekly resume` starts them again.",
+            feed.channel_id
+        ),
+        Pause::Until(day) => {
+            let first = settings.schedule.first_slot_on_or_after(day);
+            format!(
+                "The posts in <#{}> are paused until {}: the first one after is {}. `/weekly resume` starts them sooner.",
+                feed.channel_id,
+                day.format("%A %-d %B %Y"),
+                discord_timestamp(first.at),
+            )
+        }
+    };
+    refuse(ctx, text).await
+}
+
+/// A `pause until:` date: `YYYY-MM-DD`, after `today` and within [`MAX_PAUSE_DAYS`].
+fn parse_until(text: &str, today: NaiveDate) -> Result<NaiveDate, String> {
+    let example = (today + chrono::Days::new(14)).format("%Y-%m-%d");
+    let day = NaiveDate::parse_from_str(text, "%Y-%m-%d").map_err(|_| {
+        format!(
+            "`{}` is not a date: type it as YYYY-MM-DD, for example `until:{example}`.",
+            render::escape_within(text, 20)
+        )
+    })?;
+    if day <= today {
+        return Err(format!(
+            "{} is not in the future (today is {} in this feed's time zone). Give a later date, for example `until:{example}`, or leave `until` out to pause until `/weekly resume`.",
+            day.format("%Y-%m-%d"),
+            today.format("%Y-%m-%d"),
+        ));
+    }
+    if (day - today).num_days() > MAX_PAUSE_DAYS {
+        return Err(format!(
+            "A pause may last at most a year. Give a date before {}, or turn the posts off with `/weekly off`.",
+            (today + chrono::Days::new(MAX_PAUSE_DAYS as u64)).format("%Y-%m-%d"),
+        ));
+    }
+    Ok(day)
+}
+
+/// Resume a paused feed from its next slot.
+#[poise::command(slash_command, guild_only, required_permissions = "MANAGE_GUILD")]
+pub async fn resume(
+    ctx: Context<'_>,
+    #[description = "The feed's channel (needed when the server has several)"]
+    #[channel_types("Text", "News", "Forum")]
+    channel: Option<serenity::PartialChannel>,
+) -> Result<(), Error> {
+    let settings = match target_feed(ctx, channel.as_ref(), "resume").await? {
+        Ok(settings) => settings,
+        Err(reply) => return refuse(ctx, reply).await,
+    };
+    if let Some(reply) = inactive_reason(&settings) {
+        return refuse(ctx, reply).await;
+    }
+    let data = ctx.data();
+    let (feed, now) = (settings.feed, data.poster.clock().now());
+    if settings.pause.is_none() {
+        return refuse(
+            ctx,
+            format!("The posts in <#{}> are not paused.", feed.channel_id),
+        )
+        .await;
+    }
+    let resuming = async {
+        let resumed = data
+            .store
+            .call(move |db| {
+                db.set_pause(feed, None, now)?;
+                db.feed(feed)
+            })
+            .await?;
+        match &resumed {
+            Some(settings) => data.poster.next_post(settings).await,
+            None => Ok(None),
+        }
+    };
+    let next = answer_in_time(ctx, true, resuming).await??;
+    data.poster.wake();
+    let text = format!(
+        "The posts in <#{}> are on again. Next post: {}.",
+        feed.channel_id,
+        next.map_or("none scheduled".to_string(), |slot| discord_timestamp(
+            slot.at
+        )),
+    );
+    refuse(ctx, text).await
+}
+
+/// See the next post of a feed before it goes out (only you see it).
+#[poise::command(slash_command, guild_only, required_permissions = "MANAGE_GUILD")]
+pub async fn preview(
+    ctx: Context<'_>,
+    #[description = "The feed's channel (needed when the server has several)"]
+    #[channel_types("Text", "News", "Forum")]
+    channel: Option<serenity::PartialChannel>,
+) -> Result<(), Error> {
+    let settings = match target_feed(ctx, channel.as_ref(), "preview").await? {
+        Ok(settings) => settings,
+        Err(reply) => return refuse(ctx, reply).await,
+    };
+    if let Some(reply) = inactive_reason(&settings) {
+        return refuse(ctx, reply).await;
+    }
+    let data = ctx.data();
+    let previewed = answer_in_time(ctx, true, data.poster.preview(&settings)).await??;
+    let Some((slot, insight)) = previewed else {
+        return refuse(
+            ctx,
+            "These posts are paused, so nothing is scheduled. `/weekly resume` starts them again.",
+        )
+        .await;
+    };
+    let Some(insight) = insight else {
+        return refuse(ctx, format!("The next post is due {}, but there is no insight to post: the collection (or this feed's topic) is empty.", discord_timestamp(slot.at))).await;
+    };
+    let reply = render::feed_post(&insight, slot.period);
+    let mut message = poise::CreateReply::default()
+        .content(format!(
+            "Only you see this. The next post in <#{}>, {}, will carry this insight (unless the collection or the feed changes first):",
+            settings.feed.channel_id,
+            discord_timestamp(slot.at),
+        ))
+        .ephemeral(true)
+        .allowed_mentions(render::no_pings());
+    for embed in reply.embeds {
+        message = message.embed(embed);
+    }
+    ctx.send(message).await?;
     Ok(())
 }
 
@@ -414,6 +960,17 @@ impl DiscordPublisher {
         &self,
         request: reqwest::RequestBuilder,
     ) -> Result<serde_json::Value, PublishError> {
+        self.call_with_code(request)
+            .await
+            .map_err(|(error, _)| error)
+    }
+
+    /// [`Self::call`], keeping Discord's JSON error code beside a failure (`160004` says a
+    /// thread already exists).
+    async fn call_with_code(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> Result<serde_json::Value, (PublishError, Option<u64>)> {
         // Take the next free start time, then wait for it outside the lock.
         let start = {
             let mut next = self.next_request.lock().await;
@@ -426,7 +983,12 @@ impl DiscordPublisher {
             .header(reqwest::header::AUTHORIZATION, &self.authorization)
             .send()
             .await
-            .map_err(|e| PublishError::Transient(format!("network error: {}", e.without_url())))?;
+            .map_err(|e| {
+                (
+                    PublishError::Transient(format!("network error: {}", e.without_url())),
+                    None,
+                )
+            })?;
         let status = response.status();
         crate::ops::metrics().discord_response(status.as_u16());
         let header_wait = response
@@ -439,7 +1001,8 @@ impl DiscordPublisher {
             return Ok(body);
         }
         let message = body["message"].as_str().unwrap_or("no message").to_string();
-        Err(match status.as_u16() {
+        let code = body["code"].as_u64();
+        let error = match status.as_u16() {
             403 | 404 => PublishError::Forbidden(format!("Discord answered {status}: {message}")),
             429 => {
                 let seconds = body["retry_after"].as_f64().or(header_wait).unwrap_or(1.0);
@@ -449,54 +1012,146 @@ impl DiscordPublisher {
                 PublishError::RateLimited(Duration::from_secs_f64(seconds.clamp(0.0, 3600.0)))
             }
             _ => PublishError::Transient(format!("Discord answered {status}: {message}")),
-        })
+        };
+        Err((error, code))
     }
 }
+
+/// The message of a post: its embed, and when the feed pings a role, that role's mention as the
+/// content with `allowed_mentions` naming that role only (`parse: []`).
+fn post_message(post: &OutgoingPost) -> serenity::CreateMessage {
+    let message = render::feed_post(&post.insight, post.period).to_message();
+    match post.ping_role {
+        Some(role) => message.content(format!("<@&{role}>")).allowed_mentions(
+            serenity::CreateAllowedMentions::new()
+                .empty_users()
+                .roles(vec![serenity::RoleId::new(role)])
+                .replied_user(false),
+        ),
+        None => message,
+    }
+}
+
+/// Whether a message is the bot's own post of `period` (its embed's title and footer).
+fn is_own_post(message: &serde_json::Value, bot: &str, post: &OutgoingPost) -> bool {
+    let label = post.period.label();
+    let title = post_title(post.period);
+    message["author"]["id"].as_str() == Some(bot)
+        && message["embeds"].as_array().into_iter().flatten().any(|e| {
+            e["title"].as_str() == Some(title)
+                && e["footer"]["text"].as_str() == Some(label.as_str())
+        })
+}
+
+/// Discord's error code for a second thread on the same message.
+const THREAD_ALREADY_CREATED: u64 = 160_004;
 
 impl Publisher for DiscordPublisher {
     fn send<'a>(&'a self, post: &'a OutgoingPost) -> PublishFuture<'a, u64> {
         Box::pin(async move {
-            let message = render::weekly_post(&post.insight, post.week)
-                .to_message()
-                .nonce(serenity::Nonce::String(post.nonce.clone()))
-                .enforce_nonce(true);
-            let url = format!("{}/channels/{}/messages", self.base, post.channel_id);
-            let body = self.call(self.client.post(url).json(&message)).await?;
+            let channel = post.feed.channel_id;
+            let body = if post.forum {
+                // A forum post: a thread titled by the insight, whose first message is the post
+                // (Discord gives both the same id). Forum posts take no nonce; a lost answer is
+                // resolved by `find_post` through the forum's active threads.
+                let form = serde_json::json!({
+                    "name": crate::weekly::feed::thread_name(&post.insight.title),
+                    "auto_archive_duration": THREAD_ARCHIVE_MINUTES,
+                    "message": post_message(post),
+                });
+                let url = format!("{}/channels/{channel}/threads", self.base);
+                self.call(self.client.post(url).json(&form)).await?
+            } else {
+                let message = post_message(post)
+                    .nonce(serenity::Nonce::String(post.nonce.clone()))
+                    .enforce_nonce(true);
+                let url = format!("{}/channels/{channel}/messages", self.base);
+                self.call(self.client.post(url).json(&message)).await?
+            };
             body["id"]
                 .as_str()
                 .and_then(|id| id.parse().ok())
-                .ok_or_else(|| PublishError::Transient("Discord's answer has no message id".into()))
+                .ok_or_else(|| PublishError::Transient("Discord's answer has no id".into()))
         })
     }
 
     fn find_post<'a>(
         &'a self,
-        channel_id: u64,
-        week: WeekKey,
+        post: &'a OutgoingPost,
         since: chrono::DateTime<Utc>,
     ) -> PublishFuture<'a, Option<u64>> {
         Box::pin(async move {
+            let after = snowflake_at(since - chrono::Duration::minutes(1));
+            let bot = self.bot_user_id.to_string();
+            let channel = post.feed.channel_id;
+            if post.forum {
+                // The forum's active threads: the bot's own, started after the claim, named
+                // after the insight. Its first message has the thread's id.
+                let url = format!("{}/guilds/{}/threads/active", self.base, post.feed.guild_id);
+                let body = self.call(self.client.get(url)).await?;
+                let name = crate::weekly::feed::thread_name(&post.insight.title);
+                let found = body["threads"].as_array().into_iter().flatten().find(|t| {
+                    t["parent_id"].as_str() == Some(channel.to_string().as_str())
+                        && t["owner_id"].as_str() == Some(bot.as_str())
+                        && t["name"].as_str() == Some(name.as_str())
+                        && t["id"]
+                            .as_str()
+                            .and_then(|id| id.parse::<u64>().ok())
+                            .is_some_and(|id| id >= after)
+                });
+                return Ok(found
+                    .and_then(|t| t["id"].as_str())
+                    .and_then(|id| id.parse().ok()));
+            }
             // Messages after the claim (a minute earlier, for clock skew), oldest first as
             // Discord pages `after`: the post, if it went out, is among the first sent after the
             // claim, so a busy channel cannot push it out of the page the way "latest 50" could.
-            let after = snowflake_at(since - chrono::Duration::minutes(1));
             let url = format!(
-                "{}/channels/{channel_id}/messages?after={after}&limit=100",
+                "{}/channels/{channel}/messages?after={after}&limit=100",
                 self.base
             );
             let body = self.call(self.client.get(url)).await?;
-            let label = week.label();
-            let bot = self.bot_user_id.to_string();
-            let found = body.as_array().into_iter().flatten().find(|m| {
-                m["author"]["id"].as_str() == Some(bot.as_str())
-                    && m["embeds"].as_array().into_iter().flatten().any(|e| {
-                        e["title"].as_str() == Some(WEEKLY_TITLE)
-                            && e["footer"]["text"].as_str() == Some(label.as_str())
-                    })
-            });
+            let found = body
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|m| is_own_post(m, &bot, post));
             Ok(found
                 .and_then(|m| m["id"].as_str())
                 .and_then(|id| id.parse().ok()))
+        })
+    }
+
+    fn create_thread<'a>(
+        &'a self,
+        channel_id: u64,
+        message_id: u64,
+        name: &'a str,
+    ) -> PublishFuture<'a, u64> {
+        Box::pin(async move {
+            let url = format!(
+                "{}/channels/{channel_id}/messages/{message_id}/threads",
+                self.base
+            );
+            let form = serde_json::json!({
+                "name": name,
+                "auto_archive_duration": THREAD_ARCHIVE_MINUTES,
+            });
+            match self.call_with_code(self.client.post(url).json(&form)).await {
+                Ok(body) => body["id"]
+                    .as_str()
+                    .and_then(|id| id.parse().ok())
+                    .ok_or_else(|| {
+                        PublishError::Transient("Discord's answer has no thread id".into())
+                    }),
+                // An earlier try created it and its answer was lost: a message's thread has the
+                // message's id.
+                Err((e, Some(THREAD_ALREADY_CREATED))) => {
+                    tracing::info!(channel_id, message_id, "the thread already exists: {e}");
+                    Ok(message_id)
+                }
+                Err((e, _)) => Err(e),
+            }
         })
     }
 }

@@ -74,14 +74,16 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, Utc};
 
 use crate::config::DatabaseUrl;
 use crate::insights::Insight;
 use crate::stats::{DayAnswers, InsightUse};
+use crate::weekly::feed::FeedId;
 use crate::weekly::rotation::RotationState;
-use crate::weekly::schedule::{WeekKey, WeeklySchedule};
+use crate::weekly::schedule::{Period, Schedule, Slot};
 
+pub(crate) mod feed_row;
 pub mod postgres;
 pub mod sqlite;
 mod timed;
@@ -170,12 +172,12 @@ pub enum StoreError {
         guild_id: u64,
         detail: String,
     },
-    /// `record_attempt` / `confirm_post` for a week that was never claimed (or was released).
-    #[error("database {database}: server {guild_id} has no post claimed for {week}")]
+    /// `record_attempt` / `confirm_post` for a period that was never claimed (or was released).
+    #[error("database {database}: feed {feed} has no post claimed for {period}")]
     NoClaim {
         database: String,
-        guild_id: u64,
-        week: WeekKey,
+        feed: FeedId,
+        period: Period,
     },
     /// The PostgreSQL server could not be reached or refused the login. `database` is the URL
     /// without its password, and `detail` never contains it either.
@@ -209,8 +211,8 @@ pub enum StoreError {
     /// A write refused because it would exceed one of a server's limits. Nothing was changed.
     #[error("{}", .what.describe(*.limit))]
     Limit { what: Limit, limit: usize },
-    #[error("{week} is not a week of the ISO calendar")]
-    InvalidWeek { week: WeekKey },
+    #[error("{period} is not a period of the calendar")]
+    InvalidPeriod { period: Period },
     /// A store call panicked or was cancelled on the blocking pool.
     #[error("the database call did not finish: {0}")]
     Interrupted(String),
@@ -225,6 +227,10 @@ pub enum Limit {
     AuthorPendingSuggestions,
     /// How many suggestions a server may have pending.
     ServerPendingSuggestions,
+    /// How many feeds (scheduled posts, one per channel) a server may have on.
+    Feeds,
+    /// How many feeds, on or off, a server may keep.
+    KeptFeeds,
 }
 
 impl Limit {
@@ -243,38 +249,131 @@ impl Limit {
                 "a server may have at most {limit} suggestions waiting for review; nothing was \
                  added"
             ),
+            Limit::Feeds => format!(
+                "a server may have at most {limit} feeds on; nothing was changed: turn one off \
+                 with `/weekly off channel:` first"
+            ),
+            Limit::KeptFeeds => format!(
+                "a server may keep at most {limit} feeds, on or off; nothing was added: use the \
+                 channel of a feed that is off instead (`/weekly list` shows them)"
+            ),
         }
     }
 }
 
-/// A server's insight-of-the-week settings.
+/// What an admin chooses for a feed with `/weekly set`.
 #[derive(Debug, Clone, PartialEq)]
-pub struct WeeklySettings {
-    pub guild_id: u64,
-    pub channel_id: u64,
-    pub schedule: WeeklySchedule,
+pub struct FeedSpec {
+    pub schedule: Schedule,
+    /// The feed draws only from insights with this topic or from this pack (checked when set);
+    /// `None` for the server's whole collection.
+    pub topic: Option<String>,
+    /// A discussion thread under each post (not for a forum, where each post is a thread).
+    pub thread: bool,
+    /// The one role each post mentions.
+    pub ping_role: Option<u64>,
+    /// The channel is a forum: each post is a forum post titled by its insight.
+    pub forum: bool,
+}
+
+impl FeedSpec {
+    /// A feed of `schedule` drawing from the whole collection, with no thread and no ping, in a
+    /// text channel: what a server's one weekly schedule was before feeds.
+    pub fn plain(schedule: Schedule) -> Self {
+        FeedSpec {
+            schedule,
+            topic: None,
+            thread: false,
+            ping_role: None,
+            forum: false,
+        }
+    }
+}
+
+/// A paused feed: no post until `resume`, or none scheduled before a local date.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pause {
+    Indefinitely,
+    /// Slots on this local date or later post again, with no `resume` needed.
+    Until(NaiveDate),
+}
+
+/// One feed's settings: a channel's scheduled posts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FeedSettings {
+    pub feed: FeedId,
+    pub schedule: Schedule,
+    pub topic: Option<String>,
+    pub thread: bool,
+    pub ping_role: Option<u64>,
+    pub forum: bool,
     pub enabled: bool,
-    /// When this schedule was (re)set: slots before this instant are never posted (no surprise
-    /// post for last Monday when an admin sets the schedule on a Tuesday).
+    pub pause: Option<Pause>,
+    /// When this feed was (re)set or resumed: slots before this instant are never posted (no
+    /// surprise post for last Monday when an admin sets the feed on a Tuesday).
     pub active_since: DateTime<Utc>,
-    /// Set when the channel answered 403/404: the schedule is paused until an admin runs
+    /// Set when the channel answered 403/404: the feed is paused until an admin runs
     /// /weekly set again.
     pub failure: Option<Failure>,
     pub updated_at: DateTime<Utc>,
 }
 
-/// Why and when a server's weekly posts were paused.
+impl FeedSettings {
+    /// What `/weekly set` chose.
+    pub fn spec(&self) -> FeedSpec {
+        FeedSpec {
+            schedule: self.schedule,
+            topic: self.topic.clone(),
+            thread: self.thread,
+            ping_role: self.ping_role,
+            forum: self.forum,
+        }
+    }
+
+    /// Whether the poster posts for this feed at all (on, not failing, not paused for good).
+    pub fn is_active(&self) -> bool {
+        self.enabled && self.failure.is_none() && self.pause != Some(Pause::Indefinitely)
+    }
+
+    /// Whether the slot is one this feed posts: active, at or after `active_since`, and not
+    /// before the end of a pause.
+    pub fn posts(&self, slot: &Slot) -> bool {
+        self.is_active()
+            && slot.at >= self.active_since
+            && !matches!(self.pause, Some(Pause::Until(until)) if slot.date < until)
+    }
+
+    /// The first slot after `now` this feed would post (ignoring claims: a `skip` or
+    /// `post-now` may have taken it), `None` when the feed is not active.
+    pub fn next_slot_after(&self, now: DateTime<Utc>) -> Option<Slot> {
+        if !self.is_active() {
+            return None;
+        }
+        let from = now.max(self.active_since) + chrono::Duration::seconds(1);
+        let next = self.schedule.next_slot_at_or_after(from);
+        Some(match self.pause {
+            Some(Pause::Until(until)) if next.date < until => {
+                self.schedule.first_slot_on_or_after(until)
+            }
+            _ => next,
+        })
+    }
+}
+
+/// Why and when a feed's posts were paused by Discord.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Failure {
     pub reason: String,
     pub at: DateTime<Utc>,
 }
 
-/// What asked for a post. Stored as text (`schedule`, `post_now`).
+/// What asked for a post. Stored as text (`schedule`, `post_now`, `skip`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PostSource {
     Schedule,
     PostNow,
+    /// `/weekly skip`: the period is taken without a post, and the rotation does not advance.
+    Skip,
 }
 
 impl PostSource {
@@ -283,6 +382,7 @@ impl PostSource {
         match self {
             PostSource::Schedule => "schedule",
             PostSource::PostNow => "post_now",
+            PostSource::Skip => "skip",
         }
     }
 
@@ -290,17 +390,22 @@ impl PostSource {
         match s {
             "schedule" => Some(PostSource::Schedule),
             "post_now" => Some(PostSource::PostNow),
+            "skip" => Some(PostSource::Skip),
             _ => None,
         }
     }
 }
 
-/// One server's post for one week: claimed first, confirmed with the message id once sent.
+/// One feed's post for one period: claimed first, confirmed with the message id once sent. A
+/// skipped period is a record too ([`PostSource::Skip`], no insight, never sent).
 #[derive(Debug, Clone, PartialEq)]
 pub struct PostRecord {
-    pub guild_id: u64,
-    pub week: WeekKey,
+    pub feed: FeedId,
+    pub period: Period,
+    /// Where it is sent: the feed's channel (a post from before feeds, schema version 7, keeps
+    /// the channel it went to).
     pub channel_id: u64,
+    /// Empty for a skipped period.
     pub insight_id: String,
     /// Sent as the message nonce (with `enforce_nonce`), so Discord drops a resend of the same
     /// post within its dedup window. See [`post_nonce`].
@@ -314,12 +419,24 @@ pub struct PostRecord {
     pub last_error: Option<String>,
     pub message_id: Option<u64>,
     pub posted_at: Option<DateTime<Utc>>,
+    /// A discussion thread is wanted under this post (the feed asked for one when it was
+    /// claimed).
+    pub thread_wanted: bool,
+    /// The thread, once created (on Discord a message's thread has the message's id).
+    pub thread_id: Option<u64>,
+    /// Why the last try to create the thread failed.
+    pub thread_error: Option<String>,
 }
 
 impl PostRecord {
     /// Whether Discord accepted the message (its id is recorded).
     pub fn is_confirmed(&self) -> bool {
         self.message_id.is_some()
+    }
+
+    /// A confirmed post whose thread is still to be created.
+    pub fn awaits_thread(&self) -> bool {
+        self.thread_wanted && self.thread_id.is_none() && self.is_confirmed()
     }
 }
 
@@ -522,19 +639,29 @@ pub enum Decision {
     },
 }
 
-/// The message nonce of a server's post for `week`: deterministic, so every resend of the same
-/// post carries the same nonce, and at most 21 characters (Discord allows 25).
+/// The message nonce of a feed's post for `period`: deterministic, so every resend of the same
+/// post carries the same nonce, and at most 23 characters (Discord allows 25).
 ///
-/// `iw` + the ISO year (4 digits) + the week (2 digits) + the server id in base 36 (at most 13
-/// digits for `u64::MAX`). The fixed-width prefix makes it unique per (server, week) for years
-/// 0..=9999; Discord only compares nonces within minutes, so wrapping outside that is harmless.
-pub fn post_nonce(guild_id: u64, week: WeekKey) -> String {
-    format!(
-        "iw{:04}{:02}{}",
-        week.year.rem_euclid(10_000),
-        week.week % 100,
-        base36(guild_id)
-    )
+/// `iw` + the ISO year (4 digits) + the week (2 digits), or `id` + the date (8 digits), + the
+/// channel id in base 36 (at most 13 digits for `u64::MAX`; a channel id is unique across
+/// Discord, so it names the feed). The fixed-width prefix makes it unique per (feed, period) for
+/// years 0..=9999; Discord only compares nonces within minutes, so wrapping outside that is
+/// harmless.
+pub fn post_nonce(feed: FeedId, period: Period) -> String {
+    let channel = base36(feed.channel_id);
+    match period {
+        Period::Week(week) => format!(
+            "iw{:04}{:02}{channel}",
+            week.year.rem_euclid(10_000),
+            week.week % 100,
+        ),
+        Period::Day(day) => format!(
+            "id{:04}{:02}{:02}{channel}",
+            day.year().rem_euclid(10_000),
+            day.month(),
+            day.day()
+        ),
+    }
 }
 
 fn base36(mut n: u64) -> String {
@@ -557,56 +684,82 @@ pub trait Backend: Send + Sync + 'static {
     /// Where the data lives, for messages (a file path, a URL without its password).
     fn describe(&self) -> String;
 
-    /// Sets (or replaces) a server's weekly schedule: enabled, any failure cleared, active from
-    /// `now` (so no slot before `now` is posted). Returns the stored settings.
-    fn set_weekly(
+    /// Creates or changes the feed of `feed`'s channel: enabled, unpaused, any failure cleared,
+    /// active from `now` (so no slot before `now` is posted). [`StoreError::Limit`], changing
+    /// nothing, when the server would have more than
+    /// [`MAX_FEEDS_PER_SERVER`](crate::weekly::feed::MAX_FEEDS_PER_SERVER) feeds on
+    /// ([`Limit::Feeds`]), or keep more than
+    /// [`MAX_KEPT_FEEDS_PER_SERVER`](crate::weekly::feed::MAX_KEPT_FEEDS_PER_SERVER) on or off
+    /// ([`Limit::KeptFeeds`]). A stored row that no longer parses is replaced.
+    /// Changing a feed keeps its rotation and post log. Returns the stored settings.
+    fn set_feed(
         &self,
-        guild_id: u64,
-        channel_id: u64,
-        schedule: &WeeklySchedule,
+        feed: FeedId,
+        spec: &FeedSpec,
         now: DateTime<Utc>,
-    ) -> Result<WeeklySettings, StoreError>;
+    ) -> Result<FeedSettings, StoreError>;
 
-    /// Turns a server's weekly posts off (the settings are kept for `/weekly show`). `false` when
-    /// there was nothing enabled.
-    fn disable_weekly(&self, guild_id: u64, now: DateTime<Utc>) -> Result<bool, StoreError>;
+    /// Turns a feed off (the settings are kept for `/weekly list`). `false` when there was
+    /// nothing enabled.
+    fn disable_feed(&self, feed: FeedId, now: DateTime<Utc>) -> Result<bool, StoreError>;
 
-    /// A server's settings, enabled or not. A stored row that no longer parses is
+    /// Pauses a feed (`Some`), or resumes a paused one (`None`: unpaused and active from `now`,
+    /// so a slot missed while paused is not posted late). `false` when nothing changed: no such
+    /// feed, or a resume of a feed that was not paused (whose `active_since` is left alone, so a
+    /// slot due right now still posts).
+    fn set_pause(
+        &self,
+        feed: FeedId,
+        pause: Option<Pause>,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
+
+    /// A feed's settings, enabled or not. A stored row that no longer parses is
     /// [`StoreError::BadRow`] (running `/weekly set` again replaces it).
-    fn weekly(&self, guild_id: u64) -> Result<Option<WeeklySettings>, StoreError>;
+    fn feed(&self, feed: FeedId) -> Result<Option<FeedSettings>, StoreError>;
 
-    /// The scheduler's input: every server whose posts are enabled and not paused by a failure,
-    /// ordered by server id, in one query. A row that no longer parses is logged and skipped, so
-    /// one broken server does not stop the others ([`Store::weekly`] reports it for that server).
-    fn active_weeklies(&self) -> Result<Vec<WeeklySettings>, StoreError>;
+    /// Every feed of a server, enabled or not, ordered by channel id. A row that no longer
+    /// parses is [`StoreError::BadRow`].
+    fn feeds(&self, guild_id: u64) -> Result<Vec<FeedSettings>, StoreError>;
 
-    /// Pauses a server's weekly posts because its channel is unusable (403/404), recording why,
-    /// until an admin runs `/weekly set` again. Nothing happens for a server without settings.
+    /// The scheduler's input: every feed that is enabled, not paused by a failure and not
+    /// paused indefinitely (a pause until a date is the poster's to respect), ordered by feed,
+    /// in one query. A row that no longer parses is logged and skipped, so one broken feed does
+    /// not stop the others ([`Backend::feed`] reports it).
+    fn active_feeds(&self) -> Result<Vec<FeedSettings>, StoreError>;
+
+    /// Pauses a feed because its channel is unusable (403/404, deleted), recording why, until
+    /// an admin runs `/weekly set` again. Nothing happens for a feed that does not exist.
     fn mark_failing(
         &self,
-        guild_id: u64,
+        feed: FeedId,
         reason: &str,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError>;
 
-    /// Claims `week` for `guild_id`'s post, in one transaction:
-    /// - if the week already has a post (confirmed or not): `AlreadyClaimed` with that record,
-    ///   and nothing changes (the rotation does not advance);
-    /// - else the server's rotation advances over `insight_ids` and a post row is inserted
-    ///   (no attempts, no message yet, nonce [`post_nonce`]): `Claimed`.
+    /// Claims `period` for `feed`'s post, in one transaction:
+    /// - if the period already has a post (confirmed or not, or skipped): `AlreadyClaimed` with
+    ///   that record, and nothing changes (the rotation does not advance);
+    /// - else the feed's rotation advances over `insight_ids` and a post row is inserted (no
+    ///   attempts, no message yet, nonce [`post_nonce`], a thread wanted if the feed asks for
+    ///   one): `Claimed`.
     ///
-    /// `None` when the collection is empty and the week is unclaimed.
+    /// `None` when the collection is empty and the period is unclaimed.
     #[allow(clippy::too_many_arguments)] // each is a plain value the poster already holds
     fn claim(
         &self,
-        guild_id: u64,
-        week: WeekKey,
-        channel_id: u64,
+        feed: FeedId,
+        period: Period,
         insight_ids: &[&str],
         source: PostSource,
         rng: &mut dyn rand::RngCore,
         now: DateTime<Utc>,
     ) -> Result<Option<Claim>, StoreError>;
+
+    /// Marks `period` as skipped: a post record with [`PostSource::Skip`] and no insight, so
+    /// no path posts it, and the rotation does not advance. `AlreadyClaimed` when the period
+    /// already has a post (or is already skipped).
+    fn skip(&self, feed: FeedId, period: Period, now: DateTime<Utc>) -> Result<Claim, StoreError>;
 
     /// Records a send attempt of a claimed post and returns the updated record.
     ///
@@ -617,8 +770,8 @@ pub trait Backend: Send + Sync + 'static {
     /// number of sends started, whatever the caller's retry loop looks like.
     fn record_attempt(
         &self,
-        guild_id: u64,
-        week: WeekKey,
+        feed: FeedId,
+        period: Period,
         now: DateTime<Utc>,
         error: Option<&str>,
         retry_at: Option<DateTime<Utc>>,
@@ -628,32 +781,52 @@ pub trait Backend: Send + Sync + 'static {
     /// already confirmed keeps its first message id (a different one is logged, not stored).
     fn confirm_post(
         &self,
-        guild_id: u64,
-        week: WeekKey,
+        feed: FeedId,
+        period: Period,
         message_id: u64,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError>;
 
-    /// Deletes an *unconfirmed* claim, so the week can be claimed again (used when a send failed
-    /// permanently). A confirmed post is never deleted; a missing one is not an error.
-    fn release_claim(&self, guild_id: u64, week: WeekKey) -> Result<(), StoreError>;
+    /// Records the thread under a confirmed post (`Ok(thread id)`), or why creating it failed
+    /// (`Err(reason)`, kept for `/weekly list`; the thread is tried again). A recorded thread
+    /// is never replaced.
+    fn record_thread(
+        &self,
+        feed: FeedId,
+        period: Period,
+        outcome: Result<u64, &str>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
 
-    /// A server's post for `week`, confirmed or not.
-    fn post(&self, guild_id: u64, week: WeekKey) -> Result<Option<PostRecord>, StoreError>;
+    /// Confirmed posts since `since` whose thread is wanted and not created yet, oldest first:
+    /// what the poster creates threads for.
+    fn posts_awaiting_thread(&self, since: DateTime<Utc>) -> Result<Vec<PostRecord>, StoreError>;
 
-    /// A server's latest confirmed post (by week).
-    fn last_post(&self, guild_id: u64) -> Result<Option<PostRecord>, StoreError>;
+    /// Deletes an *unconfirmed* claim, so the period can be claimed again (used when a send
+    /// failed permanently). A confirmed post or a skip is never deleted; a missing one is not an
+    /// error.
+    fn release_claim(&self, feed: FeedId, period: Period) -> Result<(), StoreError>;
 
-    /// Every (server, week) that has a post (claimed or confirmed) in `week` or later: what the
-    /// poster checks its due slots against, in one query instead of one per server.
-    fn claimed_slots_since(&self, week: WeekKey) -> Result<HashSet<(u64, WeekKey)>, StoreError>;
+    /// A feed's post for `period`, confirmed or not, or its skip.
+    fn post(&self, feed: FeedId, period: Period) -> Result<Option<PostRecord>, StoreError>;
 
-    /// Every claim without a message id, all servers, oldest week first: what start-up recovery
-    /// must resolve. A row that no longer parses is logged and skipped.
+    /// A feed's latest confirmed post (by period).
+    fn last_post(&self, feed: FeedId) -> Result<Option<PostRecord>, StoreError>;
+
+    /// Every (feed, period) that has a post (claimed, confirmed or skipped) in a period that
+    /// starts on local date `since` or later: what the poster checks its due slots against, in
+    /// one query instead of one per feed.
+    fn claimed_slots_since(
+        &self,
+        since: NaiveDate,
+    ) -> Result<HashSet<(FeedId, Period)>, StoreError>;
+
+    /// Every claim without a message id (skips aside), all feeds, oldest period first: what
+    /// start-up recovery must resolve. A row that no longer parses is logged and skipped.
     fn unconfirmed_posts(&self) -> Result<Vec<PostRecord>, StoreError>;
 
-    /// A server's rotation state (the default state when it never posted).
-    fn rotation(&self, guild_id: u64) -> Result<RotationState, StoreError>;
+    /// A feed's rotation state (the default state when it never posted).
+    fn rotation(&self, feed: FeedId) -> Result<RotationState, StoreError>;
 
     // ---- a server's own insights ----
 
@@ -842,10 +1015,11 @@ pub trait Backend: Send + Sync + 'static {
     /// on the database): the key of voter keys.
     fn secret(&self) -> Result<[u8; 32], StoreError>;
 
-    /// A trivial query, for readiness: the database answers. Reads one server's weekly settings
-    /// (server 0, which Discord never uses), so any backend has it without a method of its own.
+    /// A trivial query, for readiness: the database answers. Reads one feed's settings (server
+    /// and channel 0, which Discord never uses), so any backend has it without a method of its
+    /// own.
     fn ping(&self) -> Result<(), StoreError> {
-        self.weekly(0).map(|_| ())
+        self.feed(FeedId::new(0, 0)).map(|_| ())
     }
 }
 
@@ -1154,6 +1328,8 @@ mod tests {
     use super::*;
     use std::collections::BTreeSet;
 
+    use crate::weekly::schedule::WeekKey;
+
     const GUILD: u64 = 1_100_000_000_000_000_001;
 
     fn week(n: u32) -> WeekKey {
@@ -1221,42 +1397,49 @@ mod tests {
     }
 
     #[test]
-    fn nonces_fit_discord_and_differ_per_server_and_week() {
+    fn nonces_fit_discord_and_differ_per_feed_and_period() {
+        let feed = |channel| FeedId::new(GUILD, channel);
         let longest = post_nonce(
-            u64::MAX,
-            WeekKey {
-                year: 2026,
-                week: 53,
-            },
+            feed(u64::MAX),
+            Period::Day(NaiveDate::from_ymd_opt(2026, 12, 31).unwrap()),
         );
-        assert_eq!(longest, "iw2026533w5e11264sgsf");
+        assert_eq!(longest, "id202612313w5e11264sgsf");
         assert!(longest.len() <= 25);
         for year in [i32::MIN, -1, 0, 9999, 10_000, i32::MAX] {
             for w in [0, 1, 53, u32::MAX] {
-                let n = post_nonce(u64::MAX, WeekKey { year, week: w });
+                let n = post_nonce(feed(u64::MAX), Period::Week(WeekKey { year, week: w }));
                 assert!(n.len() <= 21, "{n}");
             }
         }
-        assert_eq!(post_nonce(0, week(1)), "iw2026010");
+        assert_eq!(post_nonce(feed(0), week(1).into()), "iw2026010");
         assert_eq!(
-            post_nonce(GUILD, week(10)),
-            post_nonce(GUILD, week(10)),
+            post_nonce(feed(GUILD), week(10).into()),
+            post_nonce(feed(GUILD), week(10).into()),
             "deterministic"
         );
 
-        let guilds = [0, 1, 35, 36, 1_234_567, GUILD, i64::MAX as u64, u64::MAX];
+        let channels = [0, 1, 35, 36, 1_234_567, GUILD, i64::MAX as u64, u64::MAX];
         let mut seen = BTreeSet::new();
         let mut count = 0;
+        let mut day = NaiveDate::from_ymd_opt(2025, 1, 1).unwrap();
+        let mut periods: Vec<Period> = Vec::new();
         for year in [2025, 2026, 2027, 2126] {
             for w in 1..=53 {
-                for g in guilds {
-                    let n = post_nonce(g, WeekKey { year, week: w });
-                    assert!(n.is_ascii() && n.len() <= 25);
-                    seen.insert(n);
-                    count += 1;
-                }
+                periods.push(Period::Week(WeekKey { year, week: w }));
             }
         }
-        assert_eq!(seen.len(), count, "every (server, week) has its own nonce");
+        for _ in 0..800 {
+            periods.push(Period::Day(day));
+            day = day.succ_opt().unwrap();
+        }
+        for period in periods {
+            for c in channels {
+                let n = post_nonce(feed(c), period);
+                assert!(n.is_ascii() && n.len() <= 25);
+                seen.insert(n);
+                count += 1;
+            }
+        }
+        assert_eq!(seen.len(), count, "every (feed, period) has its own nonce");
     }
 }

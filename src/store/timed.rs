@@ -25,105 +25,135 @@ impl<B: Backend> Backend for Timed<B> {
         self.0.describe()
     }
 
-    fn set_weekly(
+    fn set_feed(
         &self,
-        guild_id: u64,
-        channel_id: u64,
-        schedule: &WeeklySchedule,
+        feed: FeedId,
+        spec: &FeedSpec,
         now: DateTime<Utc>,
-    ) -> Result<WeeklySettings, StoreError> {
-        timed("set_weekly", || {
-            self.0.set_weekly(guild_id, channel_id, schedule, now)
-        })
+    ) -> Result<FeedSettings, StoreError> {
+        timed("set_feed", || self.0.set_feed(feed, spec, now))
     }
 
-    fn disable_weekly(&self, guild_id: u64, now: DateTime<Utc>) -> Result<bool, StoreError> {
-        timed("disable_weekly", || self.0.disable_weekly(guild_id, now))
+    fn disable_feed(&self, feed: FeedId, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        timed("disable_feed", || self.0.disable_feed(feed, now))
     }
 
-    fn weekly(&self, guild_id: u64) -> Result<Option<WeeklySettings>, StoreError> {
-        timed("weekly", || self.0.weekly(guild_id))
+    fn set_pause(
+        &self,
+        feed: FeedId,
+        pause: Option<Pause>,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        timed("set_pause", || self.0.set_pause(feed, pause, now))
     }
 
-    fn active_weeklies(&self) -> Result<Vec<WeeklySettings>, StoreError> {
-        timed("active_weeklies", || self.0.active_weeklies())
+    fn feed(&self, feed: FeedId) -> Result<Option<FeedSettings>, StoreError> {
+        timed("feed", || self.0.feed(feed))
+    }
+
+    fn feeds(&self, guild_id: u64) -> Result<Vec<FeedSettings>, StoreError> {
+        timed("feeds", || self.0.feeds(guild_id))
+    }
+
+    fn active_feeds(&self) -> Result<Vec<FeedSettings>, StoreError> {
+        timed("active_feeds", || self.0.active_feeds())
     }
 
     fn mark_failing(
         &self,
-        guild_id: u64,
+        feed: FeedId,
         reason: &str,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        timed("mark_failing", || {
-            self.0.mark_failing(guild_id, reason, now)
-        })
+        timed("mark_failing", || self.0.mark_failing(feed, reason, now))
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn claim(
         &self,
-        guild_id: u64,
-        week: WeekKey,
-        channel_id: u64,
+        feed: FeedId,
+        period: Period,
         insight_ids: &[&str],
         source: PostSource,
         rng: &mut dyn rand::RngCore,
         now: DateTime<Utc>,
     ) -> Result<Option<Claim>, StoreError> {
         timed("claim", || {
-            self.0
-                .claim(guild_id, week, channel_id, insight_ids, source, rng, now)
+            self.0.claim(feed, period, insight_ids, source, rng, now)
         })
+    }
+
+    fn skip(&self, feed: FeedId, period: Period, now: DateTime<Utc>) -> Result<Claim, StoreError> {
+        timed("skip", || self.0.skip(feed, period, now))
     }
 
     fn record_attempt(
         &self,
-        guild_id: u64,
-        week: WeekKey,
+        feed: FeedId,
+        period: Period,
         now: DateTime<Utc>,
         error: Option<&str>,
         retry_at: Option<DateTime<Utc>>,
     ) -> Result<PostRecord, StoreError> {
         timed("record_attempt", || {
-            self.0.record_attempt(guild_id, week, now, error, retry_at)
+            self.0.record_attempt(feed, period, now, error, retry_at)
         })
     }
 
     fn confirm_post(
         &self,
-        guild_id: u64,
-        week: WeekKey,
+        feed: FeedId,
+        period: Period,
         message_id: u64,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         timed("confirm_post", || {
-            self.0.confirm_post(guild_id, week, message_id, now)
+            self.0.confirm_post(feed, period, message_id, now)
         })
     }
 
-    fn release_claim(&self, guild_id: u64, week: WeekKey) -> Result<(), StoreError> {
-        timed("release_claim", || self.0.release_claim(guild_id, week))
+    fn record_thread(
+        &self,
+        feed: FeedId,
+        period: Period,
+        outcome: Result<u64, &str>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        timed("record_thread", || {
+            self.0.record_thread(feed, period, outcome, now)
+        })
     }
 
-    fn post(&self, guild_id: u64, week: WeekKey) -> Result<Option<PostRecord>, StoreError> {
-        timed("post", || self.0.post(guild_id, week))
+    fn posts_awaiting_thread(&self, since: DateTime<Utc>) -> Result<Vec<PostRecord>, StoreError> {
+        timed("posts_awaiting_thread", || {
+            self.0.posts_awaiting_thread(since)
+        })
     }
 
-    fn last_post(&self, guild_id: u64) -> Result<Option<PostRecord>, StoreError> {
-        timed("last_post", || self.0.last_post(guild_id))
+    fn release_claim(&self, feed: FeedId, period: Period) -> Result<(), StoreError> {
+        timed("release_claim", || self.0.release_claim(feed, period))
     }
 
-    fn claimed_slots_since(&self, week: WeekKey) -> Result<HashSet<(u64, WeekKey)>, StoreError> {
-        timed("claimed_slots_since", || self.0.claimed_slots_since(week))
+    fn post(&self, feed: FeedId, period: Period) -> Result<Option<PostRecord>, StoreError> {
+        timed("post", || self.0.post(feed, period))
+    }
+
+    fn last_post(&self, feed: FeedId) -> Result<Option<PostRecord>, StoreError> {
+        timed("last_post", || self.0.last_post(feed))
+    }
+
+    fn claimed_slots_since(
+        &self,
+        since: NaiveDate,
+    ) -> Result<HashSet<(FeedId, Period)>, StoreError> {
+        timed("claimed_slots_since", || self.0.claimed_slots_since(since))
     }
 
     fn unconfirmed_posts(&self) -> Result<Vec<PostRecord>, StoreError> {
         timed("unconfirmed_posts", || self.0.unconfirmed_posts())
     }
 
-    fn rotation(&self, guild_id: u64) -> Result<RotationState, StoreError> {
-        timed("rotation", || self.0.rotation(guild_id))
+    fn rotation(&self, feed: FeedId) -> Result<RotationState, StoreError> {
+        timed("rotation", || self.0.rotation(feed))
     }
 
     fn server_insights(&self, guild_id: u64) -> Result<Vec<ServerInsight>, StoreError> {

@@ -1,33 +1,41 @@
-//! The weekly poster: one task that posts each server's insight of the week, exactly once.
+//! The poster: one task that posts every feed's insights, exactly once per (feed, period).
 //!
-//! How "exactly one post per server per week" holds:
-//! - Every post belongs to a *slot*: (server, ISO week of the slot's local date). Before anything
-//!   is sent, the slot is *claimed* in the store, in one transaction with the rotation step; the
-//!   (server, week) primary key makes a second claim impossible, whatever path asks (the schedule,
-//!   `/weekly post-now`, a restart, a READY after a reconnect).
+//! How "exactly one post per feed per period" holds:
+//! - Every post belongs to a *slot*: (feed, period), the period being the ISO week of the slot's
+//!   local date for weekly and every-two-weeks feeds, the local date for daily and weekdays
+//!   ones. Before anything is sent, the slot is *claimed* in the store, in one transaction with
+//!   the feed's rotation step; the (feed, period) primary key makes a second claim impossible,
+//!   whatever path asks (the schedule, `/weekly post-now`, a restart, a READY after a
+//!   reconnect). `/weekly skip` claims a period without a post, so nothing posts it.
 //! - A claim is confirmed with the message id once Discord accepts the message. A claim that was
 //!   tried but never confirmed (a crash between send and commit, a timeout, an answer lost after
-//!   Discord created the message) is resolved before sending again: the channel's recent messages
-//!   are read for the bot's own post of that week. The send itself carries a per-slot nonce with
-//!   `enforce_nonce`, so an HTTP retry of the same slot within Discord's dedup window returns the
-//!   first message instead of a second one.
-//! - Catch-up rule: when the poster (re)starts or wakes, a server's *latest* slot at or before now
-//!   is posted if it is unclaimed and not older than the schedule itself (`active_since`). Older
-//!   missed weeks are not posted: one late post, never a burst. An unconfirmed claim older than
-//!   the latest slot is given up, whether or not a send was ever tried, so a stale week can never
-//!   go out beside the new one.
+//!   Discord created the message) is resolved before sending again: the channel (or the forum's
+//!   threads) is read for the bot's own post of that period. A message send carries a per-slot
+//!   nonce with `enforce_nonce`, so an HTTP retry of the same slot within Discord's dedup window
+//!   returns the first message instead of a second one.
+//! - Catch-up rule: when the poster (re)starts or wakes, a feed's *latest* slot at or before now
+//!   is posted if it is unclaimed, not older than the feed itself (`active_since`) and not
+//!   within a pause. Older missed periods are not posted: one late post, never a burst. An
+//!   unconfirmed claim older than the latest slot is given up, whether or not a send was ever
+//!   tried, so a stale period can never go out beside the new one.
+//! - **Threads.** A post whose feed asks for a thread is confirmed first and counts as posted;
+//!   its thread is a second step, recorded on the post. Every wake creates the threads still
+//!   missing (for a week after the post), so a crash or an error between the post and its
+//!   thread delays the thread, never duplicates the post. A thread started from a message has
+//!   the message's id, and Discord refuses a second one for the same message: an answer lost
+//!   after Discord created the thread is recognised on the retry, never duplicated.
 //!
 //! Failures: 5xx and timeouts are retried with backoff, then left for a later wake (the claim keeps
-//! its insight and nonce) until a newer slot of the same server is due, which replaces it; a 429
+//! its insight and nonce) until a newer slot of the same feed is due, which replaces it; a 429
 //! waits `retry_after` (a bounded number of times); 403/404 (channel deleted, permission lost)
-//! pauses that server's schedule with the reason recorded, so no further requests go there until an
-//! admin runs `/weekly set` again (Discord bans IPs that make too many invalid requests).
+//! pauses that feed with the reason recorded, so no further requests go there until an admin runs
+//! `/weekly set` again (Discord bans IPs that make too many invalid requests).
 //!
-//! **No server can stall another.** The loop never waits for a delivery: each slot is delivered by
+//! **No feed can stall another.** The loop never waits for a delivery: each slot is delivered by
 //! its own task, and the loop goes back to sleeping until the next instant anything is due. A set
 //! of in-flight slots keeps a slot from being delivered twice at once (a wake and `post-now`, or
 //! two wakes). A permit limits how many *requests* are in flight at once, and is held only around
-//! the request itself, never during a backoff or a 429 wait, so a server waiting a minute for
+//! the request itself, never during a backoff or a 429 wait, so a feed waiting a minute for
 //! Discord holds up nobody. Slots are found on the poster's [`Clock`] (tests move it by hand);
 //! backoffs and 429 waits are Discord's real seconds, on tokio's timer.
 //!
@@ -35,11 +43,11 @@
 //! flight are aborted. An aborted delivery keeps its claim (and, if a send had started, its
 //! attempt count), so the next start resolves it through the channel check and the nonce.
 //!
-//! Scale: one loop, no per-server timer. Each wake reads the active schedules in one query,
-//! computes every server's latest and next slot (microseconds each), starts what is due, and sleeps
-//! until the earliest next slot or retry — or until [`Poster::wake`] is called after a settings
-//! change or a finished delivery. The Discord specifics sit behind [`Publisher`], so this module
-//! is tested and benchmarked without Discord.
+//! Scale: one loop, no per-feed timer. Each wake reads the active feeds in one query, computes
+//! every feed's latest and next slot (microseconds each), starts what is due, and sleeps until the
+//! earliest next slot or retry — or until [`Poster::wake`] is called after a settings change or a
+//! finished delivery. The Discord specifics sit behind [`Publisher`], so this module is tested
+//! and benchmarked without Discord.
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
@@ -48,32 +56,38 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
 use tokio::sync::{oneshot, Notify, Semaphore};
 use tokio::task::AbortHandle;
 
 use crate::insights::{Insight, Library};
 use crate::sharding::Shards;
-use crate::store::{Claim, PostRecord, PostSource, Store, StoreError, WeeklySettings};
+use crate::store::{Claim, FeedSettings, PostRecord, PostSource, Store, StoreError};
 use crate::weekly::clock::Clock;
-use crate::weekly::schedule::{Slot, WeekKey};
+use crate::weekly::feed::{FeedId, THREAD_ARCHIVE_MINUTES};
+use crate::weekly::schedule::{Period, Slot};
 
 pub type PublishFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, PublishError>> + Send + 'a>>;
 
-/// One weekly post, ready to send.
+/// One scheduled post, ready to send.
 #[derive(Debug, Clone)]
 pub struct OutgoingPost {
-    pub guild_id: u64,
-    pub channel_id: u64,
-    pub week: WeekKey,
+    pub feed: FeedId,
+    pub period: Period,
     pub insight: Insight,
     /// Per-slot nonce, sent with `enforce_nonce` so Discord drops a duplicate of a retried send.
     pub nonce: String,
+    /// The one role the post mentions.
+    pub ping_role: Option<u64>,
+    /// The feed's channel is a forum: the post is a forum post titled by the insight.
+    pub forum: bool,
 }
 
 /// How a send or a look-up failed, in the terms the poster acts on.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PublishError {
-    /// 403/404: the channel is gone or the bot may not post there. Stop sending to this server.
+    /// 403/404: the channel is gone or the bot may not post there. Stop sending to this feed.
     #[error("{0}")]
     Forbidden(String),
     /// 429: wait this long, then try again (not a failure).
@@ -86,16 +100,25 @@ pub enum PublishError {
 
 /// Where posts go: Discord in production (`bot::weekly`), a recorder in tests and benchmarks.
 pub trait Publisher: Send + Sync + 'static {
-    /// Sends the post; the message id on success.
+    /// Sends the post; the message id on success (for a forum post, its thread's id, which is
+    /// also its first message's).
     fn send<'a>(&'a self, post: &'a OutgoingPost) -> PublishFuture<'a, u64>;
-    /// Looks in the channel for the bot's own post of `week` among the messages sent since
-    /// `since` (the claim: the post cannot be older); its id if found.
+    /// Looks in the feed's channel (or forum) for the bot's own post of `post.period` among what
+    /// was sent since `since` (the claim: the post cannot be older); its id if found.
     fn find_post<'a>(
         &'a self,
-        channel_id: u64,
-        week: WeekKey,
+        post: &'a OutgoingPost,
         since: DateTime<Utc>,
     ) -> PublishFuture<'a, Option<u64>>;
+    /// Starts the thread `name` under message `message_id` of `channel_id`, archived after
+    /// [`THREAD_ARCHIVE_MINUTES`]; the thread's id. A thread that already exists for the message
+    /// (an earlier try whose answer was lost) is that thread, not an error.
+    fn create_thread<'a>(
+        &'a self,
+        channel_id: u64,
+        message_id: u64,
+        name: &'a str,
+    ) -> PublishFuture<'a, u64>;
 }
 
 /// Tuning; the defaults are production values, tests shorten the waits.
@@ -105,9 +128,9 @@ pub struct PosterOptions {
     pub attempts_per_wake: u32,
     /// The first backoff between those sends; doubled each time.
     pub first_backoff: Duration,
-    /// When a claim is left for later, how long until the next wake tries it again.
+    /// When a claim (or a thread) is left for later, how long until the next wake tries it again.
     pub retry_later: Duration,
-    /// Requests (sends and channel reads) in flight at once, across all servers.
+    /// Requests (sends and channel reads) in flight at once, across all feeds.
     pub concurrency: usize,
     /// The longest wait for a 429 before giving the slot back to a later wake.
     pub max_rate_limit_wait: Duration,
@@ -143,26 +166,26 @@ impl Default for PosterOptions {
 pub enum Delivery {
     /// Posted (or found already posted); the message id.
     Posted(u64),
-    /// The slot already had a confirmed post.
+    /// The slot already had a confirmed post, or was skipped.
     AlreadyPosted(PostRecord),
     /// Another delivery of the same slot is running right now (a wake and `post-now` met).
     InProgress,
     /// Not posted yet; it will be retried on a later wake.
     WillRetry(String),
-    /// The channel refused (403/404): the schedule is paused with this reason.
+    /// The channel refused (403/404): the feed is paused with this reason.
     Paused(String),
-    /// The collection is empty.
+    /// The collection (or the feed's topic) has no insight.
     NothingToPost,
 }
 
 /// Errors from the store, surfaced to the caller (a command shows them; the task logs them).
 pub type PosterResult<T> = Result<T, StoreError>;
 
-/// Where the poster finds the insights a server's post picks from. The bot gives each server its
+/// Where the poster finds the insights a server's posts pick from. The bot gives each server its
 /// own collection ([`crate::collections::Collections`]: its own insights, less the shipped ones
 /// it hid, or only its own); an `Arc<Library>` is one collection for every server (tests, tools).
 pub trait ServerLibraries: Send + Sync {
-    /// The insights `guild_id`'s weekly post may pick from.
+    /// The insights `guild_id`'s feeds may pick from.
     fn library_for(
         &self,
         guild_id: u64,
@@ -178,16 +201,69 @@ impl ServerLibraries for Arc<Library> {
     }
 }
 
-/// A slot: (server, ISO week).
-type SlotKey = (u64, WeekKey);
+/// Whether a feed with `topic` draws `insight`: every insight without a topic, else those
+/// tagged with it or from the pack of that id.
+pub fn feed_draws(insight: &Insight, topic: Option<&str>) -> bool {
+    match topic {
+        None => true,
+        Some(topic) => insight.pack == Some(topic) || insight.topics.iter().any(|t| t == topic),
+    }
+}
+
+/// The ids a feed with `topic` picks from, in the collection's order.
+pub fn feed_ids<'a>(library: &'a Library, topic: Option<&str>) -> Vec<&'a str> {
+    library
+        .insights()
+        .iter()
+        .filter(|insight| feed_draws(insight, topic))
+        .map(|insight| insight.id.as_str())
+        .collect()
+}
+
+/// The random source of a feed's picks in rotation cycle `cycle`: seeded by the feed and the
+/// cycle, so the same rotation state and collection always draw the same next insight. That is
+/// what lets `/weekly preview` show exactly what the claim will pick, and a skipped period leave
+/// its insight to the next post. FNV-1a over the names, stable across builds (unlike std's
+/// hasher).
+pub fn pick_rng(feed: FeedId, cycle: u32) -> rand::rngs::StdRng {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    let key = format!("{}/{}/{cycle}", feed.guild_id, feed.channel_id);
+    for byte in key.bytes() {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    rand::rngs::StdRng::seed_from_u64(hash)
+}
+
+/// A slot: (feed, period).
+type SlotKey = (FeedId, Period);
 
 /// What a delivery task starts from.
 enum Job {
     /// A due slot, not claimed yet.
-    Claim(WeeklySettings, WeekKey),
+    Claim(FeedSettings, Period),
     /// A claimed slot (a retry, a recovery after a restart, or `post-now`'s own claim).
     Claimed(PostRecord),
+    /// A confirmed post whose thread is still to be created.
+    Thread(PostRecord),
 }
+
+impl Job {
+    fn key(&self) -> SlotKey {
+        match self {
+            Job::Claim(settings, period) => (settings.feed, *period),
+            Job::Claimed(record) | Job::Thread(record) => (record.feed, record.period),
+        }
+    }
+}
+
+/// How long after a post its missing thread is still created: the thread's own archive time.
+const THREAD_WINDOW: chrono::Duration = chrono::Duration::minutes(THREAD_ARCHIVE_MINUTES as i64);
+
+/// A thread refused with 403/404 (permissions taken away) is tried again this many times less
+/// often than a transient failure, so a server that never fixes it costs Discord's
+/// invalid-request budget a few requests a day, not hundreds.
+const FORBIDDEN_THREAD_BACKOFF: i32 = 12;
 
 pub struct Poster {
     store: Store,
@@ -202,10 +278,12 @@ pub struct Poster {
     in_flight: Mutex<HashMap<SlotKey, AbortHandle>>,
     /// Signalled whenever a delivery ends (see [`Poster::wait_idle`]).
     delivery_ended: Notify,
-    /// Slots whose last delivery ended unresolved with nothing in the store to say when to try
-    /// again (a store error, an empty collection): not before this instant, so a broken database
-    /// is retried every `retry_later`, not in a tight loop.
+    /// Slots whose last delivery (or thread) ended unresolved with nothing in the store to say
+    /// when to try again (a store error, an empty collection, a thread refused): not before
+    /// this instant, so a broken database is retried every `retry_later`, not in a tight loop.
     held_back: Mutex<HashMap<SlotKey, DateTime<Utc>>>,
+    /// Posts whose thread failed to start: not tried again before this instant.
+    threads_held_back: Mutex<HashMap<SlotKey, DateTime<Utc>>>,
 }
 
 /// Removes a slot from the in-flight set when its delivery ends, however it ends (an abort drops
@@ -249,6 +327,7 @@ impl Poster {
             in_flight: Mutex::new(HashMap::new()),
             delivery_ended: Notify::new(),
             held_back: Mutex::new(HashMap::new()),
+            threads_held_back: Mutex::new(HashMap::new()),
         }
     }
 
@@ -262,7 +341,7 @@ impl Poster {
     }
 
     /// The slots being delivered right now.
-    pub fn in_flight(&self) -> Vec<(u64, WeekKey)> {
+    pub fn in_flight(&self) -> Vec<(FeedId, Period)> {
         lock(&self.in_flight).keys().copied().collect()
     }
 
@@ -280,18 +359,18 @@ impl Poster {
     /// Runs until `shutdown` is notified, then aborts the deliveries in flight and returns. Start
     /// it once (never from READY, which fires again after every reconnect).
     pub async fn run(self: Arc<Self>, shutdown: Arc<Notify>) {
-        tracing::info!("weekly poster started");
+        tracing::info!("poster started");
         loop {
             let next = match self.tick().await {
                 Ok(next) => next,
                 Err(e) => {
-                    tracing::error!("weekly poster could not read the store: {e}");
+                    tracing::error!("poster could not read the store: {e}");
                     Some(self.clock.now() + chrono::Duration::seconds(60))
                 }
             };
             // With nothing scheduled, still wake hourly: cheap, and a safety net.
             let until = next.unwrap_or_else(|| self.clock.now() + chrono::Duration::hours(1));
-            tracing::debug!(%until, "weekly poster sleeping");
+            tracing::debug!(%until, "poster sleeping");
             tokio::select! {
                 _ = self.clock.sleep_until(until) => {}
                 _ = self.wake.notified() => {}
@@ -299,7 +378,7 @@ impl Poster {
             }
         }
         self.stop_deliveries().await;
-        tracing::info!("weekly poster stopped");
+        tracing::info!("poster stopped");
     }
 
     /// Aborts every delivery in flight and waits for them to end. Their claims stay in the store.
@@ -309,27 +388,41 @@ impl Poster {
             in_flight.values().for_each(AbortHandle::abort);
             in_flight.keys().copied().collect()
         };
-        for (guild, week) in &aborted {
-            tracing::info!(guild, %week, "weekly post interrupted by shutdown; the next start resolves it");
+        for (feed, period) in &aborted {
+            tracing::info!(%feed, %period, "post interrupted by shutdown; the next start resolves it");
         }
         self.wait_idle().await;
     }
 
-    /// One pass: starts a delivery for every due slot and every due retry, and returns the next
-    /// instant anything is due. It does not wait for the deliveries ([`Poster::wait_idle`] does).
+    /// One pass: starts a delivery for every due slot, every due retry and every missing thread,
+    /// and returns the next instant anything is due. It does not wait for the deliveries
+    /// ([`Poster::wait_idle`] does).
     pub async fn tick(self: &Arc<Self>) -> PosterResult<Option<DateTime<Utc>>> {
         let now = self.clock.now();
-        let (mut active, mut unconfirmed) = self
+        let thread_since = now - THREAD_WINDOW;
+        let (mut active, mut unconfirmed, mut awaiting_thread) = self
             .store
-            .call(|db| Ok((db.active_weeklies()?, db.unconfirmed_posts()?)))
+            .call(move |db| {
+                Ok((
+                    db.active_feeds()?,
+                    db.unconfirmed_posts()?,
+                    db.posts_awaiting_thread(thread_since)?,
+                ))
+            })
             .await?;
         // Only this process's shards' servers: another process posts for the others.
         let shards = self.options.shards;
-        active.retain(|s| shards.owns(s.guild_id));
-        unconfirmed.retain(|r| shards.owns(r.guild_id));
+        active.retain(|s| shards.owns(s.feed.guild_id));
+        unconfirmed.retain(|r| shards.owns(r.feed.guild_id));
+        awaiting_thread.retain(|r| shards.owns(r.feed.guild_id));
         let busy: HashSet<SlotKey> = lock(&self.in_flight).keys().copied().collect();
         let held_back = {
             let mut held = lock(&self.held_back);
+            held.retain(|_, until| *until > now);
+            held.clone()
+        };
+        let threads_held_back = {
+            let mut held = lock(&self.threads_held_back);
             held.retain(|_, until| *until > now);
             held.clone()
         };
@@ -337,24 +430,24 @@ impl Poster {
         let mut earliest = |at: DateTime<Utc>| {
             next = Some(next.map_or(at, |n| n.min(at)));
         };
-        // Each active server's latest slot week: an unconfirmed claim older than it is stale.
-        let latest_slots: HashMap<u64, Slot> = active
+        // Each active feed's latest slot: an unconfirmed claim of an earlier period is stale.
+        let latest_slots: HashMap<FeedId, Slot> = active
             .iter()
-            .map(|s| (s.guild_id, s.schedule.latest_slot_at_or_before(now)))
+            .map(|s| (s.feed, s.schedule.latest_slot_at_or_before(now)))
             .collect();
         let mut jobs = Vec::new();
         let mut pending: HashSet<SlotKey> = HashSet::new();
         let mut stale = Vec::new();
         for record in unconfirmed {
-            let key = (record.guild_id, record.week);
+            let key = (record.feed, record.period);
             pending.insert(key);
             if busy.contains(&key) {
                 continue;
             }
-            let Some(latest_week) = latest_slots.get(&record.guild_id).map(|slot| slot.week) else {
+            let Some(latest) = latest_slots.get(&record.feed) else {
                 continue;
             };
-            if record.week < latest_week {
+            if record.period.start() < latest.period.start() {
                 // A newer slot has come while this one was unresolved: the catch-up rule posts
                 // only the latest slot, so this one is given up, whether a send was tried (it may
                 // even have gone out) or not (a claim whose send never started, after a store
@@ -368,19 +461,35 @@ impl Poster {
                 _ => jobs.push(Job::Claimed(record)),
             }
         }
+        for record in awaiting_thread {
+            let key = (record.feed, record.period);
+            if busy.contains(&key) {
+                continue;
+            }
+            match threads_held_back.get(&key) {
+                Some(&until) => earliest(until),
+                None => jobs.push(Job::Thread(record)),
+            }
+        }
         if !stale.is_empty() {
-            for (guild, week) in &stale {
-                tracing::warn!(guild, %week, "giving up an unsent weekly post: a newer week's slot is due");
+            for (feed, period) in &stale {
+                tracing::warn!(%feed, %period, "giving up an unsent post: a newer period's slot is due");
             }
             self.store
                 .call(move |db| {
                     stale
                         .iter()
-                        .try_for_each(|&(guild, week)| db.release_claim(guild, week))
+                        .try_for_each(|&(feed, period)| db.release_claim(feed, period))
                 })
                 .await?;
         }
-        let claimed = match latest_slots.values().map(|slot| slot.week).min() {
+        // Local dates differ by at most a day between zones; a day earlier is a safe floor.
+        let oldest = latest_slots
+            .values()
+            .filter_map(|slot| slot.period.start())
+            .min()
+            .and_then(|day| day.pred_opt());
+        let claimed = match oldest {
             Some(oldest) => {
                 self.store
                     .call(move |db| db.claimed_slots_since(oldest))
@@ -389,25 +498,24 @@ impl Poster {
             None => HashSet::new(),
         };
         for settings in active {
-            let latest = latest_slots[&settings.guild_id];
-            let key = (settings.guild_id, latest.week);
-            if latest.at >= settings.active_since
+            let latest = latest_slots[&settings.feed];
+            let key = (settings.feed, latest.period);
+            if settings.posts(&latest)
                 && !pending.contains(&key)
                 && !claimed.contains(&key)
                 && !busy.contains(&key)
             {
                 match held_back.get(&key) {
                     Some(&until) => earliest(until),
-                    None => jobs.push(Job::Claim(settings.clone(), latest.week)),
+                    None => jobs.push(Job::Claim(settings.clone(), latest.period)),
                 }
             }
-            let upcoming = settings
-                .schedule
-                .next_slot_at_or_after(now + chrono::Duration::seconds(1));
-            earliest(upcoming.at);
+            if let Some(upcoming) = settings.next_slot_after(now) {
+                earliest(upcoming.at);
+            }
         }
         if !jobs.is_empty() {
-            tracing::info!(deliveries = jobs.len(), "weekly posts due");
+            tracing::info!(deliveries = jobs.len(), "posts due");
         }
         for job in jobs {
             self.spawn_delivery(job);
@@ -418,10 +526,7 @@ impl Poster {
     /// Starts a delivery task for `job` unless its slot is already in flight; the receiver gets
     /// its outcome.
     fn spawn_delivery(self: &Arc<Self>, job: Job) -> Option<oneshot::Receiver<Delivery>> {
-        let key = match &job {
-            Job::Claim(settings, week) => (settings.guild_id, *week),
-            Job::Claimed(record) => (record.guild_id, record.week),
-        };
+        let key = job.key();
         let mut in_flight = lock(&self.in_flight);
         if in_flight.contains_key(&key) {
             return None;
@@ -444,30 +549,31 @@ impl Poster {
     }
 
     async fn run_job(&self, job: Job) -> Delivery {
-        let key = match &job {
-            Job::Claim(settings, week) => (settings.guild_id, *week),
-            Job::Claimed(record) => (record.guild_id, record.week),
-        };
+        let key = job.key();
+        if let Job::Thread(record) = job {
+            self.make_thread(&record).await;
+            return Delivery::AlreadyPosted(record);
+        }
         // The schedule of a scheduled post, for its delay against the slot (`None` for
         // `post-now`, which has no slot; a retry's is read back when it succeeds).
         let schedule = match &job {
             Job::Claim(settings, _) => Some(settings.schedule),
-            Job::Claimed(_) => None,
+            _ => None,
         };
         let from_schedule = match &job {
             Job::Claim(..) => true,
-            Job::Claimed(record) => record.source == PostSource::Schedule,
+            Job::Claimed(record) | Job::Thread(record) => record.source == PostSource::Schedule,
         };
         let result = match job {
-            Job::Claim(settings, week) => {
-                match self.claim(&settings, week, PostSource::Schedule).await {
+            Job::Claim(settings, period) => {
+                match self.claim(&settings, period, PostSource::Schedule).await {
                     Ok(Some(Claim::Claimed(record))) => self.try_deliver(&record).await,
                     Ok(Some(Claim::AlreadyClaimed(record))) => Ok(Delivery::AlreadyPosted(record)),
                     Ok(None) => Ok(Delivery::NothingToPost),
                     Err(e) => Err(e),
                 }
             }
-            Job::Claimed(record) => self.try_deliver(&record).await,
+            Job::Claimed(record) | Job::Thread(record) => self.try_deliver(&record).await,
         };
         self.count_delivery(&result, key, schedule, from_schedule)
             .await;
@@ -482,7 +588,7 @@ impl Poster {
                 delivery
             }
             Err(e) => {
-                tracing::error!(guild = key.0, week = %key.1, "weekly post: store error: {e}");
+                tracing::error!(feed = %key.0, period = %key.1, "post: store error: {e}");
                 lock(&self.held_back).insert(key, self.clock.now() + retry_later);
                 Delivery::WillRetry(e.to_string())
             }
@@ -494,8 +600,8 @@ impl Poster {
     async fn count_delivery(
         &self,
         result: &PosterResult<Delivery>,
-        (guild, week): (u64, WeekKey),
-        schedule: Option<crate::weekly::schedule::WeeklySchedule>,
+        (feed, period): SlotKey,
+        schedule: Option<crate::weekly::schedule::Schedule>,
         from_schedule: bool,
     ) {
         let metrics = crate::ops::metrics();
@@ -516,13 +622,13 @@ impl Poster {
             // A retried slot: its schedule is read back (a count must not fail the post).
             None => self
                 .store
-                .call(move |db| db.weekly(guild))
+                .call(move |db| db.feed(feed))
                 .await
                 .ok()
                 .flatten()
                 .map(|settings| settings.schedule),
         };
-        if let Some(slot) = schedule.and_then(|s| s.slot_in_week(week)) {
+        if let Some(slot) = schedule.and_then(|s| s.slot_in(period)) {
             let late = (self.clock.now() - slot.at).to_std().unwrap_or_default();
             metrics.post_delay.observe_duration(late);
         }
@@ -530,35 +636,90 @@ impl Poster {
 
     async fn claim(
         &self,
-        settings: &WeeklySettings,
-        week: WeekKey,
+        settings: &FeedSettings,
+        period: Period,
         source: PostSource,
     ) -> PosterResult<Option<Claim>> {
-        let library = self.libraries.library_for(settings.guild_id).await?;
-        let (guild, channel, now) = (settings.guild_id, settings.channel_id, self.clock.now());
+        let library = self.libraries.library_for(settings.feed.guild_id).await?;
+        let (feed, now, topic) = (settings.feed, self.clock.now(), settings.topic.clone());
         self.store
             .call(move |db| {
-                let ids: Vec<&str> = library.insights().iter().map(|i| i.id.as_str()).collect();
-                db.claim(
-                    guild,
-                    week,
-                    channel,
-                    &ids,
-                    source,
-                    &mut rand::thread_rng(),
-                    now,
-                )
+                let ids = feed_ids(&library, topic.as_deref());
+                // Read outside the claim's transaction: a claim racing in between changes only
+                // which seed this draw uses, never what is claimed.
+                let cycle = db.rotation(feed)?.cycle;
+                db.claim(feed, period, &ids, source, &mut pick_rng(feed, cycle), now)
             })
             .await
     }
 
-    /// `/weekly post-now`: posts this week's insight at once (`None` when the server has no
-    /// active schedule). This week is the ISO week of today in the server's zone; its slot is
-    /// claimed like a scheduled one, so the scheduled post of the same week is skipped, and a
-    /// second `post-now` in the same week is refused. The delivery runs as the poster's own task
-    /// (so shutdown stops it like any other); this waits for its outcome.
-    pub async fn post_now(self: &Arc<Self>, guild_id: u64) -> PosterResult<Option<Delivery>> {
-        let active = self.store.call(move |db| db.weekly(guild_id)).await?;
+    /// The next post `settings` will make after now, and the insight it will carry when that is
+    /// already decided: `/weekly preview`. Periods already taken (a skip, a `post-now`) are
+    /// passed over; the insight is what the claim will pick, with the same seeded draw, as long
+    /// as the collection and the feed do not change first (`None` with an empty collection).
+    pub async fn preview(
+        &self,
+        settings: &FeedSettings,
+    ) -> PosterResult<Option<(Slot, Option<Insight>)>> {
+        let Some(slot) = self.next_post(settings).await? else {
+            return Ok(None);
+        };
+        let library = self.libraries.library_for(settings.feed.guild_id).await?;
+        let feed = settings.feed;
+        let rotation = self.store.call(move |db| db.rotation(feed)).await?;
+        let ids = feed_ids(&library, settings.topic.as_deref());
+        let insight = rotation
+            .next(&ids, &mut pick_rng(feed, rotation.cycle))
+            .and_then(|(id, _)| library.get(&id).cloned());
+        Ok(Some((slot, insight)))
+    }
+
+    /// The next slot `settings` will post: after now, not before a pause's end, and not in a
+    /// period already taken by a skip or `post-now`. `None` for a feed that is off or paused
+    /// indefinitely (or, absurdly, with the next 400 periods all taken).
+    pub async fn next_post(&self, settings: &FeedSettings) -> PosterResult<Option<Slot>> {
+        let Some(first) = settings.next_slot_after(self.clock.now()) else {
+            return Ok(None);
+        };
+        let schedule = settings.schedule;
+        let feed = settings.feed;
+        let since = first.period.start().unwrap_or(first.date);
+        let claimed = self
+            .store
+            .call(move |db| db.claimed_slots_since(since))
+            .await?;
+        let mut slot = first;
+        for _ in 0..400 {
+            if !claimed.contains(&(feed, slot.period)) {
+                return Ok(Some(slot));
+            }
+            slot = schedule.first_slot_on_or_after(slot.date + chrono::Days::new(1));
+        }
+        Ok(None)
+    }
+
+    /// `/weekly skip`: marks the feed's next post (see [`Poster::next_post`]) as skipped; the
+    /// slot skipped, or `None` when the feed has no next post.
+    pub async fn skip_next(&self, settings: &FeedSettings) -> PosterResult<Option<Slot>> {
+        let Some(slot) = self.next_post(settings).await? else {
+            return Ok(None);
+        };
+        let (feed, now) = (settings.feed, self.clock.now());
+        self.store
+            .call(move |db| db.skip(feed, slot.period, now))
+            .await?;
+        self.wake();
+        Ok(Some(slot))
+    }
+
+    /// `/weekly post-now`: posts the current period's insight at once (`None` when the feed is
+    /// not active). The current period is the one of today in the feed's zone (this week, for a
+    /// weekly feed); its slot is claimed like a scheduled one, so the scheduled post of the same
+    /// period is skipped, and a second `post-now` in the same period is refused. The delivery
+    /// runs as the poster's own task (so shutdown stops it like any other); this waits for its
+    /// outcome.
+    pub async fn post_now(self: &Arc<Self>, feed: FeedId) -> PosterResult<Option<Delivery>> {
+        let active = self.store.call(move |db| db.feed(feed)).await?;
         let Some(settings) = active.filter(|s| s.enabled && s.failure.is_none()) else {
             return Ok(None);
         };
@@ -567,10 +728,14 @@ impl Poster {
             .now()
             .with_timezone(&settings.schedule.zone)
             .date_naive();
-        let week = WeekKey::from_date(today);
-        let record = match self.claim(&settings, week, PostSource::PostNow).await? {
+        let period = settings.schedule.cadence.period_of(today);
+        let record = match self.claim(&settings, period, PostSource::PostNow).await? {
             Some(Claim::Claimed(record)) => record,
-            Some(Claim::AlreadyClaimed(record)) if !record.is_confirmed() => record,
+            Some(Claim::AlreadyClaimed(record))
+                if !record.is_confirmed() && record.source != PostSource::Skip =>
+            {
+                record
+            }
             Some(Claim::AlreadyClaimed(record)) => {
                 return Ok(Some(Delivery::AlreadyPosted(record)))
             }
@@ -586,52 +751,70 @@ impl Poster {
         Ok(Some(delivery))
     }
 
+    /// The post a record stands for, with its feed's current options (`None` when the
+    /// collection is empty).
+    async fn outgoing(&self, record: &PostRecord) -> PosterResult<Option<OutgoingPost>> {
+        let feed = record.feed;
+        let settings = self.store.call(move |db| db.feed(feed)).await?;
+        let library = self.libraries.library_for(feed.guild_id).await?;
+        let topic = settings.as_ref().and_then(|s| s.topic.clone());
+        let insight = match library.get(&record.insight_id) {
+            Some(insight) => insight.clone(),
+            // Removed from the collection (or hidden) since the claim: post another rather than
+            // nothing, from the feed's topic when it still has one.
+            None => {
+                let ids = feed_ids(&library, topic.as_deref());
+                let pick = ids
+                    .choose(&mut rand::thread_rng())
+                    .and_then(|id| library.get(id))
+                    .or_else(|| library.random(None, None, &mut rand::thread_rng()));
+                match pick {
+                    Some(insight) => insight.clone(),
+                    None => return Ok(None),
+                }
+            }
+        };
+        Ok(Some(OutgoingPost {
+            feed,
+            period: record.period,
+            insight,
+            nonce: record.nonce.clone(),
+            ping_role: settings.as_ref().and_then(|s| s.ping_role),
+            forum: settings.as_ref().is_some_and(|s| s.forum),
+        }))
+    }
+
     /// Sends one claimed slot, resolving an earlier unconfirmed attempt first.
     async fn try_deliver(&self, record: &PostRecord) -> PosterResult<Delivery> {
-        let (guild, week) = (record.guild_id, record.week);
+        let (feed, period) = (record.feed, record.period);
+        let Some(post) = self.outgoing(record).await? else {
+            return Ok(Delivery::NothingToPost);
+        };
         if record.attempts > 0 {
             // Tried before and never confirmed: it may have gone out (a crash after the send, a
             // timeout or a lost answer after Discord accepted it). Look before sending again.
             let lookup = {
                 let _permit = self.requests.acquire().await;
-                self.publisher
-                    .find_post(record.channel_id, week, record.claimed_at)
-                    .await
+                self.publisher.find_post(&post, record.claimed_at).await
             };
             match lookup {
                 Ok(Some(message_id)) => {
-                    tracing::info!(guild, %week, message_id, "weekly post found already sent; confirmed without sending again");
+                    tracing::info!(%feed, %period, message_id, "post found already sent; confirmed without sending again");
                     let now = self.clock.now();
                     self.store
-                        .call(move |db| db.confirm_post(guild, week, message_id, now))
+                        .call(move |db| db.confirm_post(feed, period, message_id, now))
                         .await?;
+                    self.after_post(record, &post, message_id).await;
                     return Ok(Delivery::Posted(message_id));
                 }
                 Ok(None) => {}
                 Err(PublishError::Forbidden(reason)) => return self.pause(record, reason).await,
                 // Cannot tell: send anyway; the nonce still guards a recent duplicate.
                 Err(e) => {
-                    tracing::warn!(guild, %week, "could not read the channel to check an earlier attempt: {e}")
+                    tracing::warn!(%feed, %period, "could not read the channel to check an earlier attempt: {e}")
                 }
             }
         }
-        let library = self.libraries.library_for(guild).await?;
-        let insight = match library.get(&record.insight_id) {
-            Some(insight) => insight.clone(),
-            // Removed from the collection (or hidden) since the claim: post another rather than
-            // nothing.
-            None => match library.random(None, None, &mut rand::thread_rng()) {
-                Some(insight) => insight.clone(),
-                None => return Ok(Delivery::NothingToPost),
-            },
-        };
-        let post = OutgoingPost {
-            guild_id: guild,
-            channel_id: record.channel_id,
-            week,
-            insight,
-            nonce: record.nonce.clone(),
-        };
         let mut backoff = self.options.first_backoff;
         let mut failures = 0;
         let mut rate_limits = 0;
@@ -639,7 +822,7 @@ impl Poster {
         while failures < self.options.attempts_per_wake {
             let now = self.clock.now();
             self.store
-                .call(move |db| db.record_attempt(guild, week, now, None, None))
+                .call(move |db| db.record_attempt(feed, period, now, None, None))
                 .await?;
             let sent = {
                 let _permit = self.requests.acquire().await;
@@ -649,19 +832,10 @@ impl Poster {
                 Ok(message_id) => {
                     let now = self.clock.now();
                     self.store
-                        .call(move |db| db.confirm_post(guild, week, message_id, now))
+                        .call(move |db| db.confirm_post(feed, period, message_id, now))
                         .await?;
-                    tracing::info!(guild, channel = record.channel_id, %week, insight = %post.insight.id, message_id, "weekly insight posted");
-                    // The weekly post is a showing too (for `/insights stats` and `list`); a
-                    // count, so a failure is logged and the post stands.
-                    let (id, day) = (post.insight.id.clone(), now.date_naive());
-                    if let Err(e) = self
-                        .store
-                        .call(move |db| db.record_shown(guild, &id, day))
-                        .await
-                    {
-                        tracing::warn!(guild, "could not count the weekly insight as shown: {e}");
-                    }
+                    tracing::info!(%feed, %period, insight = %post.insight.id, message_id, "insight posted");
+                    self.after_post(record, &post, message_id).await;
                     return Ok(Delivery::Posted(message_id));
                 }
                 Err(PublishError::Forbidden(reason)) => return self.pause(record, reason).await,
@@ -674,12 +848,12 @@ impl Poster {
                             format!("rate limited ({rate_limits} times, last for {wait:?})");
                         break;
                     }
-                    tracing::warn!(guild, %week, ?wait, "rate limited; waiting as Discord asks");
+                    tracing::warn!(%feed, %period, ?wait, "rate limited; waiting as Discord asks");
                     tokio::time::sleep(wait).await;
                 }
                 Err(PublishError::Transient(e)) => {
                     failures += 1;
-                    tracing::warn!(guild, %week, attempt = failures, "weekly post failed, will retry: {e}");
+                    tracing::warn!(%feed, %period, attempt = failures, "post failed, will retry: {e}");
                     last_error = e;
                     if failures < self.options.attempts_per_wake {
                         tokio::time::sleep(backoff).await;
@@ -693,20 +867,101 @@ impl Poster {
             now + chrono::Duration::from_std(self.options.retry_later).unwrap_or_default();
         let error = last_error.clone();
         self.store
-            .call(move |db| db.record_attempt(guild, week, now, Some(&error), Some(retry_at)))
+            .call(move |db| db.record_attempt(feed, period, now, Some(&error), Some(retry_at)))
             .await?;
-        tracing::warn!(guild, %week, %retry_at, "weekly post not sent yet: {last_error}; retrying later");
+        tracing::warn!(%feed, %period, %retry_at, "post not sent yet: {last_error}; retrying later");
         Ok(Delivery::WillRetry(last_error))
     }
 
+    /// What follows a confirmed post: it counts as a showing, and its thread is started. Neither
+    /// can fail the post, which is out: a count is logged, a thread is tried again later.
+    async fn after_post(&self, record: &PostRecord, post: &OutgoingPost, message_id: u64) {
+        let (guild, id, day) = (
+            record.feed.guild_id,
+            post.insight.id.clone(),
+            self.clock.now().date_naive(),
+        );
+        if let Err(e) = self
+            .store
+            .call(move |db| db.record_shown(guild, &id, day))
+            .await
+        {
+            tracing::warn!(guild, "could not count the posted insight as shown: {e}");
+        }
+        if record.thread_wanted {
+            let mut posted = record.clone();
+            posted.message_id = Some(message_id);
+            self.make_thread(&posted).await;
+        }
+    }
+
+    /// Starts the thread under a confirmed post and records it, or records why it failed and
+    /// holds the slot back until the next try.
+    async fn make_thread(&self, record: &PostRecord) {
+        let Some(message_id) = record.message_id else {
+            return;
+        };
+        let (feed, period) = (record.feed, record.period);
+        let title = match self.libraries.library_for(feed.guild_id).await {
+            Ok(library) => library
+                .get(&record.insight_id)
+                .map(|insight| insight.title.clone()),
+            Err(_) => None,
+        };
+        let name = crate::weekly::feed::thread_name(title.as_deref().unwrap_or("Discussion"));
+        let created = {
+            let _permit = self.requests.acquire().await;
+            self.publisher
+                .create_thread(record.channel_id, message_id, &name)
+                .await
+        };
+        let now = self.clock.now();
+        let retry_later = chrono::Duration::from_std(self.options.retry_later).unwrap_or_default();
+        let (outcome, hold) = match created {
+            Ok(thread_id) => {
+                tracing::info!(%feed, %period, thread_id, "thread started under the post");
+                (Ok(thread_id), None)
+            }
+            Err(PublishError::Forbidden(reason)) => {
+                let reason = format!("could not start the thread: {reason}");
+                tracing::warn!(%feed, %period, "{reason}");
+                (Err(reason), Some(retry_later * FORBIDDEN_THREAD_BACKOFF))
+            }
+            Err(e) => {
+                let reason = format!("could not start the thread yet: {e}");
+                tracing::warn!(%feed, %period, "{reason}");
+                (Err(reason), Some(retry_later))
+            }
+        };
+        let stored = outcome.clone();
+        if let Err(e) = self
+            .store
+            .call(move |db| {
+                db.record_thread(
+                    feed,
+                    period,
+                    stored.as_ref().copied().map_err(|e| e.as_str()),
+                    now,
+                )
+            })
+            .await
+        {
+            tracing::error!(%feed, %period, "could not record the thread: {e}");
+        }
+        match hold {
+            Some(wait) => lock(&self.threads_held_back).insert((feed, period), now + wait),
+            None => lock(&self.threads_held_back).remove(&(feed, period)),
+        };
+    }
+
     async fn pause(&self, record: &PostRecord, reason: String) -> PosterResult<Delivery> {
-        tracing::error!(guild = record.guild_id, channel = record.channel_id, week = %record.week, "weekly posts paused for this server: {reason}");
-        let (guild, week, now) = (record.guild_id, record.week, self.clock.now());
+        tracing::error!(feed = %record.feed, period = %record.period, "posts paused for this feed: {reason}");
+        let (feed, period, now) = (record.feed, record.period, self.clock.now());
         let stored = reason.clone();
         self.store
             .call(move |db| {
-                db.mark_failing(guild, &stored, now)?;
-                db.release_claim(guild, week)
+                db.mark_failing(feed, &stored, now)?;
+                db.release_claim(feed, period)
             })
             .await?;
         Ok(Delivery::Paused(reason))

@@ -25,6 +25,8 @@ pub enum ScheduleError {
     InvalidDay(String),
     #[error("invalid time {0:?}: use 24-hour HH:MM, for example 09:00")]
     InvalidTime(String),
+    #[error("invalid repeat {0:?}: use weekly, every-2-weeks, weekdays or daily")]
+    InvalidRepeat(String),
     #[error(
         "unknown time zone {0:?}: use an IANA zone name, for example Europe/London or America/New_York"
     )]
@@ -136,89 +138,314 @@ impl fmt::Display for WeekKey {
     }
 }
 
-/// One weekly post: which week it belongs to and when (UTC) it is due.
+/// Which period of its feed a post belongs to: the identity the post log keys it by, so "one post
+/// per (feed, period)" is checkable. A weekly or every-two-weeks feed has one post per ISO week of
+/// the *local* calendar; a daily or weekdays feed one per local date.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Period {
+    Week(WeekKey),
+    Day(NaiveDate),
+}
+
+impl Period {
+    /// Parse the `Display` form: `2026-W48` or `2026-12-07`.
+    pub fn parse(s: &str) -> Option<Self> {
+        if s.contains("-W") {
+            return WeekKey::parse(s).map(Period::Week);
+        }
+        NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d")
+            .ok()
+            .map(Period::Day)
+    }
+
+    /// Human label for messages and embeds: `Week 48 · 2026`, `Monday 7 December 2026`. The
+    /// footer of a post carries it, which is how an unconfirmed post is recognised in its channel.
+    pub fn label(&self) -> String {
+        match self {
+            Period::Week(week) => week.label(),
+            Period::Day(day) => day.format("%A %-d %B %Y").to_string(),
+        }
+    }
+
+    /// The local date the period starts on (the Monday of a week): the post log's range key.
+    pub fn start(&self) -> Option<NaiveDate> {
+        match self {
+            Period::Week(week) => week.monday(),
+            Period::Day(day) => Some(*day),
+        }
+    }
+
+    /// "this week" / "today", for messages about the period a command acts on.
+    pub fn this(&self) -> &'static str {
+        match self {
+            Period::Week(_) => "this week",
+            Period::Day(_) => "today",
+        }
+    }
+}
+
+impl From<WeekKey> for Period {
+    fn from(week: WeekKey) -> Self {
+        Period::Week(week)
+    }
+}
+
+impl fmt::Display for Period {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Period::Week(week) => week.fmt(f),
+            Period::Day(day) => write!(f, "{}", day.format("%Y-%m-%d")),
+        }
+    }
+}
+
+/// One scheduled post: its period, the local date it is scheduled on, and when (UTC) it is due.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Slot {
-    pub week: WeekKey,
+    pub period: Period,
+    /// The local date the admin meant (a spring-forward gap can push `at` onto the next day).
+    pub date: NaiveDate,
     pub at: DateTime<Utc>,
 }
 
-/// "Every `weekday` at `time` in `zone`".
+/// How often a feed posts. Every cadence posts at most once a local day, so a slot is named by
+/// its date, and the period (what "once" is counted per) follows from the cadence.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct WeeklySchedule {
-    pub weekday: Weekday,
+pub enum Cadence {
+    /// Once a week on this day.
+    Weekly(Weekday),
+    /// On this day of every other week: the weeks whose [`week_index`] has this parity.
+    EveryTwoWeeks { weekday: Weekday, parity: u8 },
+    /// Monday to Friday.
+    Weekdays,
+    /// Every day.
+    Daily,
+}
+
+impl Cadence {
+    /// The stored and typed name: `weekly`, `every-2-weeks`, `weekdays`, `daily`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Cadence::Weekly(_) => "weekly",
+            Cadence::EveryTwoWeeks { .. } => "every-2-weeks",
+            Cadence::Weekdays => "weekdays",
+            Cadence::Daily => "daily",
+        }
+    }
+
+    /// The day of a weekly or every-two-weeks cadence.
+    pub fn weekday(&self) -> Option<Weekday> {
+        match self {
+            Cadence::Weekly(day) | Cadence::EveryTwoWeeks { weekday: day, .. } => Some(*day),
+            Cadence::Weekdays | Cadence::Daily => None,
+        }
+    }
+
+    /// Whether a post is scheduled on local `date`.
+    pub fn includes(&self, date: NaiveDate) -> bool {
+        match *self {
+            Cadence::Weekly(day) => date.weekday() == day,
+            Cadence::EveryTwoWeeks { weekday, parity } => {
+                date.weekday() == weekday && week_index(date) % 2 == i64::from(parity)
+            }
+            Cadence::Weekdays => date.weekday().num_days_from_monday() < 5,
+            Cadence::Daily => true,
+        }
+    }
+
+    /// The period a post scheduled on `date` counts towards.
+    pub fn period_of(&self, date: NaiveDate) -> Period {
+        match self {
+            Cadence::Weekly(_) | Cadence::EveryTwoWeeks { .. } => {
+                Period::Week(WeekKey::from_date(date))
+            }
+            Cadence::Weekdays | Cadence::Daily => Period::Day(date),
+        }
+    }
+}
+
+/// Weeks since the week of Monday 1970-01-05, counted on local dates: the even/odd week of an
+/// every-two-weeks cadence. A plain count, unlike ISO week numbers, keeps alternating across a
+/// 53-week year.
+pub fn week_index(date: NaiveDate) -> i64 {
+    let epoch = NaiveDate::from_ymd_opt(1970, 1, 5).unwrap_or_default();
+    (date - epoch).num_days().div_euclid(7)
+}
+
+/// How often, as an admin types it (`repeat:`); with a day, a time and a zone it becomes a
+/// [`Schedule`] ([`Repeat::schedule`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Repeat {
+    Weekly,
+    EveryTwoWeeks,
+    Weekdays,
+    Daily,
+}
+
+impl Repeat {
+    pub const ALL: [Repeat; 4] = [
+        Repeat::Weekly,
+        Repeat::EveryTwoWeeks,
+        Repeat::Weekdays,
+        Repeat::Daily,
+    ];
+
+    /// `weekly`, `every-2-weeks`, `weekdays`, `daily`: the typed and stored names.
+    pub fn name(self) -> &'static str {
+        match self {
+            Repeat::Weekly => "weekly",
+            Repeat::EveryTwoWeeks => "every-2-weeks",
+            Repeat::Weekdays => "weekdays",
+            Repeat::Daily => "daily",
+        }
+    }
+
+    /// Whether a `day` is part of it (weekly and every two weeks).
+    pub fn takes_a_day(self) -> bool {
+        matches!(self, Repeat::Weekly | Repeat::EveryTwoWeeks)
+    }
+
+    /// The schedule that posts at `time` in `zone`, on `weekday` when the cadence has a day. An
+    /// every-two-weeks schedule starts with its first `weekday` at or after `from`: the weeks
+    /// that alternate from there are its weeks.
+    pub fn schedule(
+        self,
+        weekday: Weekday,
+        time: NaiveTime,
+        zone: Tz,
+        from: DateTime<Utc>,
+    ) -> Schedule {
+        let cadence = match self {
+            Repeat::Weekly => Cadence::Weekly(weekday),
+            Repeat::EveryTwoWeeks => {
+                let first = Schedule::weekly(weekday, time, zone).next_slot_at_or_after(from);
+                Cadence::EveryTwoWeeks {
+                    weekday,
+                    parity: u8::from(week_index(first.date) % 2 != 0),
+                }
+            }
+            Repeat::Weekdays => Cadence::Weekdays,
+            Repeat::Daily => Cadence::Daily,
+        };
+        Schedule::new(cadence, time, zone)
+    }
+}
+
+/// A [`Repeat`] from its name, any case.
+pub fn parse_repeat(s: &str) -> Result<Repeat, ScheduleError> {
+    let typed = s.trim().to_ascii_lowercase();
+    Repeat::ALL
+        .into_iter()
+        .find(|r| r.name() == typed)
+        .ok_or_else(|| ScheduleError::InvalidRepeat(s.to_string()))
+}
+
+/// "Every `cadence` at `time` in `zone`": the schedule of one feed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Schedule {
+    pub cadence: Cadence,
     pub time: NaiveTime,
     pub zone: Tz,
 }
 
-impl WeeklySchedule {
-    pub fn new(weekday: Weekday, time: NaiveTime, zone: Tz) -> Self {
-        WeeklySchedule {
-            weekday,
+/// How far from a local date a slot's instant can fall: Samoa skipped a whole day, and a
+/// repeated hour can span midnight; two days bounds both with room to spare.
+const DATE_SLACK: Days = Days::new(2);
+
+impl Schedule {
+    pub fn new(cadence: Cadence, time: NaiveTime, zone: Tz) -> Self {
+        Schedule {
+            cadence,
             time,
             zone,
         }
     }
 
-    /// Parse the three values an admin types (see [`parse_weekday`], [`parse_time`],
-    /// [`parse_zone`]); the first invalid one is reported.
+    /// "Every `weekday` at `time` in `zone`".
+    pub fn weekly(weekday: Weekday, time: NaiveTime, zone: Tz) -> Self {
+        Schedule::new(Cadence::Weekly(weekday), time, zone)
+    }
+
+    /// Parse the three values an admin types for a weekly schedule (see [`parse_weekday`],
+    /// [`parse_time`], [`parse_zone`]); the first invalid one is reported.
     pub fn parse(day: &str, time: &str, zone: &str) -> Result<Self, ScheduleError> {
-        Ok(WeeklySchedule::new(
+        Ok(Schedule::weekly(
             parse_weekday(day)?,
             parse_time(time)?,
             parse_zone(zone)?,
         ))
     }
 
-    /// The slot of ISO week `week`, or `None` if that week does not exist.
-    pub fn slot_in_week(&self, week: WeekKey) -> Option<Slot> {
-        NaiveDate::from_isoywd_opt(week.year, week.week, self.weekday).map(|d| self.slot_on(d))
+    /// The slot of `period`, or `None` if the cadence has no post in it (a weekend day of a
+    /// weekdays feed, the off week of an every-two-weeks feed, a week that does not exist).
+    pub fn slot_in(&self, period: Period) -> Option<Slot> {
+        let date = match (period, self.cadence.weekday()) {
+            (Period::Week(week), Some(day)) => {
+                NaiveDate::from_isoywd_opt(week.year, week.week, day)?
+            }
+            (Period::Day(date), None) => date,
+            _ => return None,
+        };
+        self.cadence.includes(date).then(|| self.slot_on(date))
     }
 
     /// The first slot whose instant is `>= from` (inclusive, so a poster that wakes exactly on
     /// time still sees the slot it woke up for).
     pub fn next_slot_at_or_after(&self, from: DateTime<Utc>) -> Slot {
-        // Start one local week early: a slot scheduled on an earlier local date can resolve to
+        // Start two local days early: a slot scheduled on an earlier local date can resolve to
         // exactly `from` when a spring-forward gap spans midnight (Samoa skipped a whole day).
-        // The loop then moves forward, normally at most twice.
-        let mut day = self.local_date(from) - Days::new(7);
+        // Slot instants increase with their dates, so the first one at or after `from` is it;
+        // the longest walk is an every-two-weeks cadence's 16 days.
+        let mut day = self.local_date(from) - DATE_SLACK;
         loop {
-            let slot = self.slot_in_week_of(day);
-            if slot.at >= from {
-                return slot;
+            if self.cadence.includes(day) {
+                let slot = self.slot_on(day);
+                if slot.at >= from {
+                    return slot;
+                }
             }
-            day = day + Days::new(7);
+            day = day + Days::new(1);
         }
     }
 
     /// The latest slot whose instant is `<= now`: the one a restarted poster must still post if
     /// the log does not have it yet.
     pub fn latest_slot_at_or_before(&self, now: DateTime<Utc>) -> Slot {
-        // Start one local week late: during a fall-back, `now` can be the *second* occurrence of a
+        // Start two local days late: during a fall-back, `now` can be the *second* occurrence of a
         // wall-clock time while a slot with a later wall-clock time (even on the next local date,
         // if the repeated hour spans midnight) already happened at its first occurrence.
-        let mut day = self.local_date(now) + Days::new(7);
+        let mut day = self.local_date(now) + DATE_SLACK;
         loop {
-            let slot = self.slot_in_week_of(day);
-            if slot.at <= now {
-                return slot;
+            if self.cadence.includes(day) {
+                let slot = self.slot_on(day);
+                if slot.at <= now {
+                    return slot;
+                }
             }
-            day = day - Days::new(7);
+            day = day - Days::new(1);
         }
     }
 
-    /// The next `count` slots at or after `from`, in order, one per consecutive ISO week.
+    /// The first slot scheduled on local `date` or later.
+    pub fn first_slot_on_or_after(&self, date: NaiveDate) -> Slot {
+        let mut day = date;
+        while !self.cadence.includes(day) {
+            day = day + Days::new(1);
+        }
+        self.slot_on(day)
+    }
+
+    /// The next `count` slots at or after `from`, in order.
     pub fn next_slots(&self, from: DateTime<Utc>, count: usize) -> Vec<Slot> {
-        let first = self.next_slot_at_or_after(from);
-        let Some(mut date) =
-            NaiveDate::from_isoywd_opt(first.week.year, first.week.week, self.weekday)
-        else {
-            return vec![first; count.min(1)];
-        };
         let mut slots = Vec::with_capacity(count);
-        for _ in 0..count {
-            slots.push(self.slot_on(date));
-            date = date + Days::new(7);
+        if count == 0 {
+            return slots;
+        }
+        let mut slot = self.next_slot_at_or_after(from);
+        slots.push(slot);
+        while slots.len() < count {
+            slot = self.first_slot_on_or_after(slot.date + Days::new(1));
+            slots.push(slot);
         }
         slots
     }
@@ -227,30 +454,33 @@ impl WeeklySchedule {
         at.with_timezone(&self.zone).date_naive()
     }
 
-    /// The slot of the ISO week that contains `any_day`.
-    fn slot_in_week_of(&self, any_day: NaiveDate) -> Slot {
-        let monday = any_day - Days::new(u64::from(any_day.weekday().num_days_from_monday()));
-        self.slot_on(monday + Days::new(u64::from(self.weekday.num_days_from_monday())))
-    }
-
-    /// The slot scheduled on local `date`. Its week is the week of the *scheduled* date, even in
+    /// The slot scheduled on local `date`. Its period is the one of the *scheduled* date, even in
     /// the (Samoa-only) case where a gap pushes the instant onto the next local day: the key names
-    /// the week the admin meant, and stays consecutive.
+    /// the period the admin meant, and stays consecutive.
     fn slot_on(&self, date: NaiveDate) -> Slot {
         Slot {
-            week: WeekKey::from_date(date),
+            period: self.cadence.period_of(date),
+            date,
             at: resolve_local(self.zone, date.and_time(self.time)),
         }
     }
 }
 
-impl fmt::Display for WeeklySchedule {
-    /// `Monday 09:00 Europe/London`, the form shown back to admins.
+impl fmt::Display for Schedule {
+    /// `Monday 09:00 Europe/London`, `every other Monday 09:00 UTC`, `weekdays 09:00 UTC`,
+    /// `daily 09:00 UTC`: the form shown back to admins.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.cadence {
+            Cadence::Weekly(day) => write!(f, "{}", weekday_name(day))?,
+            Cadence::EveryTwoWeeks { weekday, .. } => {
+                write!(f, "every other {}", weekday_name(weekday))?
+            }
+            Cadence::Weekdays => write!(f, "weekdays (Monday to Friday)")?,
+            Cadence::Daily => write!(f, "daily")?,
+        }
         write!(
             f,
-            "{} {:02}:{:02} {}",
-            weekday_name(self.weekday),
+            " {:02}:{:02} {}",
             self.time.hour(),
             self.time.minute(),
             self.zone.name()
@@ -403,7 +633,7 @@ mod tests {
     }
 
     /// The instants (as RFC 3339 strings) of `n` slots starting at or after `from`.
-    fn instants(s: &WeeklySchedule, from: &str, n: usize) -> Vec<String> {
+    fn instants(s: &Schedule, from: &str, n: usize) -> Vec<String> {
         s.next_slots(utc(from), n)
             .into_iter()
             .map(|slot| format_rfc3339_z(slot.at))
@@ -491,26 +721,26 @@ mod tests {
     #[test]
     fn schedule_parse_reports_the_first_bad_field() {
         assert_eq!(
-            WeeklySchedule::parse("mon", "9:00", "europe/london"),
-            Ok(WeeklySchedule::new(Weekday::Mon, hm(9, 0), London))
+            Schedule::parse("mon", "9:00", "europe/london"),
+            Ok(Schedule::weekly(Weekday::Mon, hm(9, 0), London))
         );
         assert!(matches!(
-            WeeklySchedule::parse("someday", "9am", "Mars/Olympus"),
+            Schedule::parse("someday", "9am", "Mars/Olympus"),
             Err(ScheduleError::InvalidDay(_))
         ));
         assert!(matches!(
-            WeeklySchedule::parse("fri", "9am", "Mars/Olympus"),
+            Schedule::parse("fri", "9am", "Mars/Olympus"),
             Err(ScheduleError::InvalidTime(_))
         ));
         assert!(matches!(
-            WeeklySchedule::parse("fri", "09:00", "Mars/Olympus"),
+            Schedule::parse("fri", "09:00", "Mars/Olympus"),
             Err(ScheduleError::UnknownZone(_))
         ));
     }
 
     #[test]
     fn schedule_displays_as_typed_back_to_admins() {
-        let s = WeeklySchedule::parse("MON", "9:05", "europe/london").unwrap();
+        let s = Schedule::parse("MON", "9:05", "europe/london").unwrap();
         assert_eq!(s.to_string(), "Monday 09:05 Europe/London");
     }
 
@@ -595,37 +825,41 @@ mod tests {
     #[test]
     fn week_key_is_the_iso_week_of_the_local_date() {
         // Monday 2025-12-29 belongs to ISO week 2026-W01 (the week holding 2026's first Thursday).
-        let s = WeeklySchedule::new(Weekday::Mon, hm(9, 0), Tz::UTC);
+        let s = Schedule::weekly(Weekday::Mon, hm(9, 0), Tz::UTC);
         let slot = s.next_slot_at_or_after(utc("2025-12-28T00:00:00Z"));
         assert_eq!(format_rfc3339_z(slot.at), "2025-12-29T09:00:00Z");
-        assert_eq!(slot.week.to_string(), "2026-W01");
+        assert_eq!(slot.period.to_string(), "2026-W01");
 
         // Monday 02:00 in Kolkata (+05:30) is Sunday 20:30 UTC: the UTC date is in W01, but the
         // post belongs to the local Monday 2026-01-05, which is W02.
-        let s = WeeklySchedule::new(Weekday::Mon, hm(2, 0), Kolkata);
+        let s = Schedule::weekly(Weekday::Mon, hm(2, 0), Kolkata);
         let slot = s.next_slot_at_or_after(utc("2026-01-04T00:00:00Z"));
         assert_eq!(format_rfc3339_z(slot.at), "2026-01-04T20:30:00Z");
-        assert_eq!(slot.week.to_string(), "2026-W02");
+        assert_eq!(slot.period.to_string(), "2026-W02");
     }
 
     #[test]
-    fn slot_in_week_finds_the_week_of_a_key() {
-        let s = WeeklySchedule::new(Weekday::Wed, hm(12, 0), London);
+    fn slot_in_finds_the_week_of_a_key() {
+        let s = Schedule::weekly(Weekday::Wed, hm(12, 0), London);
         // 2026-W48 runs Mon 23 Nov .. Sun 29 Nov; Wednesday is the 25th, GMT.
         let slot = s
-            .slot_in_week(WeekKey {
+            .slot_in(Period::Week(WeekKey {
                 year: 2026,
                 week: 48,
-            })
+            }))
             .unwrap();
         assert_eq!(format_rfc3339_z(slot.at), "2026-11-25T12:00:00Z");
-        assert_eq!(
-            s.slot_in_week(WeekKey {
-                year: 2025,
-                week: 53
-            }),
-            None
-        );
+        let w53 = WeekKey {
+            year: 2025,
+            week: 53,
+        };
+        assert_eq!(s.slot_in(Period::Week(w53)), None);
+        // A weekly schedule has no slot in a day period, a daily one none in a week.
+        let day = Period::Day(NaiveDate::from_ymd_opt(2026, 11, 25).unwrap());
+        assert_eq!(s.slot_in(day), None);
+        let daily = Schedule::new(Cadence::Daily, hm(12, 0), London);
+        assert_eq!(daily.slot_in(day).map(|x| x.at), Some(slot.at));
+        assert_eq!(daily.slot_in(slot.period), None);
     }
 
     #[test]
@@ -638,7 +872,7 @@ mod tests {
 
     #[test]
     fn london_keeps_9am_local_across_both_changes() {
-        let s = WeeklySchedule::new(Weekday::Mon, hm(9, 0), London);
+        let s = Schedule::weekly(Weekday::Mon, hm(9, 0), London);
         // Mon 23 Mar 2026 is GMT (+0): 09:00Z. Clocks go forward Sun 29 Mar. Mon 30 Mar is BST
         // (+1): 09:00 - 1h = 08:00Z.
         assert_eq!(
@@ -651,7 +885,7 @@ mod tests {
             ["2026-10-19T08:00:00Z", "2026-10-26T09:00:00Z"]
         );
         // A Sunday post on the change day itself, after the 01:00Z jump: 09:00 BST = 08:00Z.
-        let sunday = WeeklySchedule::new(Weekday::Sun, hm(9, 0), London);
+        let sunday = Schedule::weekly(Weekday::Sun, hm(9, 0), London);
         assert_eq!(
             instants(&sunday, "2026-03-21T00:00:00Z", 2),
             ["2026-03-22T09:00:00Z", "2026-03-29T08:00:00Z"]
@@ -662,7 +896,7 @@ mod tests {
     fn london_skipped_and_repeated_times() {
         // Sun 29 Mar 2026: 01:00 GMT jumps to 02:00 BST, so 01:30 does not exist; the gap ends
         // at 02:00 BST = 01:00Z. The week before is 01:30 GMT, the week after 01:30 BST = 00:30Z.
-        let s = WeeklySchedule::new(Weekday::Sun, hm(1, 30), London);
+        let s = Schedule::weekly(Weekday::Sun, hm(1, 30), London);
         assert_eq!(
             instants(&s, "2026-03-21T00:00:00Z", 3),
             [
@@ -687,7 +921,7 @@ mod tests {
 
     #[test]
     fn new_york_keeps_9am_local_across_both_changes() {
-        let s = WeeklySchedule::new(Weekday::Mon, hm(9, 0), New_York);
+        let s = Schedule::weekly(Weekday::Mon, hm(9, 0), New_York);
         // Mon 2 Mar 2026 EST (-5): 14:00Z; Mon 9 Mar EDT (-4): 13:00Z.
         assert_eq!(
             instants(&s, "2026-03-01T00:00:00Z", 2),
@@ -704,7 +938,7 @@ mod tests {
     fn new_york_nonexistent_time_posts_when_the_clocks_jump() {
         // Sun 8 Mar 2026: 02:00 EST jumps to 03:00 EDT. 02:30 posts at 03:00 EDT = 07:00Z.
         // Neighbours: 1 Mar 02:30 EST = 07:30Z; 15 Mar 02:30 EDT = 06:30Z.
-        let s = WeeklySchedule::new(Weekday::Sun, hm(2, 30), New_York);
+        let s = Schedule::weekly(Weekday::Sun, hm(2, 30), New_York);
         assert_eq!(
             instants(&s, "2026-03-01T00:00:00Z", 3),
             [
@@ -717,7 +951,7 @@ mod tests {
         // gap's end; 03:00 itself exists and is the same instant.
         for (h, m, sec) in [(2, 0, 0), (2, 30, 45), (2, 59, 59), (3, 0, 0)] {
             let t = NaiveTime::from_hms_opt(h, m, sec).unwrap();
-            let s = WeeklySchedule::new(Weekday::Sun, t, New_York);
+            let s = Schedule::weekly(Weekday::Sun, t, New_York);
             let slot = s.next_slot_at_or_after(utc("2026-03-08T00:00:00Z"));
             assert_eq!(format_rfc3339_z(slot.at), "2026-03-08T07:00:00Z", "{t}");
         }
@@ -727,7 +961,7 @@ mod tests {
     fn new_york_repeated_time_posts_once_at_the_first_occurrence() {
         // Sun 1 Nov 2026: 02:00 EDT goes back to 01:00 EST; 01:30 happens at 05:30Z (EDT) and
         // again at 06:30Z (EST). The slot is 05:30Z, and it is the only one in 2026-W44.
-        let s = WeeklySchedule::new(Weekday::Sun, hm(1, 30), New_York);
+        let s = Schedule::weekly(Weekday::Sun, hm(1, 30), New_York);
         let slots = s.next_slots(utc("2026-10-24T00:00:00Z"), 3);
         let got: Vec<_> = slots.iter().map(|x| format_rfc3339_z(x.at)).collect();
         assert_eq!(
@@ -738,7 +972,7 @@ mod tests {
                 "2026-11-08T06:30:00Z"
             ]
         );
-        assert_eq!(slots[1].week.to_string(), "2026-W44");
+        assert_eq!(slots[1].period.to_string(), "2026-W44");
         // At the second occurrence (06:30Z) the latest slot is still the first one, and the next
         // one is a week later: no second post for W44.
         let second = utc("2026-11-01T06:30:00Z");
@@ -753,7 +987,7 @@ mod tests {
         // Sun 4 Oct 2026: 02:00 LHST (+10:30) jumps to 02:30 LHDT (+11). 02:15 posts at 02:30
         // +11 = 15:30Z on the 3rd. Neighbours: 27 Sep 02:15 +10:30 = 26 Sep 15:45Z;
         // 11 Oct 02:15 +11 = 10 Oct 15:15Z.
-        let s = WeeklySchedule::new(Weekday::Sun, hm(2, 15), Lord_Howe);
+        let s = Schedule::weekly(Weekday::Sun, hm(2, 15), Lord_Howe);
         assert_eq!(
             instants(&s, "2026-09-20T00:00:00Z", 3),
             [
@@ -764,7 +998,7 @@ mod tests {
         );
         // A one-hour assumption would give 03:15 +11 = 16:15Z; the gap is only 30 minutes.
         for (h, m) in [(2, 0), (2, 29)] {
-            let s = WeeklySchedule::new(Weekday::Sun, hm(h, m), Lord_Howe);
+            let s = Schedule::weekly(Weekday::Sun, hm(h, m), Lord_Howe);
             let slot = s.next_slot_at_or_after(utc("2026-10-03T00:00:00Z"));
             assert_eq!(format_rfc3339_z(slot.at), "2026-10-03T15:30:00Z", "{h}:{m}");
         }
@@ -775,7 +1009,7 @@ mod tests {
         // Sun 5 Apr 2026: 02:00 LHDT (+11) goes back to 01:30 LHST (+10:30). 01:45 happens at
         // 01:45 +11 = 14:45Z (chosen) and at 01:45 +10:30 = 15:15Z. Week before: +11 = 14:45Z;
         // week after: +10:30 = 15:15Z.
-        let s = WeeklySchedule::new(Weekday::Sun, hm(1, 45), Lord_Howe);
+        let s = Schedule::weekly(Weekday::Sun, hm(1, 45), Lord_Howe);
         assert_eq!(
             instants(&s, "2026-03-25T00:00:00Z", 3),
             [
@@ -789,7 +1023,7 @@ mod tests {
     #[test]
     fn lord_howe_9am_moves_by_half_an_hour() {
         // Mon 28 Sep 2026 09:00 +10:30 = 27 Sep 22:30Z; Mon 5 Oct 09:00 +11 = 4 Oct 22:00Z.
-        let s = WeeklySchedule::new(Weekday::Mon, hm(9, 0), Lord_Howe);
+        let s = Schedule::weekly(Weekday::Mon, hm(9, 0), Lord_Howe);
         assert_eq!(
             instants(&s, "2026-09-25T00:00:00Z", 2),
             ["2026-09-27T22:30:00Z", "2026-10-04T22:00:00Z"]
@@ -801,7 +1035,7 @@ mod tests {
     #[test]
     fn kolkata_is_a_fixed_half_hour_offset() {
         // 09:00 +05:30 = 03:30Z, in March and in November alike.
-        let s = WeeklySchedule::new(Weekday::Mon, hm(9, 0), Kolkata);
+        let s = Schedule::weekly(Weekday::Mon, hm(9, 0), Kolkata);
         assert_eq!(
             instants(&s, "2026-03-01T00:00:00Z", 2),
             ["2026-03-02T03:30:00Z", "2026-03-09T03:30:00Z"]
@@ -818,7 +1052,7 @@ mod tests {
         // 09:00 post that week goes out when the gap ends (Sat 31 Dec 00:00 +14 = 30 Dec 10:00Z)
         // and keeps its week key, W52; the weeks around it are untouched.
         // 23 Dec 09:00 -10 = 19:00Z; 6 Jan 09:00 +14 = 5 Jan 19:00Z.
-        let s = WeeklySchedule::new(Weekday::Fri, hm(9, 0), chrono_tz::Pacific::Apia);
+        let s = Schedule::weekly(Weekday::Fri, hm(9, 0), chrono_tz::Pacific::Apia);
         let slots = s.next_slots(utc("2011-12-20T00:00:00Z"), 3);
         let got: Vec<_> = slots.iter().map(|x| format_rfc3339_z(x.at)).collect();
         assert_eq!(
@@ -829,7 +1063,7 @@ mod tests {
                 "2012-01-05T19:00:00Z"
             ]
         );
-        let weeks: Vec<_> = slots.iter().map(|x| x.week.to_string()).collect();
+        let weeks: Vec<_> = slots.iter().map(|x| x.period.to_string()).collect();
         assert_eq!(weeks, ["2011-W51", "2011-W52", "2012-W01"]);
     }
 
@@ -837,7 +1071,7 @@ mod tests {
 
     #[test]
     fn next_and_latest_are_inclusive_and_bracket_now() {
-        let s = WeeklySchedule::new(Weekday::Sun, hm(2, 30), New_York);
+        let s = Schedule::weekly(Weekday::Sun, hm(2, 30), New_York);
         let gap_slot = s.next_slot_at_or_after(utc("2026-03-08T00:00:00Z"));
         assert_eq!(gap_slot.at, utc("2026-03-08T07:00:00Z"));
         assert_eq!(s.next_slot_at_or_after(gap_slot.at), gap_slot);
@@ -856,8 +1090,126 @@ mod tests {
 
     #[test]
     fn next_slots_of_zero_is_empty() {
-        let s = WeeklySchedule::new(Weekday::Sun, hm(2, 30), New_York);
+        let s = Schedule::weekly(Weekday::Sun, hm(2, 30), New_York);
         assert!(s.next_slots(utc("2026-03-08T00:00:00Z"), 0).is_empty());
+    }
+
+    // ---- other cadences ----
+
+    #[test]
+    fn daily_keeps_local_time_across_the_change_and_names_each_day() {
+        // London springs forward Sun 29 Mar 2026: 09:00 is 09:00Z on the Saturday, 08:00Z on the
+        // Sunday and after.
+        let s = Schedule::new(Cadence::Daily, hm(9, 0), London);
+        let slots = s.next_slots(utc("2026-03-28T00:00:00Z"), 3);
+        let got: Vec<_> = slots.iter().map(|x| format_rfc3339_z(x.at)).collect();
+        assert_eq!(
+            got,
+            [
+                "2026-03-28T09:00:00Z",
+                "2026-03-29T08:00:00Z",
+                "2026-03-30T08:00:00Z"
+            ]
+        );
+        let periods: Vec<_> = slots.iter().map(|x| x.period.to_string()).collect();
+        assert_eq!(periods, ["2026-03-28", "2026-03-29", "2026-03-30"]);
+        assert_eq!(slots[0].period.label(), "Saturday 28 March 2026");
+    }
+
+    #[test]
+    fn daily_in_a_skipped_hour_posts_once_when_the_clocks_jump() {
+        // 01:30 does not exist in London on 29 Mar 2026: that day's post is at 01:00Z (02:00
+        // BST), the days around it at their own 01:30.
+        let s = Schedule::new(Cadence::Daily, hm(1, 30), London);
+        assert_eq!(
+            instants(&s, "2026-03-28T00:00:00Z", 3),
+            [
+                "2026-03-28T01:30:00Z",
+                "2026-03-29T01:00:00Z",
+                "2026-03-30T00:30:00Z"
+            ]
+        );
+    }
+
+    #[test]
+    fn weekdays_skip_the_weekend() {
+        // Fri 4 Dec 2026 to Tue 8 Dec: Friday, Monday, Tuesday.
+        let s = Schedule::new(Cadence::Weekdays, hm(9, 0), Tz::UTC);
+        assert_eq!(
+            instants(&s, "2026-12-04T09:00:00Z", 3),
+            [
+                "2026-12-04T09:00:00Z",
+                "2026-12-07T09:00:00Z",
+                "2026-12-08T09:00:00Z"
+            ]
+        );
+        // Saturday noon: the latest post was Friday's.
+        let latest = s.latest_slot_at_or_before(utc("2026-12-05T12:00:00Z"));
+        assert_eq!(
+            latest.period,
+            Period::Day(NaiveDate::from_ymd_opt(2026, 12, 4).unwrap())
+        );
+        assert_eq!(
+            s.slot_in(Period::Day(NaiveDate::from_ymd_opt(2026, 12, 5).unwrap())),
+            None
+        );
+    }
+
+    #[test]
+    fn every_two_weeks_alternates_across_a_53_week_year() {
+        // 2026 has 53 ISO weeks: W53 and 2027-W01 are consecutive weeks, so exactly one of them
+        // has the post. ISO week numbers would have put both on the same parity.
+        let monday = NaiveDate::from_isoywd_opt(2026, 53, Weekday::Mon).unwrap();
+        let parity = (week_index(monday) % 2) as u8;
+        let s = Schedule::new(
+            Cadence::EveryTwoWeeks {
+                weekday: Weekday::Mon,
+                parity,
+            },
+            hm(9, 0),
+            Tz::UTC,
+        );
+        let slots = s.next_slots(utc("2026-12-20T00:00:00Z"), 3);
+        let periods: Vec<_> = slots.iter().map(|x| x.period.to_string()).collect();
+        assert_eq!(periods, ["2026-W53", "2027-W02", "2027-W04"]);
+        assert_eq!(
+            s.slot_in(Period::Week(WeekKey {
+                year: 2027,
+                week: 1
+            })),
+            None
+        );
+    }
+
+    #[test]
+    fn every_two_weeks_starts_with_the_first_day_after_it_is_set() {
+        // Set on Tuesday 8 Dec 2026 for Mondays: the first post is Monday 14 Dec, then 28 Dec.
+        for from in ["2026-12-08T10:00:00Z", "2026-12-14T08:59:59Z"] {
+            let s = Repeat::EveryTwoWeeks.schedule(Weekday::Mon, hm(9, 0), Tz::UTC, utc(from));
+            assert_eq!(
+                instants(&s, from, 2),
+                ["2026-12-14T09:00:00Z", "2026-12-28T09:00:00Z"],
+                "{from}"
+            );
+        }
+        assert_eq!(parse_repeat(" Every-2-Weeks "), Ok(Repeat::EveryTwoWeeks));
+        let err = parse_repeat("fortnightly").unwrap_err();
+        assert!(err.to_string().contains("every-2-weeks"), "{err}");
+    }
+
+    #[test]
+    fn periods_parse_back_from_their_display() {
+        for p in [
+            Period::Week(WeekKey {
+                year: 2026,
+                week: 8,
+            }),
+            Period::Day(NaiveDate::from_ymd_opt(2026, 12, 7).unwrap()),
+        ] {
+            assert_eq!(Period::parse(&p.to_string()), Some(p));
+        }
+        assert_eq!(Period::parse("2026-13-01"), None);
+        assert_eq!(Period::parse("2026-W54"), None);
     }
 
     // ---- properties ----
@@ -881,17 +1233,44 @@ mod tests {
         (788_918_400i64..2_051_222_400).prop_map(|s| DateTime::from_timestamp(s, 0).unwrap())
     }
 
-    fn schedule() -> impl Strategy<Value = WeeklySchedule> {
+    fn weekly_schedule() -> impl Strategy<Value = Schedule> {
         (weekday(), time(), proptest::sample::select(ZONES.to_vec()))
-            .prop_map(|(d, t, z)| WeeklySchedule::new(d, t, z))
+            .prop_map(|(d, t, z)| Schedule::weekly(d, t, z))
+    }
+
+    fn cadence() -> impl Strategy<Value = Cadence> {
+        prop_oneof![
+            weekday().prop_map(Cadence::Weekly),
+            (weekday(), 0u8..2)
+                .prop_map(|(weekday, parity)| Cadence::EveryTwoWeeks { weekday, parity }),
+            Just(Cadence::Weekdays),
+            Just(Cadence::Daily),
+        ]
+    }
+
+    /// Any cadence.
+    fn schedule() -> impl Strategy<Value = Schedule> {
+        (cadence(), time(), proptest::sample::select(ZONES.to_vec()))
+            .prop_map(|(c, t, z)| Schedule::new(c, t, z))
+    }
+
+    fn week_of(slot: &Slot) -> WeekKey {
+        match slot.period {
+            Period::Week(week) => week,
+            Period::Day(day) => panic!("a weekly slot with a day period {day}"),
+        }
     }
 
     /// Checks a slot against the rules using chrono-tz directly (not `resolve_local`): the right
     /// local date, and the right instant for a normal, repeated or skipped wall-clock time.
-    fn check_slot(s: &WeeklySchedule, slot: &Slot) -> Result<(), TestCaseError> {
-        let date = NaiveDate::from_isoywd_opt(slot.week.year, slot.week.week, s.weekday)
-            .expect("slot week exists");
-        let wanted = date.and_time(s.time);
+    fn check_slot(s: &Schedule, slot: &Slot) -> Result<(), TestCaseError> {
+        prop_assert!(
+            s.cadence.includes(slot.date),
+            "{slot:?} is not on the cadence"
+        );
+        prop_assert_eq!(s.cadence.period_of(slot.date), slot.period);
+        prop_assert_eq!(s.slot_in(slot.period), Some(*slot));
+        let wanted = slot.date.and_time(s.time);
         let local = slot.at.with_timezone(&s.zone).naive_local();
         match s.zone.from_local_datetime(&wanted) {
             LocalResult::Single(t) => prop_assert_eq!(slot.at, t.with_timezone(&Utc)),
@@ -909,17 +1288,22 @@ mod tests {
                 prop_assert!(local - wanted <= TimeDelta::hours(2));
             }
         }
-        prop_assert_eq!(WeekKey::from_date(local.date()), slot.week);
+        // The instant is on the scheduled date, or a gap pushed it into the next one (Samoa).
+        let drift = local.date() - slot.date;
+        prop_assert!(
+            drift >= TimeDelta::zero() && drift <= TimeDelta::days(1),
+            "{slot:?}"
+        );
         Ok(())
     }
 
     proptest! {
         #[test]
-        fn one_slot_per_iso_week(s in schedule(), year in 1996i32..2034) {
+        fn one_slot_per_iso_week(s in weekly_schedule(), year in 1996i32..2034) {
             let from = Utc.with_ymd_and_hms(year - 1, 12, 1, 0, 0, 0).unwrap();
             let slots = s.next_slots(from, 64);
             for pair in slots.windows(2) {
-                prop_assert_eq!(pair[0].week.next(), Some(pair[1].week));
+                prop_assert_eq!(week_of(&pair[0]).next(), Some(week_of(&pair[1])));
                 let gap = pair[1].at - pair[0].at;
                 prop_assert!(gap >= TimeDelta::days(5) && gap <= TimeDelta::days(9), "{gap}");
             }
@@ -928,8 +1312,26 @@ mod tests {
             }
             let weeks_in_year = if NaiveDate::from_isoywd_opt(year, 53, Weekday::Mon).is_some() { 53 } else { 52 };
             let weeks: Vec<u32> =
-                slots.iter().filter(|x| x.week.year == year).map(|x| x.week.week).collect();
+                slots.iter().map(week_of).filter(|w| w.year == year).map(|w| w.week).collect();
             prop_assert_eq!(weeks, (1..=weeks_in_year).collect::<Vec<_>>());
+        }
+
+        #[test]
+        fn slots_follow_the_cadence_with_none_missed(s in schedule(), from in instant()) {
+            let slots = s.next_slots(from, 40);
+            for pair in slots.windows(2) {
+                prop_assert!(pair[0].at < pair[1].at, "{pair:?}");
+                prop_assert!(pair[0].period < pair[1].period, "{pair:?}");
+                // No date of the cadence between two consecutive slots.
+                let mut day = pair[0].date + Days::new(1);
+                while day < pair[1].date {
+                    prop_assert!(!s.cadence.includes(day), "{day} skipped in {pair:?}");
+                    day = day + Days::new(1);
+                }
+            }
+            for slot in &slots {
+                check_slot(&s, slot)?;
+            }
         }
 
         #[test]
@@ -963,7 +1365,8 @@ mod tests {
             if latest.at == now {
                 prop_assert_eq!(next, latest);
             } else {
-                prop_assert_eq!(latest.week.next(), Some(next.week));
+                // Consecutive: no slot of the cadence between them.
+                prop_assert_eq!(s.first_slot_on_or_after(latest.date + Days::new(1)), next);
             }
             check_slot(&s, &latest)?;
             check_slot(&s, &next)?;
@@ -976,7 +1379,7 @@ mod tests {
     fn every_small_hours_sunday_slot_obeys_the_rules() {
         for zone in ZONES {
             for minutes in (0..4 * 60).step_by(15) {
-                let s = WeeklySchedule::new(Weekday::Sun, hm(minutes / 60, minutes % 60), zone);
+                let s = Schedule::weekly(Weekday::Sun, hm(minutes / 60, minutes % 60), zone);
                 let slots = s.next_slots(utc("2020-01-01T00:00:00Z"), 53 * 10);
                 for slot in &slots {
                     check_slot(&s, slot).unwrap_or_else(|e| panic!("{s} {slot:?}: {e}"));

@@ -1,15 +1,16 @@
 //! The store's behaviour, once, for every backend: what `Backend`'s documentation promises
-//! (claims, rotation, attempts, confirmation, release, the scheduler's queries, bad rows), checked
-//! the same way against SQLite (`tests/store_sqlite.rs`) and PostgreSQL
-//! (`tests/store_postgres.rs`).
+//! (feeds, claims, skips, threads, rotation, attempts, confirmation, release, the scheduler's
+//! queries, bad rows, migrations), checked the same way against SQLite (`tests/store_sqlite.rs`)
+//! and PostgreSQL (`tests/store_postgres.rs`).
 //!
 //! A backend's test file implements [`Harness`] (open a handle on a test's own database, run raw
 //! SQL as an operator's shell would) and expands [`conformance_suite!`], which declares one
 //! `#[test]` per function below. A function missing from the macro's list is dead code, which
 //! `clippy -D warnings` refuses, so no test is forgotten for one backend.
 //!
-//! The raw SQL here is written to mean the same in both dialects (ISO instants as text literals,
-//! which PostgreSQL casts and SQLite stores as is).
+//! The raw SQL here is written to mean the same in both dialects (ISO instants and dates as text
+//! literals, which PostgreSQL casts and SQLite stores as is; `true` for a flag, which SQLite
+//! stores as 1).
 
 // Each includer uses the whole suite, but not every helper of the harness side.
 #![allow(dead_code)]
@@ -23,14 +24,15 @@ use chrono_tz::Europe::London;
 use insight_bot::insights::{Insight, Source};
 use insight_bot::stats::{DayAnswers, InsightUse};
 use insight_bot::store::{
-    post_nonce, Backend, Claim, Decision, Failure, Gap, InsightSource, Limit, NewAnswer,
-    NewSuggestion, PostSource, Pruned, ReviewMessage, SaveOutcome, ServerInsight, ServerSettings,
-    Store, StoreError, StoredVectors, Suggestion, SuggestionStatus, UsageScope, UsageStats, Vote,
-    VoteOutcome, WeeklySettings, DECIDED_SUGGESTION_RETENTION_DAYS, KEPT_QUESTIONS_PER_SERVER,
-    KEPT_QUESTIONS_TRIMMED_TO, VOTE_WINDOW_DAYS,
+    post_nonce, Backend, Claim, Decision, Failure, FeedSettings, FeedSpec, Gap, InsightSource,
+    Limit, NewAnswer, NewSuggestion, Pause, PostRecord, PostSource, Pruned, ReviewMessage,
+    SaveOutcome, ServerInsight, ServerSettings, Store, StoreError, StoredVectors, Suggestion,
+    SuggestionStatus, UsageScope, UsageStats, Vote, VoteOutcome, DECIDED_SUGGESTION_RETENTION_DAYS,
+    KEPT_QUESTIONS_PER_SERVER, KEPT_QUESTIONS_TRIMMED_TO, VOTE_WINDOW_DAYS,
 };
+use insight_bot::weekly::feed::{FeedId, MAX_FEEDS_PER_SERVER, MAX_KEPT_FEEDS_PER_SERVER};
 use insight_bot::weekly::rotation::RotationState;
-use insight_bot::weekly::schedule::{WeekKey, WeeklySchedule};
+use insight_bot::weekly::schedule::{Cadence, Period, Schedule, WeekKey};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 
@@ -53,8 +55,22 @@ pub trait Harness: Sync {
     fn query_row(&self, sql: &str) -> Vec<String>;
 
     /// Inserts `count` enabled schedules (servers 1..=count, Monday 09:00 London) in one
-    /// statement, for the tests about many servers.
+    /// statement into the `weekly` table of a database from before schema version 7, for the
+    /// migration tests.
     fn insert_weeklies(&self, count: u64);
+
+    /// Inserts `count` enabled weekly feeds (servers 1..=count, each in the channel of its own
+    /// number, Monday 09:00 London) in one statement, for the tests about many servers.
+    fn insert_feeds(&self, count: u64) {
+        self.exec(&format!(
+            "WITH RECURSIVE n(g) AS (SELECT 1 UNION ALL SELECT g + 1 FROM n WHERE g < {count}) \
+             INSERT INTO feed (guild_id, channel_id, cadence, weekday, time, zone, enabled, \
+                 active_since, updated_at) \
+             SELECT g, g, 'weekly', 'mon', '09:00', 'Europe/London', true, \
+                 '2026-03-03T10:00:00.000Z', '2026-03-03T10:00:00.000Z' FROM n"
+        ))
+        .unwrap();
+    }
 
     /// Creates this test's (new) database as an insight-bot of schema version 1 left it: with
     /// that version's migration SQL, by the backend's own means, without opening a store.
@@ -70,6 +86,23 @@ pub trait Harness: Sync {
     /// Creates this test's (new) database as an insight-bot of schema version 4 left it.
     fn create_version_4(&self);
 
+    /// Creates this test's (new) database as an insight-bot of schema version 6 left it (the last
+    /// one with a single weekly schedule per server). The default does it as insight-bot 6 did
+    /// on SQLite: version 4, then each migration in a transaction with its `user_version`; the
+    /// PostgreSQL harness overrides it.
+    fn create_version_6(&self) {
+        self.create_version_4();
+        for (version, sql) in [
+            (5, include_str!("../../migrations/0005_server_packs.sql")),
+            (6, include_str!("../../migrations/0006_weak_answers.sql")),
+        ] {
+            self.exec(&format!(
+                "BEGIN; {sql}; PRAGMA user_version = {version}; COMMIT;"
+            ))
+            .unwrap();
+        }
+    }
+
     /// The database's schema version, as the backend records it.
     fn schema_version(&self) -> i64;
 }
@@ -79,23 +112,30 @@ macro_rules! conformance_suite {
     ($harness:expr) => {
         $crate::conformance::conformance_suite!(@tests $harness;
             reopening_keeps_everything,
-            weekly_settings_round_trip,
+            feed_settings_round_trip,
+            every_cadence_round_trips,
             ids_round_trip_over_the_whole_u64_range,
-            active_weeklies_excludes_disabled_and_failing_and_set_clears_a_failure,
-            a_stored_schedule_that_no_longer_parses_is_an_error_for_that_server_only,
-            active_weeklies_reads_ten_thousand_servers_quickly,
-            claiming_a_week_twice_returns_the_first_claim_and_advances_the_rotation_once,
+            active_feeds_excludes_disabled_and_failing_and_set_clears_a_failure,
+            a_stored_schedule_that_no_longer_parses_is_an_error_for_that_feed_only,
+            active_feeds_reads_ten_thousand_servers_quickly,
+            a_server_may_have_ten_feeds_and_an_eleventh_is_refused,
+            two_handles_adding_feeds_at_once_never_exceed_the_limit,
+            pausing_and_resuming_a_feed,
+            claiming_a_period_twice_returns_the_first_claim_and_advances_the_rotation_once,
             an_empty_collection_claims_nothing,
-            a_week_that_does_not_exist_is_refused,
+            a_period_that_does_not_exist_is_refused,
             eleven_weeks_show_eleven_insights_once_each_across_a_restart,
-            the_primary_key_refuses_a_second_row_for_the_same_week,
+            two_feeds_of_one_server_have_their_own_rotation_and_post_log,
+            a_skipped_period_is_taken_without_a_post_or_a_rotation_step,
+            threads_are_wanted_recorded_once_and_never_replaced,
+            the_primary_key_refuses_a_second_row_for_the_same_period,
             two_handles_racing_for_the_same_weeks_claim_each_week_once,
             two_handles_claiming_different_weeks_of_one_server_advance_its_rotation_in_turn,
             attempts_confirmation_and_release,
-            last_post_orders_by_week_across_years,
-            unconfirmed_posts_lists_only_unconfirmed_claims_oldest_week_first,
-            claimed_slots_since_lists_every_claim_from_a_week_on_across_years,
-            a_broken_rotation_row_is_an_error_for_that_server,
+            last_post_orders_by_period_across_years,
+            unconfirmed_posts_lists_only_unconfirmed_claims_oldest_period_first,
+            claimed_slots_since_lists_every_claim_from_a_date_on_across_years,
+            a_broken_rotation_row_is_an_error_for_that_feed,
             store_calls_from_inside_a_multi_thread_runtime,
             server_insights_round_trip_with_every_field,
             a_save_over_the_limit_changes_nothing,
@@ -132,6 +172,7 @@ macro_rules! conformance_suite {
             a_version_3_database_migrates_forward_keeping_its_rows,
             turning_packs_off_and_on,
             a_version_4_database_migrates_forward_keeping_its_rows,
+            a_version_6_database_migrates_its_weekly_schedules_to_feeds,
         );
     };
     (@tests $harness:expr; $($name:ident),* $(,)?) => {
@@ -147,32 +188,61 @@ macro_rules! conformance_suite {
 pub(crate) use conformance_suite;
 
 /// The schema version this build writes.
-const SCHEMA_VERSION: i64 = 6;
+const SCHEMA_VERSION: i64 = 7;
 
 const GUILD: u64 = 1_100_000_000_000_000_001;
 const CHANNEL: u64 = 1_200_000_000_000_000_002;
+/// The feed most tests use: `CHANNEL` of `GUILD`.
+const FEED: FeedId = FeedId {
+    guild_id: GUILD,
+    channel_id: CHANNEL,
+};
 
 fn utc(s: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
 }
 
-fn monday_9_london() -> WeeklySchedule {
-    WeeklySchedule::new(
-        Weekday::Mon,
-        NaiveTime::from_hms_opt(9, 0, 0).unwrap(),
-        London,
-    )
+fn hm(h: u32, m: u32) -> NaiveTime {
+    NaiveTime::from_hms_opt(h, m, 0).unwrap()
+}
+
+fn monday_9_london() -> Schedule {
+    Schedule::weekly(Weekday::Mon, hm(9, 0), London)
+}
+
+/// What `/weekly set` with only a schedule chooses: the whole collection, no thread, no ping.
+fn plain(schedule: Schedule) -> FeedSpec {
+    FeedSpec {
+        schedule,
+        topic: None,
+        thread: false,
+        ping_role: None,
+        forum: false,
+    }
+}
+
+fn weekly_spec() -> FeedSpec {
+    plain(monday_9_london())
+}
+
+fn feed_of(guild: u64, channel: u64) -> FeedId {
+    FeedId::new(guild, channel)
 }
 
 fn day(s: &str) -> NaiveDate {
     NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
 }
 
-fn week(n: u32) -> WeekKey {
-    WeekKey {
-        year: 2026,
-        week: n,
-    }
+fn week_of(year: i32, week: u32) -> Period {
+    Period::Week(WeekKey { year, week })
+}
+
+fn week(n: u32) -> Period {
+    week_of(2026, n)
+}
+
+fn day_period(s: &str) -> Period {
+    Period::Day(day(s))
 }
 
 fn ids(n: usize) -> Vec<String> {
@@ -183,13 +253,18 @@ fn refs(ids: &[String]) -> Vec<&str> {
     ids.iter().map(String::as_str).collect()
 }
 
-fn claim_week(store: &impl Backend, rng: &mut StdRng, ids: &[String], w: u32) -> Option<Claim> {
+fn claim_in(
+    store: &impl Backend,
+    feed: FeedId,
+    period: Period,
+    rng: &mut StdRng,
+    ids: &[&str],
+) -> Option<Claim> {
     store
         .claim(
-            GUILD,
-            week(w),
-            CHANNEL,
-            &refs(ids),
+            feed,
+            period,
+            ids,
             PostSource::Schedule,
             rng,
             utc("2026-03-02T09:00:00Z"),
@@ -197,11 +272,24 @@ fn claim_week(store: &impl Backend, rng: &mut StdRng, ids: &[String], w: u32) ->
         .unwrap()
 }
 
-fn guild_ids(settings: &[WeeklySettings]) -> Vec<u64> {
-    settings.iter().map(|s| s.guild_id).collect()
+fn claim_week(store: &impl Backend, rng: &mut StdRng, ids: &[String], w: u32) -> Option<Claim> {
+    claim_in(store, FEED, week(w), rng, &refs(ids))
 }
 
-// ---- weekly settings ----
+/// The servers of feeds, in order.
+fn guild_ids(settings: &[FeedSettings]) -> Vec<u64> {
+    settings.iter().map(|s| s.feed.guild_id).collect()
+}
+
+fn feed_ids(settings: &[FeedSettings]) -> Vec<FeedId> {
+    settings.iter().map(|s| s.feed).collect()
+}
+
+fn keys(records: &[PostRecord]) -> Vec<(FeedId, Period)> {
+    records.iter().map(|r| (r.feed, r.period)).collect()
+}
+
+// ---- feeds ----
 
 pub fn reopening_keeps_everything(h: &impl Harness) {
     let ids = ids(3);
@@ -209,59 +297,65 @@ pub fn reopening_keeps_everything(h: &impl Harness) {
     let (settings, claimed) = {
         let store = h.open();
         let settings = store
-            .set_weekly(
-                GUILD,
-                CHANNEL,
-                &monday_9_london(),
-                utc("2026-03-03T10:00:00Z"),
-            )
+            .set_feed(FEED, &weekly_spec(), utc("2026-03-03T10:00:00Z"))
             .unwrap();
         let claimed = claim_week(&store, &mut rng, &ids, 10)
             .unwrap()
             .into_record();
         store
-            .confirm_post(GUILD, week(10), 42, utc("2026-03-09T09:00:01Z"))
+            .confirm_post(FEED, week(10), 42, utc("2026-03-09T09:00:01Z"))
+            .unwrap();
+        store
+            .skip(FEED, week(11), utc("2026-03-10T09:00:00Z"))
             .unwrap();
         (settings, claimed)
     };
     let store = h.open();
-    assert_eq!(store.weekly(GUILD).unwrap(), Some(settings));
-    let post = store.post(GUILD, week(10)).unwrap().unwrap();
+    assert_eq!(store.feed(FEED).unwrap(), Some(settings));
+    let post = store.post(FEED, week(10)).unwrap().unwrap();
     assert_eq!(post.insight_id, claimed.insight_id);
     assert_eq!(post.message_id, Some(42));
-    assert_eq!(store.rotation(GUILD).unwrap().shown, 1);
+    assert_eq!(
+        store.post(FEED, week(11)).unwrap().unwrap().source,
+        PostSource::Skip
+    );
+    assert_eq!(store.rotation(FEED).unwrap().shown, 1);
 }
 
-pub fn weekly_settings_round_trip(h: &impl Harness) {
+pub fn feed_settings_round_trip(h: &impl Harness) {
     let store = h.open();
-    assert_eq!(store.weekly(GUILD).unwrap(), None);
+    assert_eq!(store.feed(FEED).unwrap(), None);
+    assert_eq!(store.feeds(GUILD).unwrap(), vec![]);
     assert!(!store
-        .disable_weekly(GUILD, utc("2026-03-03T10:00:00Z"))
+        .disable_feed(FEED, utc("2026-03-03T10:00:00Z"))
         .unwrap());
 
     let set_at = utc("2026-03-03T10:00:00.123456Z");
-    let settings = store
-        .set_weekly(GUILD, CHANNEL, &monday_9_london(), set_at)
-        .unwrap();
-    let expected = WeeklySettings {
-        guild_id: GUILD,
-        channel_id: CHANNEL,
+    let settings = store.set_feed(FEED, &weekly_spec(), set_at).unwrap();
+    let expected = FeedSettings {
+        feed: FEED,
         schedule: monday_9_london(),
+        topic: None,
+        thread: false,
+        ping_role: None,
+        forum: false,
         enabled: true,
+        pause: None,
         active_since: utc("2026-03-03T10:00:00.123Z"), // stored to the millisecond
         failure: None,
         updated_at: utc("2026-03-03T10:00:00.123Z"),
     };
     assert_eq!(settings, expected);
-    assert_eq!(store.weekly(GUILD).unwrap(), Some(expected.clone()));
+    assert_eq!(settings.spec(), weekly_spec());
+    assert_eq!(store.feed(FEED).unwrap(), Some(expected.clone()));
 
     let off_at = utc("2026-03-04T08:00:00Z");
-    assert!(store.disable_weekly(GUILD, off_at).unwrap());
-    assert!(!store.disable_weekly(GUILD, off_at).unwrap(), "already off");
-    let off = store.weekly(GUILD).unwrap().unwrap();
+    assert!(store.disable_feed(FEED, off_at).unwrap());
+    assert!(!store.disable_feed(FEED, off_at).unwrap(), "already off");
+    let off = store.feed(FEED).unwrap().unwrap();
     assert_eq!(
         off,
-        WeeklySettings {
+        FeedSettings {
             enabled: false,
             updated_at: off_at,
             ..expected
@@ -269,21 +363,109 @@ pub fn weekly_settings_round_trip(h: &impl Harness) {
     );
 
     // Setting again re-enables with the new values and a new active_since.
-    let friday = WeeklySchedule::parse("fri", "17:30", "America/New_York").unwrap();
+    let friday = FeedSpec {
+        schedule: Schedule::parse("fri", "17:30", "America/New_York").unwrap(),
+        topic: Some("delegation".into()),
+        thread: true,
+        ping_role: Some(u64::MAX),
+        forum: false,
+    };
     let again = store
-        .set_weekly(GUILD, 77, &friday, utc("2026-03-05T00:00:00Z"))
+        .set_feed(FEED, &friday, utc("2026-03-05T00:00:00Z"))
         .unwrap();
-    assert_eq!(
-        (again.channel_id, again.schedule, again.enabled),
-        (77, friday, true)
-    );
+    assert_eq!(again.spec(), friday);
+    assert!(again.enabled);
     assert_eq!(again.active_since, utc("2026-03-05T00:00:00Z"));
+    assert_eq!(store.feed(FEED).unwrap(), Some(again.clone()));
     // Stored as the text an admin types, readable in the database's shell.
     assert_eq!(
         h.query_row(&format!(
-            "SELECT weekday, time, zone FROM weekly WHERE guild_id = {GUILD}"
+            "SELECT cadence, weekday, time, zone, topic FROM feed \
+             WHERE guild_id = {GUILD} AND channel_id = {CHANNEL}"
         )),
-        ["fri", "17:30", "America/New_York"]
+        ["weekly", "fri", "17:30", "America/New_York", "delegation"]
+    );
+
+    // Another channel is another feed of the same server; a forum feed keeps its flag.
+    let forum = FeedSpec {
+        forum: true,
+        ..weekly_spec()
+    };
+    let other = store
+        .set_feed(feed_of(GUILD, 77), &forum, utc("2026-03-05T00:00:00Z"))
+        .unwrap();
+    assert_eq!(other.spec(), forum);
+    assert_eq!(
+        feed_ids(&store.feeds(GUILD).unwrap()),
+        [feed_of(GUILD, 77), FEED],
+        "ordered by channel"
+    );
+    assert_eq!(store.feeds(GUILD).unwrap()[1], again);
+    assert_eq!(store.feeds(GUILD + 1).unwrap(), vec![]);
+}
+
+pub fn every_cadence_round_trips(h: &impl Harness) {
+    let store = h.open();
+    let now = utc("2026-03-03T10:00:00Z");
+    let cadences = [
+        Cadence::Weekly(Weekday::Sun),
+        Cadence::EveryTwoWeeks {
+            weekday: Weekday::Wed,
+            parity: 0,
+        },
+        Cadence::EveryTwoWeeks {
+            weekday: Weekday::Fri,
+            parity: 1,
+        },
+        Cadence::Weekdays,
+        Cadence::Daily,
+    ];
+    for (channel, cadence) in (1..).zip(cadences) {
+        let schedule = Schedule::new(cadence, hm(7, 5), chrono_tz::Asia::Kolkata);
+        let set = store
+            .set_feed(feed_of(GUILD, channel), &plain(schedule), now)
+            .unwrap();
+        assert_eq!(set.schedule, schedule);
+        assert_eq!(
+            store
+                .feed(feed_of(GUILD, channel))
+                .unwrap()
+                .unwrap()
+                .schedule,
+            schedule,
+            "{cadence:?}"
+        );
+    }
+    let stored: Vec<Schedule> = store
+        .feeds(GUILD)
+        .unwrap()
+        .iter()
+        .map(|f| f.schedule)
+        .collect();
+    assert_eq!(stored.len(), cadences.len());
+    assert_eq!(
+        h.query_row(&format!(
+            "SELECT cadence, weekday, parity, time FROM feed \
+             WHERE guild_id = {GUILD} AND channel_id = 3"
+        )),
+        ["every-2-weeks", "fri", "1", "07:05"]
+    );
+    assert_eq!(
+        h.query_row(&format!(
+            "SELECT cadence, weekday, parity FROM feed WHERE guild_id = {GUILD} AND channel_id = 5"
+        )),
+        ["daily", "NULL", "0"]
+    );
+    // Changing the cadence of a feed replaces every column of it.
+    let weekly = store
+        .set_feed(feed_of(GUILD, 3), &weekly_spec(), now)
+        .unwrap();
+    assert_eq!(weekly.schedule, monday_9_london());
+    assert_eq!(
+        h.query_row(&format!(
+            "SELECT cadence, weekday, parity FROM feed WHERE guild_id = {GUILD} AND channel_id = 3"
+        )),
+        ["weekly", "mon", "0"]
     );
 }
 
@@ -291,70 +473,101 @@ pub fn ids_round_trip_over_the_whole_u64_range(h: &impl Harness) {
     let store = h.open();
     let now = utc("2026-03-03T10:00:00Z");
     for id in [1, i64::MAX as u64, i64::MAX as u64 + 1, u64::MAX] {
-        let s = store.set_weekly(id, id, &monday_9_london(), now).unwrap();
-        assert_eq!((s.guild_id, s.channel_id), (id, id));
+        let feed = feed_of(id, id);
+        let spec = FeedSpec {
+            ping_role: Some(id),
+            ..weekly_spec()
+        };
+        let s = store.set_feed(feed, &spec, now).unwrap();
+        assert_eq!((s.feed, s.ping_role), (feed, Some(id)));
         let mut rng = StdRng::seed_from_u64(id);
         let claim = store
-            .claim(id, week(3), id, &["a"], PostSource::PostNow, &mut rng, now)
+            .claim(feed, week(3), &["a"], PostSource::PostNow, &mut rng, now)
             .unwrap()
             .unwrap();
-        assert_eq!(claim.record().guild_id, id);
+        assert_eq!(claim.record().feed, feed);
         assert_eq!(claim.record().channel_id, id);
-        store.confirm_post(id, week(3), id, now).unwrap();
-        assert_eq!(store.last_post(id).unwrap().unwrap().message_id, Some(id));
+        store.confirm_post(feed, week(3), id, now).unwrap();
+        store.record_thread(feed, week(3), Ok(id), now).unwrap();
+        let last = store.last_post(feed).unwrap().unwrap();
+        assert_eq!((last.message_id, last.thread_id), (Some(id), Some(id)));
         assert!(store
-            .claimed_slots_since(week(3))
+            .claimed_slots_since(day("2026-01-12"))
             .unwrap()
-            .contains(&(id, week(3))));
+            .contains(&(feed, week(3))));
     }
 }
 
-pub fn active_weeklies_excludes_disabled_and_failing_and_set_clears_a_failure(h: &impl Harness) {
+pub fn active_feeds_excludes_disabled_and_failing_and_set_clears_a_failure(h: &impl Harness) {
     let store = h.open();
     let now = utc("2026-03-03T10:00:00Z");
     for g in 1..=4 {
         store
-            .set_weekly(g, 100 + g, &monday_9_london(), now)
+            .set_feed(feed_of(g, 100 + g), &weekly_spec(), now)
             .unwrap();
     }
-    store.disable_weekly(2, now).unwrap();
+    store.disable_feed(feed_of(2, 102), now).unwrap();
     let failed_at = utc("2026-03-09T09:00:00Z");
     store
-        .mark_failing(3, "403 Missing Access on channel 103", failed_at)
+        .mark_failing(
+            feed_of(3, 103),
+            "403 Missing Access on channel 103",
+            failed_at,
+        )
         .unwrap();
-    store.mark_failing(99, "no such server", failed_at).unwrap(); // nothing to mark
-    assert_eq!(store.weekly(99).unwrap(), None);
-    assert_eq!(guild_ids(&store.active_weeklies().unwrap()), [1, 4]);
+    store
+        .mark_failing(feed_of(99, 1), "no such server", failed_at)
+        .unwrap(); // nothing to mark
+    assert_eq!(store.feed(feed_of(99, 1)).unwrap(), None);
+    assert_eq!(guild_ids(&store.active_feeds().unwrap()), [1, 4]);
     assert_eq!(
-        store.weekly(3).unwrap().unwrap().failure,
+        store.feed(feed_of(3, 103)).unwrap().unwrap().failure,
         Some(Failure {
             reason: "403 Missing Access on channel 103".into(),
             at: failed_at,
         })
     );
 
+    // A failing feed of a server does not stop its other feeds.
+    store
+        .set_feed(feed_of(3, 203), &weekly_spec(), now)
+        .unwrap();
+    assert_eq!(
+        feed_ids(&store.active_feeds().unwrap()),
+        [feed_of(1, 101), feed_of(3, 203), feed_of(4, 104)]
+    );
     let reset = store
-        .set_weekly(3, 203, &monday_9_london(), utc("2026-03-10T12:00:00Z"))
+        .set_feed(feed_of(3, 103), &weekly_spec(), utc("2026-03-10T12:00:00Z"))
         .unwrap();
     assert_eq!(reset.failure, None);
     assert_eq!(reset.active_since, utc("2026-03-10T12:00:00Z"));
-    assert_eq!(guild_ids(&store.active_weeklies().unwrap()), [1, 3, 4]);
+    assert_eq!(
+        feed_ids(&store.active_feeds().unwrap()),
+        [
+            feed_of(1, 101),
+            feed_of(3, 103),
+            feed_of(3, 203),
+            feed_of(4, 104)
+        ],
+        "ordered by server, then channel"
+    );
 }
 
-pub fn a_stored_schedule_that_no_longer_parses_is_an_error_for_that_server_only(h: &impl Harness) {
+pub fn a_stored_schedule_that_no_longer_parses_is_an_error_for_that_feed_only(h: &impl Harness) {
     let store = h.open();
     let now = utc("2026-03-03T10:00:00Z");
-    store.set_weekly(1, 10, &monday_9_london(), now).unwrap();
-    store.set_weekly(2, 20, &monday_9_london(), now).unwrap();
-    h.exec("UPDATE weekly SET zone = 'Mars/Olympus_Mons' WHERE guild_id = 2")
+    store.set_feed(feed_of(1, 10), &weekly_spec(), now).unwrap();
+    store.set_feed(feed_of(2, 20), &weekly_spec(), now).unwrap();
+    store.set_feed(feed_of(2, 21), &weekly_spec(), now).unwrap();
+    h.exec("UPDATE feed SET zone = 'Mars/Olympus_Mons' WHERE guild_id = 2 AND channel_id = 20")
         .unwrap();
-    let err = store.weekly(2).unwrap_err();
+    let err = store.feed(feed_of(2, 20)).unwrap_err();
     assert!(
         matches!(
             err,
             StoreError::BadRow {
                 guild_id: 2,
-                table: "weekly",
+                table: "feed",
                 ..
             }
         ),
@@ -364,35 +577,213 @@ pub fn a_stored_schedule_that_no_longer_parses_is_an_error_for_that_server_only(
     assert!(message.contains("Mars/Olympus_Mons"), "{message}");
     assert!(message.contains("server 2"), "{message}");
     assert!(message.contains(&store.describe()), "{message}");
+    assert!(matches!(
+        store.feeds(2).unwrap_err(),
+        StoreError::BadRow { guild_id: 2, .. }
+    ));
+    assert!(store.feed(feed_of(2, 21)).unwrap().is_some());
     assert_eq!(
-        guild_ids(&store.active_weeklies().unwrap()),
-        [1],
+        feed_ids(&store.active_feeds().unwrap()),
+        [feed_of(1, 10), feed_of(2, 21)],
         "the broken row is skipped, the others still run"
     );
     // /weekly set replaces the broken row.
-    store.set_weekly(2, 20, &monday_9_london(), now).unwrap();
-    assert!(store.weekly(2).unwrap().is_some());
+    store.set_feed(feed_of(2, 20), &weekly_spec(), now).unwrap();
+    assert!(store.feed(feed_of(2, 20)).unwrap().is_some());
+    assert_eq!(store.feeds(2).unwrap().len(), 2);
 }
 
-pub fn active_weeklies_reads_ten_thousand_servers_quickly(h: &impl Harness) {
+pub fn active_feeds_reads_ten_thousand_servers_quickly(h: &impl Harness) {
     let store = h.open();
-    h.insert_weeklies(10_000);
+    h.insert_feeds(10_000);
     let started = std::time::Instant::now();
-    let active = store.active_weeklies().unwrap();
+    let active = store.active_feeds().unwrap();
     let took = started.elapsed();
     assert_eq!(active.len(), 10_000);
     assert_eq!(active[0].schedule, monday_9_london());
     assert!(
-        active.windows(2).all(|w| w[0].guild_id < w[1].guild_id),
-        "ordered by server"
+        active.windows(2).all(|w| w[0].feed < w[1].feed),
+        "ordered by feed"
     );
     // Typically a few milliseconds in release and tens in a debug build.
     assert!(took < std::time::Duration::from_secs(2), "took {took:?}");
 }
 
+pub fn a_server_may_have_ten_feeds_and_an_eleventh_is_refused(h: &impl Harness) {
+    let store = h.open();
+    let now = utc("2026-03-03T10:00:00Z");
+    assert_eq!(MAX_FEEDS_PER_SERVER, 10);
+    for channel in 1..=10 {
+        store
+            .set_feed(feed_of(GUILD, channel), &weekly_spec(), now)
+            .unwrap();
+    }
+    let before = store.feeds(GUILD).unwrap();
+    let err = store
+        .set_feed(
+            feed_of(GUILD, 11),
+            &weekly_spec(),
+            utc("2026-03-04T10:00:00Z"),
+        )
+        .unwrap_err();
+    assert_limit(err, Limit::Feeds, MAX_FEEDS_PER_SERVER);
+    assert_eq!(store.feed(feed_of(GUILD, 11)).unwrap(), None);
+    assert_eq!(store.feeds(GUILD).unwrap(), before, "nothing changed");
+
+    // Changing one of the ten is not adding one.
+    let daily = plain(Schedule::new(Cadence::Daily, hm(8, 0), London));
+    let changed = store
+        .set_feed(feed_of(GUILD, 5), &daily, utc("2026-03-04T10:00:00Z"))
+        .unwrap();
+    assert_eq!(changed.schedule, daily.schedule);
+    // Nor is turning one off and on again.
+    store.disable_feed(feed_of(GUILD, 6), now).unwrap();
+    store
+        .set_feed(feed_of(GUILD, 6), &weekly_spec(), now)
+        .unwrap();
+    assert_eq!(store.feeds(GUILD).unwrap().len(), 10);
+    // A feed that is off does not count: with one off, an eleventh channel may start...
+    store.disable_feed(feed_of(GUILD, 6), now).unwrap();
+    store
+        .set_feed(feed_of(GUILD, 11), &weekly_spec(), now)
+        .unwrap();
+    // ...and then the one that is off cannot come back on without another going off.
+    let err = store
+        .set_feed(feed_of(GUILD, 6), &weekly_spec(), now)
+        .unwrap_err();
+    assert_limit(err, Limit::Feeds, MAX_FEEDS_PER_SERVER);
+    assert!(!store.feed(feed_of(GUILD, 6)).unwrap().unwrap().enabled);
+    // The limit is per server.
+    store
+        .set_feed(feed_of(OTHER_GUILD, 11), &weekly_spec(), now)
+        .unwrap();
+    // Feeds kept, on or off, are bounded too: turn channels off and start new ones until the
+    // server keeps MAX_KEPT_FEEDS_PER_SERVER.
+    let mut channel = 12;
+    while store.feeds(GUILD).unwrap().len() < MAX_KEPT_FEEDS_PER_SERVER {
+        store
+            .disable_feed(feed_of(GUILD, channel - 1), now)
+            .unwrap();
+        store
+            .set_feed(feed_of(GUILD, channel), &weekly_spec(), now)
+            .unwrap();
+        channel += 1;
+    }
+    store
+        .disable_feed(feed_of(GUILD, channel - 1), now)
+        .unwrap();
+    let err = store
+        .set_feed(feed_of(GUILD, channel), &weekly_spec(), now)
+        .unwrap_err();
+    assert_limit(err, Limit::KeptFeeds, MAX_KEPT_FEEDS_PER_SERVER);
+    // A channel kept (off) may still be turned back on.
+    store
+        .set_feed(feed_of(GUILD, channel - 1), &weekly_spec(), now)
+        .unwrap();
+}
+
+/// Two processes adding feeds to one server at once: the count each checks stays true until it
+/// commits, so the server never has more than ten.
+pub fn two_handles_adding_feeds_at_once_never_exceed_the_limit(h: &impl Harness) {
+    let first = h.open(); // creates the schema
+    let barrier = Barrier::new(2);
+    // Per racer and attempt: added (true) or refused at the limit (false); any other outcome
+    // is an error, collected rather than raised so that the other racer is not left waiting.
+    let results: Vec<Result<bool, String>> = thread::scope(|scope| {
+        let racers: Vec<_> = (0..2u64)
+            .map(|n| {
+                let barrier = &barrier;
+                scope.spawn(move || {
+                    let store = h.try_open();
+                    (0..8u64)
+                        .map(|i| {
+                            barrier.wait();
+                            let store = store.as_ref().map_err(|e| format!("open: {e}"))?;
+                            let feed = feed_of(GUILD, 100 * (n + 1) + i);
+                            let now = utc("2026-03-03T10:00:00Z");
+                            match store.set_feed(feed, &weekly_spec(), now) {
+                                Ok(_) => Ok(true),
+                                Err(StoreError::Limit {
+                                    what: Limit::Feeds, ..
+                                }) => Ok(false),
+                                Err(e) => Err(format!("{feed}: {e}")),
+                            }
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        racers.into_iter().flat_map(|t| t.join().unwrap()).collect()
+    });
+    let outcomes: Vec<bool> = results
+        .into_iter()
+        .collect::<Result<_, _>>()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let added = outcomes.iter().filter(|&&added| added).count();
+    assert_eq!(added, MAX_FEEDS_PER_SERVER, "{outcomes:?}");
+    assert_eq!(first.feeds(GUILD).unwrap().len(), MAX_FEEDS_PER_SERVER);
+}
+
+pub fn pausing_and_resuming_a_feed(h: &impl Harness) {
+    let store = h.open();
+    let set_at = utc("2026-03-03T10:00:00Z");
+    let other = feed_of(GUILD, CHANNEL + 1);
+    store.set_feed(FEED, &weekly_spec(), set_at).unwrap();
+    store.set_feed(other, &weekly_spec(), set_at).unwrap();
+    assert!(!store
+        .set_pause(feed_of(GUILD, 1), Some(Pause::Indefinitely), set_at)
+        .unwrap());
+    assert!(!store.set_pause(feed_of(GUILD, 1), None, set_at).unwrap());
+
+    // Paused indefinitely: not the poster's any more.
+    let paused_at = utc("2026-03-04T10:00:00Z");
+    assert!(store
+        .set_pause(FEED, Some(Pause::Indefinitely), paused_at)
+        .unwrap());
+    let paused = store.feed(FEED).unwrap().unwrap();
+    assert_eq!(paused.pause, Some(Pause::Indefinitely));
+    assert_eq!(paused.active_since, set_at, "pausing keeps active_since");
+    assert!(paused.enabled);
+    assert_eq!(feed_ids(&store.active_feeds().unwrap()), [other]);
+
+    // Paused until a date: still the poster's, which respects the date.
+    let until = day("2026-04-06");
+    assert!(store
+        .set_pause(FEED, Some(Pause::Until(until)), paused_at)
+        .unwrap());
+    let active = store.active_feeds().unwrap();
+    assert_eq!(feed_ids(&active), [FEED, other]);
+    assert_eq!(active[0].pause, Some(Pause::Until(until)));
+    assert_eq!(
+        store.feed(FEED).unwrap().unwrap().pause,
+        Some(Pause::Until(until))
+    );
+    assert_eq!(store.feed(other).unwrap().unwrap().pause, None);
+
+    // Resumed: unpaused, and active from now (a slot missed while paused is not posted late).
+    let resumed_at = utc("2026-03-20T08:30:00Z");
+    store
+        .set_pause(FEED, Some(Pause::Indefinitely), paused_at)
+        .unwrap();
+    assert!(store.set_pause(FEED, None, resumed_at).unwrap());
+    let resumed = store.feed(FEED).unwrap().unwrap();
+    assert_eq!(resumed.pause, None);
+    assert_eq!(resumed.active_since, resumed_at);
+    assert_eq!(resumed.updated_at, resumed_at);
+    assert_eq!(feed_ids(&store.active_feeds().unwrap()), [FEED, other]);
+
+    // /weekly set clears a pause too.
+    store
+        .set_pause(other, Some(Pause::Until(until)), paused_at)
+        .unwrap();
+    let reset = store.set_feed(other, &weekly_spec(), resumed_at).unwrap();
+    assert_eq!(reset.pause, None);
+    assert_eq!(store.feed(other).unwrap().unwrap().pause, None);
+}
+
 // ---- claims ----
 
-pub fn claiming_a_week_twice_returns_the_first_claim_and_advances_the_rotation_once(
+pub fn claiming_a_period_twice_returns_the_first_claim_and_advances_the_rotation_once(
     h: &impl Harness,
 ) {
     let store = h.open();
@@ -401,22 +792,23 @@ pub fn claiming_a_week_twice_returns_the_first_claim_and_advances_the_rotation_o
     let Some(Claim::Claimed(first)) = claim_week(&store, &mut rng, &ids, 10) else {
         panic!("the first claim should claim");
     };
-    assert_eq!(first.week, week(10));
+    assert_eq!(first.feed, FEED);
+    assert_eq!(first.period, week(10));
     assert_eq!(first.channel_id, CHANNEL);
-    assert_eq!(first.nonce, post_nonce(GUILD, week(10)));
+    assert_eq!(first.nonce, post_nonce(FEED, week(10)));
     assert_eq!(first.source, PostSource::Schedule);
     assert_eq!(first.claimed_at, utc("2026-03-02T09:00:00Z"));
     assert_eq!(first.attempts, 0);
     assert_eq!(first.message_id, None);
+    assert!(!first.thread_wanted, "no feed, no thread");
     assert!(!first.is_confirmed());
-    let rotation = store.rotation(GUILD).unwrap();
+    let rotation = store.rotation(FEED).unwrap();
     assert_eq!((rotation.cycle, rotation.shown), (1, 1));
 
     let again = store
         .claim(
-            GUILD,
+            FEED,
             week(10),
-            999,
             &refs(&ids),
             PostSource::PostNow,
             &mut rng,
@@ -425,56 +817,65 @@ pub fn claiming_a_week_twice_returns_the_first_claim_and_advances_the_rotation_o
         .unwrap();
     assert_eq!(again, Some(Claim::AlreadyClaimed(first.clone())));
     assert_eq!(
-        store.rotation(GUILD).unwrap(),
+        store.rotation(FEED).unwrap(),
         rotation,
         "advanced only once"
     );
 
     // Still AlreadyClaimed when confirmed, and even with an empty collection.
     store
-        .confirm_post(GUILD, week(10), 5, utc("2026-03-02T09:00:02Z"))
+        .confirm_post(FEED, week(10), 5, utc("2026-03-02T09:00:02Z"))
         .unwrap();
     let confirmed = claim_week(&store, &mut rng, &[], 10).unwrap();
     assert!(
         matches!(&confirmed, Claim::AlreadyClaimed(r) if r.insight_id == first.insight_id && r.message_id == Some(5))
     );
+
+    // A day's period is claimed once too, with its own nonce.
+    let today = day_period("2026-03-02");
+    let Some(Claim::Claimed(daily)) = claim_in(&store, FEED, today, &mut rng, &refs(&ids)) else {
+        panic!("a day's first claim should claim");
+    };
+    assert_eq!(daily.nonce, post_nonce(FEED, today));
+    assert_ne!(daily.nonce, first.nonce);
+    assert!(matches!(
+        claim_in(&store, FEED, today, &mut rng, &refs(&ids)),
+        Some(Claim::AlreadyClaimed(r)) if r == daily
+    ));
 }
 
 pub fn an_empty_collection_claims_nothing(h: &impl Harness) {
     let store = h.open();
     let mut rng = StdRng::seed_from_u64(1);
     assert_eq!(claim_week(&store, &mut rng, &[], 10), None);
-    assert_eq!(store.post(GUILD, week(10)).unwrap(), None);
-    assert_eq!(store.rotation(GUILD).unwrap(), RotationState::default());
+    assert_eq!(store.post(FEED, week(10)).unwrap(), None);
+    assert_eq!(store.rotation(FEED).unwrap(), RotationState::default());
 }
 
-pub fn a_week_that_does_not_exist_is_refused(h: &impl Harness) {
+pub fn a_period_that_does_not_exist_is_refused(h: &impl Harness) {
     let store = h.open();
     let mut rng = StdRng::seed_from_u64(1);
     // 2025 has 52 ISO weeks (2026 has 53).
-    for bad in [
-        WeekKey {
-            year: 2025,
-            week: 53,
-        },
-        WeekKey {
-            year: 2026,
-            week: 0,
-        },
-    ] {
+    for bad in [week_of(2025, 53), week_of(2026, 0)] {
         let err = store
             .claim(
-                GUILD,
+                FEED,
                 bad,
-                CHANNEL,
                 &["a"],
                 PostSource::Schedule,
                 &mut rng,
                 Utc::now(),
             )
             .unwrap_err();
-        assert!(matches!(err, StoreError::InvalidWeek { .. }), "{err:?}");
+        assert!(matches!(err, StoreError::InvalidPeriod { .. }), "{err:?}");
+        let err = store.skip(FEED, bad, Utc::now()).unwrap_err();
+        assert!(matches!(err, StoreError::InvalidPeriod { .. }), "{err:?}");
     }
+    assert_eq!(store.rotation(FEED).unwrap(), RotationState::default());
+    assert!(store
+        .claimed_slots_since(day("2000-01-03"))
+        .unwrap()
+        .is_empty());
 }
 
 pub fn eleven_weeks_show_eleven_insights_once_each_across_a_restart(h: &impl Harness) {
@@ -502,25 +903,296 @@ pub fn eleven_weeks_show_eleven_insights_once_each_across_a_restart(h: &impl Har
     }
     let distinct: BTreeSet<&String> = shown.iter().collect();
     assert_eq!(distinct.len(), 11, "{shown:?}");
-    let rotation = store.rotation(GUILD).unwrap();
+    let rotation = store.rotation(FEED).unwrap();
     assert_eq!((rotation.cycle, rotation.shown), (1, 11));
 }
 
-pub fn the_primary_key_refuses_a_second_row_for_the_same_week(h: &impl Harness) {
+/// Two feeds of one server: the same period claimed in each, each with its own rotation, nonce,
+/// confirmation and release.
+pub fn two_feeds_of_one_server_have_their_own_rotation_and_post_log(h: &impl Harness) {
+    let store = h.open();
+    let ids = ids(4);
+    let mut rng = StdRng::seed_from_u64(31);
+    let other = feed_of(GUILD, CHANNEL + 1);
+    let now = utc("2026-03-09T09:00:00Z");
+    store.set_feed(FEED, &weekly_spec(), now).unwrap();
+    store.set_feed(other, &weekly_spec(), now).unwrap();
+
+    for w in 10..=12 {
+        assert!(matches!(
+            claim_week(&store, &mut rng, &ids, w),
+            Some(Claim::Claimed(_))
+        ));
+    }
+    let Some(Claim::Claimed(theirs)) = claim_in(&store, other, week(10), &mut rng, &refs(&ids))
+    else {
+        panic!("the other feed's week 10 is its own");
+    };
+    assert_eq!((theirs.feed, theirs.channel_id), (other, CHANNEL + 1));
+    assert_ne!(theirs.nonce, post_nonce(FEED, week(10)));
+    assert_eq!(theirs.nonce, post_nonce(other, week(10)));
+    assert_eq!(store.rotation(FEED).unwrap().shown, 3);
+    assert_eq!(store.rotation(other).unwrap().shown, 1);
+
+    store.confirm_post(FEED, week(10), 1010, now).unwrap();
+    assert_eq!(store.post(other, week(10)).unwrap(), Some(theirs.clone()));
+    assert_eq!(store.last_post(other).unwrap(), None);
+    assert_eq!(
+        store.last_post(FEED).unwrap().unwrap().message_id,
+        Some(1010)
+    );
+    assert_eq!(
+        keys(&store.unconfirmed_posts().unwrap()),
+        [(other, week(10)), (FEED, week(11)), (FEED, week(12))]
+    );
+
+    // Releasing one feed's claim leaves the other's.
+    store.release_claim(other, week(10)).unwrap();
+    assert_eq!(store.post(other, week(10)).unwrap(), None);
+    assert!(store.post(FEED, week(10)).unwrap().is_some());
+    let claimed = store.claimed_slots_since(day("2026-03-02")).unwrap();
+    assert!(claimed.contains(&(FEED, week(10))));
+    assert!(!claimed.contains(&(other, week(10))));
+    // Another server's feed with the same period is apart too.
+    assert!(matches!(
+        claim_in(
+            &store,
+            feed_of(OTHER_GUILD, CHANNEL),
+            week(10),
+            &mut rng,
+            &refs(&ids)
+        ),
+        Some(Claim::Claimed(_))
+    ));
+}
+
+/// `/weekly skip`: the period is taken (no path posts it), the rotation does not move, and
+/// nothing waits for it.
+pub fn a_skipped_period_is_taken_without_a_post_or_a_rotation_step(h: &impl Harness) {
+    let store = h.open();
+    let ids = ids(4);
+    let mut rng = StdRng::seed_from_u64(41);
+    let thread = FeedSpec {
+        thread: true,
+        ..weekly_spec()
+    };
+    store
+        .set_feed(FEED, &thread, utc("2026-03-01T00:00:00Z"))
+        .unwrap();
+    claim_week(&store, &mut rng, &ids, 10).unwrap();
+    let rotation = store.rotation(FEED).unwrap();
+
+    let skipped_at = utc("2026-03-10T12:00:00Z");
+    let Claim::Claimed(skip) = store.skip(FEED, week(11), skipped_at).unwrap() else {
+        panic!("an unclaimed week is skipped");
+    };
+    assert_eq!(
+        (skip.feed, skip.period, skip.source),
+        (FEED, week(11), PostSource::Skip)
+    );
+    assert_eq!(skip.insight_id, "");
+    assert_eq!(skip.claimed_at, skipped_at);
+    assert_eq!((skip.message_id, skip.attempts), (None, 0));
+    assert!(!skip.thread_wanted, "a skip has no thread");
+    assert_eq!(store.post(FEED, week(11)).unwrap(), Some(skip.clone()));
+    assert_eq!(store.rotation(FEED).unwrap(), rotation, "no rotation step");
+
+    // Every path finds the period taken.
+    assert_eq!(
+        claim_week(&store, &mut rng, &ids, 11),
+        Some(Claim::AlreadyClaimed(skip.clone()))
+    );
+    assert_eq!(
+        store.skip(FEED, week(11), skipped_at).unwrap(),
+        Claim::AlreadyClaimed(skip.clone())
+    );
+    assert_eq!(store.rotation(FEED).unwrap(), rotation);
+    assert!(store
+        .claimed_slots_since(day("2026-03-09"))
+        .unwrap()
+        .contains(&(FEED, week(11))));
+    // Nothing to send, confirm, resume or make a thread for.
+    assert_eq!(
+        keys(&store.unconfirmed_posts().unwrap()),
+        [(FEED, week(10))]
+    );
+    for err in [
+        store
+            .record_attempt(FEED, week(11), skipped_at, None, None)
+            .unwrap_err(),
+        store
+            .confirm_post(FEED, week(11), 7, skipped_at)
+            .unwrap_err(),
+        store
+            .record_thread(FEED, week(11), Ok(7), skipped_at)
+            .unwrap_err(),
+    ] {
+        assert!(matches!(err, StoreError::NoClaim { .. }), "{err:?}");
+    }
+    // Never released: a skip is not a failed send.
+    store.release_claim(FEED, week(11)).unwrap();
+    assert_eq!(store.post(FEED, week(11)).unwrap(), Some(skip.clone()));
+    assert_eq!(store.last_post(FEED).unwrap(), None, "a skip is no post");
+
+    // Skipping a claimed period finds the claim, and changes nothing.
+    let claimed = store.post(FEED, week(10)).unwrap().unwrap();
+    assert_eq!(
+        store.skip(FEED, week(10), skipped_at).unwrap(),
+        Claim::AlreadyClaimed(claimed.clone())
+    );
+    assert_eq!(store.post(FEED, week(10)).unwrap(), Some(claimed));
+    // The rotation goes on where it was.
+    let next = claim_week(&store, &mut rng, &ids, 12)
+        .unwrap()
+        .into_record();
+    assert_eq!(Some(next.insight_id.as_str()), rotation.peek(&refs(&ids)));
+    assert_eq!(store.rotation(FEED).unwrap().shown, 2);
+    // A day can be skipped too.
+    assert!(matches!(
+        store.skip(FEED, day_period("2026-03-14"), skipped_at),
+        Ok(Claim::Claimed(r)) if r.source == PostSource::Skip
+    ));
+}
+
+pub fn threads_are_wanted_recorded_once_and_never_replaced(h: &impl Harness) {
+    let store = h.open();
+    let mut rng = StdRng::seed_from_u64(51);
+    let set_at = utc("2026-03-01T00:00:00Z");
+    let t = |s: &str| utc(&format!("2026-03-09T{s}Z"));
+    let with_thread = FeedSpec {
+        thread: true,
+        ..weekly_spec()
+    };
+    store.set_feed(FEED, &with_thread, set_at).unwrap();
+
+    let claimed = claim_week(&store, &mut rng, &ids(3), 11)
+        .unwrap()
+        .into_record();
+    assert!(claimed.thread_wanted);
+    assert!(!claimed.awaits_thread(), "not sent yet");
+    assert_eq!(store.posts_awaiting_thread(set_at).unwrap(), vec![]);
+    let err = store
+        .record_thread(FEED, week(11), Ok(1), t("09:00:00"))
+        .unwrap_err();
+    assert!(matches!(err, StoreError::NoClaim { .. }), "{err:?}");
+
+    store
+        .confirm_post(FEED, week(11), 900, t("09:00:01"))
+        .unwrap();
+    let posted = store.post(FEED, week(11)).unwrap().unwrap();
+    assert!(posted.awaits_thread());
+    assert_eq!(
+        store.posts_awaiting_thread(set_at).unwrap(),
+        vec![posted.clone()]
+    );
+    assert_eq!(
+        store.posts_awaiting_thread(t("09:00:01")).unwrap(),
+        vec![posted.clone()],
+        "since is inclusive"
+    );
+    assert_eq!(store.posts_awaiting_thread(t("09:00:02")).unwrap(), vec![]);
+
+    // A failed try is kept, and the post still waits for its thread.
+    store
+        .record_thread(
+            FEED,
+            week(11),
+            Err("403 Missing Permissions"),
+            t("09:00:02"),
+        )
+        .unwrap();
+    let failed = store.post(FEED, week(11)).unwrap().unwrap();
+    assert_eq!(
+        (failed.thread_id, failed.thread_error.as_deref()),
+        (None, Some("403 Missing Permissions"))
+    );
+    assert_eq!(store.posts_awaiting_thread(set_at).unwrap(), vec![failed]);
+
+    // The thread, once recorded, is the one kept.
+    store
+        .record_thread(FEED, week(11), Ok(901), t("09:01:00"))
+        .unwrap();
+    let threaded = store.post(FEED, week(11)).unwrap().unwrap();
+    assert!(!threaded.awaits_thread());
+    assert_eq!(
+        (threaded.thread_id, threaded.thread_error),
+        (Some(901), None)
+    );
+    assert_eq!(store.posts_awaiting_thread(set_at).unwrap(), vec![]);
+    store
+        .record_thread(FEED, week(11), Ok(902), t("09:02:00"))
+        .unwrap();
+    store
+        .record_thread(FEED, week(11), Err("late failure"), t("09:03:00"))
+        .unwrap();
+    let kept = store.post(FEED, week(11)).unwrap().unwrap();
+    assert_eq!((kept.thread_id, kept.thread_error), (Some(901), None));
+
+    // Whether a thread is wanted is decided at the claim: changing the feed later keeps it.
+    store.set_feed(FEED, &weekly_spec(), set_at).unwrap();
+    assert!(store.post(FEED, week(11)).unwrap().unwrap().thread_wanted);
+    let plain_claim = claim_week(&store, &mut rng, &ids(3), 12)
+        .unwrap()
+        .into_record();
+    assert!(!plain_claim.thread_wanted);
+
+    // A forum post is a thread already.
+    let forum = feed_of(GUILD, CHANNEL + 1);
+    let forum_spec = FeedSpec {
+        thread: true,
+        forum: true,
+        ..weekly_spec()
+    };
+    store.set_feed(forum, &forum_spec, set_at).unwrap();
+    let forum_post = claim_in(&store, forum, week(11), &mut rng, &["a"])
+        .unwrap()
+        .into_record();
+    assert!(!forum_post.thread_wanted);
+    store
+        .confirm_post(forum, week(11), 903, t("09:00:05"))
+        .unwrap();
+    store
+        .confirm_post(FEED, week(12), 904, t("09:00:06"))
+        .unwrap();
+    assert_eq!(store.posts_awaiting_thread(set_at).unwrap(), vec![]);
+
+    // Oldest first, across feeds.
+    let second = feed_of(GUILD, CHANNEL + 2);
+    store.set_feed(second, &with_thread, set_at).unwrap();
+    store.set_feed(FEED, &with_thread, set_at).unwrap();
+    for feed in [second, FEED] {
+        claim_in(&store, feed, week(13), &mut rng, &["a"]).unwrap();
+    }
+    store
+        .confirm_post(second, week(13), 905, t("10:00:00"))
+        .unwrap();
+    store
+        .confirm_post(FEED, week(13), 906, t("09:30:00"))
+        .unwrap();
+    let awaiting = store.posts_awaiting_thread(set_at).unwrap();
+    assert_eq!(
+        awaiting
+            .iter()
+            .map(|r| (r.feed, r.message_id))
+            .collect::<Vec<_>>(),
+        [(FEED, Some(906)), (second, Some(905))]
+    );
+}
+
+pub fn the_primary_key_refuses_a_second_row_for_the_same_period(h: &impl Harness) {
     let store = h.open();
     let mut rng = StdRng::seed_from_u64(2);
     claim_week(&store, &mut rng, &ids(3), 10).unwrap();
     let err = h
         .exec(&format!(
-            "INSERT INTO post_log (guild_id, iso_year, iso_week, channel_id, insight_id, nonce, \
-                 source, claimed_at, updated_at) \
-             VALUES ({GUILD}, 2026, 10, 1, 'other', 'n', 'post_now', \
+            "INSERT INTO feed_post (guild_id, feed_channel_id, period, period_start, channel_id, \
+                 insight_id, nonce, source, claimed_at, updated_at) \
+             VALUES ({GUILD}, {CHANNEL}, '2026-W10', '2026-03-02', 1, 'other', 'n', 'post_now', \
                  '2026-03-02T09:00:00.000Z', '2026-03-02T09:00:00.000Z')"
         ))
         .unwrap_err();
     assert!(err.to_lowercase().contains("unique"), "{err}");
 }
-
 pub fn two_handles_racing_for_the_same_weeks_claim_each_week_once(h: &impl Harness) {
     const WEEKS: u32 = 22;
     let ids = ids(11);
@@ -542,9 +1214,8 @@ pub fn two_handles_racing_for_the_same_weeks_claim_each_week_once(h: &impl Harne
                             match &store {
                                 Ok(store) => store
                                     .claim(
-                                        GUILD,
+                                        FEED,
                                         week(w),
-                                        CHANNEL,
                                         &refs(ids),
                                         PostSource::Schedule,
                                         &mut rng,
@@ -589,7 +1260,7 @@ pub fn two_handles_racing_for_the_same_weeks_claim_each_week_once(h: &impl Harne
         (11, 11),
         "{firsts:?}"
     );
-    let rotation = h.open().rotation(GUILD).unwrap();
+    let rotation = h.open().rotation(FEED).unwrap();
     assert_eq!((rotation.cycle, rotation.shown), (2, 11));
 }
 
@@ -616,9 +1287,8 @@ pub fn two_handles_claiming_different_weeks_of_one_server_advance_its_rotation_i
                             let store = store.as_ref().map_err(|e| format!("open: {e}"))?;
                             let w = 2 * i + 1 + n;
                             match store.claim(
-                                GUILD,
+                                FEED,
                                 week(w),
-                                CHANNEL,
                                 &refs(ids),
                                 PostSource::Schedule,
                                 &mut rng,
@@ -639,7 +1309,7 @@ pub fn two_handles_claiming_different_weeks_of_one_server_advance_its_rotation_i
             .unwrap_or_else(|e| panic!("{e}"))
     });
     assert_eq!(shown.len(), 22);
-    let rotation = first.rotation(GUILD).unwrap();
+    let rotation = first.rotation(FEED).unwrap();
     assert_eq!(
         (rotation.cycle, rotation.shown),
         (2, 11),
@@ -647,7 +1317,7 @@ pub fn two_handles_claiming_different_weeks_of_one_server_advance_its_rotation_i
     );
     // Whatever the interleaving, the weeks' insights in claim order are two cycles of 11.
     let by_week: Vec<String> = (1..=22)
-        .map(|w| first.post(GUILD, week(w)).unwrap().unwrap().insight_id)
+        .map(|w| first.post(FEED, week(w)).unwrap().unwrap().insight_id)
         .collect();
     let distinct: HashSet<&String> = by_week.iter().collect();
     assert_eq!(distinct.len(), 11, "{by_week:?}");
@@ -665,11 +1335,11 @@ pub fn attempts_confirmation_and_release(h: &impl Harness) {
     let t = |s: &str| utc(&format!("2026-03-09T{s}Z"));
 
     let err = store
-        .record_attempt(GUILD, week(11), t("09:00:00"), None, None)
+        .record_attempt(FEED, week(11), t("09:00:00"), None, None)
         .unwrap_err();
     assert!(matches!(err, StoreError::NoClaim { .. }), "{err:?}");
     let err = store
-        .confirm_post(GUILD, week(11), 1, t("09:00:00"))
+        .confirm_post(FEED, week(11), 1, t("09:00:00"))
         .unwrap_err();
     assert!(matches!(err, StoreError::NoClaim { .. }), "{err:?}");
     assert!(err.to_string().contains(&store.describe()), "{err}");
@@ -679,7 +1349,7 @@ pub fn attempts_confirmation_and_release(h: &impl Harness) {
         .into_record();
     // Before the send: counted, nothing to retry.
     let r = store
-        .record_attempt(GUILD, week(11), t("09:00:00"), None, None)
+        .record_attempt(FEED, week(11), t("09:00:00"), None, None)
         .unwrap();
     assert_eq!(
         (r.attempts, r.last_error.as_deref(), r.retry_at),
@@ -689,7 +1359,7 @@ pub fn attempts_confirmation_and_release(h: &impl Harness) {
     let retry = t("09:05:00");
     let r = store
         .record_attempt(
-            GUILD,
+            FEED,
             week(11),
             t("09:00:01"),
             Some("503 upstream"),
@@ -703,7 +1373,7 @@ pub fn attempts_confirmation_and_release(h: &impl Harness) {
     assert_eq!(store.unconfirmed_posts().unwrap(), vec![r.clone()]);
     // The next send clears them and counts again.
     let r = store
-        .record_attempt(GUILD, week(11), t("09:05:00"), None, None)
+        .record_attempt(FEED, week(11), t("09:05:00"), None, None)
         .unwrap();
     assert_eq!(
         (r.attempts, r.last_error.as_deref(), r.retry_at),
@@ -711,9 +1381,9 @@ pub fn attempts_confirmation_and_release(h: &impl Harness) {
     );
 
     store
-        .confirm_post(GUILD, week(11), 777, t("09:05:01"))
+        .confirm_post(FEED, week(11), 777, t("09:05:01"))
         .unwrap();
-    let posted = store.post(GUILD, week(11)).unwrap().unwrap();
+    let posted = store.post(FEED, week(11)).unwrap().unwrap();
     assert!(posted.is_confirmed());
     assert_eq!(posted.message_id, Some(777));
     assert_eq!(posted.posted_at, Some(t("09:05:01")));
@@ -725,23 +1395,23 @@ pub fn attempts_confirmation_and_release(h: &impl Harness) {
         ),
         (claimed.insight_id.as_str(), claimed.nonce.as_str(), 2)
     );
-    assert_eq!(store.last_post(GUILD).unwrap(), Some(posted.clone()));
+    assert_eq!(store.last_post(FEED).unwrap(), Some(posted.clone()));
     assert_eq!(store.unconfirmed_posts().unwrap(), vec![]);
 
     // Confirming again keeps the first message; releasing a confirmed post does nothing.
     store
-        .confirm_post(GUILD, week(11), 888, t("09:06:00"))
+        .confirm_post(FEED, week(11), 888, t("09:06:00"))
         .unwrap();
-    store.release_claim(GUILD, week(11)).unwrap();
-    assert_eq!(store.post(GUILD, week(11)).unwrap(), Some(posted.clone()));
+    store.release_claim(FEED, week(11)).unwrap();
+    assert_eq!(store.post(FEED, week(11)).unwrap(), Some(posted.clone()));
 
     // An unconfirmed claim is released, and the week can be claimed again.
     claim_week(&store, &mut rng, &ids, 12).unwrap();
-    store.release_claim(GUILD, week(12)).unwrap();
-    assert_eq!(store.post(GUILD, week(12)).unwrap(), None);
-    store.release_claim(GUILD, week(12)).unwrap(); // nothing left: still fine
+    store.release_claim(FEED, week(12)).unwrap();
+    assert_eq!(store.post(FEED, week(12)).unwrap(), None);
+    store.release_claim(FEED, week(12)).unwrap(); // nothing left: still fine
     let err = store
-        .record_attempt(GUILD, week(12), t("09:10:00"), None, None)
+        .record_attempt(FEED, week(12), t("09:10:00"), None, None)
         .unwrap_err();
     assert!(matches!(err, StoreError::NoClaim { .. }), "{err:?}");
     assert!(matches!(
@@ -749,49 +1419,49 @@ pub fn attempts_confirmation_and_release(h: &impl Harness) {
         Some(Claim::Claimed(_))
     ));
     // last_post is the latest *confirmed* week.
-    assert_eq!(store.last_post(GUILD).unwrap(), Some(posted));
+    assert_eq!(store.last_post(FEED).unwrap(), Some(posted));
 }
 
-pub fn last_post_orders_by_week_across_years(h: &impl Harness) {
+pub fn last_post_orders_by_period_across_years(h: &impl Harness) {
     let store = h.open();
     let mut rng = StdRng::seed_from_u64(8);
     let now = utc("2026-01-01T00:00:00Z");
-    assert_eq!(store.last_post(GUILD).unwrap(), None);
-    for (year, w) in [(2025, 52), (2026, 1), (2025, 3)] {
-        let key = WeekKey { year, week: w };
-        store
-            .claim(
-                GUILD,
-                key,
-                CHANNEL,
-                &["a", "b"],
-                PostSource::Schedule,
-                &mut rng,
-                now,
-            )
-            .unwrap();
-        store.confirm_post(GUILD, key, u64::from(w), now).unwrap();
+    assert_eq!(store.last_post(FEED).unwrap(), None);
+    for (n, period) in [week_of(2025, 52), week_of(2026, 1), week_of(2025, 3)]
+        .into_iter()
+        .enumerate()
+    {
+        claim_in(&store, FEED, period, &mut rng, &["a", "b"]).unwrap();
+        store.confirm_post(FEED, period, n as u64 + 1, now).unwrap();
     }
-    let last = store.last_post(GUILD).unwrap().unwrap();
+    // An unconfirmed claim and a skip of later periods are not posts.
+    claim_in(&store, FEED, week_of(2026, 2), &mut rng, &["a", "b"]).unwrap();
+    store.skip(FEED, week_of(2026, 3), now).unwrap();
+    let last = store.last_post(FEED).unwrap().unwrap();
+    assert_eq!(last.period, week_of(2026, 1));
+
+    // By the day a period starts, not by its text: 2025-12-23 is after the Monday of 2025-W52.
+    let other = feed_of(GUILD, CHANNEL + 1);
+    assert_eq!(store.last_post(other).unwrap(), None);
+    for period in [day_period("2025-12-23"), week_of(2025, 52)] {
+        claim_in(&store, other, period, &mut rng, &["a", "b"]).unwrap();
+        store.confirm_post(other, period, 9, now).unwrap();
+    }
     assert_eq!(
-        last.week,
-        WeekKey {
-            year: 2026,
-            week: 1
-        }
+        store.last_post(other).unwrap().unwrap().period,
+        day_period("2025-12-23")
     );
 }
 
-pub fn unconfirmed_posts_lists_only_unconfirmed_claims_oldest_week_first(h: &impl Harness) {
+pub fn unconfirmed_posts_lists_only_unconfirmed_claims_oldest_period_first(h: &impl Harness) {
     let store = h.open();
     let mut rng = StdRng::seed_from_u64(6);
     let now = utc("2026-03-09T09:00:00Z");
-    let mut claim = |guild: u64, key: WeekKey| {
+    let mut claim = |feed: FeedId, period: Period| {
         store
             .claim(
-                guild,
-                key,
-                CHANNEL,
+                feed,
+                period,
                 &["a", "b", "c"],
                 PostSource::Schedule,
                 &mut rng,
@@ -801,89 +1471,92 @@ pub fn unconfirmed_posts_lists_only_unconfirmed_claims_oldest_week_first(h: &imp
             .unwrap()
             .into_record()
     };
-    let a = claim(1, week(11));
-    let b = claim(2, week(10));
-    claim(3, week(11));
-    let c = claim(
-        4,
-        WeekKey {
-            year: 2025,
-            week: 52,
-        },
-    );
-    let d = claim(0, week(11));
-    store.confirm_post(3, week(11), 33, now).unwrap();
-    let pending: Vec<(u64, WeekKey)> = store
-        .unconfirmed_posts()
-        .unwrap()
-        .iter()
-        .map(|r| (r.guild_id, r.week))
-        .collect();
+    let a = claim(feed_of(1, CHANNEL), week(11));
+    let b = claim(feed_of(2, CHANNEL), week(10));
+    claim(feed_of(3, CHANNEL), week(11));
+    let c = claim(feed_of(4, CHANNEL), week_of(2025, 52));
+    let d = claim(feed_of(0, CHANNEL), week(11));
+    // By the period's first day: Monday 2026-03-09 before Tuesday 2026-03-10, a day before the
+    // Monday of its week.
+    let e = claim(feed_of(1, 5), day_period("2026-03-10"));
+    let f = claim(feed_of(1, 6), day_period("2026-03-08"));
+    let g = claim(feed_of(1, 4), week(11));
+    store
+        .confirm_post(feed_of(3, CHANNEL), week(11), 33, now)
+        .unwrap();
+    store.skip(feed_of(5, CHANNEL), week(11), now).unwrap();
+    let pending = keys(&store.unconfirmed_posts().unwrap());
     assert_eq!(
         pending,
         [
-            (c.guild_id, c.week),
-            (b.guild_id, b.week),
-            (d.guild_id, d.week),
-            (a.guild_id, a.week)
+            (c.feed, c.period),
+            (b.feed, b.period),
+            (f.feed, f.period),
+            (d.feed, d.period),
+            (g.feed, g.period),
+            (a.feed, a.period),
+            (e.feed, e.period),
         ]
     );
 }
 
-pub fn claimed_slots_since_lists_every_claim_from_a_week_on_across_years(h: &impl Harness) {
+pub fn claimed_slots_since_lists_every_claim_from_a_date_on_across_years(h: &impl Harness) {
     let store = h.open();
     let mut rng = StdRng::seed_from_u64(7);
     let now = utc("2026-01-05T09:00:00Z");
-    let key = |year, week| WeekKey { year, week };
-    for (guild, k) in [
-        (1, key(2025, 50)),
-        (1, key(2025, 52)),
-        (2, key(2026, 1)),
-        (3, key(2026, 2)),
-        (3, key(2027, 1)),
+    let (one, two, three) = (feed_of(1, 10), feed_of(2, 20), feed_of(3, 30));
+    for (feed, period) in [
+        (one, week_of(2025, 50)),
+        (one, week_of(2025, 52)), // starts Monday 2025-12-22
+        (two, week_of(2026, 1)),
+        (three, week_of(2026, 2)),
+        (three, week_of(2027, 1)),
+        (one, day_period("2025-12-21")),
+        (one, day_period("2025-12-22")),
     ] {
-        store
-            .claim(
-                guild,
-                k,
-                CHANNEL,
-                &["a"],
-                PostSource::Schedule,
-                &mut rng,
-                now,
-            )
-            .unwrap()
-            .unwrap();
+        claim_in(&store, feed, period, &mut rng, &["a"]).unwrap();
     }
-    store.confirm_post(2, key(2026, 1), 21, now).unwrap();
-    assert!(store.claimed_slots_since(key(2028, 1)).unwrap().is_empty());
-    let since = store.claimed_slots_since(key(2025, 52)).unwrap();
-    let expected: HashSet<(u64, WeekKey)> = [
-        (1, key(2025, 52)),
-        (2, key(2026, 1)), // confirmed or not
-        (3, key(2026, 2)),
-        (3, key(2027, 1)),
+    store.confirm_post(two, week_of(2026, 1), 21, now).unwrap();
+    store.skip(two, week_of(2026, 2), now).unwrap();
+    assert!(store
+        .claimed_slots_since(day("2027-01-05"))
+        .unwrap()
+        .is_empty());
+    let since = store.claimed_slots_since(day("2025-12-22")).unwrap();
+    let expected: HashSet<(FeedId, Period)> = [
+        (one, week_of(2025, 52)),
+        (one, day_period("2025-12-22")),
+        (two, week_of(2026, 1)), // confirmed or not
+        (two, week_of(2026, 2)), // or skipped
+        (three, week_of(2026, 2)),
+        (three, week_of(2027, 1)),
     ]
     .into();
     assert_eq!(since, expected);
-    store.release_claim(3, key(2026, 2)).unwrap();
+    // A week counts from its Monday: since a Tuesday, that week is not listed.
     assert!(!store
-        .claimed_slots_since(key(2025, 52))
+        .claimed_slots_since(day("2025-12-23"))
         .unwrap()
-        .contains(&(3, key(2026, 2))));
+        .contains(&(one, week_of(2025, 52))));
+    store.release_claim(three, week_of(2026, 2)).unwrap();
+    assert!(!store
+        .claimed_slots_since(day("2025-12-22"))
+        .unwrap()
+        .contains(&(three, week_of(2026, 2))));
 }
 
-pub fn a_broken_rotation_row_is_an_error_for_that_server(h: &impl Harness) {
+pub fn a_broken_rotation_row_is_an_error_for_that_feed(h: &impl Harness) {
     let store = h.open();
     let mut rng = StdRng::seed_from_u64(6);
     claim_week(&store, &mut rng, &ids(3), 1).unwrap();
-    h.exec("UPDATE rotation SET state = '[1, 2]'").unwrap();
-    let err = store.rotation(GUILD).unwrap_err();
+    h.exec("UPDATE feed_rotation SET state = '[1, 2]'").unwrap();
+    let err = store.rotation(FEED).unwrap_err();
     assert!(
         matches!(
             err,
             StoreError::BadRow {
-                table: "rotation",
+                table: "feed_rotation",
+                guild_id: GUILD,
                 ..
             }
         ),
@@ -891,9 +1564,8 @@ pub fn a_broken_rotation_row_is_an_error_for_that_server(h: &impl Harness) {
     );
     let err = store
         .claim(
-            GUILD,
+            FEED,
             week(2),
-            CHANNEL,
             &["a"],
             PostSource::Schedule,
             &mut rng,
@@ -904,26 +1576,32 @@ pub fn a_broken_rotation_row_is_an_error_for_that_server(h: &impl Harness) {
         matches!(
             err,
             StoreError::BadRow {
-                table: "rotation",
+                table: "feed_rotation",
                 ..
             }
         ),
         "{err:?}"
     );
-    assert_eq!(store.post(GUILD, week(2)).unwrap(), None, "nothing claimed");
-    // Other servers are not affected.
-    assert!(store
-        .claim(
-            GUILD + 1,
-            week(2),
-            CHANNEL,
-            &["a"],
-            PostSource::Schedule,
-            &mut rng,
-            Utc::now(),
-        )
-        .unwrap()
-        .is_some());
+    assert_eq!(store.post(FEED, week(2)).unwrap(), None, "nothing claimed");
+    // A skip needs no rotation.
+    assert!(matches!(
+        store.skip(FEED, week(3), Utc::now()),
+        Ok(Claim::Claimed(_))
+    ));
+    // The server's other feeds and other servers are not affected.
+    for other in [feed_of(GUILD, CHANNEL + 1), feed_of(GUILD + 1, CHANNEL)] {
+        assert!(store
+            .claim(
+                other,
+                week(2),
+                &["a"],
+                PostSource::Schedule,
+                &mut rng,
+                Utc::now(),
+            )
+            .unwrap()
+            .is_some());
+    }
 }
 
 // ---- the async facade ----
@@ -945,12 +1623,12 @@ pub fn store_calls_from_inside_a_multi_thread_runtime(h: &impl Harness) {
                 tokio::spawn(async move {
                     store
                         .call(move |db| {
-                            db.set_weekly(guild, guild, &monday_9_london(), now)?;
+                            let feed = feed_of(guild, guild);
+                            db.set_feed(feed, &weekly_spec(), now)?;
                             let mut rng = StdRng::seed_from_u64(guild);
                             db.claim(
-                                guild,
+                                feed,
                                 week(11),
-                                guild,
                                 &["a", "b"],
                                 PostSource::Schedule,
                                 &mut rng,
@@ -965,7 +1643,7 @@ pub fn store_calls_from_inside_a_multi_thread_runtime(h: &impl Harness) {
             let claim = call.await.unwrap().unwrap();
             assert!(matches!(claim, Some(Claim::Claimed(_))), "{claim:?}");
         }
-        let active = store.call(|db| db.active_weeklies()).await.unwrap();
+        let active = store.call(|db| db.active_feeds()).await.unwrap();
         assert_eq!(active.len(), 16);
         // The last handle goes away on a runtime thread, as at the bot's shutdown.
         drop(store);
@@ -2019,31 +2697,34 @@ pub fn a_version_1_database_migrates_forward_keeping_its_rows(h: &impl Harness) 
 
     let store = h.open();
     assert_eq!(h.schema_version(), SCHEMA_VERSION);
-    assert_eq!(guild_ids(&store.active_weeklies().unwrap()), [1, 2, 3]);
+    // Each server's schedule is the feed of its channel.
+    assert_eq!(guild_ids(&store.active_feeds().unwrap()), [1, 2, 3]);
+    let feed = feed_of(2, 2);
     assert_eq!(
-        store.weekly(2).unwrap().unwrap().active_since,
+        store.feed(feed).unwrap().unwrap().active_since,
         utc("2026-03-03T10:00:00Z")
     );
-    let posted = store.last_post(2).unwrap().unwrap();
+    let posted = store.last_post(feed).unwrap().unwrap();
     assert_eq!(
         (
             posted.insight_id.as_str(),
             posted.message_id,
-            posted.attempts
+            posted.attempts,
+            posted.period
         ),
-        ("tour-of-duty", Some(4242), 1)
+        ("tour-of-duty", Some(4242), 1, week(10))
     );
     let unconfirmed = store.unconfirmed_posts().unwrap();
     assert_eq!(unconfirmed.len(), 1);
     assert_eq!(unconfirmed[0].source, PostSource::PostNow);
-    // The old tables still work, and so do the new ones.
+    assert_eq!(unconfirmed[0].feed, feed_of(3, 3));
+    // The new tables work.
     let mut rng = StdRng::seed_from_u64(1);
     assert!(matches!(
         store
             .claim(
-                2,
+                feed,
                 week(12),
-                2,
                 &["a"],
                 PostSource::Schedule,
                 &mut rng,
@@ -2910,7 +3591,7 @@ pub fn a_version_2_database_migrates_forward_keeping_its_rows(h: &impl Harness) 
 
     let store = h.open();
     assert_eq!(h.schema_version(), SCHEMA_VERSION);
-    assert_eq!(guild_ids(&store.active_weeklies().unwrap()), [1, 2]);
+    assert_eq!(guild_ids(&store.active_feeds().unwrap()), [1, 2]);
     assert_eq!(
         store.server_settings(2).unwrap(),
         ServerSettings {
@@ -3319,4 +4000,178 @@ pub fn a_version_4_database_migrates_forward_keeping_its_rows(h: &impl Harness) 
             ..before
         }
     );
+}
+
+/// A database of schema version 6 (one weekly schedule per server, its rotation and post log)
+/// is brought to version 7: each schedule becomes the weekly feed of its channel, with its
+/// rotation (the next claim continues the cycle) and its posts, keyed by their ISO week and
+/// starting on its Monday.
+pub fn a_version_6_database_migrates_its_weekly_schedules_to_feeds(h: &impl Harness) {
+    h.create_version_6();
+    assert_eq!(h.schema_version(), 6);
+    h.exec(
+        "INSERT INTO weekly (guild_id, channel_id, weekday, time, zone, enabled, active_since, \
+             failure_reason, failed_at, updated_at) \
+         VALUES (2, 20, 'tue', '08:15', 'America/New_York', true, '2026-03-03T10:00:00.000Z', \
+             NULL, NULL, '2026-03-04T10:00:00.000Z'); \
+         INSERT INTO weekly (guild_id, channel_id, weekday, time, zone, enabled, active_since, \
+             failure_reason, failed_at, updated_at) \
+         VALUES (3, 30, 'mon', '09:00', 'Europe/London', true, '2026-03-03T10:00:00.000Z', \
+             '403 Missing Access', '2026-03-09T09:00:00.000Z', '2026-03-09T09:00:00.000Z'); \
+         INSERT INTO rotation (guild_id, state, updated_at) \
+         VALUES (2, '{\"cycle\": 1, \"order\": [\"insight-00\", \"insight-01\", \"insight-02\", \
+             \"insight-03\"], \"shown\": 3, \"last\": \"insight-02\"}', '2026-12-01T13:00:00.000Z'); \
+         INSERT INTO post_log (guild_id, iso_year, iso_week, channel_id, insight_id, nonce, \
+             source, claimed_at, updated_at, attempts, message_id, posted_at) \
+         VALUES (2, 2026, 1, 19, 'insight-00', 'iw2026012', 'schedule', \
+             '2025-12-30T13:15:00.000Z', '2025-12-30T13:15:01.000Z', 1, 4141, \
+             '2025-12-30T13:15:01.000Z'); \
+         INSERT INTO post_log (guild_id, iso_year, iso_week, channel_id, insight_id, nonce, \
+             source, claimed_at, updated_at, attempts, message_id, posted_at) \
+         VALUES (2, 2026, 48, 20, 'insight-01', 'iw2026482', 'post_now', \
+             '2026-11-24T13:15:00.000Z', '2026-11-24T13:15:01.000Z', 1, 4242, \
+             '2026-11-24T13:15:01.000Z'); \
+         INSERT INTO post_log (guild_id, iso_year, iso_week, channel_id, insight_id, nonce, \
+             source, claimed_at, updated_at, attempts, last_error, retry_at) \
+         VALUES (2, 2026, 53, 20, 'insight-02', 'iw2026532', 'schedule', \
+             '2026-12-29T13:15:00.000Z', '2026-12-29T13:16:00.000Z', 2, '503 upstream', \
+             '2026-12-29T13:20:00.000Z')",
+    )
+    .unwrap();
+
+    let store = h.open();
+    assert_eq!(h.schema_version(), SCHEMA_VERSION);
+    let feed = feed_of(2, 20);
+    assert_eq!(
+        store.feeds(2).unwrap(),
+        [FeedSettings {
+            feed,
+            schedule: Schedule::weekly(Weekday::Tue, hm(8, 15), chrono_tz::America::New_York),
+            topic: None,
+            thread: false,
+            ping_role: None,
+            forum: false,
+            enabled: true,
+            pause: None,
+            active_since: utc("2026-03-03T10:00:00Z"),
+            failure: None,
+            updated_at: utc("2026-03-04T10:00:00Z"),
+        }]
+    );
+    let failing = store.feed(feed_of(3, 30)).unwrap().unwrap();
+    assert_eq!(
+        failing.failure,
+        Some(Failure {
+            reason: "403 Missing Access".into(),
+            at: utc("2026-03-09T09:00:00Z"),
+        })
+    );
+    assert_eq!(feed_ids(&store.active_feeds().unwrap()), [feed]);
+
+    // The posts, under their weeks, starting on their Mondays (2026-W01 in 2025).
+    let first = store.post(feed, week(1)).unwrap().unwrap();
+    assert_eq!(
+        (
+            first.channel_id,
+            first.insight_id.as_str(),
+            first.nonce.as_str(),
+            first.message_id,
+            first.source
+        ),
+        (
+            19,
+            "insight-00",
+            "iw2026012",
+            Some(4141),
+            PostSource::Schedule
+        ),
+        "a post keeps the channel it went to, and its nonce"
+    );
+    assert!(!first.thread_wanted);
+    let confirmed = store.post(feed, week(48)).unwrap().unwrap();
+    assert_eq!(
+        (
+            confirmed.message_id,
+            confirmed.posted_at,
+            confirmed.source,
+            confirmed.attempts
+        ),
+        (
+            Some(4242),
+            Some(utc("2026-11-24T13:15:01Z")),
+            PostSource::PostNow,
+            1
+        )
+    );
+    assert_eq!(store.last_post(feed).unwrap(), Some(confirmed));
+    let unconfirmed = store.unconfirmed_posts().unwrap();
+    assert_eq!(keys(&unconfirmed), [(feed, week(53))]);
+    assert_eq!(
+        (
+            unconfirmed[0].attempts,
+            unconfirmed[0].last_error.as_deref(),
+            unconfirmed[0].retry_at
+        ),
+        (2, Some("503 upstream"), Some(utc("2026-12-29T13:20:00Z")))
+    );
+    for (period, monday) in [
+        ("2026-W01", "2025-12-29"),
+        ("2026-W48", "2026-11-23"),
+        ("2026-W53", "2026-12-28"),
+    ] {
+        assert_eq!(
+            h.query_row(&format!(
+                "SELECT period_start FROM feed_post WHERE guild_id = 2 AND period = '{period}'"
+            )),
+            [monday]
+        );
+    }
+    let from = |d: &str| store.claimed_slots_since(day(d)).unwrap();
+    assert_eq!(from("2025-12-29").len(), 3);
+    assert_eq!(
+        from("2025-12-30"),
+        [(feed, week(48)), (feed, week(53))].into()
+    );
+    assert_eq!(from("2026-12-28"), [(feed, week(53))].into());
+
+    // The rotation goes on where it was: the cycle's last insight, then a new cycle.
+    let rotation = store.rotation(feed).unwrap();
+    assert_eq!(
+        (rotation.cycle, rotation.shown, rotation.last.as_deref()),
+        (1, 3, Some("insight-02"))
+    );
+    let ids = ids(4);
+    let mut rng = StdRng::seed_from_u64(61);
+    let next = claim_in(&store, feed, week_of(2027, 1), &mut rng, &refs(&ids))
+        .unwrap()
+        .into_record();
+    assert_eq!(next.insight_id, "insight-03");
+    assert_eq!(next.nonce, post_nonce(feed, week_of(2027, 1)));
+    let after = claim_in(&store, feed, week_of(2027, 2), &mut rng, &refs(&ids))
+        .unwrap()
+        .into_record();
+    assert_ne!(
+        after.insight_id, "insight-03",
+        "a new cycle never repeats the last"
+    );
+    assert_eq!(store.rotation(feed).unwrap().cycle, 2);
+    // The claimed weeks are still claimed.
+    assert!(matches!(
+        claim_in(&store, feed, week(48), &mut rng, &refs(&ids)),
+        Some(Claim::AlreadyClaimed(_))
+    ));
+
+    // The old tables are gone.
+    for table in ["weekly", "rotation", "post_log"] {
+        assert!(
+            h.exec(&format!("SELECT count(*) FROM {table}")).is_err(),
+            "{table}"
+        );
+    }
+    drop(store);
+    // Opening again migrates nothing more.
+    let store = h.open();
+    assert_eq!(h.schema_version(), SCHEMA_VERSION);
+    assert_eq!(store.feeds(2).unwrap().len(), 1);
+    assert_eq!(store.rotation(feed).unwrap().cycle, 2);
 }

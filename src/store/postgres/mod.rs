@@ -33,12 +33,13 @@
 //!   [`CALL_TIMEOUT`] fails the call and its connection is closed.
 //! - **How the guarantees hold.** A claim is one transaction: it takes a per-server advisory lock
 //!   (`pg_advisory_xact_lock(high, low)` of the server id, so two processes claiming *different*
-//!   weeks of one server cannot both advance the rotation from the same state, as SQLite's single
-//!   writer guarantees there), returns an existing claim if any, then inserts the `post_log` row
-//!   with `INSERT … ON CONFLICT DO NOTHING RETURNING …`: the primary key (server, ISO year, ISO
-//!   week) decides whatever the code path or the process, and the rotation is saved in the same
-//!   transaction only when the row was inserted. The writes that check a server's limits (saving
-//!   its insights, adding a suggestion, deciding one) take the same per-server lock first, so the
+//!   periods of one feed cannot both advance its rotation from the same state, as SQLite's single
+//!   writer guarantees there), returns an existing claim (or skip) if any, then inserts the
+//!   `feed_post` row with `INSERT … ON CONFLICT DO NOTHING RETURNING …`: the primary key (server,
+//!   feed channel, period) decides whatever the code path or the process, and the rotation is
+//!   saved in the same transaction only when the row was inserted. The writes that check a
+//!   server's limits (adding a feed, saving its insights, adding a suggestion, deciding one)
+//!   take the same per-server lock first, so the
 //!   count they check stays true until they commit; each transaction takes at most that one
 //!   lock, so none can deadlock. Answers, votes and daily totals use row locks instead: a vote
 //!   locks its answer row (`FOR UPDATE`), so votes on one answer run in turn and each sees the
@@ -61,9 +62,9 @@
 //! - **Types.** Instants are `timestamptz`, written truncated to the millisecond as the SQLite
 //!   backend stores them, so both backends return identical values. Discord ids are `bigint`, the
 //!   u64 reinterpreted as i64 (lossless both ways; real snowflakes are below 2^63). Schedules are
-//!   the text an admin types, parsed back with [`WeeklySchedule::parse`]: a row that no longer
-//!   parses is [`StoreError::BadRow`] for that server, and `active_weeklies` /
-//!   `unconfirmed_posts` log and skip it. The rotation state and an insight's lists are `jsonb`,
+//!   the text an admin types, parsed back as the SQLite backend does (`store::feed_row`): a row
+//!   that no longer parses is [`StoreError::BadRow`] for that server, and `active_feeds` /
+//!   `unconfirmed_posts` log and skip it. A period's start and a pause's end are `date`s. The rotation state and an insight's lists are `jsonb`,
 //!   its vectors `bytea`; insight ids are `text COLLATE "C"`, so they sort as SQLite and Rust
 //!   sort them whatever the database's collation.
 //! - **The password is never shown.** [`Backend::describe`] and every error name the database by
@@ -73,7 +74,7 @@
 //! Layout: this file holds the backend itself (the pool and its sessions, connecting,
 //! migrations, the read/write/transaction helpers, errors, the value conversions every table
 //! shares, the per-server advisory lock) and the one `impl Backend`, whose methods delegate to a
-//! file per domain: `weekly.rs` (weekly settings, claims, the post log, rotation),
+//! file per domain: `weekly.rs` (feeds' settings, claims, the post log, threads, rotation),
 //! `collections.rs` (servers' own insights, server settings, suggestions) and `feedback.rs`
 //! (answers, votes, usage totals, gaps, pruning, the secret). Each domain file keeps its own row
 //! types and SQL.
@@ -91,13 +92,15 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, NoTls, Row, Statement};
 
 use super::{
-    count_from_db, Backend, Claim, Decision, Gap, InsightSource, Limit, NewAnswer, NewSuggestion,
-    PostRecord, PostSource, Pruned, SaveOutcome, ServerInsight, ServerSettings, StoreError,
-    StoredVectors, Suggestion, UsageScope, UsageStats, Vote, VoteOutcome, WeeklySettings,
+    count_from_db, Backend, Claim, Decision, FeedSettings, FeedSpec, Gap, InsightSource, Limit,
+    NewAnswer, NewSuggestion, Pause, PostRecord, PostSource, Pruned, SaveOutcome, ServerInsight,
+    ServerSettings, StoreError, StoredVectors, Suggestion, UsageScope, UsageStats, Vote,
+    VoteOutcome,
 };
 use crate::config::{redact_password, REDACTED};
+use crate::weekly::feed::FeedId;
 use crate::weekly::rotation::RotationState;
-use crate::weekly::schedule::{WeekKey, WeeklySchedule};
+use crate::weekly::schedule::Period;
 
 /// The assignments that clear a kept question: its vector goes with its text, always.
 macro_rules! clear_question {
@@ -119,6 +122,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/postgres/0004_gap_vectors.sql"),
     include_str!("../../../migrations/postgres/0005_server_packs.sql"),
     include_str!("../../../migrations/postgres/0006_weak_answers.sql"),
+    include_str!("../../../migrations/postgres/0007_feeds.sql"),
 ];
 
 /// The newest schema version this build knows.
@@ -244,8 +248,8 @@ enum Fault {
         detail: String,
     },
     NoClaim {
-        guild_id: u64,
-        week: WeekKey,
+        feed: FeedId,
+        period: Period,
     },
     Limit {
         what: Limit,
@@ -507,10 +511,10 @@ impl PostgresBackend {
                 guild_id,
                 detail,
             },
-            Fault::NoClaim { guild_id, week } => StoreError::NoClaim {
+            Fault::NoClaim { feed, period } => StoreError::NoClaim {
                 database,
-                guild_id,
-                week,
+                feed,
+                period,
             },
             Fault::Limit { what, limit } => StoreError::Limit { what, limit },
         }
@@ -799,106 +803,129 @@ impl Backend for PostgresBackend {
         self.database.clone()
     }
 
-    // ---- weekly settings ----
+    // ---- feeds ----
 
-    fn set_weekly(
+    fn set_feed(
         &self,
-        guild_id: u64,
-        channel_id: u64,
-        schedule: &WeeklySchedule,
+        feed: FeedId,
+        spec: &FeedSpec,
         now: DateTime<Utc>,
-    ) -> Result<WeeklySettings, StoreError> {
-        weekly::set_weekly(self, guild_id, channel_id, schedule, now)
+    ) -> Result<FeedSettings, StoreError> {
+        weekly::set_feed(self, feed, spec, now)
     }
 
-    fn disable_weekly(&self, guild_id: u64, now: DateTime<Utc>) -> Result<bool, StoreError> {
-        weekly::disable_weekly(self, guild_id, now)
+    fn disable_feed(&self, feed: FeedId, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        weekly::disable_feed(self, feed, now)
     }
 
-    fn weekly(&self, guild_id: u64) -> Result<Option<WeeklySettings>, StoreError> {
-        weekly::weekly(self, guild_id)
+    fn set_pause(
+        &self,
+        feed: FeedId,
+        pause: Option<Pause>,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        weekly::set_pause(self, feed, pause, now)
     }
 
-    fn active_weeklies(&self) -> Result<Vec<WeeklySettings>, StoreError> {
-        weekly::active_weeklies(self)
+    fn feed(&self, feed: FeedId) -> Result<Option<FeedSettings>, StoreError> {
+        weekly::feed(self, feed)
+    }
+
+    fn feeds(&self, guild_id: u64) -> Result<Vec<FeedSettings>, StoreError> {
+        weekly::feeds(self, guild_id)
+    }
+
+    fn active_feeds(&self) -> Result<Vec<FeedSettings>, StoreError> {
+        weekly::active_feeds(self)
     }
 
     fn mark_failing(
         &self,
-        guild_id: u64,
+        feed: FeedId,
         reason: &str,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        weekly::mark_failing(self, guild_id, reason, now)
+        weekly::mark_failing(self, feed, reason, now)
     }
 
     // ---- posts ----
 
     fn claim(
         &self,
-        guild_id: u64,
-        week: WeekKey,
-        channel_id: u64,
+        feed: FeedId,
+        period: Period,
         insight_ids: &[&str],
         source: PostSource,
         rng: &mut dyn rand::RngCore,
         now: DateTime<Utc>,
     ) -> Result<Option<Claim>, StoreError> {
-        weekly::claim(
-            self,
-            guild_id,
-            week,
-            channel_id,
-            insight_ids,
-            source,
-            rng,
-            now,
-        )
+        weekly::claim(self, feed, period, insight_ids, source, rng, now)
+    }
+
+    fn skip(&self, feed: FeedId, period: Period, now: DateTime<Utc>) -> Result<Claim, StoreError> {
+        weekly::skip(self, feed, period, now)
     }
 
     fn record_attempt(
         &self,
-        guild_id: u64,
-        week: WeekKey,
+        feed: FeedId,
+        period: Period,
         now: DateTime<Utc>,
         error: Option<&str>,
         retry_at: Option<DateTime<Utc>>,
     ) -> Result<PostRecord, StoreError> {
-        weekly::record_attempt(self, guild_id, week, now, error, retry_at)
+        weekly::record_attempt(self, feed, period, now, error, retry_at)
     }
 
     fn confirm_post(
         &self,
-        guild_id: u64,
-        week: WeekKey,
+        feed: FeedId,
+        period: Period,
         message_id: u64,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        weekly::confirm_post(self, guild_id, week, message_id, now)
+        weekly::confirm_post(self, feed, period, message_id, now)
     }
 
-    fn release_claim(&self, guild_id: u64, week: WeekKey) -> Result<(), StoreError> {
-        weekly::release_claim(self, guild_id, week)
+    fn record_thread(
+        &self,
+        feed: FeedId,
+        period: Period,
+        outcome: Result<u64, &str>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        weekly::record_thread(self, feed, period, outcome, now)
     }
 
-    fn post(&self, guild_id: u64, week: WeekKey) -> Result<Option<PostRecord>, StoreError> {
-        weekly::post(self, guild_id, week)
+    fn posts_awaiting_thread(&self, since: DateTime<Utc>) -> Result<Vec<PostRecord>, StoreError> {
+        weekly::posts_awaiting_thread(self, since)
     }
 
-    fn last_post(&self, guild_id: u64) -> Result<Option<PostRecord>, StoreError> {
-        weekly::last_post(self, guild_id)
+    fn release_claim(&self, feed: FeedId, period: Period) -> Result<(), StoreError> {
+        weekly::release_claim(self, feed, period)
     }
 
-    fn claimed_slots_since(&self, week: WeekKey) -> Result<HashSet<(u64, WeekKey)>, StoreError> {
-        weekly::claimed_slots_since(self, week)
+    fn post(&self, feed: FeedId, period: Period) -> Result<Option<PostRecord>, StoreError> {
+        weekly::post(self, feed, period)
+    }
+
+    fn last_post(&self, feed: FeedId) -> Result<Option<PostRecord>, StoreError> {
+        weekly::last_post(self, feed)
+    }
+
+    fn claimed_slots_since(
+        &self,
+        since: NaiveDate,
+    ) -> Result<HashSet<(FeedId, Period)>, StoreError> {
+        weekly::claimed_slots_since(self, since)
     }
 
     fn unconfirmed_posts(&self) -> Result<Vec<PostRecord>, StoreError> {
         weekly::unconfirmed_posts(self)
     }
 
-    fn rotation(&self, guild_id: u64) -> Result<RotationState, StoreError> {
-        weekly::rotation(self, guild_id)
+    fn rotation(&self, feed: FeedId) -> Result<RotationState, StoreError> {
+        weekly::rotation(self, feed)
     }
 
     // ---- a server's own insights ----
@@ -1089,12 +1116,6 @@ fn from_db_id(id: i64) -> u64 {
 /// backends give back the same values.
 fn db_time(at: DateTime<Utc>) -> DateTime<Utc> {
     at.trunc_subsecs(3)
-}
-
-/// An ISO week number as stored. Weeks above `i32::MAX` match no row (the column holds 1..=53)
-/// and compare above every stored week, as they do in SQLite.
-fn db_week(week: u32) -> i32 {
-    i32::try_from(week).unwrap_or(i32::MAX)
 }
 
 /// The two 32-bit advisory lock keys of a server: its id's high and low halves.

@@ -58,17 +58,19 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
-use chrono::{DateTime, NaiveDate, SecondsFormat, Utc, Weekday};
+use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
 use rusqlite::{Connection, ErrorCode, OpenFlags, Row, Transaction};
 use rusqlite::{Params, TransactionBehavior};
 
 use super::{
-    count_from_db, Backend, Claim, Decision, Gap, InsightSource, Limit, NewAnswer, NewSuggestion,
-    PostRecord, PostSource, Pruned, SaveOutcome, ServerInsight, ServerSettings, StoreError,
-    StoredVectors, Suggestion, UsageScope, UsageStats, Vote, VoteOutcome, WeeklySettings,
+    count_from_db, Backend, Claim, Decision, FeedSettings, FeedSpec, Gap, InsightSource, Limit,
+    NewAnswer, NewSuggestion, Pause, PostRecord, PostSource, Pruned, SaveOutcome, ServerInsight,
+    ServerSettings, StoreError, StoredVectors, Suggestion, UsageScope, UsageStats, Vote,
+    VoteOutcome,
 };
+use crate::weekly::feed::FeedId;
 use crate::weekly::rotation::RotationState;
-use crate::weekly::schedule::{WeekKey, WeeklySchedule};
+use crate::weekly::schedule::Period;
 
 /// The schema migrations, in order: `MIGRATIONS[i]` takes `user_version` from `i` to `i + 1`.
 const MIGRATIONS: &[&str] = &[
@@ -78,6 +80,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/0004_gap_vectors.sql"),
     include_str!("../../../migrations/0005_server_packs.sql"),
     include_str!("../../../migrations/0006_weak_answers.sql"),
+    include_str!("../../../migrations/0007_feeds.sql"),
 ];
 
 /// The newest schema version this build knows.
@@ -271,10 +274,10 @@ impl SqliteBackend {
                 guild_id,
                 detail,
             },
-            Fault::NoClaim { guild_id, week } => StoreError::NoClaim {
+            Fault::NoClaim { feed, period } => StoreError::NoClaim {
                 database,
-                guild_id,
-                week,
+                feed,
+                period,
             },
             Fault::Limit { what, limit } => StoreError::Limit { what, limit },
         }
@@ -286,109 +289,129 @@ impl Backend for SqliteBackend {
         self.path.display().to_string()
     }
 
-    // ---- weekly settings ----
+    // ---- feeds ----
 
-    fn set_weekly(
+    fn set_feed(
         &self,
-        guild_id: u64,
-        channel_id: u64,
-        schedule: &WeeklySchedule,
+        feed: FeedId,
+        spec: &FeedSpec,
         now: DateTime<Utc>,
-    ) -> Result<WeeklySettings, StoreError> {
-        weekly::set_weekly(self, guild_id, channel_id, schedule, now)
+    ) -> Result<FeedSettings, StoreError> {
+        weekly::set_feed(self, feed, spec, now)
     }
 
-    fn disable_weekly(&self, guild_id: u64, now: DateTime<Utc>) -> Result<bool, StoreError> {
-        weekly::disable_weekly(self, guild_id, now)
+    fn disable_feed(&self, feed: FeedId, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        weekly::disable_feed(self, feed, now)
     }
 
-    fn weekly(&self, guild_id: u64) -> Result<Option<WeeklySettings>, StoreError> {
-        weekly::weekly(self, guild_id)
+    fn set_pause(
+        &self,
+        feed: FeedId,
+        pause: Option<Pause>,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        weekly::set_pause(self, feed, pause, now)
     }
 
-    fn active_weeklies(&self) -> Result<Vec<WeeklySettings>, StoreError> {
-        weekly::active_weeklies(self)
+    fn feed(&self, feed: FeedId) -> Result<Option<FeedSettings>, StoreError> {
+        weekly::feed(self, feed)
+    }
+
+    fn feeds(&self, guild_id: u64) -> Result<Vec<FeedSettings>, StoreError> {
+        weekly::feeds(self, guild_id)
+    }
+
+    fn active_feeds(&self) -> Result<Vec<FeedSettings>, StoreError> {
+        weekly::active_feeds(self)
     }
 
     fn mark_failing(
         &self,
-        guild_id: u64,
+        feed: FeedId,
         reason: &str,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        weekly::mark_failing(self, guild_id, reason, now)
+        weekly::mark_failing(self, feed, reason, now)
     }
 
     // ---- posts ----
 
     fn claim(
         &self,
-        guild_id: u64,
-        week: WeekKey,
-        channel_id: u64,
+        feed: FeedId,
+        period: Period,
         insight_ids: &[&str],
         source: PostSource,
         rng: &mut dyn rand::RngCore,
         now: DateTime<Utc>,
     ) -> Result<Option<Claim>, StoreError> {
-        weekly::claim(
-            self,
-            guild_id,
-            week,
-            channel_id,
-            insight_ids,
-            source,
-            rng,
-            now,
-        )
+        weekly::claim(self, feed, period, insight_ids, source, rng, now)
+    }
+
+    fn skip(&self, feed: FeedId, period: Period, now: DateTime<Utc>) -> Result<Claim, StoreError> {
+        weekly::skip(self, feed, period, now)
     }
 
     fn record_attempt(
         &self,
-        guild_id: u64,
-        week: WeekKey,
+        feed: FeedId,
+        period: Period,
         now: DateTime<Utc>,
         error: Option<&str>,
         retry_at: Option<DateTime<Utc>>,
     ) -> Result<PostRecord, StoreError> {
-        weekly::record_attempt(self, guild_id, week, now, error, retry_at)
+        weekly::record_attempt(self, feed, period, now, error, retry_at)
     }
 
     fn confirm_post(
         &self,
-        guild_id: u64,
-        week: WeekKey,
+        feed: FeedId,
+        period: Period,
         message_id: u64,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        weekly::confirm_post(self, guild_id, week, message_id, now)
+        weekly::confirm_post(self, feed, period, message_id, now)
     }
 
-    fn release_claim(&self, guild_id: u64, week: WeekKey) -> Result<(), StoreError> {
-        weekly::release_claim(self, guild_id, week)
+    fn record_thread(
+        &self,
+        feed: FeedId,
+        period: Period,
+        outcome: Result<u64, &str>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        weekly::record_thread(self, feed, period, outcome, now)
     }
 
-    fn post(&self, guild_id: u64, week: WeekKey) -> Result<Option<PostRecord>, StoreError> {
-        weekly::post(self, guild_id, week)
+    fn posts_awaiting_thread(&self, since: DateTime<Utc>) -> Result<Vec<PostRecord>, StoreError> {
+        weekly::posts_awaiting_thread(self, since)
     }
 
-    fn last_post(&self, guild_id: u64) -> Result<Option<PostRecord>, StoreError> {
-        weekly::last_post(self, guild_id)
+    fn release_claim(&self, feed: FeedId, period: Period) -> Result<(), StoreError> {
+        weekly::release_claim(self, feed, period)
+    }
+
+    fn post(&self, feed: FeedId, period: Period) -> Result<Option<PostRecord>, StoreError> {
+        weekly::post(self, feed, period)
+    }
+
+    fn last_post(&self, feed: FeedId) -> Result<Option<PostRecord>, StoreError> {
+        weekly::last_post(self, feed)
     }
 
     fn claimed_slots_since(
         &self,
-        week: WeekKey,
-    ) -> Result<std::collections::HashSet<(u64, WeekKey)>, StoreError> {
-        weekly::claimed_slots_since(self, week)
+        since: NaiveDate,
+    ) -> Result<std::collections::HashSet<(FeedId, Period)>, StoreError> {
+        weekly::claimed_slots_since(self, since)
     }
 
     fn unconfirmed_posts(&self) -> Result<Vec<PostRecord>, StoreError> {
         weekly::unconfirmed_posts(self)
     }
 
-    fn rotation(&self, guild_id: u64) -> Result<RotationState, StoreError> {
-        weekly::rotation(self, guild_id)
+    fn rotation(&self, feed: FeedId) -> Result<RotationState, StoreError> {
+        weekly::rotation(self, feed)
     }
 
     // ---- a server's own insights ----
@@ -582,8 +605,8 @@ enum Fault {
         detail: String,
     },
     NoClaim {
-        guild_id: u64,
-        week: WeekKey,
+        feed: FeedId,
+        period: Period,
     },
     Limit {
         what: Limit,
@@ -797,19 +820,6 @@ fn parse_time(
         })
 }
 
-/// The stored form of a weekday (`mon` .. `sun`), shared with the PostgreSQL backend.
-pub(super) fn weekday_code(day: Weekday) -> &'static str {
-    match day {
-        Weekday::Mon => "mon",
-        Weekday::Tue => "tue",
-        Weekday::Wed => "wed",
-        Weekday::Thu => "thu",
-        Weekday::Fri => "fri",
-        Weekday::Sat => "sat",
-        Weekday::Sun => "sun",
-    }
-}
-
 /// A day as stored: ISO `YYYY-MM-DD` text, so text order is day order.
 fn db_day(day: NaiveDate) -> String {
     day.format("%Y-%m-%d").to_string()
@@ -860,12 +870,18 @@ mod tests {
         DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
     }
 
-    fn monday_9_london() -> WeeklySchedule {
-        WeeklySchedule::new(
-            Weekday::Mon,
-            NaiveTime::from_hms_opt(9, 0, 0).unwrap(),
-            London,
-        )
+    fn monday_9_london() -> FeedSpec {
+        FeedSpec {
+            schedule: crate::weekly::schedule::Schedule::weekly(
+                chrono::Weekday::Mon,
+                NaiveTime::from_hms_opt(9, 0, 0).unwrap(),
+                London,
+            ),
+            topic: None,
+            thread: false,
+            ping_role: None,
+            forum: false,
+        }
     }
 
     fn db(dir: &TempDir) -> PathBuf {
@@ -896,9 +912,8 @@ mod tests {
             .unwrap();
         assert_eq!(version, SCHEMA_VERSION);
         store
-            .set_weekly(
-                GUILD,
-                CHANNEL,
+            .set_feed(
+                FeedId::new(GUILD, CHANNEL),
                 &monday_9_london(),
                 utc("2026-03-03T10:00:00Z"),
             )
@@ -925,7 +940,7 @@ mod tests {
         let path = dir.path().join("touched.db");
         fs::write(&path, b"").unwrap();
         let store = SqliteBackend::open(&path).unwrap();
-        assert_eq!(store.weekly(GUILD).unwrap(), None);
+        assert_eq!(store.feed(FeedId::new(GUILD, CHANNEL)).unwrap(), None);
     }
 
     /// `SqliteBackend::open` on `bytes` fails with a `Corrupt` error naming the file, which is left as is.
@@ -976,7 +991,11 @@ mod tests {
             let store = SqliteBackend::open(&path).unwrap();
             for g in 1..=300 {
                 store
-                    .set_weekly(g, CHANNEL, &monday_9_london(), utc("2026-03-03T10:00:00Z"))
+                    .set_feed(
+                        FeedId::new(g, CHANNEL),
+                        &monday_9_london(),
+                        utc("2026-03-03T10:00:00Z"),
+                    )
                     .unwrap();
             }
         }
