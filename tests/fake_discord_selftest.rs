@@ -309,11 +309,21 @@ fn guild_create_and_ready_deserialize() {
     let v = guild.guild_create();
     dispatch_ok("GUILD_CREATE", &v);
     let g: serenity::model::event::GuildCreateEvent = serde_json::from_value(v).unwrap();
-    assert_eq!(g.guild.channels.len(), 2);
-    assert_eq!(g.guild.roles.len(), 2);
+    assert_eq!(g.guild.channels.len(), 3);
+    assert_eq!(g.guild.roles.len(), 4);
     assert_eq!(g.guild.members.len(), 4);
     let weekly = &g.guild.channels[&serenity::ChannelId::new(WEEKLY_CHANNEL_ID)];
     assert_eq!(weekly.guild_id.get(), GUILD_ID);
+    let ideas = &g.guild.channels[&serenity::ChannelId::new(FORUM_CHANNEL_ID)];
+    assert_eq!(ideas.kind, serenity::ChannelType::Forum);
+    assert_eq!(ideas.available_tags[0].id.get(), FORUM_TAG_ID);
+    assert!(matches!(
+        ideas.available_tags[0].emoji,
+        Some(serenity::ForumEmoji::Name(_))
+    ));
+    let role = |id| &g.guild.roles[&serenity::RoleId::new(id)];
+    assert!(role(PING_ROLE_ID).mentionable);
+    assert!(!role(QUIET_ROLE_ID).mentionable);
 
     let v = payloads::ready("s", "ws://127.0.0.1:1/gateway", &[GUILD_ID], Some([0, 1]));
     dispatch_ok("READY", &v);
@@ -598,7 +608,7 @@ async fn rest_answers_are_accepted_by_serenity() {
             .await
             .unwrap()
             .len(),
-        2
+        4
     );
     let ada = http
         .get_member(GuildId::new(GUILD_ID), UserId::new(ADMIN_USER_ID))
@@ -2727,4 +2737,39 @@ async fn dm_channels_are_stable_and_closed_dms_refuse_messages() {
     assert_eq!(fake.dm_messages_to(77).len(), 2);
     assert!(fake.dm_messages_to(USER_ID).is_empty());
     fake.assert_all_bodies_valid();
+}
+
+// -------------------------------------------------------------------------------------------
+// Threads and forum channels
+
+#[test]
+fn forum_and_thread_channels_deserialize() {
+    use serenity::model::prelude::*;
+    let guild = TestGuild::default();
+    let Channel::Guild(forum) =
+        serde_json::from_value(guild.channel(FORUM_CHANNEL_ID).unwrap()).unwrap()
+    else {
+        panic!("not a guild channel")
+    };
+    assert_eq!(forum.kind, ChannelType::Forum);
+    assert_eq!(forum.name, "ideas");
+    assert_eq!(forum.available_tags[0].name, "weekly");
+    let thread = thread_channel(7, GUILD_ID, WEEKLY_CHANNEL_ID, USER_ID, "talk", 11, 60);
+    let Channel::Guild(thread) = serde_json::from_value(thread).unwrap() else {
+        panic!("not a guild channel")
+    };
+    assert_eq!(thread.kind, ChannelType::PublicThread);
+    assert_eq!(thread.parent_id, Some(ChannelId::new(WEEKLY_CHANNEL_ID)));
+    let metadata = thread.thread_metadata.unwrap();
+    assert_eq!(metadata.auto_archive_duration, AutoArchiveDuration::OneHour);
+    assert!(!metadata.archived);
+    let roles: Vec<Role> = serde_json::from_value(json!(guild.roles)).unwrap();
+    assert_eq!(
+        roles
+            .iter()
+            .filter(|r| r.mentionable)
+            .map(|r| r.id.get())
+            .collect::<Vec<_>>(),
+        [PING_ROLE_ID]
+    );
 }
