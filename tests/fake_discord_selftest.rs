@@ -1,11 +1,12 @@
 //! Self-tests of the end-to-end test support (`tests/support/`): the payload helpers deserialize
 //! into serenity's models (serenity silently drops a dispatch that does not), the OpenAPI
 //! validator accepts good bodies and rejects bad ones (with only the permission-string and
-//! upload-placeholder deviations relaxed), the fake's REST answers are accepted by serenity's
-//! `Http`, faults are injected as asked, an unknown token is refused (401 on REST, close 4004 on
-//! IDENTIFY), and the real serenity + poise client runs against the fake: READY, command
-//! registration, slash commands, options, autocomplete, DMs, a gateway close with RESUME, and a
-//! failed callback that does not stop the next interaction. Gateway sharding: two serenity processes on shards 0 and 1 of 2 (and
+//! upload-placeholder deviations relaxed) and checks answers against the response schemas, the
+//! fake's REST answers are accepted by serenity's `Http`, faults are injected as asked, an unknown
+//! token is refused (401 on REST, close 4004 on IDENTIFY), and the real serenity + poise client
+//! runs against the fake: READY, command registration, slash commands, options, autocomplete,
+//! DMs, a gateway close with RESUME, and a failed callback that does not stop the next
+//! interaction. Gateway sharding: two serenity processes on shards 0 and 1 of 2 (and
 //! one autosharded process) each get only their shard's guilds, interactions and messages, DMs go
 //! to shard 0, a RESUME replays only its own shard's missed dispatches, and a dispatch for a shard
 //! nobody runs is refused with the reason. Modals (opened, validated, submitted, refused as a
@@ -548,6 +549,41 @@ fn openapi_accepts_integer_placeholders_of_uploaded_files_only() {
         Some(&callback),
     )
     .unwrap();
+}
+
+#[test]
+fn openapi_checks_answers_against_response_schemas() {
+    let spec = spec();
+    let path = "/api/v10/channels/5/messages/6/threads";
+    let thread = thread_channel(6, GUILD_ID, 5, BOT_USER_ID, "talk", 11, 1440);
+    assert_eq!(
+        spec.check_response("POST", path, 201, &thread),
+        Ok("POST /channels/{channel_id}/messages/{message_id}/threads -> 201".into())
+    );
+    let mut partial = thread.clone();
+    partial.as_object_mut().unwrap().remove("thread_metadata");
+    let e = spec
+        .check_response("POST", path, 201, &partial)
+        .unwrap_err();
+    assert!(e.contains("thread_metadata"), "{e}");
+    let error =
+        json!({"message": "A thread has already been created for this message", "code": 160004});
+    spec.check_response("POST", path, 400, &error).unwrap();
+    assert!(spec
+        .check_response("POST", path, 400, &json!({"code": "x"}))
+        .is_err());
+    assert!(
+        spec.check_response("POST", path, 302, &error).is_err(),
+        "not documented"
+    );
+    // The fake's messages and users have what the spec's MessageResponse and UserResponse
+    // require.
+    let history = json!([
+        message(7, 5, None, bot_user(), "hello"),
+        message(8, 5, None, alice(), "hi"),
+    ]);
+    spec.check_response("GET", "/api/v10/channels/5/messages", 200, &history)
+        .unwrap();
 }
 
 #[test]

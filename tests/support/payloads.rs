@@ -133,6 +133,9 @@ pub fn user(user_id: u64, name: &str, bot: bool) -> Value {
         "avatar": null,
         "bot": bot,
         "public_flags": 0,
+        // Discord's user object has these two; the spec's UserResponse requires them.
+        "flags": 0,
+        "primary_guild": null,
     })
 }
 
@@ -142,7 +145,6 @@ pub fn bot_user() -> Value {
     let o = u.as_object_mut().unwrap();
     o.insert("verified".into(), json!(true));
     o.insert("mfa_enabled".into(), json!(false));
-    o.insert("flags".into(), json!(0));
     u
 }
 
