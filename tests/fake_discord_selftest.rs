@@ -12,7 +12,10 @@
 //! nobody runs is refused with the reason. Modals (opened, validated, submitted, refused as a
 //! MODAL_SUBMIT's answer), component and modal updates of a stored message, attachment options
 //! downloaded from the fake's CDN, files sent by serenity recorded byte for byte and attached to
-//! the stored messages, stable DM channels and closed DMs (403 50007).
+//! the stored messages, stable DM channels and closed DMs (403 50007). Threads started from a
+//! message (same id, once per message, with Create Public Threads), forum posts (a thread whose
+//! starter message has its id) and active threads, whose raw answers match the spec's response
+//! schemas.
 
 mod support;
 
@@ -2808,4 +2811,371 @@ fn forum_and_thread_channels_deserialize() {
             .collect::<Vec<_>>(),
         [PING_ROLE_ID]
     );
+}
+
+/// A raw REST call with the fake's token: its status and JSON answer, which must match the
+/// spec's response schema for that status (serenity's models would accept more).
+async fn raw_call(
+    fake: &FakeDiscord,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let url = format!("{}/api/v10{path}", fake.base_url());
+    let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+    let mut request = reqwest::Client::new()
+        .request(method.clone(), url)
+        .header("Authorization", format!("Bot {}", support::TOKEN));
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    let answer: Value = response.json().await.unwrap();
+    if let Err(e) = spec().check_response(method.as_str(), path, status, &answer) {
+        panic!("{e}");
+    }
+    (status, answer)
+}
+
+fn snowflake_of(v: &Value) -> u64 {
+    v.as_str()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("not a snowflake: {v}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn threads_start_from_messages_once_with_the_messages_id() {
+    use serenity::model::prelude::*;
+    let fake = FakeDiscord::start().await;
+    let http = fake.http();
+    let weekly = ChannelId::new(WEEKLY_CHANNEL_ID);
+    let post = weekly.say(&http, "Insight of the week").await.unwrap();
+    let discuss = serenity::CreateThread::new("Discuss: delegate outcomes")
+        .auto_archive_duration(AutoArchiveDuration::OneWeek);
+    let thread = weekly
+        .create_thread_from_message(&http, post.id, discuss.clone())
+        .await
+        .unwrap();
+    assert_eq!(
+        thread.id.get(),
+        post.id.get(),
+        "a thread has its message's id"
+    );
+    assert_eq!(thread.kind, ChannelType::PublicThread);
+    assert_eq!(thread.parent_id, Some(weekly));
+    assert_eq!(thread.owner_id.map(|u| u.get()), Some(BOT_USER_ID));
+    assert_eq!(thread.name, "Discuss: delegate outcomes");
+    let metadata = thread.thread_metadata.unwrap();
+    assert_eq!(metadata.auto_archive_duration, AutoArchiveDuration::OneWeek);
+    assert!(!metadata.archived && !metadata.locked);
+    assert_eq!(
+        (thread.message_count, thread.member_count),
+        (Some(0), Some(1))
+    );
+
+    // Once per message.
+    let err = weekly
+        .create_thread_from_message(&http, post.id, discuss.clone())
+        .await
+        .unwrap_err();
+    assert_eq!(http_status(&err), (400, 160004), "{err}");
+    assert!(err.to_string().contains("already been created"), "{err}");
+    assert_eq!(fake.threads().len(), 1);
+
+    // The message now carries its thread; the thread is a channel.
+    let history = http.get_messages(weekly, None, None).await.unwrap();
+    let started = history.iter().find(|m| m.id == post.id).unwrap();
+    assert!(started.flags.unwrap().contains(MessageFlags::HAS_THREAD));
+    assert_eq!(started.thread.as_ref().map(|t| t.id), Some(thread.id));
+    let Channel::Guild(fetched) = http.get_channel(thread.id).await.unwrap() else {
+        panic!("a thread is a guild channel")
+    };
+    assert_eq!(fetched.parent_id, Some(weekly));
+    let thread_path = format!("/channels/{}", thread.id);
+    let (status, answer) = raw_call(&fake, "GET", &thread_path, None).await;
+    assert_eq!((status, answer["type"].clone()), (200, json!(11)));
+    assert_eq!(
+        fake.thread_of_message(post.id.get()).unwrap()["id"],
+        json!(post.id.to_string())
+    );
+    assert_eq!(fake.threads_in(WEEKLY_CHANNEL_ID).len(), 1);
+    assert!(fake.threads_in(GENERAL_CHANNEL_ID).is_empty());
+    let messages_path = format!("/channels/{WEEKLY_CHANNEL_ID}/messages");
+    let (_, listed) = raw_call(&fake, "GET", &messages_path, None).await;
+    assert_eq!(listed[0]["thread"]["id"], listed[0]["id"]);
+
+    // Replies in the thread are its messages, and counted.
+    ChannelId::new(thread.id.get())
+        .say(&http, "first reply")
+        .await
+        .unwrap();
+    let replies = fake.channel_messages(thread.id.get());
+    assert_eq!(replies.len(), 1);
+    assert_eq!(replies[0]["content"], "first reply");
+    let counted = fake.thread_of_message(post.id.get()).unwrap();
+    assert_eq!(counted["message_count"], 1);
+    assert_eq!(counted["last_message_id"], replies[0]["id"]);
+    assert_eq!(
+        fake.message(post.id.get()).unwrap()["thread"]["message_count"],
+        1,
+        "the starter message shows its thread as it is now"
+    );
+
+    // A message of another channel is unknown here; the raw answer is the spec's (201).
+    let elsewhere = ChannelId::new(GENERAL_CHANNEL_ID)
+        .say(&http, "hi")
+        .await
+        .unwrap();
+    let err = weekly
+        .create_thread_from_message(&http, elsewhere.id, discuss.clone())
+        .await
+        .unwrap_err();
+    assert_eq!(http_status(&err), (404, 10008), "{err}");
+    let second = weekly.say(&http, "another post").await.unwrap();
+    let path = format!(
+        "/channels/{WEEKLY_CHANNEL_ID}/messages/{}/threads",
+        second.id
+    );
+    let body = json!({"name": "About it", "auto_archive_duration": 1440});
+    let (status, answer) = raw_call(&fake, "POST", &path, Some(body.clone())).await;
+    assert_eq!(status, 201);
+    assert_eq!(snowflake_of(&answer["id"]), second.id.get());
+    let (status, answer) = raw_call(&fake, "POST", &path, Some(body)).await;
+    assert_eq!((status, answer["code"].clone()), (400, json!(160004)));
+
+    // Discord's name limit: 400, and the body is a problem.
+    let third = weekly.say(&http, "a third").await.unwrap();
+    let err = weekly
+        .create_thread_from_message(
+            &http,
+            third.id,
+            serenity::CreateThread::new("x".repeat(101)),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(http_status(&err), (400, 50035), "{err}");
+    let problems = fake.take_body_problems();
+    // (The spec's maxLength reports it first; the fake's own check makes the answer a 400.)
+    assert!(
+        problems.len() == 1 && problems[0].contains("at /name"),
+        "{problems:?}"
+    );
+    assert!(fake.thread_of_message(third.id.get()).is_none());
+
+    // A thread without a message (type 11 asked): no starter, no messages.
+    let side = weekly
+        .create_thread(
+            &http,
+            serenity::CreateThread::new("Side talk").kind(ChannelType::PublicThread),
+        )
+        .await
+        .unwrap();
+    assert_eq!(side.kind, ChannelType::PublicThread);
+    assert!(fake.channel_messages(side.id.get()).is_empty());
+    assert!(fake.thread_of_message(side.id.get()).is_none());
+    assert_eq!(fake.threads_in(WEEKLY_CHANNEL_ID).len(), 3);
+
+    // Not in a DM.
+    let dm = ChannelId::new(DM_CHANNEL_ID);
+    let in_dm = dm.say(&http, "private").await.unwrap();
+    let err = dm
+        .create_thread_from_message(&http, in_dm.id, discuss)
+        .await
+        .unwrap_err();
+    assert_eq!(http_status(&err), (400, 50024), "{err}");
+    fake.assert_all_bodies_valid();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn threads_and_forum_posts_need_their_permissions() {
+    use serenity::model::prelude::*;
+    let fake = FakeDiscord::start().await;
+    let http = fake.http();
+    let guild = TestGuild::default();
+    let weekly = ChannelId::new(WEEKLY_CHANNEL_ID);
+    let post = weekly.say(&http, "Insight").await.unwrap();
+    let open = guild.channel(WEEKLY_CHANNEL_ID).unwrap();
+    fake.add_channel(with_overwrite(
+        open.clone(),
+        GUILD_ID,
+        0,
+        0,
+        CREATE_PUBLIC_THREADS,
+    ));
+    let err = weekly
+        .create_thread_from_message(&http, post.id, serenity::CreateThread::new("Discuss"))
+        .await
+        .unwrap_err();
+    assert_eq!(http_status(&err), (403, 50013), "{err}");
+    assert!(fake.threads().is_empty());
+
+    // A thread has its parent's permissions: posting there needs Send Messages in Threads.
+    fake.add_channel(open.clone());
+    let thread = weekly
+        .create_thread_from_message(&http, post.id, serenity::CreateThread::new("Discuss"))
+        .await
+        .unwrap();
+    fake.add_channel(with_overwrite(
+        open.clone(),
+        GUILD_ID,
+        0,
+        0,
+        SEND_MESSAGES_IN_THREADS,
+    ));
+    let in_thread = ChannelId::new(thread.id.get());
+    let err = in_thread.say(&http, "reply").await.unwrap_err();
+    assert_eq!(http_status(&err), (403, 50013), "{err}");
+    fake.add_channel(with_overwrite(open, GUILD_ID, 0, 0, SEND_MESSAGES));
+    in_thread
+        .say(&http, "Send Messages is not what counts in a thread")
+        .await
+        .unwrap();
+
+    // A forum post needs Send Messages in the forum.
+    let forum = ChannelId::new(FORUM_CHANNEL_ID);
+    let ideas = guild.channel(FORUM_CHANNEL_ID).unwrap();
+    fake.add_channel(with_overwrite(ideas, GUILD_ID, 0, 0, SEND_MESSAGES));
+    let post =
+        serenity::CreateForumPost::new("Insight", serenity::CreateMessage::new().content("text"));
+    let err = forum.create_forum_post(&http, post).await.unwrap_err();
+    assert_eq!(http_status(&err), (403, 50013), "{err}");
+    assert!(fake.threads_in(FORUM_CHANNEL_ID).is_empty());
+    fake.assert_all_bodies_valid();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forum_posts_are_threads_whose_starter_message_has_their_id() {
+    use serenity::model::prelude::*;
+    let fake = FakeDiscord::start().await;
+    let http = fake.http();
+    let forum = ChannelId::new(FORUM_CHANNEL_ID);
+    let starter = serenity::CreateMessage::new()
+        .content("Delegate outcomes, not tasks.")
+        .embed(serenity::CreateEmbed::new().title("Insight of the week"))
+        .allowed_mentions(serenity::CreateAllowedMentions::new());
+    let post = serenity::CreateForumPost::new("Delegate outcomes", starter)
+        .add_applied_tag(ForumTagId::new(FORUM_TAG_ID));
+    let thread = forum.create_forum_post(&http, post).await.unwrap();
+    assert_eq!(thread.kind, ChannelType::PublicThread);
+    assert_eq!(thread.parent_id, Some(forum));
+    assert_eq!(thread.name, "Delegate outcomes");
+    assert_eq!(thread.applied_tags, [ForumTagId::new(FORUM_TAG_ID)]);
+    assert_eq!(thread.message_count, Some(0), "the starter is not counted");
+    let req = fake
+        .wait_for_request("the forum post", WAIT, |r| r.is("POST", "/channels/"))
+        .await;
+    assert_eq!(
+        req.operation.as_deref(),
+        Some("POST /channels/{channel_id}/threads")
+    );
+    assert!(req.content_type.unwrap().starts_with("multipart/form-data"));
+
+    // The starter message is the thread's, with the thread's id.
+    let messages = fake.channel_messages(thread.id.get());
+    assert_eq!(messages.len(), 1);
+    assert_eq!(snowflake_of(&messages[0]["id"]), thread.id.get());
+    assert_eq!(snowflake_of(&messages[0]["channel_id"]), thread.id.get());
+    assert_eq!(messages[0]["embeds"][0]["title"], "Insight of the week");
+    let fetched = http.get_messages(thread.id, None, None).await.unwrap();
+    assert_eq!(fetched[0].id.get(), thread.id.get());
+    assert_eq!(
+        fake.thread_of_message(thread.id.get()).unwrap()["parent_id"],
+        json!(FORUM_CHANNEL_ID.to_string())
+    );
+    assert_eq!(fake.threads_in(FORUM_CHANNEL_ID).len(), 1);
+
+    // The raw answer: the thread with its starter in `message`, valid for the spec (201).
+    let path = format!("/channels/{FORUM_CHANNEL_ID}/threads");
+    let body =
+        json!({"name": "Raw post", "message": {"content": "hello"}, "auto_archive_duration": 60});
+    let (status, answer) = raw_call(&fake, "POST", &path, Some(body)).await;
+    assert_eq!(status, 201);
+    assert_eq!(answer["message"]["id"], answer["id"]);
+    assert_eq!(answer["message"]["channel_id"], answer["id"]);
+    assert_eq!(answer["thread_metadata"]["auto_archive_duration"], 60);
+    assert_eq!(answer["last_message_id"], answer["id"]);
+    let (status, forum_answer) =
+        raw_call(&fake, "GET", &format!("/channels/{FORUM_CHANNEL_ID}"), None).await;
+    assert_eq!((status, forum_answer["type"].clone()), (200, json!(15)));
+
+    // Discord's refusals.
+    let refused = |body: Value| {
+        let fake = &fake;
+        let path = path.clone();
+        async move { raw_call(fake, "POST", &path, Some(body)).await }
+    };
+    let (status, answer) = refused(json!({"name": "Empty", "message": {"content": ""}})).await;
+    assert_eq!((status, answer["code"].clone()), (400, json!(50006)));
+    let (status, answer) = refused(json!({
+        "name": "Unknown tag", "message": {"content": "x"}, "applied_tags": ["1"],
+    }))
+    .await;
+    assert_eq!((status, answer["code"].clone()), (400, json!(50035)));
+    let mut required = TestGuild::default().channel(FORUM_CHANNEL_ID).unwrap();
+    required["flags"] = json!(16);
+    fake.add_channel(required);
+    let (status, answer) = refused(json!({"name": "No tag", "message": {"content": "x"}})).await;
+    assert_eq!((status, answer["code"].clone()), (400, json!(40067)));
+    let err = forum
+        .say(&http, "straight into the forum")
+        .await
+        .unwrap_err();
+    assert_eq!(http_status(&err), (400, 50008), "{err}");
+    assert_eq!(fake.threads_in(FORUM_CHANNEL_ID).len(), 2);
+    fake.assert_all_bodies_valid();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn active_threads_list_the_guilds_open_threads_newest_first() {
+    use serenity::model::prelude::*;
+    let fake = FakeDiscord::start().await;
+    let http = fake.http();
+    let weekly = ChannelId::new(WEEKLY_CHANNEL_ID);
+    let post = weekly.say(&http, "Insight").await.unwrap();
+    let from_message = weekly
+        .create_thread_from_message(&http, post.id, serenity::CreateThread::new("Discuss"))
+        .await
+        .unwrap();
+    let forum_post = ChannelId::new(FORUM_CHANNEL_ID)
+        .create_forum_post(
+            &http,
+            serenity::CreateForumPost::new("Post", serenity::CreateMessage::new().content("x")),
+        )
+        .await
+        .unwrap();
+    // Someone else's thread, archived: not listed.
+    let mut archived = thread_channel(
+        next_snowflake(),
+        GUILD_ID,
+        GENERAL_CHANNEL_ID,
+        USER_ID,
+        "old",
+        11,
+        60,
+    );
+    archived["thread_metadata"]["archived"] = json!(true);
+    fake.add_channel(archived);
+    assert_eq!(fake.threads().len(), 3);
+
+    let active = GuildId::new(GUILD_ID)
+        .get_active_threads(&http)
+        .await
+        .unwrap();
+    let ids: Vec<ChannelId> = active.threads.iter().map(|t| t.id).collect();
+    assert_eq!(ids, [forum_post.id, from_message.id]);
+    let joined: Vec<ChannelId> = active.members.iter().map(|m| m.id).collect();
+    assert_eq!(joined, ids, "the bot is in the threads it started");
+    let (status, answer) = raw_call(
+        &fake,
+        "GET",
+        &format!("/guilds/{GUILD_ID}/threads/active"),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, answer["threads"].as_array().unwrap().len()),
+        (200, 2)
+    );
+    fake.assert_all_bodies_valid();
 }
