@@ -14,8 +14,8 @@
 //! downloaded from the fake's CDN, files sent by serenity recorded byte for byte and attached to
 //! the stored messages, stable DM channels and closed DMs (403 50007). Threads started from a
 //! message (same id, once per message, with Create Public Threads), forum posts (a thread whose
-//! starter message has its id) and active threads, whose raw answers match the spec's response
-//! schemas.
+//! starter message has its id), active threads, and the mentions a message actually makes; the
+//! raw answers of those routes match the spec's response schemas.
 
 mod support;
 
@@ -2779,7 +2779,7 @@ async fn dm_channels_are_stable_and_closed_dms_refuse_messages() {
 }
 
 // -------------------------------------------------------------------------------------------
-// Threads and forum channels
+// Threads, forum posts and mentions
 
 #[test]
 fn forum_and_thread_channels_deserialize() {
@@ -3177,5 +3177,148 @@ async fn active_threads_list_the_guilds_open_threads_newest_first() {
         (status, answer["threads"].as_array().unwrap().len()),
         (200, 2)
     );
+    fake.assert_all_bodies_valid();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mentions_are_what_discord_would_ping() {
+    use serenity::model::prelude::*;
+    let fake = FakeDiscord::start().await;
+    let http = fake.http();
+    let general = ChannelId::new(GENERAL_CHANNEL_ID);
+    let content = format!("<@&{PING_ROLE_ID}> <@&{QUIET_ROLE_ID}> <@{USER_ID}> @everyone");
+    let send = |allowed: Option<serenity::CreateAllowedMentions>| {
+        let mut message = serenity::CreateMessage::new().content(content.clone());
+        if let Some(allowed) = allowed {
+            message = message.allowed_mentions(allowed);
+        }
+        let http = &http;
+        async move { general.send_message(http, message).await.unwrap() }
+    };
+    let roles = |m: &Message| m.mention_roles.iter().map(|r| r.get()).collect::<Vec<_>>();
+    let users = |m: &Message| m.mentions.iter().map(|u| u.id.get()).collect::<Vec<_>>();
+
+    // No allowed_mentions: every mention in the content counts, but a role that is not
+    // mentionable and @everyone need Mention Everyone, which the bot lacks.
+    let m = send(None).await;
+    assert_eq!(
+        (roles(&m), users(&m), m.mention_everyone),
+        (vec![PING_ROLE_ID], vec![USER_ID], false)
+    );
+    let stored = fake.message(m.id.get()).unwrap();
+    assert_eq!(stored["mention_roles"], json!([PING_ROLE_ID.to_string()]));
+    // Only the listed role.
+    let only_readers =
+        serenity::CreateAllowedMentions::new().roles(vec![RoleId::new(PING_ROLE_ID)]);
+    let m = send(Some(only_readers)).await;
+    assert_eq!(
+        (roles(&m), users(&m), m.mention_everyone),
+        (vec![PING_ROLE_ID], vec![], false)
+    );
+    // Nothing (the bot's no_pings).
+    let none = serenity::CreateAllowedMentions::new()
+        .empty_users()
+        .empty_roles()
+        .replied_user(false);
+    let m = send(Some(none)).await;
+    assert_eq!(
+        (roles(&m), users(&m), m.mention_everyone),
+        (vec![], vec![], false)
+    );
+    // Listing a role that is not mentionable does not make it ping.
+    let quiet = serenity::CreateAllowedMentions::new().roles(vec![RoleId::new(QUIET_ROLE_ID)]);
+    assert!(roles(&send(Some(quiet)).await).is_empty());
+    // Listing a role the content does not mention pings nobody.
+    let m = general
+        .send_message(
+            &http,
+            serenity::CreateMessage::new()
+                .content("no mention here")
+                .allowed_mentions(
+                    serenity::CreateAllowedMentions::new().roles(vec![RoleId::new(PING_ROLE_ID)]),
+                ),
+        )
+        .await
+        .unwrap();
+    assert!(roles(&m).is_empty());
+
+    // With Mention Everyone: every role and @everyone, unless allowed_mentions says otherwise.
+    let open = TestGuild::default().channel(GENERAL_CHANNEL_ID).unwrap();
+    fake.add_channel(with_overwrite(open, GUILD_ID, 0, MENTION_EVERYONE, 0));
+    let m = send(None).await;
+    assert_eq!(
+        (roles(&m), m.mention_everyone),
+        (vec![PING_ROLE_ID, QUIET_ROLE_ID], true)
+    );
+    let all_roles = serenity::CreateAllowedMentions::new().all_roles(true);
+    let m = send(Some(all_roles)).await;
+    assert_eq!(
+        (roles(&m), users(&m), m.mention_everyone),
+        (vec![PING_ROLE_ID, QUIET_ROLE_ID], vec![], false)
+    );
+
+    // A reply pings the replied-to author unless replied_user is false.
+    let asked = guild_message_create(GENERAL_CHANNEL_ID, GUILD_ID, "question", ada());
+    fake.add_message(asked.clone());
+    let asked_id = MessageId::new(snowflake_of(&asked["id"]));
+    let reply = |allowed: Option<serenity::CreateAllowedMentions>| {
+        let mut message = serenity::CreateMessage::new()
+            .content("answer")
+            .reference_message((general, asked_id));
+        if let Some(allowed) = allowed {
+            message = message.allowed_mentions(allowed);
+        }
+        let http = &http;
+        async move { general.send_message(http, message).await.unwrap() }
+    };
+    assert_eq!(users(&reply(None).await), [ADMIN_USER_ID]);
+    let quiet_reply = serenity::CreateAllowedMentions::new().replied_user(false);
+    assert!(users(&reply(Some(quiet_reply)).await).is_empty());
+
+    // parse "roles" with a roles list: Discord refuses the body.
+    let body = json!({
+        "content": content,
+        "allowed_mentions": {"parse": ["roles"], "roles": [PING_ROLE_ID.to_string()]},
+    });
+    let err = http.send_message(general, vec![], &body).await.unwrap_err();
+    assert_eq!(http_status(&err), (400, 50035), "{err}");
+    let problems = fake.take_body_problems();
+    assert!(problems[0].contains("mutually exclusive"), "{problems:?}");
+
+    // A forum post's starter message pings as a message does.
+    let starter = serenity::CreateMessage::new()
+        .content(format!(
+            "<@&{PING_ROLE_ID}> <@&{QUIET_ROLE_ID}> new insight"
+        ))
+        .allowed_mentions(
+            serenity::CreateAllowedMentions::new().roles(vec![RoleId::new(PING_ROLE_ID)]),
+        );
+    let thread = ChannelId::new(FORUM_CHANNEL_ID)
+        .create_forum_post(&http, serenity::CreateForumPost::new("Weekly", starter))
+        .await
+        .unwrap();
+    let first = fake.message(thread.id.get()).unwrap();
+    assert_eq!(first["mention_roles"], json!([PING_ROLE_ID.to_string()]));
+    assert_eq!(first["mention_everyone"], false);
+    let (_, listed) = raw_call(
+        &fake,
+        "GET",
+        &format!("/channels/{}/messages", thread.id),
+        None,
+    )
+    .await;
+    assert_eq!(listed[0]["mention_roles"], first["mention_roles"]);
+    let (_, listed) = raw_call(
+        &fake,
+        "GET",
+        &format!("/channels/{GENERAL_CHANNEL_ID}/messages"),
+        None,
+    )
+    .await;
+    assert!(listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|m| m["mentions"][0]["id"] == json!(ADMIN_USER_ID.to_string())));
     fake.assert_all_bodies_valid();
 }

@@ -45,6 +45,9 @@
 //!   `files[n]` named by an `attachments` entry with id n, and back; no DM to a user whose DMs
 //!   are closed, 403 50007; the bot's permissions in the channel, a thread having its parent's;
 //!   one thread per message, 400 160004; no message posted straight into a forum, 400 50008);
+//! - computes who a message the bot posts actually pings, from its content, `allowed_mentions`,
+//!   the roles' `mentionable` and the bot's Mention Everyone, into the message's `mentions`,
+//!   `mention_roles` and `mention_everyone` (see [`FakeDiscord::message`]);
 //! - validates every request body against Discord's OpenAPI spec (see `openapi.rs`). A body that
 //!   fails is a *problem*: every `wait_*` panics on a new problem, and so does dropping the fake
 //!   at the end of a test, so a bad body cannot pass unnoticed.
@@ -592,7 +595,8 @@ impl World {
     }
 
     /// [`bot_message`](Self::bot_message) with a given id: a forum post's starter message has
-    /// its thread's id.
+    /// its thread's id. A message posted by the bot (not through a webhook) gets the mentions
+    /// Discord would make of it (see [`apply_mentions`](Self::apply_mentions)).
     fn bot_message_with_id(
         &mut self,
         message_id: u64,
@@ -604,21 +608,118 @@ impl World {
         let mut m = payloads::message(message_id, channel_id, None, payloads::bot_user(), "");
         apply_message_edit(&mut m, body);
         self.apply_attachments(&mut m, body, files, true);
-        for key in ["nonce", "tts", "message_reference"] {
+        for key in ["nonce", "tts"] {
             if let Some(v) = body.get(key).filter(|v| !v.is_null()) {
                 m[key] = v.clone();
             }
         }
-        if body.get("message_reference").is_some_and(|r| !r.is_null()) {
+        if let Some(r) = body.get("message_reference").filter(|r| !r.is_null()) {
+            // As Discord answers it: no request-only `fail_if_not_exists`, no null ids.
+            let in_channel = snowflake(&r["channel_id"]).unwrap_or(channel_id);
+            let mut reference = json!({
+                "type": r["type"].as_u64().unwrap_or(0),
+                "message_id": r["message_id"],
+                "channel_id": in_channel.to_string(),
+            });
+            let guild = snowflake(&r["guild_id"]).or_else(|| self.channel_guild(channel_id));
+            if let Some(g) = guild {
+                reference["guild_id"] = json!(g.to_string());
+            }
+            m["message_reference"] = reference;
             m["type"] = json!(19);
         }
         if webhook {
             m["webhook_id"] = json!(APP_ID.to_string());
             m["application_id"] = json!(APP_ID.to_string());
+        } else {
+            self.apply_mentions(&mut m, body);
         }
         self.count_in_thread(channel_id, message_id, 1);
         self.messages.insert(message_id, m.clone());
         m
+    }
+
+    /// Sets `mentions`, `mention_roles` and `mention_everyone` of a message the bot posts to
+    /// what Discord would actually ping, from its content and the body's `allowed_mentions`:
+    /// - a user (`<@id>`, `<@!id>`) when there is no `allowed_mentions`, or its `parse` has
+    ///   `"users"`, or its `users` lists them; only users the fake knows are listed;
+    /// - a role of the guild (`<@&id>`) likewise with `"roles"` / `roles`, and only if the role is
+    ///   `mentionable` or the bot has Mention Everyone in the channel;
+    /// - @everyone / @here when there is no `allowed_mentions` or its `parse` has `"everyone"`,
+    ///   and only if the bot has Mention Everyone;
+    /// - the author of the message replied to (`message_reference`) when there is no
+    ///   `allowed_mentions` or its `replied_user` is true.
+    ///
+    /// `allowed_mentions` only ever narrows: an id it lists but the content does not mention
+    /// pings nobody. Roles and @everyone are never pinged in a DM.
+    fn apply_mentions(&self, message: &mut Value, body: &Value) {
+        let channel = snowflake(&message["channel_id"]).and_then(|c| self.channel(c));
+        let guild = channel
+            .as_ref()
+            .and_then(|c| snowflake(&c["guild_id"]))
+            .and_then(|g| self.guilds.get(&g));
+        let permissions = channel
+            .as_ref()
+            .and_then(|c| self.bot_permissions(c))
+            .unwrap_or(0);
+        let may_mention_everyone = permissions & payloads::MENTION_EVERYONE != 0;
+        let allowed = body.get("allowed_mentions").filter(|a| !a.is_null());
+        let parsed = |kind: &str| {
+            allowed.is_none_or(|a| {
+                a["parse"]
+                    .as_array()
+                    .is_some_and(|p| p.iter().any(|v| v == kind))
+            })
+        };
+        let listed = |key: &str, id: u64| {
+            allowed.is_some_and(|a| {
+                a[key]
+                    .as_array()
+                    .is_some_and(|l| l.iter().any(|v| snowflake(v) == Some(id)))
+            })
+        };
+        let content = message["content"].as_str().unwrap_or_default().to_string();
+        let mut users: Vec<Value> = Vec::new();
+        let mut add_user = |user: Option<Value>| {
+            if let Some(u) = user.filter(|u| !users.iter().any(|seen| seen["id"] == u["id"])) {
+                users.push(u);
+            }
+        };
+        let mut roles: Vec<Value> = Vec::new();
+        for mention in content_mentions(&content) {
+            match mention {
+                Mention::User(id) if parsed("users") || listed("users", id) => {
+                    add_user(known_user(guild, id));
+                }
+                Mention::Role(id) if parsed("roles") || listed("roles", id) => {
+                    let role = guild.and_then(|g| {
+                        g.roles
+                            .iter()
+                            .find(|r| snowflake(&r["id"]) == Some(id) && id != g.id)
+                    });
+                    let pings = role.is_some_and(|r| r["mentionable"] == true)
+                        || (role.is_some() && may_mention_everyone);
+                    let id = json!(id.to_string());
+                    if pings && !roles.contains(&id) {
+                        roles.push(id);
+                    }
+                }
+                _ => {}
+            }
+        }
+        let everyone = guild.is_some()
+            && (content.contains("@everyone") || content.contains("@here"))
+            && parsed("everyone")
+            && may_mention_everyone;
+        let replied = snowflake(&body["message_reference"]["message_id"])
+            .and_then(|id| self.messages.get(&id))
+            .filter(|_| allowed.is_none_or(|a| a["replied_user"] == true));
+        if let Some(original) = replied {
+            add_user(Some(original["author"].clone()));
+        }
+        message["mentions"] = Value::Array(users);
+        message["mention_roles"] = Value::Array(roles);
+        message["mention_everyone"] = json!(everyone);
     }
 
     /// Keeps a thread's counters as Discord does when a message is added (`delta` 1) to it or
@@ -876,6 +977,60 @@ impl World {
 /// PRIVATE_THREAD (12).
 fn is_thread(channel: &Value) -> bool {
     matches!(channel["type"].as_u64(), Some(10..=12))
+}
+
+/// A user or role mention in message content.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Mention {
+    /// `<@id>` or `<@!id>`.
+    User(u64),
+    /// `<@&id>`.
+    Role(u64),
+}
+
+/// The user and role mentions in message content, in order (repeats included).
+fn content_mentions(content: &str) -> Vec<Mention> {
+    let mut found = Vec::new();
+    let mut rest = content;
+    while let Some(at) = rest.find("<@") {
+        rest = &rest[at + 2..];
+        let (role, digits) = match rest.as_bytes().first() {
+            Some(b'&') => (true, &rest[1..]),
+            Some(b'!') => (false, &rest[1..]),
+            _ => (false, rest),
+        };
+        let Some(end) = digits.find('>') else {
+            break;
+        };
+        let id = &digits[..end];
+        if !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()) {
+            if let Ok(id) = id.parse() {
+                found.push(if role {
+                    Mention::Role(id)
+                } else {
+                    Mention::User(id)
+                });
+            }
+        }
+    }
+    found
+}
+
+/// A user the fake knows by id: a member of `guild`, else one of the test world's users.
+fn known_user(guild: Option<&TestGuild>, user_id: u64) -> Option<Value> {
+    guild
+        .and_then(|g| g.member(user_id))
+        .map(|m| m["user"].clone())
+        .or_else(|| {
+            [
+                payloads::alice(),
+                payloads::ada(),
+                payloads::bot_user(),
+                payloads::user(payloads::OWNER_ID, "owner", false),
+            ]
+            .into_iter()
+            .find(|u| snowflake(&u["id"]) == Some(user_id))
+        })
 }
 
 struct State {
@@ -1458,8 +1613,9 @@ impl FakeDiscord {
         self.inner.lock().world.history(channel_id)
     }
 
-    /// One stored message (any channel, ephemeral ones included) as `GET` answers it: if a
-    /// thread was started from it, with that thread in `thread`.
+    /// One stored message (any channel, ephemeral ones included) as `GET` answers it, with the
+    /// mentions Discord would have made of it (`mentions`, `mention_roles`, `mention_everyone`:
+    /// who was actually pinged) and, if a thread was started from it, that thread in `thread`.
     pub fn message(&self, message_id: u64) -> Option<Value> {
         let st = self.inner.lock();
         st.world
@@ -2858,8 +3014,9 @@ fn ext_value(v: &str) -> String {
 }
 
 /// Discord's message limits that the OpenAPI schema does not carry (it allows 4000 characters of
-/// content for users with Nitro; bots get 2000), and a thread's name (1 to 100 characters;
-/// Discord answers 400). A forum post's limits are its starter `message`'s.
+/// content for users with Nitro; bots get 2000), `allowed_mentions` that Discord refuses (`parse`
+/// with `"users"` and a `users` list, or `"roles"` and a `roles` list), and a thread's name (1 to
+/// 100 characters; Discord answers 400). A forum post's limits are its starter `message`'s.
 fn discord_limits(method: &str, path: &str, body: Option<&Value>) -> Option<String> {
     let body = body?;
     let rel = path.strip_prefix("/api/v10").unwrap_or(path);
@@ -2886,6 +3043,17 @@ fn discord_limits(method: &str, path: &str, body: Option<&Value>) -> Option<Stri
     if !matches!(method, "POST" | "PATCH") || !message.is_object() {
         return (!problems.is_empty())
             .then(|| format!("over Discord's limits: {}", problems.join("; ")));
+    }
+    let allowed = &message["allowed_mentions"];
+    for (kind, list) in [("users", "users"), ("roles", "roles")] {
+        let parsed = allowed["parse"]
+            .as_array()
+            .is_some_and(|p| p.iter().any(|v| v == kind));
+        if parsed && allowed[list].as_array().is_some_and(|l| !l.is_empty()) {
+            problems.push(format!(
+                "allowed_mentions: parse {kind:?} and a {list} list are mutually exclusive"
+            ));
+        }
     }
     let content = chars(&message["content"]);
     if content > 2000 {
