@@ -1,17 +1,21 @@
 //! Self-tests of the end-to-end test support (`tests/support/`): the payload helpers deserialize
 //! into serenity's models (serenity silently drops a dispatch that does not), the OpenAPI
 //! validator accepts good bodies and rejects bad ones (with only the permission-string and
-//! upload-placeholder deviations relaxed), the fake's REST answers are accepted by serenity's
-//! `Http`, faults are injected as asked, an unknown token is refused (401 on REST, close 4004 on
-//! IDENTIFY), and the real serenity + poise client runs against the fake: READY, command
-//! registration, slash commands, options, autocomplete, DMs, a gateway close with RESUME, and a
-//! failed callback that does not stop the next interaction. Gateway sharding: two serenity processes on shards 0 and 1 of 2 (and
+//! upload-placeholder deviations relaxed) and checks answers against the response schemas, the
+//! fake's REST answers are accepted by serenity's `Http`, faults are injected as asked, an unknown
+//! token is refused (401 on REST, close 4004 on IDENTIFY), and the real serenity + poise client
+//! runs against the fake: READY, command registration, slash commands, options, autocomplete,
+//! DMs, a gateway close with RESUME, and a failed callback that does not stop the next
+//! interaction. Gateway sharding: two serenity processes on shards 0 and 1 of 2 (and
 //! one autosharded process) each get only their shard's guilds, interactions and messages, DMs go
 //! to shard 0, a RESUME replays only its own shard's missed dispatches, and a dispatch for a shard
 //! nobody runs is refused with the reason. Modals (opened, validated, submitted, refused as a
 //! MODAL_SUBMIT's answer), component and modal updates of a stored message, attachment options
 //! downloaded from the fake's CDN, files sent by serenity recorded byte for byte and attached to
-//! the stored messages, stable DM channels and closed DMs (403 50007).
+//! the stored messages, stable DM channels and closed DMs (403 50007). Threads started from a
+//! message (same id, once per message, with Create Public Threads), forum posts (a thread whose
+//! starter message has its id), active threads, and the mentions a message actually makes; the
+//! raw answers of those routes match the spec's response schemas.
 
 mod support;
 
@@ -309,11 +313,21 @@ fn guild_create_and_ready_deserialize() {
     let v = guild.guild_create();
     dispatch_ok("GUILD_CREATE", &v);
     let g: serenity::model::event::GuildCreateEvent = serde_json::from_value(v).unwrap();
-    assert_eq!(g.guild.channels.len(), 2);
-    assert_eq!(g.guild.roles.len(), 2);
+    assert_eq!(g.guild.channels.len(), 3);
+    assert_eq!(g.guild.roles.len(), 4);
     assert_eq!(g.guild.members.len(), 4);
     let weekly = &g.guild.channels[&serenity::ChannelId::new(WEEKLY_CHANNEL_ID)];
     assert_eq!(weekly.guild_id.get(), GUILD_ID);
+    let ideas = &g.guild.channels[&serenity::ChannelId::new(FORUM_CHANNEL_ID)];
+    assert_eq!(ideas.kind, serenity::ChannelType::Forum);
+    assert_eq!(ideas.available_tags[0].id.get(), FORUM_TAG_ID);
+    assert!(matches!(
+        ideas.available_tags[0].emoji,
+        Some(serenity::ForumEmoji::Name(_))
+    ));
+    let role = |id| &g.guild.roles[&serenity::RoleId::new(id)];
+    assert!(role(PING_ROLE_ID).mentionable);
+    assert!(!role(QUIET_ROLE_ID).mentionable);
 
     let v = payloads::ready("s", "ws://127.0.0.1:1/gateway", &[GUILD_ID], Some([0, 1]));
     dispatch_ok("READY", &v);
@@ -541,6 +555,41 @@ fn openapi_accepts_integer_placeholders_of_uploaded_files_only() {
 }
 
 #[test]
+fn openapi_checks_answers_against_response_schemas() {
+    let spec = spec();
+    let path = "/api/v10/channels/5/messages/6/threads";
+    let thread = thread_channel(6, GUILD_ID, 5, BOT_USER_ID, "talk", 11, 1440);
+    assert_eq!(
+        spec.check_response("POST", path, 201, &thread),
+        Ok("POST /channels/{channel_id}/messages/{message_id}/threads -> 201".into())
+    );
+    let mut partial = thread.clone();
+    partial.as_object_mut().unwrap().remove("thread_metadata");
+    let e = spec
+        .check_response("POST", path, 201, &partial)
+        .unwrap_err();
+    assert!(e.contains("thread_metadata"), "{e}");
+    let error =
+        json!({"message": "A thread has already been created for this message", "code": 160004});
+    spec.check_response("POST", path, 400, &error).unwrap();
+    assert!(spec
+        .check_response("POST", path, 400, &json!({"code": "x"}))
+        .is_err());
+    assert!(
+        spec.check_response("POST", path, 302, &error).is_err(),
+        "not documented"
+    );
+    // The fake's messages and users have what the spec's MessageResponse and UserResponse
+    // require.
+    let history = json!([
+        message(7, 5, None, bot_user(), "hello"),
+        message(8, 5, None, alice(), "hi"),
+    ]);
+    spec.check_response("GET", "/api/v10/channels/5/messages", 200, &history)
+        .unwrap();
+}
+
+#[test]
 fn openapi_prefers_literal_path_segments() {
     let spec = spec();
     let op = spec.operation_name("PATCH", "/api/v10/webhooks/1/tok/messages/@original");
@@ -598,7 +647,7 @@ async fn rest_answers_are_accepted_by_serenity() {
             .await
             .unwrap()
             .len(),
-        2
+        4
     );
     let ada = http
         .get_member(GuildId::new(GUILD_ID), UserId::new(ADMIN_USER_ID))
@@ -2726,5 +2775,550 @@ async fn dm_channels_are_stable_and_closed_dms_refuse_messages() {
         .unwrap();
     assert_eq!(fake.dm_messages_to(77).len(), 2);
     assert!(fake.dm_messages_to(USER_ID).is_empty());
+    fake.assert_all_bodies_valid();
+}
+
+// -------------------------------------------------------------------------------------------
+// Threads, forum posts and mentions
+
+#[test]
+fn forum_and_thread_channels_deserialize() {
+    use serenity::model::prelude::*;
+    let guild = TestGuild::default();
+    let Channel::Guild(forum) =
+        serde_json::from_value(guild.channel(FORUM_CHANNEL_ID).unwrap()).unwrap()
+    else {
+        panic!("not a guild channel")
+    };
+    assert_eq!(forum.kind, ChannelType::Forum);
+    assert_eq!(forum.name, "ideas");
+    assert_eq!(forum.available_tags[0].name, "weekly");
+    let thread = thread_channel(7, GUILD_ID, WEEKLY_CHANNEL_ID, USER_ID, "talk", 11, 60);
+    let Channel::Guild(thread) = serde_json::from_value(thread).unwrap() else {
+        panic!("not a guild channel")
+    };
+    assert_eq!(thread.kind, ChannelType::PublicThread);
+    assert_eq!(thread.parent_id, Some(ChannelId::new(WEEKLY_CHANNEL_ID)));
+    let metadata = thread.thread_metadata.unwrap();
+    assert_eq!(metadata.auto_archive_duration, AutoArchiveDuration::OneHour);
+    assert!(!metadata.archived);
+    let roles: Vec<Role> = serde_json::from_value(json!(guild.roles)).unwrap();
+    assert_eq!(
+        roles
+            .iter()
+            .filter(|r| r.mentionable)
+            .map(|r| r.id.get())
+            .collect::<Vec<_>>(),
+        [PING_ROLE_ID]
+    );
+}
+
+/// A raw REST call with the fake's token: its status and JSON answer, which must match the
+/// spec's response schema for that status (serenity's models would accept more).
+async fn raw_call(
+    fake: &FakeDiscord,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let url = format!("{}/api/v10{path}", fake.base_url());
+    let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+    let mut request = reqwest::Client::new()
+        .request(method.clone(), url)
+        .header("Authorization", format!("Bot {}", support::TOKEN));
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    let answer: Value = response.json().await.unwrap();
+    if let Err(e) = spec().check_response(method.as_str(), path, status, &answer) {
+        panic!("{e}");
+    }
+    (status, answer)
+}
+
+fn snowflake_of(v: &Value) -> u64 {
+    v.as_str()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("not a snowflake: {v}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn threads_start_from_messages_once_with_the_messages_id() {
+    use serenity::model::prelude::*;
+    let fake = FakeDiscord::start().await;
+    let http = fake.http();
+    let weekly = ChannelId::new(WEEKLY_CHANNEL_ID);
+    let post = weekly.say(&http, "Insight of the week").await.unwrap();
+    let discuss = serenity::CreateThread::new("Discuss: delegate outcomes")
+        .auto_archive_duration(AutoArchiveDuration::OneWeek);
+    let thread = weekly
+        .create_thread_from_message(&http, post.id, discuss.clone())
+        .await
+        .unwrap();
+    assert_eq!(
+        thread.id.get(),
+        post.id.get(),
+        "a thread has its message's id"
+    );
+    assert_eq!(thread.kind, ChannelType::PublicThread);
+    assert_eq!(thread.parent_id, Some(weekly));
+    assert_eq!(thread.owner_id.map(|u| u.get()), Some(BOT_USER_ID));
+    assert_eq!(thread.name, "Discuss: delegate outcomes");
+    let metadata = thread.thread_metadata.unwrap();
+    assert_eq!(metadata.auto_archive_duration, AutoArchiveDuration::OneWeek);
+    assert!(!metadata.archived && !metadata.locked);
+    assert_eq!(
+        (thread.message_count, thread.member_count),
+        (Some(0), Some(1))
+    );
+
+    // Once per message.
+    let err = weekly
+        .create_thread_from_message(&http, post.id, discuss.clone())
+        .await
+        .unwrap_err();
+    assert_eq!(http_status(&err), (400, 160004), "{err}");
+    assert!(err.to_string().contains("already been created"), "{err}");
+    assert_eq!(fake.threads().len(), 1);
+
+    // The message now carries its thread; the thread is a channel.
+    let history = http.get_messages(weekly, None, None).await.unwrap();
+    let started = history.iter().find(|m| m.id == post.id).unwrap();
+    assert!(started.flags.unwrap().contains(MessageFlags::HAS_THREAD));
+    assert_eq!(started.thread.as_ref().map(|t| t.id), Some(thread.id));
+    let Channel::Guild(fetched) = http.get_channel(thread.id).await.unwrap() else {
+        panic!("a thread is a guild channel")
+    };
+    assert_eq!(fetched.parent_id, Some(weekly));
+    let thread_path = format!("/channels/{}", thread.id);
+    let (status, answer) = raw_call(&fake, "GET", &thread_path, None).await;
+    assert_eq!((status, answer["type"].clone()), (200, json!(11)));
+    assert_eq!(
+        fake.thread_of_message(post.id.get()).unwrap()["id"],
+        json!(post.id.to_string())
+    );
+    assert_eq!(fake.threads_in(WEEKLY_CHANNEL_ID).len(), 1);
+    assert!(fake.threads_in(GENERAL_CHANNEL_ID).is_empty());
+    let messages_path = format!("/channels/{WEEKLY_CHANNEL_ID}/messages");
+    let (_, listed) = raw_call(&fake, "GET", &messages_path, None).await;
+    assert_eq!(listed[0]["thread"]["id"], listed[0]["id"]);
+
+    // Replies in the thread are its messages, and counted.
+    ChannelId::new(thread.id.get())
+        .say(&http, "first reply")
+        .await
+        .unwrap();
+    let replies = fake.channel_messages(thread.id.get());
+    assert_eq!(replies.len(), 1);
+    assert_eq!(replies[0]["content"], "first reply");
+    let counted = fake.thread_of_message(post.id.get()).unwrap();
+    assert_eq!(counted["message_count"], 1);
+    assert_eq!(counted["last_message_id"], replies[0]["id"]);
+    assert_eq!(
+        fake.message(post.id.get()).unwrap()["thread"]["message_count"],
+        1,
+        "the starter message shows its thread as it is now"
+    );
+
+    // A message of another channel is unknown here; the raw answer is the spec's (201).
+    let elsewhere = ChannelId::new(GENERAL_CHANNEL_ID)
+        .say(&http, "hi")
+        .await
+        .unwrap();
+    let err = weekly
+        .create_thread_from_message(&http, elsewhere.id, discuss.clone())
+        .await
+        .unwrap_err();
+    assert_eq!(http_status(&err), (404, 10008), "{err}");
+    let second = weekly.say(&http, "another post").await.unwrap();
+    let path = format!(
+        "/channels/{WEEKLY_CHANNEL_ID}/messages/{}/threads",
+        second.id
+    );
+    let body = json!({"name": "About it", "auto_archive_duration": 1440});
+    let (status, answer) = raw_call(&fake, "POST", &path, Some(body.clone())).await;
+    assert_eq!(status, 201);
+    assert_eq!(snowflake_of(&answer["id"]), second.id.get());
+    let (status, answer) = raw_call(&fake, "POST", &path, Some(body)).await;
+    assert_eq!((status, answer["code"].clone()), (400, json!(160004)));
+
+    // Discord's name limit: 400, and the body is a problem.
+    let third = weekly.say(&http, "a third").await.unwrap();
+    let err = weekly
+        .create_thread_from_message(
+            &http,
+            third.id,
+            serenity::CreateThread::new("x".repeat(101)),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(http_status(&err), (400, 50035), "{err}");
+    let problems = fake.take_body_problems();
+    // (The spec's maxLength reports it first; the fake's own check makes the answer a 400.)
+    assert!(
+        problems.len() == 1 && problems[0].contains("at /name"),
+        "{problems:?}"
+    );
+    assert!(fake.thread_of_message(third.id.get()).is_none());
+
+    // A thread without a message (type 11 asked): no starter, no messages.
+    let side = weekly
+        .create_thread(
+            &http,
+            serenity::CreateThread::new("Side talk").kind(ChannelType::PublicThread),
+        )
+        .await
+        .unwrap();
+    assert_eq!(side.kind, ChannelType::PublicThread);
+    assert!(fake.channel_messages(side.id.get()).is_empty());
+    assert!(fake.thread_of_message(side.id.get()).is_none());
+    assert_eq!(fake.threads_in(WEEKLY_CHANNEL_ID).len(), 3);
+
+    // Not in a DM.
+    let dm = ChannelId::new(DM_CHANNEL_ID);
+    let in_dm = dm.say(&http, "private").await.unwrap();
+    let err = dm
+        .create_thread_from_message(&http, in_dm.id, discuss)
+        .await
+        .unwrap_err();
+    assert_eq!(http_status(&err), (400, 50024), "{err}");
+    fake.assert_all_bodies_valid();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn threads_and_forum_posts_need_their_permissions() {
+    use serenity::model::prelude::*;
+    let fake = FakeDiscord::start().await;
+    let http = fake.http();
+    let guild = TestGuild::default();
+    let weekly = ChannelId::new(WEEKLY_CHANNEL_ID);
+    let post = weekly.say(&http, "Insight").await.unwrap();
+    let open = guild.channel(WEEKLY_CHANNEL_ID).unwrap();
+    fake.add_channel(with_overwrite(
+        open.clone(),
+        GUILD_ID,
+        0,
+        0,
+        CREATE_PUBLIC_THREADS,
+    ));
+    let err = weekly
+        .create_thread_from_message(&http, post.id, serenity::CreateThread::new("Discuss"))
+        .await
+        .unwrap_err();
+    assert_eq!(http_status(&err), (403, 50013), "{err}");
+    assert!(fake.threads().is_empty());
+
+    // A thread has its parent's permissions: posting there needs Send Messages in Threads.
+    fake.add_channel(open.clone());
+    let thread = weekly
+        .create_thread_from_message(&http, post.id, serenity::CreateThread::new("Discuss"))
+        .await
+        .unwrap();
+    fake.add_channel(with_overwrite(
+        open.clone(),
+        GUILD_ID,
+        0,
+        0,
+        SEND_MESSAGES_IN_THREADS,
+    ));
+    let in_thread = ChannelId::new(thread.id.get());
+    let err = in_thread.say(&http, "reply").await.unwrap_err();
+    assert_eq!(http_status(&err), (403, 50013), "{err}");
+    fake.add_channel(with_overwrite(open, GUILD_ID, 0, 0, SEND_MESSAGES));
+    in_thread
+        .say(&http, "Send Messages is not what counts in a thread")
+        .await
+        .unwrap();
+
+    // A forum post needs Send Messages in the forum.
+    let forum = ChannelId::new(FORUM_CHANNEL_ID);
+    let ideas = guild.channel(FORUM_CHANNEL_ID).unwrap();
+    fake.add_channel(with_overwrite(ideas, GUILD_ID, 0, 0, SEND_MESSAGES));
+    let post =
+        serenity::CreateForumPost::new("Insight", serenity::CreateMessage::new().content("text"));
+    let err = forum.create_forum_post(&http, post).await.unwrap_err();
+    assert_eq!(http_status(&err), (403, 50013), "{err}");
+    assert!(fake.threads_in(FORUM_CHANNEL_ID).is_empty());
+    fake.assert_all_bodies_valid();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forum_posts_are_threads_whose_starter_message_has_their_id() {
+    use serenity::model::prelude::*;
+    let fake = FakeDiscord::start().await;
+    let http = fake.http();
+    let forum = ChannelId::new(FORUM_CHANNEL_ID);
+    let starter = serenity::CreateMessage::new()
+        .content("Delegate outcomes, not tasks.")
+        .embed(serenity::CreateEmbed::new().title("Insight of the week"))
+        .allowed_mentions(serenity::CreateAllowedMentions::new());
+    let post = serenity::CreateForumPost::new("Delegate outcomes", starter)
+        .add_applied_tag(ForumTagId::new(FORUM_TAG_ID));
+    let thread = forum.create_forum_post(&http, post).await.unwrap();
+    assert_eq!(thread.kind, ChannelType::PublicThread);
+    assert_eq!(thread.parent_id, Some(forum));
+    assert_eq!(thread.name, "Delegate outcomes");
+    assert_eq!(thread.applied_tags, [ForumTagId::new(FORUM_TAG_ID)]);
+    assert_eq!(thread.message_count, Some(0), "the starter is not counted");
+    let req = fake
+        .wait_for_request("the forum post", WAIT, |r| r.is("POST", "/channels/"))
+        .await;
+    assert_eq!(
+        req.operation.as_deref(),
+        Some("POST /channels/{channel_id}/threads")
+    );
+    assert!(req.content_type.unwrap().starts_with("multipart/form-data"));
+
+    // The starter message is the thread's, with the thread's id.
+    let messages = fake.channel_messages(thread.id.get());
+    assert_eq!(messages.len(), 1);
+    assert_eq!(snowflake_of(&messages[0]["id"]), thread.id.get());
+    assert_eq!(snowflake_of(&messages[0]["channel_id"]), thread.id.get());
+    assert_eq!(messages[0]["embeds"][0]["title"], "Insight of the week");
+    let fetched = http.get_messages(thread.id, None, None).await.unwrap();
+    assert_eq!(fetched[0].id.get(), thread.id.get());
+    assert_eq!(
+        fake.thread_of_message(thread.id.get()).unwrap()["parent_id"],
+        json!(FORUM_CHANNEL_ID.to_string())
+    );
+    assert_eq!(fake.threads_in(FORUM_CHANNEL_ID).len(), 1);
+
+    // The raw answer: the thread with its starter in `message`, valid for the spec (201).
+    let path = format!("/channels/{FORUM_CHANNEL_ID}/threads");
+    let body =
+        json!({"name": "Raw post", "message": {"content": "hello"}, "auto_archive_duration": 60});
+    let (status, answer) = raw_call(&fake, "POST", &path, Some(body)).await;
+    assert_eq!(status, 201);
+    assert_eq!(answer["message"]["id"], answer["id"]);
+    assert_eq!(answer["message"]["channel_id"], answer["id"]);
+    assert_eq!(answer["thread_metadata"]["auto_archive_duration"], 60);
+    assert_eq!(answer["last_message_id"], answer["id"]);
+    let (status, forum_answer) =
+        raw_call(&fake, "GET", &format!("/channels/{FORUM_CHANNEL_ID}"), None).await;
+    assert_eq!((status, forum_answer["type"].clone()), (200, json!(15)));
+
+    // Discord's refusals.
+    let refused = |body: Value| {
+        let fake = &fake;
+        let path = path.clone();
+        async move { raw_call(fake, "POST", &path, Some(body)).await }
+    };
+    let (status, answer) = refused(json!({"name": "Empty", "message": {"content": ""}})).await;
+    assert_eq!((status, answer["code"].clone()), (400, json!(50006)));
+    let (status, answer) = refused(json!({
+        "name": "Unknown tag", "message": {"content": "x"}, "applied_tags": ["1"],
+    }))
+    .await;
+    assert_eq!((status, answer["code"].clone()), (400, json!(50035)));
+    let mut required = TestGuild::default().channel(FORUM_CHANNEL_ID).unwrap();
+    required["flags"] = json!(16);
+    fake.add_channel(required);
+    let (status, answer) = refused(json!({"name": "No tag", "message": {"content": "x"}})).await;
+    assert_eq!((status, answer["code"].clone()), (400, json!(40067)));
+    let err = forum
+        .say(&http, "straight into the forum")
+        .await
+        .unwrap_err();
+    assert_eq!(http_status(&err), (400, 50008), "{err}");
+    assert_eq!(fake.threads_in(FORUM_CHANNEL_ID).len(), 2);
+    fake.assert_all_bodies_valid();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn active_threads_list_the_guilds_open_threads_newest_first() {
+    use serenity::model::prelude::*;
+    let fake = FakeDiscord::start().await;
+    let http = fake.http();
+    let weekly = ChannelId::new(WEEKLY_CHANNEL_ID);
+    let post = weekly.say(&http, "Insight").await.unwrap();
+    let from_message = weekly
+        .create_thread_from_message(&http, post.id, serenity::CreateThread::new("Discuss"))
+        .await
+        .unwrap();
+    let forum_post = ChannelId::new(FORUM_CHANNEL_ID)
+        .create_forum_post(
+            &http,
+            serenity::CreateForumPost::new("Post", serenity::CreateMessage::new().content("x")),
+        )
+        .await
+        .unwrap();
+    // Someone else's thread, archived: not listed.
+    let mut archived = thread_channel(
+        next_snowflake(),
+        GUILD_ID,
+        GENERAL_CHANNEL_ID,
+        USER_ID,
+        "old",
+        11,
+        60,
+    );
+    archived["thread_metadata"]["archived"] = json!(true);
+    fake.add_channel(archived);
+    assert_eq!(fake.threads().len(), 3);
+
+    let active = GuildId::new(GUILD_ID)
+        .get_active_threads(&http)
+        .await
+        .unwrap();
+    let ids: Vec<ChannelId> = active.threads.iter().map(|t| t.id).collect();
+    assert_eq!(ids, [forum_post.id, from_message.id]);
+    let joined: Vec<ChannelId> = active.members.iter().map(|m| m.id).collect();
+    assert_eq!(joined, ids, "the bot is in the threads it started");
+    let (status, answer) = raw_call(
+        &fake,
+        "GET",
+        &format!("/guilds/{GUILD_ID}/threads/active"),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, answer["threads"].as_array().unwrap().len()),
+        (200, 2)
+    );
+    fake.assert_all_bodies_valid();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mentions_are_what_discord_would_ping() {
+    use serenity::model::prelude::*;
+    let fake = FakeDiscord::start().await;
+    let http = fake.http();
+    let general = ChannelId::new(GENERAL_CHANNEL_ID);
+    let content = format!("<@&{PING_ROLE_ID}> <@&{QUIET_ROLE_ID}> <@{USER_ID}> @everyone");
+    let send = |allowed: Option<serenity::CreateAllowedMentions>| {
+        let mut message = serenity::CreateMessage::new().content(content.clone());
+        if let Some(allowed) = allowed {
+            message = message.allowed_mentions(allowed);
+        }
+        let http = &http;
+        async move { general.send_message(http, message).await.unwrap() }
+    };
+    let roles = |m: &Message| m.mention_roles.iter().map(|r| r.get()).collect::<Vec<_>>();
+    let users = |m: &Message| m.mentions.iter().map(|u| u.id.get()).collect::<Vec<_>>();
+
+    // No allowed_mentions: every mention in the content counts, but a role that is not
+    // mentionable and @everyone need Mention Everyone, which the bot lacks.
+    let m = send(None).await;
+    assert_eq!(
+        (roles(&m), users(&m), m.mention_everyone),
+        (vec![PING_ROLE_ID], vec![USER_ID], false)
+    );
+    let stored = fake.message(m.id.get()).unwrap();
+    assert_eq!(stored["mention_roles"], json!([PING_ROLE_ID.to_string()]));
+    // Only the listed role.
+    let only_readers =
+        serenity::CreateAllowedMentions::new().roles(vec![RoleId::new(PING_ROLE_ID)]);
+    let m = send(Some(only_readers)).await;
+    assert_eq!(
+        (roles(&m), users(&m), m.mention_everyone),
+        (vec![PING_ROLE_ID], vec![], false)
+    );
+    // Nothing (the bot's no_pings).
+    let none = serenity::CreateAllowedMentions::new()
+        .empty_users()
+        .empty_roles()
+        .replied_user(false);
+    let m = send(Some(none)).await;
+    assert_eq!(
+        (roles(&m), users(&m), m.mention_everyone),
+        (vec![], vec![], false)
+    );
+    // Listing a role that is not mentionable does not make it ping.
+    let quiet = serenity::CreateAllowedMentions::new().roles(vec![RoleId::new(QUIET_ROLE_ID)]);
+    assert!(roles(&send(Some(quiet)).await).is_empty());
+    // Listing a role the content does not mention pings nobody.
+    let m = general
+        .send_message(
+            &http,
+            serenity::CreateMessage::new()
+                .content("no mention here")
+                .allowed_mentions(
+                    serenity::CreateAllowedMentions::new().roles(vec![RoleId::new(PING_ROLE_ID)]),
+                ),
+        )
+        .await
+        .unwrap();
+    assert!(roles(&m).is_empty());
+
+    // With Mention Everyone: every role and @everyone, unless allowed_mentions says otherwise.
+    let open = TestGuild::default().channel(GENERAL_CHANNEL_ID).unwrap();
+    fake.add_channel(with_overwrite(open, GUILD_ID, 0, MENTION_EVERYONE, 0));
+    let m = send(None).await;
+    assert_eq!(
+        (roles(&m), m.mention_everyone),
+        (vec![PING_ROLE_ID, QUIET_ROLE_ID], true)
+    );
+    let all_roles = serenity::CreateAllowedMentions::new().all_roles(true);
+    let m = send(Some(all_roles)).await;
+    assert_eq!(
+        (roles(&m), users(&m), m.mention_everyone),
+        (vec![PING_ROLE_ID, QUIET_ROLE_ID], vec![], false)
+    );
+
+    // A reply pings the replied-to author unless replied_user is false.
+    let asked = guild_message_create(GENERAL_CHANNEL_ID, GUILD_ID, "question", ada());
+    fake.add_message(asked.clone());
+    let asked_id = MessageId::new(snowflake_of(&asked["id"]));
+    let reply = |allowed: Option<serenity::CreateAllowedMentions>| {
+        let mut message = serenity::CreateMessage::new()
+            .content("answer")
+            .reference_message((general, asked_id));
+        if let Some(allowed) = allowed {
+            message = message.allowed_mentions(allowed);
+        }
+        let http = &http;
+        async move { general.send_message(http, message).await.unwrap() }
+    };
+    assert_eq!(users(&reply(None).await), [ADMIN_USER_ID]);
+    let quiet_reply = serenity::CreateAllowedMentions::new().replied_user(false);
+    assert!(users(&reply(Some(quiet_reply)).await).is_empty());
+
+    // parse "roles" with a roles list: Discord refuses the body.
+    let body = json!({
+        "content": content,
+        "allowed_mentions": {"parse": ["roles"], "roles": [PING_ROLE_ID.to_string()]},
+    });
+    let err = http.send_message(general, vec![], &body).await.unwrap_err();
+    assert_eq!(http_status(&err), (400, 50035), "{err}");
+    let problems = fake.take_body_problems();
+    assert!(problems[0].contains("mutually exclusive"), "{problems:?}");
+
+    // A forum post's starter message pings as a message does.
+    let starter = serenity::CreateMessage::new()
+        .content(format!(
+            "<@&{PING_ROLE_ID}> <@&{QUIET_ROLE_ID}> new insight"
+        ))
+        .allowed_mentions(
+            serenity::CreateAllowedMentions::new().roles(vec![RoleId::new(PING_ROLE_ID)]),
+        );
+    let thread = ChannelId::new(FORUM_CHANNEL_ID)
+        .create_forum_post(&http, serenity::CreateForumPost::new("Weekly", starter))
+        .await
+        .unwrap();
+    let first = fake.message(thread.id.get()).unwrap();
+    assert_eq!(first["mention_roles"], json!([PING_ROLE_ID.to_string()]));
+    assert_eq!(first["mention_everyone"], false);
+    let (_, listed) = raw_call(
+        &fake,
+        "GET",
+        &format!("/channels/{}/messages", thread.id),
+        None,
+    )
+    .await;
+    assert_eq!(listed[0]["mention_roles"], first["mention_roles"]);
+    let (_, listed) = raw_call(
+        &fake,
+        "GET",
+        &format!("/channels/{GENERAL_CHANNEL_ID}/messages"),
+        None,
+    )
+    .await;
+    assert!(listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|m| m["mentions"][0]["id"] == json!(ADMIN_USER_ID.to_string())));
     fake.assert_all_bodies_valid();
 }

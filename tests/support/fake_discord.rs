@@ -7,8 +7,10 @@
 //! - answers what serenity and poise call at startup (`GET /gateway`, which must never fail or
 //!   serenity silently falls back to the real gateway; `GET /oauth2/applications/@me`; the bulk
 //!   command registration `PUT`), the interaction callback and webhook routes, channel messages,
-//!   channels, guilds, roles and members from a small configurable world, and anything else with
-//!   a recorded 404 `{"message":"Unknown","code":0}`;
+//!   channels, guilds, roles and members from a small configurable world, threads (Start Thread
+//!   from Message, a forum post with its starter message, a thread without a message, List
+//!   Active Guild Threads; see [`FakeDiscord::threads`]), and anything else with a recorded 404
+//!   `{"message":"Unknown","code":0}`;
 //! - speaks the gateway: HELLO, IDENTIFY -> READY (+ GUILD_CREATE for each configured guild),
 //!   heartbeat ACKs, RESUME -> RESUMED, and delivers the dispatches the test sends with
 //!   [`FakeDiscord::dispatch`], after checking that serenity can deserialize them (serenity drops
@@ -39,8 +41,13 @@
 //! - injects faults: status codes, 429s with `retry_after`, slow responses, gateway closes;
 //! - enforces a few Discord rules the bot must respect (an interaction is answered once, within
 //!   3 s, with a callback type valid for it: no MODAL for a MODAL_SUBMIT, UPDATE_MESSAGE only for
-//!   a component or a modal opened from one; message and embed length limits; each uploaded `files[n]` named by an
-//!   `attachments` entry with id n, and back; no DM to a user whose DMs are closed, 403 50007);
+//!   a component or a modal opened from one; message and embed length limits; each uploaded
+//!   `files[n]` named by an `attachments` entry with id n, and back; no DM to a user whose DMs
+//!   are closed, 403 50007; the bot's permissions in the channel, a thread having its parent's;
+//!   one thread per message, 400 160004; no message posted straight into a forum, 400 50008);
+//! - computes who a message the bot posts actually pings, from its content, `allowed_mentions`,
+//!   the roles' `mentionable` and the bot's Mention Everyone, into the message's `mentions`,
+//!   `mention_roles` and `mention_everyone` (see [`FakeDiscord::message`]);
 //! - validates every request body against Discord's OpenAPI spec (see `openapi.rs`). A body that
 //!   fails is a *problem*: every `wait_*` panics on a new problem, and so does dropping the fake
 //!   at the end of a test, so a bad body cannot pass unnoticed.
@@ -584,22 +591,220 @@ impl World {
         files: &[RecordedFile],
     ) -> Value {
         let message_id = payloads::next_snowflake();
+        self.bot_message_with_id(message_id, channel_id, body, webhook, files)
+    }
+
+    /// [`bot_message`](Self::bot_message) with a given id: a forum post's starter message has
+    /// its thread's id. A message posted by the bot (not through a webhook) gets the mentions
+    /// Discord would make of it (see [`apply_mentions`](Self::apply_mentions)).
+    fn bot_message_with_id(
+        &mut self,
+        message_id: u64,
+        channel_id: u64,
+        body: &Value,
+        webhook: bool,
+        files: &[RecordedFile],
+    ) -> Value {
         let mut m = payloads::message(message_id, channel_id, None, payloads::bot_user(), "");
         apply_message_edit(&mut m, body);
         self.apply_attachments(&mut m, body, files, true);
-        for key in ["nonce", "tts", "message_reference"] {
+        for key in ["nonce", "tts"] {
             if let Some(v) = body.get(key).filter(|v| !v.is_null()) {
                 m[key] = v.clone();
             }
         }
-        if body.get("message_reference").is_some_and(|r| !r.is_null()) {
+        if let Some(r) = body.get("message_reference").filter(|r| !r.is_null()) {
+            // As Discord answers it: no request-only `fail_if_not_exists`, no null ids.
+            let in_channel = snowflake(&r["channel_id"]).unwrap_or(channel_id);
+            let mut reference = json!({
+                "type": r["type"].as_u64().unwrap_or(0),
+                "message_id": r["message_id"],
+                "channel_id": in_channel.to_string(),
+            });
+            let guild = snowflake(&r["guild_id"]).or_else(|| self.channel_guild(channel_id));
+            if let Some(g) = guild {
+                reference["guild_id"] = json!(g.to_string());
+            }
+            m["message_reference"] = reference;
             m["type"] = json!(19);
         }
         if webhook {
             m["webhook_id"] = json!(APP_ID.to_string());
             m["application_id"] = json!(APP_ID.to_string());
+        } else {
+            self.apply_mentions(&mut m, body);
         }
+        self.count_in_thread(channel_id, message_id, 1);
         self.messages.insert(message_id, m.clone());
+        m
+    }
+
+    /// Sets `mentions`, `mention_roles` and `mention_everyone` of a message the bot posts to
+    /// what Discord would actually ping, from its content and the body's `allowed_mentions`:
+    /// - a user (`<@id>`, `<@!id>`) when there is no `allowed_mentions`, or its `parse` has
+    ///   `"users"`, or its `users` lists them; only users the fake knows are listed;
+    /// - a role of the guild (`<@&id>`) likewise with `"roles"` / `roles`, and only if the role is
+    ///   `mentionable` or the bot has Mention Everyone in the channel;
+    /// - @everyone / @here when there is no `allowed_mentions` or its `parse` has `"everyone"`,
+    ///   and only if the bot has Mention Everyone;
+    /// - the author of the message replied to (`message_reference`) when there is no
+    ///   `allowed_mentions` or its `replied_user` is true.
+    ///
+    /// `allowed_mentions` only ever narrows: an id it lists but the content does not mention
+    /// pings nobody. Roles and @everyone are never pinged in a DM.
+    fn apply_mentions(&self, message: &mut Value, body: &Value) {
+        let channel = snowflake(&message["channel_id"]).and_then(|c| self.channel(c));
+        let guild = channel
+            .as_ref()
+            .and_then(|c| snowflake(&c["guild_id"]))
+            .and_then(|g| self.guilds.get(&g));
+        let permissions = channel
+            .as_ref()
+            .and_then(|c| self.bot_permissions(c))
+            .unwrap_or(0);
+        let may_mention_everyone = permissions & payloads::MENTION_EVERYONE != 0;
+        let allowed = body.get("allowed_mentions").filter(|a| !a.is_null());
+        let parsed = |kind: &str| {
+            allowed.is_none_or(|a| {
+                a["parse"]
+                    .as_array()
+                    .is_some_and(|p| p.iter().any(|v| v == kind))
+            })
+        };
+        let listed = |key: &str, id: u64| {
+            allowed.is_some_and(|a| {
+                a[key]
+                    .as_array()
+                    .is_some_and(|l| l.iter().any(|v| snowflake(v) == Some(id)))
+            })
+        };
+        let content = message["content"].as_str().unwrap_or_default().to_string();
+        let mut users: Vec<Value> = Vec::new();
+        let mut add_user = |user: Option<Value>| {
+            if let Some(u) = user.filter(|u| !users.iter().any(|seen| seen["id"] == u["id"])) {
+                users.push(u);
+            }
+        };
+        let mut roles: Vec<Value> = Vec::new();
+        for mention in content_mentions(&content) {
+            match mention {
+                Mention::User(id) if parsed("users") || listed("users", id) => {
+                    add_user(known_user(guild, id));
+                }
+                Mention::Role(id) if parsed("roles") || listed("roles", id) => {
+                    let role = guild.and_then(|g| {
+                        g.roles
+                            .iter()
+                            .find(|r| snowflake(&r["id"]) == Some(id) && id != g.id)
+                    });
+                    let pings = role.is_some_and(|r| r["mentionable"] == true)
+                        || (role.is_some() && may_mention_everyone);
+                    let id = json!(id.to_string());
+                    if pings && !roles.contains(&id) {
+                        roles.push(id);
+                    }
+                }
+                _ => {}
+            }
+        }
+        let everyone = guild.is_some()
+            && (content.contains("@everyone") || content.contains("@here"))
+            && parsed("everyone")
+            && may_mention_everyone;
+        let replied = snowflake(&body["message_reference"]["message_id"])
+            .and_then(|id| self.messages.get(&id))
+            .filter(|_| allowed.is_none_or(|a| a["replied_user"] == true));
+        if let Some(original) = replied {
+            add_user(Some(original["author"].clone()));
+        }
+        message["mentions"] = Value::Array(users);
+        message["mention_roles"] = Value::Array(roles);
+        message["mention_everyone"] = json!(everyone);
+    }
+
+    /// Keeps a thread's counters as Discord does when a message is added (`delta` 1) to it or
+    /// deleted (-1) from it: `message_count` (and, on adding, `total_message_sent` and
+    /// `last_message_id`), never counting a forum post's starter message (which has the thread's
+    /// id). Nothing for another channel.
+    fn count_in_thread(&mut self, channel_id: u64, message_id: u64, delta: i64) {
+        let Some(thread) = self.channels.get_mut(&channel_id).filter(|c| is_thread(c)) else {
+            return;
+        };
+        if delta > 0 {
+            thread["last_message_id"] = json!(message_id.to_string());
+        }
+        if message_id == channel_id {
+            return;
+        }
+        let keys: &[&str] = if delta > 0 {
+            &["message_count", "total_message_sent"]
+        } else {
+            &["message_count"]
+        };
+        for key in keys {
+            let n = thread[*key].as_i64().unwrap_or(0) + delta;
+            thread[*key] = json!(n.max(0));
+        }
+    }
+
+    /// Creates a thread channel of type `kind` in `parent`, started by the bot (its only member),
+    /// from a create-thread body: `name`, `auto_archive_duration` (else the parent's
+    /// `default_auto_archive_duration`, else 1440), `rate_limit_per_user` (else the parent's
+    /// `default_thread_rate_limit_per_user`, else 0), `applied_tags`, `invitable` (private).
+    fn new_thread(&mut self, thread_id: u64, parent: &Value, kind: u8, body: &Value) -> Value {
+        let archive = body["auto_archive_duration"]
+            .as_u64()
+            .or_else(|| parent["default_auto_archive_duration"].as_u64())
+            .unwrap_or(1440);
+        let mut thread = payloads::thread_channel(
+            thread_id,
+            snowflake(&parent["guild_id"]).unwrap_or(0),
+            snowflake(&parent["id"]).unwrap_or(0),
+            payloads::BOT_USER_ID,
+            body["name"].as_str().unwrap_or_default(),
+            kind,
+            archive,
+        );
+        thread["rate_limit_per_user"] = json!(body["rate_limit_per_user"]
+            .as_u64()
+            .or_else(|| parent["default_thread_rate_limit_per_user"].as_u64())
+            .unwrap_or(0));
+        if let Some(tags) = body["applied_tags"].as_array() {
+            thread["applied_tags"] = Value::Array(tags.clone());
+        }
+        if kind == 12 {
+            thread["thread_metadata"]["invitable"] =
+                json!(body["invitable"].as_bool().unwrap_or(true));
+        }
+        self.deleted_channels.remove(&thread_id);
+        self.channels.insert(thread_id, thread.clone());
+        thread
+    }
+
+    /// Every thread channel (not deleted), oldest first.
+    fn threads(&self) -> Vec<Value> {
+        let mut threads: Vec<(u64, Value)> = self
+            .channels
+            .iter()
+            .filter(|(id, c)| is_thread(c) && !self.deleted_channels.contains(id))
+            .map(|(id, c)| (*id, c.clone()))
+            .collect();
+        threads.sort_by_key(|(id, _)| *id);
+        threads.into_iter().map(|(_, c)| c).collect()
+    }
+
+    /// A stored message as Discord answers it: one that started a thread (HAS_THREAD) carries
+    /// that thread, as it is now, in `thread`.
+    fn rendered(&self, message: &Value) -> Value {
+        let mut m = message.clone();
+        if m["flags"].as_u64().unwrap_or(0) & HAS_THREAD != 0 {
+            if let Some(thread) = snowflake(&m["id"])
+                .and_then(|id| self.channel(id))
+                .filter(is_thread)
+            {
+                m["thread"] = thread;
+            }
+        }
         m
     }
 
@@ -728,8 +933,13 @@ impl World {
     }
 
     /// The bot's permissions in a server channel (`None` for a DM or another private channel).
+    /// A thread has its parent channel's permissions, as on Discord.
     fn bot_permissions(&self, channel: &Value) -> Option<u64> {
         let guild = self.guilds.get(&snowflake(&channel["guild_id"])?)?;
+        let parent = snowflake(&channel["parent_id"])
+            .filter(|_| is_thread(channel))
+            .and_then(|p| self.channel(p));
+        let channel = parent.as_ref().unwrap_or(channel);
         Some(permissions_in(guild, channel, payloads::BOT_USER_ID))
     }
 
@@ -758,9 +968,69 @@ impl World {
             .rev()
             .filter(|m| snowflake(&m["channel_id"]) == Some(channel_id))
             .filter(|m| m["flags"].as_u64().unwrap_or(0) & EPHEMERAL == 0)
-            .cloned()
+            .map(|m| self.rendered(m))
             .collect()
     }
+}
+
+/// Whether a channel object is a thread: ANNOUNCEMENT_THREAD (10), PUBLIC_THREAD (11) or
+/// PRIVATE_THREAD (12).
+fn is_thread(channel: &Value) -> bool {
+    matches!(channel["type"].as_u64(), Some(10..=12))
+}
+
+/// A user or role mention in message content.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Mention {
+    /// `<@id>` or `<@!id>`.
+    User(u64),
+    /// `<@&id>`.
+    Role(u64),
+}
+
+/// The user and role mentions in message content, in order (repeats included).
+fn content_mentions(content: &str) -> Vec<Mention> {
+    let mut found = Vec::new();
+    let mut rest = content;
+    while let Some(at) = rest.find("<@") {
+        rest = &rest[at + 2..];
+        let (role, digits) = match rest.as_bytes().first() {
+            Some(b'&') => (true, &rest[1..]),
+            Some(b'!') => (false, &rest[1..]),
+            _ => (false, rest),
+        };
+        let Some(end) = digits.find('>') else {
+            break;
+        };
+        let id = &digits[..end];
+        if !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()) {
+            if let Ok(id) = id.parse() {
+                found.push(if role {
+                    Mention::Role(id)
+                } else {
+                    Mention::User(id)
+                });
+            }
+        }
+    }
+    found
+}
+
+/// A user the fake knows by id: a member of `guild`, else one of the test world's users.
+fn known_user(guild: Option<&TestGuild>, user_id: u64) -> Option<Value> {
+    guild
+        .and_then(|g| g.member(user_id))
+        .map(|m| m["user"].clone())
+        .or_else(|| {
+            [
+                payloads::alice(),
+                payloads::ada(),
+                payloads::bot_user(),
+                payloads::user(payloads::OWNER_ID, "owner", false),
+            ]
+            .into_iter()
+            .find(|u| snowflake(&u["id"]) == Some(user_id))
+        })
 }
 
 struct State {
@@ -800,6 +1070,10 @@ impl Inner {
 
 const EPHEMERAL: u64 = 1 << 6;
 const LOADING: u64 = 1 << 7;
+/// Message flag: a thread was started from this message.
+const HAS_THREAD: u64 = 1 << 5;
+/// Forum channel flag: a post needs at least one tag.
+const REQUIRE_TAG: u64 = 1 << 4;
 
 // ---------------------------------------------------------------------------------------------
 // The fake
@@ -1337,6 +1611,45 @@ impl FakeDiscord {
     /// first (ephemeral replies excluded).
     pub fn channel_messages(&self, channel_id: u64) -> Vec<Value> {
         self.inner.lock().world.history(channel_id)
+    }
+
+    /// One stored message (any channel, ephemeral ones included) as `GET` answers it, with the
+    /// mentions Discord would have made of it (`mentions`, `mention_roles`, `mention_everyone`:
+    /// who was actually pinged) and, if a thread was started from it, that thread in `thread`.
+    pub fn message(&self, message_id: u64) -> Option<Value> {
+        let st = self.inner.lock();
+        st.world
+            .messages
+            .get(&message_id)
+            .map(|m| st.world.rendered(m))
+    }
+
+    // -- threads ----------------------------------------------------------------------------------
+
+    /// Every thread channel (started by the bot, or added by the test with
+    /// [`add_channel`](Self::add_channel)), oldest first, as `GET /channels/{id}` answers them.
+    /// A thread's messages are [`channel_messages`](Self::channel_messages)`(thread_id)`; a forum
+    /// post's starter message is the last of them (it has the thread's id).
+    pub fn threads(&self) -> Vec<Value> {
+        self.inner.lock().world.threads()
+    }
+
+    /// The threads whose parent is `parent_id` (a text, announcement or forum channel), oldest
+    /// first.
+    pub fn threads_in(&self, parent_id: u64) -> Vec<Value> {
+        let parent = json!(parent_id.to_string());
+        self.threads()
+            .into_iter()
+            .filter(|t| t["parent_id"] == parent)
+            .collect()
+    }
+
+    /// The thread of a message: the one started from it (Start Thread from Message), or the
+    /// forum post it starts. Either way the thread has the message's id, as on Discord.
+    pub fn thread_of_message(&self, message_id: u64) -> Option<Value> {
+        let st = self.inner.lock();
+        st.world.messages.get(&message_id)?;
+        st.world.channel(message_id).filter(is_thread)
     }
 
     /// The registered commands, global (`None`) or of a guild, as the fake echoed them.
@@ -2701,12 +3014,25 @@ fn ext_value(v: &str) -> String {
 }
 
 /// Discord's message limits that the OpenAPI schema does not carry (it allows 4000 characters of
-/// content for users with Nitro; bots get 2000).
+/// content for users with Nitro; bots get 2000), `allowed_mentions` that Discord refuses (`parse`
+/// with `"users"` and a `users` list, or `"roles"` and a `roles` list), and a thread's name (1 to
+/// 100 characters; Discord answers 400). A forum post's limits are its starter `message`'s.
 fn discord_limits(method: &str, path: &str, body: Option<&Value>) -> Option<String> {
     let body = body?;
     let rel = path.strip_prefix("/api/v10").unwrap_or(path);
+    let chars = |v: &Value| v.as_str().map_or(0, |s| s.chars().count());
+    let mut problems = Vec::new();
+    let thread = method == "POST" && rel.starts_with("/channels/") && rel.ends_with("/threads");
+    if thread && !(1..=100).contains(&chars(&body["name"])) {
+        problems.push(format!(
+            "thread name is {} characters (1 to 100)",
+            chars(&body["name"])
+        ));
+    }
     let message = if rel.starts_with("/interactions/") {
         &body["data"]
+    } else if thread {
+        &body["message"]
     } else if (rel.starts_with("/channels/") && rel.contains("/messages"))
         || rel.starts_with("/webhooks/")
     {
@@ -2715,10 +3041,20 @@ fn discord_limits(method: &str, path: &str, body: Option<&Value>) -> Option<Stri
         return None;
     };
     if !matches!(method, "POST" | "PATCH") || !message.is_object() {
-        return None;
+        return (!problems.is_empty())
+            .then(|| format!("over Discord's limits: {}", problems.join("; ")));
     }
-    let mut problems = Vec::new();
-    let chars = |v: &Value| v.as_str().map_or(0, |s| s.chars().count());
+    let allowed = &message["allowed_mentions"];
+    for (kind, list) in [("users", "users"), ("roles", "roles")] {
+        let parsed = allowed["parse"]
+            .as_array()
+            .is_some_and(|p| p.iter().any(|v| v == kind));
+        if parsed && allowed[list].as_array().is_some_and(|l| !l.is_empty()) {
+            problems.push(format!(
+                "allowed_mentions: parse {kind:?} and a {list} list are mutually exclusive"
+            ));
+        }
+    }
     let content = chars(&message["content"]);
     if content > 2000 {
         problems.push(format!("content is {content} characters (max 2000)"));
@@ -2758,8 +3094,7 @@ fn discord_limits(method: &str, path: &str, body: Option<&Value>) -> Option<Stri
             problems.push(format!("embeds total {total} characters (max 6000)"));
         }
     }
-    (!problems.is_empty())
-        .then(|| format!("over Discord's message limits: {}", problems.join("; ")))
+    (!problems.is_empty()).then(|| format!("over Discord's limits: {}", problems.join("; ")))
 }
 
 /// What [`route`] needs of a request.
@@ -2876,6 +3211,34 @@ fn route(inner: &Inner, world: &mut World, received_at: Instant, request: Incomi
                     Some(m) => Reply::ok(m),
                     None => Reply::error(404, 10007, "Unknown Member"),
                 },
+                ["threads", "active"] => {
+                    // List Active Guild Threads: the guild's threads not archived, newest first,
+                    // and the bot's membership of those it is in (the ones it started).
+                    let mut threads: Vec<Value> = world
+                        .threads()
+                        .into_iter()
+                        .filter(|t| {
+                            snowflake(&t["guild_id"]) == Some(g.id)
+                                && t["thread_metadata"]["archived"] != true
+                        })
+                        .collect();
+                    threads.reverse();
+                    let members: Vec<Value> = threads
+                        .iter()
+                        .filter(|t| snowflake(&t["owner_id"]) == Some(payloads::BOT_USER_ID))
+                        .map(|t| {
+                            json!({
+                                "id": t["id"],
+                                "user_id": payloads::BOT_USER_ID.to_string(),
+                                "join_timestamp": snowflake(&t["id"]).map(payloads::snowflake_timestamp),
+                                "flags": 0,
+                            })
+                        })
+                        .collect();
+                    // `has_more` is not in Discord's documentation of this route, but the spec's
+                    // ThreadsResponse requires it.
+                    Reply::ok(json!({"threads": threads, "members": members, "has_more": false}))
+                }
                 _ => Reply::unknown(),
             }
         }
@@ -3155,11 +3518,20 @@ fn channel_route(
         return Reply::error(403, 50001, "Missing Access")
             .note("the bot lacks View Channel in this channel");
     }
+    let kind = channel["type"].as_u64();
     match (method, rest) {
         ("GET", []) => Reply::ok(channel),
         ("POST", ["typing"]) => Reply::no_content(),
+        ("POST", ["messages"]) if matches!(kind, Some(15 | 16)) => {
+            Reply::error(400, 50008, "Cannot send messages in a non-text channel")
+                .note("a forum or media channel takes posts (POST /channels/{id}/threads)")
+        }
         ("POST", ["messages"]) => {
-            if !has(payloads::SEND_MESSAGES) {
+            if is_thread(&channel) && !has(payloads::SEND_MESSAGES_IN_THREADS) {
+                return Reply::error(403, 50013, "Missing Permissions")
+                    .note("the bot lacks Send Messages in Threads in this thread's channel");
+            }
+            if !is_thread(&channel) && !has(payloads::SEND_MESSAGES) {
                 return Reply::error(403, 50013, "Missing Permissions")
                     .note("the bot lacks Send Messages in this channel");
             }
@@ -3208,6 +3580,13 @@ fn channel_route(
             }
             Reply::ok(Value::Array(list))
         }
+        ("POST", ["messages", message, "threads"]) => {
+            start_thread_from_message(world, &channel, &has, message, body)
+        }
+        ("POST", ["threads"]) if matches!(kind, Some(15 | 16)) => {
+            start_forum_post(world, &channel, &has, body, files)
+        }
+        ("POST", ["threads"]) => start_thread_without_message(world, &channel, &has, body),
         (_, ["messages", message]) => {
             let Some(id) = message.parse::<u64>().ok().filter(|id| {
                 world
@@ -3223,20 +3602,24 @@ fn channel_route(
                 "GET" if !has(payloads::READ_MESSAGE_HISTORY) => {
                     Reply::error(403, 50013, "Missing Permissions")
                 }
-                "GET" => Reply::ok(world.messages[&id].clone()),
+                "GET" => Reply::ok(world.rendered(&world.messages[&id])),
                 "PATCH" if !by_bot => {
                     Reply::error(403, 50005, "Cannot edit a message authored by another user")
                 }
                 "PATCH" => {
                     let mut m = world.messages[&id].clone();
+                    let had_thread = m["flags"].as_u64().unwrap_or(0) & HAS_THREAD;
                     apply_message_edit(&mut m, body);
+                    // An edit's `flags` cannot take HAS_THREAD away (Discord keeps it).
+                    m["flags"] = json!(m["flags"].as_u64().unwrap_or(0) | had_thread);
                     world.apply_attachments(&mut m, body, files, false);
                     m["edited_timestamp"] = json!(payloads::now_timestamp());
                     world.messages.insert(id, m.clone());
-                    Reply::ok(m)
+                    Reply::ok(world.rendered(&m))
                 }
                 "DELETE" => {
                     world.messages.remove(&id);
+                    world.count_in_thread(channel_id, id, -1);
                     Reply::no_content()
                 }
                 _ => Reply::unknown(),
@@ -3244,6 +3627,156 @@ fn channel_route(
         }
         _ => Reply::unknown(),
     }
+}
+
+/// `POST /channels/{channel_id}/messages/{message_id}/threads` (Start Thread from Message), as
+/// Discord answers it: only in a text (thread type 11) or announcement (10) channel (else 400
+/// 50024), with Create Public Threads (else 403 50013), from a message of that channel (else 404
+/// 10008), once per message (else 400 160004). The thread has the message's id; the message is
+/// flagged HAS_THREAD and carries the thread from then on. 201 with the thread channel.
+fn start_thread_from_message(
+    world: &mut World,
+    channel: &Value,
+    has: &dyn Fn(u64) -> bool,
+    message: &str,
+    body: &Value,
+) -> Reply {
+    let kind = match channel["type"].as_u64() {
+        Some(0) => 11,
+        Some(5) => 10,
+        _ => {
+            return Reply::error(400, 50024, "Cannot execute action on this channel type")
+                .note("threads start from messages of text and announcement channels only")
+        }
+    };
+    if !has(payloads::CREATE_PUBLIC_THREADS) {
+        return Reply::error(403, 50013, "Missing Permissions")
+            .note("the bot lacks Create Public Threads in this channel");
+    }
+    let channel_id = snowflake(&channel["id"]);
+    let Some(message_id) = message.parse::<u64>().ok().filter(|id| {
+        world.messages.get(id).is_some_and(|m| {
+            snowflake(&m["channel_id"]) == channel_id
+                && m["flags"].as_u64().unwrap_or(0) & EPHEMERAL == 0
+        })
+    }) else {
+        return Reply::error(404, 10008, "Unknown Message");
+    };
+    if world.channels.contains_key(&message_id) {
+        return Reply::error(
+            400,
+            160004,
+            "A thread has already been created for this message",
+        );
+    }
+    let thread = world.new_thread(message_id, channel, kind, body);
+    let m = world.messages.get_mut(&message_id).expect("the message");
+    m["flags"] = json!(m["flags"].as_u64().unwrap_or(0) | HAS_THREAD);
+    Reply::json(201, thread)
+}
+
+/// `POST /channels/{channel_id}/threads` on a forum or media channel (Start Thread in Forum or
+/// Media Channel), as Discord answers it: with Send Messages (else 403 50013; Embed Links for
+/// embeds), a starter `message` that is not empty (else 400 50006), `applied_tags` among the
+/// forum's `available_tags` (else 400 50035) and at least one when the forum has REQUIRE_TAG
+/// (else 400 40067). The thread (type 11) and its starter message, stored in the thread, share
+/// one id. 201 with the thread channel and the starter in `message`.
+fn start_forum_post(
+    world: &mut World,
+    forum: &Value,
+    has: &dyn Fn(u64) -> bool,
+    body: &Value,
+    files: &[RecordedFile],
+) -> Reply {
+    if !has(payloads::SEND_MESSAGES) {
+        return Reply::error(403, 50013, "Missing Permissions")
+            .note("the bot lacks Send Messages in this forum");
+    }
+    let message = &body["message"];
+    if !message.is_object() {
+        return Reply::error(400, 50035, "Invalid Form Body")
+            .note("a forum post needs its starter `message`");
+    }
+    let non_empty = |key: &str| match &message[key] {
+        Value::String(s) => !s.is_empty(),
+        Value::Array(a) => !a.is_empty(),
+        _ => false,
+    };
+    let empty = !["content", "embeds", "sticker_ids", "components"]
+        .iter()
+        .any(|key| non_empty(key))
+        && files.is_empty();
+    if empty {
+        return Reply::error(400, 50006, "Cannot send an empty message");
+    }
+    if non_empty("embeds") && !has(payloads::EMBED_LINKS) {
+        return Reply::error(403, 50013, "Missing Permissions")
+            .note("the bot lacks Embed Links in this forum and sent embeds");
+    }
+    let available: Vec<u64> = forum["available_tags"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|t| snowflake(&t["id"]))
+        .collect();
+    let applied: Vec<Option<u64>> = body["applied_tags"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(snowflake)
+        .collect();
+    if applied
+        .iter()
+        .any(|t| !t.is_some_and(|t| available.contains(&t)))
+    {
+        return Reply::error(400, 50035, "Invalid Form Body")
+            .note("applied_tags names a tag the forum does not have");
+    }
+    if applied.is_empty() && forum["flags"].as_u64().unwrap_or(0) & REQUIRE_TAG != 0 {
+        return Reply::error(
+            400,
+            40067,
+            "A tag is required to create a forum post in this channel",
+        );
+    }
+    let thread_id = payloads::next_snowflake();
+    world.new_thread(thread_id, forum, 11, body);
+    let starter = world.bot_message_with_id(thread_id, thread_id, message, false, files);
+    let mut answer = world.channel(thread_id).expect("the new thread");
+    answer["message"] = starter;
+    Reply::json(201, answer)
+}
+
+/// `POST /channels/{channel_id}/threads` on a text or announcement channel (Start Thread
+/// without Message), kept minimal: `type` 11 (public, Create Public Threads) or 12 (private,
+/// Create Private Threads; the default Discord documents) in a text channel, 10 in an
+/// announcement channel; anything else 400. 201 with the thread channel, which has no messages.
+fn start_thread_without_message(
+    world: &mut World,
+    channel: &Value,
+    has: &dyn Fn(u64) -> bool,
+    body: &Value,
+) -> Reply {
+    let requested = body["type"].as_u64().unwrap_or(12);
+    let (kind, needs) = match (channel["type"].as_u64(), requested) {
+        (Some(0), 11) => (11, payloads::CREATE_PUBLIC_THREADS),
+        (Some(0), 12) => (12, payloads::CREATE_PRIVATE_THREADS),
+        (Some(5), 10) => (10, payloads::CREATE_PUBLIC_THREADS),
+        (Some(0 | 5), _) => {
+            return Reply::error(400, 50035, "Invalid Form Body")
+                .note("thread type does not fit the channel (text: 11 or 12; announcement: 10)")
+        }
+        _ => {
+            return Reply::error(400, 50024, "Cannot execute action on this channel type")
+                .note("threads without a message: text and announcement channels only")
+        }
+    };
+    if !has(needs) {
+        return Reply::error(403, 50013, "Missing Permissions")
+            .note("the bot lacks the permission to create this type of thread");
+    }
+    let thread = world.new_thread(payloads::next_snowflake(), channel, kind, body);
+    Reply::json(201, thread)
 }
 
 /// The fake's CDN: `GET /attachments/{channel}/{id}/{filename}` answers a hosted file's bytes

@@ -11,6 +11,9 @@
 //!
 //! Two known deviations of the spec from Discord are handled, and only those two: see
 //! [`permission_strings_to_integers`] and [`upload_placeholders_to_strings`].
+//!
+//! The fake's own answers can be checked the same way against the operation's response schema
+//! ([`OpenApiSpec::check_response`]), which its self-tests do for the routes they cover.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -36,6 +39,8 @@ struct Operation {
     /// The `application/json` request-body schema, if the operation takes a body.
     body_schema: Option<Value>,
     body_required: bool,
+    /// The operation's `responses`, by status (`"200"`, `"4XX"`...).
+    responses: Value,
 }
 
 impl Operation {
@@ -121,6 +126,7 @@ impl OpenApiSpec {
                         .and_then(|b| b.get("required"))
                         .and_then(Value::as_bool)
                         .unwrap_or(false),
+                    responses: op.get("responses").cloned().unwrap_or(Value::Null),
                 });
             }
         }
@@ -237,17 +243,78 @@ impl OpenApiSpec {
         }
     }
 
+    /// Validates one of the fake's answers: `body` against the `application/json` schema the
+    /// operation documents for `status` (its exact status, else its class such as `4XX`).
+    /// `Ok` carries the operation name and status; `Err` says what is wrong, or that the spec
+    /// documents no JSON answer for that status.
+    pub fn check_response(
+        &self,
+        method: &str,
+        path: &str,
+        status: u16,
+        body: &Value,
+    ) -> Result<String, String> {
+        let Some(op) = self.operation(method, path) else {
+            return Err(format!(
+                "{method} {path}: no such operation in the OpenAPI spec"
+            ));
+        };
+        let name = format!("{} -> {status}", op.name());
+        let mut response = op
+            .responses
+            .get(status.to_string())
+            .or_else(|| op.responses.get(format!("{}XX", status / 100)))
+            .ok_or_else(|| format!("{name}: the spec documents no such response"))?;
+        if let Some(target) = response.get("$ref").and_then(Value::as_str) {
+            let pointer = target
+                .strip_prefix("#/components")
+                .ok_or_else(|| format!("{name}: unexpected reference {target}"))?;
+            response = self
+                .components
+                .pointer(pointer)
+                .ok_or_else(|| format!("{name}: unresolved reference {target}"))?;
+        }
+        let schema = response
+            .pointer("/content/application~1json/schema")
+            .ok_or_else(|| format!("{name}: the spec documents no JSON body for it"))?;
+        let validator = self.compiled(&name, schema)?;
+        let errors: Vec<String> = validator
+            .iter_errors(body)
+            .take(8)
+            .map(|e| {
+                let at = e.instance_path.to_string();
+                let at = if at.is_empty() { "/".to_string() } else { at };
+                format!("at {at}: {e} (schema {})", e.schema_path)
+            })
+            .collect();
+        if errors.is_empty() {
+            Ok(name)
+        } else {
+            Err(format!(
+                "{name}: answer does not match the OpenAPI response schema:\n    {}\n  body: {}",
+                errors.join("\n    "),
+                truncate(&body.to_string(), 1500)
+            ))
+        }
+    }
+
     fn validator(&self, op: &Operation) -> Result<Arc<jsonschema::Validator>, String> {
-        let name = op.name();
+        let schema = op.body_schema.clone().unwrap_or(Value::Bool(true));
+        self.compiled(&op.name(), &schema)
+    }
+
+    /// The validator of one schema of the spec, compiled on first use and cached under `name`.
+    fn compiled(&self, name: &str, schema: &Value) -> Result<Arc<jsonschema::Validator>, String> {
+        let name = name.to_string();
         if let Some(v) = self.validators.lock().unwrap().get(&name) {
             return Ok(v.clone());
         }
-        // The operation's schema becomes a document whose `components` are the spec's, so the
-        // spec's `#/components/schemas/...` references resolve unchanged.
+        // The schema becomes a document whose `components` are the spec's, so the spec's
+        // `#/components/schemas/...` references resolve unchanged.
         let schema = json!({
             "$schema": "https://json-schema.org/draft/2020-12/schema",
-            "$ref": "#/$defs/request_body",
-            "$defs": { "request_body": op.body_schema.clone().unwrap_or(Value::Bool(true)) },
+            "$ref": "#/$defs/checked",
+            "$defs": { "checked": schema },
             "components": self.components.clone(),
         });
         let validator = jsonschema::options()
@@ -257,7 +324,7 @@ impl OpenApiSpec {
             // `date-time`); unknown ones such as `snowflake` or `int32` are ignored.
             .should_validate_formats(true)
             .build(&schema)
-            .map_err(|e| format!("{name}: cannot compile the request schema from the spec: {e}"))?;
+            .map_err(|e| format!("{name}: cannot compile the schema from the spec: {e}"))?;
         let validator = Arc::new(validator);
         self.validators
             .lock()

@@ -12,7 +12,8 @@
 //!
 //! Ids are snowflakes written as JSON strings, as Discord sends them. The fixed ids below describe
 //! one test world: the bot (whose user id is its application id, as on Discord), an owner, a plain
-//! member and an admin, one guild with a general and a weekly channel, and a DM channel.
+//! member and an admin, one guild with a general and a weekly channel, a forum channel, a
+//! mentionable role to ping and a role that is not mentionable, and a DM channel.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -30,8 +31,17 @@ pub const GUILD_ID: u64 = 1_100_000_000_000_000_100;
 /// The @everyone role's id is the guild's id.
 pub const EVERYONE_ROLE_ID: u64 = GUILD_ID;
 pub const ADMIN_ROLE_ID: u64 = 1_100_000_000_000_000_101;
+/// The mentionable role "weekly-readers" (members opt in to be pinged by the weekly post).
+pub const PING_ROLE_ID: u64 = 1_100_000_000_000_000_103;
+/// The role "quiet", which is not mentionable: a mention of it pings nobody unless the author
+/// may Mention Everyone.
+pub const QUIET_ROLE_ID: u64 = 1_100_000_000_000_000_104;
 pub const GENERAL_CHANNEL_ID: u64 = 1_100_000_000_000_000_110;
 pub const WEEKLY_CHANNEL_ID: u64 = 1_100_000_000_000_000_111;
+/// The forum channel #ideas (type 15): posts there are threads.
+pub const FORUM_CHANNEL_ID: u64 = 1_100_000_000_000_000_112;
+/// The tag "weekly" of the forum #ideas (its only tag; not required).
+pub const FORUM_TAG_ID: u64 = 1_100_000_000_000_000_130;
 /// The DM channel between alice and the bot.
 pub const DM_CHANNEL_ID: u64 = 1_100_000_000_000_000_200;
 
@@ -42,15 +52,32 @@ pub const VIEW_CHANNEL: u64 = 1 << 10;
 pub const SEND_MESSAGES: u64 = 1 << 11;
 pub const EMBED_LINKS: u64 = 1 << 14;
 pub const READ_MESSAGE_HISTORY: u64 = 1 << 16;
+/// Lets a message ping @everyone, @here and roles that are not mentionable.
+pub const MENTION_EVERYONE: u64 = 1 << 17;
 pub const USE_APPLICATION_COMMANDS: u64 = 1 << 31;
-/// What an ordinary member may do in a channel.
-pub const MEMBER_PERMISSIONS: u64 =
-    VIEW_CHANNEL | SEND_MESSAGES | EMBED_LINKS | READ_MESSAGE_HISTORY | USE_APPLICATION_COMMANDS;
+pub const CREATE_PUBLIC_THREADS: u64 = 1 << 35;
+pub const CREATE_PRIVATE_THREADS: u64 = 1 << 36;
+/// Posting in a thread needs this, not Send Messages.
+pub const SEND_MESSAGES_IN_THREADS: u64 = 1 << 38;
+/// What an ordinary member may do in a channel (the thread permissions are in Discord's default
+/// @everyone set).
+pub const MEMBER_PERMISSIONS: u64 = VIEW_CHANNEL
+    | SEND_MESSAGES
+    | EMBED_LINKS
+    | READ_MESSAGE_HISTORY
+    | USE_APPLICATION_COMMANDS
+    | CREATE_PUBLIC_THREADS
+    | SEND_MESSAGES_IN_THREADS;
 /// What an admin may do (Discord reports the computed set).
 pub const ADMIN_PERMISSIONS: u64 =
     MEMBER_PERMISSIONS | ADMINISTRATOR | MANAGE_GUILD | MANAGE_CHANNELS;
 /// The bot's permissions in a channel (`app_permissions` on interactions).
-pub const BOT_PERMISSIONS: u64 = VIEW_CHANNEL | SEND_MESSAGES | EMBED_LINKS | READ_MESSAGE_HISTORY;
+pub const BOT_PERMISSIONS: u64 = VIEW_CHANNEL
+    | SEND_MESSAGES
+    | EMBED_LINKS
+    | READ_MESSAGE_HISTORY
+    | CREATE_PUBLIC_THREADS
+    | SEND_MESSAGES_IN_THREADS;
 
 /// Discord's epoch (2015-01-01T00:00:00Z) in Unix milliseconds.
 pub const DISCORD_EPOCH_MS: u64 = 1_420_070_400_000;
@@ -106,6 +133,9 @@ pub fn user(user_id: u64, name: &str, bot: bool) -> Value {
         "avatar": null,
         "bot": bot,
         "public_flags": 0,
+        // Discord's user object has these two; the spec's UserResponse requires them.
+        "flags": 0,
+        "primary_guild": null,
     })
 }
 
@@ -115,7 +145,6 @@ pub fn bot_user() -> Value {
     let o = u.as_object_mut().unwrap();
     o.insert("verified".into(), json!(true));
     o.insert("mfa_enabled".into(), json!(false));
-    o.insert("flags".into(), json!(0));
     u
 }
 
@@ -216,6 +245,88 @@ pub fn guild_text_channel(channel_id: u64, guild_id: u64, name: &str) -> Value {
     })
 }
 
+/// A guild forum channel (type 15, GUILD_FORUM): it holds only threads (posts), each started with
+/// a message. No tags, no default reaction, Discord's defaults otherwise; add tags with
+/// [`forum_tag`] into `available_tags`.
+pub fn guild_forum_channel(channel_id: u64, guild_id: u64, name: &str) -> Value {
+    json!({
+        "id": id(channel_id),
+        "type": 15,
+        "guild_id": id(guild_id),
+        "name": name,
+        "position": 0,
+        "permission_overwrites": [],
+        "nsfw": false,
+        // A forum's topic is its guidelines.
+        "topic": null,
+        // The id of the latest post (thread).
+        "last_message_id": null,
+        "rate_limit_per_user": 0,
+        "parent_id": null,
+        // Bit 4 (1 << 4), REQUIRE_TAG: a post needs at least one tag.
+        "flags": 0,
+        "available_tags": [],
+        "default_reaction_emoji": null,
+        "default_thread_rate_limit_per_user": 0,
+        "default_auto_archive_duration": 4320,
+        // null: the client's choice (LATEST_ACTIVITY); 0 LATEST_ACTIVITY, 1 CREATION_DATE.
+        "default_sort_order": null,
+        // 0 NOT_SET, 1 LIST_VIEW, 2 GALLERY_VIEW.
+        "default_forum_layout": 0,
+        "template": "",
+    })
+}
+
+/// A forum tag (for a forum channel's `available_tags`), shown with the unicode emoji `emoji`.
+pub fn forum_tag(tag_id: u64, name: &str, emoji: &str) -> Value {
+    json!({
+        "id": id(tag_id),
+        "name": name,
+        "moderated": false,
+        "emoji_id": null,
+        "emoji_name": emoji,
+    })
+}
+
+/// A thread channel as Discord answers it: `kind` 11 (PUBLIC_THREAD), 10 (ANNOUNCEMENT_THREAD)
+/// or 12 (PRIVATE_THREAD), in `parent_id` (a text, announcement or forum channel), started by
+/// `owner_id`, not archived, with no messages counted yet (Discord counts neither the starter
+/// message nor deleted ones) and its owner as its only member.
+pub fn thread_channel(
+    thread_id: u64,
+    guild_id: u64,
+    parent_id: u64,
+    owner_id: u64,
+    name: &str,
+    kind: u8,
+    auto_archive_duration: u64,
+) -> Value {
+    let created = snowflake_timestamp(thread_id);
+    json!({
+        "id": id(thread_id),
+        "type": kind,
+        "guild_id": id(guild_id),
+        "parent_id": id(parent_id),
+        "owner_id": id(owner_id),
+        "name": name,
+        "last_message_id": null,
+        "last_pin_timestamp": null,
+        "rate_limit_per_user": 0,
+        "flags": 0,
+        "thread_metadata": {
+            "archived": false,
+            "auto_archive_duration": auto_archive_duration,
+            "archive_timestamp": created,
+            "locked": false,
+            "create_timestamp": created,
+        },
+        "message_count": 0,
+        "member_count": 1,
+        "total_message_sent": 0,
+        "applied_tags": [],
+    })
+}
+
 /// Adds a permission overwrite to a channel: `kind` 0 for a role, 1 for a member.
 pub fn with_overwrite(
     mut channel: Value,
@@ -247,7 +358,8 @@ pub fn dm_channel(channel_id: u64, recipient: Value) -> Value {
     })
 }
 
-/// A role.
+/// A role nobody may ping by mentioning it (`mentionable: false`) unless they may Mention
+/// Everyone; see [`mentionable_role`].
 pub fn role(role_id: u64, name: &str, permissions: u64, position: u16) -> Value {
     json!({
         "id": id(role_id),
@@ -264,6 +376,14 @@ pub fn role(role_id: u64, name: &str, permissions: u64, position: u16) -> Value 
         "mentionable": false,
         "flags": 0,
     })
+}
+
+/// A role anyone may ping by mentioning it (`<@&id>`), as a role members opt in to for
+/// announcements.
+pub fn mentionable_role(role_id: u64, name: &str, permissions: u64, position: u16) -> Value {
+    let mut r = role(role_id, name, permissions, position);
+    r["mentionable"] = json!(true);
+    r
 }
 
 /// A message object. `guild_id` is `None` for DMs.
@@ -332,9 +452,13 @@ pub struct TestGuild {
 }
 
 impl Default for TestGuild {
-    /// The standard test guild: channels #general and #weekly, roles @everyone (member
-    /// permissions) and admin (ADMINISTRATOR), members alice, ada (admin), the owner and the bot.
+    /// The standard test guild: text channels #general and #weekly, the forum #ideas (one tag,
+    /// "weekly"), roles @everyone (member permissions), admin (ADMINISTRATOR), weekly-readers
+    /// (mentionable, no permissions) and quiet (not mentionable, no permissions), members alice,
+    /// ada (admin), the owner and the bot.
     fn default() -> Self {
+        let mut ideas = guild_forum_channel(FORUM_CHANNEL_ID, GUILD_ID, "ideas");
+        ideas["available_tags"] = json!([forum_tag(FORUM_TAG_ID, "weekly", "\u{1f4a1}")]);
         Self {
             id: GUILD_ID,
             name: "Test Guild".into(),
@@ -342,10 +466,13 @@ impl Default for TestGuild {
             channels: vec![
                 guild_text_channel(GENERAL_CHANNEL_ID, GUILD_ID, "general"),
                 guild_text_channel(WEEKLY_CHANNEL_ID, GUILD_ID, "weekly"),
+                ideas,
             ],
             roles: vec![
                 role(EVERYONE_ROLE_ID, "@everyone", MEMBER_PERMISSIONS, 0),
                 role(ADMIN_ROLE_ID, "admin", ADMINISTRATOR, 1),
+                mentionable_role(PING_ROLE_ID, "weekly-readers", 0, 2),
+                role(QUIET_ROLE_ID, "quiet", 0, 3),
             ],
             members: vec![
                 member(alice(), &[], None),
@@ -878,15 +1005,16 @@ impl InteractionBuilder {
                 .iter()
                 .find(|c| c["id"] == channel_id);
             let channel = given.cloned().unwrap_or_else(|| {
-                let name = match channel_id.parse::<u64>() {
-                    Ok(GENERAL_CHANNEL_ID) => "general".to_string(),
-                    Ok(WEEKLY_CHANNEL_ID) => "weekly".to_string(),
-                    _ => format!("channel-{channel_id}"),
+                let (name, kind) = match channel_id.parse::<u64>() {
+                    Ok(GENERAL_CHANNEL_ID) => ("general".to_string(), 0),
+                    Ok(WEEKLY_CHANNEL_ID) => ("weekly".to_string(), 0),
+                    Ok(FORUM_CHANNEL_ID) => ("ideas".to_string(), 15),
+                    _ => (format!("channel-{channel_id}"), 0),
                 };
                 json!({
                     "id": channel_id,
                     "name": name,
-                    "type": 0,
+                    "type": kind,
                     "parent_id": null,
                     "permissions": self.app_permissions.to_string(),
                 })
