@@ -227,6 +227,11 @@ fn a_corrupt_database_stops_start_up_and_is_left_alone() {
 /// A UTC schedule in #weekly whose latest slot was a minute ago, set two days ago: due the moment
 /// the bot starts. Returns that slot's week.
 fn schedule_due_now(db: &std::path::Path) -> Period {
+    schedule_due_now_with(db, false)
+}
+
+/// [`schedule_due_now`], with a thread under each post when `thread`.
+fn schedule_due_now_with(db: &std::path::Path, thread: bool) -> Period {
     use chrono::{Datelike, Timelike};
     let store = Store::open(db).expect("open the state database");
     let now = chrono::Utc::now();
@@ -238,7 +243,10 @@ fn schedule_due_now(db: &std::path::Path) -> Period {
         .blocking()
         .set_feed(
             FeedId::new(payloads::GUILD_ID, payloads::WEEKLY_CHANNEL_ID),
-            &FeedSpec::plain(schedule),
+            &FeedSpec {
+                thread,
+                ..FeedSpec::plain(schedule)
+            },
             now - chrono::Duration::days(2),
         )
         .expect("store the schedule");
@@ -363,6 +371,72 @@ async fn killed_between_send_and_commit_the_restart_posts_nothing_more() {
         message_id.as_str().map(str::to_string),
         "confirmed with the message the killed run sent"
     );
+    fake.assert_all_bodies_valid();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_between_the_post_and_its_thread_the_restart_makes_neither_twice() {
+    let fake = FakeDiscord::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let week = schedule_due_now_with(&dir.path().join("state.db"), true);
+    // The post goes out; Discord creates its thread at once but answers only after 30 s: the bot
+    // is killed (-9) in between, the thread made and never recorded.
+    let threads = format!("/channels/{}/messages/", payloads::WEEKLY_CHANNEL_ID);
+    fake.delay_next("POST", &threads, 1, Duration::from_secs(30));
+    let mut child = spawn_bot(&fake, dir.path());
+    fake.wait_for_request(
+        "the thread under the post (its answer held back)",
+        WAIT * 4,
+        |r| r.is("POST", &threads) && r.path.ends_with("/threads"),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    child.kill().expect("kill -9");
+    child.wait().expect("reap the killed bot");
+    assert_eq!(weekly_posts_in_channel(&fake), 1);
+    assert_eq!(fake.threads_in(payloads::WEEKLY_CHANNEL_ID).len(), 1);
+
+    // The restart finds the post confirmed and its thread missing, asks for it, hears that it
+    // exists (a message has one thread, with the message's id) and records it.
+    let mark = fake.mark();
+    let mut child = spawn_bot(&fake, dir.path());
+    fake.wait_for_request_since(
+        mark,
+        "the restart asking for the thread again",
+        WAIT * 4,
+        |r| r.is("POST", &threads) && r.path.ends_with("/threads"),
+    )
+    .await;
+    let feed = FeedId::new(payloads::GUILD_ID, payloads::WEEKLY_CHANNEL_ID);
+    let state = dir.path().join("state.db");
+    let deadline = Instant::now() + WAIT * 4;
+    let record = loop {
+        let record = Store::open(&state)
+            .unwrap()
+            .blocking()
+            .post(feed, week)
+            .unwrap()
+            .expect("the post");
+        if record.thread_id.is_some() || Instant::now() > deadline {
+            break record;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    terminate(&mut child, dir.path()).await;
+    assert!(
+        fake.requests_matching(|r| r.index > mark
+            && r.method == "POST"
+            && r.path.ends_with(&weekly_route()))
+            .is_empty(),
+        "the restart sent the post again"
+    );
+    assert_eq!(weekly_posts_in_channel(&fake), 1, "exactly one post");
+    assert_eq!(
+        fake.threads_in(payloads::WEEKLY_CHANNEL_ID).len(),
+        1,
+        "exactly one thread"
+    );
+    assert_eq!(record.thread_id, record.message_id, "{record:?}");
     fake.assert_all_bodies_valid();
 }
 

@@ -32,9 +32,10 @@ use insight_bot::weekly::schedule::{Period, Schedule, WeekKey};
 use serde_json::{json, Value};
 use support::bot::library;
 use support::payloads::{
-    self, opt_channel, opt_string, opt_subcommand, slash_command, InteractionBuilder, TestGuild,
-    ADMIN_ROLE_ID, APP_ID, BOT_USER_ID, EMBED_LINKS, EVERYONE_ROLE_ID, GUILD_ID, MANAGE_GUILD,
-    MEMBER_PERMISSIONS, SEND_MESSAGES, WEEKLY_CHANNEL_ID,
+    self, opt_bool, opt_channel, opt_string, opt_subcommand, slash_command, InteractionBuilder,
+    TestGuild, ADMIN_ROLE_ID, APP_ID, BOT_USER_ID, EMBED_LINKS, EVERYONE_ROLE_ID, FORUM_CHANNEL_ID,
+    GENERAL_CHANNEL_ID, GUILD_ID, MANAGE_GUILD, MEMBER_PERMISSIONS, PING_ROLE_ID, QUIET_ROLE_ID,
+    SEND_MESSAGES, WEEKLY_CHANNEL_ID,
 };
 use support::{FakeDiscord, FaultKind, RecordedRequest, TOKEN, WAIT};
 use tempfile::TempDir;
@@ -132,8 +133,18 @@ impl Harness {
 
     /// `new` on a given fake (more servers, say).
     fn with_fake(now: &str, fake: FakeDiscord) -> Harness {
+        Harness::with_database(now, fake, |_| {})
+    }
+
+    /// `with_fake`, on a database file that `prepare` writes first (one an older version left).
+    fn with_database(
+        now: &str,
+        fake: FakeDiscord,
+        prepare: impl FnOnce(&std::path::Path),
+    ) -> Harness {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let db = dir.path().join("insight-bot.db");
+        prepare(&db);
         let store = Store::open(&db).unwrap_or_else(|e| panic!("open {db:?}: {e}"));
         Harness {
             fake,
@@ -239,6 +250,15 @@ impl Harness {
     /// that it is ephemeral and pings nobody. A deferred reply (callback type 5) is followed to
     /// the follow-up message that completes it.
     async fn reply(&self, interaction: &Value) -> String {
+        let message = self.reply_message(interaction).await;
+        message["content"]
+            .as_str()
+            .unwrap_or_else(|| panic!("the reply has no text: {message:#}"))
+            .to_string()
+    }
+
+    /// [`Harness::reply`]'s message itself (its content, embeds, flags).
+    async fn reply_message(&self, interaction: &Value) -> Value {
         let mark = self.fake.mark();
         self.fake
             .dispatch("INTERACTION_CREATE", interaction.clone())
@@ -281,10 +301,28 @@ impl Harness {
             json!([]),
             "a reply must ping nobody: {message:#}"
         );
-        message["content"]
+        message
+    }
+
+    /// `/weekly list`: the text of its embed.
+    async fn list(&self) -> String {
+        let message = self.reply_message(&weekly("list", vec![]).build()).await;
+        message["embeds"][0]["description"]
             .as_str()
-            .unwrap_or_else(|| panic!("the reply has no text: {message:#}"))
+            .unwrap_or_else(|| panic!("/weekly list has no embed: {message:#}"))
             .to_string()
+    }
+
+    /// `/weekly preview`: its text, and the id of the insight its embed shows.
+    async fn preview(&self) -> (String, Option<String>) {
+        let message = self.reply_message(&weekly("preview", vec![]).build()).await;
+        let insight = message["embeds"][0]["description"]
+            .as_str()
+            .map(|text| insight_with_text(text).id);
+        (
+            message["content"].as_str().unwrap_or_default().to_string(),
+            insight,
+        )
     }
 
     /// `/weekly <sub> <options>` by the admin (Manage Server), answered; its text.
@@ -295,6 +333,12 @@ impl Harness {
     /// The value Discord sends for `day:<name>` of `/weekly set` (poise registers the days as
     /// integer choices), read from the registered command.
     fn day(&self, name: &str) -> Value {
+        self.choice("day", name)
+    }
+
+    /// The value Discord sends for choice `name` of option `option` of `/weekly set` (poise
+    /// registers choices as integers), read from the registered command.
+    fn choice(&self, option: &str, name: &str) -> Value {
         let commands = self.fake.registered_commands(None);
         let choices = weekly_command(&commands)["options"]
             .as_array()
@@ -304,19 +348,20 @@ impl Harness {
             .and_then(|set| set["options"].as_array())
             .into_iter()
             .flatten()
-            .find(|o| o["name"] == "day")
-            .unwrap_or_else(|| panic!("/weekly set has no day option: {commands:#?}"))["choices"]
+            .find(|o| o["name"] == option)
+            .unwrap_or_else(|| panic!("/weekly set has no {option} option: {commands:#?}"))
+            ["choices"]
             .clone();
         let choice = choices
             .as_array()
             .into_iter()
             .flatten()
             .find(|c| c["name"] == name)
-            .unwrap_or_else(|| panic!("day:{name} is not a choice: {choices}"))
+            .unwrap_or_else(|| panic!("{option}:{name} is not a choice: {choices}"))
             .clone();
-        let mut option = json!({"name": "day", "type": 4});
-        option["value"] = choice["value"].clone();
-        option
+        let mut value = json!({"name": option, "type": 4});
+        value["value"] = choice["value"].clone();
+        value
     }
 
     /// `/weekly set channel:#weekly day:Monday time:09:00 timezone:Europe/London`; its text.
@@ -1321,5 +1366,563 @@ async fn a_write_locked_database_never_makes_the_bot_miss_discords_three_seconds
         !h.settings().unwrap().enabled,
         "the write went through once the lock was free"
     );
+    h.finish().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// 12. Feeds: several per server, cadences and topics, threads, forums, pings, skip, pause, resume,
+// preview, and the migration of a schedule from before feeds.
+
+/// The feed of `channel` in the test server.
+fn feed(channel: u64) -> FeedId {
+    FeedId::new(GUILD_ID, channel)
+}
+
+/// The footers of the bot's posts in `channel`, as the fake stores them, oldest first.
+fn footers_in(h: &Harness, channel: u64) -> Vec<String> {
+    let mut messages: Vec<Value> = h
+        .fake
+        .channel_messages(channel)
+        .into_iter()
+        .filter(|m| payloads::id_of(&m["author"]) == BOT_USER_ID)
+        .collect();
+    messages.sort_by_key(payloads::id_of);
+    messages
+        .iter()
+        .filter_map(|m| m["embeds"][0]["footer"]["text"].as_str().map(String::from))
+        .collect()
+}
+
+/// A topic of the served collection with at least `min` insights, and their ids.
+fn topic_with(min: usize) -> (String, Vec<String>) {
+    let library = library();
+    let (topic, _) = library
+        .topics()
+        .filter(|(_, count)| *count >= min)
+        .max_by_key(|(_, count)| *count)
+        .unwrap_or_else(|| panic!("no topic with {min} insights"));
+    let ids = library
+        .insights()
+        .iter()
+        .filter(|i| i.topics.iter().any(|t| t == topic))
+        .map(|i| i.id.clone())
+        .collect();
+    (topic.to_string(), ids)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_weekly_and_a_daily_feed_of_one_server_post_once_in_each_of_their_periods() {
+    let mut h = Harness::started(SUNDAY_NOON).await;
+    let (topic, topic_ids) = topic_with(3);
+    h.set_monday_9_london().await;
+    let text = h
+        .weekly(
+            "set",
+            vec![
+                opt_channel("channel", GENERAL_CHANNEL_ID),
+                h.choice("repeat", "daily"),
+                opt_string("time", "12:30"),
+                opt_string("timezone", "UTC"),
+                opt_string("topic", &topic),
+            ],
+        )
+        .await;
+    assert!(
+        text.contains("every day at 12:30") && text.contains(&format!("topic `{topic}`")),
+        "{text}"
+    );
+    let list = h.list().await;
+    for part in [
+        format!("<#{WEEKLY_CHANNEL_ID}>"),
+        format!("<#{GENERAL_CHANNEL_ID}>"),
+        "every Monday at 09:00".to_string(),
+        "every day at 12:30".to_string(),
+        format!("<t:{}:F>", at(SLOT).timestamp()),
+        format!("<t:{}:F>", at("2026-11-22T12:30:00Z").timestamp()),
+    ] {
+        assert!(list.contains(&part), "/weekly list lacks {part:?}: {list}");
+    }
+
+    // Sunday 12:30 the daily feed; Monday 09:00 the weekly one, 12:30 the daily one; restarts;
+    // Tuesday and Wednesday 12:30.
+    for (instant, restart) in [
+        ("2026-11-22T12:30:00Z", false),
+        (SLOT, false),
+        ("2026-11-23T12:30:00Z", true),
+        ("2026-11-24T12:30:00Z", false),
+        ("2026-11-25T12:30:00Z", true),
+    ] {
+        h.clock.set(at(instant));
+        if restart {
+            h.restart().await;
+        }
+        h.poster_pass().await;
+        h.poster_pass().await;
+    }
+    h.clock.set(at("2026-11-25T18:00:00Z"));
+    h.poster_pass().await;
+    assert_eq!(footers_in(&h, WEEKLY_CHANNEL_ID), [week_label(WEEK)]);
+    assert_eq!(
+        footers_in(&h, GENERAL_CHANNEL_ID),
+        [
+            "Sunday 22 November 2026",
+            "Monday 23 November 2026",
+            "Tuesday 24 November 2026",
+            "Wednesday 25 November 2026"
+        ],
+        "one daily post a day, none twice across the restarts"
+    );
+    let daily: Vec<Value> = h.fake.channel_messages(GENERAL_CHANNEL_ID);
+    for message in &daily {
+        let embed = &message["embeds"][0];
+        assert_eq!(embed["title"], "Leadership insight of the day");
+        let insight = insight_with_text(embed["description"].as_str().unwrap_or_default());
+        assert!(
+            topic_ids.contains(&insight.id),
+            "{} is not on {topic}",
+            insight.id
+        );
+    }
+    // With two feeds, a command without a channel asks which.
+    let which = h.weekly("skip", vec![]).await;
+    assert!(
+        which.contains("2 feeds")
+            && which.contains(&format!("<#{WEEKLY_CHANNEL_ID}>"))
+            && which.contains(&format!("<#{GENERAL_CHANNEL_ID}>")),
+        "{which}"
+    );
+    h.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thread_is_started_under_the_post_named_after_its_insight_and_never_twice() {
+    let h = Harness::started(SUNDAY_NOON).await;
+    let text = h
+        .weekly(
+            "set",
+            vec![
+                opt_channel("channel", WEEKLY_CHANNEL_ID),
+                h.day("Monday"),
+                opt_string("time", "09:00"),
+                opt_string("timezone", "Europe/London"),
+                opt_bool("thread", true),
+            ],
+        )
+        .await;
+    assert!(text.contains("with a discussion thread"), "{text}");
+    // Discord creates the thread but the answer is lost: the bot learns it on the retry.
+    h.fake.add_fault(
+        "POST",
+        &format!("/channels/{WEEKLY_CHANNEL_ID}/messages/"),
+        1,
+        FaultKind::DropAfterHandling,
+    );
+    let mark = h.fake.mark();
+    h.clock.set(at(SLOT));
+    let post = h.wait_for_post(mark, 1, "at the slot").await;
+    let insight = check_post_body(&post, WEEK);
+    let record = h.wait_for_confirmed(WEEK, "after the post").await;
+    let message_id = record.message_id.expect("confirmed");
+    let thread_route = format!("/channels/{WEEKLY_CHANNEL_ID}/messages/{message_id}/threads");
+    h.fake
+        .wait_for_request_since(mark, "the thread's first try", WAIT, |r| {
+            r.is("POST", &thread_route)
+        })
+        .await;
+    h.poster_pass().await;
+    let record = h.post(WEEK).expect("kept");
+    assert_eq!(
+        record.thread_id, None,
+        "the lost answer is not a thread yet"
+    );
+    assert!(record.thread_error.is_some(), "{record:?}");
+    // The retry, a minute later (retry_later in these tests), meets "already created".
+    h.clock.advance(minutes(2));
+    h.poster_pass().await;
+    let record = h.post(WEEK).expect("kept");
+    assert_eq!(record.thread_id, Some(message_id), "{record:?}");
+    let thread = h
+        .fake
+        .thread_of_message(message_id)
+        .expect("a thread under the post");
+    assert_eq!(
+        thread["name"],
+        insight_bot::weekly::feed::thread_name(&insight.title)
+    );
+    assert_eq!(thread["thread_metadata"]["auto_archive_duration"], 10080);
+    assert_eq!(h.fake.threads_in(WEEKLY_CHANNEL_ID).len(), 1);
+    assert_eq!(h.weekly_messages().len(), 1, "one post");
+    h.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ping_reaches_its_role_only_and_a_role_that_cannot_be_pinged_is_refused() {
+    let h = Harness::started(SUNDAY_NOON).await;
+    let set_with_ping = |role: u64| {
+        vec![
+            opt_channel("channel", WEEKLY_CHANNEL_ID),
+            h.day("Monday"),
+            opt_string("time", "09:00"),
+            opt_string("timezone", "Europe/London"),
+            payloads::opt_role("ping", role),
+        ]
+    };
+    let refused = h.weekly("set", set_with_ping(EVERYONE_ROLE_ID)).await;
+    assert!(refused.contains("won't ping @everyone"), "{refused}");
+    let refused = h.weekly("set", set_with_ping(QUIET_ROLE_ID)).await;
+    assert!(
+        refused.contains("not mentionable") && refused.contains("Mention Everyone"),
+        "{refused}"
+    );
+    assert!(h.settings().is_none(), "nothing stored for a refused ping");
+    let text = h.weekly("set", set_with_ping(PING_ROLE_ID)).await;
+    assert!(
+        text.contains(&format!("pinging <@&{PING_ROLE_ID}>")),
+        "{text}"
+    );
+
+    let mark = h.fake.mark();
+    h.clock.set(at(SLOT));
+    let post = h.wait_for_post(mark, 1, "at the slot").await;
+    check_post_body(&post, WEEK);
+    let body = post.json();
+    assert_eq!(body["content"], format!("<@&{PING_ROLE_ID}>"));
+    assert_eq!(
+        body["allowed_mentions"],
+        json!({"parse": [], "users": [], "roles": [PING_ROLE_ID.to_string()], "replied_user": false}),
+        "the role and nothing else"
+    );
+    let record = h.wait_for_confirmed(WEEK, "after the post").await;
+    let message = h
+        .fake
+        .message(record.message_id.unwrap())
+        .expect("the post");
+    assert_eq!(message["mention_roles"], json!([PING_ROLE_ID.to_string()]));
+    assert_eq!(message["mention_everyone"], false);
+    assert_eq!(message["mentions"], json!([]));
+    h.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn skip_pause_until_and_resume_hold_across_restarts_and_preview_tells_the_truth() {
+    let mut h = Harness::started(SUNDAY_NOON).await;
+    h.set_monday_9_london().await;
+    let (preview, previewed) = h.preview().await;
+    assert!(
+        preview.contains(&format!("<t:{}:F>", at(SLOT).timestamp())),
+        "{preview}"
+    );
+    assert!(previewed.is_some(), "{preview}");
+    // Skip W48: its insight waits for the next post.
+    let skipped = h.weekly("skip", vec![]).await;
+    assert!(skipped.contains("Week 48 · 2026"), "{skipped}");
+    let (preview, after_skip) = h.preview().await;
+    let w49 = at("2026-11-30T09:00:00Z");
+    assert!(
+        preview.contains(&format!("<t:{}:F>", w49.timestamp())),
+        "{preview}"
+    );
+    assert_eq!(after_skip, previewed, "the rotation did not move");
+    h.restart().await;
+    let mark = h.fake.mark();
+    h.clock.set(at(SLOT));
+    h.poster_pass().await;
+    h.assert_no_post_since(mark, "in the skipped week").await;
+
+    // Pause until Tuesday 8 December: W49 (30 Nov) and W50 (7 Dec) are not posted, W51 is.
+    let past = h
+        .weekly("pause", vec![opt_string("until", "2026-11-20")])
+        .await;
+    assert!(
+        past.contains("not in the future") && past.contains("until:"),
+        "{past}"
+    );
+    let paused = h
+        .weekly("pause", vec![opt_string("until", "2026-12-08")])
+        .await;
+    let w51 = at("2026-12-14T09:00:00Z");
+    assert!(
+        paused.contains("Tuesday 8 December 2026")
+            && paused.contains(&format!("<t:{}:F>", w51.timestamp())),
+        "{paused}"
+    );
+    for instant in ["2026-11-30T09:00:00Z", "2026-12-07T09:00:00Z"] {
+        h.restart().await;
+        h.clock.set(at(instant));
+        h.poster_pass().await;
+        h.assert_no_post_since(mark, "while paused").await;
+    }
+    let list = h.list().await;
+    assert!(
+        list.contains("Paused until Tuesday 8 December 2026"),
+        "{list}"
+    );
+    h.clock.set(w51);
+    let post = h.wait_for_post(mark, 1, "when the pause is over").await;
+    let insight = check_post_body(
+        &post,
+        WeekKey {
+            year: 2026,
+            week: 51,
+        }
+        .into(),
+    );
+    assert_eq!(
+        Some(insight.id),
+        previewed,
+        "the previewed insight is the one posted"
+    );
+
+    // Pause with no date, a restart over W52's slot, resume after it: nothing late, W53 posts.
+    let paused = h.weekly("pause", vec![]).await;
+    assert!(paused.contains("/weekly resume"), "{paused}");
+    h.restart().await;
+    let mark = h.fake.mark();
+    h.clock.set(at("2026-12-21T10:00:00Z"));
+    h.poster_pass().await;
+    let resumed = h.weekly("resume", vec![]).await;
+    let w53 = at("2026-12-28T09:00:00Z");
+    assert!(
+        resumed.contains(&format!("<t:{}:F>", w53.timestamp())),
+        "{resumed}"
+    );
+    h.poster_pass().await;
+    h.assert_no_post_since(mark, "for the week missed while paused")
+        .await;
+    h.clock.set(w53);
+    let post = h.wait_for_post(mark, 1, "after resume").await;
+    check_post_body(
+        &post,
+        WeekKey {
+            year: 2026,
+            week: 53,
+        }
+        .into(),
+    );
+    assert_eq!(h.weekly_messages().len(), 2);
+    h.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forum_feed_makes_one_forum_post_per_insight_titled_by_it() {
+    let mut h = Harness::started(SUNDAY_NOON).await;
+    let text = h
+        .weekly(
+            "set",
+            vec![
+                opt_channel("channel", FORUM_CHANNEL_ID),
+                h.day("Monday"),
+                opt_string("time", "09:00"),
+                opt_string("timezone", "Europe/London"),
+            ],
+        )
+        .await;
+    assert!(text.contains("forum post"), "{text}");
+    let mark = h.fake.mark();
+    h.clock.set(at(SLOT));
+    let route = format!("/channels/{FORUM_CHANNEL_ID}/threads");
+    let post = h
+        .fake
+        .wait_for_request_since(mark, "the forum post", PROMPT, |r| r.is("POST", &route))
+        .await;
+    assert_eq!(post.status, 201, "{}", post.describe());
+    let body = post.json();
+    let embed = &body["message"]["embeds"][0];
+    let insight = insight_with_text(embed["description"].as_str().unwrap_or_default());
+    assert_eq!(
+        body["name"],
+        insight_bot::weekly::feed::thread_name(&insight.title)
+    );
+    assert_eq!(body["message"]["allowed_mentions"]["parse"], json!([]));
+    let record = h
+        .store
+        .blocking()
+        .post(feed(FORUM_CHANNEL_ID), WEEK)
+        .unwrap()
+        .expect("claimed");
+    h.restart().await;
+    h.poster_pass().await;
+    let threads = h.fake.threads_in(FORUM_CHANNEL_ID);
+    assert_eq!(threads.len(), 1, "{threads:#?}");
+    let record = h
+        .store
+        .blocking()
+        .post(feed(FORUM_CHANNEL_ID), WEEK)
+        .unwrap()
+        .unwrap_or(record);
+    assert_eq!(
+        record.message_id.map(|id| id.to_string()),
+        threads[0]["id"].as_str().map(String::from),
+        "the post is the thread"
+    );
+    h.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_feed_options_are_refused_with_what_to_type_and_nothing_is_stored() {
+    let h = Harness::started(SUNDAY_NOON).await;
+    let daily_with_day = h
+        .weekly(
+            "set",
+            vec![
+                opt_channel("channel", WEEKLY_CHANNEL_ID),
+                h.choice("repeat", "daily"),
+                h.day("Monday"),
+            ],
+        )
+        .await;
+    assert!(
+        daily_with_day.contains("`day` is only for weekly")
+            && daily_with_day.contains("/weekly set channel:"),
+        "{daily_with_day}"
+    );
+    let unknown_topic = h
+        .weekly(
+            "set",
+            vec![
+                opt_channel("channel", WEEKLY_CHANNEL_ID),
+                opt_string("topic", "astrology"),
+            ],
+        )
+        .await;
+    assert!(
+        unknown_topic.contains("no topic or pack `astrology`") && unknown_topic.contains("/topics"),
+        "{unknown_topic}"
+    );
+    assert!(h.settings().is_none());
+    h.set_monday_9_london().await;
+    let bad_date = h
+        .weekly("pause", vec![opt_string("until", "next week")])
+        .await;
+    assert!(bad_date.contains("YYYY-MM-DD"), "{bad_date}");
+    let far = h
+        .weekly("pause", vec![opt_string("until", "2028-01-01")])
+        .await;
+    assert!(far.contains("at most a year"), "{far}");
+    assert_eq!(h.settings().unwrap().pause, None, "nothing paused");
+    h.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_eleventh_feed_is_refused_and_a_deleted_channel_stops_its_feed_with_the_reason() {
+    let channels: Vec<u64> = (0..11).map(|n| 1_100_000_000_000_000_600 + n).collect();
+    let mut guild = TestGuild::default();
+    for (n, &channel) in channels.iter().enumerate() {
+        guild.channels.push(payloads::guild_text_channel(
+            channel,
+            GUILD_ID,
+            &format!("feed-{n}"),
+        ));
+    }
+    let fake = FakeDiscord::builder().guilds(vec![guild]).start().await;
+    let mut h = Harness::with_fake(SUNDAY_NOON, fake);
+    h.start().await;
+    // Ten feeds, stored directly (ten commands in a row would meet the per-member cooldown).
+    for &channel in &channels[..10] {
+        h.store
+            .blocking()
+            .set_feed(
+                feed(channel),
+                &FeedSpec::plain(Schedule::parse("mon", "09:00", "UTC").unwrap()),
+                at(SUNDAY_NOON),
+            )
+            .unwrap();
+    }
+    let refused = h
+        .weekly("set", vec![opt_channel("channel", channels[10])])
+        .await;
+    assert!(
+        refused.contains("10 feeds on") && refused.contains("/weekly off channel:"),
+        "{refused}"
+    );
+    assert_eq!(h.store.blocking().feed(feed(channels[10])).unwrap(), None);
+    // One of the ten is deleted: its post meets 404 and its feed stops, the others post.
+    h.fake.delete_channel(channels[0]);
+    h.clock.set(at("2026-11-23T09:00:00Z"));
+    h.poster_pass().await;
+    let stopped = h.store.blocking().feed(feed(channels[0])).unwrap().unwrap();
+    assert!(stopped.failure.is_some(), "{stopped:?}");
+    for &channel in &channels[1..10] {
+        assert_eq!(footers_in(&h, channel).len(), 1, "<#{channel}>");
+    }
+    let list = h.list().await;
+    assert!(
+        list.contains("Stopped since") && list.contains("404"),
+        "/weekly list shows why: {list}"
+    );
+    // With one feed off, the eleventh may start.
+    h.weekly("off", vec![opt_channel("channel", channels[0])])
+        .await;
+    let text = h
+        .weekly("set", vec![opt_channel("channel", channels[10])])
+        .await;
+    assert!(text.starts_with("Done"), "{text}");
+    h.restart().await;
+    h.finish().await;
+}
+
+/// A database as insight-bot left it before feeds (schema version 6): Monday 09:00 London in
+/// #weekly, set a month ago, its rotation two insights into a cycle, and the post of week 47.
+fn a_version_6_database(path: &std::path::Path, shown: &[&str], order: &[&str]) {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    for (version, sql) in [
+        (1, include_str!("../migrations/0001_init.sql")),
+        (2, include_str!("../migrations/0002_server_insights.sql")),
+        (3, include_str!("../migrations/0003_usage.sql")),
+        (4, include_str!("../migrations/0004_gap_vectors.sql")),
+        (5, include_str!("../migrations/0005_server_packs.sql")),
+        (6, include_str!("../migrations/0006_weak_answers.sql")),
+    ] {
+        conn.execute_batch(&format!(
+            "BEGIN; {sql}; PRAGMA user_version = {version}; COMMIT;"
+        ))
+        .unwrap_or_else(|e| panic!("migration {version}: {e}"));
+    }
+    let state = json!({"cycle": 1, "order": order, "shown": shown.len(), "last": shown.last()});
+    conn.execute(
+        "INSERT INTO weekly (guild_id, channel_id, weekday, time, zone, enabled, active_since, \
+             updated_at) \
+         VALUES (?1, ?2, 'mon', '09:00', 'Europe/London', 1, '2026-10-20T10:00:00.000Z', \
+             '2026-10-20T10:00:00.000Z')",
+        rusqlite::params![GUILD_ID as i64, WEEKLY_CHANNEL_ID as i64],
+    )
+    .unwrap();
+    conn.execute(
+        "INSERT INTO rotation (guild_id, state, updated_at) VALUES (?1, ?2, '2026-11-16T09:00:00.000Z')",
+        rusqlite::params![GUILD_ID as i64, state.to_string()],
+    )
+    .unwrap();
+    conn.execute(
+        "INSERT INTO post_log (guild_id, iso_year, iso_week, channel_id, insight_id, nonce, source, \
+             claimed_at, attempts, updated_at, message_id, posted_at) \
+         VALUES (?1, 2026, 47, ?2, ?3, 'iw202647old', 'schedule', '2026-11-16T09:00:00.000Z', 1, \
+             '2026-11-16T09:00:01.000Z', 777, '2026-11-16T09:00:01.000Z')",
+        rusqlite::params![GUILD_ID as i64, WEEKLY_CHANNEL_ID as i64, shown.last().unwrap()],
+    )
+    .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_schedule_from_before_feeds_becomes_its_channels_feed_and_keeps_its_rotation() {
+    let library = library();
+    let ids: Vec<&str> = library.insights().iter().map(|i| i.id.as_str()).collect();
+    // The cycle's order is the collection reversed; two were shown, the third is next.
+    let order: Vec<&str> = ids.iter().rev().copied().collect();
+    let mut h = Harness::with_database(SUNDAY_NOON, FakeDiscord::start().await, |db| {
+        a_version_6_database(db, &order[..2], &order)
+    });
+    h.start().await;
+    let settings = h.settings().expect("the schedule is the feed of #weekly");
+    assert_eq!(settings.schedule, monday_9_london());
+    let list = h.list().await;
+    assert!(
+        list.contains("Week 47 · 2026"),
+        "the post log is kept: {list}"
+    );
+    let mark = h.fake.mark();
+    h.clock.set(at(SLOT));
+    let post = h.wait_for_post(mark, 1, "after the migration").await;
+    let insight = check_post_body(&post, WEEK);
+    assert_eq!(insight.id, order[2], "the rotation continues where it was");
     h.finish().await;
 }

@@ -187,6 +187,16 @@ async fn bot_permissions(
     ctx: Context<'_>,
     channel_id: serenity::ChannelId,
 ) -> Result<Permissions, Vec<&'static str>> {
+    bot_access(ctx, channel_id)
+        .await
+        .map(|(permissions, _)| permissions)
+}
+
+/// [`bot_permissions`], with the channel as Discord describes it.
+async fn bot_access(
+    ctx: Context<'_>,
+    channel_id: serenity::ChannelId,
+) -> Result<(Permissions, serenity::GuildChannel), Vec<&'static str>> {
     let everything = || NEEDED.iter().map(|(_, name)| *name).collect();
     let Some(guild_id) = ctx.guild_id() else {
         return Err(everything());
@@ -200,7 +210,7 @@ async fn bot_permissions(
         guild_id.to_partial_guild(ctx).await,
         guild_id.member(ctx, bot_id).await,
     ) {
-        (Ok(guild), Ok(member)) => Ok(guild.user_permissions_in(&channel, &member)),
+        (Ok(guild), Ok(member)) => Ok((guild.user_permissions_in(&channel, &member), channel)),
         (Err(e), _) | (_, Err(e)) => {
             tracing::warn!(%guild_id, "cannot read the server to check permissions: {e}");
             Err(everything())
@@ -343,10 +353,22 @@ pub async fn set(
         }
     }
     ctx.defer_ephemeral().await?;
-    let have = match bot_permissions(ctx, channel.id).await {
-        Ok(have) => have,
+    let (have, described) = match bot_access(ctx, channel.id).await {
+        Ok(access) => access,
         Err(missing) => return refuse(ctx, missing_message(channel.id, &missing)).await,
     };
+    // A forum that requires a tag refuses an untagged post with 400, every time: say so now
+    // rather than fail every week. (Tagging the posts is left for when someone asks.)
+    if forum
+        && described
+            .flags
+            .contains(serenity::ChannelFlags::REQUIRE_TAG)
+    {
+        return refuse(ctx, format!(
+            "{} requires a tag on every post, and I post without tags. Turn off \"Require people to select tags when posting\" in the forum's settings, or pick another channel.",
+            channel.id.mention(),
+        )).await;
+    }
     let mut missing = missing_of(have, &NEEDED);
     if thread {
         missing.extend(missing_of(have, &NEEDED_FOR_THREADS));

@@ -948,9 +948,11 @@ impl InteractionBuilder {
         d
     }
 
-    /// `data.resolved.roles` for every role option: a role of that id with no permissions
+    /// `data.resolved.roles` for every role option: the standard guild's role of that id as it
+    /// is (its `mentionable` flag included), else a role of that id with no permissions
     /// (Discord always resolves a role option).
     fn resolve_roles(&self, options: &Value) -> Map<String, Value> {
+        let known = TestGuild::default().roles;
         let mut out = Map::new();
         for opt in all_options(options) {
             if opt["type"] != 8 {
@@ -960,10 +962,12 @@ impl InteractionBuilder {
                 continue;
             };
             let parsed = role_id.parse::<u64>().unwrap_or(0);
-            out.insert(
-                role_id.to_string(),
-                role(parsed, &format!("role-{}", parsed % 1000), 0, 1),
-            );
+            let resolved = known
+                .iter()
+                .find(|r| r["id"] == id(parsed))
+                .cloned()
+                .unwrap_or_else(|| role(parsed, &format!("role-{}", parsed % 1000), 0, 1));
+            out.insert(role_id.to_string(), resolved);
         }
         out
     }
