@@ -565,6 +565,40 @@ fn next_posts_prints_utc_instants_across_dst() {
 }
 
 #[test]
+fn next_posts_follows_every_cadence() {
+    let instants = |repeat: &str| {
+        let o = run(&[
+            "next-posts",
+            "--repeat",
+            repeat,
+            "--time",
+            "09:00",
+            "--from",
+            "2026-12-04T10:00:00Z", // a Friday, after its 09:00
+            "--count",
+            "3",
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        stdout(&o)
+    };
+    assert_eq!(
+        instants("weekdays"),
+        "2026-12-07T09:00:00Z\n2026-12-08T09:00:00Z\n2026-12-09T09:00:00Z\n"
+    );
+    assert_eq!(
+        instants("daily"),
+        "2026-12-05T09:00:00Z\n2026-12-06T09:00:00Z\n2026-12-07T09:00:00Z\n"
+    );
+    assert_eq!(
+        instants("every-2-weeks"),
+        "2026-12-07T09:00:00Z\n2026-12-21T09:00:00Z\n2027-01-04T09:00:00Z\n"
+    );
+    let o = run(&["next-posts", "--repeat", "fortnightly"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("every-2-weeks"), "{}", stderr(&o));
+}
+
+#[test]
 fn ask_explain_says_why_in_sentences_and_debug_shows_the_figures() {
     let o = run(&[
         "ask",

@@ -47,17 +47,6 @@ fn feed(i: u64) -> FeedId {
     FeedId::new(guild_id(i), weekly_channel(i))
 }
 
-/// A feed of `schedule` and nothing more (the whole collection, no thread, no ping).
-fn plain(schedule: Schedule) -> FeedSpec {
-    FeedSpec {
-        schedule,
-        topic: None,
-        thread: false,
-        ping_role: None,
-        forum: false,
-    }
-}
-
 fn general_channel(i: u64) -> u64 {
     ((300_000_000_000 + i) << 22) | 110
 }
@@ -84,7 +73,11 @@ fn schedule_due_now(store: &Store, feed: FeedId) -> Period {
     let schedule = Schedule::weekly(minute_ago.weekday(), time, chrono_tz::UTC);
     store
         .blocking()
-        .set_feed(feed, &plain(schedule), now - chrono::Duration::days(2))
+        .set_feed(
+            feed,
+            &FeedSpec::plain(schedule),
+            now - chrono::Duration::days(2),
+        )
         .unwrap();
     schedule.latest_slot_at_or_before(now).period
 }
@@ -403,7 +396,7 @@ async fn overlapping_shard_ranges_still_post_once_per_server_and_week() {
             let schedule = Schedule::parse("mon", "09:00", "UTC").unwrap();
             setup
                 .blocking()
-                .set_feed(feed(i), &plain(schedule), set_at)
+                .set_feed(feed(i), &FeedSpec::plain(schedule), set_at)
                 .unwrap();
         }
         // Two processes' stores: two handles on the database.

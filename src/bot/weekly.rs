@@ -462,9 +462,29 @@ fn feed_extras(settings: &FeedSettings) -> String {
     extras
 }
 
-/// The feed a subcommand acts on: the `channel` given, or the server's only feed. `Err` holds
-/// the reply when there is none, or several and no `channel`.
+/// The feed a subcommand acts on: the `channel` given, or the server's only feed. `None` once
+/// the reply saying why there is none was sent: no feed, several and no `channel`, or (with
+/// `on`) a feed that is off or stopped by a channel problem.
 async fn target_feed(
+    ctx: Context<'_>,
+    channel: Option<&serenity::PartialChannel>,
+    command: &str,
+    on: bool,
+) -> Result<Option<FeedSettings>, Error> {
+    let refusal = match find_feed(ctx, channel, command).await? {
+        Ok(settings) if !on => return Ok(Some(settings)),
+        Ok(settings) => match inactive_reason(&settings) {
+            None => return Ok(Some(settings)),
+            Some(reply) => reply,
+        },
+        Err(reply) => reply,
+    };
+    refuse(ctx, refusal).await?;
+    Ok(None)
+}
+
+/// [`target_feed`]'s look-up: `Err` holds the reply when there is no feed to act on.
+async fn find_feed(
     ctx: Context<'_>,
     channel: Option<&serenity::PartialChannel>,
     command: &str,
@@ -613,9 +633,8 @@ pub async fn show(
     #[channel_types("Text", "News", "Forum")]
     channel: Option<serenity::PartialChannel>,
 ) -> Result<(), Error> {
-    let settings = match target_feed(ctx, channel.as_ref(), "show").await? {
-        Ok(settings) => settings,
-        Err(reply) => return refuse(ctx, reply).await,
+    let Some(settings) = target_feed(ctx, channel.as_ref(), "show", false).await? else {
+        return Ok(());
     };
     let text = answer_in_time(ctx, true, describe_feed(ctx, &settings)).await??;
     refuse(ctx, text).await
@@ -629,9 +648,8 @@ pub async fn off(
     #[channel_types("Text", "News", "Forum")]
     channel: Option<serenity::PartialChannel>,
 ) -> Result<(), Error> {
-    let settings = match target_feed(ctx, channel.as_ref(), "off").await? {
-        Ok(settings) => settings,
-        Err(reply) => return refuse(ctx, reply).await,
+    let Some(settings) = target_feed(ctx, channel.as_ref(), "off", false).await? else {
+        return Ok(());
     };
     let data = ctx.data();
     let (feed, now) = (settings.feed, data.poster.clock().now());
@@ -666,13 +684,9 @@ pub async fn post_now(
     #[channel_types("Text", "News", "Forum")]
     channel: Option<serenity::PartialChannel>,
 ) -> Result<(), Error> {
-    let settings = match target_feed(ctx, channel.as_ref(), "post-now").await? {
-        Ok(settings) => settings,
-        Err(reply) => return refuse(ctx, reply).await,
+    let Some(settings) = target_feed(ctx, channel.as_ref(), "post-now", true).await? else {
+        return Ok(());
     };
-    if let Some(reply) = inactive_reason(&settings) {
-        return refuse(ctx, reply).await;
-    }
     let data = ctx.data();
     let (guild_id, channel_id) = (settings.feed.guild_id, settings.feed.channel_id);
     // Sending can take a while with retries: answer Discord within its 3 s first.
@@ -729,13 +743,9 @@ pub async fn skip(
     #[channel_types("Text", "News", "Forum")]
     channel: Option<serenity::PartialChannel>,
 ) -> Result<(), Error> {
-    let settings = match target_feed(ctx, channel.as_ref(), "skip").await? {
-        Ok(settings) => settings,
-        Err(reply) => return refuse(ctx, reply).await,
+    let Some(settings) = target_feed(ctx, channel.as_ref(), "skip", true).await? else {
+        return Ok(());
     };
-    if let Some(reply) = inactive_reason(&settings) {
-        return refuse(ctx, reply).await;
-    }
     let data = ctx.data();
     let skipping = async {
         let skipped = data.poster.skip_next(&settings).await?;
@@ -768,13 +778,9 @@ pub async fn pause(
     #[max_length = 10]
     until: Option<String>,
 ) -> Result<(), Error> {
-    let settings = match target_feed(ctx, channel.as_ref(), "pause").await? {
-        Ok(settings) => settings,
-        Err(reply) => return refuse(ctx, reply).await,
+    let Some(settings) = target_feed(ctx, channel.as_ref(), "pause", true).await? else {
+        return Ok(());
     };
-    if let Some(reply) = inactive_reason(&settings) {
-        return refuse(ctx, reply).await;
-    }
     let data = ctx.data();
     let now = data.poster.clock().now();
     let today = now.with_timezone(&settings.schedule.zone).date_naive();
@@ -845,13 +851,9 @@ pub async fn resume(
     #[channel_types("Text", "News", "Forum")]
     channel: Option<serenity::PartialChannel>,
 ) -> Result<(), Error> {
-    let settings = match target_feed(ctx, channel.as_ref(), "resume").await? {
-        Ok(settings) => settings,
-        Err(reply) => return refuse(ctx, reply).await,
+    let Some(settings) = target_feed(ctx, channel.as_ref(), "resume", true).await? else {
+        return Ok(());
     };
-    if let Some(reply) = inactive_reason(&settings) {
-        return refuse(ctx, reply).await;
-    }
     let data = ctx.data();
     let (feed, now) = (settings.feed, data.poster.clock().now());
     if settings.pause.is_none() {
@@ -894,13 +896,9 @@ pub async fn preview(
     #[channel_types("Text", "News", "Forum")]
     channel: Option<serenity::PartialChannel>,
 ) -> Result<(), Error> {
-    let settings = match target_feed(ctx, channel.as_ref(), "preview").await? {
-        Ok(settings) => settings,
-        Err(reply) => return refuse(ctx, reply).await,
+    let Some(settings) = target_feed(ctx, channel.as_ref(), "preview", true).await? else {
+        return Ok(());
     };
-    if let Some(reply) = inactive_reason(&settings) {
-        return refuse(ctx, reply).await;
-    }
     let data = ctx.data();
     let previewed = answer_in_time(ctx, true, data.poster.preview(&settings)).await??;
     let Some((slot, insight)) = previewed else {

@@ -210,19 +210,8 @@ fn monday_9_london() -> Schedule {
     Schedule::weekly(Weekday::Mon, hm(9, 0), London)
 }
 
-/// What `/weekly set` with only a schedule chooses: the whole collection, no thread, no ping.
-fn plain(schedule: Schedule) -> FeedSpec {
-    FeedSpec {
-        schedule,
-        topic: None,
-        thread: false,
-        ping_role: None,
-        forum: false,
-    }
-}
-
 fn weekly_spec() -> FeedSpec {
-    plain(monday_9_london())
+    FeedSpec::plain(monday_9_london())
 }
 
 fn feed_of(guild: u64, channel: u64) -> FeedId {
@@ -423,7 +412,7 @@ pub fn every_cadence_round_trips(h: &impl Harness) {
     for (channel, cadence) in (1..).zip(cadences) {
         let schedule = Schedule::new(cadence, hm(7, 5), chrono_tz::Asia::Kolkata);
         let set = store
-            .set_feed(feed_of(GUILD, channel), &plain(schedule), now)
+            .set_feed(feed_of(GUILD, channel), &FeedSpec::plain(schedule), now)
             .unwrap();
         assert_eq!(set.schedule, schedule);
         assert_eq!(
@@ -631,7 +620,7 @@ pub fn a_server_may_have_ten_feeds_and_an_eleventh_is_refused(h: &impl Harness) 
     assert_eq!(store.feeds(GUILD).unwrap(), before, "nothing changed");
 
     // Changing one of the ten is not adding one.
-    let daily = plain(Schedule::new(Cadence::Daily, hm(8, 0), London));
+    let daily = FeedSpec::plain(Schedule::new(Cadence::Daily, hm(8, 0), London));
     let changed = store
         .set_feed(feed_of(GUILD, 5), &daily, utc("2026-03-04T10:00:00Z"))
         .unwrap();

@@ -223,24 +223,7 @@ impl OpenApiSpec {
         let validator = self.validator(op)?;
         let mut instance = body.clone();
         permission_strings_to_integers(&mut instance);
-        let errors: Vec<String> = validator
-            .iter_errors(&instance)
-            .take(8)
-            .map(|e| {
-                let at = e.instance_path.to_string();
-                let at = if at.is_empty() { "/".to_string() } else { at };
-                format!("at {at}: {e} (schema {})", e.schema_path)
-            })
-            .collect();
-        if errors.is_empty() {
-            Ok(name)
-        } else {
-            Err(format!(
-                "{name}: body does not match the OpenAPI request schema:\n    {}\n  body: {}",
-                errors.join("\n    "),
-                truncate(&body.to_string(), 1500)
-            ))
-        }
+        schema_problems(&validator, &instance, &name, "body", "request", body)
     }
 
     /// Validates one of the fake's answers: `body` against the `application/json` schema the
@@ -278,24 +261,7 @@ impl OpenApiSpec {
             .pointer("/content/application~1json/schema")
             .ok_or_else(|| format!("{name}: the spec documents no JSON body for it"))?;
         let validator = self.compiled(&name, schema)?;
-        let errors: Vec<String> = validator
-            .iter_errors(body)
-            .take(8)
-            .map(|e| {
-                let at = e.instance_path.to_string();
-                let at = if at.is_empty() { "/".to_string() } else { at };
-                format!("at {at}: {e} (schema {})", e.schema_path)
-            })
-            .collect();
-        if errors.is_empty() {
-            Ok(name)
-        } else {
-            Err(format!(
-                "{name}: answer does not match the OpenAPI response schema:\n    {}\n  body: {}",
-                errors.join("\n    "),
-                truncate(&body.to_string(), 1500)
-            ))
-        }
+        schema_problems(&validator, body, &name, "answer", "response", body)
     }
 
     fn validator(&self, op: &Operation) -> Result<Arc<jsonschema::Validator>, String> {
@@ -405,4 +371,34 @@ fn truncate(s: &str, max: usize) -> String {
         end -= 1;
     }
     format!("{}... ({} bytes)", &s[..end], s.len())
+}
+
+/// `Ok(name)` when `instance` matches the schema, else the first eight mismatches, each with
+/// where it is, and `shown` (the body as sent) cut to a readable length.
+fn schema_problems(
+    validator: &jsonschema::Validator,
+    instance: &Value,
+    name: &str,
+    what: &str,
+    schema: &str,
+    shown: &Value,
+) -> Result<String, String> {
+    let errors: Vec<String> = validator
+        .iter_errors(instance)
+        .take(8)
+        .map(|e| {
+            let at = e.instance_path.to_string();
+            let at = if at.is_empty() { "/".to_string() } else { at };
+            format!("at {at}: {e} (schema {})", e.schema_path)
+        })
+        .collect();
+    if errors.is_empty() {
+        Ok(name.to_string())
+    } else {
+        Err(format!(
+            "{name}: {what} does not match the OpenAPI {schema} schema:\n    {}\n  {what}: {}",
+            errors.join("\n    "),
+            truncate(&shown.to_string(), 1500)
+        ))
+    }
 }
