@@ -284,6 +284,11 @@ pub struct Poster {
     held_back: Mutex<HashMap<SlotKey, DateTime<Utc>>>,
     /// Posts whose thread failed to start: not tried again before this instant.
     threads_held_back: Mutex<HashMap<SlotKey, DateTime<Utc>>>,
+    /// Per feed, a period this poster knows is claimed (by itself or found in the store). A
+    /// claim is never undone while its period is the feed's latest (a release happens only to an
+    /// older period, or with the feed stopped, which a `/weekly set` restarts from a later
+    /// `active_since`), so a feed whose latest slot is known claimed needs no store read.
+    known_claimed: Mutex<HashMap<FeedId, Period>>,
 }
 
 /// Removes a slot from the in-flight set when its delivery ends, however it ends (an abort drops
@@ -328,7 +333,13 @@ impl Poster {
             delivery_ended: Notify::new(),
             held_back: Mutex::new(HashMap::new()),
             threads_held_back: Mutex::new(HashMap::new()),
+            known_claimed: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Remembers that `period` of `feed` is claimed (see `known_claimed`).
+    fn note_claimed(&self, (feed, period): SlotKey) {
+        lock(&self.known_claimed).insert(feed, period);
     }
 
     /// Tells the running task that settings changed, so it recomputes when to wake.
@@ -483,33 +494,49 @@ impl Poster {
                 })
                 .await?;
         }
-        // Local dates differ by at most a day between zones; a day earlier is a safe floor.
-        let oldest = latest_slots
-            .values()
-            .filter_map(|slot| slot.period.start())
-            .min()
-            .and_then(|day| day.pred_opt());
-        let claimed = match oldest {
-            Some(oldest) => {
+        // The feeds whose latest slot may be due: postable, not pending or in flight, and not
+        // already known to be claimed.
+        let candidates: Vec<(FeedSettings, Slot)> = {
+            let known = lock(&self.known_claimed);
+            active
+                .iter()
+                .map(|settings| (settings, latest_slots[&settings.feed]))
+                .filter(|(settings, latest)| {
+                    let key = (settings.feed, latest.period);
+                    settings.posts(latest)
+                        && !pending.contains(&key)
+                        && !busy.contains(&key)
+                        && known.get(&settings.feed) != Some(&latest.period)
+                })
+                .map(|(settings, latest)| (settings.clone(), latest))
+                .collect()
+        };
+        // One range query over the post log for those only: after the first pass, that is the
+        // slots that just came due, so an idle wake reads next to nothing.
+        let since = candidates
+            .iter()
+            .filter_map(|(_, latest)| latest.period.start())
+            .min();
+        let claimed = match since {
+            Some(since) => {
                 self.store
-                    .call(move |db| db.claimed_slots_since(oldest))
+                    .call(move |db| db.claimed_slots_since(since))
                     .await?
             }
             None => HashSet::new(),
         };
-        for settings in active {
-            let latest = latest_slots[&settings.feed];
+        for (settings, latest) in candidates {
             let key = (settings.feed, latest.period);
-            if settings.posts(&latest)
-                && !pending.contains(&key)
-                && !claimed.contains(&key)
-                && !busy.contains(&key)
-            {
-                match held_back.get(&key) {
-                    Some(&until) => earliest(until),
-                    None => jobs.push(Job::Claim(settings.clone(), latest.period)),
-                }
+            if claimed.contains(&key) {
+                self.note_claimed(key);
+                continue;
             }
+            match held_back.get(&key) {
+                Some(&until) => earliest(until),
+                None => jobs.push(Job::Claim(settings, latest.period)),
+            }
+        }
+        for settings in &active {
             if let Some(upcoming) = settings.next_slot_after(now) {
                 earliest(upcoming.at);
             }
@@ -566,7 +593,11 @@ impl Poster {
         };
         let result = match job {
             Job::Claim(settings, period) => {
-                match self.claim(&settings, period, PostSource::Schedule).await {
+                let claimed = self.claim(&settings, period, PostSource::Schedule).await;
+                if let Ok(Some(_)) = &claimed {
+                    self.note_claimed(key);
+                }
+                match claimed {
                     Ok(Some(Claim::Claimed(record))) => self.try_deliver(&record).await,
                     Ok(Some(Claim::AlreadyClaimed(record))) => Ok(Delivery::AlreadyPosted(record)),
                     Ok(None) => Ok(Delivery::NothingToPost),
