@@ -45,6 +45,8 @@ struct RecordingPublisher {
     threads: Mutex<Vec<(u64, u64, String)>>,
     /// Errors to return on the next thread starts, in order.
     thread_script: Mutex<VecDeque<PublishError>>,
+    /// Sends whose answer is lost after the message was made: how many are left.
+    lose_answers: AtomicUsize,
     /// Per guild: errors to return on the next sends, in order.
     script: Mutex<HashMap<u64, VecDeque<PublishError>>>,
     /// Per guild: how long a send takes.
@@ -139,6 +141,13 @@ impl Publisher for RecordingPublisher {
                 .or_default()
                 .push((id, post.period));
             self.sent_signal.notify_waiters();
+            let lost = self
+                .lose_answers
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                .is_ok();
+            if lost {
+                return Err(PublishError::Transient("the answer was lost".into()));
+            }
             Ok(id)
         })
     }
@@ -1246,4 +1255,98 @@ async fn a_crash_between_the_post_and_its_thread_makes_the_thread_once_on_restar
         s.db().post(feed, week).unwrap().unwrap().thread_id,
         Some(message)
     );
+}
+
+#[tokio::test]
+async fn a_forum_post_whose_answer_was_lost_is_found_not_posted_again() {
+    // A forum post carries no nonce: the retry within the same wake must look first.
+    let s = setup("2026-11-23T09:00:00Z");
+    let spec = FeedSpec {
+        forum: true,
+        ..FeedSpec::plain(
+            insight_bot::weekly::schedule::Schedule::parse("mon", "09:00", "UTC").unwrap(),
+        )
+    };
+    let feed = FeedId::new(1, 10);
+    s.db().set_feed(feed, &spec, s.clock.now()).unwrap();
+    s.publisher.lose_answers.store(1, Ordering::SeqCst);
+    s.pass().await;
+    assert_eq!(s.publisher.posts().len(), 1, "posted twice");
+    assert_eq!(s.publisher.lookups.load(Ordering::SeqCst), 1);
+    let week: Period = WeekKey {
+        year: 2026,
+        week: 48,
+    }
+    .into();
+    assert!(s.db().post(feed, week).unwrap().unwrap().is_confirmed());
+}
+
+#[tokio::test]
+async fn a_claim_still_failing_when_the_feed_is_paused_is_never_posted_late() {
+    let s = setup("2026-11-23T08:00:00Z");
+    s.set_feed(1, 10, "daily", "mon", "09:00", "UTC", None, false);
+    let feed = FeedId::new(1, 10);
+    s.clock.set(at("2026-11-23T09:00:00Z"));
+    let errors = (0..3)
+        .map(|_| PublishError::Transient("Discord answered 503".into()))
+        .collect();
+    s.publisher.fail_next(1, errors);
+    s.pass().await;
+    assert!(s.publisher.posts().is_empty());
+    // Paused at 09:02 until tomorrow: the 09:05 retry does not go out, today or later.
+    s.clock.set(at("2026-11-23T09:02:00Z"));
+    let tomorrow = chrono::NaiveDate::from_ymd_opt(2026, 11, 24).unwrap();
+    s.db()
+        .set_pause(feed, Some(Pause::Until(tomorrow)), s.clock.now())
+        .unwrap();
+    s.clock.set(at("2026-11-23T09:06:00Z"));
+    s.pass().await;
+    s.clock.set(at("2026-11-23T23:00:00Z"));
+    s.pass().await;
+    assert!(s.publisher.posts().is_empty(), "a paused slot went out");
+    assert!(s.db().unconfirmed_posts().unwrap().is_empty(), "given up");
+    // Tomorrow's post goes out as usual.
+    s.clock.set(at("2026-11-24T09:00:00Z"));
+    s.pass().await;
+    let days: Vec<String> = s
+        .publisher
+        .posts()
+        .iter()
+        .map(|p| p.period.to_string())
+        .collect();
+    assert_eq!(days, ["2026-11-24"]);
+}
+
+#[tokio::test]
+async fn after_a_403_and_a_fix_later_the_same_day_the_new_slot_posts() {
+    // The 403 releases today's claim; the admin fixes the channel and moves the post an hour
+    // later: that slot, today, posts (the poster must not remember the released claim).
+    let s = setup("2026-11-23T08:00:00Z");
+    s.set_feed(1, 10, "daily", "mon", "09:00", "UTC", None, false);
+    s.clock.set(at("2026-11-23T09:00:00Z"));
+    s.publisher.fail_next(
+        1,
+        vec![PublishError::Forbidden(
+            "Discord answered 403 Forbidden".into(),
+        )],
+    );
+    s.pass().await;
+    assert!(s
+        .db()
+        .feed(FeedId::new(1, 10))
+        .unwrap()
+        .unwrap()
+        .failure
+        .is_some());
+    s.clock.set(at("2026-11-23T09:30:00Z"));
+    s.set_feed(1, 10, "daily", "mon", "10:00", "UTC", None, false);
+    s.clock.set(at("2026-11-23T10:00:00Z"));
+    s.pass().await;
+    let days: Vec<String> = s
+        .publisher
+        .posts()
+        .iter()
+        .map(|p| p.period.to_string())
+        .collect();
+    assert_eq!(days, ["2026-11-23"]);
 }

@@ -1600,6 +1600,28 @@ async fn the_ping_reaches_its_role_only_and_a_role_that_cannot_be_pinged_is_refu
     assert_eq!(message["mention_roles"], json!([PING_ROLE_ID.to_string()]));
     assert_eq!(message["mention_everyone"], false);
     assert_eq!(message["mentions"], json!([]));
+    // `set` again with only the channel (say, after fixing a permission) keeps the ping and the
+    // schedule; `no-ping:true` removes the ping.
+    let again = h
+        .weekly("set", vec![opt_channel("channel", WEEKLY_CHANNEL_ID)])
+        .await;
+    assert!(
+        again.contains(&format!("pinging <@&{PING_ROLE_ID}>"))
+            && again.contains("every Monday at 09:00")
+            && again.contains("Europe/London"),
+        "{again}"
+    );
+    let quiet = h
+        .weekly(
+            "set",
+            vec![
+                opt_channel("channel", WEEKLY_CHANNEL_ID),
+                opt_bool("no-ping", true),
+            ],
+        )
+        .await;
+    assert!(!quiet.contains("pinging"), "{quiet}");
+    assert_eq!(h.settings().unwrap().ping_role, None);
     h.finish().await;
 }
 

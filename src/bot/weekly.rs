@@ -147,8 +147,11 @@ async fn autocomplete_zone(_ctx: Context<'_>, partial: &str) -> CreateAutocomple
     CreateAutocompleteResponse::new().set_choices(choices)
 }
 
-/// The topics and packs of this server's collection matching what has been typed (packs
-/// first: a pack is a whole library section), at most 25.
+/// What `topic:` takes to draw from every insight again.
+const ALL_TOPICS: &str = "all";
+
+/// The topics and packs of this server's collection matching what has been typed (`all` first,
+/// then packs: a pack is a whole library section), at most 25.
 async fn autocomplete_feed_topic(ctx: Context<'_>, partial: &str) -> CreateAutocompleteResponse {
     let typed = partial.trim().to_lowercase();
     let Ok(collection) = ctx
@@ -167,7 +170,9 @@ async fn autocomplete_feed_topic(ctx: Context<'_>, partial: &str) -> CreateAutoc
     let topics = library
         .topics()
         .map(|(topic, count)| (topic.to_string(), format!("{topic} ({count})")));
-    let choices = packs
+    let all = std::iter::once((ALL_TOPICS.to_string(), "all: every insight".to_string()));
+    let choices = all
+        .chain(packs)
         .chain(topics)
         .filter(|(value, _)| value.contains(&typed))
         .take(25)
@@ -286,18 +291,33 @@ pub async fn set(
     #[max_length = 64]
     timezone: Option<String>,
     #[description = "How often (default weekly)"] repeat: Option<RepeatChoice>,
-    #[description = "Post only insights of this topic or pack (default: all)"]
+    #[description = "Post only insights of this topic or pack (all: every insight, the default)"]
     #[autocomplete = "autocomplete_feed_topic"]
     #[max_length = 64]
     topic: Option<String>,
     #[description = "Start a discussion thread under each post (default no)"] thread: Option<bool>,
     #[description = "A role to mention in each post (members opt in by taking the role)"]
     ping: Option<serenity::Role>,
+    #[description = "Stop mentioning the feed's role"]
+    #[rename = "no-ping"]
+    no_ping: Option<bool>,
 ) -> Result<(), Error> {
     let Some(guild_id) = ctx.guild_id() else {
         return Ok(());
     };
-    let repeat = repeat.map_or(Repeat::Weekly, RepeatChoice::repeat);
+    let feed = FeedId::new(guild_id.get(), channel.id.get());
+    let data = ctx.data();
+    // Changing a feed: an option left out keeps its value (re-running `set` after fixing a
+    // permission must not drop the topic, the thread or the ping). A stored row that no longer
+    // parses is replaced as if new.
+    let prior = answer_in_time(ctx, true, data.store.call(move |db| db.feed(feed)))
+        .await?
+        .ok()
+        .flatten();
+    let repeat = repeat
+        .map(RepeatChoice::repeat)
+        .or(prior.as_ref().map(|p| Repeat::of(p.schedule.cadence)))
+        .unwrap_or(Repeat::Weekly);
     let example = format!(
         "/weekly set channel:#{} repeat:{}",
         channel.name.as_deref().unwrap_or("general"),
@@ -305,19 +325,31 @@ pub async fn set(
     );
     if day.is_some() && !repeat.takes_a_day() {
         return refuse(ctx, format!(
-            "`day` is only for weekly and every-2-weeks posts: a `{}` feed posts on {} at `time`. Leave `day` out, for example `{example} time:09:00`.",
+            "`day` is only for weekly and every-2-weeks posts: a `{}` feed posts on {} at `time`. Leave `day` out, for example `{example} time:09:00`, or add `repeat:weekly` for one post a week.",
             repeat.name(),
             if repeat == Repeat::Daily { "every day" } else { "every weekday, Monday to Friday," },
         )).await;
     }
-    let weekday = day.unwrap_or(Day::Monday).weekday();
-    let time = match parse_time(time.as_deref().unwrap_or("09:00")) {
-        Ok(t) => t,
-        Err(e) => return refuse(ctx, format!("{e}. Try `{example} time:09:00`.")).await,
+    let weekday = day
+        .map(Day::weekday)
+        .or(prior.as_ref().and_then(|p| p.schedule.cadence.weekday()))
+        .unwrap_or(chrono::Weekday::Mon);
+    let time = match time {
+        None => prior
+            .as_ref()
+            .map(|p| p.schedule.time)
+            .unwrap_or(chrono::NaiveTime::MIN + chrono::Duration::hours(9)),
+        Some(typed) => match parse_time(&typed) {
+            Ok(t) => t,
+            Err(e) => return refuse(ctx, format!("{e}. Try `{example} time:09:00`.")).await,
+        },
     };
-    let zone = match parse_zone(timezone.as_deref().unwrap_or("UTC")) {
-        Ok(z) => z,
-        Err(e) => return refuse(ctx, format!("{e}. Pick a zone from the list as you type, for example `timezone:Europe/London` or `timezone:America/New_York`.")).await,
+    let zone = match timezone {
+        None => prior.as_ref().map_or(Tz::UTC, |p| p.schedule.zone),
+        Some(typed) => match parse_zone(&typed) {
+            Ok(z) => z,
+            Err(e) => return refuse(ctx, format!("{e}. Pick a zone from the list as you type, for example `timezone:Europe/London` or `timezone:America/New_York`.")).await,
+        },
     };
     let forum = match channel.kind {
         ChannelType::Text | ChannelType::News => false,
@@ -330,23 +362,25 @@ pub async fn set(
             .await
         }
     };
-    let topic = topic
-        .map(|t| t.trim().to_lowercase())
-        .filter(|t| !t.is_empty());
+    let topic = match topic.map(|t| t.trim().to_lowercase()) {
+        None => prior.as_ref().and_then(|p| p.topic.clone()),
+        Some(t) if t.is_empty() || t == ALL_TOPICS => None,
+        Some(t) => Some(t),
+    };
     if let Some(topic) = &topic {
-        let collection = ctx.data().collections.get(Some(guild_id.get())).await?;
+        let collection = data.collections.get(Some(guild_id.get())).await?;
         let library = collection.library();
         let known = library.packs().iter().any(|(pack, _)| pack == topic)
             || library.topics().any(|(t, _)| t == topic);
         if !known {
             return refuse(ctx, format!(
-                "This server's insights have no topic or pack `{}`. Pick one from the list as you type `topic:` (`/topics` lists the topics, `/insights packs` the packs), or leave `topic` out to post from every insight.",
+                "This server's insights have no topic or pack `{}`. Pick one from the list as you type `topic:` (`/topics` lists the topics, `/insights packs` the packs), or give `topic:all` to post from every insight.",
                 render::escape_within(topic, 64),
             )).await;
         }
     }
     // A forum post is a thread already: `thread` only applies to text and announcement channels.
-    let thread = thread.unwrap_or(false) && !forum;
+    let thread = thread.unwrap_or(prior.as_ref().is_some_and(|p| p.thread)) && !forum;
     if let Some(role) = &ping {
         if role.id.get() == guild_id.get() {
             return refuse(ctx, "I won't ping @everyone. Make a role for the people who want the posts (for example `insights`), let them take it, and give it as `ping:`.").await;
@@ -385,17 +419,23 @@ pub async fn set(
             )).await;
         }
     }
-    let data = ctx.data();
     let now = data.poster.clock().now();
-    let schedule = repeat.schedule(weekday, time, zone, now);
+    let mut schedule = repeat.schedule(weekday, time, zone, now);
+    if let Some(prior) = &prior {
+        schedule = schedule.keeping_alternation_of(&prior.schedule);
+    }
+    let ping_role = match (&ping, no_ping.unwrap_or(false)) {
+        (Some(role), _) => Some(role.id.get()),
+        (None, true) => None,
+        (None, false) => prior.as_ref().and_then(|p| p.ping_role),
+    };
     let spec = FeedSpec {
         schedule,
         topic,
         thread,
-        ping_role: ping.as_ref().map(|role| role.id.get()),
+        ping_role,
         forum,
     };
-    let feed = FeedId::new(guild_id.get(), channel.id.get());
     let stored = data
         .store
         .call(move |db| db.set_feed(feed, &spec, now))
@@ -605,10 +645,11 @@ pub async fn list(ctx: Context<'_>) -> Result<(), Error> {
         Ok::<_, Error>(blocks)
     };
     let blocks = answer_in_time(ctx, true, described).await??;
+    let on = feeds.iter().filter(|f| f.enabled).count();
     let embed = serenity::CreateEmbed::new()
         .title(format!(
-            "Scheduled posts ({} of at most {MAX_FEEDS_PER_SERVER})",
-            feeds.len()
+            "Scheduled posts: {on} on (at most {MAX_FEEDS_PER_SERVER}), {} off",
+            feeds.len() - on
         ))
         .description(render::truncate(
             &blocks.join("\n\n"),
@@ -695,19 +736,23 @@ pub async fn post_now(
     let Ok(outcome) = outcome else {
         return refuse(ctx, "Discord has not confirmed the post yet. I keep trying in the background; `/weekly list` shows it once it is out.").await;
     };
-    let this = settings
-        .schedule
-        .cadence
-        .period_of(
-            data.poster
-                .clock()
-                .now()
-                .with_timezone(&settings.schedule.zone)
-                .date_naive(),
-        )
-        .this();
+    let today = data
+        .poster
+        .clock()
+        .now()
+        .with_timezone(&settings.schedule.zone)
+        .date_naive();
+    let period = settings.schedule.cadence.period_of(today);
+    let this = period.this();
+    // A weekend day of a weekdays feed, the off week of an every-2-weeks one: nothing was
+    // scheduled, so nothing is skipped.
+    let scheduled = if settings.schedule.slot_in(period).is_some() {
+        format!("The scheduled post of {this} is skipped; the next one follows the schedule.")
+    } else {
+        "The next post follows the schedule.".to_string()
+    };
     let text = match outcome? {
-        Some(Delivery::Posted(message_id)) => format!("Posted {this}'s insight: https://discord.com/channels/{guild_id}/{channel_id}/{message_id}. The scheduled post of {this} is skipped; the next one follows the schedule."),
+        Some(Delivery::Posted(message_id)) => format!("Posted {this}'s insight: https://discord.com/channels/{guild_id}/{channel_id}/{message_id}. {scheduled}"),
         Some(Delivery::AlreadyPosted(record)) if record.source == PostSource::Skip => format!("{} was skipped with `/weekly skip`, so nothing is posted for it. The next post follows the schedule (`/weekly preview`).", record.period.label()),
         Some(Delivery::AlreadyPosted(record)) => format!(
             "The insight of {} is already posted{}. One post per period: the next one follows the schedule (`/weekly show`).",

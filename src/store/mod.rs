@@ -1,11 +1,12 @@
-//! The state store: each server's weekly settings, its rotation state and the post log.
+//! The state store: each server's feeds (scheduled posts, one per channel), their rotation state
+//! and post log, and everything else a server owns.
 //!
 //! What it guarantees, and how:
-//! - **Never twice for the same week.** A weekly post is *claimed* before anything is sent:
-//!   [`Backend::claim`] inserts a `post_log` row keyed by (server, ISO week) in the same
-//!   transaction that advances the server's rotation. The primary key makes a second row for that
-//!   week impossible whichever code path asks (schedule, `/weekly post-now`, recovery) and however
-//!   they race, and the rotation advances only when the row was inserted.
+//! - **Never twice for the same period.** A post is *claimed* before anything is sent:
+//!   [`Backend::claim`] inserts a `feed_post` row keyed by (feed, period) in the same transaction
+//!   that advances the feed's rotation. The primary key makes a second row for that period
+//!   impossible whichever code path asks (schedule, `/weekly post-now`, recovery, `/weekly skip`)
+//!   and however they race, and the rotation advances only when the row was inserted.
 //! - **Never skipped by a restart.** A claim without a message id ([`Backend::unconfirmed_posts`])
 //!   is a post that may or may not have gone out; it keeps its insight and its nonce
 //!   ([`post_nonce`]), so the poster can look for it or resend it with Discord's nonce dedup.
@@ -22,7 +23,7 @@
 //! when the sends of this wake failed, or `mark_failing` + `release_claim` when the channel is
 //! gone for good (403/404).
 //!
-//! What a server owns besides its weekly post (schema version 2): its own insights
+//! What a server owns besides its feeds (schema version 2): its own insights
 //! ([`ServerInsight`], saved all or nothing under a per-server limit), its settings
 //! ([`ServerSettings`]: which insights it sees, its curator role, its review channel, the shipped
 //! insights it hid, and since schema version 5 the built-in packs it turned off), its members'
@@ -92,7 +93,7 @@ pub use postgres::PostgresBackend;
 pub use sqlite::SqliteBackend;
 
 const RESTORE_ADVICE: &str = "It was left unchanged: restore it from a backup, or move it aside \
-     to start with an empty database (every server's weekly schedule and post history would then \
+     to start with an empty database (every server's feeds and post history would then \
      be lost).";
 
 /// Why the store could not do what was asked. Every variant about the database names its file.
@@ -333,6 +334,18 @@ impl FeedSettings {
     /// Whether the poster posts for this feed at all (on, not failing, not paused for good).
     pub fn is_active(&self) -> bool {
         self.enabled && self.failure.is_none() && self.pause != Some(Pause::Indefinitely)
+    }
+
+    /// Whether the feed is paused at `now` (indefinitely, or until a date after `now`'s local
+    /// date in the feed's zone).
+    pub fn paused_on(&self, now: DateTime<Utc>) -> bool {
+        match self.pause {
+            None => false,
+            Some(Pause::Indefinitely) => true,
+            Some(Pause::Until(until)) => {
+                now.with_timezone(&self.schedule.zone).date_naive() < until
+            }
+        }
     }
 
     /// Whether the slot is one this feed posts: active, at or after `active_since`, and not
@@ -761,7 +774,8 @@ pub trait Backend: Send + Sync + 'static {
     /// already has a post (or is already skipped).
     fn skip(&self, feed: FeedId, period: Period, now: DateTime<Utc>) -> Result<Claim, StoreError>;
 
-    /// Records a send attempt of a claimed post and returns the updated record.
+    /// Records a send attempt of a claimed, unconfirmed post and returns the updated record
+    /// ([`StoreError::NoClaim`] for a confirmed one: nothing may be sent for it again).
     ///
     /// Call it twice around sends: *before* each send with `error: None` — this counts the
     /// attempt (`attempts += 1`, so a crash mid-send still shows that a send may have gone out)

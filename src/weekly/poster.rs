@@ -12,12 +12,14 @@
 //!   Discord created the message) is resolved before sending again: the channel (or the forum's
 //!   threads) is read for the bot's own post of that period. A message send carries a per-slot
 //!   nonce with `enforce_nonce`, so an HTTP retry of the same slot within Discord's dedup window
-//!   returns the first message instead of a second one.
+//!   returns the first message instead of a second one. A forum post has no nonce, so after a
+//!   failure that may have created it, the forum is read before every resend.
 //! - Catch-up rule: when the poster (re)starts or wakes, a feed's *latest* slot at or before now
 //!   is posted if it is unclaimed, not older than the feed itself (`active_since`) and not
 //!   within a pause. Older missed periods are not posted: one late post, never a burst. An
 //!   unconfirmed claim older than the latest slot is given up, whether or not a send was ever
-//!   tried, so a stale period can never go out beside the new one.
+//!   tried, so a stale period can never go out beside the new one; so is a scheduled claim whose
+//!   slot the feed no longer posts (a pause over it, a resume or `/weekly set` after it).
 //! - **Threads.** A post whose feed asks for a thread is confirmed first and counts as posted;
 //!   its thread is a second step, recorded on the post. Every wake creates the threads still
 //!   missing (for a week after the post), so a crash or an error between the post and its
@@ -56,7 +58,6 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use tokio::sync::{oneshot, Notify, Semaphore};
 use tokio::task::AbortHandle;
@@ -223,16 +224,21 @@ pub fn feed_ids<'a>(library: &'a Library, topic: Option<&str>) -> Vec<&'a str> {
 /// The random source of a feed's picks in rotation cycle `cycle`: seeded by the feed and the
 /// cycle, so the same rotation state and collection always draw the same next insight. That is
 /// what lets `/weekly preview` show exactly what the claim will pick, and a skipped period leave
-/// its insight to the next post. FNV-1a over the names, stable across builds (unlike std's
-/// hasher).
+/// its insight to the next post.
 pub fn pick_rng(feed: FeedId, cycle: u32) -> rand::rngs::StdRng {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
     let key = format!("{}/{}/{cycle}", feed.guild_id, feed.channel_id);
+    rand::rngs::StdRng::seed_from_u64(stable_hash(&key))
+}
+
+/// FNV-1a: stable across builds and runs (unlike std's hasher), for seeds and picks that must
+/// come out the same after a restart.
+fn stable_hash(key: &str) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
     for byte in key.bytes() {
         hash ^= u64::from(byte);
         hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
     }
-    rand::rngs::StdRng::seed_from_u64(hash)
+    hash
 }
 
 /// A slot: (feed, period).
@@ -284,10 +290,10 @@ pub struct Poster {
     held_back: Mutex<HashMap<SlotKey, DateTime<Utc>>>,
     /// Posts whose thread failed to start: not tried again before this instant.
     threads_held_back: Mutex<HashMap<SlotKey, DateTime<Utc>>>,
-    /// Per feed, a period this poster knows is claimed (by itself or found in the store). A
-    /// claim is never undone while its period is the feed's latest (a release happens only to an
-    /// older period, or with the feed stopped, which a `/weekly set` restarts from a later
-    /// `active_since`), so a feed whose latest slot is known claimed needs no store read.
+    /// Per feed, a period this poster knows is claimed (by itself or found in the store). Only
+    /// this poster releases its feeds' claims (each feed belongs to one process's shards), and it
+    /// forgets the feed's entry when it does, so a feed whose latest slot is known claimed needs
+    /// no store read.
     known_claimed: Mutex<HashMap<FeedId, Period>>,
 }
 
@@ -340,6 +346,11 @@ impl Poster {
     /// Remembers that `period` of `feed` is claimed (see `known_claimed`).
     fn note_claimed(&self, (feed, period): SlotKey) {
         lock(&self.known_claimed).insert(feed, period);
+    }
+
+    /// Forgets what is known of `feed`'s claims: called whenever this poster releases one.
+    fn forget_claimed(&self, feed: FeedId) {
+        lock(&self.known_claimed).remove(&feed);
     }
 
     /// Tells the running task that settings changed, so it recomputes when to wake.
@@ -411,6 +422,11 @@ impl Poster {
     pub async fn tick(self: &Arc<Self>) -> PosterResult<Option<DateTime<Utc>>> {
         let now = self.clock.now();
         let thread_since = now - THREAD_WINDOW;
+        // Taken before the store is read: a delivery that ends after this snapshot is still in
+        // it, and one that ended before it has its outcome in what the read returns. (Taken
+        // after, a delivery ending in between would be missing from both, and its record read
+        // as unconfirmed would be sent again.)
+        let busy: HashSet<SlotKey> = lock(&self.in_flight).keys().copied().collect();
         let (mut active, mut unconfirmed, mut awaiting_thread) = self
             .store
             .call(move |db| {
@@ -426,7 +442,6 @@ impl Poster {
         active.retain(|s| shards.owns(s.feed.guild_id));
         unconfirmed.retain(|r| shards.owns(r.feed.guild_id));
         awaiting_thread.retain(|r| shards.owns(r.feed.guild_id));
-        let busy: HashSet<SlotKey> = lock(&self.in_flight).keys().copied().collect();
         let held_back = {
             let mut held = lock(&self.held_back);
             held.retain(|_, until| *until > now);
@@ -458,6 +473,26 @@ impl Poster {
             let Some(latest) = latest_slots.get(&record.feed) else {
                 continue;
             };
+            let Some(settings) = active.iter().find(|s| s.feed == record.feed) else {
+                continue;
+            };
+            // A scheduled post whose slot the feed no longer posts (paused over it, or resumed
+            // or set again after it) is given up like a stale one: a pause or a resume never
+            // lets a claimed slot out late. A `post-now` waits while the feed is paused.
+            let still_wanted = match record.source {
+                PostSource::Schedule => settings
+                    .schedule
+                    .slot_in(record.period)
+                    .is_some_and(|slot| settings.posts(&slot)),
+                _ => !settings.paused_on(now),
+            };
+            if !still_wanted && record.source == PostSource::Schedule {
+                stale.push(key);
+                continue;
+            }
+            if !still_wanted {
+                continue;
+            }
             if record.period.start() < latest.period.start() {
                 // A newer slot has come while this one was unresolved: the catch-up rule posts
                 // only the latest slot, so this one is given up, whether a send was tried (it may
@@ -485,6 +520,9 @@ impl Poster {
         if !stale.is_empty() {
             for (feed, period) in &stale {
                 tracing::warn!(%feed, %period, "giving up an unsent post: a newer period's slot is due");
+            }
+            for &(feed, _) in &stale {
+                self.forget_claimed(feed);
             }
             self.store
                 .call(move |db| {
@@ -712,35 +750,42 @@ impl Poster {
         let Some(first) = settings.next_slot_after(self.clock.now()) else {
             return Ok(None);
         };
-        let schedule = settings.schedule;
-        let feed = settings.feed;
-        let since = first.period.start().unwrap_or(first.date);
-        let claimed = self
-            .store
-            .call(move |db| db.claimed_slots_since(since))
-            .await?;
-        let mut slot = first;
-        for _ in 0..400 {
-            if !claimed.contains(&(feed, slot.period)) {
-                return Ok(Some(slot));
-            }
-            slot = schedule.first_slot_on_or_after(slot.date + chrono::Days::new(1));
-        }
-        Ok(None)
+        let (schedule, feed) = (settings.schedule, settings.feed);
+        // One point look-up per slot, this feed's only: usually one or two.
+        self.store
+            .call(move |db| {
+                let mut slot = first;
+                for _ in 0..400 {
+                    if db.post(feed, slot.period)?.is_none() {
+                        return Ok(Some(slot));
+                    }
+                    slot = schedule.first_slot_on_or_after(slot.date + chrono::Days::new(1));
+                }
+                Ok(None)
+            })
+            .await
     }
 
     /// `/weekly skip`: marks the feed's next post (see [`Poster::next_post`]) as skipped; the
     /// slot skipped, or `None` when the feed has no next post.
     pub async fn skip_next(&self, settings: &FeedSettings) -> PosterResult<Option<Slot>> {
-        let Some(slot) = self.next_post(settings).await? else {
-            return Ok(None);
-        };
-        let (feed, now) = (settings.feed, self.clock.now());
-        self.store
-            .call(move |db| db.skip(feed, slot.period, now))
-            .await?;
-        self.wake();
-        Ok(Some(slot))
+        // The next post may be claimed between the look-up and the skip (its slot came due):
+        // then the one after is the next post. Three tries are plenty for slots a day apart.
+        for _ in 0..3 {
+            let Some(slot) = self.next_post(settings).await? else {
+                return Ok(None);
+            };
+            let (feed, now) = (settings.feed, self.clock.now());
+            let skipped = self
+                .store
+                .call(move |db| db.skip(feed, slot.period, now))
+                .await?;
+            if let Claim::Claimed(_) = skipped {
+                self.wake();
+                return Ok(Some(slot));
+            }
+        }
+        Ok(None)
     }
 
     /// `/weekly post-now`: posts the current period's insight at once (`None` when the feed is
@@ -792,13 +837,17 @@ impl Poster {
         let insight = match library.get(&record.insight_id) {
             Some(insight) => insight.clone(),
             // Removed from the collection (or hidden) since the claim: post another rather than
-            // nothing, from the feed's topic when it still has one.
+            // nothing, from the feed's topic when it still has one. The same one on every try
+            // (picked by the slot's nonce), so a retry is recognisable as the same post.
             None => {
                 let ids = feed_ids(&library, topic.as_deref());
-                let pick = ids
-                    .choose(&mut rand::thread_rng())
-                    .and_then(|id| library.get(id))
-                    .or_else(|| library.random(None, None, &mut rand::thread_rng()));
+                let ids = if ids.is_empty() {
+                    library.insights().iter().map(|i| i.id.as_str()).collect()
+                } else {
+                    ids
+                };
+                let index = (stable_hash(&record.nonce) % ids.len().max(1) as u64) as usize;
+                let pick = ids.get(index).and_then(|id| library.get(id));
                 match pick {
                     Some(insight) => insight.clone(),
                     None => return Ok(None),
@@ -851,6 +900,23 @@ impl Poster {
         let mut rate_limits = 0;
         let mut last_error = String::new();
         while failures < self.options.attempts_per_wake {
+            // A forum post carries no nonce, so Discord cannot drop a resend: after a failure
+            // that may have created it (a 5xx, a timeout), look for it before sending again.
+            if post.forum && failures > 0 {
+                let lookup = {
+                    let _permit = self.requests.acquire().await;
+                    self.publisher.find_post(&post, record.claimed_at).await
+                };
+                if let Ok(Some(message_id)) = lookup {
+                    tracing::info!(%feed, %period, message_id, "forum post found already made; confirmed without posting again");
+                    let now = self.clock.now();
+                    self.store
+                        .call(move |db| db.confirm_post(feed, period, message_id, now))
+                        .await?;
+                    self.after_post(record, &post, message_id).await;
+                    return Ok(Delivery::Posted(message_id));
+                }
+            }
             let now = self.clock.now();
             self.store
                 .call(move |db| db.record_attempt(feed, period, now, None, None))
@@ -988,6 +1054,7 @@ impl Poster {
     async fn pause(&self, record: &PostRecord, reason: String) -> PosterResult<Delivery> {
         tracing::error!(feed = %record.feed, period = %record.period, "posts paused for this feed: {reason}");
         let (feed, period, now) = (record.feed, record.period, self.clock.now());
+        self.forget_claimed(feed);
         let stored = reason.clone();
         self.store
             .call(move |db| {

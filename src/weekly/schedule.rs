@@ -1,13 +1,17 @@
-//! Weekly schedule math: "Mondays at 09:00 in Europe/London" -> the UTC instants of the posts.
+//! Schedule math: "Mondays at 09:00 in Europe/London", "every weekday at 08:30 in
+//! America/New_York" -> the UTC instants of a feed's posts.
 //!
 //! A server's admin thinks in wall-clock time, the poster sleeps until UTC instants, and the store
-//! must never post twice for the same week. This module is the single place that converts between
-//! them, so the DST rules live here and nowhere else:
+//! must never post twice for the same period. This module is the single place that converts
+//! between them, so the DST rules live here and nowhere else:
 //! - the post keeps its wall-clock time, so its UTC instant moves when the clocks change;
 //! - a wall-clock time skipped by a spring-forward posts at the instant the clocks jump;
 //! - a wall-clock time repeated by a fall-back posts once, at its first occurrence;
-//! - every ISO week of the *local* calendar has exactly one [`Slot`], named by its [`WeekKey`],
-//!   which is what the post log records to make "never twice, never skipped" checkable.
+//! - every cadence ([`Cadence`]: weekly, every two weeks, weekdays, daily) posts at most once a
+//!   local day, so a [`Slot`] is named by its local date, and belongs to a [`Period`]: the ISO
+//!   week of that date for weekly and every-two-weeks schedules (one slot per week, or per other
+//!   week), the date itself for daily and weekdays ones. The post log records the period, which
+//!   makes "never twice, never skipped" checkable.
 //!
 //! It is pure (no clock, no I/O): callers pass "now", which keeps every rule testable.
 
@@ -300,6 +304,16 @@ impl Repeat {
         }
     }
 
+    /// The repeat a cadence was made from.
+    pub fn of(cadence: Cadence) -> Repeat {
+        match cadence {
+            Cadence::Weekly(_) => Repeat::Weekly,
+            Cadence::EveryTwoWeeks { .. } => Repeat::EveryTwoWeeks,
+            Cadence::Weekdays => Repeat::Weekdays,
+            Cadence::Daily => Repeat::Daily,
+        }
+    }
+
     /// Whether a `day` is part of it (weekly and every two weeks).
     pub fn takes_a_day(self) -> bool {
         matches!(self, Repeat::Weekly | Repeat::EveryTwoWeeks)
@@ -374,6 +388,24 @@ impl Schedule {
             parse_time(time)?,
             parse_zone(zone)?,
         ))
+    }
+
+    /// This schedule, keeping `prior`'s alternation when both post every two weeks on the same
+    /// day: changing a feed's time, zone, topic or ping must not move its next post by a week.
+    pub fn keeping_alternation_of(self, prior: &Schedule) -> Schedule {
+        match (self.cadence, prior.cadence) {
+            (
+                Cadence::EveryTwoWeeks { weekday, .. },
+                Cadence::EveryTwoWeeks {
+                    weekday: before,
+                    parity,
+                },
+            ) if weekday == before => Schedule {
+                cadence: Cadence::EveryTwoWeeks { weekday, parity },
+                ..self
+            },
+            _ => self,
+        }
     }
 
     /// The slot of `period`, or `None` if the cadence has no post in it (a weekend day of a
@@ -1193,6 +1225,33 @@ mod tests {
             );
         }
         assert_eq!(parse_repeat(" Every-2-Weeks "), Ok(Repeat::EveryTwoWeeks));
+        // Set again on the Tuesday after the first post (a new time, say): the alternation is
+        // kept, not restarted from that Tuesday (which would post the very next Monday).
+        let first = Repeat::EveryTwoWeeks.schedule(
+            Weekday::Mon,
+            hm(9, 0),
+            Tz::UTC,
+            utc("2026-12-08T10:00:00Z"),
+        );
+        let again = Repeat::EveryTwoWeeks
+            .schedule(
+                Weekday::Mon,
+                hm(10, 0),
+                Tz::UTC,
+                utc("2026-12-15T10:00:00Z"),
+            )
+            .keeping_alternation_of(&first);
+        assert_eq!(
+            instants(&again, "2026-12-15T10:00:00Z", 1),
+            ["2026-12-28T10:00:00Z"]
+        );
+        let other_day = Repeat::EveryTwoWeeks.schedule(
+            Weekday::Tue,
+            hm(9, 0),
+            Tz::UTC,
+            utc("2026-12-15T10:00:00Z"),
+        );
+        assert_eq!(other_day.keeping_alternation_of(&first), other_day);
         let err = parse_repeat("fortnightly").unwrap_err();
         assert!(err.to_string().contains("every-2-weeks"), "{err}");
     }

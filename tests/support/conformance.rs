@@ -1393,6 +1393,12 @@ pub fn attempts_confirmation_and_release(h: &impl Harness) {
         .unwrap();
     store.release_claim(FEED, week(11)).unwrap();
     assert_eq!(store.post(FEED, week(11)).unwrap(), Some(posted.clone()));
+    // A confirmed post takes no further attempt: nothing may be sent for it again.
+    let err = store
+        .record_attempt(FEED, week(11), t("09:07:00"), None, None)
+        .unwrap_err();
+    assert!(matches!(err, StoreError::NoClaim { .. }), "{err:?}");
+    assert_eq!(store.post(FEED, week(11)).unwrap(), Some(posted.clone()));
 
     // An unconfirmed claim is released, and the week can be claimed again.
     claim_week(&store, &mut rng, &ids, 12).unwrap();

@@ -543,6 +543,7 @@ const RECORD_ATTEMPT: &str = concat!(
     "UPDATE feed_post SET attempts = attempts + $4, last_error = $5, retry_at = $6, \
          updated_at = $7 \
      WHERE guild_id = $1 AND feed_channel_id = $2 AND period = $3 AND source <> 'skip' \
+         AND message_id IS NULL \
      RETURNING ",
     post_columns!()
 );
