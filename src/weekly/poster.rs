@@ -457,9 +457,9 @@ impl Poster {
             next = Some(next.map_or(at, |n| n.min(at)));
         };
         // Each active feed's latest slot: an unconfirmed claim of an earlier period is stale.
-        let latest_slots: HashMap<FeedId, Slot> = active
+        let latest_slots: HashMap<FeedId, (Slot, &FeedSettings)> = active
             .iter()
-            .map(|s| (s.feed, s.schedule.latest_slot_at_or_before(now)))
+            .map(|s| (s.feed, (s.schedule.latest_slot_at_or_before(now), s)))
             .collect();
         let mut jobs = Vec::new();
         let mut pending: HashSet<SlotKey> = HashSet::new();
@@ -470,10 +470,7 @@ impl Poster {
             if busy.contains(&key) {
                 continue;
             }
-            let Some(latest) = latest_slots.get(&record.feed) else {
-                continue;
-            };
-            let Some(settings) = active.iter().find(|s| s.feed == record.feed) else {
+            let Some(&(latest, settings)) = latest_slots.get(&record.feed) else {
                 continue;
             };
             // A scheduled post whose slot the feed no longer posts (paused over it, or resumed
@@ -538,7 +535,7 @@ impl Poster {
             let known = lock(&self.known_claimed);
             active
                 .iter()
-                .map(|settings| (settings, latest_slots[&settings.feed]))
+                .map(|settings| (settings, latest_slots[&settings.feed].0))
                 .filter(|(settings, latest)| {
                     let key = (settings.feed, latest.period);
                     settings.posts(latest)
@@ -636,13 +633,15 @@ impl Poster {
                     self.note_claimed(key);
                 }
                 match claimed {
-                    Ok(Some(Claim::Claimed(record))) => self.try_deliver(&record).await,
+                    Ok(Some(Claim::Claimed(record))) => {
+                        self.try_deliver(&record, Some(settings)).await
+                    }
                     Ok(Some(Claim::AlreadyClaimed(record))) => Ok(Delivery::AlreadyPosted(record)),
                     Ok(None) => Ok(Delivery::NothingToPost),
                     Err(e) => Err(e),
                 }
             }
-            Job::Claimed(record) | Job::Thread(record) => self.try_deliver(&record).await,
+            Job::Claimed(record) | Job::Thread(record) => self.try_deliver(&record, None).await,
         };
         self.count_delivery(&result, key, schedule, from_schedule)
             .await;
@@ -827,11 +826,19 @@ impl Poster {
         Ok(Some(delivery))
     }
 
-    /// The post a record stands for, with its feed's current options (`None` when the
-    /// collection is empty).
-    async fn outgoing(&self, record: &PostRecord) -> PosterResult<Option<OutgoingPost>> {
+    /// The post a record stands for, with its feed's options (`None` when the collection is
+    /// empty). `settings` are the feed's when the caller has them (a claim just made from
+    /// them); else they are read.
+    async fn outgoing(
+        &self,
+        record: &PostRecord,
+        settings: Option<FeedSettings>,
+    ) -> PosterResult<Option<OutgoingPost>> {
         let feed = record.feed;
-        let settings = self.store.call(move |db| db.feed(feed)).await?;
+        let settings = match settings {
+            Some(settings) => Some(settings),
+            None => self.store.call(move |db| db.feed(feed)).await?,
+        };
         let library = self.libraries.library_for(feed.guild_id).await?;
         let topic = settings.as_ref().and_then(|s| s.topic.clone());
         let insight = match library.get(&record.insight_id) {
@@ -864,10 +871,15 @@ impl Poster {
         }))
     }
 
-    /// Sends one claimed slot, resolving an earlier unconfirmed attempt first.
-    async fn try_deliver(&self, record: &PostRecord) -> PosterResult<Delivery> {
+    /// Sends one claimed slot, resolving an earlier unconfirmed attempt first. `settings`: the
+    /// feed's, when the caller has them.
+    async fn try_deliver(
+        &self,
+        record: &PostRecord,
+        settings: Option<FeedSettings>,
+    ) -> PosterResult<Delivery> {
         let (feed, period) = (record.feed, record.period);
-        let Some(post) = self.outgoing(record).await? else {
+        let Some(post) = self.outgoing(record, settings).await? else {
             return Ok(Delivery::NothingToPost);
         };
         if record.attempts > 0 {
