@@ -558,7 +558,10 @@ async fn find_feed(
 }
 
 /// One feed as `/weekly list` and `show` describe it.
-async fn describe_feed(ctx: Context<'_>, settings: &FeedSettings) -> Result<String, Error> {
+async fn describe_feed(
+    ctx: Context<'_>,
+    settings: &FeedSettings,
+) -> Result<FeedDescription, Error> {
     let data = ctx.data();
     let feed = settings.feed;
     let last_post = data.store.call(move |db| db.last_post(feed)).await?;
@@ -571,6 +574,12 @@ async fn describe_feed(ctx: Context<'_>, settings: &FeedSettings) -> Result<Stri
         feed_extras(settings),
         if settings.forum { ", forum posts" } else { "" },
     )];
+    let mut short = format!(
+        "**<#{}>** — {} ({})",
+        feed.channel_id,
+        cadence_phrase(schedule),
+        schedule.zone.name()
+    );
     let today = data
         .poster
         .clock()
@@ -579,7 +588,9 @@ async fn describe_feed(ctx: Context<'_>, settings: &FeedSettings) -> Result<Stri
         .date_naive();
     if !settings.enabled {
         lines.push("**Off.** `/weekly set` on this channel turns it back on.".into());
+        short.push_str(" · off");
     } else if let Some(failure) = &settings.failure {
+        short.push_str(" · ⚠️ **stopped**");
         lines.push(format!(
             "⚠️ **Stopped since {}:** {}. Fix the channel or my permissions, then run `/weekly set` again.",
             discord_timestamp(failure.at),
@@ -590,15 +601,24 @@ async fn describe_feed(ctx: Context<'_>, settings: &FeedSettings) -> Result<Stri
             Some(Pause::Indefinitely) => {
                 lines.push("**Paused.** `/weekly resume` starts it again.".into())
             }
-            Some(Pause::Until(until)) if until > today => lines.push(format!(
-                "**Paused until {}.**",
-                until.format("%A %-d %B %Y")
-            )),
+            Some(Pause::Until(until)) if until > today => {
+                lines.push(format!(
+                    "**Paused until {}.**",
+                    until.format("%A %-d %B %Y")
+                ));
+                short.push_str(&format!(" · paused until {}", until.format("%Y-%m-%d")));
+            }
             _ => {}
         }
         match data.poster.next_post(settings).await? {
-            Some(next) => lines.push(format!("Next post: {}", discord_timestamp(next.at))),
-            None => lines.push("Next post: none scheduled".into()),
+            Some(next) => {
+                lines.push(format!("Next post: {}", discord_timestamp(next.at)));
+                short.push_str(&format!(" · next <t:{}:R>", next.at.timestamp()));
+            }
+            None => {
+                lines.push("Next post: none scheduled".into());
+                short.push_str(" · paused");
+            }
         }
     }
     match last_post {
@@ -618,11 +638,38 @@ async fn describe_feed(ctx: Context<'_>, settings: &FeedSettings) -> Result<Stri
                     "⚠️ No thread under it yet: {}. I try again; give me Create Public Threads and Send Messages in Threads in the channel.",
                     render::escape_within(error, 200)
                 ));
+                short.push_str(" · ⚠️ no thread");
             }
         }
         None => lines.push("Last post: none yet".into()),
     }
-    Ok(lines.join("\n"))
+    Ok(FeedDescription {
+        full: lines.join("\n"),
+        short,
+    })
+}
+
+/// A feed as `/weekly show` describes it (`full`), and as one line of a `/weekly list` too long
+/// to show every feed in full (`short`).
+struct FeedDescription {
+    full: String,
+    short: String,
+}
+
+/// The text of `/weekly list`: every feed in full when they fit one embed, else one line each
+/// (a server may keep 30 feeds, and a cut list would hide some without saying so).
+fn feed_list(feeds: &[FeedDescription]) -> String {
+    let full = feeds
+        .iter()
+        .map(|f| f.full.as_str())
+        .collect::<Vec<_>>()
+        .join("\n\n");
+    if full.chars().count() <= render::MAX_EMBED_DESCRIPTION {
+        return full;
+    }
+    let mut short: Vec<&str> = feeds.iter().map(|f| f.short.as_str()).collect();
+    short.push("\nToo many to show in full here: `/weekly show channel:` shows one.");
+    render::truncate(&short.join("\n"), render::MAX_EMBED_DESCRIPTION)
 }
 
 /// Every scheduled feed of this server.
@@ -651,10 +698,7 @@ pub async fn list(ctx: Context<'_>) -> Result<(), Error> {
             "Scheduled posts: {on} on (at most {MAX_FEEDS_PER_SERVER}), {} off",
             feeds.len() - on
         ))
-        .description(render::truncate(
-            &blocks.join("\n\n"),
-            render::MAX_EMBED_DESCRIPTION,
-        ))
+        .description(feed_list(&blocks))
         .colour(render::COLOUR);
     ctx.send(
         poise::CreateReply::default()
@@ -677,8 +721,8 @@ pub async fn show(
     let Some(settings) = target_feed(ctx, channel.as_ref(), "show", false).await? else {
         return Ok(());
     };
-    let text = answer_in_time(ctx, true, describe_feed(ctx, &settings)).await??;
-    refuse(ctx, text).await
+    let described = answer_in_time(ctx, true, describe_feed(ctx, &settings)).await??;
+    refuse(ctx, described.full).await
 }
 
 /// Stop a channel's scheduled posts (its settings and rotation are kept).
@@ -1218,5 +1262,36 @@ impl Publisher for DiscordPublisher {
                 Err((e, _)) => Err(e),
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_list_too_long_for_one_embed_shows_every_feed_in_one_line() {
+        let feed = |n: usize, long: bool| FeedDescription {
+            full: format!(
+                "**<#{n}>** — every day at 09:00 (UTC)\n{}",
+                "x".repeat(if long { 390 } else { 10 })
+            ),
+            short: format!("**<#{n}>** — every day at 09:00 (UTC) · next <t:1:R>"),
+        };
+        let few: Vec<_> = (0..10).map(|n| feed(n, false)).collect();
+        assert_eq!(
+            feed_list(&few),
+            few.iter()
+                .map(|f| f.full.clone())
+                .collect::<Vec<_>>()
+                .join("\n\n")
+        );
+        let many: Vec<_> = (0..30).map(|n| feed(n, true)).collect();
+        let text = feed_list(&many);
+        assert!(text.chars().count() <= render::MAX_EMBED_DESCRIPTION);
+        for n in 0..30 {
+            assert!(text.contains(&format!("<#{n}>")), "feed {n} is missing");
+        }
+        assert!(text.contains("/weekly show channel:"), "{text}");
     }
 }
