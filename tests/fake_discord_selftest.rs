@@ -3322,3 +3322,71 @@ async fn mentions_are_what_discord_would_ping() {
         .any(|m| m["mentions"][0]["id"] == json!(ADMIN_USER_ID.to_string())));
     fake.assert_all_bodies_valid();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn member_roles_change_only_with_manage_roles_and_a_higher_role() {
+    use serenity::model::prelude::*;
+    const BOT_ROLE_ID: u64 = 1_100_000_000_000_000_105;
+    let (guild, alice, readers) = (
+        GuildId::new(GUILD_ID),
+        UserId::new(USER_ID),
+        RoleId::new(PING_ROLE_ID),
+    );
+    // The standard guild: the bot has no role, so no Manage Roles and nothing above readers.
+    let fake = FakeDiscord::start().await;
+    let err = fake
+        .http()
+        .add_member_role(guild, alice, readers, None)
+        .await
+        .unwrap_err();
+    assert_eq!(http_status(&err), (403, 50013), "{err}");
+    assert!(fake.member_roles(GUILD_ID, USER_ID).is_empty());
+
+    // With Manage Roles on a role below the bot's own: added, then removed.
+    let with_role = |permissions: u64, position: u16| {
+        let mut g = TestGuild::default();
+        g.roles.push(payloads::role(
+            BOT_ROLE_ID,
+            "insight-bot",
+            permissions,
+            position,
+        ));
+        for m in &mut g.members {
+            if payloads::id_of(&m["user"]) == BOT_USER_ID {
+                m["roles"] = serde_json::json!([BOT_ROLE_ID.to_string()]);
+            }
+        }
+        g
+    };
+    let fake = FakeDiscord::builder()
+        .guilds(vec![with_role(payloads::MANAGE_ROLES, 5)])
+        .start()
+        .await;
+    let http = fake.http();
+    http.add_member_role(guild, alice, readers, None)
+        .await
+        .unwrap();
+    assert_eq!(fake.member_roles(GUILD_ID, USER_ID), [PING_ROLE_ID]);
+    http.remove_member_role(guild, alice, readers, None)
+        .await
+        .unwrap();
+    assert!(fake.member_roles(GUILD_ID, USER_ID).is_empty());
+    let err = http
+        .add_member_role(guild, alice, RoleId::new(424242), None)
+        .await
+        .unwrap_err();
+    assert_eq!(http_status(&err), (404, 10011), "{err}");
+
+    // Manage Roles, but the bot's role is below the one asked for: refused.
+    let fake = FakeDiscord::builder()
+        .guilds(vec![with_role(payloads::MANAGE_ROLES, 1)])
+        .start()
+        .await;
+    let err = fake
+        .http()
+        .add_member_role(guild, alice, readers, None)
+        .await
+        .unwrap_err();
+    assert_eq!(http_status(&err), (403, 50013), "{err}");
+    fake.assert_all_bodies_valid();
+}

@@ -1580,6 +1580,8 @@ async fn the_ping_reaches_its_role_only_and_a_role_that_cannot_be_pinged_is_refu
         text.contains(&format!("pinging <@&{PING_ROLE_ID}>")),
         "{text}"
     );
+    // The standard guild gives the bot no role to hand out roles with: `set` says so.
+    assert!(text.contains("once I have **Manage Roles**"), "{text}");
 
     let mark = h.fake.mark();
     h.clock.set(at(SLOT));
@@ -1600,6 +1602,21 @@ async fn the_ping_reaches_its_role_only_and_a_role_that_cannot_be_pinged_is_refu
     assert_eq!(message["mention_roles"], json!([PING_ROLE_ID.to_string()]));
     assert_eq!(message["mention_everyone"], false);
     assert_eq!(message["mentions"], json!([]));
+    // Its button cannot hand out the role here, and says who can fix that.
+    assert_eq!(
+        body["components"][0]["components"][0]["custom_id"],
+        format!("fp:{PING_ROLE_ID}")
+    );
+    let click = payloads::button_click(&format!("fp:{PING_ROLE_ID}"), message.clone())
+        .in_guild(
+            GUILD_ID,
+            WEEKLY_CHANNEL_ID,
+            payloads::member(payloads::alice(), &[], None),
+        )
+        .build();
+    let answer = h.reply(&click).await;
+    assert!(answer.contains("Manage Roles"), "{answer}");
+    assert!(h.fake.member_roles(GUILD_ID, payloads::USER_ID).is_empty());
     // `set` again with only the channel (say, after fixing a permission) keeps the ping and the
     // schedule; `no-ping:true` removes the ping.
     let again = h
@@ -1946,5 +1963,71 @@ async fn a_schedule_from_before_feeds_becomes_its_channels_feed_and_keeps_its_ro
     let post = h.wait_for_post(mark, 1, "after the migration").await;
     let insight = check_post_body(&post, WEEK);
     assert_eq!(insight.id, order[2], "the rotation continues where it was");
+    h.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ping_button_gives_and_takes_the_feeds_role_and_no_other() {
+    // The bot has a role of its own, above weekly-readers, with Manage Roles.
+    const BOT_ROLE_ID: u64 = 1_100_000_000_000_000_105;
+    let mut guild = TestGuild::default();
+    guild.roles.push(payloads::role(
+        BOT_ROLE_ID,
+        "insight-bot",
+        payloads::MANAGE_ROLES,
+        5,
+    ));
+    for member in &mut guild.members {
+        if payloads::id_of(&member["user"]) == BOT_USER_ID {
+            member["roles"] = json!([BOT_ROLE_ID.to_string()]);
+        }
+    }
+    let fake = FakeDiscord::builder().guilds(vec![guild]).start().await;
+    let mut h = Harness::with_fake(SUNDAY_NOON, fake);
+    h.start().await;
+    let text = h
+        .weekly(
+            "set",
+            vec![
+                opt_channel("channel", WEEKLY_CHANNEL_ID),
+                payloads::opt_role("ping", PING_ROLE_ID),
+            ],
+        )
+        .await;
+    assert!(
+        text.contains("with the 🔔 button under each post"),
+        "{text}"
+    );
+    let mark = h.fake.mark();
+    h.clock.set(at("2026-11-23T09:00:00Z"));
+    h.wait_for_post(mark, 1, "at the slot").await;
+    let record = h.wait_for_confirmed(WEEK, "after the post").await;
+    let post = h
+        .fake
+        .message(record.message_id.unwrap())
+        .expect("the post");
+    let click = |roles: &[u64], custom_id: &str| {
+        payloads::button_click(custom_id, post.clone())
+            .in_guild(
+                GUILD_ID,
+                WEEKLY_CHANNEL_ID,
+                payloads::member(payloads::alice(), roles, None),
+            )
+            .build()
+    };
+    let ping = format!("fp:{PING_ROLE_ID}");
+    let joined = h.reply(&click(&[], &ping)).await;
+    assert!(joined.contains("will ping you"), "{joined}");
+    assert_eq!(
+        h.fake.member_roles(GUILD_ID, payloads::USER_ID),
+        [PING_ROLE_ID]
+    );
+    let left = h.reply(&click(&[PING_ROLE_ID], &ping)).await;
+    assert!(left.contains("won't ping you"), "{left}");
+    assert!(h.fake.member_roles(GUILD_ID, payloads::USER_ID).is_empty());
+    // A button naming any other role (no feed pings it) gives nothing.
+    let forged = h.reply(&click(&[], &format!("fp:{ADMIN_ROLE_ID}"))).await;
+    assert!(forged.contains("nothing to sign up for"), "{forged}");
+    assert!(h.fake.member_roles(GUILD_ID, payloads::USER_ID).is_empty());
     h.finish().await;
 }

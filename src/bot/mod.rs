@@ -245,6 +245,14 @@ async fn on_event(ctx: &serenity::Context, event: &FullEvent, data: &Data) -> Re
                     return Ok(());
                 }
                 feedback::on_button(ctx, component, data).await
+            } else if custom_id.starts_with(weekly::PING_BUTTON_PREFIX) {
+                if let Err(slow_down) = commands::spend_budget(data, component.user.id) {
+                    access::Incoming::Button(component)
+                        .respond(&ctx.http, access::Answer::Notice(slow_down.text))
+                        .await?;
+                    return Ok(());
+                }
+                weekly::on_ping_button(ctx, component, data).await
             } else if custom_id.starts_with("ins:") || custom_id.starts_with("sug:") {
                 let click = access::Incoming::Button(component);
                 if let Err(slow_down) = commands::spend_curation_budget(data, component.user.id) {

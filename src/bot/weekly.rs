@@ -194,14 +194,45 @@ async fn bot_permissions(
 ) -> Result<Permissions, Vec<&'static str>> {
     bot_access(ctx, channel_id)
         .await
-        .map(|(permissions, _)| permissions)
+        .map(|access| access.permissions)
 }
 
-/// [`bot_permissions`], with the channel as Discord describes it.
+/// What the bot may do where a feed posts: its permissions in the channel, the channel as
+/// Discord describes it, and whether it can hand out each role (Manage Roles in the server, and
+/// a role above it).
+struct Access {
+    permissions: Permissions,
+    channel: serenity::GuildChannel,
+    guild: serenity::PartialGuild,
+    member: serenity::Member,
+}
+
+impl Access {
+    /// Whether the bot can give and take `role` (for the "Ping me" button).
+    fn can_manage(&self, role: serenity::RoleId) -> bool {
+        let top = self
+            .member
+            .roles
+            .iter()
+            .filter_map(|r| self.guild.roles.get(r))
+            .map(|r| r.position)
+            .max()
+            .unwrap_or(0);
+        let position = self.guild.roles.get(&role).map_or(u16::MAX, |r| r.position);
+        let manage = self.guild.owner_id == self.member.user.id
+            || self
+                .guild
+                .member_permissions(&self.member)
+                .intersects(Permissions::MANAGE_ROLES | Permissions::ADMINISTRATOR);
+        manage && (self.guild.owner_id == self.member.user.id || top > position)
+    }
+}
+
+/// [`bot_permissions`], with what else [`Access`] holds.
 async fn bot_access(
     ctx: Context<'_>,
     channel_id: serenity::ChannelId,
-) -> Result<(Permissions, serenity::GuildChannel), Vec<&'static str>> {
+) -> Result<Access, Vec<&'static str>> {
     let everything = || NEEDED.iter().map(|(_, name)| *name).collect();
     let Some(guild_id) = ctx.guild_id() else {
         return Err(everything());
@@ -215,7 +246,12 @@ async fn bot_access(
         guild_id.to_partial_guild(ctx).await,
         guild_id.member(ctx, bot_id).await,
     ) {
-        (Ok(guild), Ok(member)) => Ok((guild.user_permissions_in(&channel, &member), channel)),
+        (Ok(guild), Ok(member)) => Ok(Access {
+            permissions: guild.user_permissions_in(&channel, &member),
+            channel,
+            guild,
+            member,
+        }),
         (Err(e), _) | (_, Err(e)) => {
             tracing::warn!(%guild_id, "cannot read the server to check permissions: {e}");
             Err(everything())
@@ -387,10 +423,11 @@ pub async fn set(
         }
     }
     ctx.defer_ephemeral().await?;
-    let (have, described) = match bot_access(ctx, channel.id).await {
+    let access = match bot_access(ctx, channel.id).await {
         Ok(access) => access,
         Err(missing) => return refuse(ctx, missing_message(channel.id, &missing)).await,
     };
+    let (have, described) = (access.permissions, &access.channel);
     // A forum that requires a tag refuses an untagged post with 400, every time: say so now
     // rather than fail every week. (Tagging the posts is left for when someone asks.)
     if forum
@@ -473,6 +510,17 @@ pub async fn set(
     }
     if forum {
         text.push_str("\nIn a forum, each post is a forum post titled by its insight, with room to discuss under it.");
+    }
+    if let Some(role) = settings.ping_role {
+        let role = serenity::RoleId::new(role);
+        if access.can_manage(role) {
+            text.push_str(&format!(
+                "\nMembers take or drop {} with the 🔔 button under each post.",
+                role.mention()
+            ));
+        } else {
+            text.push_str(&format!("\nThe 🔔 button under each post lets members take or drop {} once I have **Manage Roles** and my role is above it (Server Settings › Roles); until then, give the role by hand.", role.mention()));
+        }
     }
     ctx.send(ephemeral(text)).await?;
     Ok(())
@@ -1126,19 +1174,94 @@ impl DiscordPublisher {
     }
 }
 
+/// The `custom_id` prefix of a post's "Ping me" button; the role's id follows.
+pub const PING_BUTTON_PREFIX: &str = "fp:";
+
 /// The message of a post: its embed, and when the feed pings a role, that role's mention as the
-/// content with `allowed_mentions` naming that role only (`parse: []`).
+/// content with `allowed_mentions` naming that role only (`parse: []`), and a button with which
+/// members take or drop the role: the ping is opt-in from the post itself.
 fn post_message(post: &OutgoingPost) -> serenity::CreateMessage {
     let message = render::feed_post(&post.insight, post.period).to_message();
-    match post.ping_role {
-        Some(role) => message.content(format!("<@&{role}>")).allowed_mentions(
+    let Some(role) = post.ping_role else {
+        return message;
+    };
+    let button = serenity::CreateButton::new(format!("{PING_BUTTON_PREFIX}{role}"))
+        .label("Ping me for these / stop")
+        .emoji('🔔')
+        .style(serenity::ButtonStyle::Secondary);
+    message
+        .content(format!("<@&{role}>"))
+        .allowed_mentions(
             serenity::CreateAllowedMentions::new()
                 .empty_users()
                 .roles(vec![serenity::RoleId::new(role)])
                 .replied_user(false),
-        ),
-        None => message,
-    }
+        )
+        .components(vec![serenity::CreateActionRow::Buttons(vec![button])])
+}
+
+/// The "Ping me" button under a post that pings a role: gives the clicking member the role, or
+/// takes it away when they have it. Only a role that is some feed's ping role of this server is
+/// ever given, whatever the button's id says.
+pub async fn on_ping_button(
+    ctx: &serenity::Context,
+    click: &serenity::ComponentInteraction,
+    data: &super::Data,
+) -> Result<(), Error> {
+    let incoming = super::access::Incoming::Button(click);
+    let role = click
+        .data
+        .custom_id
+        .strip_prefix(PING_BUTTON_PREFIX)
+        .and_then(|id| id.parse::<u64>().ok())
+        .filter(|&id| id != 0);
+    let (Some(role), Some(guild_id), Some(member)) = (role, click.guild_id, click.member.as_ref())
+    else {
+        let text = "This button works in the server the post is in.".to_string();
+        incoming
+            .respond(&ctx.http, super::access::Answer::Notice(text))
+            .await?;
+        return Ok(());
+    };
+    let guild = guild_id.get();
+    let feeds = data.store.call(move |db| db.feeds(guild)).await?;
+    let text = if !feeds.iter().any(|f| f.ping_role == Some(role)) {
+        "These posts no longer ping a role, so there is nothing to sign up for.".to_string()
+    } else {
+        let role_id = serenity::RoleId::new(role);
+        let has = member.roles.contains(&role_id);
+        let changed = if has {
+            ctx.http
+                .remove_member_role(
+                    guild_id,
+                    click.user.id,
+                    role_id,
+                    Some("asked to stop the insight pings"),
+                )
+                .await
+        } else {
+            ctx.http
+                .add_member_role(
+                    guild_id,
+                    click.user.id,
+                    role_id,
+                    Some("asked for the insight pings"),
+                )
+                .await
+        };
+        match changed {
+            Ok(()) if has => format!("Done: you no longer have <@&{role}>, so these posts won't ping you. Click again to sign up."),
+            Ok(()) => format!("Done: you have <@&{role}> now, so these posts will ping you. Click again to stop."),
+            Err(e) => {
+                tracing::warn!(guild, role, "could not change a member's ping role: {e}");
+                format!("I couldn't change your roles: a server admin needs to give me **Manage Roles** and put my role above <@&{role}> (Server Settings › Roles).")
+            }
+        }
+    };
+    incoming
+        .respond(&ctx.http, super::access::Answer::Notice(text))
+        .await?;
+    Ok(())
 }
 
 /// Whether a message is the bot's own post of `period` (its embed's title and footer).

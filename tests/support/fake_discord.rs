@@ -1586,6 +1586,21 @@ impl FakeDiscord {
         self.inner.lock().world.deleted_channels.insert(channel_id);
     }
 
+    /// The roles of `user_id` in an installed guild, as the fake keeps them (Add / Remove Guild
+    /// Member Role change them).
+    pub fn member_roles(&self, guild_id: u64, user_id: u64) -> Vec<u64> {
+        let st = self.inner.lock();
+        st.world
+            .guilds
+            .get(&guild_id)
+            .and_then(|g| g.member(user_id))
+            .and_then(|m| m["roles"].as_array().cloned())
+            .unwrap_or_default()
+            .iter()
+            .filter_map(snowflake)
+            .collect()
+    }
+
     /// Adds a member to an installed guild.
     pub fn add_member(&self, guild_id: u64, member: Value) {
         let mut st = self.inner.lock();
@@ -3198,6 +3213,11 @@ fn route(inner: &Inner, world: &mut World, received_at: Instant, request: Incomi
             channel_route(world, method, channel_id, rest, query, body_or_empty, files)
         }
 
+        // Add / Remove Guild Member Role.
+        ("PUT" | "DELETE", ["guilds", guild, "members", user, "roles", role]) => {
+            member_role_route(world, method == "PUT", guild, user, role)
+        }
+
         // Guilds.
         ("GET", ["guilds", guild, rest @ ..]) => {
             let Some(g) = guild.parse::<u64>().ok().and_then(|id| world.guilds.get(&id)) else {
@@ -3920,6 +3940,71 @@ fn percent_decode(s: &str) -> String {
 /// Discord's permission algorithm for one member in one channel: the @everyone role and the
 /// member's roles, Administrator, then the channel's overwrites (@everyone, the member's roles
 /// together, the member), each as deny-then-allow.
+/// `PUT` / `DELETE /guilds/{guild}/members/{user}/roles/{role}` (Add / Remove Guild Member Role),
+/// as Discord answers them: 404 for an unknown guild (10004), member (10007) or role (10011);
+/// 403 50013 unless the bot has Manage Roles in the guild and its highest role is above the role
+/// (the owner and Administrator aside from the permission, never from the hierarchy); else 204,
+/// the member's roles changed (adding a role they have, or removing one they lack, changes nothing).
+fn member_role_route(world: &mut World, add: bool, guild: &str, user: &str, role: &str) -> Reply {
+    let Some(g) = guild
+        .parse::<u64>()
+        .ok()
+        .and_then(|id| world.guilds.get_mut(&id))
+    else {
+        return Reply::error(404, 10004, "Unknown Guild");
+    };
+    let (Some(user_id), Some(role_id)) = (user.parse::<u64>().ok(), role.parse::<u64>().ok())
+    else {
+        return Reply::error(404, 10011, "Unknown Role");
+    };
+    let position = |role: u64| {
+        g.roles
+            .iter()
+            .find(|r| snowflake(&r["id"]) == Some(role))
+            .map(|r| r["position"].as_u64().unwrap_or(0))
+    };
+    let Some(target) = position(role_id) else {
+        return Reply::error(404, 10011, "Unknown Role");
+    };
+    if g.member(user_id).is_none() {
+        return Reply::error(404, 10007, "Unknown Member");
+    }
+    let guild_level = permissions_in(g, &json!({}), payloads::BOT_USER_ID);
+    let bot_top = g
+        .member(payloads::BOT_USER_ID)
+        .and_then(|m| m["roles"].as_array().cloned())
+        .unwrap_or_default()
+        .iter()
+        .filter_map(snowflake)
+        .filter_map(position)
+        .max()
+        .unwrap_or(0);
+    if guild_level & payloads::MANAGE_ROLES == 0 || bot_top <= target {
+        return Reply::error(403, 50013, "Missing Permissions")
+            .note("Manage Roles and a higher role are needed to give a role");
+    }
+    let Some(member) = g
+        .members
+        .iter_mut()
+        .find(|m| snowflake(&m["user"]["id"]) == Some(user_id))
+    else {
+        return Reply::error(404, 10007, "Unknown Member");
+    };
+    let mut roles: Vec<u64> = member["roles"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .filter_map(snowflake)
+        .filter(|&r| r != role_id)
+        .collect();
+    if add {
+        roles.push(role_id);
+    }
+    member["roles"] = json!(roles.iter().map(|r| r.to_string()).collect::<Vec<_>>());
+    Reply::no_content()
+}
+
 fn permissions_in(guild: &TestGuild, channel: &Value, user_id: u64) -> u64 {
     const ALL: u64 = u64::MAX;
     if guild.owner_id == user_id {

@@ -54,6 +54,8 @@ pub const EMBED_LINKS: u64 = 1 << 14;
 pub const READ_MESSAGE_HISTORY: u64 = 1 << 16;
 /// Lets a message ping @everyone, @here and roles that are not mentionable.
 pub const MENTION_EVERYONE: u64 = 1 << 17;
+/// Manage Roles (in a channel's overwrites: Manage Permissions).
+pub const MANAGE_ROLES: u64 = 1 << 28;
 pub const USE_APPLICATION_COMMANDS: u64 = 1 << 31;
 pub const CREATE_PUBLIC_THREADS: u64 = 1 << 35;
 pub const CREATE_PRIVATE_THREADS: u64 = 1 << 36;
