@@ -3344,19 +3344,7 @@ async fn member_roles_change_only_with_manage_roles_and_a_higher_role() {
 
     // With Manage Roles on a role below the bot's own: added, then removed.
     let with_role = |permissions: u64, position: u16| {
-        let mut g = TestGuild::default();
-        g.roles.push(payloads::role(
-            BOT_ROLE_ID,
-            "insight-bot",
-            permissions,
-            position,
-        ));
-        for m in &mut g.members {
-            if payloads::id_of(&m["user"]) == BOT_USER_ID {
-                m["roles"] = serde_json::json!([BOT_ROLE_ID.to_string()]);
-            }
-        }
-        g
+        TestGuild::default().with_bot_role(BOT_ROLE_ID, permissions, position)
     };
     let fake = FakeDiscord::builder()
         .guilds(vec![with_role(payloads::MANAGE_ROLES, 5)])

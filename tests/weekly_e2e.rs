@@ -1970,18 +1970,7 @@ async fn a_schedule_from_before_feeds_becomes_its_channels_feed_and_keeps_its_ro
 async fn the_ping_button_gives_and_takes_the_feeds_role_and_no_other() {
     // The bot has a role of its own, above weekly-readers, with Manage Roles.
     const BOT_ROLE_ID: u64 = 1_100_000_000_000_000_105;
-    let mut guild = TestGuild::default();
-    guild.roles.push(payloads::role(
-        BOT_ROLE_ID,
-        "insight-bot",
-        payloads::MANAGE_ROLES,
-        5,
-    ));
-    for member in &mut guild.members {
-        if payloads::id_of(&member["user"]) == BOT_USER_ID {
-            member["roles"] = json!([BOT_ROLE_ID.to_string()]);
-        }
-    }
+    let guild = TestGuild::default().with_bot_role(BOT_ROLE_ID, payloads::MANAGE_ROLES, 5);
     let fake = FakeDiscord::builder().guilds(vec![guild]).start().await;
     let mut h = Harness::with_fake(SUNDAY_NOON, fake);
     h.start().await;

@@ -237,22 +237,20 @@ async fn on_event(ctx: &serenity::Context, event: &FullEvent, data: &Data) -> Re
             interaction: Interaction::Component(component),
         } => {
             let custom_id = component.data.custom_id.as_str();
-            if custom_id.starts_with(feedback::PREFIX) {
+            if custom_id.starts_with(feedback::PREFIX)
+                || custom_id.starts_with(weekly::PING_BUTTON_PREFIX)
+            {
                 if let Err(slow_down) = commands::spend_budget(data, component.user.id) {
                     access::Incoming::Button(component)
                         .respond(&ctx.http, access::Answer::Notice(slow_down.text))
                         .await?;
                     return Ok(());
                 }
-                feedback::on_button(ctx, component, data).await
-            } else if custom_id.starts_with(weekly::PING_BUTTON_PREFIX) {
-                if let Err(slow_down) = commands::spend_budget(data, component.user.id) {
-                    access::Incoming::Button(component)
-                        .respond(&ctx.http, access::Answer::Notice(slow_down.text))
-                        .await?;
-                    return Ok(());
+                if custom_id.starts_with(feedback::PREFIX) {
+                    feedback::on_button(ctx, component, data).await
+                } else {
+                    weekly::on_ping_button(ctx, component, data).await
                 }
-                weekly::on_ping_button(ctx, component, data).await
             } else if custom_id.starts_with("ins:") || custom_id.starts_with("sug:") {
                 let click = access::Incoming::Button(component);
                 if let Err(slow_down) = commands::spend_curation_budget(data, component.user.id) {

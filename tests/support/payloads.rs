@@ -556,6 +556,20 @@ impl TestGuild {
         g
     }
 
+    /// This guild with a role of the bot's own (`role_id`, named insight-bot) with `permissions`
+    /// at `position`, which the bot's member has: what Manage Roles and the role hierarchy are
+    /// checked against.
+    pub fn with_bot_role(mut self, role_id: u64, permissions: u64, position: u16) -> Self {
+        self.roles
+            .push(role(role_id, "insight-bot", permissions, position));
+        for member in &mut self.members {
+            if id_of(&member["user"]) == BOT_USER_ID {
+                member["roles"] = json!([id(role_id)]);
+            }
+        }
+        self
+    }
+
     /// The member object for `user_id`, if that user is in the guild.
     pub fn member(&self, user_id: u64) -> Option<Value> {
         self.members
