@@ -72,6 +72,11 @@ impl RecordingPublisher {
             .collect()
     }
 
+    /// The periods of the posts sent so far, in order (`2026-W48`, `2026-11-23`).
+    fn periods(&self) -> Vec<String> {
+        self.posts().iter().map(|p| p.period.to_string()).collect()
+    }
+
     fn posts_for(&self, guild: u64) -> Vec<OutgoingPost> {
         self.posts()
             .into_iter()
@@ -1116,12 +1121,7 @@ async fn pause_until_a_date_holds_the_posts_across_a_restart_then_they_resume_al
     assert!(s.publisher.posts().is_empty());
     s.clock.set(at("2026-11-26T09:00:00Z"));
     s.pass().await;
-    let days: Vec<String> = s
-        .publisher
-        .posts()
-        .iter()
-        .map(|p| p.period.to_string())
-        .collect();
+    let days = s.publisher.periods();
     assert_eq!(
         days,
         ["2026-11-26"],
@@ -1308,12 +1308,7 @@ async fn a_claim_still_failing_when_the_feed_is_paused_is_never_posted_late() {
     // Tomorrow's post goes out as usual.
     s.clock.set(at("2026-11-24T09:00:00Z"));
     s.pass().await;
-    let days: Vec<String> = s
-        .publisher
-        .posts()
-        .iter()
-        .map(|p| p.period.to_string())
-        .collect();
+    let days = s.publisher.periods();
     assert_eq!(days, ["2026-11-24"]);
 }
 
@@ -1342,11 +1337,6 @@ async fn after_a_403_and_a_fix_later_the_same_day_the_new_slot_posts() {
     s.set_feed(1, 10, "daily", "mon", "10:00", "UTC", None, false);
     s.clock.set(at("2026-11-23T10:00:00Z"));
     s.pass().await;
-    let days: Vec<String> = s
-        .publisher
-        .posts()
-        .iter()
-        .map(|p| p.period.to_string())
-        .collect();
+    let days = s.publisher.periods();
     assert_eq!(days, ["2026-11-23"]);
 }

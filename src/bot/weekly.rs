@@ -628,12 +628,7 @@ async fn describe_feed(
         cadence_phrase(schedule),
         schedule.zone.name()
     );
-    let today = data
-        .poster
-        .clock()
-        .now()
-        .with_timezone(&schedule.zone)
-        .date_naive();
+    let today = schedule.local_date(data.poster.clock().now());
     if !settings.enabled {
         lines.push("**Off.** `/weekly set` on this channel turns it back on.".into());
         short.push_str(" · off");
@@ -828,13 +823,7 @@ pub async fn post_now(
     let Ok(outcome) = outcome else {
         return refuse(ctx, "Discord has not confirmed the post yet. I keep trying in the background; `/weekly list` shows it once it is out.").await;
     };
-    let today = data
-        .poster
-        .clock()
-        .now()
-        .with_timezone(&settings.schedule.zone)
-        .date_naive();
-    let period = settings.schedule.cadence.period_of(today);
+    let period = settings.schedule.period_at(data.poster.clock().now());
     let this = period.this();
     // A weekend day of a weekdays feed, the off week of an every-2-weeks one: nothing was
     // scheduled, so nothing is skipped.
@@ -920,7 +909,7 @@ pub async fn pause(
     };
     let data = ctx.data();
     let now = data.poster.clock().now();
-    let today = now.with_timezone(&settings.schedule.zone).date_naive();
+    let today = settings.schedule.local_date(now);
     let pause = match until.as_deref().map(str::trim) {
         None | Some("") => Pause::Indefinitely,
         Some(text) => match parse_until(text, today) {

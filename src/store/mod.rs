@@ -342,9 +342,7 @@ impl FeedSettings {
         match self.pause {
             None => false,
             Some(Pause::Indefinitely) => true,
-            Some(Pause::Until(until)) => {
-                now.with_timezone(&self.schedule.zone).date_naive() < until
-            }
+            Some(Pause::Until(until)) => self.schedule.local_date(now) < until,
         }
     }
 

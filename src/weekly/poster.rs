@@ -798,12 +798,7 @@ impl Poster {
         let Some(settings) = active.filter(|s| s.enabled && s.failure.is_none()) else {
             return Ok(None);
         };
-        let today = self
-            .clock
-            .now()
-            .with_timezone(&settings.schedule.zone)
-            .date_naive();
-        let period = settings.schedule.cadence.period_of(today);
+        let period = settings.schedule.period_at(self.clock.now());
         let record = match self.claim(&settings, period, PostSource::PostNow).await? {
             Some(Claim::Claimed(record)) => record,
             Some(Claim::AlreadyClaimed(record))

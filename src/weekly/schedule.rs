@@ -482,8 +482,15 @@ impl Schedule {
         slots
     }
 
-    fn local_date(&self, at: DateTime<Utc>) -> NaiveDate {
+    /// The date at `at` in the schedule's zone.
+    pub fn local_date(&self, at: DateTime<Utc>) -> NaiveDate {
         at.with_timezone(&self.zone).date_naive()
+    }
+
+    /// The period `at` falls in (this week, or today, in the schedule's zone): what
+    /// `/weekly post-now` posts for.
+    pub fn period_at(&self, at: DateTime<Utc>) -> Period {
+        self.cadence.period_of(self.local_date(at))
     }
 
     /// The slot scheduled on local `date`. Its period is the one of the *scheduled* date, even in

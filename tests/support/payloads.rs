@@ -251,22 +251,11 @@ pub fn guild_text_channel(channel_id: u64, guild_id: u64, name: &str) -> Value {
 /// a message. No tags, no default reaction, Discord's defaults otherwise; add tags with
 /// [`forum_tag`] into `available_tags`.
 pub fn guild_forum_channel(channel_id: u64, guild_id: u64, name: &str) -> Value {
-    json!({
-        "id": id(channel_id),
+    // A text channel's fields (a forum's `topic` is its guidelines, its `last_message_id` the
+    // latest post's thread, its `flags` bit 4 REQUIRE_TAG), then the forum's own.
+    let mut forum = guild_text_channel(channel_id, guild_id, name);
+    let fields = json!({
         "type": 15,
-        "guild_id": id(guild_id),
-        "name": name,
-        "position": 0,
-        "permission_overwrites": [],
-        "nsfw": false,
-        // A forum's topic is its guidelines.
-        "topic": null,
-        // The id of the latest post (thread).
-        "last_message_id": null,
-        "rate_limit_per_user": 0,
-        "parent_id": null,
-        // Bit 4 (1 << 4), REQUIRE_TAG: a post needs at least one tag.
-        "flags": 0,
         "available_tags": [],
         "default_reaction_emoji": null,
         "default_thread_rate_limit_per_user": 0,
@@ -276,7 +265,11 @@ pub fn guild_forum_channel(channel_id: u64, guild_id: u64, name: &str) -> Value 
         // 0 NOT_SET, 1 LIST_VIEW, 2 GALLERY_VIEW.
         "default_forum_layout": 0,
         "template": "",
-    })
+    });
+    for (key, value) in fields.as_object().into_iter().flatten() {
+        forum[key] = value.clone();
+    }
+    forum
 }
 
 /// A forum tag (for a forum channel's `available_tags`), shown with the unicode emoji `emoji`.

@@ -28,12 +28,12 @@ pub(super) fn set_feed(
         // Existence only: a row that no longer parses is replaced, not an error.
         let exists = tx
             .prepare_cached("SELECT 1 FROM feed WHERE guild_id = ?1 AND channel_id = ?2")?
-            .exists(params_of_array(feed))?;
+            .exists(params_of(feed))?;
         let others_on: i64 = tx
             .prepare_cached(
                 "SELECT count(*) FROM feed WHERE guild_id = ?1 AND channel_id <> ?2 AND enabled = 1",
             )?
-            .query_row(params_of_array(feed), |r| r.get(0))?;
+            .query_row(params_of(feed), |r| r.get(0))?;
         if others_on as usize >= MAX_FEEDS_PER_SERVER {
             return Err(Fault::Limit {
                 what: Limit::Feeds,
@@ -102,20 +102,25 @@ pub(super) fn set_pause(
     pause: Option<Pause>,
     now: DateTime<Utc>,
 ) -> Result<bool, StoreError> {
-    let key = params_of(feed);
+    let [guild, channel] = params_of(feed);
     backend.write(|tx| {
         let changed = match pause {
             Some(pause) => tx.execute(
                 "UPDATE feed SET paused = 1, paused_until = ?3, updated_at = ?4 \
                  WHERE guild_id = ?1 AND channel_id = ?2",
-                params![key.0, key.1, paused_until(pause).map(db_day), db_time(now)],
+                params![
+                    guild,
+                    channel,
+                    paused_until(pause).map(db_day),
+                    db_time(now)
+                ],
             )?,
             // Active from now: a slot missed while paused is not posted late.
             None => tx.execute(
                 "UPDATE feed SET paused = 0, paused_until = NULL, active_since = ?3, \
                      updated_at = ?3 \
                  WHERE guild_id = ?1 AND channel_id = ?2 AND paused = 1",
-                params![key.0, key.1, db_time(now)],
+                params![guild, channel, db_time(now)],
             )?,
         };
         Ok(changed > 0)
@@ -181,11 +186,8 @@ pub(super) fn mark_failing(
     })
 }
 
-fn params_of(feed: FeedId) -> (i64, i64) {
-    (db_id(feed.guild_id), db_id(feed.channel_id))
-}
-
-fn params_of_array(feed: FeedId) -> [i64; 2] {
+/// A feed's key as SQL parameters: `[guild, channel]`.
+fn params_of(feed: FeedId) -> [i64; 2] {
     [db_id(feed.guild_id), db_id(feed.channel_id)]
 }
 
@@ -206,7 +208,7 @@ fn insert_post(
     source: PostSource,
     now: DateTime<Utc>,
 ) -> Result<usize, Fault> {
-    let (guild, channel) = params_of(feed);
+    let [guild, channel] = params_of(feed);
     // A thread is wanted when the feed asks for one and is not a forum (a forum post is a
     // thread already); a skip never has one.
     Ok(tx
@@ -287,7 +289,7 @@ pub(super) fn record_attempt(
     error: Option<&str>,
     retry_at: Option<DateTime<Utc>>,
 ) -> Result<PostRecord, StoreError> {
-    let (guild, channel) = params_of(feed);
+    let [guild, channel] = params_of(feed);
     backend.write(|tx| {
         let changed = tx.execute(
             "UPDATE feed_post SET attempts = attempts + ?4, last_error = ?5, retry_at = ?6, \
@@ -319,7 +321,7 @@ pub(super) fn confirm_post(
     message_id: u64,
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
-    let (guild, channel) = params_of(feed);
+    let [guild, channel] = params_of(feed);
     backend.write(|tx| {
         let changed = tx.execute(
             "UPDATE feed_post SET message_id = ?4, posted_at = ?5, retry_at = NULL, \
@@ -363,7 +365,7 @@ pub(super) fn record_thread(
     outcome: Result<u64, &str>,
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
-    let (guild, channel) = params_of(feed);
+    let [guild, channel] = params_of(feed);
     let (thread_id, error) = match outcome {
         Ok(id) => (Some(db_id(id)), None),
         Err(reason) => (None, Some(reason)),
@@ -410,7 +412,7 @@ pub(super) fn release_claim(
     feed: FeedId,
     period: Period,
 ) -> Result<(), StoreError> {
-    let (guild, channel) = params_of(feed);
+    let [guild, channel] = params_of(feed);
     backend.write(|tx| {
         tx.execute(
             "DELETE FROM feed_post \
@@ -439,7 +441,7 @@ pub(super) fn last_post(
          WHERE guild_id = ?1 AND feed_channel_id = ?2 AND message_id IS NOT NULL \
          ORDER BY period_start DESC, posted_at DESC LIMIT 1"
     );
-    let (guild, channel) = params_of(feed);
+    let [guild, channel] = params_of(feed);
     backend.read(|conn| {
         conn.prepare_cached(&sql)?
             .query_row([guild, channel], PostRow::read)
@@ -576,7 +578,7 @@ impl FeedRow {
 
 fn select_feed(conn: &Connection, feed: FeedId) -> Result<Option<FeedSettings>, Fault> {
     let sql = format!("SELECT {FEED_COLUMNS} FROM feed WHERE guild_id = ?1 AND channel_id = ?2");
-    let (guild, channel) = params_of(feed);
+    let [guild, channel] = params_of(feed);
     conn.prepare_cached(&sql)?
         .query_row([guild, channel], FeedRow::read)
         .optional()?
@@ -674,7 +676,7 @@ fn select_post(
         "SELECT {POST_COLUMNS} FROM feed_post \
          WHERE guild_id = ?1 AND feed_channel_id = ?2 AND period = ?3"
     );
-    let (guild, channel) = params_of(feed);
+    let [guild, channel] = params_of(feed);
     conn.prepare_cached(&sql)?
         .query_row(params![guild, channel, period.to_string()], PostRow::read)
         .optional()?
@@ -683,7 +685,7 @@ fn select_post(
 }
 
 fn select_rotation(conn: &Connection, feed: FeedId) -> Result<RotationState, Fault> {
-    let (guild, channel) = params_of(feed);
+    let [guild, channel] = params_of(feed);
     let json: Option<String> = conn
         .prepare_cached("SELECT state FROM feed_rotation WHERE guild_id = ?1 AND channel_id = ?2")?
         .query_row([guild, channel], |r| r.get(0))
@@ -709,7 +711,7 @@ fn save_rotation(
         guild_id: feed.guild_id,
         detail: format!("the rotation state cannot be written as JSON ({e})"),
     })?;
-    let (guild, channel) = params_of(feed);
+    let [guild, channel] = params_of(feed);
     conn.prepare_cached(
         "INSERT INTO feed_rotation (guild_id, channel_id, state, updated_at) \
          VALUES (?1, ?2, ?3, ?4) \
